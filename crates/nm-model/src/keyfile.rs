@@ -1,0 +1,656 @@
+//! NetworkManager keyfiles (`*.nmconnection`): a GLib key file whose groups
+//! are settings. The syntax layer (groups, escapes, lists) is at the top; the
+//! mapping to the model walks [`crate::schema`] and handles the few kinds that
+//! keyfiles spell differently from D-Bus (numbered `addressN`/`routeN` keys,
+//! aliases, byte lists, wireguard peer groups).
+
+use std::collections::BTreeMap;
+
+use crate::connection::{Connection, RawGroup, Setting};
+use crate::schema::{self, Kind, PropertySpec, SettingSpec};
+use crate::text::{self, Family};
+use crate::value::{Value, VarDict};
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct KeyfileError {
+    pub line: usize,
+    pub message: String,
+}
+
+fn err(line: usize, message: impl Into<String>) -> KeyfileError {
+    KeyfileError { line, message: message.into() }
+}
+
+// ------------------------------------------------------------ syntax ---
+
+struct Entry {
+    key: String,
+    value: String,
+    line: usize,
+}
+
+struct Group {
+    name: String,
+    entries: Vec<Entry>,
+}
+
+fn parse_syntax(text: &str) -> Result<Vec<Group>, KeyfileError> {
+    let mut groups: Vec<Group> = Vec::new();
+    for (idx, raw) in text.lines().enumerate() {
+        let line = idx + 1;
+        let l = raw.trim_start();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        if let Some(rest) = l.strip_prefix('[') {
+            let name = rest
+                .trim_end()
+                .strip_suffix(']')
+                .ok_or_else(|| err(line, format!("invalid group header '{}'", l.trim_end())))?;
+            if name.is_empty() || name.contains(['[', ']']) || name.chars().any(char::is_control) {
+                return Err(err(line, format!("invalid group name '{name}'")));
+            }
+            // A repeated group continues the first one, as GLib does.
+            if !groups.iter().any(|g| g.name == name) {
+                groups.push(Group { name: name.to_string(), entries: Vec::new() });
+            }
+            let pos = groups.iter().position(|g| g.name == name).unwrap_or(0);
+            let g = groups.remove(pos);
+            groups.push(g);
+            continue;
+        }
+        let (key, value) = l
+            .split_once('=')
+            .ok_or_else(|| err(line, format!("'{}' is not a group, a key=value pair or a comment", l.trim_end())))?;
+        let key = key.trim_end();
+        if key.is_empty() {
+            return Err(err(line, "empty key"));
+        }
+        let group = groups.last_mut().ok_or_else(|| err(line, "key outside of any group"))?;
+        let value = value.trim_start().trim_end_matches(['\n', '\r']).to_string();
+        group.entries.retain(|e| e.key != key);
+        group.entries.push(Entry { key: key.to_string(), value, line });
+    }
+    Ok(groups)
+}
+
+/// GLib string unescaping: `\s \n \t \r \\`; `\;` and `\,` are kept literal
+/// characters. An unknown escape keeps its backslash.
+pub fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('s') => out.push(' '),
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('\\') => out.push('\\'),
+            Some(';') => out.push(';'),
+            Some(',') => out.push(','),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// A `;`-separated list; `\;` inside an item is a literal semicolon.
+pub fn split_list(raw: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut cur = String::new();
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                cur.push('\\');
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            ';' => items.push(unescape(&std::mem::take(&mut cur))),
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        items.push(unescape(&cur));
+    }
+    items
+}
+
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, c) in s.chars().enumerate() {
+        match c {
+            ' ' if i == 0 => out.push_str("\\s"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\\' => out.push_str("\\\\"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn escape_list<S: AsRef<str>>(items: &[S]) -> String {
+    items.iter().map(|s| format!("{};", escape(s.as_ref()).replace(';', "\\;"))).collect()
+}
+
+// ----------------------------------------------------------- reading ---
+
+/// Parses a keyfile into a profile. The result is not yet validated.
+pub fn parse(text: &str) -> Result<Connection, KeyfileError> {
+    let mut conn = Connection::default();
+    let mut peers: Vec<VarDict> = Vec::new();
+    for group in parse_syntax(text)? {
+        if let Some(spec) = schema::setting_by_group(&group.name) {
+            read_setting(spec, &group, &mut conn)?;
+        } else if let Some(key) = group.name.strip_prefix("wireguard-peer.") {
+            peers.push(read_peer(key, &group)?);
+        } else if group.name == "ethernet-s390-options" {
+            let map = group.entries.iter().map(|e| (e.key.clone(), unescape(&e.value))).collect();
+            conn.set("802-3-ethernet", "s390-options", Value::str_map(&map));
+        } else if is_setting_name(&group.name) {
+            let setting = conn.setting_mut(&group.name);
+            for e in &group.entries {
+                setting.props.insert(e.key.clone(), Value::Str(e.value.clone()));
+                setting.raw_keyfile_keys.insert(e.key.clone());
+            }
+        } else {
+            let entries = group.entries.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
+            conn.raw_groups.push(RawGroup { name: group.name.clone(), entries });
+        }
+    }
+    if !peers.is_empty() {
+        conn.set("wireguard", "peers", Value::dict_list(peers));
+    }
+    Ok(conn)
+}
+
+/// Groups that may be settings NetworkManager knows and nm-rs does not
+/// (`match`, `ethtool`, …), as opposed to internal groups like `.nmmeta`.
+fn is_setting_name(name: &str) -> bool {
+    name != "vpn-secrets" && !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// Splits `address12` into (`address`, 12); an absent number sorts first.
+fn numbered<'a>(key: &'a str, bases: &[&str]) -> Option<(&'a str, u64)> {
+    for base in bases {
+        if let Some(rest) = key.strip_prefix(base) {
+            if rest.is_empty() {
+                return Some((&key[..base.len()], 0));
+            }
+            if rest.chars().all(|c| c.is_ascii_digit()) {
+                return Some((&key[..base.len()], rest.parse::<u64>().ok()?.saturating_add(1)));
+            }
+        }
+    }
+    None
+}
+
+fn read_setting(spec: &SettingSpec, group: &Group, conn: &mut Connection) -> Result<(), KeyfileError> {
+    let is_ip = matches!(spec.name, "ipv4" | "ipv6");
+    let family = Family::of_setting(spec.name);
+    let mut addresses: Vec<(u64, usize, String)> = Vec::new();
+    let mut routes: Vec<(u64, usize, String)> = Vec::new();
+    let mut route_options: BTreeMap<u64, String> = BTreeMap::new();
+    let mut rules: Vec<(u64, usize, String)> = Vec::new();
+    let mut options = BTreeMap::new();
+    let options_prop = spec.properties.iter().find(|p| p.kind == Kind::OptionsInGroup);
+    let setting = conn.setting_mut(spec.name);
+
+    for e in &group.entries {
+        let bad = |m: String| err(e.line, format!("{}.{}: {m}", spec.name, e.key));
+        if let Some(prop) = spec.property(&e.key).filter(|p| !matches!(p.kind, Kind::OptionsInGroup)) {
+            let v = decode(spec, prop, &e.value).map_err(bad)?;
+            setting.props.insert(prop.name.to_string(), v);
+            continue;
+        }
+        if is_ip {
+            if let Some(rest) = e.key.strip_suffix("_options") {
+                if let Some((_, n)) = numbered(rest, &["routes", "route"]) {
+                    route_options.insert(n, e.value.clone());
+                    continue;
+                }
+            }
+            if let Some((_, n)) = numbered(&e.key, &["addresses", "address"]) {
+                addresses.push((n, e.line, e.value.clone()));
+                continue;
+            }
+            if let Some((_, n)) = numbered(&e.key, &["routes", "route"]) {
+                routes.push((n, e.line, e.value.clone()));
+                continue;
+            }
+            if let Some((_, n)) = numbered(&e.key, &["routing-rule"]) {
+                rules.push((n, e.line, e.value.clone()));
+                continue;
+            }
+        }
+        if options_prop.is_some() {
+            options.insert(e.key.clone(), unescape(&e.value));
+            continue;
+        }
+        setting.props.insert(e.key.clone(), Value::Str(e.value.clone()));
+        setting.raw_keyfile_keys.insert(e.key.clone());
+    }
+
+    if let Some(prop) = options_prop {
+        if !options.is_empty() {
+            setting.props.insert(prop.name.to_string(), Value::str_map(&options));
+        }
+    }
+    if is_ip {
+        read_ip_lists(spec.name, family, setting, addresses, routes, route_options, rules)?;
+        if spec.name == "ipv6" && !setting.props.contains_key("addr-gen-mode") {
+            // A keyfile without the key predates the "default" mode.
+            setting.props.insert("addr-gen-mode".into(), Value::Int32(ADDR_GEN_MODE_KEYFILE_DEFAULT));
+        }
+    }
+    Ok(())
+}
+
+/// `ipv6.addr-gen-mode` when a keyfile does not say: `default-or-eui64`.
+const ADDR_GEN_MODE_KEYFILE_DEFAULT: i32 = 2;
+
+fn read_ip_lists(
+    name: &str,
+    family: Family,
+    setting: &mut Setting,
+    mut addresses: Vec<(u64, usize, String)>,
+    mut routes: Vec<(u64, usize, String)>,
+    route_options: BTreeMap<u64, String>,
+    mut rules: Vec<(u64, usize, String)>,
+) -> Result<(), KeyfileError> {
+    addresses.sort_by_key(|a| a.0);
+    routes.sort_by_key(|r| r.0);
+    rules.sort_by_key(|r| r.0);
+    let mut data = Vec::new();
+    for (_, line, raw) in &addresses {
+        let bad = |m: String| err(*line, format!("{name}.addresses: {m}"));
+        let value = unescape(raw);
+        let mut parts = value.split(',');
+        data.push(text::parse_address(family, parts.next().unwrap_or("")).map_err(bad)?);
+        if let Some(gw) = parts.next().map(str::trim).filter(|g| !g.is_empty()) {
+            let gw = family.parse_addr(gw).map_err(bad)?;
+            // The legacy gateway after an address is the setting's gateway.
+            if !setting.props.contains_key("gateway") && !gw.is_unspecified() {
+                setting.props.insert("gateway".into(), Value::Str(gw.to_string()));
+            }
+        }
+    }
+    if !data.is_empty() {
+        setting.props.insert("address-data".into(), Value::dict_list(data));
+    }
+    let mut data = Vec::new();
+    for (n, line, raw) in &routes {
+        let opts = route_options.get(n).map(|o| unescape(o));
+        let r = text::parse_route(family, &unescape(raw), opts.as_deref())
+            .map_err(|m| err(*line, format!("{name}.routes: {m}")))?;
+        data.push(r);
+    }
+    if !data.is_empty() {
+        setting.props.insert("route-data".into(), Value::dict_list(data));
+    }
+    let mut data = Vec::new();
+    for (_, line, raw) in &rules {
+        let r = text::parse_rule(family, &unescape(raw))
+            .map_err(|m| err(*line, format!("{name}.routing-rules: {m}")))?;
+        data.push(r);
+    }
+    if !data.is_empty() {
+        setting.props.insert("routing-rules".into(), Value::dict_list(data));
+    }
+    Ok(())
+}
+
+fn read_peer(public_key: &str, group: &Group) -> Result<VarDict, KeyfileError> {
+    let mut peer = VarDict::new();
+    peer.insert("public-key".into(), Value::Str(public_key.to_string()));
+    for e in &group.entries {
+        let bad = |m: &str| err(e.line, format!("wireguard.peers: {m} '{}'", e.value));
+        let v = match e.key.as_str() {
+            "allowed-ips" => Value::str_list(split_list(&e.value)),
+            "preshared-key-flags" | "persistent-keepalive" => {
+                Value::UInt32(e.value.trim().parse().map_err(|_| bad("invalid number"))?)
+            }
+            _ => Value::Str(unescape(&e.value)),
+        };
+        peer.insert(e.key.clone(), v);
+    }
+    Ok(peer)
+}
+
+/// Decodes one keyfile value of a known property.
+fn decode(spec: &SettingSpec, prop: &PropertySpec, raw: &str) -> Result<Value, String> {
+    let s = unescape(raw);
+    let t = s.trim();
+    let int_err = |_| format!("invalid integer value '{t}'");
+    Ok(match prop.kind {
+        Kind::Bool => Value::Bool(text::parse_bool(t).ok_or_else(|| format!("invalid boolean value '{t}'"))?),
+        Kind::Int32 => Value::Int32(t.parse().map_err(int_err)?),
+        Kind::UInt32 => Value::UInt32(t.parse().map_err(int_err)?),
+        Kind::Int64 => Value::Int64(t.parse().map_err(int_err)?),
+        Kind::UInt64 => Value::UInt64(t.parse().map_err(int_err)?),
+        Kind::Str if spec.name == "connection" && prop.name == "type" => {
+            // Keyfiles write the short aliases.
+            Value::Str(schema::setting_by_group(t).map_or(t, |s| s.name).to_string())
+        }
+        Kind::Str | Kind::ClonedMac => Value::Str(s),
+        Kind::StrList | Kind::Dns => Value::str_list(split_list(raw)),
+        Kind::Bytes => Value::Bytes(text::parse_byte_list(t)?),
+        Kind::Mac => Value::Bytes(text::parse_mac(t)?),
+        Kind::Ssid => {
+            let looks_like_bytes = raw.contains(';') && text::parse_byte_list(raw).is_ok();
+            Value::Bytes(if looks_like_bytes { text::parse_byte_list(raw)? } else { s.into_bytes() })
+        }
+        Kind::Cert => Value::Bytes(text::parse_cert(t)?),
+        Kind::IntNick(nicks) => Value::Int32(parse_nick(nicks, t)?),
+        Kind::BridgeVlans => Value::dict_list(
+            t.split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(text::parse_bridge_vlan)
+                .collect::<Result<_, _>>()?,
+        ),
+        Kind::OptionsInGroup
+        | Kind::OptionsGroup(_)
+        | Kind::Addresses
+        | Kind::Routes
+        | Kind::RoutingRules
+        | Kind::WireguardPeers => return Err("this property cannot be set by this key".into()),
+    })
+}
+
+pub(crate) fn parse_nick(nicks: &[(i32, &str)], t: &str) -> Result<i32, String> {
+    nicks
+        .iter()
+        .find(|(_, n)| *n == t)
+        .map(|(v, _)| *v)
+        .or_else(|| t.parse().ok())
+        .ok_or_else(|| format!("invalid value '{t}'"))
+}
+
+pub(crate) fn nick_of(nicks: &[(i32, &str)], v: i32) -> String {
+    nicks.iter().find(|(n, _)| *n == v).map_or_else(|| v.to_string(), |(_, s)| s.to_string())
+}
+
+// ----------------------------------------------------------- writing ---
+
+/// Whether `v` equals the property's default (the writer leaves it out).
+pub fn is_default(prop: &PropertySpec, v: &Value) -> bool {
+    match prop.default {
+        schema::DefaultValue::Bool(b) => v.as_bool() == Some(b),
+        schema::DefaultValue::Int(n) => v.as_i128() == Some(n as i128),
+        schema::DefaultValue::Zero => match v.unwrap_variant() {
+            Value::Bool(b) => !b,
+            Value::Str(s) => s.is_empty(),
+            Value::Bytes(b) => b.is_empty(),
+            Value::Array { items, .. } => items.is_empty(),
+            Value::Dict { entries, .. } => entries.is_empty(),
+            other => other.as_i128() == Some(0),
+        },
+    }
+}
+
+/// Renders a profile as a keyfile, in NetworkManager's layout.
+pub fn write(conn: &Connection) -> String {
+    let base: &str = conn.connection_type().unwrap_or("");
+    let mut order: Vec<&str> = Vec::new();
+    let known = |n: &str| conn.settings.contains_key(n);
+    let tail = ["ipv4", "ipv6", "proxy"];
+    if known("connection") {
+        order.push("connection");
+    }
+    if known(base) && base != "connection" {
+        order.push(base);
+    }
+    for s in schema::SETTINGS {
+        if known(s.name) && !order.contains(&s.name) && !tail.contains(&s.name) {
+            order.push(s.name);
+        }
+    }
+    for name in conn.settings.keys() {
+        if schema::setting(name).is_none() {
+            order.push(name);
+        }
+    }
+    order.extend(tail.iter().filter(|n| known(n)));
+
+    let mut out = String::new();
+    let mut first = true;
+    let mut emit = |out: &mut String, group: &str, entries: &[(String, String)]| {
+        if !first {
+            out.push('\n');
+        }
+        first = false;
+        out.push('[');
+        out.push_str(group);
+        out.push_str("]\n");
+        for (k, v) in entries {
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
+            out.push('\n');
+        }
+    };
+    for name in order {
+        let Some(setting) = conn.settings.get(name) else { continue };
+        let spec = schema::setting(name);
+        let group = spec.map_or(name, |s| s.keyfile_group());
+        emit(&mut out, group, &setting_entries(conn, name, spec, setting));
+        if let Some(spec) = spec {
+            for prop in spec.properties {
+                let Some(v) = setting.get(prop.name) else { continue };
+                match prop.kind {
+                    Kind::OptionsGroup(g) => {
+                        let map = v.as_str_map().unwrap_or_default();
+                        if !map.is_empty() {
+                            let entries: Vec<_> = map.iter().map(|(k, v)| (k.clone(), escape(v))).collect();
+                            emit(&mut out, g, &entries);
+                        }
+                    }
+                    Kind::WireguardPeers => {
+                        for peer in v.as_dict_list().unwrap_or_default() {
+                            let (group, entries) = peer_entries(&peer);
+                            emit(&mut out, &group, &entries);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    for g in &conn.raw_groups {
+        emit(&mut out, &g.name, &g.entries);
+    }
+    out
+}
+
+fn setting_entries(conn: &Connection, name: &str, spec: Option<&SettingSpec>, setting: &Setting) -> Vec<(String, String)> {
+    let family = Family::of_setting(name);
+    // (sort key, key, value); numbered keys share their property's sort key.
+    let mut entries: Vec<(String, String, String)> = Vec::new();
+    let mut push = |sort: &str, k: String, v: String| entries.push((sort.to_string(), k, v));
+    for (pname, v) in &setting.props {
+        let prop = spec.and_then(|s| s.property(pname));
+        let Some(prop) = prop else {
+            let text = if setting.raw_keyfile_keys.contains(pname) {
+                v.as_str().unwrap_or_default().to_string()
+            } else {
+                generic_text(v)
+            };
+            push(pname, pname.clone(), text);
+            continue;
+        };
+        if prop.secret && !conn.secret_is_system_owned(name, pname) {
+            continue;
+        }
+        let keyfile_default = name == "ipv6" && pname == "addr-gen-mode";
+        if keyfile_default {
+            if v.as_i128() != Some(ADDR_GEN_MODE_KEYFILE_DEFAULT as i128) {
+                push(pname, pname.clone(), encode(name, prop, v));
+            }
+            continue;
+        }
+        if is_default(prop, v) && !(name == "connection" && matches!(pname.as_str(), "id" | "uuid" | "type")) {
+            continue;
+        }
+        match prop.kind {
+            Kind::Addresses => {
+                let gw = setting.get("gateway").and_then(Value::as_str).filter(|g| !g.is_empty());
+                for (i, a) in v.as_dict_list().unwrap_or_default().iter().enumerate() {
+                    let Some(mut t) = text::format_address(a) else { continue };
+                    if let (0, Some(gw)) = (i, gw) {
+                        t = format!("{t},{gw}");
+                    }
+                    push("address", format!("address{}", i + 1), t);
+                }
+            }
+            Kind::Routes => {
+                for (i, r) in v.as_dict_list().unwrap_or_default().iter().enumerate() {
+                    let Some((t, opts)) = text::format_route(family, r) else { continue };
+                    push("route", format!("route{}", i + 1), t);
+                    if let Some(o) = opts {
+                        push("route", format!("route{}_options", i + 1), o);
+                    }
+                }
+            }
+            Kind::RoutingRules => {
+                for (i, r) in v.as_dict_list().unwrap_or_default().iter().enumerate() {
+                    push("routing-rule", format!("routing-rule{}", i + 1), escape(&text::format_rule(r)));
+                }
+            }
+            Kind::Str if pname == "gateway" && setting.get("address-data").is_some_and(|a| !is_default(prop, a)) => {
+                // Written into address1.
+            }
+            Kind::OptionsInGroup => {
+                for (k, val) in v.as_str_map().unwrap_or_default() {
+                    push(&k, k.clone(), escape(&val));
+                }
+            }
+            Kind::OptionsGroup(_) | Kind::WireguardPeers => {}
+            _ => push(pname, pname.clone(), encode(name, prop, v)),
+        }
+    }
+    if name == "connection" {
+        let rank = |k: &str| ["id", "uuid", "type"].iter().position(|x| *x == k).unwrap_or(3);
+        entries.sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then_with(|| a.0.cmp(&b.0)));
+    } else {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    entries.into_iter().map(|(_, k, v)| (k, v)).collect()
+}
+
+fn peer_entries(peer: &VarDict) -> (String, Vec<(String, String)>) {
+    let key = peer.get("public-key").and_then(Value::as_str).unwrap_or_default();
+    let flags = peer.get("preshared-key-flags").and_then(Value::as_i128).unwrap_or(0);
+    let mut entries = Vec::new();
+    for (k, v) in peer {
+        match k.as_str() {
+            "public-key" => {}
+            "preshared-key" if flags as u32 & (schema::SECRET_FLAG_AGENT_OWNED | schema::SECRET_FLAG_NOT_SAVED) != 0 => {}
+            "allowed-ips" => entries.push((k.clone(), escape_list(&v.as_str_list().unwrap_or_default()))),
+            _ => entries.push((k.clone(), escape(&text::scalar_text(v)))),
+        }
+    }
+    (format!("wireguard-peer.{key}"), entries)
+}
+
+/// Encodes a known property's value as keyfile text.
+fn encode(setting: &str, prop: &PropertySpec, v: &Value) -> String {
+    match prop.kind {
+        Kind::Str if setting == "connection" && prop.name == "type" => {
+            let t = v.as_str().unwrap_or_default();
+            schema::setting(t).and_then(|s| s.alias).unwrap_or(t).to_string()
+        }
+        Kind::StrList | Kind::Dns => escape_list(&v.as_str_list().unwrap_or_default()),
+        Kind::Bytes => text::format_byte_list(v.as_bytes().unwrap_or_default()),
+        Kind::Mac => text::format_mac(v.as_bytes().unwrap_or_default()),
+        Kind::Ssid => {
+            let b = v.as_bytes().unwrap_or_default();
+            match text::ssid_as_text(b) {
+                Some(t) => escape(t).replace(';', "\\;"),
+                None => text::format_byte_list(b),
+            }
+        }
+        Kind::Cert => escape(&text::format_cert(v.as_bytes().unwrap_or_default())),
+        Kind::IntNick(nicks) => nick_of(nicks, v.as_i128().unwrap_or(0) as i32),
+        Kind::BridgeVlans => v
+            .as_dict_list()
+            .unwrap_or_default()
+            .iter()
+            .map(text::format_bridge_vlan)
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => generic_text(v),
+    }
+}
+
+/// Text for a value whose property the schema does not describe.
+fn generic_text(v: &Value) -> String {
+    if let Some(list) = v.as_str_list() {
+        return escape_list(&list);
+    }
+    match v.unwrap_variant() {
+        Value::Bytes(b) => text::format_byte_list(b),
+        other => escape(&text::scalar_text(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_round_trip() {
+        for s in [" lead", "a\\b", "tab\there", "semi;colon", "new\nline"] {
+            assert_eq!(unescape(&escape(s)), s);
+            assert_eq!(split_list(&escape_list(&[s, "x"])), vec![s.to_string(), "x".into()]);
+        }
+        assert_eq!(split_list("a;b;"), vec!["a", "b"]);
+        assert_eq!(split_list("a\\;b;c"), vec!["a;b", "c"]);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let e = parse("[connection]\nid=x\nnot a pair\n").unwrap_err();
+        assert_eq!(e.line, 3);
+        let e = parse("id=x\n").unwrap_err();
+        assert_eq!(e.line, 1);
+        let e = parse("[connection\n").unwrap_err();
+        assert_eq!(e.line, 1);
+        let e = parse("[connection]\nautoconnect=maybe\n").unwrap_err();
+        assert_eq!(e.to_string(), "line 2: connection.autoconnect: invalid boolean value 'maybe'");
+    }
+
+    #[test]
+    fn numbered_keys_and_gateway() {
+        let c = parse("[ipv4]\naddress2=10.0.0.2/8\naddress1=192.168.1.5/24,192.168.1.1\nroute1=10.10.0.0/16,192.168.1.254,77\nroute1_options=table=5\nmethod=manual\n").unwrap();
+        let addrs = c.get("ipv4", "address-data").unwrap().as_dict_list().unwrap();
+        assert_eq!(addrs[0]["address"], Value::Str("192.168.1.5".into()));
+        assert_eq!(addrs[1]["prefix"], Value::UInt32(8));
+        assert_eq!(c.get_str("ipv4", "gateway"), Some("192.168.1.1"));
+        let routes = c.get("ipv4", "route-data").unwrap().as_dict_list().unwrap();
+        assert_eq!(routes[0]["table"], Value::UInt32(5));
+        let out = write(&c);
+        assert!(out.contains("address1=192.168.1.5/24,192.168.1.1\naddress2=10.0.0.2/8\n"), "{out}");
+        assert!(out.contains("route1=10.10.0.0/16,192.168.1.254,77\nroute1_options=table=5\n"), "{out}");
+        assert!(!out.contains("gateway="));
+    }
+
+    #[test]
+    fn unknown_keys_and_groups_survive() {
+        let text = "[connection]\nid=x\nuuid=4b4c0e2e-8b8e-4b8e-9b8e-4b8e4b8e4b8e\ntype=ethernet\nfuture-key=a\\;b\n\n[ethernet]\n\n[match]\ninterface-name=eth*;\n\n[.nmmeta]\nnm-generated=true\n";
+        let c = parse(text).unwrap();
+        assert_eq!(write(&c), text);
+    }
+}
