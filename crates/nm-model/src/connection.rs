@@ -52,7 +52,11 @@ pub struct PropertyError {
 
 impl PropertyError {
     pub fn new(setting: &str, property: &str, message: impl Into<String>) -> Self {
-        PropertyError { setting: setting.into(), property: property.into(), message: message.into() }
+        PropertyError {
+            setting: setting.into(),
+            property: property.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -110,7 +114,9 @@ impl Connection {
     fn secret_props(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for (sname, setting) in &self.settings {
-            let Some(spec) = schema::setting(sname) else { continue };
+            let Some(spec) = schema::setting(sname) else {
+                continue;
+            };
             for prop in setting.props.keys() {
                 if spec.property(prop).is_some_and(|p| p.secret) {
                     out.push((sname.clone(), prop.clone()));
@@ -128,13 +134,16 @@ impl Connection {
                 setting.props.remove(&p);
             }
         }
-        if let Some(peers) = c.settings.get_mut("wireguard").and_then(|s| s.props.get_mut("peers")) {
-            if let Some(mut list) = peers.as_dict_list() {
-                for peer in &mut list {
-                    peer.remove("preshared-key");
-                }
-                *peers = Value::dict_list(list);
+        if let Some(peers) = c
+            .settings
+            .get_mut("wireguard")
+            .and_then(|s| s.props.get_mut("peers"))
+            && let Some(mut list) = peers.as_dict_list()
+        {
+            for peer in &mut list {
+                peer.remove("preshared-key");
             }
+            *peers = Value::dict_list(list);
         }
         c
     }
@@ -144,22 +153,30 @@ impl Connection {
     pub fn secrets(&self, setting: &str) -> BTreeMap<String, BTreeMap<String, Value>> {
         let mut out: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
         for (s, p) in self.secret_props() {
-            if setting.is_empty() || setting == s {
-                if let Some(v) = self.get(&s, &p) {
-                    out.entry(s.clone()).or_default().insert(p.clone(), v.clone());
-                }
+            if (setting.is_empty() || setting == s)
+                && let Some(v) = self.get(&s, &p)
+            {
+                out.entry(s.clone())
+                    .or_default()
+                    .insert(p.clone(), v.clone());
             }
         }
-        if setting.is_empty() || setting == "wireguard" {
-            if let Some(peers) = self.get("wireguard", "peers").and_then(Value::as_dict_list) {
-                let keyed: Vec<_> = peers
-                    .into_iter()
-                    .filter(|p| p.contains_key("preshared-key"))
-                    .map(|p| p.into_iter().filter(|(k, _)| k == "public-key" || k == "preshared-key").collect())
-                    .collect();
-                if !keyed.is_empty() {
-                    out.entry("wireguard".into()).or_default().insert("peers".into(), Value::dict_list(keyed));
-                }
+        if (setting.is_empty() || setting == "wireguard")
+            && let Some(peers) = self.get("wireguard", "peers").and_then(Value::as_dict_list)
+        {
+            let keyed: Vec<_> = peers
+                .into_iter()
+                .filter(|p| p.contains_key("preshared-key"))
+                .map(|p| {
+                    p.into_iter()
+                        .filter(|(k, _)| k == "public-key" || k == "preshared-key")
+                        .collect()
+                })
+                .collect();
+            if !keyed.is_empty() {
+                out.entry("wireguard".into())
+                    .or_default()
+                    .insert("peers".into(), Value::dict_list(keyed));
             }
         }
         out
@@ -169,10 +186,11 @@ impl Connection {
     /// `Update` without secrets keeps the stored ones, as NetworkManager does.
     pub fn keep_secrets_from(&mut self, old: &Connection) {
         for (s, p) in old.secret_props() {
-            if self.settings.contains_key(&s) && self.get(&s, &p).is_none() {
-                if let Some(v) = old.get(&s, &p) {
-                    self.set(&s, &p, v.clone());
-                }
+            if self.settings.contains_key(&s)
+                && self.get(&s, &p).is_none()
+                && let Some(v) = old.get(&s, &p)
+            {
+                self.set(&s, &p, v.clone());
             }
         }
     }

@@ -120,20 +120,39 @@ impl SettingSpec {
 }
 
 const fn p(name: &'static str, kind: Kind) -> PropertySpec {
-    PropertySpec { name, kind, default: DefaultValue::Zero, secret: false }
+    PropertySpec {
+        name,
+        kind,
+        default: DefaultValue::Zero,
+        secret: false,
+    }
 }
 const fn pd(name: &'static str, kind: Kind, default: DefaultValue) -> PropertySpec {
-    PropertySpec { name, kind, default, secret: false }
+    PropertySpec {
+        name,
+        kind,
+        default,
+        secret: false,
+    }
 }
 const fn secret(name: &'static str, kind: Kind) -> PropertySpec {
-    PropertySpec { name, kind, default: DefaultValue::Zero, secret: true }
+    PropertySpec {
+        name,
+        kind,
+        default: DefaultValue::Zero,
+        secret: true,
+    }
 }
 
 use DefaultValue::{Bool as B, Int as I};
 use Kind::*;
 
-const ADDR_GEN_MODE: &[(i32, &str)] =
-    &[(0, "eui64"), (1, "stable-privacy"), (2, "default-or-eui64"), (3, "default")];
+const ADDR_GEN_MODE: &[(i32, &str)] = &[
+    (0, "eui64"),
+    (1, "stable-privacy"),
+    (2, "default-or-eui64"),
+    (3, "default"),
+];
 
 const CONNECTION: &[PropertySpec] = &[
     pd("auth-retries", Int32, I(-1)),
@@ -442,25 +461,120 @@ const GENERIC: &[PropertySpec] = &[];
 /// (`connection` first, `ipv4`, `ipv6`, `proxy` last; the base type is moved
 /// right after `connection` by the writer).
 pub static SETTINGS: &[SettingSpec] = &[
-    SettingSpec { name: "connection", alias: None, base_type: None, properties: CONNECTION },
-    SettingSpec { name: "802-3-ethernet", alias: Some("ethernet"), base_type: Some(BaseType::Ip), properties: ETHERNET },
-    SettingSpec { name: "802-11-wireless", alias: Some("wifi"), base_type: Some(BaseType::Ip), properties: WIRELESS },
-    SettingSpec { name: "802-11-wireless-security", alias: Some("wifi-security"), base_type: None, properties: WIRELESS_SECURITY },
-    SettingSpec { name: "802-1x", alias: None, base_type: None, properties: IEEE8021X },
-    SettingSpec { name: "bond", alias: None, base_type: Some(BaseType::Ip), properties: BOND },
-    SettingSpec { name: "bridge", alias: None, base_type: Some(BaseType::Ip), properties: BRIDGE },
-    SettingSpec { name: "bridge-port", alias: None, base_type: None, properties: BRIDGE_PORT },
-    SettingSpec { name: "generic", alias: None, base_type: Some(BaseType::Ip), properties: GENERIC },
-    SettingSpec { name: "loopback", alias: None, base_type: Some(BaseType::Ip), properties: LOOPBACK },
-    SettingSpec { name: "macvlan", alias: None, base_type: Some(BaseType::Ip), properties: MACVLAN },
-    SettingSpec { name: "tun", alias: None, base_type: Some(BaseType::Ip), properties: TUN },
-    SettingSpec { name: "veth", alias: None, base_type: Some(BaseType::Ip), properties: VETH },
-    SettingSpec { name: "vlan", alias: None, base_type: Some(BaseType::Ip), properties: VLAN },
-    SettingSpec { name: "vxlan", alias: None, base_type: Some(BaseType::Ip), properties: VXLAN },
-    SettingSpec { name: "wireguard", alias: None, base_type: Some(BaseType::Ip), properties: WIREGUARD },
-    SettingSpec { name: "ipv4", alias: None, base_type: None, properties: IPV4 },
-    SettingSpec { name: "ipv6", alias: None, base_type: None, properties: IPV6 },
-    SettingSpec { name: "proxy", alias: None, base_type: None, properties: PROXY },
+    SettingSpec {
+        name: "connection",
+        alias: None,
+        base_type: None,
+        properties: CONNECTION,
+    },
+    SettingSpec {
+        name: "802-3-ethernet",
+        alias: Some("ethernet"),
+        base_type: Some(BaseType::Ip),
+        properties: ETHERNET,
+    },
+    SettingSpec {
+        name: "802-11-wireless",
+        alias: Some("wifi"),
+        base_type: Some(BaseType::Ip),
+        properties: WIRELESS,
+    },
+    SettingSpec {
+        name: "802-11-wireless-security",
+        alias: Some("wifi-security"),
+        base_type: None,
+        properties: WIRELESS_SECURITY,
+    },
+    SettingSpec {
+        name: "802-1x",
+        alias: None,
+        base_type: None,
+        properties: IEEE8021X,
+    },
+    SettingSpec {
+        name: "bond",
+        alias: None,
+        base_type: Some(BaseType::Ip),
+        properties: BOND,
+    },
+    SettingSpec {
+        name: "bridge",
+        alias: None,
+        base_type: Some(BaseType::Ip),
+        properties: BRIDGE,
+    },
+    SettingSpec {
+        name: "bridge-port",
+        alias: None,
+        base_type: None,
+        properties: BRIDGE_PORT,
+    },
+    SettingSpec {
+        name: "generic",
+        alias: None,
+        base_type: Some(BaseType::Ip),
+        properties: GENERIC,
+    },
+    SettingSpec {
+        name: "loopback",
+        alias: None,
+        base_type: Some(BaseType::Ip),
+        properties: LOOPBACK,
+    },
+    SettingSpec {
+        name: "macvlan",
+        alias: None,
+        base_type: Some(BaseType::Ip),
+        properties: MACVLAN,
+    },
+    SettingSpec {
+        name: "tun",
+        alias: None,
+        base_type: Some(BaseType::Ip),
+        properties: TUN,
+    },
+    SettingSpec {
+        name: "veth",
+        alias: None,
+        base_type: Some(BaseType::Ip),
+        properties: VETH,
+    },
+    SettingSpec {
+        name: "vlan",
+        alias: None,
+        base_type: Some(BaseType::Ip),
+        properties: VLAN,
+    },
+    SettingSpec {
+        name: "vxlan",
+        alias: None,
+        base_type: Some(BaseType::Ip),
+        properties: VXLAN,
+    },
+    SettingSpec {
+        name: "wireguard",
+        alias: None,
+        base_type: Some(BaseType::Ip),
+        properties: WIREGUARD,
+    },
+    SettingSpec {
+        name: "ipv4",
+        alias: None,
+        base_type: None,
+        properties: IPV4,
+    },
+    SettingSpec {
+        name: "ipv6",
+        alias: None,
+        base_type: None,
+        properties: IPV6,
+    },
+    SettingSpec {
+        name: "proxy",
+        alias: None,
+        base_type: None,
+        properties: PROXY,
+    },
 ];
 
 /// Looks a setting up by canonical name.
@@ -470,7 +584,9 @@ pub fn setting(name: &str) -> Option<&'static SettingSpec> {
 
 /// Looks a setting up by canonical name or keyfile alias.
 pub fn setting_by_group(group: &str) -> Option<&'static SettingSpec> {
-    SETTINGS.iter().find(|s| s.name == group || s.alias == Some(group))
+    SETTINGS
+        .iter()
+        .find(|s| s.name == group || s.alias == Some(group))
 }
 
 /// The property that holds the flags of a secret.
@@ -504,8 +620,14 @@ mod tests {
 
     #[test]
     fn aliases_resolve() {
-        assert_eq!(setting_by_group("wifi").map(|s| s.name), Some("802-11-wireless"));
-        assert_eq!(setting_by_group("802-3-ethernet").map(|s| s.name), Some("802-3-ethernet"));
+        assert_eq!(
+            setting_by_group("wifi").map(|s| s.name),
+            Some("802-11-wireless")
+        );
+        assert_eq!(
+            setting_by_group("802-3-ethernet").map(|s| s.name),
+            Some("802-3-ethernet")
+        );
         assert!(setting_by_group("nonsense").is_none());
         assert_eq!(secret_flags_property("wep-key2"), "wep-key-flags");
         assert_eq!(secret_flags_property("psk"), "psk-flags");
@@ -516,7 +638,13 @@ mod tests {
         for s in SETTINGS {
             for prop in s.properties.iter().filter(|p| p.secret) {
                 let flags = secret_flags_property(prop.name);
-                assert!(s.property(&flags).is_some(), "{}.{} lacks {}", s.name, prop.name, flags);
+                assert!(
+                    s.property(&flags).is_some(),
+                    "{}.{} lacks {}",
+                    s.name,
+                    prop.name,
+                    flags
+                );
             }
         }
     }

@@ -29,9 +29,16 @@ pub enum Value {
     Bytes(Vec<u8>),
     /// An array of any element type other than bytes or dict entries. `elem`
     /// is the element signature, needed to describe an empty array.
-    Array { elem: String, items: Vec<Value> },
+    Array {
+        elem: String,
+        items: Vec<Value>,
+    },
     /// `a{kv}`: `key` and `value` are the signatures of keys and values.
-    Dict { key: String, value: String, entries: Vec<(Value, Value)> },
+    Dict {
+        key: String,
+        value: String,
+        entries: Vec<(Value, Value)>,
+    },
     Struct(Vec<Value>),
     Variant(Box<Value>),
 }
@@ -149,7 +156,9 @@ impl Value {
 
     pub fn as_str_list(&self) -> Option<Vec<String>> {
         match self.unwrap_variant() {
-            Value::Array { items, .. } => items.iter().map(|v| v.as_str().map(String::from)).collect(),
+            Value::Array { items, .. } => {
+                items.iter().map(|v| v.as_str().map(String::from)).collect()
+            }
             _ => None,
         }
     }
@@ -205,7 +214,10 @@ mod tests {
         d.insert("prefix".into(), Value::UInt32(24));
         assert_eq!(Value::dict_list(vec![d]).signature(), "aa{sv}");
         assert_eq!(Value::str_list(["a"]).signature(), "as");
-        assert_eq!(Value::Struct(vec![Value::Bytes(vec![]), Value::UInt32(1)]).signature(), "(ayu)");
+        assert_eq!(
+            Value::Struct(vec![Value::Bytes(vec![]), Value::UInt32(1)]).signature(),
+            "(ayu)"
+        );
         assert_eq!(Value::str_map(&BTreeMap::new()).signature(), "a{ss}");
     }
 
