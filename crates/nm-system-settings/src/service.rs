@@ -1,0 +1,337 @@
+//! The settings-service interface on the bus (DESIGN.md §1, reference §4):
+//! `org.freedesktop.NetworkManagerSettings` (+ `.System`) at
+//! `/org/freedesktop/NetworkManagerSettings`, and one object per visible
+//! profile with `.Connection` and `.Connection.Secrets`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use nm_dbus::errors::{ConnectionError, SettingsError};
+use nm_dbus::names::SETTINGS_PATH;
+use nm_dbus::{WireSettings, settings_from_wire, settings_to_wire};
+use nm_model::{Connection, dbus_dict, validate};
+use nm_runtime::Paths;
+use tracing::{info, warn};
+use zbus::message::Header;
+use zbus::object_server::{IntoDBusError, SignalEmitter};
+use zbus::{BoxDBusError, Connection as Bus, OwnedObjectPath, interface};
+
+use crate::config::Config;
+use crate::files::{self, ETC_DIR};
+use crate::store::{Change, DirKind, FileProfile, Store, file_name_for};
+
+/// State shared by every interface object and the file watcher.
+pub struct Daemon {
+    pub store: Mutex<Store>,
+    pub paths: Paths,
+    pub config: Config,
+}
+
+impl Daemon {
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock must not take the service down.
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn hostname_path(&self) -> PathBuf {
+        self.paths.path(&self.config.settings.hostname_file)
+    }
+}
+
+pub fn object_path(id: u32) -> OwnedObjectPath {
+    OwnedObjectPath::try_from(format!("{SETTINGS_PATH}/{id}")).expect("a number makes a valid object path")
+}
+
+/// The uid of the process that sent a message, asked from the bus.
+async fn caller_uid(bus: &Bus, hdr: &Header<'_>) -> zbus::fdo::Result<u32> {
+    let sender = hdr.sender().ok_or_else(|| zbus::fdo::Error::AccessDenied("message without sender".into()))?;
+    let dbus = zbus::fdo::DBusProxy::new(bus).await?;
+    Ok(dbus.get_connection_unix_user(sender.clone().into()).await?)
+}
+
+/// Only root may change profiles or read secrets; everybody else gets
+/// `org.freedesktop.DBus.Error.AccessDenied`.
+async fn require_root(bus: &Bus, hdr: &Header<'_>, what: &str) -> Result<(), BoxDBusError> {
+    let uid = caller_uid(bus, hdr).await.map_err(fail)?;
+    if uid != 0 {
+        warn!(uid, "refused: {what} needs root");
+        return Err(fail(zbus::fdo::Error::AccessDenied(format!("only root may {what}"))));
+    }
+    Ok(())
+}
+
+/// Any D-Bus error as what a method returns; it is replied with its own name.
+fn fail<E: IntoDBusError>(e: E) -> BoxDBusError {
+    e.into_dbus_error()
+}
+
+fn wire_settings(conn: &Connection, secrets: bool) -> Result<WireSettings, BoxDBusError> {
+    settings_to_wire(&dbus_dict::to_dbus(conn, secrets)).map_err(|e| fail(ConnectionError::Failed(e.to_string())))
+}
+
+fn gone() -> BoxDBusError {
+    fail(zbus::fdo::Error::UnknownObject("the profile is gone".into()))
+}
+
+/// Parses and validates a dictionary from a client; a bad one is refused
+/// with `…Settings.Connection.InvalidProperty` and `setting.property: reason`.
+fn connection_from_wire(wire: &WireSettings) -> Result<Connection, ConnectionError> {
+    let dict = settings_from_wire(wire).map_err(|e| ConnectionError::InvalidProperty(e.to_string()))?;
+    let conn = dbus_dict::from_dbus(&dict)?;
+    Ok(validate::normalize_and_validate(conn)?)
+}
+
+/// Puts the store's changes on the bus: objects added or removed, signals.
+pub async fn publish(bus: &Bus, daemon: &Arc<Daemon>, changes: Vec<Change>) {
+    let server = bus.object_server();
+    for change in changes {
+        let result = match change {
+            Change::Added(id) => {
+                let path = object_path(id);
+                let conn_iface = ConnectionIface { id, daemon: daemon.clone() };
+                let secrets_iface = SecretsIface { id, daemon: daemon.clone() };
+                let added = async {
+                    server.at(&path, conn_iface).await?;
+                    server.at(&path, secrets_iface).await?;
+                    let emitter = SignalEmitter::new(bus, SETTINGS_PATH)?;
+                    SettingsIface::new_connection(&emitter, path.clone()).await
+                };
+                added.await
+            }
+            Change::Updated(id) => {
+                let settings = daemon.store().get(id).map(|p| wire_settings(&p.conn, false));
+                match settings {
+                    Some(Ok(s)) => match SignalEmitter::new(bus, object_path(id)) {
+                        Ok(emitter) => ConnectionIface::updated(&emitter, s).await,
+                        Err(e) => Err(e),
+                    },
+                    _ => Ok(()),
+                }
+            }
+            Change::Removed(id) => {
+                let path = object_path(id);
+                let removed = async {
+                    let emitter = SignalEmitter::new(bus, &path)?;
+                    ConnectionIface::removed(&emitter).await?;
+                    server.remove::<ConnectionIface, _>(&path).await?;
+                    server.remove::<SecretsIface, _>(&path).await?;
+                    Ok::<_, zbus::Error>(())
+                };
+                removed.await
+            }
+        };
+        if let Err(e) = result {
+            warn!("publishing {change:?} on the bus failed: {e}");
+        }
+    }
+}
+
+pub struct SettingsIface {
+    pub daemon: Arc<Daemon>,
+}
+
+#[interface(name = "org.freedesktop.NetworkManagerSettings")]
+impl SettingsIface {
+    fn list_connections(&self) -> Vec<OwnedObjectPath> {
+        self.daemon.store().ids().map(object_path).collect()
+    }
+
+    async fn add_connection(
+        &self,
+        connection: WireSettings,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, BoxDBusError> {
+        require_root(bus, &hdr, "add profiles").await?;
+        let conn = connection_from_wire(&connection).map_err(fail)?;
+        let uuid = conn.uuid().unwrap_or_default().to_string();
+        let (id, changes) = {
+            let mut store = self.daemon.store();
+            if store.id_of_uuid(&uuid).is_some() {
+                return Err(fail(SettingsError::UuidExists(format!("a profile with uuid {uuid} already exists"))));
+            }
+            let format = self.daemon.config.settings.format;
+            let dir = self.daemon.paths.path(ETC_DIR);
+            let name = file_name_for(conn.id().unwrap_or_default(), &uuid, format, |n| {
+                store.has_path(&dir.join(n)) || dir.join(n).exists()
+            });
+            let profile = FileProfile { path: dir.join(name), dir: DirKind::Etc, format, conn };
+            files::save(&profile)
+                .map_err(|e| fail(SettingsError::Failed(format!("writing {}: {e}", profile.path.display()))))?;
+            info!(uuid = %uuid, file = %profile.path.display(), "profile added");
+            let path = profile.path.clone();
+            let changes = store.set_file(&path, Some(profile));
+            (store.id_of_uuid(&uuid), changes)
+        };
+        publish(bus, &self.daemon, changes).await;
+        id.map(object_path).ok_or_else(|| fail(SettingsError::Failed("the new profile is shadowed".into())))
+    }
+
+    #[zbus(signal)]
+    pub async fn new_connection(emitter: &SignalEmitter<'_>, connection: OwnedObjectPath) -> zbus::Result<()>;
+}
+
+pub struct SystemIface {
+    pub daemon: Arc<Daemon>,
+}
+
+#[interface(name = "org.freedesktop.NetworkManagerSettings.System")]
+impl SystemIface {
+    async fn save_hostname(
+        &self,
+        hostname: &str,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<(), BoxDBusError> {
+        require_root(bus, &hdr, "set the hostname").await?;
+        if !valid_hostname(hostname) {
+            return Err(fail(SettingsError::InvalidHostname(format!("'{hostname}' is not a valid hostname"))));
+        }
+        let path = self.daemon.hostname_path();
+        nm_runtime::write_atomic(&path, format!("{hostname}\n").as_bytes(), 0o644)
+            .map_err(|e| fail(SettingsError::Failed(format!("writing {}: {e}", path.display()))))?;
+        info!(hostname, "hostname saved");
+        Ok(self.hostname_changed(&emitter).await?)
+
+    }
+
+    #[zbus(property)]
+    fn hostname(&self) -> String {
+        std::fs::read_to_string(self.daemon.hostname_path())
+            .ok()
+            .and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).map(String::from))
+            .unwrap_or_default()
+    }
+
+    #[zbus(property)]
+    fn can_modify(&self) -> bool {
+        true
+    }
+}
+
+/// RFC 1123 host names: labels of letters, digits and inner hyphens.
+pub fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 64
+        && h.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+pub struct ConnectionIface {
+    pub id: u32,
+    pub daemon: Arc<Daemon>,
+}
+
+impl ConnectionIface {
+    fn current(&self) -> Result<FileProfile, BoxDBusError> {
+        self.daemon.store().get(self.id).cloned().ok_or_else(gone)
+    }
+}
+
+#[interface(name = "org.freedesktop.NetworkManagerSettings.Connection")]
+impl ConnectionIface {
+    fn get_settings(&self) -> Result<WireSettings, BoxDBusError> {
+        let profile = self.current()?;
+        wire_settings(&profile.conn, false).map_err(fail)
+    }
+
+    async fn update(
+        &self,
+        properties: WireSettings,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), BoxDBusError> {
+        require_root(bus, &hdr, "change profiles").await?;
+        let mut conn = {
+            let dict = settings_from_wire(&properties).map_err(|e| fail(ConnectionError::InvalidProperty(e.to_string())))?;
+            dbus_dict::from_dbus(&dict).map_err(|e| fail(ConnectionError::from(e)))?
+        };
+        let changes = {
+            let mut store = self.daemon.store();
+            let old = store.get(self.id).cloned().ok_or_else(gone)?;
+            conn.keep_secrets_from(&old.conn);
+            let conn = validate::normalize_and_validate(conn).map_err(|e| fail(ConnectionError::from(e)))?;
+            if conn.uuid() != old.conn.uuid() {
+                return Err(fail(ConnectionError::InvalidProperty(
+                    "connection.uuid: the uuid of a profile cannot change".into(),
+                )));
+            }
+            // A read-only vendor profile is overridden by a copy in /etc.
+            let profile = if old.dir == DirKind::UsrLib {
+                let dir = self.daemon.paths.path(ETC_DIR);
+                let uuid = old.uuid().to_string();
+                let name = file_name_for(conn.id().unwrap_or_default(), &uuid, old.format, |n| {
+                    store.has_path(&dir.join(n)) || dir.join(n).exists()
+                });
+                FileProfile { path: dir.join(name), dir: DirKind::Etc, format: old.format, conn }
+            } else {
+                FileProfile { conn, ..old }
+            };
+            files::save(&profile)
+                .map_err(|e| fail(ConnectionError::Failed(format!("writing {}: {e}", profile.path.display()))))?;
+            info!(uuid = %profile.uuid(), file = %profile.path.display(), "profile updated");
+            let path = profile.path.clone();
+            store.set_file(&path, Some(profile))
+        };
+        publish(bus, &self.daemon, changes).await;
+        Ok(())
+    }
+
+    async fn delete(&self, #[zbus(connection)] bus: &Bus, #[zbus(header)] hdr: Header<'_>) -> Result<(), BoxDBusError> {
+        require_root(bus, &hdr, "delete profiles").await?;
+        let changes = {
+            let mut store = self.daemon.store();
+            let current = store.get(self.id).cloned().ok_or_else(gone)?;
+            let files: Vec<FileProfile> = store.files_of(current.uuid()).into_iter().cloned().collect();
+            if files.iter().any(|f| f.dir == DirKind::UsrLib) {
+                return Err(fail(SettingsError::ReadOnlyConnection(format!(
+                    "{} is a read-only vendor profile and cannot be deleted",
+                    current.path.display()
+                ))));
+            }
+            let mut changes = Vec::new();
+            for f in files {
+                nm_runtime::remove_durable(&f.path)
+                    .map_err(|e| fail(ConnectionError::Failed(format!("removing {}: {e}", f.path.display()))))?;
+                info!(uuid = %f.uuid(), file = %f.path.display(), "profile deleted");
+                changes.extend(store.set_file(&f.path, None));
+            }
+            changes
+        };
+        publish(bus, &self.daemon, changes).await;
+        Ok(())
+    }
+
+    #[zbus(signal)]
+    pub async fn updated(emitter: &SignalEmitter<'_>, settings: WireSettings) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    pub async fn removed(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
+}
+
+pub struct SecretsIface {
+    pub id: u32,
+    pub daemon: Arc<Daemon>,
+}
+
+#[interface(name = "org.freedesktop.NetworkManagerSettings.Connection.Secrets")]
+impl SecretsIface {
+    async fn get_secrets(
+        &self,
+        setting_name: &str,
+        _hints: Vec<String>,
+        _request_new: bool,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<WireSettings, BoxDBusError> {
+        require_root(bus, &hdr, "read secrets").await?;
+        let profile = self.daemon.store().get(self.id).cloned().ok_or_else(gone)?;
+        settings_to_wire(&profile.conn.secrets(setting_name)).map_err(|e| fail(ConnectionError::Failed(e.to_string())))
+    }
+}
