@@ -16,7 +16,7 @@ use nm_dbus::names::{SETTINGS_PATH, SYSTEM_SETTINGS};
 use nm_runtime::{CommonArgs, Paths};
 use tracing::{info, warn};
 
-use crate::service::{Daemon, SettingsIface, SystemIface, publish};
+use crate::service::{Daemon, SettingsIface, SystemIface};
 use crate::store::{DirKind, Store};
 
 #[derive(Parser, Debug)]
@@ -72,8 +72,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .await
         .context("connecting to the system bus")?;
-    let initial: Vec<_> = daemon.store().ids().map(store::Change::Added).collect();
-    publish_objects(&bus, &daemon, initial).await;
+    // Nobody can be listening before the name is owned: export quietly.
+    let initial: Vec<u32> = daemon.store().ids().collect();
+    for id in initial {
+        service::export(&bus, &daemon, id).await.context("exporting a profile")?;
+    }
     watch::spawn(bus.clone(), daemon.clone(), dirs.to_vec())?;
     // The name last: once it is owned, every profile is there to be listed.
     bus.request_name(SYSTEM_SETTINGS).await.with_context(|| format!("owning {SYSTEM_SETTINGS}"))?;
@@ -84,10 +87,4 @@ async fn run(args: Args) -> anyhow::Result<()> {
     nm_runtime::shutdown_signal().await?;
     nm_runtime::notify_stopping();
     Ok(())
-}
-
-/// Exports the objects of profiles loaded at start (nobody listens yet, so
-/// the NewConnection signals this sends are harmless).
-async fn publish_objects(bus: &zbus::Connection, daemon: &Arc<Daemon>, changes: Vec<store::Change>) {
-    publish(bus, daemon, changes).await;
 }

@@ -81,20 +81,25 @@ fn connection_from_wire(wire: &WireSettings) -> Result<Connection, ConnectionErr
     Ok(validate::normalize_and_validate(conn)?)
 }
 
+/// Exports the objects of one profile.
+pub async fn export(bus: &Bus, daemon: &Arc<Daemon>, id: u32) -> zbus::Result<OwnedObjectPath> {
+    let server = bus.object_server();
+    let path = object_path(id);
+    server.at(&path, ConnectionIface { id, daemon: daemon.clone() }).await?;
+    server.at(&path, SecretsIface { id, daemon: daemon.clone() }).await?;
+    Ok(path)
+}
+
 /// Puts the store's changes on the bus: objects added or removed, signals.
 pub async fn publish(bus: &Bus, daemon: &Arc<Daemon>, changes: Vec<Change>) {
     let server = bus.object_server();
     for change in changes {
         let result = match change {
             Change::Added(id) => {
-                let path = object_path(id);
-                let conn_iface = ConnectionIface { id, daemon: daemon.clone() };
-                let secrets_iface = SecretsIface { id, daemon: daemon.clone() };
                 let added = async {
-                    server.at(&path, conn_iface).await?;
-                    server.at(&path, secrets_iface).await?;
+                    let path = export(bus, daemon, id).await?;
                     let emitter = SignalEmitter::new(bus, SETTINGS_PATH)?;
-                    SettingsIface::new_connection(&emitter, path.clone()).await
+                    SettingsIface::new_connection(&emitter, path).await
                 };
                 added.await
             }
