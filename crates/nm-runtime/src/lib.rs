@@ -29,7 +29,9 @@ pub struct Paths {
 
 impl Paths {
     pub fn new(root: Option<&Path>) -> Self {
-        Paths { root: root.map_or_else(|| PathBuf::from("/"), Path::to_path_buf) }
+        Paths {
+            root: root.map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
+        }
     }
 
     /// `abs` (an absolute path such as `/etc/hostname`) under the root.
@@ -47,26 +49,36 @@ pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NM_RS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
-    if stderr_is_journal() {
-        if let Ok(layer) = tracing_journald::layer() {
+    if stderr_is_journal()
+        && let Ok(layer) = tracing_journald::layer() {
             registry.with(layer).init();
             return;
         }
-    }
-    let fmt = tracing_subscriber::fmt::layer().with_writer(io::stderr).with_target(false);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(io::stderr)
+        .with_target(false);
     registry.with(fmt).init();
 }
 
 fn stderr_is_journal() -> bool {
-    let Ok(stream) = std::env::var("JOURNAL_STREAM") else { return false };
-    let Some((dev, ino)) = stream.split_once(':') else { return false };
-    let Ok(meta) = fs::metadata("/proc/self/fd/2") else { return false };
+    let Ok(stream) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.split_once(':') else {
+        return false;
+    };
+    let Ok(meta) = fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
     dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
 }
 
 /// Tells systemd the daemon is ready (a no-op without systemd).
 pub fn notify_ready(status: &str) {
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(status)]);
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(status),
+    ]);
 }
 
 pub fn notify_stopping() {
@@ -75,7 +87,9 @@ pub fn notify_stopping() {
 
 /// Pings systemd's watchdog at half its interval, when one is configured.
 pub fn spawn_watchdog() {
-    let Some(interval) = sd_notify::watchdog_enabled().filter(|d| !d.is_zero()) else { return };
+    let Some(interval) = sd_notify::watchdog_enabled().filter(|d| !d.is_zero()) else {
+        return;
+    };
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval / 2);
         loop {
@@ -107,8 +121,8 @@ pub fn load_config<T: DeserializeOwned>(paths: &Paths, file: Option<&Path>) -> a
     let main = file.map_or_else(|| paths.path(CONFIG_FILE), Path::to_path_buf);
     let mut merged = toml::Table::new();
     let mut files = vec![main.clone()];
-    if let Some(dir) = main.parent().map(|d| d.join("conf.d")) {
-        if let Ok(entries) = fs::read_dir(&dir) {
+    if let Some(dir) = main.parent().map(|d| d.join("conf.d"))
+        && let Ok(entries) = fs::read_dir(&dir) {
             let mut extra: Vec<PathBuf> = entries
                 .filter_map(Result::ok)
                 .map(|e| e.path())
@@ -117,14 +131,14 @@ pub fn load_config<T: DeserializeOwned>(paths: &Paths, file: Option<&Path>) -> a
             extra.sort();
             files.extend(extra);
         }
-    }
     for f in files {
         let text = match fs::read_to_string(&f) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e).with_context(|| format!("reading {}", f.display())),
         };
-        let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {}", f.display()))?;
+        let table: toml::Table =
+            toml::from_str(&text).with_context(|| format!("parsing {}", f.display()))?;
         merge(&mut merged, table);
     }
     T::deserialize(toml::Value::Table(merged)).context("invalid configuration")
@@ -145,15 +159,25 @@ fn merge(into: &mut toml::Table, from: toml::Table) {
 /// of one: a temporary file in the same directory, fsync, rename, fsync of
 /// the directory. The file gets `mode`; the directory is created (0755).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().ok_or_else(|| io::Error::other("path has no directory"))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::other("path has no directory"))?;
     fs::create_dir_all(dir)?;
-    let name = path.file_name().ok_or_else(|| io::Error::other("path has no file name"))?.to_string_lossy();
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("path has no file name"))?
+        .to_string_lossy();
     // A leading dot keeps watchers (ours and NetworkManager's) from reading it.
     let mut tmp;
     let mut n = 0u32;
     let mut file = loop {
         tmp = dir.join(format!(".{name}.tmp{}-{n}", std::process::id()));
-        match OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp) {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+        {
             Ok(f) => break f,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => n += 1,
             Err(e) => return Err(e),
@@ -197,8 +221,14 @@ mod tests {
     #[test]
     fn root_prefixes_absolute_paths() {
         let p = Paths::new(Some(Path::new("/tmp/lab")));
-        assert_eq!(p.path("/etc/hostname"), PathBuf::from("/tmp/lab/etc/hostname"));
-        assert_eq!(Paths::new(None).path("/etc/hostname"), PathBuf::from("/etc/hostname"));
+        assert_eq!(
+            p.path("/etc/hostname"),
+            PathBuf::from("/tmp/lab/etc/hostname")
+        );
+        assert_eq!(
+            Paths::new(None).path("/etc/hostname"),
+            PathBuf::from("/etc/hostname")
+        );
     }
 
     #[test]
@@ -208,7 +238,10 @@ mod tests {
         write_atomic(&f, b"one", 0o600).unwrap();
         write_atomic(&f, b"two", 0o600).unwrap();
         assert_eq!(fs::read(&f).unwrap(), b"two");
-        assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let leftovers: Vec<_> = fs::read_dir(d.join("sub")).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file stays behind");
         fs::remove_dir_all(d).unwrap();
@@ -235,7 +268,11 @@ mod tests {
         assert_eq!(c.a.x, 0);
         fs::create_dir_all(main.parent().unwrap().join("conf.d")).unwrap();
         fs::write(&main, "[a]\nx = 1\ny = 2\n").unwrap();
-        fs::write(main.parent().unwrap().join("conf.d/10-y.toml"), "[a]\ny = 5\n").unwrap();
+        fs::write(
+            main.parent().unwrap().join("conf.d/10-y.toml"),
+            "[a]\ny = 5\n",
+        )
+        .unwrap();
         let c: Cfg = load_config(&paths, None).unwrap();
         assert_eq!((c.a.x, c.a.y), (1, 5));
         fs::write(&main, "[a]\nx = \"no\"\n").unwrap();

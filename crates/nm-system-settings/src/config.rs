@@ -26,7 +26,10 @@ pub struct SettingsConfig {
 
 impl Default for SettingsConfig {
     fn default() -> Self {
-        SettingsConfig { format: Format::Keyfile, hostname_file: "/etc/hostname".into() }
+        SettingsConfig {
+            format: Format::Keyfile,
+            hostname_file: "/etc/hostname".into(),
+        }
     }
 }
 
@@ -34,6 +37,8 @@ fn format<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Format, D::Error> {
     match String::deserialize(d)?.as_str() {
         "keyfile" => Ok(Format::Keyfile),
         "toml" => Ok(Format::Toml),
-        other => Err(serde::de::Error::custom(format!("unknown format '{other}' (keyfile or toml)"))),
+        other => Err(serde::de::Error::custom(format!(
+            "unknown format '{other}' (keyfile or toml)"
+        ))),
     }
 }

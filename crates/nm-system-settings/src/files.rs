@@ -32,11 +32,16 @@ pub fn is_profile_name(name: &str) -> bool {
 /// Reads one profile file. `Ok(None)`: not a profile file (ignored quietly).
 /// `Err`: a profile file that must be skipped, with the reason to log.
 pub fn load(path: &Path, dir: DirKind) -> Result<Option<FileProfile>, String> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     if !is_profile_name(name) {
         return Ok(None);
     }
-    let Some(format) = Format::of_path(path) else { return Ok(None) };
+    let Some(format) = Format::of_path(path) else {
+        return Ok(None);
+    };
     // lstat: a symlink is not followed into somebody else's file.
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
@@ -61,14 +66,22 @@ pub fn load(path: &Path, dir: DirKind) -> Result<Option<FileProfile>, String> {
     };
     if conn.uuid().is_none_or(str::is_empty) {
         // NetworkManager derives a stable uuid from the file's path.
-        let uuid = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, path.to_string_lossy().as_bytes());
+        let uuid = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_URL,
+            path.to_string_lossy().as_bytes(),
+        );
         conn.set("connection", "uuid", nm_model::Value::Str(uuid.to_string()));
     }
     let conn = validate::normalize_and_validate(conn).map_err(|e| match line_of(&text, &e) {
         Some(line) => format!("line {line}: {e}"),
         None => e.to_string(),
     })?;
-    Ok(Some(FileProfile { path: path.to_path_buf(), dir, format, conn }))
+    Ok(Some(FileProfile {
+        path: path.to_path_buf(),
+        dir,
+        format,
+        conn,
+    }))
 }
 
 /// The line of the key a validation error is about, when the file has one.
@@ -98,5 +111,9 @@ pub fn render(conn: &Connection, format: Format) -> String {
 
 /// Writes a profile atomically, 0600.
 pub fn save(profile: &FileProfile) -> std::io::Result<()> {
-    nm_runtime::write_atomic(&profile.path, render(&profile.conn, profile.format).as_bytes(), 0o600)
+    nm_runtime::write_atomic(
+        &profile.path,
+        render(&profile.conn, profile.format).as_bytes(),
+        0o600,
+    )
 }

@@ -41,7 +41,9 @@ pub fn spawn(bus: Bus, daemon: Arc<Daemon>, dirs: Vec<(DirKind, PathBuf)>) -> an
                     break;
                 }
             };
-            let (Some((kind, dir)), Some(name)) = (by_wd.get(&event.wd), event.name) else { continue };
+            let (Some((kind, dir)), Some(name)) = (by_wd.get(&event.wd), event.name) else {
+                continue;
+            };
             let name: OsString = name;
             reload(&bus, &daemon, *kind, dir.join(name)).await;
         }
@@ -51,7 +53,10 @@ pub fn spawn(bus: Bus, daemon: Arc<Daemon>, dirs: Vec<(DirKind, PathBuf)>) -> an
 
 /// Re-reads one file and publishes what changed.
 pub async fn reload(bus: &Bus, daemon: &Arc<Daemon>, kind: DirKind, path: PathBuf) {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     if !files::is_profile_name(name) {
         return;
     }
