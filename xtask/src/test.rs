@@ -15,7 +15,13 @@ use crate::util::{cargo, check, header, is_root, show, status, succeeds};
 
 /// Debian packages the lab tests need: dbus-daemon and dbus-send (dbus),
 /// dnsmasq (dnsmasq-base), ip and ss (iproute2), nmcli (network-manager).
-pub const PACKAGES: &[&str] = &["dbus", "dnsmasq-base", "iproute2", "network-manager", "systemd"];
+pub const PACKAGES: &[&str] = &[
+    "dbus",
+    "dnsmasq-base",
+    "iproute2",
+    "network-manager",
+    "systemd",
+];
 
 /// Seconds per fuzz target in `test --full`.
 const FULL_FUZZ_SECONDS: u64 = 30;

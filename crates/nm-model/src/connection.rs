@@ -3,13 +3,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::vecmap::VecMap;
+
 use crate::schema::{self, SECRET_FLAG_AGENT_OWNED, SECRET_FLAG_NOT_SAVED};
 use crate::value::Value;
 
 /// One setting (`connection`, `ipv4`, …): its properties as D-Bus-shaped values.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Setting {
-    pub props: BTreeMap<String, Value>,
+    pub props: VecMap<Value>,
     /// Keys read from a keyfile that the model does not know; their value is
     /// a `Value::Str` holding the raw (still escaped) text, written back as is.
     pub raw_keyfile_keys: BTreeSet<String>,
@@ -36,7 +38,7 @@ pub struct RawGroup {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Connection {
     /// Keyed by canonical setting name (unknown settings by their own name).
-    pub settings: BTreeMap<String, Setting>,
+    pub settings: VecMap<Setting>,
     pub raw_groups: Vec<RawGroup>,
 }
 
@@ -66,7 +68,7 @@ impl Connection {
     }
 
     pub fn setting_mut(&mut self, name: &str) -> &mut Setting {
-        self.settings.entry(name.to_string()).or_default()
+        self.settings.get_or_insert_with(name, Setting::default)
     }
 
     pub fn get(&self, setting: &str, prop: &str) -> Option<&Value> {

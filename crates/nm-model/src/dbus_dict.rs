@@ -119,8 +119,7 @@ pub fn from_dbus(dict: &SettingsDict) -> Result<Connection, PropertyError> {
                     if let Some(gw) = gw {
                         setting
                             .props
-                            .entry("gateway".into())
-                            .or_insert(Value::Str(gw));
+                            .get_or_insert_with("gateway", || Value::Str(gw));
                     }
                     value
                 }

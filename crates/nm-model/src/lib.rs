@@ -17,6 +17,7 @@ pub mod text;
 pub mod toml_codec;
 pub mod validate;
 pub mod value;
+pub mod vecmap;
 
 pub use connection::{Connection, PropertyError, Setting};
 pub use value::{Value, VarDict};

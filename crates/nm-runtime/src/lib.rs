@@ -50,10 +50,11 @@ pub fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     if stderr_is_journal()
-        && let Ok(layer) = tracing_journald::layer() {
-            registry.with(layer).init();
-            return;
-        }
+        && let Ok(layer) = tracing_journald::layer()
+    {
+        registry.with(layer).init();
+        return;
+    }
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(io::stderr)
         .with_target(false);
@@ -122,15 +123,16 @@ pub fn load_config<T: DeserializeOwned>(paths: &Paths, file: Option<&Path>) -> a
     let mut merged = toml::Table::new();
     let mut files = vec![main.clone()];
     if let Some(dir) = main.parent().map(|d| d.join("conf.d"))
-        && let Ok(entries) = fs::read_dir(&dir) {
-            let mut extra: Vec<PathBuf> = entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-                .collect();
-            extra.sort();
-            files.extend(extra);
-        }
+        && let Ok(entries) = fs::read_dir(&dir)
+    {
+        let mut extra: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        extra.sort();
+        files.extend(extra);
+    }
     for f in files {
         let text = match fs::read_to_string(&f) {
             Ok(t) => t,

@@ -92,12 +92,13 @@ impl Store {
             .collect();
 
         if let Some(old) = self.files.remove(path)
-            && let Some(set) = self.paths_by_uuid.get_mut(old.uuid()) {
-                set.remove(path);
-                if set.is_empty() {
-                    self.paths_by_uuid.remove(old.uuid());
-                }
+            && let Some(set) = self.paths_by_uuid.get_mut(old.uuid())
+        {
+            set.remove(path);
+            if set.is_empty() {
+                self.paths_by_uuid.remove(old.uuid());
             }
+        }
         if let Some(new) = profile {
             self.paths_by_uuid
                 .entry(new.uuid().to_string())
