@@ -14,7 +14,8 @@ use anyhow::{Context, Result, bail};
 use crate::util::{cargo, check, header, is_root, show, status, succeeds};
 
 /// Debian packages the lab tests need: dbus-daemon and dbus-send (dbus),
-/// dnsmasq (dnsmasq-base), ip and ss (iproute2), nmcli (network-manager).
+/// dnsmasq (dnsmasq-base), ip and ss (iproute2), nmcli (network-manager),
+/// busctl (systemd) for calls with nested dictionaries as another uid.
 pub const PACKAGES: &[&str] = &[
     "dbus",
     "dnsmasq-base",

@@ -63,6 +63,14 @@ impl PropertyError {
 }
 
 impl Connection {
+    /// Drops spare capacity; for profiles kept in memory for long.
+    pub fn shrink_to_fit(&mut self) {
+        self.settings.shrink_to_fit();
+        for (_, s) in self.settings.iter_mut() {
+            s.props.shrink_to_fit();
+        }
+    }
+
     pub fn setting(&self, name: &str) -> Option<&Setting> {
         self.settings.get(name)
     }

@@ -72,10 +72,13 @@ pub fn load(path: &Path, dir: DirKind) -> Result<Option<FileProfile>, String> {
         );
         conn.set("connection", "uuid", nm_model::Value::Str(uuid.to_string()));
     }
-    let conn = validate::normalize_and_validate(conn).map_err(|e| match line_of(&text, &e) {
-        Some(line) => format!("line {line}: {e}"),
-        None => e.to_string(),
-    })?;
+    let mut conn =
+        validate::normalize_and_validate(conn).map_err(|e| match line_of(&text, &e) {
+            Some(line) => format!("line {line}: {e}"),
+            None => e.to_string(),
+        })?;
+    // Loaded profiles live as long as the daemon: no spare capacity.
+    conn.shrink_to_fit();
     Ok(Some(FileProfile {
         path: path.to_path_buf(),
         dir,

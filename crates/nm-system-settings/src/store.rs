@@ -68,7 +68,8 @@ pub enum Change {
 #[derive(Debug, Default)]
 pub struct Store {
     files: HashMap<PathBuf, FileProfile>,
-    paths_by_uuid: HashMap<String, BTreeSet<PathBuf>>,
+    /// Usually one path per uuid; a `Vec` costs what it holds.
+    paths_by_uuid: HashMap<String, Vec<PathBuf>>,
     /// Object number → uuid of the visible profile.
     visible: BTreeMap<u32, String>,
     id_by_uuid: HashMap<String, u32>,
@@ -94,16 +95,20 @@ impl Store {
         if let Some(old) = self.files.remove(path)
             && let Some(set) = self.paths_by_uuid.get_mut(old.uuid())
         {
-            set.remove(path);
+            set.retain(|p| p != path);
             if set.is_empty() {
                 self.paths_by_uuid.remove(old.uuid());
             }
         }
         if let Some(new) = profile {
-            self.paths_by_uuid
+            let set = self
+                .paths_by_uuid
                 .entry(new.uuid().to_string())
-                .or_default()
-                .insert(path.to_path_buf());
+                .or_default();
+            // Kept sorted so that equal precedence resolves the same way always.
+            if let Err(i) = set.binary_search_by(|p| p.as_path().cmp(path)) {
+                set.insert(i, path.to_path_buf());
+            }
             self.files.insert(path.to_path_buf(), new);
         }
 
