@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nm_model::{Connection, keyfile, toml_codec, validate};
+use nm_model::{keyfile, toml_codec, validate};
 use nm_runtime::Paths;
 
 use crate::store::{DirKind, FileProfile, Format};
@@ -72,19 +72,16 @@ pub fn load(path: &Path, dir: DirKind) -> Result<Option<FileProfile>, String> {
         );
         conn.set("connection", "uuid", nm_model::Value::Str(uuid.to_string()));
     }
-    let mut conn =
-        validate::normalize_and_validate(conn).map_err(|e| match line_of(&text, &e) {
-            Some(line) => format!("line {line}: {e}"),
-            None => e.to_string(),
-        })?;
-    // Loaded profiles live as long as the daemon: no spare capacity.
-    conn.shrink_to_fit();
-    Ok(Some(FileProfile {
-        path: path.to_path_buf(),
+    let conn = validate::normalize_and_validate(conn).map_err(|e| match line_of(&text, &e) {
+        Some(line) => format!("line {line}: {e}"),
+        None => e.to_string(),
+    })?;
+    Ok(Some(FileProfile::new(
+        path.to_path_buf(),
         dir,
         format,
-        conn,
-    }))
+        &conn,
+    )))
 }
 
 /// The line of the key a validation error is about, when the file has one.
@@ -104,19 +101,7 @@ fn effective_uid() -> u32 {
     fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
 }
 
-/// The text of a profile in a format.
-pub fn render(conn: &Connection, format: Format) -> String {
-    match format {
-        Format::Keyfile => keyfile::write(conn),
-        Format::Toml => toml_codec::write(conn),
-    }
-}
-
 /// Writes a profile atomically, 0600.
 pub fn save(profile: &FileProfile) -> std::io::Result<()> {
-    nm_runtime::write_atomic(
-        &profile.path,
-        render(&profile.conn, profile.format).as_bytes(),
-        0o600,
-    )
+    nm_runtime::write_atomic(&profile.path, profile.text().as_bytes(), 0o600)
 }

@@ -75,6 +75,21 @@ fn wire_settings(conn: &Connection, secrets: bool) -> Result<WireSettings, BoxDB
         .map_err(|e| fail(ConnectionError::Failed(e.to_string())))
 }
 
+/// A stored profile parsed back (it was written by us, so this only fails
+/// if memory is corrupt; still an error, not a panic).
+fn parsed(profile: &FileProfile) -> Result<Connection, BoxDBusError> {
+    profile.connection().map_err(|e| {
+        fail(ConnectionError::Failed(format!(
+            "{}: {e}",
+            profile.path.display()
+        )))
+    })
+}
+
+fn profile_settings(profile: &FileProfile, secrets: bool) -> Result<WireSettings, BoxDBusError> {
+    wire_settings(&parsed(profile)?, secrets)
+}
+
 fn gone() -> BoxDBusError {
     fail(zbus::fdo::Error::UnknownObject(
         "the profile is gone".into(),
@@ -129,10 +144,8 @@ pub async fn publish(bus: &Bus, daemon: &Arc<Daemon>, changes: Vec<Change>) {
                 added.await
             }
             Change::Updated(id) => {
-                let settings = daemon
-                    .store()
-                    .get(id)
-                    .map(|p| wire_settings(&p.conn, false));
+                let profile = daemon.store().get(id).cloned();
+                let settings = profile.map(|p| profile_settings(&p, false));
                 match settings {
                     Some(Ok(s)) => match SignalEmitter::new(bus, object_path(id)) {
                         Ok(emitter) => ConnectionIface::updated(&emitter, s).await,
@@ -190,12 +203,7 @@ impl SettingsIface {
             let name = file_name_for(conn.id().unwrap_or_default(), &uuid, format, |n| {
                 store.has_path(&dir.join(n)) || dir.join(n).exists()
             });
-            let profile = FileProfile {
-                path: dir.join(name),
-                dir: DirKind::Etc,
-                format,
-                conn,
-            };
+            let profile = FileProfile::new(dir.join(name), DirKind::Etc, format, &conn);
             files::save(&profile).map_err(|e| {
                 fail(SettingsError::Failed(format!(
                     "writing {}: {e}",
@@ -297,8 +305,7 @@ impl ConnectionIface {
 #[interface(name = "org.freedesktop.NetworkManagerSettings.Connection")]
 impl ConnectionIface {
     fn get_settings(&self) -> Result<WireSettings, BoxDBusError> {
-        let profile = self.current()?;
-        wire_settings(&profile.conn, false).map_err(fail)
+        profile_settings(&self.current()?, false)
     }
 
     async fn update(
@@ -316,10 +323,10 @@ impl ConnectionIface {
         let changes = {
             let mut store = self.daemon.store();
             let old = store.get(self.id).cloned().ok_or_else(gone)?;
-            conn.keep_secrets_from(&old.conn);
+            conn.keep_secrets_from(&parsed(&old)?);
             let conn = validate::normalize_and_validate(conn)
                 .map_err(|e| fail(ConnectionError::from(e)))?;
-            if conn.uuid() != old.conn.uuid() {
+            if conn.uuid() != Some(old.uuid()) {
                 return Err(fail(ConnectionError::InvalidProperty(
                     "connection.uuid: the uuid of a profile cannot change".into(),
                 )));
@@ -331,14 +338,9 @@ impl ConnectionIface {
                 let name = file_name_for(conn.id().unwrap_or_default(), &uuid, old.format, |n| {
                     store.has_path(&dir.join(n)) || dir.join(n).exists()
                 });
-                FileProfile {
-                    path: dir.join(name),
-                    dir: DirKind::Etc,
-                    format: old.format,
-                    conn,
-                }
+                FileProfile::new(dir.join(name), DirKind::Etc, old.format, &conn)
             } else {
-                FileProfile { conn, ..old }
+                old.with_connection(&conn)
             };
             files::save(&profile).map_err(|e| {
                 fail(ConnectionError::Failed(format!(
@@ -415,7 +417,7 @@ impl SecretsIface {
     ) -> Result<WireSettings, BoxDBusError> {
         require_root(bus, &hdr, "read secrets").await?;
         let profile = self.daemon.store().get(self.id).cloned().ok_or_else(gone)?;
-        settings_to_wire(&profile.conn.secrets(setting_name))
+        settings_to_wire(&parsed(&profile)?.secrets(setting_name))
             .map_err(|e| fail(ConnectionError::Failed(e.to_string())))
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use nm_model::Connection;
+use nm_model::{Connection, keyfile, toml_codec};
 
 /// Where a profile file lives; the order is the precedence (last wins).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,17 +43,57 @@ impl Format {
 }
 
 /// A profile as one file holds it.
+///
+/// The profile is kept as its canonical text (what the file holds once
+/// written by us), not as a parsed tree: about 250 bytes instead of about
+/// 2 kB, which is what lets 10,000 profiles fit in 30 MB. It is parsed again
+/// when asked for, and two profiles are the same when their texts are.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FileProfile {
     pub path: PathBuf,
     pub dir: DirKind,
     pub format: Format,
-    pub conn: Connection,
+    uuid: Box<str>,
+    text: Box<str>,
 }
 
 impl FileProfile {
+    /// `conn` must be normalised and valid (it has a uuid).
+    pub fn new(path: PathBuf, dir: DirKind, format: Format, conn: &Connection) -> Self {
+        let text = match format {
+            Format::Keyfile => keyfile::write(conn),
+            Format::Toml => toml_codec::write(conn),
+        };
+        let uuid = conn.uuid().unwrap_or_default().into();
+        FileProfile {
+            path,
+            dir,
+            format,
+            uuid,
+            text: text.into(),
+        }
+    }
+
     pub fn uuid(&self) -> &str {
-        self.conn.uuid().unwrap_or_default()
+        &self.uuid
+    }
+
+    /// The file's content.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The profile, parsed from its canonical text.
+    pub fn connection(&self) -> Result<Connection, String> {
+        match self.format {
+            Format::Keyfile => keyfile::parse(&self.text).map_err(|e| e.to_string()),
+            Format::Toml => toml_codec::parse(&self.text).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The same file with another profile in it.
+    pub fn with_connection(&self, conn: &Connection) -> Self {
+        FileProfile::new(self.path.clone(), self.dir, self.format, conn)
     }
 }
 
@@ -232,12 +272,7 @@ mod tests {
         let mut conn = Connection::default();
         conn.set("connection", "uuid", Value::Str(uuid.into()));
         conn.set("connection", "id", Value::Str(id.into()));
-        FileProfile {
-            path: path.into(),
-            dir,
-            format: Format::Keyfile,
-            conn,
-        }
+        FileProfile::new(path.into(), dir, Format::Keyfile, &conn)
     }
 
     #[test]
@@ -254,14 +289,17 @@ mod tests {
             s.set_file(Path::new("/run/a"), Some(run)),
             vec![Change::Updated(0)]
         );
-        assert_eq!(s.get(0).unwrap().conn.id(), Some("runtime"));
+        assert_eq!(
+            s.get(0).unwrap().connection().unwrap().id(),
+            Some("runtime")
+        );
         // A lower layer changing under a shadow is invisible.
         assert_eq!(s.set_file(Path::new("/etc/a"), Some(etc)), vec![]);
         assert_eq!(
             s.set_file(Path::new("/run/a"), None),
             vec![Change::Updated(0)]
         );
-        assert_eq!(s.get(0).unwrap().conn.id(), Some("admin"));
+        assert_eq!(s.get(0).unwrap().connection().unwrap().id(), Some("admin"));
         assert_eq!(
             s.set_file(Path::new("/etc/a"), None),
             vec![Change::Updated(0)]
