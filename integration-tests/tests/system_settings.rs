@@ -263,6 +263,14 @@ async fn bad_files_are_skipped_with_reasons_while_the_rest_load() {
         "[connection]\nid = \"native\"\nuuid = \"c5e0b8f0-4d3f-4b2a-9f9e-3a4b5c6d7e88\"\ntype = \"ethernet\"\n",
         0o600,
     );
+    let stranger = write_profile(
+        &lab,
+        ETC,
+        "stranger.nmconnection",
+        &keyfile_text("stranger", "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e55", ""),
+        0o600,
+    );
+    std::os::unix::fs::chown(&stranger, Some(NOBODY), Some(NOBODY)).expect("chown");
     write_profile(
         &lab,
         USR_LIB,
@@ -282,9 +290,13 @@ async fn bad_files_are_skipped_with_reasons_while_the_rest_load() {
         "{log}"
     );
     assert!(log.contains("corrupt.nmconnection: line 3:"), "{log}");
+    assert!(
+        log.contains("stranger.nmconnection: File owner (65534) is insecure"),
+        "{log}"
+    );
     assert_eq!(
         log.matches("skipping").count(),
-        2,
+        3,
         "one line per bad file:\n{log}"
     );
 }
@@ -529,4 +541,49 @@ async fn concurrent_readers_never_see_half_a_file() {
         proxy.update(wire_of(&text)).await.expect("Update");
     }
     assert!(reader.await.expect("reader") > 0);
+}
+
+#[tokio::test]
+async fn new_profiles_may_be_toml_and_profiles_keep_their_format() {
+    let lab = Lab::builder().build().expect("lab");
+    let config = lab.root_path("/etc/NetworkManager/nm-rs.toml");
+    fs::create_dir_all(config.parent().expect("dir")).expect("config dir");
+    fs::write(&config, "[settings]\nformat = \"toml\"\n").expect("config");
+    let kept = write_profile(
+        &lab,
+        ETC,
+        "kept.nmconnection",
+        &keyfile_text("kept", "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a88", ""),
+        0o600,
+    );
+    let (_daemon, bus) = start(&lab).await;
+    let settings = settings(&bus).await;
+
+    let text = keyfile_text("native", "6f7a8b9c-0d1e-4f2a-9b3c-4d5e6f7a8b99", "");
+    settings
+        .add_connection(wire_of(&text))
+        .await
+        .expect("AddConnection");
+    let toml_file = lab.root_path(ETC).join("native.toml");
+    let written = fs::read_to_string(&toml_file).expect("a TOML file");
+    assert!(written.contains("id = \"native\""), "{written}");
+    assert_eq!(mode_of(&toml_file), 0o600);
+
+    // The keyfile profile stays a keyfile when updated.
+    let path = list_by_id(&bus).await.remove("kept").expect("loaded");
+    let changed = keyfile_text(
+        "kept",
+        "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a88",
+        "autoconnect=false\n",
+    );
+    connection(&bus, &path)
+        .await
+        .update(wire_of(&changed))
+        .await
+        .expect("Update");
+    assert!(
+        fs::read_to_string(&kept)
+            .expect("read")
+            .contains("autoconnect=false\n")
+    );
 }
