@@ -1,0 +1,640 @@
+//! The requests nm-rs sends, as `netlink-packet-route` messages. Pure: the
+//! socket layer adds the sequence number and sends them.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
+};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
+};
+use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkFlags, LinkMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use crate::error::PlatformError;
+use crate::parse::INFINITY_LIFE_TIME;
+use crate::types::{Address, Family, IFA_F_NOPREFIXROUTE, Route, RouteFilter};
+
+/// `RT_SCOPE_NOWHERE`: in a delete request, "any scope".
+const RT_SCOPE_NOWHERE: u8 = 255;
+
+/// One request: the message and its `NLM_F_*` flags.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    pub msg: RouteNetlinkMessage,
+    pub flags: u16,
+}
+
+impl Request {
+    fn dump(msg: RouteNetlinkMessage) -> Request {
+        Request {
+            msg,
+            flags: NLM_F_REQUEST | NLM_F_DUMP,
+        }
+    }
+
+    fn change(msg: RouteNetlinkMessage, extra: u16) -> Request {
+        Request {
+            msg,
+            flags: NLM_F_REQUEST | NLM_F_ACK | extra,
+        }
+    }
+
+    /// The bytes to send, with sequence number `seq`.
+    pub fn emit(&self, seq: u32) -> Vec<u8> {
+        let mut nl = NetlinkMessage::from(self.msg.clone());
+        nl.header.flags = self.flags;
+        nl.header.sequence_number = seq;
+        nl.finalize();
+        let mut buf = vec![0; nl.buffer_len()];
+        nl.serialize(&mut buf);
+        buf
+    }
+}
+
+fn af(family: Family) -> AddressFamily {
+    match family {
+        Family::V4 => AddressFamily::Inet,
+        Family::V6 => AddressFamily::Inet6,
+    }
+}
+
+fn route_address(addr: IpAddr) -> RouteAddress {
+    match addr {
+        IpAddr::V4(a) => RouteAddress::Inet(a),
+        IpAddr::V6(a) => RouteAddress::Inet6(a),
+    }
+}
+
+/// Every link, without statistics (`RTEXT_FILTER_SKIP_STATS`: a third of
+/// each message).
+pub(crate) fn dump_links() -> Request {
+    let mut msg = LinkMessage::default();
+    msg.attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    Request::dump(RouteNetlinkMessage::GetLink(msg))
+}
+
+/// Every IPv4 and IPv6 address.
+pub(crate) fn dump_addresses() -> Request {
+    Request::dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))
+}
+
+/// The unicast routes of one family, filtered by the kernel (with
+/// `NETLINK_GET_STRICT_CHK`) by table, interface and protocol.
+pub(crate) fn dump_routes(family: Family, filter: &RouteFilter) -> Request {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = af(family);
+    msg.header.kind = RouteType::Unicast;
+    if let Some(p) = filter.protocol {
+        msg.header.protocol = RouteProtocol::from(p);
+    }
+    if let Some(t) = filter.table {
+        msg.header.table = u8::try_from(t).unwrap_or(0);
+        msg.attributes.push(RouteAttribute::Table(t));
+    }
+    if let Some(oif) = filter.oif {
+        msg.attributes.push(RouteAttribute::Oif(oif));
+    }
+    Request::dump(RouteNetlinkMessage::GetRoute(msg))
+}
+
+/// What to change on a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkChange {
+    Up(bool),
+    Mtu(u32),
+    Mac([u8; 6]),
+}
+
+pub(crate) fn set_link(ifindex: u32, change: LinkChange) -> Request {
+    let mut msg = LinkMessage::default();
+    msg.header.index = ifindex;
+    match change {
+        LinkChange::Up(up) => {
+            msg.header.change_mask = LinkFlags::Up;
+            msg.header.flags = if up {
+                LinkFlags::Up
+            } else {
+                LinkFlags::empty()
+            };
+        }
+        LinkChange::Mtu(mtu) => msg.attributes.push(LinkAttribute::Mtu(mtu)),
+        LinkChange::Mac(mac) => msg.attributes.push(LinkAttribute::Address(mac.to_vec())),
+    }
+    Request::change(RouteNetlinkMessage::SetLink(msg), 0)
+}
+
+fn check_address(a: &Address) -> Result<(), PlatformError> {
+    let family = a.family();
+    if a.prefix > family.max_prefix() {
+        return Err(PlatformError::Invalid(format!(
+            "address {}/{}: prefix longer than {}",
+            a.addr,
+            a.prefix,
+            family.max_prefix()
+        )));
+    }
+    if let Some(peer) = a.peer.filter(|p| Family::of(p) != family) {
+        return Err(PlatformError::Invalid(format!(
+            "address {}: peer {peer} is of another family",
+            a.addr
+        )));
+    }
+    if a.ifindex == 0 {
+        return Err(PlatformError::Invalid(format!(
+            "address {}: no interface",
+            a.addr
+        )));
+    }
+    Ok(())
+}
+
+/// The IPv4 broadcast address of `addr/prefix` (none for /31 and /32).
+fn broadcast(addr: Ipv4Addr, prefix: u8) -> Option<Ipv4Addr> {
+    (prefix <= 30).then(|| {
+        let host_bits = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
+        Ipv4Addr::from(u32::from(addr) | host_bits)
+    })
+}
+
+fn address_message(a: &Address) -> AddressMessage {
+    let mut msg = AddressMessage::default();
+    msg.header.family = af(a.family());
+    msg.header.prefix_len = a.prefix;
+    msg.header.index = a.ifindex;
+    msg.header.scope = match a.addr {
+        IpAddr::V4(v4) if v4.is_loopback() => AddressScope::Host,
+        _ => AddressScope::Universe,
+    };
+    // IFA_LOCAL is this host's address, IFA_ADDRESS the peer (or the same
+    // address); IPv6 without a peer takes IFA_ADDRESS only.
+    match (a.addr, a.peer) {
+        (IpAddr::V6(_), None) => msg.attributes.push(AddressAttribute::Address(a.addr)),
+        (_, peer) => {
+            msg.attributes.push(AddressAttribute::Local(a.addr));
+            msg.attributes
+                .push(AddressAttribute::Address(peer.unwrap_or(a.addr)));
+        }
+    }
+    msg
+}
+
+/// Adds `a`, or refreshes it (lifetimes, flags) when it exists
+/// (`NLM_F_CREATE | NLM_F_REPLACE`).
+pub(crate) fn new_address(a: &Address) -> Result<Request, PlatformError> {
+    check_address(a)?;
+    let mut msg = address_message(a);
+    if let (IpAddr::V4(v4), None) = (a.addr, a.peer)
+        && let Some(brd) = broadcast(v4, a.prefix)
+    {
+        msg.attributes.push(AddressAttribute::Broadcast(brd));
+    }
+    let valid = a.valid_lft.unwrap_or(INFINITY_LIFE_TIME);
+    let mut cache = CacheInfo::default();
+    cache.ifa_valid = valid;
+    cache.ifa_preferred = a.preferred_lft.unwrap_or(INFINITY_LIFE_TIME).min(valid);
+    msg.attributes.push(AddressAttribute::CacheInfo(cache));
+    let flags = if a.noprefixroute {
+        IFA_F_NOPREFIXROUTE
+    } else {
+        0
+    };
+    msg.header.flags = AddressHeaderFlags::from_bits_retain(flags as u8);
+    msg.attributes
+        .push(AddressAttribute::Flags(AddressFlags::from_bits_retain(
+            flags,
+        )));
+    Ok(Request::change(
+        RouteNetlinkMessage::NewAddress(msg),
+        NLM_F_CREATE | NLM_F_REPLACE,
+    ))
+}
+
+pub(crate) fn del_address(a: &Address) -> Result<Request, PlatformError> {
+    check_address(a)?;
+    Ok(Request::change(
+        RouteNetlinkMessage::DelAddress(address_message(a)),
+        0,
+    ))
+}
+
+fn check_route(r: &Route) -> Result<(), PlatformError> {
+    let bad = |why: &str| {
+        Err(PlatformError::Invalid(format!(
+            "route {}/{}: {why}",
+            r.dest, r.prefix
+        )))
+    };
+    if Family::of(&r.dest) != r.family {
+        return bad("destination of another family than the route");
+    }
+    if r.prefix > r.family.max_prefix() {
+        return bad("prefix too long");
+    }
+    if r.gateway.is_some_and(|g| Family::of(&g) != r.family) {
+        return bad("gateway of another family");
+    }
+    if r.src.is_some_and(|s| Family::of(&s) != r.family) {
+        return bad("source of another family");
+    }
+    if r.table == 0 {
+        return bad("table 0");
+    }
+    if r.oif == Some(0) {
+        return bad("interface index 0");
+    }
+    Ok(())
+}
+
+fn route_message(r: &Route, scope: u8, with_extras: bool) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = af(r.family);
+    msg.header.destination_prefix_length = r.prefix;
+    msg.header.table = u8::try_from(r.table).unwrap_or(0);
+    msg.header.protocol = RouteProtocol::from(r.protocol);
+    msg.header.scope = RouteScope::from(scope);
+    msg.header.kind = RouteType::Unicast;
+    msg.attributes.push(RouteAttribute::Table(r.table));
+    if r.prefix > 0 {
+        msg.attributes
+            .push(RouteAttribute::Destination(route_address(r.dest)));
+    }
+    if let Some(gw) = r.gateway {
+        msg.attributes
+            .push(RouteAttribute::Gateway(route_address(gw)));
+    }
+    if let Some(oif) = r.oif {
+        msg.attributes.push(RouteAttribute::Oif(oif));
+    }
+    msg.attributes.push(RouteAttribute::Priority(r.metric));
+    if with_extras {
+        if let Some(src) = r.src {
+            msg.attributes
+                .push(RouteAttribute::PrefSource(route_address(src)));
+        }
+        if let Some(mtu) = r.mtu {
+            msg.attributes
+                .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
+        }
+    }
+    msg
+}
+
+/// Adds `r`, or replaces the route with the same destination, table and
+/// metric (`NLM_F_CREATE | NLM_F_REPLACE`).
+pub(crate) fn new_route(r: &Route) -> Result<Request, PlatformError> {
+    check_route(r)?;
+    Ok(Request::change(
+        RouteNetlinkMessage::NewRoute(route_message(r, r.scope, true)),
+        NLM_F_CREATE | NLM_F_REPLACE,
+    ))
+}
+
+/// Deletes the route matching destination, table, metric, protocol,
+/// gateway and interface of `r` (any scope).
+pub(crate) fn del_route(r: &Route) -> Result<Request, PlatformError> {
+    check_route(r)?;
+    Ok(Request::change(
+        RouteNetlinkMessage::DelRoute(route_message(r, RT_SCOPE_NOWHERE, false)),
+        0,
+    ))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::types::{RT_SCOPE_LINK, RT_TABLE_MAIN, RTPROT_DHCP, RTPROT_STATIC};
+    use netlink_packet_core::{Emitable, NetlinkPayload};
+    use netlink_packet_route::link::{LinkLayerType, LinkMessage};
+
+    /// The payload of a kernel link message (after the netlink header).
+    pub(crate) fn link_message(
+        index: u32,
+        arphrd: LinkLayerType,
+        flags: LinkFlags,
+        attributes: Vec<LinkAttribute>,
+    ) -> Vec<u8> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.header.link_layer_type = arphrd;
+        msg.header.flags = flags;
+        msg.attributes = attributes;
+        emit(&msg)
+    }
+
+    pub(crate) fn address_message(
+        family: AddressFamily,
+        prefix: u8,
+        index: u32,
+        attributes: Vec<AddressAttribute>,
+    ) -> Vec<u8> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = family;
+        msg.header.prefix_len = prefix;
+        msg.header.index = index;
+        msg.attributes = attributes;
+        emit(&msg)
+    }
+
+    pub(crate) fn route_message(
+        family: AddressFamily,
+        prefix: u8,
+        protocol: u8,
+        scope: u8,
+        kind: RouteType,
+        attributes: Vec<RouteAttribute>,
+    ) -> Vec<u8> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = family;
+        msg.header.destination_prefix_length = prefix;
+        msg.header.protocol = protocol.into();
+        msg.header.scope = scope.into();
+        msg.header.kind = kind;
+        msg.header.table = RT_TABLE_COMPAT;
+        msg.attributes = attributes;
+        emit(&msg)
+    }
+
+    /// `RT_TABLE_COMPAT`, what the kernel puts in the header for tables
+    /// above 255 (and what the parser must look past to `RTA_TABLE`).
+    const RT_TABLE_COMPAT: u8 = 252;
+
+    pub(crate) fn emit<T: Emitable>(msg: &T) -> Vec<u8> {
+        let mut buf = vec![0; msg.buffer_len()];
+        msg.emit(&mut buf);
+        buf
+    }
+
+    /// What the kernel would read from a request.
+    fn decode(req: &Request) -> (u16, RouteNetlinkMessage) {
+        let bytes = req.emit(42);
+        let nl = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes).unwrap();
+        assert_eq!(nl.header.sequence_number, 42);
+        assert_eq!(nl.header.length as usize, bytes.len());
+        match nl.payload {
+            NetlinkPayload::InnerMessage(m) => (nl.header.flags, m),
+            other => panic!("not a request: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dumps_are_filtered_in_the_kernel() {
+        let (flags, msg) = decode(&dump_links());
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_DUMP);
+        let RouteNetlinkMessage::GetLink(l) = msg else {
+            panic!()
+        };
+        assert_eq!(l.header.index, 0);
+        assert_eq!(
+            l.attributes,
+            vec![LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats])]
+        );
+        assert_eq!(decode(&dump_addresses()).0, NLM_F_REQUEST | NLM_F_DUMP);
+
+        let filter = RouteFilter {
+            table: Some(1000),
+            oif: Some(3),
+            protocol: Some(RTPROT_DHCP),
+            family: None,
+        };
+        let (_, msg) = decode(&dump_routes(Family::V6, &filter));
+        let RouteNetlinkMessage::GetRoute(r) = msg else {
+            panic!()
+        };
+        assert_eq!(r.header.address_family, AddressFamily::Inet6);
+        assert_eq!(u8::from(r.header.protocol), RTPROT_DHCP);
+        assert_eq!(r.header.kind, RouteType::Unicast);
+        assert_eq!(r.header.table, 0);
+        assert!(r.attributes.contains(&RouteAttribute::Table(1000)));
+        assert!(r.attributes.contains(&RouteAttribute::Oif(3)));
+
+        let (_, msg) = decode(&dump_routes(Family::V4, &RouteFilter::main()));
+        let RouteNetlinkMessage::GetRoute(r) = msg else {
+            panic!()
+        };
+        assert_eq!((r.header.table, u8::from(r.header.protocol)), (254, 0));
+        assert_eq!(r.attributes, vec![RouteAttribute::Table(254)]);
+    }
+
+    #[test]
+    fn link_changes() {
+        let (flags, msg) = decode(&set_link(5, LinkChange::Up(true)));
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK);
+        let RouteNetlinkMessage::SetLink(l) = msg else {
+            panic!()
+        };
+        assert_eq!(
+            (l.header.index, l.header.flags, l.header.change_mask),
+            (5, LinkFlags::Up, LinkFlags::Up)
+        );
+        let (_, msg) = decode(&set_link(5, LinkChange::Up(false)));
+        let RouteNetlinkMessage::SetLink(l) = msg else {
+            panic!()
+        };
+        assert_eq!(
+            (l.header.flags, l.header.change_mask),
+            (LinkFlags::empty(), LinkFlags::Up)
+        );
+        let (_, msg) = decode(&set_link(5, LinkChange::Mtu(1280)));
+        let RouteNetlinkMessage::SetLink(l) = msg else {
+            panic!()
+        };
+        assert_eq!(l.header.change_mask, LinkFlags::empty());
+        assert_eq!(l.attributes, vec![LinkAttribute::Mtu(1280)]);
+        let (_, msg) = decode(&set_link(5, LinkChange::Mac([2, 1, 2, 3, 4, 5])));
+        let RouteNetlinkMessage::SetLink(l) = msg else {
+            panic!()
+        };
+        assert_eq!(
+            l.attributes,
+            vec![LinkAttribute::Address(vec![2, 1, 2, 3, 4, 5])]
+        );
+    }
+
+    fn attrs_of(req: &Request) -> (AddressMessage, u16) {
+        let (flags, msg) = decode(req);
+        match msg {
+            RouteNetlinkMessage::NewAddress(a) | RouteNetlinkMessage::DelAddress(a) => (a, flags),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ipv4_addresses_carry_lifetimes_broadcast_and_flags() {
+        let mut a = Address::new(4, "198.18.0.5".parse().unwrap(), 24);
+        a.valid_lft = Some(300);
+        a.preferred_lft = Some(500); // more than valid: capped
+        a.noprefixroute = true;
+        let (msg, flags) = attrs_of(&new_address(&a).unwrap());
+        assert_eq!(
+            flags,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+        );
+        assert_eq!(
+            (msg.header.family, msg.header.prefix_len, msg.header.index),
+            (AddressFamily::Inet, 24, 4)
+        );
+        let mut cache = CacheInfo::default();
+        cache.ifa_valid = 300;
+        cache.ifa_preferred = 300;
+        assert_eq!(
+            msg.attributes,
+            vec![
+                AddressAttribute::Local(a.addr),
+                AddressAttribute::Address(a.addr),
+                AddressAttribute::Broadcast("198.18.0.255".parse().unwrap()),
+                AddressAttribute::CacheInfo(cache),
+                AddressAttribute::Flags(AddressFlags::Noprefixroute),
+            ]
+        );
+        let (del, flags) = attrs_of(&del_address(&a).unwrap());
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK);
+        assert_eq!(
+            del.attributes,
+            vec![
+                AddressAttribute::Local(a.addr),
+                AddressAttribute::Address(a.addr)
+            ]
+        );
+    }
+
+    #[test]
+    fn forever_peers_and_ipv6() {
+        let mut a = Address::new(4, "10.0.0.1".parse().unwrap(), 32);
+        a.peer = Some("10.0.0.2".parse().unwrap());
+        let (msg, _) = attrs_of(&new_address(&a).unwrap());
+        let mut forever = CacheInfo::default();
+        forever.ifa_valid = INFINITY_LIFE_TIME;
+        forever.ifa_preferred = INFINITY_LIFE_TIME;
+        assert_eq!(
+            msg.attributes[..3],
+            [
+                AddressAttribute::Local(a.addr),
+                AddressAttribute::Address("10.0.0.2".parse().unwrap()),
+                AddressAttribute::CacheInfo(forever),
+            ]
+        );
+        let six = Address::new(3, "fd4c:6162::5".parse().unwrap(), 64);
+        let (msg, _) = attrs_of(&new_address(&six).unwrap());
+        assert_eq!(msg.header.family, AddressFamily::Inet6);
+        assert_eq!(msg.attributes[0], AddressAttribute::Address(six.addr));
+        assert!(!msg.attributes.iter().any(|a| matches!(
+            a,
+            AddressAttribute::Local(_) | AddressAttribute::Broadcast(_)
+        )));
+        let lo = Address::new(1, "127.0.0.2".parse().unwrap(), 8);
+        assert_eq!(
+            attrs_of(&new_address(&lo).unwrap()).0.header.scope,
+            AddressScope::Host
+        );
+    }
+
+    #[test]
+    fn impossible_addresses_are_refused_before_the_kernel() {
+        let mut a = Address::new(4, "10.0.0.1".parse().unwrap(), 33);
+        assert!(new_address(&a).is_err());
+        a.prefix = 24;
+        a.peer = Some("::1".parse().unwrap());
+        assert!(new_address(&a).is_err());
+        assert!(del_address(&Address::new(0, "10.0.0.1".parse().unwrap(), 8)).is_err());
+    }
+
+    #[test]
+    fn broadcast_addresses() {
+        let b = |a: &str, p| broadcast(a.parse().unwrap(), p).map(|b| b.to_string());
+        assert_eq!(b("198.18.0.5", 24).as_deref(), Some("198.18.0.255"));
+        assert_eq!(b("10.1.2.3", 8).as_deref(), Some("10.255.255.255"));
+        assert_eq!(b("10.1.2.3", 0).as_deref(), Some("255.255.255.255"));
+        assert_eq!(b("10.1.2.3", 31), None);
+        assert_eq!(b("10.1.2.3", 32), None);
+    }
+
+    #[test]
+    fn routes_replace_with_every_field() {
+        let mut r = Route::new("10.20.0.0".parse().unwrap(), 16).via("198.18.0.1".parse().unwrap());
+        r.oif = Some(3);
+        r.metric = 100;
+        r.table = 1000;
+        r.src = Some("198.18.0.5".parse().unwrap());
+        r.mtu = Some(1400);
+        let (flags, msg) = decode(&new_route(&r).unwrap());
+        assert_eq!(
+            flags,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+        );
+        let RouteNetlinkMessage::NewRoute(m) = msg else {
+            panic!()
+        };
+        assert_eq!(m.header.destination_prefix_length, 16);
+        assert_eq!(
+            (
+                m.header.table,
+                u8::from(m.header.protocol),
+                u8::from(m.header.scope)
+            ),
+            (0, RTPROT_STATIC, 0)
+        );
+        assert_eq!(m.header.kind, RouteType::Unicast);
+        assert_eq!(
+            m.attributes,
+            vec![
+                RouteAttribute::Table(1000),
+                RouteAttribute::Destination(RouteAddress::Inet("10.20.0.0".parse().unwrap())),
+                RouteAttribute::Gateway(RouteAddress::Inet("198.18.0.1".parse().unwrap())),
+                RouteAttribute::Oif(3),
+                RouteAttribute::Priority(100),
+                RouteAttribute::PrefSource(RouteAddress::Inet("198.18.0.5".parse().unwrap())),
+                RouteAttribute::Metrics(vec![RouteMetric::Mtu(1400)]),
+            ]
+        );
+        let (flags, msg) = decode(&del_route(&r).unwrap());
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK);
+        let RouteNetlinkMessage::DelRoute(m) = msg else {
+            panic!()
+        };
+        assert_eq!(u8::from(m.header.scope), RT_SCOPE_NOWHERE);
+        assert_eq!(u8::from(m.header.protocol), RTPROT_STATIC);
+        assert_eq!(m.attributes.len(), 5, "{:?}", m.attributes);
+    }
+
+    #[test]
+    fn default_routes_have_no_destination_attribute() {
+        let mut r = Route::new("0.0.0.0".parse().unwrap(), 0);
+        r.oif = Some(2);
+        assert_eq!(r.scope, RT_SCOPE_LINK);
+        let (_, msg) = decode(&new_route(&r).unwrap());
+        let RouteNetlinkMessage::NewRoute(m) = msg else {
+            panic!()
+        };
+        assert_eq!(m.header.table, RT_TABLE_MAIN as u8);
+        assert!(
+            !m.attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Destination(_)))
+        );
+    }
+
+    #[test]
+    fn impossible_routes_are_refused_before_the_kernel() {
+        let base = Route::new("10.0.0.0".parse().unwrap(), 8);
+        let mut r = base.clone();
+        r.prefix = 40;
+        assert!(new_route(&r).is_err());
+        let r = base.clone().via("fe80::1".parse().unwrap());
+        assert!(new_route(&r).is_err());
+        let mut r = base.clone();
+        r.family = Family::V6;
+        assert!(del_route(&r).is_err());
+        let mut r = base.clone();
+        r.table = 0;
+        assert!(new_route(&r).is_err());
+        let mut r = base;
+        r.src = Some("::1".parse().unwrap());
+        assert!(new_route(&r).is_err());
+    }
+}

@@ -1,0 +1,317 @@
+//! The kernel objects as nm-rs sees them: plain data, no netlink types.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// `RTPROT_KERNEL`: routes the kernel made (prefix routes of addresses).
+pub const RTPROT_KERNEL: u8 = 2;
+/// `RTPROT_BOOT`: the kernel's default for routes added without a protocol.
+pub const RTPROT_BOOT: u8 = 3;
+/// `RTPROT_STATIC`: routes NetworkManager (and nm-rs) configures from profiles.
+pub const RTPROT_STATIC: u8 = 4;
+/// `RTPROT_RA`: routes learned from IPv6 router advertisements.
+pub const RTPROT_RA: u8 = 9;
+/// `RTPROT_DHCP`: routes learned from DHCP.
+pub const RTPROT_DHCP: u8 = 16;
+
+/// `RT_TABLE_MAIN`.
+pub const RT_TABLE_MAIN: u32 = 254;
+/// `RT_TABLE_LOCAL`.
+pub const RT_TABLE_LOCAL: u32 = 255;
+
+/// `RT_SCOPE_UNIVERSE`: routes via a gateway, and every IPv6 route.
+pub const RT_SCOPE_UNIVERSE: u8 = 0;
+/// `RT_SCOPE_LINK`: IPv4 routes to directly attached destinations.
+pub const RT_SCOPE_LINK: u8 = 253;
+/// `RT_SCOPE_HOST`: local addresses.
+pub const RT_SCOPE_HOST: u8 = 254;
+
+/// `IFA_F_NOPREFIXROUTE`.
+pub const IFA_F_NOPREFIXROUTE: u32 = 0x200;
+/// `IFA_F_TENTATIVE` (IPv6 duplicate address detection still running).
+pub const IFA_F_TENTATIVE: u32 = 0x40;
+/// `IFA_F_PERMANENT` (no lifetime).
+pub const IFA_F_PERMANENT: u32 = 0x80;
+/// `IFA_F_DADFAILED`.
+pub const IFA_F_DADFAILED: u32 = 0x08;
+
+/// An address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The family of `addr`.
+    pub fn of(addr: &IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    /// `AF_INET` or `AF_INET6`.
+    pub fn af(self) -> u8 {
+        match self {
+            Family::V4 => libc::AF_INET as u8,
+            Family::V6 => libc::AF_INET6 as u8,
+        }
+    }
+
+    /// The family of an `AF_*` number, if it is an IP family.
+    pub fn from_af(af: u8) -> Option<Family> {
+        match i32::from(af) {
+            libc::AF_INET => Some(Family::V4),
+            libc::AF_INET6 => Some(Family::V6),
+            _ => None,
+        }
+    }
+
+    /// `0.0.0.0` or `::`.
+    pub fn unspecified(self) -> IpAddr {
+        match self {
+            Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        }
+    }
+
+    /// 32 or 128.
+    pub fn max_prefix(self) -> u8 {
+        match self {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        }
+    }
+}
+
+/// What a link is, from `IFLA_LINKINFO`'s kind and the ARPHRD type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LinkKind {
+    Loopback,
+    /// An ethernet device without a link kind: a real NIC (or a driver
+    /// that registers no rtnl link ops).
+    Ethernet,
+    /// An ethernet device with a wireless extension (`/sys/class/net/NAME/phy80211`
+    /// or `…/wireless` exists).
+    Wifi,
+    Veth,
+    Bridge,
+    Macvlan,
+    Vxlan,
+    /// `tun` and `tap` devices (both report the kind `tun`).
+    Tun,
+    /// Any other kind: the linkinfo kind (`"bond"`, `"wireguard"`, …), or
+    /// `"arphrd:<n>"` for a link without a kind that is not ethernet.
+    Other(String),
+}
+
+impl LinkKind {
+    /// The kind of a link from its `IFLA_INFO_KIND` (if any) and ARPHRD type.
+    pub fn classify(info_kind: Option<&str>, arphrd: u16) -> LinkKind {
+        match info_kind {
+            Some("veth") => LinkKind::Veth,
+            Some("bridge") => LinkKind::Bridge,
+            Some("macvlan") => LinkKind::Macvlan,
+            Some("vxlan") => LinkKind::Vxlan,
+            Some("tun") => LinkKind::Tun,
+            Some(other) => LinkKind::Other(other.to_owned()),
+            None if arphrd == libc::ARPHRD_LOOPBACK => LinkKind::Loopback,
+            None if arphrd == libc::ARPHRD_ETHER => LinkKind::Ethernet,
+            None => LinkKind::Other(format!("arphrd:{arphrd}")),
+        }
+    }
+}
+
+/// A network interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub ifindex: u32,
+    pub name: String,
+    pub kind: LinkKind,
+    /// `IFLA_ADDRESS` (none for links without a hardware address).
+    pub mac: Option<Vec<u8>>,
+    /// `IFLA_PERM_ADDRESS`, the burnt-in address of real NICs.
+    pub perm_mac: Option<Vec<u8>>,
+    pub mtu: u32,
+    /// `IFF_UP`.
+    pub admin_up: bool,
+    /// `IFF_LOWER_UP`.
+    pub carrier: bool,
+    /// `IFLA_MASTER`: the bridge (or bond, VRF…) this link is a port of.
+    pub master: Option<u32>,
+    /// The driver of a physical device (`/sys/class/net/NAME/device/driver`),
+    /// or the link kind of a virtual one.
+    pub driver: Option<String>,
+    /// Backed by a device on a bus (the kernel names a parent device, or
+    /// `/sys/class/net/NAME/device` exists).
+    pub physical: bool,
+}
+
+/// An IP address on a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub ifindex: u32,
+    pub addr: IpAddr,
+    pub prefix: u8,
+    /// The peer of a point-to-point address.
+    pub peer: Option<IpAddr>,
+    /// Seconds left; `None` is forever. On a dump this is what remains of it.
+    pub valid_lft: Option<u32>,
+    /// Seconds left; `None` is forever.
+    pub preferred_lft: Option<u32>,
+    /// `IFA_F_NOPREFIXROUTE`: the kernel adds no prefix route for it.
+    pub noprefixroute: bool,
+    /// All `IFA_F_*` flags as the kernel reported them (ignored when adding,
+    /// except through `noprefixroute`).
+    pub flags: u32,
+}
+
+impl Address {
+    /// An address with no peer, forever, with a prefix route.
+    pub fn new(ifindex: u32, addr: IpAddr, prefix: u8) -> Address {
+        Address {
+            ifindex,
+            addr,
+            prefix,
+            peer: None,
+            valid_lft: None,
+            preferred_lft: None,
+            noprefixroute: false,
+            flags: 0,
+        }
+    }
+
+    pub fn family(&self) -> Family {
+        Family::of(&self.addr)
+    }
+
+    /// Whether `self` and `other` name the same kernel object: IPv4 addresses
+    /// are keyed by link, address, prefix and peer, IPv6 ones by link and
+    /// address.
+    pub fn same_key(&self, other: &Address) -> bool {
+        if self.ifindex != other.ifindex || self.addr != other.addr {
+            return false;
+        }
+        match self.family() {
+            Family::V4 => self.prefix == other.prefix && self.peer == other.peer,
+            Family::V6 => true,
+        }
+    }
+
+    /// Whether IPv6 duplicate address detection is still running.
+    pub fn tentative(&self) -> bool {
+        self.flags & IFA_F_TENTATIVE != 0
+    }
+}
+
+/// A unicast route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub family: Family,
+    /// The destination network (`0.0.0.0` / `::` with prefix 0 for a default route).
+    pub dest: IpAddr,
+    pub prefix: u8,
+    pub gateway: Option<IpAddr>,
+    pub oif: Option<u32>,
+    /// `RTA_PRIORITY`. For IPv6 the kernel turns 0 into 1024 when adding.
+    pub metric: u32,
+    pub table: u32,
+    /// `RTPROT_*`.
+    pub protocol: u8,
+    /// `RT_SCOPE_*`.
+    pub scope: u8,
+    /// `RTA_PREFSRC`.
+    pub src: Option<IpAddr>,
+    /// `RTAX_MTU` in `RTA_METRICS`.
+    pub mtu: Option<u32>,
+}
+
+impl Route {
+    /// A route to `dest/prefix` in the main table with protocol `static`, no
+    /// gateway, no interface, metric 0 and the scope the kernel expects for
+    /// a directly attached destination (link for IPv4, universe for IPv6).
+    /// Setting a gateway usually wants [`Route::via`].
+    pub fn new(dest: IpAddr, prefix: u8) -> Route {
+        let family = Family::of(&dest);
+        Route {
+            family,
+            dest,
+            prefix,
+            gateway: None,
+            oif: None,
+            metric: 0,
+            table: RT_TABLE_MAIN,
+            protocol: RTPROT_STATIC,
+            scope: match family {
+                Family::V4 => RT_SCOPE_LINK,
+                Family::V6 => RT_SCOPE_UNIVERSE,
+            },
+            src: None,
+            mtu: None,
+        }
+    }
+
+    /// The same route via `gateway` (scope universe).
+    pub fn via(mut self, gateway: IpAddr) -> Route {
+        self.gateway = Some(gateway);
+        self.scope = RT_SCOPE_UNIVERSE;
+        self
+    }
+
+    /// Whether this is a default route (`prefix == 0`).
+    pub fn is_default(&self) -> bool {
+        self.prefix == 0
+    }
+}
+
+/// What [`crate::Platform::routes`] returns: every field that is set must match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteFilter {
+    pub family: Option<Family>,
+    pub table: Option<u32>,
+    pub oif: Option<u32>,
+    pub protocol: Option<u8>,
+}
+
+impl RouteFilter {
+    /// Every unicast route of the main table, both families.
+    pub fn main() -> RouteFilter {
+        RouteFilter {
+            table: Some(RT_TABLE_MAIN),
+            ..RouteFilter::default()
+        }
+    }
+
+    /// Whether `route` passes the filter.
+    pub fn matches(&self, route: &Route) -> bool {
+        self.family.is_none_or(|f| f == route.family)
+            && self.table.is_none_or(|t| t == route.table)
+            && self.oif.is_none_or(|o| Some(o) == route.oif)
+            && self.protocol.is_none_or(|p| p == route.protocol)
+    }
+}
+
+/// A change the event task applied to the cache (in that order: the cache
+/// already shows it when the event is received).
+///
+/// Events may repeat what a snapshot taken just before already shows (a link
+/// that appeared while the caller was reading [`crate::Platform::links`]);
+/// consumers apply them idempotently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlatformEvent {
+    LinkAdded(Link),
+    /// Any field of [`Link`] changed (notifications that change none of them
+    /// are not forwarded).
+    LinkChanged(Link),
+    LinkRemoved {
+        ifindex: u32,
+        name: String,
+    },
+    /// A new address, or a change of an existing one (lifetimes, flags).
+    AddressAdded(Address),
+    AddressRemoved(Address),
+    /// The event socket overran: links and addresses were dumped again, and
+    /// the difference to the old cache was sent as the events above, just
+    /// before this one.
+    Resynced,
+}
