@@ -256,6 +256,36 @@ impl Lab {
         under_root(&self.root, host_path.as_ref())
     }
 
+    /// Writes nm-core's configuration into the lab root: the lab's client
+    /// uplinks are managed (veths are left alone by default), plus `extra`
+    /// lines for the `[core]` table (e.g. `carrier-grace-ms = 200`).
+    pub fn write_core_config(&self, extra: &str) -> Result<PathBuf, LabError> {
+        let file = self.root_path("/etc/NetworkManager/nm-rs.toml");
+        let managed: Vec<String> = self
+            .uplinks()
+            .iter()
+            .map(|u| format!("\"interface-name:{}\"", u.client_if))
+            .collect();
+        let text = format!("[core]\nmanaged = [{}]\n{extra}\n", managed.join(", "));
+        if let Some(dir) = file.parent() {
+            fs::create_dir_all(dir).map_err(|e| LabError::io(dir.display().to_string(), e))?;
+        }
+        fs::write(&file, text).map_err(|e| LabError::io(file.display().to_string(), e))?;
+        Ok(file)
+    }
+
+    /// Writes a profile file (0600, root's) into the lab's
+    /// `/etc/NetworkManager/system-connections`.
+    pub fn write_profile(&self, name: &str, text: &str) -> Result<PathBuf, LabError> {
+        let dir = self.root_path("/etc/NetworkManager/system-connections");
+        fs::create_dir_all(&dir).map_err(|e| LabError::io(dir.display().to_string(), e))?;
+        let file = dir.join(name);
+        fs::write(&file, text).map_err(|e| LabError::io(file.display().to_string(), e))?;
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600))
+            .map_err(|e| LabError::io(file.display().to_string(), e))?;
+        Ok(file)
+    }
+
     /// The address of the lab's system bus (`unix:path=…`).
     pub fn bus_address(&self) -> &str {
         self.bus.as_ref().map(|b| b.address.as_str()).unwrap_or("")

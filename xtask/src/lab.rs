@@ -12,7 +12,7 @@ use crate::util::{cargo, check, exit_code, header, require_root};
 
 /// The daemons the lab starts, in this order, when their binary exists.
 /// Add each daemon here as it lands (with its bus name in nm_lab's table).
-const LAB_DAEMONS: &[&str] = &["nm-system-settings"];
+const LAB_DAEMONS: &[&str] = &["nm-system-settings", "nm-core"];
 
 pub async fn run(command: Option<String>, build: bool) -> Result<ExitCode> {
     require_root("cargo xtask lab")?;
@@ -30,6 +30,26 @@ pub async fn run(command: Option<String>, build: bool) -> Result<ExitCode> {
         .build()
         .context("bringing the lab up")?;
     let bin_dir = lab.bin_dir()?;
+    // nm-core manages the lab's uplinks; each gets a static profile on its
+    // server's subnet, so that both come up at once (DHCP arrives later).
+    lab.write_core_config("")?;
+    for u in lab.uplinks() {
+        let octets = u.server_v4.octets();
+        let text = format!(
+            "[connection]\nid=lab-uplink{i}\nuuid={uuid}\ntype=ethernet\ninterface-name={ifname}\n\n[ethernet]\n\n\
+             [ipv4]\naddress1={a}.{b}.{c}.10/{p},{gw}\ndns={gw};\ndns-search=lab.test;\nmethod=manual\n\n\
+             [ipv6]\naddr-gen-mode=default\nmethod=auto\n\n[proxy]\n",
+            i = u.index,
+            uuid = format!("6c61622d-7570-4c69-8e6b-{:012x}", u.index),
+            ifname = u.client_if,
+            a = octets[0],
+            b = octets[1],
+            c = octets[2],
+            p = u.prefix_v4,
+            gw = u.server_v4,
+        );
+        lab.write_profile(&format!("lab-uplink{}.nmconnection", u.index), &text)?;
+    }
     let mut daemons: Vec<DaemonHandle> = Vec::new();
     for binary in LAB_DAEMONS {
         if !bin_dir.join(binary).is_file() {

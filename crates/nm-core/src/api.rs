@@ -1,0 +1,1382 @@
+//! NetworkManager's public D-Bus API (reference `nmcli-surface.md`).
+//!
+//! Each object's properties live in a plain struct behind a mutex that the
+//! engine updates; the interface objects only read it, so no interface lock
+//! is ever held while the engine works (a method waiting for the engine and
+//! the engine waiting for that interface would deadlock). Methods that
+//! change anything are sent to the engine, which owns the state and replies
+//! once the bus has seen every new object (ordering rule B1).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use nm_dbus::WireSettings;
+use nm_dbus::errors::NmError;
+use nm_model::dbus_dict;
+use tokio::sync::{mpsc, oneshot};
+use zbus::message::Header;
+use zbus::names::InterfaceName;
+use zbus::object_server::SignalEmitter;
+use zbus::{Connection as Bus, OwnedObjectPath, OwnedVariant, Variant, interface};
+
+use crate::engine::{Call, Input};
+
+pub const NM_PATH: &str = "/org/freedesktop/NetworkManager";
+pub const SETTINGS_PATH: &str = "/org/freedesktop/NetworkManager/Settings";
+pub const AGENT_MANAGER_PATH: &str = "/org/freedesktop/NetworkManager/AgentManager";
+pub const DNS_MANAGER_PATH: &str = "/org/freedesktop/NetworkManager/DnsManager";
+/// The version whose API nm-rs speaks (KDE needs a value; nmcli ≥ 1.46 compares it).
+pub const VERSION: &str = "1.42.4";
+
+pub fn path(kind: &str, n: u32) -> OwnedObjectPath {
+    OwnedObjectPath::try_from(format!("{NM_PATH}/{kind}/{n}")).expect("a number makes a valid path")
+}
+
+pub fn root() -> OwnedObjectPath {
+    OwnedObjectPath::try_from("/").expect("/ is a path")
+}
+
+/// Shared, engine-written property values of one object.
+pub struct Props<T>(Arc<Mutex<T>>);
+
+impl<T> Clone for Props<T> {
+    fn clone(&self) -> Self {
+        Props(self.0.clone())
+    }
+}
+
+impl<T> Props<T> {
+    pub fn new(value: T) -> Self {
+        Props(Arc::new(Mutex::new(value)))
+    }
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Sends `PropertiesChanged` with values (libnm ignores invalidation).
+pub async fn emit_changed(
+    bus: &Bus,
+    path: &OwnedObjectPath,
+    interface: &str,
+    changed: Vec<(&str, Variant<'_>)>,
+) {
+    if changed.is_empty() {
+        return;
+    }
+    let result = async {
+        let emitter = SignalEmitter::new(bus, path.clone())?;
+        let map: HashMap<&str, Variant<'_>> = changed.into_iter().collect();
+        zbus::fdo::Properties::properties_changed(
+            &emitter,
+            InterfaceName::try_from(interface)?,
+            map,
+            std::borrow::Cow::Borrowed(&[]),
+        )
+        .await
+    };
+    if let Err(e) = result.await {
+        tracing::warn!("PropertiesChanged on {path}: {e}");
+    }
+}
+
+/// The engine's inbox, for the interface objects.
+#[derive(Clone)]
+pub struct EngineHandle(pub mpsc::UnboundedSender<Input>);
+
+impl EngineHandle {
+    pub async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, NmError>>) -> Call,
+    ) -> Result<T, NmError> {
+        let (tx, rx) = oneshot::channel();
+        self.0
+            .send(Input::Call(make(tx)))
+            .map_err(|_| NmError::failed("nm-core is stopping"))?;
+        rx.await
+            .map_err(|_| NmError::failed("nm-core is stopping"))?
+    }
+}
+
+async fn caller_uid(bus: &Bus, hdr: &Header<'_>) -> Result<u32, NmError> {
+    let sender = hdr
+        .sender()
+        .ok_or_else(|| NmError::access_denied("message without sender"))?;
+    let dbus = zbus::fdo::DBusProxy::new(bus)
+        .await
+        .map_err(NmError::from)?;
+    dbus.get_connection_unix_user(sender.clone().into())
+        .await
+        .map_err(|e| NmError::failed(e.to_string()))
+}
+
+/// Changing anything needs root (polkit arrives with the authorization issue).
+async fn require_root(bus: &Bus, hdr: &Header<'_>) -> Result<(), NmError> {
+    match caller_uid(bus, hdr).await? {
+        0 => Ok(()),
+        uid => Err(NmError::manager(
+            "PermissionDenied",
+            format!("uid {uid} is not allowed to change the network"),
+        )),
+    }
+}
+
+// ------------------------------------------------------------ manager ---
+
+#[derive(Clone, Debug)]
+pub struct ManagerProps {
+    pub devices: Vec<OwnedObjectPath>,
+    pub active_connections: Vec<OwnedObjectPath>,
+    pub state: u32,
+    pub startup: bool,
+    pub networking_enabled: bool,
+    pub connectivity: u32,
+    pub primary_connection: OwnedObjectPath,
+    pub primary_connection_type: String,
+    pub activating_connection: OwnedObjectPath,
+}
+
+impl Default for ManagerProps {
+    fn default() -> Self {
+        ManagerProps {
+            devices: vec![],
+            active_connections: vec![],
+            state: 20,
+            startup: true,
+            networking_enabled: true,
+            connectivity: 1,
+            primary_connection: root(),
+            primary_connection_type: String::new(),
+            activating_connection: root(),
+        }
+    }
+}
+
+pub struct ManagerIface {
+    pub props: Props<ManagerProps>,
+    pub engine: EngineHandle,
+}
+
+#[interface(name = "org.freedesktop.NetworkManager")]
+impl ManagerIface {
+    fn get_devices(&self) -> Vec<OwnedObjectPath> {
+        self.props.lock().devices.clone()
+    }
+
+    fn get_all_devices(&self) -> Vec<OwnedObjectPath> {
+        self.props.lock().devices.clone()
+    }
+
+    async fn get_device_by_ip_iface(&self, iface: String) -> Result<OwnedObjectPath, NmError> {
+        self.engine
+            .call(|reply| Call::DeviceByIface { iface, reply })
+            .await
+    }
+
+    async fn activate_connection(
+        &self,
+        connection: OwnedObjectPath,
+        device: OwnedObjectPath,
+        specific_object: OwnedObjectPath,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, NmError> {
+        let _ = specific_object;
+        require_root(bus, &hdr).await?;
+        self.engine
+            .call(|reply| Call::Activate {
+                connection,
+                device,
+                reply,
+            })
+            .await
+    }
+
+    async fn add_and_activate_connection(
+        &self,
+        connection: WireSettings,
+        device: OwnedObjectPath,
+        specific_object: OwnedObjectPath,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(OwnedObjectPath, OwnedObjectPath), NmError> {
+        let _ = specific_object;
+        require_root(bus, &hdr).await?;
+        let dict = nm_dbus::settings_from_wire(&connection)
+            .map_err(|e| NmError::connection("InvalidProperty", e.0))?;
+        self.engine
+            .call(|reply| Call::AddAndActivate {
+                dict,
+                device,
+                reply,
+            })
+            .await
+    }
+
+    async fn add_and_activate_connection2(
+        &self,
+        connection: WireSettings,
+        device: OwnedObjectPath,
+        specific_object: OwnedObjectPath,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<
+        (
+            OwnedObjectPath,
+            OwnedObjectPath,
+            HashMap<String, OwnedVariant>,
+        ),
+        NmError,
+    > {
+        let _ = (specific_object, options);
+        require_root(bus, &hdr).await?;
+        let dict = nm_dbus::settings_from_wire(&connection)
+            .map_err(|e| NmError::connection("InvalidProperty", e.0))?;
+        let (p, a) = self
+            .engine
+            .call(|reply| Call::AddAndActivate {
+                dict,
+                device,
+                reply,
+            })
+            .await?;
+        Ok((p, a, HashMap::new()))
+    }
+
+    async fn deactivate_connection(
+        &self,
+        active_connection: OwnedObjectPath,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), NmError> {
+        require_root(bus, &hdr).await?;
+        self.engine
+            .call(|reply| Call::Deactivate {
+                active: active_connection,
+                reply,
+            })
+            .await
+    }
+
+    async fn enable(
+        &self,
+        enable: bool,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), NmError> {
+        require_root(bus, &hdr).await?;
+        self.engine
+            .call(|reply| Call::EnableNetworking { enable, reply })
+            .await
+    }
+
+    fn sleep(&self, sleep: bool) -> Result<(), NmError> {
+        let _ = sleep;
+        Err(NmError::manager(
+            "NotSupported",
+            "sleep is not supported by nm-rs",
+        ))
+    }
+
+    fn get_permissions(&self) -> HashMap<String, String> {
+        // Without polkit (a later issue) root may do everything, others nothing.
+        const NAMES: &[&str] = &[
+            "enable-disable-network",
+            "enable-disable-wifi",
+            "enable-disable-wwan",
+            "enable-disable-wimax",
+            "sleep-wake",
+            "network-control",
+            "wifi.share.protected",
+            "wifi.share.open",
+            "settings.modify.system",
+            "settings.modify.own",
+            "settings.modify.hostname",
+            "settings.modify.global-dns",
+            "reload",
+            "checkpoint-rollback",
+            "enable-disable-statistics",
+            "enable-disable-connectivity-check",
+            "wifi.scan",
+        ];
+        NAMES
+            .iter()
+            .map(|n| {
+                (
+                    format!("org.freedesktop.NetworkManager.{n}"),
+                    "yes".to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn get_logging(&self) -> (String, String) {
+        ("INFO".into(), "PLATFORM,DEVICE,CORE,SETTINGS".into())
+    }
+
+    fn check_connectivity(&self) -> u32 {
+        self.props.lock().connectivity
+    }
+
+    #[zbus(name = "state")]
+    fn legacy_state(&self) -> u32 {
+        self.props.lock().state
+    }
+
+    #[zbus(property)]
+    fn devices(&self) -> Vec<OwnedObjectPath> {
+        self.props.lock().devices.clone()
+    }
+    #[zbus(property)]
+    fn all_devices(&self) -> Vec<OwnedObjectPath> {
+        self.props.lock().devices.clone()
+    }
+    #[zbus(property)]
+    fn checkpoints(&self) -> Vec<OwnedObjectPath> {
+        vec![]
+    }
+    #[zbus(property)]
+    fn networking_enabled(&self) -> bool {
+        self.props.lock().networking_enabled
+    }
+    #[zbus(property)]
+    fn wireless_enabled(&self) -> bool {
+        true
+    }
+    #[zbus(property)]
+    fn set_wireless_enabled(&mut self, _value: bool) {}
+    #[zbus(property)]
+    fn wireless_hardware_enabled(&self) -> bool {
+        true
+    }
+    #[zbus(property)]
+    fn wwan_enabled(&self) -> bool {
+        true
+    }
+    #[zbus(property)]
+    fn set_wwan_enabled(&mut self, _value: bool) {}
+    #[zbus(property)]
+    fn wwan_hardware_enabled(&self) -> bool {
+        true
+    }
+    #[zbus(property)]
+    fn wimax_enabled(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn wimax_hardware_enabled(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn radio_flags(&self) -> u32 {
+        0
+    }
+    #[zbus(property)]
+    fn active_connections(&self) -> Vec<OwnedObjectPath> {
+        self.props.lock().active_connections.clone()
+    }
+    #[zbus(property)]
+    fn primary_connection(&self) -> OwnedObjectPath {
+        self.props.lock().primary_connection.clone()
+    }
+    #[zbus(property)]
+    fn primary_connection_type(&self) -> String {
+        self.props.lock().primary_connection_type.clone()
+    }
+    #[zbus(property)]
+    fn metered(&self) -> u32 {
+        0
+    }
+    #[zbus(property)]
+    fn activating_connection(&self) -> OwnedObjectPath {
+        self.props.lock().activating_connection.clone()
+    }
+    #[zbus(property)]
+    fn startup(&self) -> bool {
+        self.props.lock().startup
+    }
+    #[zbus(property)]
+    fn version(&self) -> String {
+        VERSION.into()
+    }
+    #[zbus(property)]
+    fn version_info(&self) -> Vec<u32> {
+        vec![(1 << 16) | (42 << 8) | 4]
+    }
+    #[zbus(property)]
+    fn capabilities(&self) -> Vec<u32> {
+        vec![]
+    }
+    #[zbus(property)]
+    fn state(&self) -> u32 {
+        self.props.lock().state
+    }
+    #[zbus(property)]
+    fn connectivity(&self) -> u32 {
+        self.props.lock().connectivity
+    }
+    #[zbus(property)]
+    fn connectivity_check_available(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn connectivity_check_enabled(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn connectivity_check_uri(&self) -> String {
+        String::new()
+    }
+    #[zbus(property)]
+    fn global_dns_configuration(&self) -> HashMap<String, OwnedVariant> {
+        HashMap::new()
+    }
+
+    #[zbus(signal)]
+    pub async fn check_permissions(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
+    #[zbus(signal, name = "StateChanged")]
+    pub async fn state_changed_signal(emitter: &SignalEmitter<'_>, state: u32) -> zbus::Result<()>;
+    #[zbus(signal)]
+    pub async fn device_added(
+        emitter: &SignalEmitter<'_>,
+        device_path: OwnedObjectPath,
+    ) -> zbus::Result<()>;
+    #[zbus(signal)]
+    pub async fn device_removed(
+        emitter: &SignalEmitter<'_>,
+        device_path: OwnedObjectPath,
+    ) -> zbus::Result<()>;
+}
+
+// ----------------------------------------------------------- settings ---
+
+#[derive(Clone, Debug, Default)]
+pub struct SettingsProps {
+    pub connections: Vec<OwnedObjectPath>,
+    pub hostname: String,
+}
+
+pub struct SettingsIface {
+    pub props: Props<SettingsProps>,
+    pub engine: EngineHandle,
+}
+
+impl SettingsIface {
+    async fn add(
+        &self,
+        connection: WireSettings,
+        save: bool,
+        bus: &Bus,
+        hdr: &Header<'_>,
+    ) -> Result<OwnedObjectPath, NmError> {
+        require_root(bus, hdr).await?;
+        let dict = nm_dbus::settings_from_wire(&connection)
+            .map_err(|e| NmError::connection("InvalidProperty", e.0))?;
+        self.engine
+            .call(|reply| Call::AddConnection { dict, save, reply })
+            .await
+    }
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.Settings")]
+impl SettingsIface {
+    fn list_connections(&self) -> Vec<OwnedObjectPath> {
+        self.props.lock().connections.clone()
+    }
+
+    async fn get_connection_by_uuid(&self, uuid: String) -> Result<OwnedObjectPath, NmError> {
+        self.engine
+            .call(|reply| Call::ConnectionByUuid { uuid, reply })
+            .await
+    }
+
+    async fn add_connection(
+        &self,
+        connection: WireSettings,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, NmError> {
+        self.add(connection, true, bus, &hdr).await
+    }
+
+    async fn add_connection_unsaved(
+        &self,
+        connection: WireSettings,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, NmError> {
+        self.add(connection, false, bus, &hdr).await
+    }
+
+    async fn add_connection2(
+        &self,
+        settings: WireSettings,
+        flags: u32,
+        args: HashMap<String, OwnedVariant>,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(OwnedObjectPath, HashMap<String, OwnedVariant>), NmError> {
+        const TO_DISK: u32 = 0x1;
+        const IN_MEMORY: u32 = 0x2;
+        const BLOCK_AUTOCONNECT: u32 = 0x20;
+        if flags & !(TO_DISK | IN_MEMORY | BLOCK_AUTOCONNECT) != 0
+            || args.keys().any(|k| k != "plugin")
+        {
+            return Err(NmError::settings(
+                "InvalidArguments",
+                "unknown flags or arguments",
+            ));
+        }
+        if (flags & TO_DISK != 0) == (flags & IN_MEMORY != 0) {
+            return Err(NmError::settings(
+                "InvalidArguments",
+                "exactly one of TO_DISK and IN_MEMORY is required",
+            ));
+        }
+        let path = self.add(settings, flags & TO_DISK != 0, bus, &hdr).await?;
+        Ok((path, HashMap::new()))
+    }
+
+    fn save_hostname(&self, hostname: String) -> Result<(), NmError> {
+        let _ = hostname;
+        Err(NmError::settings(
+            "NotSupported",
+            "set the hostname through nm-system-settings",
+        ))
+    }
+
+    fn reload_connections(&self) -> bool {
+        true
+    }
+
+    #[zbus(property)]
+    fn connections(&self) -> Vec<OwnedObjectPath> {
+        self.props.lock().connections.clone()
+    }
+    #[zbus(property)]
+    fn hostname(&self) -> String {
+        self.props.lock().hostname.clone()
+    }
+    #[zbus(property)]
+    fn can_modify(&self) -> bool {
+        true
+    }
+
+    #[zbus(signal)]
+    pub async fn new_connection(
+        emitter: &SignalEmitter<'_>,
+        connection: OwnedObjectPath,
+    ) -> zbus::Result<()>;
+    #[zbus(signal)]
+    pub async fn connection_removed(
+        emitter: &SignalEmitter<'_>,
+        connection: OwnedObjectPath,
+    ) -> zbus::Result<()>;
+}
+
+/// A profile as nm-core re-exports it: the cached settings (with the
+/// timestamp merged in) answer `GetSettings` without a round trip.
+#[derive(Clone, Debug)]
+pub struct ConnectionProps {
+    pub conn: nm_model::Connection,
+    pub unsaved: bool,
+    pub filename: String,
+}
+
+pub struct ConnectionIface {
+    pub id: u32,
+    pub props: Props<ConnectionProps>,
+    pub engine: EngineHandle,
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.Settings.Connection")]
+impl ConnectionIface {
+    fn get_settings(&self) -> Result<WireSettings, NmError> {
+        let dict = dbus_dict::to_dbus(&self.props.lock().conn, false);
+        nm_dbus::settings_to_wire(&dict).map_err(|e| NmError::failed(e.0))
+    }
+
+    async fn get_secrets(
+        &self,
+        setting_name: String,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<WireSettings, NmError> {
+        require_root(bus, &hdr).await?;
+        let id = self.id;
+        let dict = self
+            .engine
+            .call(|reply| Call::GetSecrets {
+                id,
+                setting: setting_name,
+                reply,
+            })
+            .await?;
+        nm_dbus::settings_to_wire(&dict).map_err(|e| NmError::failed(e.0))
+    }
+
+    async fn update(
+        &self,
+        properties: WireSettings,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), NmError> {
+        self.update_with(properties, bus, &hdr).await
+    }
+
+    async fn update_unsaved(
+        &self,
+        properties: WireSettings,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), NmError> {
+        self.update_with(properties, bus, &hdr).await
+    }
+
+    async fn update2(
+        &self,
+        settings: WireSettings,
+        flags: u32,
+        args: HashMap<String, OwnedVariant>,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<HashMap<String, OwnedVariant>, NmError> {
+        const KNOWN: u32 = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40;
+        if flags & !KNOWN != 0 || args.keys().any(|k| k != "plugin" && k != "version-id") {
+            return Err(NmError::settings(
+                "InvalidArguments",
+                "unknown flags or arguments",
+            ));
+        }
+        // An empty dictionary keeps the current settings.
+        if !settings.is_empty() {
+            self.update_with(settings, bus, &hdr).await?;
+        } else {
+            require_root(bus, &hdr).await?;
+        }
+        Ok(HashMap::new())
+    }
+
+    fn save(&self) {}
+
+    async fn delete(
+        &self,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), NmError> {
+        require_root(bus, &hdr).await?;
+        let id = self.id;
+        self.engine
+            .call(|reply| Call::DeleteConnection { id, reply })
+            .await
+    }
+
+    #[zbus(property)]
+    fn unsaved(&self) -> bool {
+        self.props.lock().unsaved
+    }
+    #[zbus(property)]
+    fn flags(&self) -> u32 {
+        if self.props.lock().unsaved { 0x1 } else { 0 }
+    }
+    #[zbus(property)]
+    fn filename(&self) -> String {
+        self.props.lock().filename.clone()
+    }
+
+    #[zbus(signal)]
+    pub async fn updated(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
+    #[zbus(signal)]
+    pub async fn removed(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
+}
+
+impl ConnectionIface {
+    async fn update_with(
+        &self,
+        properties: WireSettings,
+        bus: &Bus,
+        hdr: &Header<'_>,
+    ) -> Result<(), NmError> {
+        require_root(bus, hdr).await?;
+        let dict = nm_dbus::settings_from_wire(&properties)
+            .map_err(|e| NmError::connection("InvalidProperty", e.0))?;
+        let id = self.id;
+        self.engine
+            .call(|reply| Call::UpdateConnection { id, dict, reply })
+            .await
+    }
+}
+
+// ------------------------------------------------------------- device ---
+
+#[derive(Clone, Debug)]
+pub struct DeviceProps {
+    pub interface: String,
+    pub driver: String,
+    pub device_type: u32,
+    pub state: u32,
+    pub reason: u32,
+    pub managed: bool,
+    pub autoconnect: bool,
+    pub active_connection: OwnedObjectPath,
+    pub available_connections: Vec<OwnedObjectPath>,
+    pub hw_address: String,
+    pub perm_hw_address: String,
+    pub mtu: u32,
+    pub carrier: bool,
+    pub ip4_config: OwnedObjectPath,
+    pub ip6_config: OwnedObjectPath,
+    pub ifindex: u32,
+    pub interface_flags: u32,
+    pub type_description: String,
+    pub software: bool,
+}
+
+pub struct DeviceIface {
+    pub id: u32,
+    pub props: Props<DeviceProps>,
+    pub engine: EngineHandle,
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.Device")]
+impl DeviceIface {
+    async fn disconnect(
+        &self,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), NmError> {
+        require_root(bus, &hdr).await?;
+        let id = self.id;
+        self.engine
+            .call(|reply| Call::DeviceDisconnect { id, reply })
+            .await
+    }
+
+    fn delete(&self) -> Result<(), NmError> {
+        Err(NmError::device(
+            "NotSoftware",
+            "this device is not a software device nm-rs created",
+        ))
+    }
+
+    async fn get_applied_connection(&self, flags: u32) -> Result<(WireSettings, u64), NmError> {
+        let _ = flags;
+        let id = self.id;
+        let dict = self
+            .engine
+            .call(|reply| Call::AppliedConnection { id, reply })
+            .await?;
+        Ok((
+            nm_dbus::settings_to_wire(&dict).map_err(|e| NmError::failed(e.0))?,
+            0,
+        ))
+    }
+
+    #[zbus(property)]
+    fn udi(&self) -> String {
+        format!("/sys/class/net/{}", self.props.lock().interface)
+    }
+    #[zbus(property)]
+    fn path(&self) -> String {
+        String::new()
+    }
+    #[zbus(property)]
+    fn interface(&self) -> String {
+        self.props.lock().interface.clone()
+    }
+    #[zbus(property)]
+    fn ip_interface(&self) -> String {
+        let p = self.props.lock();
+        if p.state >= 70 && p.state <= 100 {
+            p.interface.clone()
+        } else {
+            String::new()
+        }
+    }
+    #[zbus(property)]
+    fn driver(&self) -> String {
+        self.props.lock().driver.clone()
+    }
+    #[zbus(property)]
+    fn driver_version(&self) -> String {
+        String::new()
+    }
+    #[zbus(property)]
+    fn firmware_version(&self) -> String {
+        String::new()
+    }
+    #[zbus(property)]
+    fn capabilities(&self) -> u32 {
+        let p = self.props.lock();
+        0x1 | 0x2 | if p.software { 0x4 } else { 0 }
+    }
+    #[zbus(property)]
+    fn ip4_address(&self) -> u32 {
+        0
+    }
+    #[zbus(property)]
+    fn state(&self) -> u32 {
+        self.props.lock().state
+    }
+    #[zbus(property)]
+    fn state_reason(&self) -> (u32, u32) {
+        let p = self.props.lock();
+        (p.state, p.reason)
+    }
+    #[zbus(property)]
+    fn active_connection(&self) -> OwnedObjectPath {
+        self.props.lock().active_connection.clone()
+    }
+    #[zbus(property)]
+    fn ip4_config(&self) -> OwnedObjectPath {
+        self.props.lock().ip4_config.clone()
+    }
+    #[zbus(property)]
+    fn dhcp4_config(&self) -> OwnedObjectPath {
+        root()
+    }
+    #[zbus(property)]
+    fn ip6_config(&self) -> OwnedObjectPath {
+        self.props.lock().ip6_config.clone()
+    }
+    #[zbus(property)]
+    fn dhcp6_config(&self) -> OwnedObjectPath {
+        root()
+    }
+    #[zbus(property)]
+    fn managed(&self) -> bool {
+        self.props.lock().managed
+    }
+    #[zbus(property)]
+    fn autoconnect(&self) -> bool {
+        self.props.lock().autoconnect
+    }
+    #[zbus(property)]
+    async fn set_autoconnect(&mut self, value: bool) -> Result<(), zbus::fdo::Error> {
+        let id = self.id;
+        self.engine
+            .call(|reply| Call::SetDeviceAutoconnect { id, value, reply })
+            .await
+            .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))
+    }
+    #[zbus(property)]
+    fn firmware_missing(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn nm_plugin_missing(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn device_type(&self) -> u32 {
+        self.props.lock().device_type
+    }
+    #[zbus(property)]
+    fn available_connections(&self) -> Vec<OwnedObjectPath> {
+        self.props.lock().available_connections.clone()
+    }
+    #[zbus(property)]
+    fn physical_port_id(&self) -> String {
+        String::new()
+    }
+    #[zbus(property)]
+    fn mtu(&self) -> u32 {
+        self.props.lock().mtu
+    }
+    #[zbus(property)]
+    fn metered(&self) -> u32 {
+        0
+    }
+    #[zbus(property)]
+    fn lldp_neighbors(&self) -> Vec<HashMap<String, OwnedVariant>> {
+        vec![]
+    }
+    #[zbus(property)]
+    fn real(&self) -> bool {
+        true
+    }
+    #[zbus(property)]
+    fn ip4_connectivity(&self) -> u32 {
+        if self.props.lock().state == 100 { 4 } else { 1 }
+    }
+    #[zbus(property)]
+    fn ip6_connectivity(&self) -> u32 {
+        if self.props.lock().state == 100 { 4 } else { 1 }
+    }
+    #[zbus(property)]
+    fn interface_flags(&self) -> u32 {
+        self.props.lock().interface_flags
+    }
+    #[zbus(property)]
+    fn hw_address(&self) -> String {
+        self.props.lock().hw_address.clone()
+    }
+    #[zbus(property)]
+    fn ports(&self) -> Vec<OwnedObjectPath> {
+        vec![]
+    }
+
+    #[zbus(signal, name = "StateChanged")]
+    pub async fn state_changed_signal(
+        emitter: &SignalEmitter<'_>,
+        new_state: u32,
+        old_state: u32,
+        reason: u32,
+    ) -> zbus::Result<()>;
+}
+
+pub struct WiredIface {
+    pub props: Props<DeviceProps>,
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.Device.Wired")]
+impl WiredIface {
+    #[zbus(property)]
+    fn hw_address(&self) -> String {
+        self.props.lock().hw_address.clone()
+    }
+    #[zbus(property)]
+    fn perm_hw_address(&self) -> String {
+        self.props.lock().perm_hw_address.clone()
+    }
+    #[zbus(property)]
+    fn speed(&self) -> u32 {
+        if self.props.lock().carrier { 10000 } else { 0 }
+    }
+    #[zbus(property)]
+    fn s390_subchannels(&self) -> Vec<String> {
+        vec![]
+    }
+    #[zbus(property)]
+    fn carrier(&self) -> bool {
+        self.props.lock().carrier
+    }
+}
+
+pub struct GenericIface {
+    pub props: Props<DeviceProps>,
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.Device.Generic")]
+impl GenericIface {
+    #[zbus(property)]
+    fn hw_address(&self) -> String {
+        self.props.lock().hw_address.clone()
+    }
+    #[zbus(property)]
+    fn type_description(&self) -> String {
+        self.props.lock().type_description.clone()
+    }
+}
+
+pub struct StatisticsIface {
+    pub props: Props<DeviceProps>,
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.Device.Statistics")]
+impl StatisticsIface {
+    #[zbus(property)]
+    fn refresh_rate_ms(&self) -> u32 {
+        0
+    }
+    #[zbus(property)]
+    fn set_refresh_rate_ms(&mut self, _value: u32) {}
+    #[zbus(property)]
+    fn tx_bytes(&self) -> u64 {
+        read_stat(&self.props.lock().interface, "tx_bytes")
+    }
+    #[zbus(property)]
+    fn rx_bytes(&self) -> u64 {
+        read_stat(&self.props.lock().interface, "rx_bytes")
+    }
+}
+
+fn read_stat(iface: &str, what: &str) -> u64 {
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/statistics/{what}"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+// -------------------------------------------------- active connection ---
+
+#[derive(Clone, Debug)]
+pub struct ActiveProps {
+    pub connection: OwnedObjectPath,
+    pub id: String,
+    pub uuid: String,
+    pub kind: String,
+    pub devices: Vec<OwnedObjectPath>,
+    pub state: u32,
+    pub state_flags: u32,
+    pub default4: bool,
+    pub default6: bool,
+    pub ip4_config: OwnedObjectPath,
+    pub ip6_config: OwnedObjectPath,
+}
+
+pub struct ActiveIface {
+    pub props: Props<ActiveProps>,
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.Connection.Active")]
+impl ActiveIface {
+    #[zbus(property)]
+    fn connection(&self) -> OwnedObjectPath {
+        self.props.lock().connection.clone()
+    }
+    #[zbus(property)]
+    fn specific_object(&self) -> OwnedObjectPath {
+        root()
+    }
+    #[zbus(property)]
+    fn id(&self) -> String {
+        self.props.lock().id.clone()
+    }
+    #[zbus(property)]
+    fn uuid(&self) -> String {
+        self.props.lock().uuid.clone()
+    }
+    #[zbus(property, name = "Type")]
+    fn kind(&self) -> String {
+        self.props.lock().kind.clone()
+    }
+    #[zbus(property)]
+    fn devices(&self) -> Vec<OwnedObjectPath> {
+        self.props.lock().devices.clone()
+    }
+    #[zbus(property)]
+    fn state(&self) -> u32 {
+        self.props.lock().state
+    }
+    #[zbus(property)]
+    fn state_flags(&self) -> u32 {
+        self.props.lock().state_flags
+    }
+    #[zbus(property)]
+    fn default(&self) -> bool {
+        self.props.lock().default4
+    }
+    #[zbus(property)]
+    fn ip4_config(&self) -> OwnedObjectPath {
+        self.props.lock().ip4_config.clone()
+    }
+    #[zbus(property)]
+    fn dhcp4_config(&self) -> OwnedObjectPath {
+        root()
+    }
+    #[zbus(property)]
+    fn default6(&self) -> bool {
+        self.props.lock().default6
+    }
+    #[zbus(property)]
+    fn ip6_config(&self) -> OwnedObjectPath {
+        self.props.lock().ip6_config.clone()
+    }
+    #[zbus(property)]
+    fn dhcp6_config(&self) -> OwnedObjectPath {
+        root()
+    }
+    #[zbus(property)]
+    fn vpn(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn controller(&self) -> OwnedObjectPath {
+        root()
+    }
+    #[zbus(property)]
+    fn master(&self) -> OwnedObjectPath {
+        root()
+    }
+
+    #[zbus(signal, name = "StateChanged")]
+    pub async fn state_changed_signal(
+        emitter: &SignalEmitter<'_>,
+        state: u32,
+        reason: u32,
+    ) -> zbus::Result<()>;
+}
+
+// ------------------------------------------------------- IP configs ---
+
+/// An IP configuration as nm-core applied it (only what nm-rs made: a
+/// host's foreign routes are neither held nor exported).
+#[derive(Clone, Debug, Default)]
+pub struct IpProps {
+    /// (address, prefix)
+    pub addresses: Vec<(std::net::IpAddr, u32)>,
+    pub gateway: String,
+    /// (dest, prefix, next hop, metric, table)
+    pub routes: Vec<(std::net::IpAddr, u32, Option<std::net::IpAddr>, u32, u32)>,
+    pub nameservers: Vec<String>,
+    pub searches: Vec<String>,
+    pub options: Vec<String>,
+    pub priority: i32,
+}
+
+fn var_dict(entries: Vec<(&str, Variant<'static>)>) -> HashMap<String, OwnedVariant> {
+    entries
+        .into_iter()
+        .filter_map(|(k, v)| OwnedVariant::try_from(v).ok().map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+impl IpProps {
+    fn address_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
+        self.addresses
+            .iter()
+            .map(|(a, p)| {
+                var_dict(vec![
+                    ("address", Variant::from(a.to_string())),
+                    ("prefix", Variant::from(*p)),
+                ])
+            })
+            .collect()
+    }
+    fn route_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
+        self.routes
+            .iter()
+            .map(|(d, p, nh, m, t)| {
+                let mut e = vec![
+                    ("dest", Variant::from(d.to_string())),
+                    ("prefix", Variant::from(*p)),
+                    ("metric", Variant::from(*m)),
+                    ("table", Variant::from(*t)),
+                ];
+                if let Some(nh) = nh {
+                    e.push(("next-hop", Variant::from(nh.to_string())));
+                }
+                var_dict(e)
+            })
+            .collect()
+    }
+}
+
+fn v4_u32(a: &std::net::IpAddr) -> u32 {
+    match a {
+        std::net::IpAddr::V4(a) => u32::from_ne_bytes(a.octets()),
+        std::net::IpAddr::V6(_) => 0,
+    }
+}
+
+pub struct Ip4ConfigIface {
+    pub props: Props<IpProps>,
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.IP4Config")]
+impl Ip4ConfigIface {
+    #[zbus(property)]
+    fn addresses(&self) -> Vec<Vec<u32>> {
+        let p = self.props.lock();
+        let gw = p.gateway.parse().map(|g| v4_u32(&g)).unwrap_or(0);
+        p.addresses
+            .iter()
+            .enumerate()
+            .map(|(i, (a, pl))| vec![v4_u32(a), *pl, if i == 0 { gw } else { 0 }])
+            .collect()
+    }
+    #[zbus(property)]
+    fn address_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
+        self.props.lock().address_data()
+    }
+    #[zbus(property)]
+    fn gateway(&self) -> String {
+        self.props.lock().gateway.clone()
+    }
+    #[zbus(property)]
+    fn routes(&self) -> Vec<Vec<u32>> {
+        let p = self.props.lock();
+        p.routes
+            .iter()
+            .filter(|r| r.1 > 0)
+            .map(|(d, pl, nh, m, _)| vec![v4_u32(d), *pl, nh.as_ref().map_or(0, v4_u32), *m])
+            .collect()
+    }
+    #[zbus(property)]
+    fn route_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
+        self.props.lock().route_data()
+    }
+    #[zbus(property)]
+    fn nameserver_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
+        let p = self.props.lock();
+        p.nameservers
+            .iter()
+            .map(|n| var_dict(vec![("address", Variant::from(n.clone()))]))
+            .collect()
+    }
+    #[zbus(property)]
+    fn nameservers(&self) -> Vec<u32> {
+        let p = self.props.lock();
+        p.nameservers
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .map(|a| v4_u32(&a))
+            .collect()
+    }
+    #[zbus(property)]
+    fn domains(&self) -> Vec<String> {
+        vec![]
+    }
+    #[zbus(property)]
+    fn searches(&self) -> Vec<String> {
+        self.props.lock().searches.clone()
+    }
+    #[zbus(property)]
+    fn dns_options(&self) -> Vec<String> {
+        self.props.lock().options.clone()
+    }
+    #[zbus(property)]
+    fn dns_priority(&self) -> i32 {
+        self.props.lock().priority
+    }
+    #[zbus(property)]
+    fn wins_server_data(&self) -> Vec<String> {
+        vec![]
+    }
+    #[zbus(property)]
+    fn wins_servers(&self) -> Vec<u32> {
+        vec![]
+    }
+}
+
+pub struct Ip6ConfigIface {
+    pub props: Props<IpProps>,
+}
+
+fn v6_bytes(a: &std::net::IpAddr) -> Vec<u8> {
+    match a {
+        std::net::IpAddr::V6(a) => a.octets().to_vec(),
+        std::net::IpAddr::V4(_) => vec![0; 16],
+    }
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.IP6Config")]
+impl Ip6ConfigIface {
+    #[zbus(property)]
+    fn addresses(&self) -> Vec<(Vec<u8>, u32, Vec<u8>)> {
+        let p = self.props.lock();
+        let gw: Option<std::net::IpAddr> = p.gateway.parse().ok();
+        p.addresses
+            .iter()
+            .enumerate()
+            .map(|(i, (a, pl))| {
+                let g = if i == 0 {
+                    gw.as_ref().map(v6_bytes)
+                } else {
+                    None
+                };
+                (v6_bytes(a), *pl, g.unwrap_or_else(|| vec![0; 16]))
+            })
+            .collect()
+    }
+    #[zbus(property)]
+    fn address_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
+        self.props.lock().address_data()
+    }
+    #[zbus(property)]
+    fn gateway(&self) -> String {
+        self.props.lock().gateway.clone()
+    }
+    #[zbus(property)]
+    fn routes(&self) -> Vec<(Vec<u8>, u32, Vec<u8>, u32)> {
+        let p = self.props.lock();
+        p.routes
+            .iter()
+            .map(|(d, pl, nh, m, _)| {
+                (
+                    v6_bytes(d),
+                    *pl,
+                    nh.as_ref().map_or_else(|| vec![0; 16], v6_bytes),
+                    *m,
+                )
+            })
+            .collect()
+    }
+    #[zbus(property)]
+    fn route_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
+        self.props.lock().route_data()
+    }
+    #[zbus(property)]
+    fn nameservers(&self) -> Vec<Vec<u8>> {
+        let p = self.props.lock();
+        p.nameservers
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .map(|a| v6_bytes(&a))
+            .collect()
+    }
+    #[zbus(property)]
+    fn domains(&self) -> Vec<String> {
+        vec![]
+    }
+    #[zbus(property)]
+    fn searches(&self) -> Vec<String> {
+        self.props.lock().searches.clone()
+    }
+    #[zbus(property)]
+    fn dns_options(&self) -> Vec<String> {
+        self.props.lock().options.clone()
+    }
+    #[zbus(property)]
+    fn dns_priority(&self) -> i32 {
+        self.props.lock().priority
+    }
+}
+
+// ------------------------------------------------------------ others ---
+
+/// Secret agents arrive with the authorization issue; registering is
+/// accepted so that nmcli's agent does not complain.
+pub struct AgentManagerIface;
+
+#[interface(name = "org.freedesktop.NetworkManager.AgentManager")]
+impl AgentManagerIface {
+    fn register(&self, identifier: String) {
+        tracing::debug!(identifier, "secret agent registered");
+    }
+    fn register_with_capabilities(&self, identifier: String, capabilities: u32) {
+        tracing::debug!(identifier, capabilities, "secret agent registered");
+    }
+    fn unregister(&self) {}
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DnsProps {
+    /// (interface, servers, searches, priority)
+    pub entries: Vec<(String, Vec<String>, Vec<String>, i32)>,
+    pub mode: String,
+}
+
+pub struct DnsManagerIface {
+    pub props: Props<DnsProps>,
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.DnsManager")]
+impl DnsManagerIface {
+    #[zbus(property)]
+    fn mode(&self) -> String {
+        self.props.lock().mode.clone()
+    }
+    #[zbus(property)]
+    fn rc_manager(&self) -> String {
+        "file".into()
+    }
+    #[zbus(property)]
+    fn configuration(&self) -> Vec<HashMap<String, OwnedVariant>> {
+        let p = self.props.lock();
+        p.entries
+            .iter()
+            .map(|(iface, servers, searches, prio)| {
+                var_dict(vec![
+                    ("nameservers", Variant::from(servers.clone())),
+                    ("domains", Variant::from(searches.clone())),
+                    ("interface", Variant::from(iface.clone())),
+                    ("priority", Variant::from(*prio)),
+                    ("vpn", Variant::from(false)),
+                ])
+            })
+            .collect()
+    }
+}

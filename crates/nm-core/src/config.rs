@@ -1,0 +1,50 @@
+//! nm-core's part of `/etc/NetworkManager/nm-rs.toml`:
+//!
+//! ```toml
+//! [core]
+//! managed = ["interface-name:eth*", "type:veth"]   # besides physical devices
+//! unmanaged = ["interface-name:docker*"]
+//! dns = "file"                # or "none": leave the resolver alone
+//! resolv-conf = "/etc/resolv.conf"
+//! carrier-grace-ms = 3000     # carrier loss tolerated before deactivating
+//! carrier-wait-ms = 5000      # how long start-up waits for carriers
+//! ```
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub core: CoreConfig,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsMode {
+    File,
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CoreConfig {
+    pub managed: Vec<String>,
+    pub unmanaged: Vec<String>,
+    pub dns: DnsMode,
+    pub resolv_conf: String,
+    pub carrier_grace_ms: u64,
+    pub carrier_wait_ms: u64,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            managed: vec![],
+            unmanaged: vec![],
+            dns: DnsMode::File,
+            resolv_conf: "/etc/resolv.conf".into(),
+            carrier_grace_ms: 3000,
+            carrier_wait_ms: 5000,
+        }
+    }
+}

@@ -1,0 +1,2202 @@
+//! The engine: one task that owns every device, profile and active
+//! connection, and turns inputs (kernel events, settings changes, D-Bus
+//! calls, timers) into kernel changes and bus updates. Decisions are made by
+//! the pure modules (`device`, `policy`, `ipconfig`, `dns`); this file is the
+//! order in which things happen, which is what clients observe.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime};
+
+use nm_dbus::errors::NmError;
+use nm_dbus::names::{SECRETS_INTERFACE, SYSTEM_SETTINGS};
+use nm_dbus::{settings_from_wire, settings_to_wire};
+use nm_model::dbus_dict::{self, SettingsDict};
+use nm_model::text::format_mac;
+use nm_model::{Connection, Value, validate};
+use nm_platform::{Address, Link, LinkKind, Platform, PlatformEvent, Route};
+use nm_runtime::Paths;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+use zbus::object_server::SignalEmitter;
+use zbus::{Connection as Bus, OwnedObjectPath, Variant};
+
+use crate::api::{self, *};
+use crate::config::{Config, DnsMode};
+use crate::device::{AcState, DeviceState, DeviceType, LinkFacts, ac_reason, is_managed, reason};
+use crate::dns;
+use crate::ipconfig::{self, FamilyMethod, Plan};
+use crate::policy::{self, Candidate, DeviceView, Retries};
+use crate::settings_view::{self, SettingsEvent};
+use crate::state_files::{self, DeviceRecord};
+
+type Reply<T> = oneshot::Sender<Result<T, NmError>>;
+
+pub enum Input {
+    Platform(PlatformEvent),
+    Settings(SettingsEvent),
+    Call(Call),
+    Timer(Timer),
+}
+
+pub enum Timer {
+    /// The carrier of a device has been gone for the grace period.
+    CarrierGrace { device: u32, since: Instant },
+    /// Start-up's wait for carriers is over.
+    StartupWait,
+    /// A profile's autoconnect block may have expired.
+    RetryCheck,
+    /// An activation failed while its ActivateConnection call was being
+    /// answered: it is torn down after the reply, so that the client first
+    /// sees the object the reply names (libnm insists), then its failure.
+    Failed { ac: u32, reason: u32 },
+}
+
+pub enum Call {
+    DeviceByIface {
+        iface: String,
+        reply: Reply<OwnedObjectPath>,
+    },
+    Activate {
+        connection: OwnedObjectPath,
+        device: OwnedObjectPath,
+        reply: Reply<OwnedObjectPath>,
+    },
+    AddAndActivate {
+        dict: SettingsDict,
+        device: OwnedObjectPath,
+        reply: Reply<(OwnedObjectPath, OwnedObjectPath)>,
+    },
+    Deactivate {
+        active: OwnedObjectPath,
+        reply: Reply<()>,
+    },
+    EnableNetworking {
+        enable: bool,
+        reply: Reply<()>,
+    },
+    ConnectionByUuid {
+        uuid: String,
+        reply: Reply<OwnedObjectPath>,
+    },
+    AddConnection {
+        dict: SettingsDict,
+        save: bool,
+        reply: Reply<OwnedObjectPath>,
+    },
+    UpdateConnection {
+        id: u32,
+        dict: SettingsDict,
+        reply: Reply<()>,
+    },
+    DeleteConnection {
+        id: u32,
+        reply: Reply<()>,
+    },
+    GetSecrets {
+        id: u32,
+        setting: String,
+        reply: Reply<SettingsDict>,
+    },
+    DeviceDisconnect {
+        id: u32,
+        reply: Reply<()>,
+    },
+    AppliedConnection {
+        id: u32,
+        reply: Reply<SettingsDict>,
+    },
+    SetDeviceAutoconnect {
+        id: u32,
+        value: bool,
+        reply: Reply<()>,
+    },
+}
+
+struct Profile {
+    path: OwnedObjectPath,
+    remote: OwnedObjectPath,
+    uuid: String,
+    props: Props<ConnectionProps>,
+}
+
+impl Profile {
+    fn conn(&self) -> Connection {
+        self.props.lock().conn.clone()
+    }
+}
+
+struct Device {
+    path: OwnedObjectPath,
+    ifindex: u32,
+    name: String,
+    kind: DeviceType,
+    perm_mac: Option<Vec<u8>>,
+    managed: bool,
+    state: DeviceState,
+    carrier: bool,
+    /// `Device.Autoconnect`; `Disconnect()` clears it until a manual activation.
+    autoconnect: bool,
+    active: Option<u32>,
+    /// The default route metric this device uses while active.
+    metric: u32,
+    carrier_lost: Option<Instant>,
+    props: Props<DeviceProps>,
+}
+
+struct Active {
+    path: OwnedObjectPath,
+    profile: u32,
+    device: u32,
+    state: AcState,
+    plan: Plan,
+    conn: Connection,
+    ip4: Option<(OwnedObjectPath, Props<IpProps>)>,
+    ip6: Option<(OwnedObjectPath, Props<IpProps>)>,
+    props: Props<ActiveProps>,
+    /// Started by a user (not by autoconnect): a failure does not count
+    /// against the profile's retries.
+    by_user: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    profile: u32,
+    device: u32,
+    active: u32,
+    ip4: u32,
+    ip6: u32,
+}
+
+fn next(n: &mut u32) -> u32 {
+    *n += 1;
+    *n
+}
+
+pub struct Engine {
+    bus: Bus,
+    platform: Platform,
+    tx: mpsc::UnboundedSender<Input>,
+    handle: EngineHandle,
+    paths: Paths,
+    config: Config,
+    manager: Props<ManagerProps>,
+    settings: Props<SettingsProps>,
+    dns_props: Props<DnsProps>,
+    profiles: BTreeMap<u32, Profile>,
+    devices: BTreeMap<u32, Device>,
+    actives: BTreeMap<u32, Active>,
+    counters: Counters,
+    timestamps: BTreeMap<String, u64>,
+    retries: HashMap<String, Retries>,
+    /// The first list of profiles arrived (or the service is absent).
+    settings_known: bool,
+    /// Start-up's wait for carriers is over.
+    carrier_wait_over: bool,
+    startup: bool,
+    networking_enabled: bool,
+    last_resolv: Option<String>,
+}
+
+fn err_unknown_connection(what: &str) -> NmError {
+    NmError::manager(
+        "UnknownConnection",
+        format!("Connection '{what}' is not known"),
+    )
+}
+
+impl Engine {
+    pub async fn start(
+        bus: Bus,
+        platform: Platform,
+        paths: Paths,
+        config: Config,
+    ) -> anyhow::Result<(Self, mpsc::UnboundedReceiver<Input>)> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = EngineHandle(tx.clone());
+        let manager = Props::new(ManagerProps::default());
+        let settings = Props::new(SettingsProps::default());
+        let dns_props = Props::new(DnsProps {
+            mode: match config.core.dns {
+                DnsMode::File => "default".into(),
+                DnsMode::None => "none".into(),
+            },
+            ..Default::default()
+        });
+        let server = bus.object_server();
+        server
+            .at("/org/freedesktop", zbus::fdo::ObjectManager)
+            .await?;
+        server
+            .at(
+                NM_PATH,
+                ManagerIface {
+                    props: manager.clone(),
+                    engine: handle.clone(),
+                },
+            )
+            .await?;
+        server
+            .at(
+                SETTINGS_PATH,
+                SettingsIface {
+                    props: settings.clone(),
+                    engine: handle.clone(),
+                },
+            )
+            .await?;
+        server.at(AGENT_MANAGER_PATH, AgentManagerIface).await?;
+        server
+            .at(
+                DNS_MANAGER_PATH,
+                DnsManagerIface {
+                    props: dns_props.clone(),
+                },
+            )
+            .await?;
+        let timestamps = state_files::load_timestamps(&paths);
+        let engine = Engine {
+            bus,
+            platform,
+            tx,
+            handle,
+            paths,
+            config,
+            manager,
+            settings,
+            dns_props,
+            profiles: BTreeMap::new(),
+            devices: BTreeMap::new(),
+            actives: BTreeMap::new(),
+            counters: Counters::default(),
+            timestamps,
+            retries: HashMap::new(),
+            settings_known: false,
+            carrier_wait_over: false,
+            startup: true,
+            networking_enabled: true,
+            last_resolv: None,
+        };
+        Ok((engine, rx))
+    }
+
+    /// Exports every link the kernel has, then starts following the
+    /// settings service and the start-up carrier wait.
+    pub async fn discover(&mut self) {
+        for link in self.platform.links() {
+            self.link_appeared(link).await;
+        }
+        let wait = Duration::from_millis(self.config.core.carrier_wait_ms);
+        self.schedule(wait, Timer::StartupWait);
+        let (bus, tx) = (self.bus.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = settings_view::run(bus, tx).await {
+                warn!("following {SYSTEM_SETTINGS} stopped: {e}");
+            }
+        });
+    }
+
+    fn schedule(&self, after: Duration, timer: Timer) {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = tx.send(Input::Timer(timer));
+        });
+    }
+
+    pub async fn handle(&mut self, input: Input) {
+        match input {
+            Input::Platform(e) => self.platform_event(e).await,
+            Input::Settings(e) => self.settings_event(e).await,
+            Input::Call(c) => self.call(c).await,
+            Input::Timer(t) => self.timer(t).await,
+        }
+        self.check_startup().await;
+    }
+
+    // ------------------------------------------------------------ calls ---
+
+    async fn call(&mut self, call: Call) {
+        match call {
+            Call::DeviceByIface { iface, reply } => {
+                let r = self
+                    .devices
+                    .values()
+                    .find(|d| d.name == iface)
+                    .map(|d| d.path.clone())
+                    .ok_or_else(|| {
+                        NmError::manager(
+                            "UnknownDevice",
+                            format!("No device found for the requested iface '{iface}'"),
+                        )
+                    });
+                let _ = reply.send(r);
+            }
+            Call::Activate {
+                connection,
+                device,
+                reply,
+            } => {
+                let r = self.activate_call(&connection, &device).await;
+                let _ = reply.send(r);
+            }
+            Call::AddAndActivate {
+                dict,
+                device,
+                reply,
+            } => {
+                let r = self.add_and_activate(dict, &device).await;
+                let _ = reply.send(r);
+            }
+            Call::Deactivate { active, reply } => {
+                let id = self
+                    .actives
+                    .iter()
+                    .find(|(_, a)| a.path == active)
+                    .map(|(id, _)| *id);
+                let r = match id {
+                    Some(id) => {
+                        let profile = self.actives[&id].profile;
+                        if let Some(uuid) = self.profiles.get(&profile).map(|p| p.uuid.clone()) {
+                            self.retries_for(&uuid).blocked_by_user = true;
+                        }
+                        self.deactivate(id, reason::USER_REQUESTED, ac_reason::USER_DISCONNECTED)
+                            .await;
+                        Ok(())
+                    }
+                    None => Err(NmError::manager(
+                        "ConnectionNotActive",
+                        format!("The connection {active} was not active"),
+                    )),
+                };
+                let _ = reply.send(r);
+            }
+            Call::EnableNetworking { enable, reply } => {
+                self.networking_enabled = enable;
+                self.manager.lock().networking_enabled = enable;
+                emit_changed(
+                    &self.bus,
+                    &nm_path(),
+                    "org.freedesktop.NetworkManager",
+                    vec![("NetworkingEnabled", Variant::from(enable))],
+                )
+                .await;
+                if !enable {
+                    let ids: Vec<u32> = self.actives.keys().copied().collect();
+                    for id in ids {
+                        self.deactivate(id, reason::USER_REQUESTED, ac_reason::USER_DISCONNECTED)
+                            .await;
+                    }
+                } else {
+                    self.autoconnect_all().await;
+                }
+                let _ = reply.send(Ok(()));
+            }
+            Call::ConnectionByUuid { uuid, reply } => {
+                let r = self
+                    .profiles
+                    .values()
+                    .find(|p| p.uuid == uuid)
+                    .map(|p| p.path.clone())
+                    .ok_or_else(|| err_unknown_connection(&uuid));
+                let _ = reply.send(r);
+            }
+            Call::AddConnection { dict, save, reply } => {
+                let r = self
+                    .add_connection(dict, save)
+                    .await
+                    .map(|id| self.profiles[&id].path.clone());
+                let _ = reply.send(r);
+            }
+            Call::UpdateConnection { id, dict, reply } => {
+                let r = self.update_connection(id, dict).await;
+                let _ = reply.send(r);
+            }
+            Call::DeleteConnection { id, reply } => {
+                let r = self.delete_connection(id).await;
+                let _ = reply.send(r);
+            }
+            Call::GetSecrets { id, setting, reply } => {
+                let r = self.get_secrets(id, &setting).await;
+                let _ = reply.send(r);
+            }
+            Call::DeviceDisconnect { id, reply } => {
+                let r = match self.devices.get(&id).and_then(|d| d.active) {
+                    Some(ac) => {
+                        if let Some(d) = self.devices.get_mut(&id) {
+                            d.autoconnect = false;
+                        }
+                        self.deactivate(ac, reason::USER_REQUESTED, ac_reason::USER_DISCONNECTED)
+                            .await;
+                        self.device_autoconnect_changed(id).await;
+                        Ok(())
+                    }
+                    None => Err(NmError::device("NotActive", "This device is not active")),
+                };
+                let _ = reply.send(r);
+            }
+            Call::AppliedConnection { id, reply } => {
+                let r = self
+                    .devices
+                    .get(&id)
+                    .and_then(|d| d.active)
+                    .and_then(|a| self.actives.get(&a))
+                    .map(|a| dbus_dict::to_dbus(&a.conn, false))
+                    .ok_or_else(|| NmError::device("NotActive", "This device is not active"));
+                let _ = reply.send(r);
+            }
+            Call::SetDeviceAutoconnect { id, value, reply } => {
+                if let Some(d) = self.devices.get_mut(&id) {
+                    d.autoconnect = value;
+                }
+                self.device_autoconnect_changed(id).await;
+                if value {
+                    self.autoconnect_all().await;
+                }
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    async fn device_autoconnect_changed(&mut self, id: u32) {
+        let Some(d) = self.devices.get(&id) else {
+            return;
+        };
+        d.props.lock().autoconnect = d.autoconnect;
+        emit_changed(
+            &self.bus,
+            &d.path,
+            DEVICE_IFACE,
+            vec![("Autoconnect", Variant::from(d.autoconnect))],
+        )
+        .await;
+    }
+
+    fn profile_by_path(&self, path: &OwnedObjectPath) -> Option<u32> {
+        self.profiles
+            .iter()
+            .find(|(_, p)| &p.path == path)
+            .map(|(id, _)| *id)
+    }
+
+    fn device_by_path(&self, path: &OwnedObjectPath) -> Option<u32> {
+        self.devices
+            .iter()
+            .find(|(_, d)| &d.path == path)
+            .map(|(id, _)| *id)
+    }
+
+    fn view(d: &Device) -> DeviceView<'_> {
+        DeviceView {
+            name: &d.name,
+            kind: d.kind,
+            perm_mac: d.perm_mac.as_deref(),
+        }
+    }
+
+    async fn activate_call(
+        &mut self,
+        connection: &OwnedObjectPath,
+        device: &OwnedObjectPath,
+    ) -> Result<OwnedObjectPath, NmError> {
+        let device_id = if device.as_str() == "/" {
+            None
+        } else {
+            Some(self.device_by_path(device).ok_or_else(|| {
+                NmError::manager("UnknownDevice", format!("Device '{device}' not found"))
+            })?)
+        };
+        let profile_id = if connection.as_str() == "/" {
+            // "Choose the best profile for this device" (nmcli device connect).
+            let dev = device_id.ok_or_else(|| {
+                NmError::manager("UnknownDevice", "a device is needed to choose a profile")
+            })?;
+            let name = self.devices[&dev].name.clone();
+            self.best_profile(dev, false).ok_or_else(|| {
+                NmError::manager(
+                    "UnknownConnection",
+                    format!("No suitable connection found for device {name}"),
+                )
+            })?
+        } else {
+            self.profile_by_path(connection)
+                .ok_or_else(|| err_unknown_connection(connection.as_str()))?
+        };
+        let device_id = match device_id {
+            Some(d) => d,
+            None => self.device_for_profile(profile_id)?,
+        };
+        self.retries_for_profile(profile_id).blocked_by_user = false;
+        if let Some(d) = self.devices.get_mut(&device_id) {
+            d.autoconnect = true;
+        }
+        self.activate(profile_id, device_id, true, false).await
+    }
+
+    /// The device a profile should run on when the caller named none.
+    fn device_for_profile(&self, profile: u32) -> Result<u32, NmError> {
+        let conn = self.profiles[&profile].conn();
+        let fits: Vec<&u32> = self
+            .devices
+            .iter()
+            .filter(|(_, d)| d.managed && policy::compatible(&conn, &Self::view(d)))
+            .map(|(id, _)| id)
+            .collect();
+        let ready = fits
+            .iter()
+            .find(|id| self.devices[id].state >= DeviceState::Disconnected);
+        match (ready, fits.first()) {
+            (Some(id), _) => Ok(**id),
+            (None, Some(id)) => Err(NmError::manager(
+                "ConnectionNotAvailable",
+                format!(
+                    "device {} not available because device has no carrier",
+                    self.devices[id].name
+                ),
+            )),
+            (None, None) => Err(NmError::manager(
+                "UnknownDevice",
+                "No suitable device found for this connection",
+            )),
+        }
+    }
+
+    fn best_profile(&self, device: u32, auto: bool) -> Option<u32> {
+        let d = &self.devices[&device];
+        let now = Instant::now();
+        let active_elsewhere: Vec<u32> = self
+            .actives
+            .values()
+            .filter(|a| a.device != device)
+            .map(|a| a.profile)
+            .collect();
+        let conns: Vec<(u32, Connection, u64)> = self
+            .profiles
+            .iter()
+            .filter(|(id, _)| !active_elsewhere.contains(id))
+            .map(|(id, p)| {
+                (
+                    *id,
+                    p.conn(),
+                    self.timestamps.get(&p.uuid).copied().unwrap_or(0),
+                )
+            })
+            .filter(|(_, c, _)| !auto || policy::autoconnects(c))
+            .filter(|(_, c, _)| {
+                !auto
+                    || self
+                        .retries
+                        .get(c.uuid().unwrap_or_default())
+                        .is_none_or(|r| r.may_autoconnect(now))
+            })
+            .collect();
+        policy::best(
+            &Self::view(d),
+            conns.iter().map(|(id, conn, ts)| Candidate {
+                id: *id,
+                conn,
+                timestamp: *ts,
+                system: true,
+            }),
+        )
+    }
+
+    fn retries_for(&mut self, uuid: &str) -> &mut Retries {
+        let conn = self
+            .profiles
+            .values()
+            .find(|p| p.uuid == uuid)
+            .map(|p| p.conn())
+            .unwrap_or_default();
+        self.retries
+            .entry(uuid.to_string())
+            .or_insert_with(|| Retries::new(&conn))
+    }
+
+    fn retries_for_profile(&mut self, profile: u32) -> &mut Retries {
+        let uuid = self
+            .profiles
+            .get(&profile)
+            .map(|p| p.uuid.clone())
+            .unwrap_or_default();
+        self.retries_for(&uuid)
+    }
+
+    async fn add_and_activate(
+        &mut self,
+        mut dict: SettingsDict,
+        device: &OwnedObjectPath,
+    ) -> Result<(OwnedObjectPath, OwnedObjectPath), NmError> {
+        let dev = self.device_by_path(device).ok_or_else(|| {
+            NmError::manager("UnknownDevice", format!("Device '{device}' not found"))
+        })?;
+        // Complete the partial profile from the device, as NetworkManager does
+        // for `nmcli device connect`.
+        let (name, kind) = (self.devices[&dev].name.clone(), self.devices[&dev].kind);
+        let c = dict.entry("connection".into()).or_default();
+        c.entry("type".into())
+            .or_insert_with(|| Value::Str(kind.connection_type().into()));
+        c.entry("id".into())
+            .or_insert_with(|| Value::Str(name.clone()));
+        c.entry("uuid".into())
+            .or_insert_with(|| Value::Str(uuid::Uuid::new_v4().to_string()));
+        c.entry("interface-name".into())
+            .or_insert_with(|| Value::Str(name.clone()));
+        let profile = self.add_connection(dict, true).await?;
+        let path = self.profiles[&profile].path.clone();
+        let ac = self.activate(profile, dev, true, false).await?;
+        Ok((path, ac))
+    }
+
+    // --------------------------------------------------------- profiles ---
+
+    fn parse(dict: &SettingsDict) -> Result<Connection, NmError> {
+        let conn = dbus_dict::from_dbus(dict)?;
+        Ok(validate::normalize_and_validate(conn)?)
+    }
+
+    async fn remote_settings(
+        &self,
+    ) -> Result<nm_dbus::settings_service::SettingsProxy<'static>, NmError> {
+        settings_view::settings_proxy(&self.bus)
+            .await
+            .map_err(NmError::from)
+    }
+
+    async fn add_connection(&mut self, dict: SettingsDict, _save: bool) -> Result<u32, NmError> {
+        let conn = Self::parse(&dict)?;
+        let uuid = conn.uuid().unwrap_or_default().to_string();
+        if self.profiles.values().any(|p| p.uuid == uuid) {
+            return Err(NmError::settings(
+                "UuidExists",
+                format!("a profile with the uuid {uuid} already exists"),
+            ));
+        }
+        let wire =
+            settings_to_wire(&dbus_dict::to_dbus(&conn, true)).map_err(|e| NmError::failed(e.0))?;
+        let remote = self
+            .remote_settings()
+            .await?
+            .add_connection(wire)
+            .await
+            .map_err(NmError::from)?;
+        // The service's NewConnection signal may already be queued; the
+        // profile is matched by its remote path then, and not added twice.
+        Ok(self
+            .profile_loaded(remote, conn.without_secrets(), true)
+            .await)
+    }
+
+    async fn update_connection(&mut self, id: u32, dict: SettingsDict) -> Result<(), NmError> {
+        let profile = self
+            .profiles
+            .get(&id)
+            .ok_or_else(|| err_unknown_connection(&id.to_string()))?;
+        let conn = Self::parse(&dict)?;
+        if Some(profile.uuid.as_str()) != conn.uuid() {
+            return Err(NmError::connection(
+                "InvalidProperty",
+                "connection.uuid: the uuid of a profile cannot change",
+            ));
+        }
+        let remote = profile.remote.clone();
+        let wire =
+            settings_to_wire(&dbus_dict::to_dbus(&conn, true)).map_err(|e| NmError::failed(e.0))?;
+        let proxy = settings_view::connection_proxy(&self.bus, &remote)
+            .await
+            .map_err(NmError::from)?;
+        proxy.update(wire).await.map_err(NmError::from)?;
+        self.profile_changed(id, conn.without_secrets()).await;
+        Ok(())
+    }
+
+    async fn delete_connection(&mut self, id: u32) -> Result<(), NmError> {
+        let remote = self
+            .profiles
+            .get(&id)
+            .map(|p| p.remote.clone())
+            .ok_or_else(|| err_unknown_connection(&id.to_string()))?;
+        // Rule B3: an active connection never points at a missing profile.
+        self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED)
+            .await;
+        let proxy = settings_view::connection_proxy(&self.bus, &remote)
+            .await
+            .map_err(NmError::from)?;
+        proxy.delete().await.map_err(NmError::from)?;
+        self.profile_removed(id).await;
+        Ok(())
+    }
+
+    async fn get_secrets(&self, id: u32, setting: &str) -> Result<SettingsDict, NmError> {
+        let remote = self
+            .profiles
+            .get(&id)
+            .map(|p| p.remote.clone())
+            .ok_or_else(|| err_unknown_connection(&id.to_string()))?;
+        let proxy = zbus::Proxy::new(&self.bus, SYSTEM_SETTINGS, remote, SECRETS_INTERFACE)
+            .await
+            .map_err(NmError::from)?;
+        let wire: nm_dbus::WireSettings = proxy
+            .call("GetSecrets", &(setting, Vec::<String>::new(), false))
+            .await
+            .map_err(NmError::from)?;
+        settings_from_wire(&wire).map_err(|e| NmError::failed(e.0))
+    }
+
+    async fn settings_event(&mut self, event: SettingsEvent) {
+        match event {
+            SettingsEvent::Loaded(list) => {
+                let mut seen = Vec::new();
+                for (remote, dict) in list {
+                    match Self::parse(&dict) {
+                        Ok(conn) => seen.push(self.profile_loaded(remote, conn, false).await),
+                        Err(e) => warn!("profile {remote} from {SYSTEM_SETTINGS} is invalid: {e}"),
+                    }
+                }
+                let gone: Vec<u32> = self
+                    .profiles
+                    .keys()
+                    .filter(|id| !seen.contains(id))
+                    .copied()
+                    .collect();
+                for id in gone {
+                    self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED)
+                        .await;
+                    self.profile_removed(id).await;
+                }
+                self.settings_known = true;
+                info!(profiles = self.profiles.len(), "profiles known");
+                self.assume_recorded().await;
+                self.autoconnect_all().await;
+            }
+            SettingsEvent::Absent => {
+                // Active profiles stay (and stay exported); new activations wait.
+                self.settings_known = true;
+                self.assume_recorded().await;
+            }
+            SettingsEvent::Added(remote, dict) => match Self::parse(&dict) {
+                Ok(conn) => {
+                    self.profile_loaded(remote, conn, false).await;
+                    self.autoconnect_all().await;
+                }
+                Err(e) => warn!("new profile {remote} is invalid: {e}"),
+            },
+            SettingsEvent::Updated(remote, dict) => {
+                let Some(id) = self
+                    .profiles
+                    .iter()
+                    .find(|(_, p)| p.remote == remote)
+                    .map(|(id, _)| *id)
+                else {
+                    return;
+                };
+                match Self::parse(&dict) {
+                    Ok(conn) => self.profile_changed(id, conn).await,
+                    Err(e) => {
+                        warn!("profile {remote} was updated into an invalid one: {e}; dropping it");
+                        self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED)
+                            .await;
+                        self.profile_removed(id).await;
+                    }
+                }
+                self.autoconnect_all().await;
+            }
+            SettingsEvent::Removed(remote) => {
+                let Some(id) = self
+                    .profiles
+                    .iter()
+                    .find(|(_, p)| p.remote == remote)
+                    .map(|(id, _)| *id)
+                else {
+                    return;
+                };
+                self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED)
+                    .await;
+                self.profile_removed(id).await;
+            }
+        }
+    }
+
+    fn with_timestamp(&self, mut conn: Connection) -> Connection {
+        if let Some(ts) = conn.uuid().and_then(|u| self.timestamps.get(u)) {
+            conn.set("connection", "timestamp", Value::UInt64(*ts));
+        }
+        conn
+    }
+
+    /// A profile the service has: new (exported), or known by uuid (updated,
+    /// its remote path refreshed). Returns its id.
+    async fn profile_loaded(
+        &mut self,
+        remote: OwnedObjectPath,
+        conn: Connection,
+        _ours: bool,
+    ) -> u32 {
+        let uuid = conn.uuid().unwrap_or_default().to_string();
+        if let Some(id) = self
+            .profiles
+            .iter()
+            .find(|(_, p)| p.uuid == uuid || p.remote == remote)
+            .map(|(id, _)| *id)
+        {
+            if let Some(p) = self.profiles.get_mut(&id) {
+                p.remote = remote;
+            }
+            self.profile_changed(id, conn).await;
+            return id;
+        }
+        let id = next(&mut self.counters.profile);
+        let path = api::path("Settings", id);
+        let props = Props::new(ConnectionProps {
+            conn: self.with_timestamp(conn),
+            unsaved: false,
+            filename: String::new(),
+        });
+        let iface = ConnectionIface {
+            id,
+            props: props.clone(),
+            engine: self.handle.clone(),
+        };
+        if let Err(e) = self.bus.object_server().at(&path, iface).await {
+            warn!("exporting {path}: {e}");
+        }
+        self.profiles.insert(
+            id,
+            Profile {
+                path: path.clone(),
+                remote,
+                uuid,
+                props,
+            },
+        );
+        let connections: Vec<OwnedObjectPath> =
+            self.profiles.values().map(|p| p.path.clone()).collect();
+        self.settings.lock().connections = connections.clone();
+        emit_changed(
+            &self.bus,
+            &settings_path(),
+            SETTINGS_IFACE,
+            vec![("Connections", Variant::from(connections))],
+        )
+        .await;
+        if let Ok(emitter) = SignalEmitter::new(&self.bus, SETTINGS_PATH) {
+            let _ = SettingsIface::new_connection(&emitter, path).await;
+        }
+        self.refresh_available().await;
+        id
+    }
+
+    async fn profile_changed(&mut self, id: u32, conn: Connection) {
+        let conn = self.with_timestamp(conn);
+        let Some(p) = self.profiles.get(&id) else {
+            return;
+        };
+        {
+            let mut props = p.props.lock();
+            if props.conn == conn {
+                return;
+            }
+            props.conn = conn;
+        }
+        let path = p.path.clone();
+        if let Ok(emitter) = SignalEmitter::new(&self.bus, path) {
+            let _ = ConnectionIface::updated(&emitter).await;
+        }
+        self.retries.remove(&p.uuid.clone());
+        self.refresh_available().await;
+    }
+
+    async fn profile_removed(&mut self, id: u32) {
+        let Some(p) = self.profiles.remove(&id) else {
+            return;
+        };
+        if let Ok(emitter) = SignalEmitter::new(&self.bus, p.path.clone()) {
+            let _ = ConnectionIface::removed(&emitter).await;
+        }
+        let connections: Vec<OwnedObjectPath> =
+            self.profiles.values().map(|p| p.path.clone()).collect();
+        self.settings.lock().connections = connections.clone();
+        emit_changed(
+            &self.bus,
+            &settings_path(),
+            SETTINGS_IFACE,
+            vec![("Connections", Variant::from(connections))],
+        )
+        .await;
+        if let Ok(emitter) = SignalEmitter::new(&self.bus, SETTINGS_PATH) {
+            let _ = SettingsIface::connection_removed(&emitter, p.path.clone()).await;
+        }
+        let _ = self
+            .bus
+            .object_server()
+            .remove::<ConnectionIface, _>(&p.path)
+            .await;
+        self.retries.remove(&p.uuid);
+        self.refresh_available().await;
+    }
+
+    async fn deactivate_profile(&mut self, profile: u32, why: u32) {
+        let acs: Vec<u32> = self
+            .actives
+            .iter()
+            .filter(|(_, a)| a.profile == profile)
+            .map(|(id, _)| *id)
+            .collect();
+        for ac in acs {
+            self.deactivate(ac, reason::CONNECTION_REMOVED, why).await;
+        }
+    }
+
+    /// Recomputes every device's `AvailableConnections`.
+    async fn refresh_available(&mut self) {
+        let conns: Vec<(OwnedObjectPath, Connection)> = self
+            .profiles
+            .values()
+            .map(|p| (p.path.clone(), p.conn()))
+            .collect();
+        let mut changes = Vec::new();
+        for d in self.devices.values() {
+            let list: Vec<OwnedObjectPath> = if d.managed {
+                conns
+                    .iter()
+                    .filter(|(_, c)| policy::compatible(c, &Self::view(d)))
+                    .map(|(p, _)| p.clone())
+                    .collect()
+            } else {
+                vec![]
+            };
+            let mut props = d.props.lock();
+            if props.available_connections != list {
+                props.available_connections = list.clone();
+                changes.push((d.path.clone(), list));
+            }
+        }
+        for (path, list) in changes {
+            emit_changed(
+                &self.bus,
+                &path,
+                DEVICE_IFACE,
+                vec![("AvailableConnections", Variant::from(list))],
+            )
+            .await;
+        }
+    }
+
+    // ---------------------------------------------------------- devices ---
+
+    async fn platform_event(&mut self, event: PlatformEvent) {
+        match event {
+            PlatformEvent::LinkAdded(link) | PlatformEvent::LinkChanged(link) => {
+                if self.devices.values().any(|d| d.ifindex == link.ifindex) {
+                    self.link_changed(link).await;
+                } else {
+                    self.link_appeared(link).await;
+                }
+            }
+            PlatformEvent::LinkRemoved { ifindex, .. } => self.link_removed(ifindex).await,
+            PlatformEvent::AddressAdded(_)
+            | PlatformEvent::AddressRemoved(_)
+            | PlatformEvent::Resynced => {}
+        }
+    }
+
+    fn facts(link: &Link) -> LinkFacts {
+        LinkFacts {
+            name: link.name.clone(),
+            kind: device_type(&link.kind),
+            driver: link.driver.clone(),
+            mac: link
+                .perm_mac
+                .as_ref()
+                .or(link.mac.as_ref())
+                .map(|m| format_mac(m)),
+            physical: link.physical,
+        }
+    }
+
+    async fn link_appeared(&mut self, link: Link) {
+        let facts = Self::facts(&link);
+        let managed = is_managed(
+            &facts,
+            &self.config.core.managed,
+            &self.config.core.unmanaged,
+        );
+        let id = next(&mut self.counters.device);
+        let path = api::path("Devices", id);
+        let kind = facts.kind;
+        let state = if managed {
+            DeviceState::Unavailable
+        } else {
+            DeviceState::Unmanaged
+        };
+        let props = Props::new(DeviceProps {
+            interface: link.name.clone(),
+            driver: link.driver.clone().unwrap_or_default(),
+            device_type: kind.number(),
+            state: state as u32,
+            reason: if managed {
+                reason::NOW_MANAGED
+            } else {
+                reason::NONE
+            },
+            managed,
+            autoconnect: true,
+            active_connection: root(),
+            available_connections: vec![],
+            hw_address: link.mac.as_deref().map(format_mac).unwrap_or_default(),
+            perm_hw_address: link
+                .perm_mac
+                .as_deref()
+                .or(link.mac.as_deref())
+                .map(format_mac)
+                .unwrap_or_default(),
+            mtu: link.mtu,
+            carrier: link.carrier,
+            ip4_config: root(),
+            ip6_config: root(),
+            ifindex: link.ifindex,
+            interface_flags: iface_flags(&link),
+            type_description: kind.description().into(),
+            software: !link.physical,
+        });
+        let server = self.bus.object_server();
+        let exported = async {
+            // The type interface first: `.Device` alone does not make a device for libnm.
+            match kind {
+                DeviceType::Ethernet | DeviceType::Veth => server
+                    .at(
+                        &path,
+                        WiredIface {
+                            props: props.clone(),
+                        },
+                    )
+                    .await
+                    .map(|_| ())?,
+                _ => server
+                    .at(
+                        &path,
+                        GenericIface {
+                            props: props.clone(),
+                        },
+                    )
+                    .await
+                    .map(|_| ())?,
+            };
+            server
+                .at(
+                    &path,
+                    StatisticsIface {
+                        props: props.clone(),
+                    },
+                )
+                .await?;
+            server
+                .at(
+                    &path,
+                    DeviceIface {
+                        id,
+                        props: props.clone(),
+                        engine: self.handle.clone(),
+                    },
+                )
+                .await
+        };
+        if let Err(e) = exported.await {
+            warn!("exporting device {}: {e}", link.name);
+        }
+        let metric = kind.default_route_metric();
+        self.devices.insert(
+            id,
+            Device {
+                path: path.clone(),
+                ifindex: link.ifindex,
+                name: link.name.clone(),
+                kind,
+                perm_mac: link.perm_mac.clone().or(link.mac.clone()),
+                managed,
+                state,
+                carrier: link.carrier,
+                autoconnect: true,
+                active: None,
+                metric,
+                carrier_lost: None,
+                props,
+            },
+        );
+        let devices: Vec<OwnedObjectPath> = self.devices.values().map(|d| d.path.clone()).collect();
+        self.manager.lock().devices = devices.clone();
+        emit_changed(
+            &self.bus,
+            &nm_path(),
+            NM_IFACE,
+            vec![
+                ("Devices", Variant::from(devices.clone())),
+                ("AllDevices", Variant::from(devices)),
+            ],
+        )
+        .await;
+        if let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH) {
+            let _ = ManagerIface::device_added(&emitter, path).await;
+        }
+        self.refresh_available().await;
+        if managed {
+            info!(device = %link.name, "managing");
+            // A recorded activation is taken back as it is: nothing is set.
+            let recorded = state_files::load_device(&self.paths, link.ifindex).is_some();
+            if !link.admin_up && !recorded {
+                // NetworkManager sets managed ethernet up to see the carrier.
+                if let Err(e) = self.platform.set_link_up(link.ifindex, true).await {
+                    warn!(device = %link.name, "setting the link up: {e}");
+                }
+            }
+            if link.carrier || !kind.needs_carrier() {
+                self.set_device_state(id, DeviceState::Disconnected, reason::CARRIER)
+                    .await;
+            }
+            if self.settings_known {
+                self.assume_recorded().await;
+                self.autoconnect_all().await;
+            }
+        }
+    }
+
+    async fn link_changed(&mut self, link: Link) {
+        let Some(id) = self
+            .devices
+            .iter()
+            .find(|(_, d)| d.ifindex == link.ifindex)
+            .map(|(id, _)| *id)
+        else {
+            return;
+        };
+        let (old_carrier, managed, state, path, kind) = {
+            let d = &self.devices[&id];
+            (d.carrier, d.managed, d.state, d.path.clone(), d.kind)
+        };
+        let mut changed = Vec::new();
+        {
+            let d = self.devices.get_mut(&id).expect("device exists");
+            d.carrier = link.carrier;
+            let mut p = d.props.lock();
+            let hw = link.mac.as_deref().map(format_mac).unwrap_or_default();
+            if p.hw_address != hw {
+                p.hw_address = hw.clone();
+                changed.push(("HwAddress", Variant::from(hw)));
+            }
+            if p.mtu != link.mtu {
+                p.mtu = link.mtu;
+                changed.push(("Mtu", Variant::from(link.mtu)));
+            }
+            let flags = iface_flags(&link);
+            if p.interface_flags != flags {
+                p.interface_flags = flags;
+                changed.push(("InterfaceFlags", Variant::from(flags)));
+            }
+            if p.carrier != link.carrier {
+                p.carrier = link.carrier;
+            }
+            if p.interface != link.name {
+                p.interface = link.name.clone();
+                changed.push(("Interface", Variant::from(link.name.clone())));
+            }
+        }
+        let carrier_changed = old_carrier != link.carrier;
+        if let Some(d) = self.devices.get_mut(&id) {
+            d.name = link.name.clone();
+        }
+        emit_changed(&self.bus, &path, DEVICE_IFACE, changed).await;
+        if carrier_changed && matches!(kind, DeviceType::Ethernet | DeviceType::Veth) {
+            emit_changed(
+                &self.bus,
+                &path,
+                WIRED_IFACE,
+                vec![("Carrier", Variant::from(link.carrier))],
+            )
+            .await;
+        }
+        if !managed || !carrier_changed || !kind.needs_carrier() {
+            return;
+        }
+        if link.carrier {
+            if let Some(d) = self.devices.get_mut(&id) {
+                d.carrier_lost = None;
+            }
+            if state == DeviceState::Unavailable {
+                info!(device = %link.name, "carrier is back");
+                self.set_device_state(id, DeviceState::Disconnected, reason::CARRIER)
+                    .await;
+                self.autoconnect_all().await;
+            }
+        } else {
+            info!(device = %link.name, "carrier lost");
+            let since = Instant::now();
+            if let Some(d) = self.devices.get_mut(&id) {
+                d.carrier_lost = Some(since);
+            }
+            if state == DeviceState::Disconnected {
+                self.set_device_state(id, DeviceState::Unavailable, reason::CARRIER)
+                    .await;
+            } else if state > DeviceState::Disconnected {
+                self.schedule(
+                    Duration::from_millis(self.config.core.carrier_grace_ms),
+                    Timer::CarrierGrace { device: id, since },
+                );
+            }
+        }
+    }
+
+    async fn link_removed(&mut self, ifindex: u32) {
+        let Some(id) = self
+            .devices
+            .iter()
+            .find(|(_, d)| d.ifindex == ifindex)
+            .map(|(id, _)| *id)
+        else {
+            return;
+        };
+        if let Some(ac) = self.devices[&id].active {
+            self.deactivate(ac, reason::REMOVED, ac_reason::DEVICE_REMOVED)
+                .await;
+        }
+        let Some(d) = self.devices.remove(&id) else {
+            return;
+        };
+        state_files::save_device(&self.paths, ifindex, None);
+        let server = self.bus.object_server();
+        let _ = server.remove::<DeviceIface, _>(&d.path).await;
+        let _ = server.remove::<StatisticsIface, _>(&d.path).await;
+        let _ = server.remove::<WiredIface, _>(&d.path).await;
+        let _ = server.remove::<GenericIface, _>(&d.path).await;
+        let devices: Vec<OwnedObjectPath> = self.devices.values().map(|d| d.path.clone()).collect();
+        self.manager.lock().devices = devices.clone();
+        emit_changed(
+            &self.bus,
+            &nm_path(),
+            NM_IFACE,
+            vec![
+                ("Devices", Variant::from(devices.clone())),
+                ("AllDevices", Variant::from(devices)),
+            ],
+        )
+        .await;
+        if let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH) {
+            let _ = ManagerIface::device_removed(&emitter, d.path.clone()).await;
+        }
+    }
+
+    /// Rule B4: `StateReason` changes together with `State`, then `StateChanged`.
+    async fn set_device_state(&mut self, id: u32, state: DeviceState, why: u32) {
+        let Some(d) = self.devices.get_mut(&id) else {
+            return;
+        };
+        let old = d.state;
+        if old == state {
+            return;
+        }
+        d.state = state;
+        {
+            let mut p = d.props.lock();
+            p.state = state as u32;
+            p.reason = why;
+        }
+        let path = d.path.clone();
+        let name = d.name.clone();
+        tracing::debug!(device = %name, "state {} -> {} (reason {why})", old as u32, state as u32);
+        emit_changed(
+            &self.bus,
+            &path,
+            DEVICE_IFACE,
+            vec![
+                ("State", Variant::from(state as u32)),
+                ("StateReason", Variant::from((state as u32, why))),
+            ],
+        )
+        .await;
+        if let Ok(emitter) = SignalEmitter::new(&self.bus, path) {
+            let _ =
+                DeviceIface::state_changed_signal(&emitter, state as u32, old as u32, why).await;
+        }
+    }
+
+    // ------------------------------------------------------- activation ---
+
+    /// A metric no other active device uses: the type's default, bumped.
+    fn free_metric(&self, device: u32) -> u32 {
+        let d = &self.devices[&device];
+        let base = d.kind.default_route_metric();
+        let used: Vec<u32> = self
+            .actives
+            .values()
+            .filter(|a| a.device != device)
+            .filter_map(|a| self.devices.get(&a.device))
+            .map(|d| d.metric)
+            .collect();
+        (base..base + 50)
+            .find(|m| !used.contains(m))
+            .unwrap_or(base)
+    }
+
+    async fn activate(
+        &mut self,
+        profile: u32,
+        device: u32,
+        by_user: bool,
+        assumed: bool,
+    ) -> Result<OwnedObjectPath, NmError> {
+        let Some(d) = self.devices.get(&device) else {
+            return Err(NmError::manager("UnknownDevice", "no such device"));
+        };
+        if !d.managed {
+            return Err(NmError::manager(
+                "ConnectionNotAvailable",
+                format!("Device {} is not managed by nm-rs", d.name),
+            ));
+        }
+        if !self.networking_enabled {
+            return Err(NmError::manager(
+                "ConnectionNotAvailable",
+                "networking is disabled",
+            ));
+        }
+        let conn = self
+            .profiles
+            .get(&profile)
+            .map(|p| p.conn())
+            .ok_or_else(|| err_unknown_connection(&profile.to_string()))?;
+        if !policy::compatible(&conn, &Self::view(d)) {
+            return Err(NmError::manager(
+                "ConnectionNotAvailable",
+                format!(
+                    "Connection '{}' is not available on device {} because it is not compatible",
+                    conn.id().unwrap_or(""),
+                    d.name
+                ),
+            ));
+        }
+        if d.state < DeviceState::Disconnected {
+            return Err(NmError::manager(
+                "ConnectionNotAvailable",
+                format!(
+                    "Connection '{}' is not available on device {} because device has no carrier",
+                    conn.id().unwrap_or(""),
+                    d.name
+                ),
+            ));
+        }
+        // One activation per device, and a profile on one device at a time.
+        if let Some(old) = d.active {
+            self.deactivate(old, reason::NEW_ACTIVATION, ac_reason::DEVICE_DISCONNECTED)
+                .await;
+        }
+        let elsewhere: Vec<u32> = self
+            .actives
+            .iter()
+            .filter(|(_, a)| a.profile == profile)
+            .map(|(id, _)| *id)
+            .collect();
+        for ac in elsewhere {
+            self.deactivate(ac, reason::NEW_ACTIVATION, ac_reason::DEVICE_DISCONNECTED)
+                .await;
+        }
+
+        let recorded = state_files::load_device(&self.paths, self.devices[&device].ifindex);
+        let metric = match &recorded {
+            Some(r) if assumed && r.metric > 0 => r.metric,
+            _ => self.free_metric(device),
+        };
+        if let Some(d) = self.devices.get_mut(&device) {
+            d.metric = metric;
+        }
+        let plan = ipconfig::plan(&conn, metric);
+        let id = next(&mut self.counters.active);
+        let path = api::path("ActiveConnection", id);
+        let (dev_path, ifindex, name) = {
+            let d = &self.devices[&device];
+            (d.path.clone(), d.ifindex, d.name.clone())
+        };
+        let props = Props::new(ActiveProps {
+            connection: self.profiles[&profile].path.clone(),
+            id: conn.id().unwrap_or_default().into(),
+            uuid: conn.uuid().unwrap_or_default().into(),
+            kind: conn.connection_type().unwrap_or_default().into(),
+            devices: vec![dev_path.clone()],
+            state: AcState::Activating as u32,
+            state_flags: 0,
+            default4: false,
+            default6: false,
+            ip4_config: root(),
+            ip6_config: root(),
+        });
+        // Rule B1: the object is on the bus before the reply names it.
+        if let Err(e) = self
+            .bus
+            .object_server()
+            .at(
+                &path,
+                ActiveIface {
+                    props: props.clone(),
+                },
+            )
+            .await
+        {
+            return Err(NmError::failed(format!("exporting {path}: {e}")));
+        }
+        self.actives.insert(
+            id,
+            Active {
+                path: path.clone(),
+                profile,
+                device,
+                state: AcState::Activating,
+                plan: plan.clone(),
+                conn: conn.clone(),
+                ip4: None,
+                ip6: None,
+                props,
+                by_user,
+            },
+        );
+        if let Some(d) = self.devices.get_mut(&device) {
+            d.active = Some(id);
+            d.props.lock().active_connection = path.clone();
+        }
+        emit_changed(
+            &self.bus,
+            &dev_path,
+            DEVICE_IFACE,
+            vec![("ActiveConnection", Variant::from(path.clone()))],
+        )
+        .await;
+        self.publish_actives().await;
+        info!(device = %name, uuid = conn.uuid().unwrap_or_default(), "activating '{}'", conn.id().unwrap_or_default());
+        let why = if assumed {
+            reason::CONNECTION_ASSUMED
+        } else {
+            reason::NONE
+        };
+
+        // Stage 1 (prepare): cloned MAC. Stage 2 (config): MTU, link up.
+        self.set_device_state(device, DeviceState::Prepare, why)
+            .await;
+        let mut failure = None;
+        if !assumed {
+            if let Some(mac) = plan.mac {
+                if let Err(e) = self.platform.set_mac(ifindex, mac).await {
+                    failure = Some(format!("setting the MAC address: {e}"));
+                }
+            }
+        }
+        self.set_device_state(device, DeviceState::Config, why)
+            .await;
+        if !assumed && failure.is_none() {
+            if let Some(mtu) = plan.mtu {
+                if let Err(e) = self.platform.set_mtu(ifindex, mtu).await {
+                    failure = Some(format!("setting the MTU: {e}"));
+                }
+            }
+            if let Err(e) = self.platform.set_link_up(ifindex, true).await {
+                failure = Some(format!("setting the link up: {e}"));
+            }
+        }
+        // Stage 3 (ip-config): addresses and routes; DHCP slots in here.
+        if failure.is_none() {
+            self.set_device_state(device, DeviceState::IpConfig, why)
+                .await;
+            failure = self.apply_plan(ifindex, &plan).await.err();
+        }
+        let families_ok = ip_families_ok(&plan);
+        if failure.is_none() && !families_ok {
+            failure = Some(
+                "no IP configuration could be obtained (DHCP arrives with nm-dhcp-helper)".into(),
+            );
+        }
+        if let Some(f) = failure {
+            warn!(device = %name, "activation of '{}' failed: {f}", conn.id().unwrap_or_default());
+            self.fail_activation(id, reason::IP_CONFIG_UNAVAILABLE)
+                .await;
+            // The caller gets the path; the failure shows as states, as in NetworkManager.
+            return Ok(path);
+        }
+        self.set_device_state(device, DeviceState::IpCheck, why)
+            .await;
+        self.set_device_state(device, DeviceState::Secondaries, why)
+            .await;
+        self.export_ip_configs(id).await;
+        self.set_device_state(device, DeviceState::Activated, why)
+            .await;
+        self.set_ac_state(id, AcState::Activated, ac_reason::NONE)
+            .await;
+        let uuid = conn.uuid().unwrap_or_default().to_string();
+        state_files::save_device(
+            &self.paths,
+            ifindex,
+            Some(&DeviceRecord {
+                uuid: uuid.clone(),
+                metric,
+            }),
+        );
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        self.timestamps.insert(uuid.clone(), now);
+        state_files::save_timestamps(&self.paths, &self.timestamps);
+        self.retries_for(&uuid).succeeded(&conn);
+        self.publish_actives().await;
+        self.update_dns().await;
+        info!(device = %name, "'{}' activated", conn.id().unwrap_or_default());
+        Ok(path)
+    }
+
+    async fn apply_plan(&self, ifindex: u32, plan: &Plan) -> Result<(), String> {
+        if plan.v6 == FamilyMethod::Disabled {
+            set_sysctl(&self.devices_name(ifindex), "disable_ipv6", "1");
+        }
+        for a in &plan.addresses {
+            let mut addr = Address::new(ifindex, a.addr, a.prefix);
+            // nm-core adds the prefix route itself, with the device's metric.
+            addr.noprefixroute = true;
+            self.platform
+                .add_address(&addr)
+                .await
+                .map_err(|e| format!("adding {}/{}: {e}", a.addr, a.prefix))?;
+        }
+        // Routes to the link first: a gateway must be reachable when its route is added.
+        let (direct, via): (Vec<_>, Vec<_>) = plan.routes.iter().partition(|r| r.gateway.is_none());
+        for r in direct.into_iter().chain(via) {
+            let route = platform_route(ifindex, r);
+            self.platform
+                .replace_route(&route)
+                .await
+                .map_err(|e| format!("adding route {}/{}: {e}", r.dest, r.prefix))?;
+        }
+        Ok(())
+    }
+
+    fn devices_name(&self, ifindex: u32) -> String {
+        self.devices
+            .values()
+            .find(|d| d.ifindex == ifindex)
+            .map(|d| d.name.clone())
+            .unwrap_or_default()
+    }
+
+    /// Takes what `apply_plan` added away again.
+    async fn unapply_plan(&self, ifindex: u32, plan: &Plan) {
+        for r in &plan.routes {
+            if let Err(e) = self
+                .platform
+                .delete_route(&platform_route(ifindex, r))
+                .await
+            {
+                tracing::debug!("removing route {}/{}: {e}", r.dest, r.prefix);
+            }
+        }
+        for a in &plan.addresses {
+            let mut addr = Address::new(ifindex, a.addr, a.prefix);
+            addr.noprefixroute = true;
+            if let Err(e) = self.platform.delete_address(&addr).await {
+                tracing::debug!("removing {}/{}: {e}", a.addr, a.prefix);
+            }
+        }
+        if plan.v6 == FamilyMethod::Disabled {
+            set_sysctl(&self.devices_name(ifindex), "disable_ipv6", "0");
+        }
+    }
+
+    async fn export_ip_configs(&mut self, ac: u32) {
+        let Some(a) = self.actives.get(&ac) else {
+            return;
+        };
+        let plan = a.plan.clone();
+        let device = a.device;
+        let mut exported = Vec::new();
+        for v6 in [false, true] {
+            let method = if v6 { plan.v6 } else { plan.v4 };
+            if matches!(method, FamilyMethod::Ignore | FamilyMethod::Disabled) {
+                continue;
+            }
+            let props = IpProps {
+                addresses: plan
+                    .addresses
+                    .iter()
+                    .filter(|x| x.addr.is_ipv6() == v6)
+                    .map(|x| (x.addr, u32::from(x.prefix)))
+                    .collect(),
+                gateway: if v6 {
+                    plan.gateway6.map(|g| g.to_string())
+                } else {
+                    plan.gateway4.map(|g| g.to_string())
+                }
+                .unwrap_or_default(),
+                routes: plan
+                    .routes
+                    .iter()
+                    .filter(|r| r.dest.is_ipv6() == v6)
+                    .map(|r| (r.dest, u32::from(r.prefix), r.gateway, r.metric, r.table))
+                    .collect(),
+                nameservers: if v6 {
+                    plan.dns6.servers.clone()
+                } else {
+                    plan.dns4.servers.clone()
+                },
+                searches: if v6 {
+                    plan.dns6.searches.clone()
+                } else {
+                    plan.dns4.searches.clone()
+                },
+                options: if v6 {
+                    plan.dns6.options.clone()
+                } else {
+                    plan.dns4.options.clone()
+                },
+                priority: if v6 {
+                    plan.dns6.priority
+                } else {
+                    plan.dns4.priority
+                },
+            };
+            let props = Props::new(props);
+            let (path, result) = if v6 {
+                let path = api::path("IP6Config", next(&mut self.counters.ip6));
+                let r = self
+                    .bus
+                    .object_server()
+                    .at(
+                        &path,
+                        Ip6ConfigIface {
+                            props: props.clone(),
+                        },
+                    )
+                    .await
+                    .map(|_| ());
+                (path, r)
+            } else {
+                let path = api::path("IP4Config", next(&mut self.counters.ip4));
+                let r = self
+                    .bus
+                    .object_server()
+                    .at(
+                        &path,
+                        Ip4ConfigIface {
+                            props: props.clone(),
+                        },
+                    )
+                    .await
+                    .map(|_| ());
+                (path, r)
+            };
+            if let Err(e) = result {
+                warn!("exporting {path}: {e}");
+                continue;
+            }
+            exported.push((v6, path, props));
+        }
+        let Some(a) = self.actives.get_mut(&ac) else {
+            return;
+        };
+        for (v6, path, props) in exported {
+            let prop = if v6 { "Ip6Config" } else { "Ip4Config" };
+            {
+                let mut ap = a.props.lock();
+                if v6 {
+                    ap.ip6_config = path.clone();
+                } else {
+                    ap.ip4_config = path.clone();
+                }
+            }
+            if v6 {
+                a.ip6 = Some((path.clone(), props));
+            } else {
+                a.ip4 = Some((path.clone(), props));
+            }
+            emit_changed(
+                &self.bus,
+                &a.path,
+                ACTIVE_IFACE,
+                vec![(prop, Variant::from(path.clone()))],
+            )
+            .await;
+            if let Some(d) = self.devices.get(&device) {
+                {
+                    let mut dp = d.props.lock();
+                    if v6 {
+                        dp.ip6_config = path.clone();
+                    } else {
+                        dp.ip4_config = path.clone();
+                    }
+                }
+                emit_changed(
+                    &self.bus,
+                    &d.path,
+                    DEVICE_IFACE,
+                    vec![(prop, Variant::from(path))],
+                )
+                .await;
+            }
+        }
+    }
+
+    async fn set_ac_state(&mut self, ac: u32, state: AcState, why: u32) {
+        let Some(a) = self.actives.get_mut(&ac) else {
+            return;
+        };
+        if a.state == state {
+            return;
+        }
+        a.state = state;
+        a.props.lock().state = state as u32;
+        let path = a.path.clone();
+        emit_changed(
+            &self.bus,
+            &path,
+            ACTIVE_IFACE,
+            vec![("State", Variant::from(state as u32))],
+        )
+        .await;
+        if let Ok(emitter) = SignalEmitter::new(&self.bus, path) {
+            let _ = ActiveIface::state_changed_signal(&emitter, state as u32, why).await;
+        }
+    }
+
+    async fn fail_activation(&mut self, ac: u32, why: u32) {
+        let Some(a) = self.actives.get(&ac) else {
+            return;
+        };
+        let (device, by_user, conn) = (a.device, a.by_user, a.conn.clone());
+        self.set_device_state(device, DeviceState::Failed, why)
+            .await;
+        if !by_user {
+            let uuid = conn.uuid().unwrap_or_default().to_string();
+            self.retries_for(&uuid).failed(&conn, Instant::now());
+            self.schedule(policy::RETRY_RESET, Timer::RetryCheck);
+        }
+        self.finish_deactivation(ac, ac_reason::IP_CONFIG_INVALID)
+            .await;
+    }
+
+    /// Rule B2: the AC goes to DEACTIVATING, the configuration goes, the AC
+    /// goes to DEACTIVATED, and only then leaves the lists and the bus.
+    async fn deactivate(&mut self, ac: u32, device_reason: u32, why: u32) {
+        let Some(a) = self.actives.get(&ac) else {
+            return;
+        };
+        let (device, plan) = (a.device, a.plan.clone());
+        info!(device = %self.devices.get(&device).map(|d| d.name.as_str()).unwrap_or("?"), "deactivating '{}'", a.conn.id().unwrap_or_default());
+        self.set_ac_state(ac, AcState::Deactivating, why).await;
+        self.set_device_state(device, DeviceState::Deactivating, device_reason)
+            .await;
+        if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
+            self.unapply_plan(ifindex, &plan).await;
+            state_files::save_device(&self.paths, ifindex, None);
+        }
+        self.finish_deactivation(ac, why).await;
+        let _ = device_reason;
+    }
+
+    async fn finish_deactivation(&mut self, ac: u32, why: u32) {
+        self.set_ac_state(ac, AcState::Deactivated, why).await;
+        let Some(a) = self.actives.remove(&ac) else {
+            return;
+        };
+        let device = a.device;
+        if let Some(d) = self.devices.get_mut(&device) {
+            d.active = None;
+            {
+                let mut p = d.props.lock();
+                p.active_connection = root();
+                p.ip4_config = root();
+                p.ip6_config = root();
+            }
+            let path = d.path.clone();
+            emit_changed(
+                &self.bus,
+                &path,
+                DEVICE_IFACE,
+                vec![
+                    ("ActiveConnection", Variant::from(root())),
+                    ("Ip4Config", Variant::from(root())),
+                    ("Ip6Config", Variant::from(root())),
+                ],
+            )
+            .await;
+        }
+        let next_state = match self.devices.get(&device) {
+            Some(d) if d.kind.needs_carrier() && !d.carrier => DeviceState::Unavailable,
+            _ => DeviceState::Disconnected,
+        };
+        let why_dev = if next_state == DeviceState::Unavailable {
+            reason::CARRIER
+        } else {
+            reason::NONE
+        };
+        self.set_device_state(device, next_state, why_dev).await;
+        self.publish_actives().await;
+        let server = self.bus.object_server();
+        let _ = server.remove::<ActiveIface, _>(&a.path).await;
+        if let Some((p, _)) = a.ip4 {
+            let _ = server.remove::<Ip4ConfigIface, _>(&p).await;
+        }
+        if let Some((p, _)) = a.ip6 {
+            let _ = server.remove::<Ip6ConfigIface, _>(&p).await;
+        }
+        self.update_dns().await;
+    }
+
+    /// Manager's ActiveConnections, ActivatingConnection, PrimaryConnection,
+    /// State and Connectivity, and each AC's Default flags.
+    async fn publish_actives(&mut self) {
+        let list: Vec<OwnedObjectPath> = self.actives.values().map(|a| a.path.clone()).collect();
+        let activating = self
+            .actives
+            .values()
+            .find(|a| a.state == AcState::Activating)
+            .map(|a| a.path.clone())
+            .unwrap_or_else(root);
+        // The primary connection holds the best (lowest metric) IPv4 default route.
+        let primary4 = self
+            .actives
+            .iter()
+            .filter(|(_, a)| a.state == AcState::Activated)
+            .filter_map(|(id, a)| {
+                a.plan
+                    .routes
+                    .iter()
+                    .filter(|r| r.is_default() && r.dest.is_ipv4())
+                    .map(|r| r.metric)
+                    .min()
+                    .map(|m| (m, *id))
+            })
+            .min();
+        let primary6 = self
+            .actives
+            .iter()
+            .filter(|(_, a)| a.state == AcState::Activated)
+            .filter_map(|(id, a)| {
+                a.plan
+                    .routes
+                    .iter()
+                    .filter(|r| r.is_default() && r.dest.is_ipv6())
+                    .map(|r| r.metric)
+                    .min()
+                    .map(|m| (m, *id))
+            })
+            .min();
+        let primary = primary4.or(primary6).map(|(_, id)| id);
+        for (id, a) in &self.actives {
+            let d4 = primary4.is_some_and(|(_, p)| p == *id);
+            let d6 = primary6.is_some_and(|(_, p)| p == *id);
+            let changed = {
+                let mut p = a.props.lock();
+                let c = p.default4 != d4 || p.default6 != d6;
+                p.default4 = d4;
+                p.default6 = d6;
+                c
+            };
+            if changed {
+                emit_changed(
+                    &self.bus,
+                    &a.path,
+                    ACTIVE_IFACE,
+                    vec![
+                        ("Default", Variant::from(d4)),
+                        ("Default6", Variant::from(d6)),
+                    ],
+                )
+                .await;
+            }
+        }
+        let any_activated = self.actives.values().any(|a| a.state == AcState::Activated);
+        let any_activating = self
+            .actives
+            .values()
+            .any(|a| a.state == AcState::Activating);
+        let any_deactivating = self
+            .actives
+            .values()
+            .any(|a| a.state == AcState::Deactivating);
+        let state = if primary.is_some() {
+            70
+        } else if any_activated {
+            50
+        } else if any_activating {
+            40
+        } else if any_deactivating {
+            30
+        } else {
+            20
+        };
+        let connectivity = if primary.is_some() {
+            4
+        } else if any_activated {
+            3
+        } else {
+            1
+        };
+        let primary_path = primary
+            .and_then(|id| self.actives.get(&id))
+            .map(|a| a.path.clone())
+            .unwrap_or_else(root);
+        let primary_type = primary
+            .and_then(|id| self.actives.get(&id))
+            .map(|a| a.conn.connection_type().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        let mut changed = Vec::new();
+        let old_state;
+        {
+            let mut m = self.manager.lock();
+            old_state = m.state;
+            if m.active_connections != list {
+                m.active_connections = list.clone();
+                changed.push(("ActiveConnections", Variant::from(list)));
+            }
+            if m.activating_connection != activating {
+                m.activating_connection = activating.clone();
+                changed.push(("ActivatingConnection", Variant::from(activating)));
+            }
+            if m.primary_connection != primary_path {
+                m.primary_connection = primary_path.clone();
+                m.primary_connection_type = primary_type.clone();
+                changed.push(("PrimaryConnection", Variant::from(primary_path)));
+                changed.push(("PrimaryConnectionType", Variant::from(primary_type)));
+            }
+            if m.connectivity != connectivity {
+                m.connectivity = connectivity;
+                changed.push(("Connectivity", Variant::from(connectivity)));
+            }
+            if m.state != state {
+                m.state = state;
+                changed.push(("State", Variant::from(state)));
+            }
+        }
+        emit_changed(&self.bus, &nm_path(), NM_IFACE, changed).await;
+        if old_state != state {
+            if let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH) {
+                let _ = ManagerIface::state_changed_signal(&emitter, state).await;
+            }
+        }
+    }
+
+    async fn update_dns(&mut self) {
+        let mut entries = Vec::new();
+        let mut sources = Vec::new();
+        let configs: Vec<(String, ipconfig::DnsConfig)> = self
+            .actives
+            .values()
+            .filter(|a| a.state == AcState::Activated)
+            .filter_map(|a| self.devices.get(&a.device).map(|d| (d, a)))
+            .flat_map(|(d, a)| {
+                [
+                    (d.name.clone(), a.plan.dns4.clone()),
+                    (d.name.clone(), a.plan.dns6.clone()),
+                ]
+            })
+            .filter(|(_, c)| !c.servers.is_empty() || !c.searches.is_empty())
+            .collect();
+        for (iface, c) in &configs {
+            entries.push((
+                iface.clone(),
+                c.servers.clone(),
+                c.searches.clone(),
+                c.priority,
+            ));
+            sources.push(dns::DnsSource {
+                interface: iface,
+                config: c,
+            });
+        }
+        self.dns_props.lock().entries = entries;
+        if self.config.core.dns == DnsMode::None {
+            return;
+        }
+        let text = dns::render(&sources);
+        if self.last_resolv.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        let file = self.paths.path(&self.config.core.resolv_conf);
+        match nm_runtime::write_atomic(&file, text.as_bytes(), 0o644) {
+            Ok(()) => self.last_resolv = Some(text),
+            Err(e) => warn!("writing {}: {e}", file.display()),
+        }
+    }
+
+    // ------------------------------------------------------- automation ---
+
+    /// Takes recorded activations back after a restart, without touching them.
+    async fn assume_recorded(&mut self) {
+        let candidates: Vec<(u32, String)> = self
+            .devices
+            .iter()
+            .filter(|(_, d)| {
+                d.managed && d.active.is_none() && d.state >= DeviceState::Disconnected
+            })
+            .filter_map(|(id, d)| {
+                state_files::load_device(&self.paths, d.ifindex).map(|r| (*id, r.uuid))
+            })
+            .collect();
+        for (device, uuid) in candidates {
+            let Some(profile) = self
+                .profiles
+                .iter()
+                .find(|(_, p)| p.uuid == uuid)
+                .map(|(id, _)| *id)
+            else {
+                continue;
+            };
+            if let Err(e) = self.activate(profile, device, false, true).await {
+                warn!("taking back {uuid}: {e}");
+            }
+        }
+    }
+
+    async fn autoconnect_all(&mut self) {
+        if !self.settings_known || !self.networking_enabled {
+            return;
+        }
+        let ready: Vec<u32> = self
+            .devices
+            .iter()
+            .filter(|(_, d)| {
+                d.managed
+                    && d.autoconnect
+                    && d.active.is_none()
+                    && d.state == DeviceState::Disconnected
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for device in ready {
+            if self.devices.get(&device).is_none_or(|d| d.active.is_some()) {
+                continue;
+            }
+            if let Some(profile) = self.best_profile(device, true) {
+                if let Err(e) = self.activate(profile, device, false, false).await {
+                    warn!("autoconnect: {e}");
+                }
+            }
+        }
+    }
+
+    async fn timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::CarrierGrace { device, since } => {
+                let still_lost = self
+                    .devices
+                    .get(&device)
+                    .is_some_and(|d| d.carrier_lost == Some(since) && !d.carrier);
+                if !still_lost {
+                    return;
+                }
+                if let Some(ac) = self.devices.get(&device).and_then(|d| d.active) {
+                    self.deactivate(ac, reason::CARRIER, ac_reason::DEVICE_DISCONNECTED)
+                        .await;
+                } else {
+                    self.set_device_state(device, DeviceState::Unavailable, reason::CARRIER)
+                        .await;
+                }
+            }
+            Timer::StartupWait => self.carrier_wait_over = true,
+            Timer::RetryCheck => self.autoconnect_all().await,
+            Timer::Failed { ac, reason } => {
+                self.fail_activation(ac, reason).await;
+                self.autoconnect_all().await;
+            }
+        }
+    }
+
+    /// `Startup` goes FALSE once the profiles are known, nothing is
+    /// activating, and every managed device has its carrier or the wait for
+    /// carriers is over.
+    async fn check_startup(&mut self) {
+        if !self.startup {
+            return;
+        }
+        let busy = self
+            .actives
+            .values()
+            .any(|a| a.state == AcState::Activating);
+        let waiting_carrier = !self.carrier_wait_over
+            && self
+                .devices
+                .values()
+                .any(|d| d.managed && d.state == DeviceState::Unavailable);
+        if self.settings_known && !busy && !waiting_carrier {
+            self.startup = false;
+            self.manager.lock().startup = false;
+            emit_changed(
+                &self.bus,
+                &nm_path(),
+                NM_IFACE,
+                vec![("Startup", Variant::from(false))],
+            )
+            .await;
+            info!("start-up complete");
+        }
+    }
+}
+
+const NM_IFACE: &str = "org.freedesktop.NetworkManager";
+const SETTINGS_IFACE: &str = "org.freedesktop.NetworkManager.Settings";
+const DEVICE_IFACE: &str = "org.freedesktop.NetworkManager.Device";
+const WIRED_IFACE: &str = "org.freedesktop.NetworkManager.Device.Wired";
+const ACTIVE_IFACE: &str = "org.freedesktop.NetworkManager.Connection.Active";
+
+fn nm_path() -> OwnedObjectPath {
+    OwnedObjectPath::try_from(NM_PATH).expect("valid path")
+}
+
+fn settings_path() -> OwnedObjectPath {
+    OwnedObjectPath::try_from(SETTINGS_PATH).expect("valid path")
+}
+
+fn device_type(kind: &LinkKind) -> DeviceType {
+    match kind {
+        LinkKind::Loopback => DeviceType::Loopback,
+        LinkKind::Ethernet => DeviceType::Ethernet,
+        LinkKind::Veth => DeviceType::Veth,
+        LinkKind::Bridge => DeviceType::Bridge,
+        LinkKind::Macvlan => DeviceType::Macvlan,
+        LinkKind::Vxlan => DeviceType::Vxlan,
+        LinkKind::Tun => DeviceType::Tun,
+        _ => DeviceType::Generic,
+    }
+}
+
+fn iface_flags(link: &Link) -> u32 {
+    (if link.admin_up { 0x1 } else { 0 }) | (if link.carrier { 0x2 | 0x10000 } else { 0 })
+}
+
+fn platform_route(ifindex: u32, r: &ipconfig::PlannedRoute) -> Route {
+    let mut route = Route::new(r.dest, r.prefix);
+    route.gateway = r.gateway;
+    route.oif = Some(ifindex);
+    route.metric = r.metric;
+    route.table = r.table;
+    route.protocol = r.protocol;
+    route.scope = r.scope;
+    route.mtu = r.mtu;
+    route
+}
+
+/// Whether the ip-config stage succeeded: no family that may not fail
+/// failed, and something (or nothing at all) was asked.
+fn ip_families_ok(plan: &Plan) -> bool {
+    let ok = |m: FamilyMethod| !matches!(m, FamilyMethod::Dhcp);
+    let asked = |m: FamilyMethod| !matches!(m, FamilyMethod::Ignore | FamilyMethod::Disabled);
+    let v4_failed = asked(plan.v4) && !ok(plan.v4);
+    let v6_failed = asked(plan.v6) && !ok(plan.v6);
+    if (v4_failed && !plan.v4_may_fail) || (v6_failed && !plan.v6_may_fail) {
+        return false;
+    }
+    let any_ok = (asked(plan.v4) && ok(plan.v4)) || (asked(plan.v6) && ok(plan.v6));
+    any_ok || (!asked(plan.v4) && !asked(plan.v6))
+}
+
+/// Writes `/proc/sys/net/ipv6/conf/IFACE/KEY` (per network namespace).
+fn set_sysctl(iface: &str, key: &str, value: &str) {
+    if iface.is_empty() || iface.contains('/') || iface.contains("..") {
+        return;
+    }
+    let file = format!("/proc/sys/net/ipv6/conf/{iface}/{key}");
+    if let Err(e) = std::fs::write(&file, value) {
+        warn!("writing {file}: {e}");
+    }
+}

@@ -1,0 +1,392 @@
+//! What a profile asks of the kernel: addresses, routes, MTU, MAC and DNS,
+//! computed from the profile and the device's route metric. Pure; the engine
+//! applies the plan through nm-platform.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use nm_model::text::parse_mac;
+use nm_model::{Connection, Value};
+
+/// `RTPROT_KERNEL`: NetworkManager marks prefix routes of its addresses so.
+pub const PROTO_KERNEL: u8 = 2;
+/// `RTPROT_STATIC`: routes nm-core adds from a profile.
+pub const PROTO_STATIC: u8 = 4;
+pub const TABLE_MAIN: u32 = 254;
+pub const SCOPE_UNIVERSE: u8 = 0;
+pub const SCOPE_LINK: u8 = 253;
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PlannedAddress {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PlannedRoute {
+    pub dest: IpAddr,
+    pub prefix: u8,
+    pub gateway: Option<IpAddr>,
+    pub metric: u32,
+    pub table: u32,
+    pub protocol: u8,
+    pub scope: u8,
+    pub mtu: Option<u32>,
+}
+
+impl PlannedRoute {
+    pub fn is_default(&self) -> bool {
+        self.prefix == 0
+    }
+}
+
+/// How one address family ends its ip-config stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FamilyMethod {
+    /// Static addresses (or none needed): ready at once.
+    Static,
+    /// Needs a DHCP lease (arrives with the DHCP issue): not ready yet.
+    Dhcp,
+    /// The kernel does it (IPv6 SLAAC and link-local): ready at once.
+    Kernel,
+    /// IPv6 switched off on the link.
+    Disabled,
+    /// Left alone.
+    Ignore,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DnsConfig {
+    pub servers: Vec<String>,
+    pub searches: Vec<String>,
+    pub options: Vec<String>,
+    /// Lower is more important; NetworkManager's default for a device is 100.
+    pub priority: i32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub v4: FamilyMethod,
+    pub v6: FamilyMethod,
+    pub v4_may_fail: bool,
+    pub v6_may_fail: bool,
+    pub addresses: Vec<PlannedAddress>,
+    pub routes: Vec<PlannedRoute>,
+    pub gateway4: Option<Ipv4Addr>,
+    pub gateway6: Option<Ipv6Addr>,
+    pub mtu: Option<u32>,
+    pub mac: Option<[u8; 6]>,
+    pub dns4: DnsConfig,
+    pub dns6: DnsConfig,
+}
+
+impl Plan {
+    pub fn has_default_route(&self) -> bool {
+        self.routes.iter().any(PlannedRoute::is_default)
+    }
+}
+
+fn network(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
+            IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+        }
+        IpAddr::V6(a) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix))
+            };
+            IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+        }
+    }
+}
+
+fn int(conn: &Connection, s: &str, p: &str) -> Option<i128> {
+    conn.get(s, p).and_then(Value::as_i128)
+}
+
+fn flag(conn: &Connection, s: &str, p: &str, default: bool) -> bool {
+    conn.get(s, p).and_then(Value::as_bool).unwrap_or(default)
+}
+
+fn strings(conn: &Connection, s: &str, p: &str) -> Vec<String> {
+    conn.get(s, p)
+        .and_then(Value::as_str_list)
+        .unwrap_or_default()
+}
+
+/// The route metric of a family: the profile's `route-metric`, else the
+/// device's (default by type, bumped on collision).
+pub fn route_metric(conn: &Connection, family: &str, device_metric: u32) -> u32 {
+    match int(conn, family, "route-metric") {
+        Some(m) if m >= 0 => u32::try_from(m).unwrap_or(device_metric),
+        _ => device_metric,
+    }
+}
+
+/// Plans the static configuration of a (valid, normalised) profile.
+pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
+    let mut plan = Plan {
+        v4: FamilyMethod::Ignore,
+        v6: FamilyMethod::Ignore,
+        v4_may_fail: flag(conn, "ipv4", "may-fail", true),
+        v6_may_fail: flag(conn, "ipv6", "may-fail", true),
+        addresses: Vec::new(),
+        routes: Vec::new(),
+        gateway4: None,
+        gateway6: None,
+        mtu: None,
+        mac: None,
+        dns4: DnsConfig::default(),
+        dns6: DnsConfig::default(),
+    };
+    for family in ["ipv4", "ipv6"] {
+        if conn.setting(family).is_none() {
+            continue;
+        }
+        let method = conn.get_str(family, "method").unwrap_or("auto");
+        let fm = match (family, method) {
+            (_, "manual") => FamilyMethod::Static,
+            ("ipv4", "disabled") | ("ipv6", "ignore") => FamilyMethod::Ignore,
+            ("ipv6", "disabled") => FamilyMethod::Disabled,
+            ("ipv4", "auto") | ("ipv6", "dhcp") => FamilyMethod::Dhcp,
+            ("ipv6", "auto" | "link-local") => FamilyMethod::Kernel,
+            // link-local IPv4 and shared arrive with later issues.
+            _ => FamilyMethod::Dhcp,
+        };
+        if family == "ipv4" {
+            plan.v4 = fm;
+        } else {
+            plan.v6 = fm;
+        }
+        if matches!(fm, FamilyMethod::Ignore | FamilyMethod::Disabled) {
+            continue;
+        }
+        let metric = route_metric(conn, family, device_metric);
+        let table = match int(conn, family, "route-table") {
+            Some(t) if t > 0 => u32::try_from(t).unwrap_or(TABLE_MAIN),
+            _ => TABLE_MAIN,
+        };
+        for a in conn
+            .get(family, "address-data")
+            .and_then(Value::as_dict_list)
+            .unwrap_or_default()
+        {
+            let Some(addr) = a
+                .get("address")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<IpAddr>().ok())
+            else {
+                continue;
+            };
+            let prefix = a.get("prefix").and_then(Value::as_i128).unwrap_or(0) as u8;
+            plan.addresses.push(PlannedAddress { addr, prefix });
+            let full = if addr.is_ipv4() { 32 } else { 128 };
+            if prefix < full {
+                plan.routes.push(PlannedRoute {
+                    dest: network(addr, prefix),
+                    prefix,
+                    gateway: None,
+                    metric,
+                    table,
+                    protocol: PROTO_KERNEL,
+                    scope: if addr.is_ipv4() {
+                        SCOPE_LINK
+                    } else {
+                        SCOPE_UNIVERSE
+                    },
+                    mtu: None,
+                });
+            }
+        }
+        let gateway = conn
+            .get_str(family, "gateway")
+            .and_then(|g| g.parse::<IpAddr>().ok());
+        match gateway {
+            Some(IpAddr::V4(g)) => plan.gateway4 = Some(g),
+            Some(IpAddr::V6(g)) => plan.gateway6 = Some(g),
+            None => {}
+        }
+        if let Some(gw) = gateway.filter(|_| !flag(conn, family, "never-default", false)) {
+            let dest = if family == "ipv4" {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+            };
+            plan.routes.push(PlannedRoute {
+                dest,
+                prefix: 0,
+                gateway: Some(gw),
+                metric,
+                table,
+                protocol: PROTO_STATIC,
+                scope: SCOPE_UNIVERSE,
+                mtu: None,
+            });
+        }
+        for r in conn
+            .get(family, "route-data")
+            .and_then(Value::as_dict_list)
+            .unwrap_or_default()
+        {
+            let Some(dest) = r
+                .get("dest")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<IpAddr>().ok())
+            else {
+                continue;
+            };
+            let prefix = r.get("prefix").and_then(Value::as_i128).unwrap_or(0) as u8;
+            let gateway = r
+                .get("next-hop")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok());
+            let get_u32 = |k: &str| {
+                r.get(k)
+                    .and_then(Value::as_i128)
+                    .and_then(|n| u32::try_from(n).ok())
+            };
+            plan.routes.push(PlannedRoute {
+                dest: network(dest, prefix),
+                prefix,
+                gateway,
+                metric: get_u32("metric").unwrap_or(metric),
+                table: get_u32("table").filter(|t| *t > 0).unwrap_or(table),
+                protocol: PROTO_STATIC,
+                scope: if gateway.is_none() && dest.is_ipv4() {
+                    SCOPE_LINK
+                } else {
+                    SCOPE_UNIVERSE
+                },
+                mtu: get_u32("mtu"),
+            });
+        }
+        let dns = DnsConfig {
+            servers: strings(conn, family, "dns"),
+            searches: strings(conn, family, "dns-search"),
+            options: strings(conn, family, "dns-options"),
+            priority: match int(conn, family, "dns-priority") {
+                Some(p) if p != 0 => p as i32,
+                _ => 100,
+            },
+        };
+        if family == "ipv4" {
+            plan.dns4 = dns;
+        } else {
+            plan.dns6 = dns;
+        }
+    }
+    let eth = "802-3-ethernet";
+    plan.mtu = int(conn, eth, "mtu")
+        .and_then(|m| u32::try_from(m).ok())
+        .filter(|m| *m > 0);
+    plan.mac = conn
+        .get_str(eth, "cloned-mac-address")
+        .and_then(|m| parse_mac(m).ok())
+        .and_then(|b| <[u8; 6]>::try_from(b.as_slice()).ok());
+    plan.addresses.sort();
+    plan.routes.sort();
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nm_model::{keyfile, validate};
+
+    fn conn(ipv4: &str, ipv6: &str) -> Connection {
+        let text = format!(
+            "[connection]\nid=t\nuuid=8fb923ad-bd8a-48c8-b85e-737628bb673a\ntype=ethernet\n\n[ethernet]\nmtu=1400\ncloned-mac-address=02:00:00:00:00:01\n\n[ipv4]\n{ipv4}\n\n[ipv6]\n{ipv6}\n"
+        );
+        validate::normalize_and_validate(keyfile::parse(&text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn static_ipv4_with_gateway_and_routes() {
+        let p = plan(
+            &conn(
+                "method=manual\naddress1=192.0.2.5/24,192.0.2.1\nroute1=198.51.100.0/24,192.0.2.254,7\nroute2=203.0.113.0/24\nroute2_options=table=50\ndns=192.0.2.53;\ndns-search=lab.test;",
+                "method=ignore",
+            ),
+            101,
+        );
+        assert_eq!(p.v4, FamilyMethod::Static);
+        assert_eq!(
+            p.addresses,
+            vec![PlannedAddress {
+                addr: "192.0.2.5".parse().unwrap(),
+                prefix: 24
+            }]
+        );
+        let dflt = p.routes.iter().find(|r| r.is_default()).unwrap();
+        assert_eq!(
+            (dflt.gateway, dflt.metric, dflt.table),
+            (Some("192.0.2.1".parse().unwrap()), 101, 254)
+        );
+        let prefix = p
+            .routes
+            .iter()
+            .find(|r| r.dest == "192.0.2.0".parse::<IpAddr>().unwrap())
+            .unwrap();
+        assert_eq!(
+            (prefix.prefix, prefix.scope, prefix.protocol),
+            (24, SCOPE_LINK, PROTO_KERNEL)
+        );
+        let r1 = p
+            .routes
+            .iter()
+            .find(|r| r.dest == "198.51.100.0".parse::<IpAddr>().unwrap())
+            .unwrap();
+        assert_eq!(r1.metric, 7);
+        let r2 = p
+            .routes
+            .iter()
+            .find(|r| r.dest == "203.0.113.0".parse::<IpAddr>().unwrap())
+            .unwrap();
+        assert_eq!((r2.metric, r2.table), (101, 50));
+        assert_eq!(p.dns4.servers, vec!["192.0.2.53"]);
+        assert_eq!(p.dns4.priority, 100);
+        assert_eq!(p.mtu, Some(1400));
+        assert_eq!(p.mac, Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!(p.v6, FamilyMethod::Ignore);
+    }
+
+    #[test]
+    fn never_default_and_profile_metric() {
+        let p = plan(
+            &conn(
+                "method=manual\naddress1=192.0.2.5/24,192.0.2.1\nnever-default=true\nroute-metric=20",
+                "method=disabled",
+            ),
+            100,
+        );
+        assert!(!p.has_default_route());
+        assert!(p.routes.iter().all(|r| r.metric == 20));
+        assert_eq!(p.v6, FamilyMethod::Disabled);
+        assert_eq!(p.gateway4, Some("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn ipv6_manual_and_auto() {
+        let p = plan(
+            &conn(
+                "method=disabled",
+                "method=manual\naddress1=2001:db8::5/64,2001:db8::1",
+            ),
+            100,
+        );
+        assert_eq!(p.v4, FamilyMethod::Ignore);
+        assert!(
+            p.routes
+                .iter()
+                .any(|r| r.is_default() && r.gateway == Some("2001:db8::1".parse().unwrap()))
+        );
+        let p = plan(&conn("method=auto", "method=auto"), 100);
+        assert_eq!((p.v4, p.v6), (FamilyMethod::Dhcp, FamilyMethod::Kernel));
+    }
+}

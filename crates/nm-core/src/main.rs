@@ -1,0 +1,73 @@
+//! nm-core: devices, policy and activation behind NetworkManager's own
+//! D-Bus API, so that the real nmcli drives nm-rs.
+
+mod api;
+mod config;
+mod device;
+mod dns;
+mod engine;
+mod ipconfig;
+mod policy;
+mod settings_view;
+mod state_files;
+
+use anyhow::Context;
+use clap::Parser;
+use nm_dbus::names::NETWORK_MANAGER;
+use nm_runtime::{CommonArgs, Paths};
+use tracing::info;
+
+use crate::engine::{Engine, Input};
+
+#[derive(Parser, Debug)]
+#[command(version, about = "nm-rs core daemon (org.freedesktop.NetworkManager)")]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    nm_runtime::init_logging();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let paths = Paths::new(args.common.root.as_deref());
+    let config: config::Config = nm_runtime::load_config(&paths, args.common.config.as_deref())?;
+    let (platform, mut kernel_events) = nm_platform::Platform::new()
+        .await
+        .context("opening the kernel's netlink")?;
+    let bus = zbus::connection::Builder::system()
+        .build()
+        .await
+        .context("connecting to the system bus")?;
+    let (mut engine, mut inputs) = Engine::start(bus.clone(), platform, paths, config).await?;
+    engine.discover().await;
+    // The name last: a client that sees it sees every device.
+    bus.request_name(NETWORK_MANAGER)
+        .await
+        .with_context(|| format!("owning {NETWORK_MANAGER}"))?;
+    nm_runtime::notify_ready("managing devices");
+    nm_runtime::spawn_watchdog();
+    info!("ready on the bus as {NETWORK_MANAGER}");
+
+    let shutdown = nm_runtime::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            Some(e) = kernel_events.recv() => engine.handle(Input::Platform(e)).await,
+            Some(i) = inputs.recv() => engine.handle(i).await,
+            r = &mut shutdown => {
+                r?;
+                break;
+            }
+        }
+    }
+    // Addresses and routes stay: the next start takes them back (DESIGN §2, issue 3 item 7).
+    nm_runtime::notify_stopping();
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! Which profile a device should use, and when autoconnect may try again.
+//! Pure functions of the profiles, the device and the clock.
+
+use std::time::{Duration, Instant};
+
+use nm_model::text::{format_mac, parse_mac};
+use nm_model::{Connection, Value};
+
+use crate::device::DeviceType;
+
+/// NetworkManager's `AUTOCONNECT_RESET_RETRIES_TIMER`.
+pub const RETRY_RESET: Duration = Duration::from_secs(300);
+/// `[main] autoconnect-retries-default`.
+pub const DEFAULT_RETRIES: u32 = 4;
+
+/// The device as the policy sees it.
+#[derive(Clone, Debug)]
+pub struct DeviceView<'a> {
+    pub name: &'a str,
+    pub kind: DeviceType,
+    pub perm_mac: Option<&'a [u8]>,
+}
+
+/// A profile as the policy sees it.
+#[derive(Clone, Debug)]
+pub struct Candidate<'a> {
+    pub id: u32,
+    pub conn: &'a Connection,
+    /// Last successful activation (seconds since the epoch), 0 if never.
+    pub timestamp: u64,
+    /// System profiles come before user profiles at equal rank.
+    pub system: bool,
+}
+
+/// Whether a profile can run on a device: its type, `interface-name` and
+/// `mac-address` agree with the device.
+pub fn compatible(conn: &Connection, dev: &DeviceView<'_>) -> bool {
+    if conn.connection_type() != Some(dev.kind.connection_type()) {
+        return false;
+    }
+    if let Some(name) = conn
+        .get_str("connection", "interface-name")
+        .filter(|n| !n.is_empty())
+    {
+        if name != dev.name {
+            return false;
+        }
+    }
+    if let Some(mac) = conn
+        .get("802-3-ethernet", "mac-address")
+        .and_then(Value::as_bytes)
+        .filter(|m| !m.is_empty())
+    {
+        if dev.perm_mac != Some(mac) {
+            return false;
+        }
+    }
+    let blacklist = conn
+        .get("802-3-ethernet", "mac-address-blacklist")
+        .and_then(Value::as_str_list);
+    if let (Some(list), Some(perm)) = (blacklist, dev.perm_mac) {
+        let perm = format_mac(perm);
+        if list.iter().any(|m| {
+            parse_mac(m)
+                .map(|b| format_mac(&b))
+                .is_ok_and(|m| m == perm)
+        }) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether autoconnect may pick the profile at all.
+pub fn autoconnects(conn: &Connection) -> bool {
+    conn.get("connection", "autoconnect")
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
+}
+
+fn priority(conn: &Connection) -> i128 {
+    conn.get("connection", "autoconnect-priority")
+        .and_then(Value::as_i128)
+        .unwrap_or(0)
+}
+
+/// The best of the candidates for a device: compatible, then highest
+/// `autoconnect-priority`, most recently used, system before user, and the
+/// lowest id last so that the choice is stable.
+pub fn best<'a>(
+    dev: &DeviceView<'_>,
+    candidates: impl IntoIterator<Item = Candidate<'a>>,
+) -> Option<u32> {
+    candidates
+        .into_iter()
+        .filter(|c| compatible(c.conn, dev))
+        .max_by(|a, b| {
+            priority(a.conn)
+                .cmp(&priority(b.conn))
+                .then(a.timestamp.cmp(&b.timestamp))
+                .then(a.system.cmp(&b.system))
+                .then(b.id.cmp(&a.id))
+        })
+        .map(|c| c.id)
+}
+
+/// Autoconnect retries of one profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retries {
+    pub left: u32,
+    /// While set, autoconnect skips the profile until this instant.
+    pub blocked_until: Option<Instant>,
+    /// Blocked by the user (`connection down`) until a manual activation.
+    pub blocked_by_user: bool,
+}
+
+impl Retries {
+    pub fn new(conn: &Connection) -> Retries {
+        Retries {
+            left: configured_retries(conn),
+            blocked_until: None,
+            blocked_by_user: false,
+        }
+    }
+
+    pub fn may_autoconnect(&self, now: Instant) -> bool {
+        !self.blocked_by_user && self.blocked_until.is_none_or(|t| now >= t)
+    }
+
+    /// An automatic activation failed: one retry fewer; none left blocks the
+    /// profile for [`RETRY_RESET`], after which the count starts again.
+    pub fn failed(&mut self, conn: &Connection, now: Instant) {
+        if configured_retries(conn) == 0 {
+            return; // 0 means "try for ever"
+        }
+        self.left = self.left.saturating_sub(1);
+        if self.left == 0 {
+            self.blocked_until = Some(now + RETRY_RESET);
+            self.left = configured_retries(conn);
+        }
+    }
+
+    pub fn succeeded(&mut self, conn: &Connection) {
+        *self = Retries::new(conn);
+    }
+}
+
+fn configured_retries(conn: &Connection) -> u32 {
+    match conn
+        .get("connection", "autoconnect-retries")
+        .and_then(Value::as_i128)
+    {
+        Some(n) if n >= 0 => u32::try_from(n).unwrap_or(DEFAULT_RETRIES),
+        _ => DEFAULT_RETRIES,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nm_model::keyfile;
+
+    fn profile(extra: &str) -> Connection {
+        keyfile::parse(&format!(
+            "[connection]\nid=p\nuuid=8fb923ad-bd8a-48c8-b85e-737628bb673a\ntype=ethernet\n{extra}\n[ethernet]\n"
+        ))
+        .unwrap()
+    }
+
+    fn dev() -> DeviceView<'static> {
+        DeviceView {
+            name: "eth0",
+            kind: DeviceType::Ethernet,
+            perm_mac: Some(&[0x52, 0x54, 0, 0, 0, 1]),
+        }
+    }
+
+    #[test]
+    fn compatibility() {
+        assert!(compatible(&profile(""), &dev()));
+        assert!(compatible(&profile("interface-name=eth0\n"), &dev()));
+        assert!(!compatible(&profile("interface-name=eth1\n"), &dev()));
+        let with_mac = |m: &str| {
+            let mut p = profile("");
+            p.set(
+                "802-3-ethernet",
+                "mac-address",
+                Value::Bytes(parse_mac(m).unwrap()),
+            );
+            p
+        };
+        assert!(compatible(&with_mac("52:54:00:00:00:01"), &dev()));
+        assert!(!compatible(&with_mac("52:54:00:00:00:02"), &dev()));
+        let veth = DeviceView {
+            name: "eth0",
+            kind: DeviceType::Veth,
+            perm_mac: None,
+        };
+        assert!(compatible(&profile(""), &veth));
+        let bridge = DeviceView {
+            name: "eth0",
+            kind: DeviceType::Bridge,
+            perm_mac: None,
+        };
+        assert!(!compatible(&profile(""), &bridge));
+    }
+
+    #[test]
+    fn priority_then_recency_then_system() {
+        let low = profile("autoconnect-priority=1\n");
+        let high = profile("autoconnect-priority=5\n");
+        let plain = profile("");
+        let c = |id, conn, timestamp, system| Candidate {
+            id,
+            conn,
+            timestamp,
+            system,
+        };
+        assert_eq!(
+            best(&dev(), [c(1, &low, 0, true), c(2, &high, 0, true)]),
+            Some(2)
+        );
+        assert_eq!(
+            best(&dev(), [c(1, &plain, 10, true), c(2, &plain, 20, true)]),
+            Some(2)
+        );
+        assert_eq!(
+            best(&dev(), [c(1, &plain, 10, false), c(2, &plain, 10, true)]),
+            Some(2)
+        );
+        assert_eq!(
+            best(&dev(), [c(3, &plain, 10, true), c(2, &plain, 10, true)]),
+            Some(2)
+        );
+        assert_eq!(best(&dev(), std::iter::empty()), None);
+    }
+
+    #[test]
+    fn retries_block_for_five_minutes_then_reset() {
+        let p = profile("autoconnect-retries=2\n");
+        let now = Instant::now();
+        let mut r = Retries::new(&p);
+        r.failed(&p, now);
+        assert!(r.may_autoconnect(now));
+        r.failed(&p, now);
+        assert!(!r.may_autoconnect(now));
+        assert!(r.may_autoconnect(now + RETRY_RESET));
+        assert_eq!(r.left, 2);
+        let forever = profile("autoconnect-retries=0\n");
+        let mut r = Retries::new(&forever);
+        for _ in 0..10 {
+            r.failed(&forever, now);
+        }
+        assert!(r.may_autoconnect(now));
+    }
+}
