@@ -393,3 +393,424 @@ async fn monitor_prints_state_changes() {
     reader.abort();
     let _ = child.kill().await;
 }
+
+/// A static autoconnect profile for uplink `i`, addressed on its server's subnet.
+fn uplink_profile(c: &Core, i: usize) -> String {
+    let u = &c.lab.uplinks()[i];
+    let o = u.server_v4.octets();
+    format!(
+        "[connection]\nid=uplink{i}\nuuid=75706c69-6e6b-4000-8000-{i:012x}\ntype=ethernet\ninterface-name={}\n\n[ethernet]\n\n\
+         [ipv4]\naddress1={}.{}.{}.10/24,{}\ndns={};\nmethod=manual\n\n[ipv6]\naddr-gen-mode=default\nmethod=disabled\n\n[proxy]\n",
+        u.client_if, o[0], o[1], o[2], u.server_v4, u.server_v4
+    )
+}
+
+async fn two_uplinks_up() -> Core {
+    let lab = Lab::builder()
+        .uplinks(2)
+        .dnsmasq(false)
+        .build()
+        .expect("lab");
+    lab.write_core_config("carrier-grace-ms = 300\ncarrier-wait-ms = 2000\n")
+        .expect("config");
+    let mut c = Core {
+        lab,
+        settings: None,
+        core: None,
+    };
+    for i in 0..2 {
+        let text = uplink_profile(&c, i);
+        c.lab
+            .write_profile(&format!("uplink{i}.nmconnection"), &text)
+            .expect("profile");
+    }
+    c.settings = Some(
+        c.lab
+            .spawn_daemon("nm-system-settings", &[])
+            .await
+            .expect("nm-system-settings"),
+    );
+    c.core = Some(c.lab.spawn_daemon("nm-core", &[]).await.expect("nm-core"));
+    let online = c
+        .lab
+        .command("nm-online")
+        .args(["-s", "-q", "-t", "10"])
+        .timeout(STEP)
+        .output()
+        .await
+        .expect("nm-online");
+    assert!(
+        online.success(),
+        "nm-online -s: {:?}\n{}",
+        online.status,
+        nm_lab::tail(&c.log(), 30)
+    );
+    c
+}
+
+fn default_routes(c: &Core) -> Vec<String> {
+    c.ip(&["-4", "route", "show", "default"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn two_uplinks_get_metrics_100_and_101_and_fail_over_by_themselves() {
+    let c = two_uplinks_up().await;
+    let (eth0, eth1) = (c.uplink(0), c.uplink(1));
+    c.until("two default routes", |c| default_routes(c).len() == 2)
+        .await;
+    let routes = default_routes(&c).join("\n");
+    assert!(
+        routes.contains(&format!(
+            "default via 198.18.0.1 dev {eth0} proto static metric 100"
+        )),
+        "{routes}"
+    );
+    assert!(
+        routes.contains(&format!(
+            "default via 198.18.1.1 dev {eth1} proto static metric 101"
+        )),
+        "{routes}"
+    );
+    assert!(
+        c.resolv().contains("nameserver 198.18.0.1")
+            && c.resolv().contains("nameserver 198.18.1.1"),
+        "{}",
+        c.resolv()
+    );
+
+    // The far end of uplink 0 goes down: after the grace period its
+    // configuration leaves the kernel and the device is unavailable.
+    let far0 = c.lab.uplinks()[0].server_if.clone();
+    c.server_ip(&["link", "set", &far0, "down"]);
+    c.until("uplink 0 deconfigured", |c| {
+        !c.ip(&["-4", "addr", "show", "dev", &eth0])
+            .contains("198.18.0.10")
+    })
+    .await;
+    let routes = default_routes(&c).join("\n");
+    assert!(
+        !routes.contains(&eth0) && routes.contains(&eth1),
+        "{routes}"
+    );
+    let devices = c.ok(&["-t", "device", "status"]).await;
+    assert_eq!(c.device_state(&devices, &eth0), "unavailable", "{devices}");
+    assert_eq!(c.device_state(&devices, &eth1), "connected", "{devices}");
+    assert!(!c.resolv().contains("198.18.0.1"), "{}", c.resolv());
+
+    // It comes back: reactivated without anybody asking.
+    c.server_ip(&["link", "set", &far0, "up"]);
+    c.until("uplink 0 back", |c| default_routes(c).len() == 2)
+        .await;
+    let devices = c.ok(&["-t", "device", "status"]).await;
+    assert_eq!(c.device_state(&devices, &eth0), "connected", "{devices}");
+}
+
+#[tokio::test]
+async fn a_restart_takes_everything_back_without_deleting_anything() {
+    let mut c = two_uplinks_up().await;
+    c.until("two default routes", |c| default_routes(c).len() == 2)
+        .await;
+    let before = c
+        .ok(&[
+            "-t",
+            "-f",
+            "NAME,UUID,DEVICE",
+            "connection",
+            "show",
+            "--active",
+        ])
+        .await;
+
+    // `ip monitor` runs throughout and must record no deletion.
+    let mut monitor = std::process::Command::new("ip");
+    monitor.args([
+        "-n",
+        c.lab.client_netns(),
+        "monitor",
+        "address",
+        "route",
+        "link",
+    ]);
+    monitor.stdout(std::process::Stdio::piped());
+    let mut monitor = tokio::process::Command::from(monitor)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ip monitor");
+    let stdout = monitor.stdout.take().expect("stdout");
+    let record = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut out = String::new();
+        let mut stdout = stdout;
+        let _ = stdout.read_to_string(&mut out).await;
+        out
+    });
+
+    c.restart_core().await;
+    let online = c
+        .lab
+        .command("nm-online")
+        .args(["-s", "-q", "-t", "10"])
+        .timeout(STEP)
+        .output()
+        .await
+        .expect("nm-online");
+    assert!(online.success(), "nm-online -s after restart");
+    let after = c
+        .ok(&[
+            "-t",
+            "-f",
+            "NAME,UUID,DEVICE",
+            "connection",
+            "show",
+            "--active",
+        ])
+        .await;
+    assert_eq!(
+        sorted(&before),
+        sorted(&after),
+        "the same active connections after the restart"
+    );
+    let routes = default_routes(&c).join("\n");
+    assert!(
+        routes.contains("metric 100") && routes.contains("metric 101"),
+        "{routes}"
+    );
+
+    let _ = monitor.start_kill();
+    let _ = monitor.wait().await;
+    let recorded = record.await.expect("monitor output");
+    let deletions: Vec<&str> = recorded
+        .lines()
+        .filter(|l| l.starts_with("Deleted"))
+        .collect();
+    assert!(
+        deletions.is_empty(),
+        "the restart deleted: {deletions:?}\n{}",
+        nm_lab::tail(&c.log(), 30)
+    );
+}
+
+fn sorted(s: &str) -> Vec<String> {
+    let mut v: Vec<String> = s.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn foreign_routes_are_left_alone_and_do_not_slow_the_api() {
+    let mut c = two_uplinks_up().await;
+    let eth0 = c.uplink(0);
+    c.until("uplink 0 up", |c| {
+        c.ip(&["-4", "addr", "show", "dev", &eth0])
+            .contains("198.18.0.10")
+    })
+    .await;
+    // 200,000 routes in table 1000 on the managed link, added while nmcli keeps asking.
+    const N: u32 = 200_000;
+    let batch: String = (0..N)
+        .map(|i| {
+            format!(
+                "route add 10.{}.{}.0/24 dev {eth0} table 1000\n",
+                64 + (i >> 16),
+                (i >> 8) & 0xff
+            )
+            .replace(".0/24", &format!(".{}/32", i & 0xff))
+        })
+        .collect();
+    let batch_file = c.lab.dir().join("routes.batch");
+    std::fs::write(&batch_file, batch).expect("batch file");
+    let mut adder = tokio::process::Command::new("ip");
+    adder
+        .args(["-n", c.lab.client_netns(), "-batch"])
+        .arg(&batch_file);
+    let mut adder = adder.spawn().expect("ip -batch");
+    let mut slowest = Duration::ZERO;
+    let mut asked = 0;
+    loop {
+        let t = Instant::now();
+        c.ok(&["general", "status"]).await;
+        slowest = slowest.max(t.elapsed());
+        asked += 1;
+        if let Ok(Some(status)) = adder.try_wait() {
+            assert!(status.success(), "ip -batch failed");
+            break;
+        }
+    }
+    let t = Instant::now();
+    c.ok(&["device", "show", &eth0]).await;
+    let after = t.elapsed();
+    assert!(asked > 1, "nmcli answered while the routes were added");
+    assert!(
+        slowest < Duration::from_secs(2),
+        "nmcli general status took {slowest:?} while routes were added"
+    );
+    assert!(
+        after < Duration::from_secs(1),
+        "nmcli device show took {after:?} with 200,000 foreign routes"
+    );
+
+    // A restart of nm-core (which takes its own configuration back) touches
+    // none of them either. (Taking the link's last IPv4 address away would:
+    // the kernel then flushes every route through the link, whoever made it.)
+    c.restart_core().await;
+    let online = c
+        .lab
+        .command("nm-online")
+        .args(["-s", "-q", "-t", "10"])
+        .timeout(STEP)
+        .output()
+        .await
+        .expect("nm-online");
+    assert!(online.success(), "nm-online -s after restart");
+    let count = c
+        .ip(&["-4", "route", "show", "table", "1000"])
+        .lines()
+        .count();
+    assert_eq!(count, N as usize, "every foreign route is still there");
+}
+
+#[tokio::test]
+async fn bad_input_gets_networkmanager_errors_and_changes_nothing() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let bus = c.lab.bus().await.expect("bus");
+    let nm = |path: &'static str, iface: &'static str| {
+        let bus = bus.clone();
+        async move {
+            zbus::Proxy::new(&bus, "org.freedesktop.NetworkManager", path, iface)
+                .await
+                .expect("proxy")
+        }
+    };
+    let error_name = |e: zbus::Error| match e {
+        zbus::Error::MethodError(name, msg, _) => {
+            format!("{} {}", name.as_str(), msg.unwrap_or_default())
+        }
+        other => format!("{other}"),
+    };
+    let manager = nm(
+        "/org/freedesktop/NetworkManager",
+        "org.freedesktop.NetworkManager",
+    )
+    .await;
+    let root = zbus::ObjectPath::try_from("/").expect("path");
+    let nowhere =
+        zbus::ObjectPath::try_from("/org/freedesktop/NetworkManager/Settings/999").expect("path");
+
+    let e = manager
+        .call::<_, _, zbus::OwnedObjectPath>("ActivateConnection", &(&nowhere, &root, &root))
+        .await
+        .expect_err("unknown profile");
+    assert!(error_name(e).starts_with("org.freedesktop.NetworkManager.UnknownConnection"));
+    let e = manager
+        .call::<_, _, ()>(
+            "DeactivateConnection",
+            &(
+                zbus::ObjectPath::try_from("/org/freedesktop/NetworkManager/ActiveConnection/77")
+                    .expect("path"),
+            ),
+        )
+        .await
+        .expect_err("not active");
+    assert!(error_name(e).starts_with("org.freedesktop.NetworkManager.ConnectionNotActive"));
+
+    // A profile for a device that does not exist.
+    c.ok(&[
+        "connection",
+        "add",
+        "type",
+        "ethernet",
+        "ifname",
+        "nosuchdev0",
+        "con-name",
+        "ghost",
+        "ipv4.method",
+        "manual",
+        "ipv4.addresses",
+        "192.0.2.9/24",
+    ])
+    .await;
+    let out = c.nmcli(&["connection", "up", "ghost"]).await;
+    assert!(!out.success());
+    assert!(
+        out.stderr.contains("No suitable device found"),
+        "{}",
+        out.stderr
+    );
+
+    // Malformed dictionaries: nothing is written.
+    let settings = nm(
+        "/org/freedesktop/NetworkManager/Settings",
+        "org.freedesktop.NetworkManager.Settings",
+    )
+    .await;
+    let files_before = std::fs::read_dir(c.lab.root_path("/etc/NetworkManager/system-connections"))
+        .expect("dir")
+        .count();
+    let mut dict: std::collections::HashMap<
+        &str,
+        std::collections::HashMap<&str, zbus::Variant<'_>>,
+    > = Default::default();
+    dict.entry("connection")
+        .or_default()
+        .insert("id", zbus::Variant::from("typeless"));
+    dict.entry("connection").or_default().insert(
+        "uuid",
+        zbus::Variant::from("0e3f0c2a-1b2c-4d5e-8f90-a1b2c3d4e5f6"),
+    );
+    let e = settings
+        .call::<_, _, zbus::OwnedObjectPath>("AddConnection", &(&dict,))
+        .await
+        .expect_err("no type");
+    let e = error_name(e);
+    assert!(e.starts_with("org.freedesktop.NetworkManager.Settings.Connection.MissingProperty connection.type: property is missing"), "{e}");
+    dict.entry("connection")
+        .or_default()
+        .insert("type", zbus::Variant::from("802-3-ethernet"));
+    dict.entry("connection")
+        .or_default()
+        .insert("autoconnect", zbus::Variant::from("yes"));
+    let e = settings
+        .call::<_, _, zbus::OwnedObjectPath>("AddConnection", &(&dict,))
+        .await
+        .expect_err("wrong type");
+    let e = error_name(e);
+    assert!(e.starts_with("org.freedesktop.NetworkManager.Settings.Connection.InvalidProperty connection.autoconnect:"), "{e}");
+    let files_after = std::fs::read_dir(c.lab.root_path("/etc/NetworkManager/system-connections"))
+        .expect("dir")
+        .count();
+    assert_eq!(
+        files_before, files_after,
+        "nothing written for refused input"
+    );
+
+    // Disconnecting a device that is not active.
+    let dev_path = c
+        .ok(&["-g", "GENERAL.DBUS-PATH", "device", "show", &eth])
+        .await;
+    let dev_path = zbus::ObjectPath::try_from(dev_path.trim().to_string()).expect("device path");
+    let device = zbus::Proxy::new(
+        &bus,
+        "org.freedesktop.NetworkManager",
+        dev_path,
+        "org.freedesktop.NetworkManager.Device",
+    )
+    .await
+    .expect("proxy");
+    let e = device
+        .call::<_, _, ()>("Disconnect", &())
+        .await
+        .expect_err("not active");
+    assert!(error_name(e).starts_with("org.freedesktop.NetworkManager.Device.NotActive"));
+    let out = c.nmcli(&["connection", "up", "no-such-profile"]).await;
+    assert_eq!(out.status.code(), Some(10), "{}", out.stderr);
+    assert!(
+        c.ip(&["-4", "addr", "show", "dev", &eth])
+            .lines()
+            .all(|l| !l.contains("inet ")),
+        "nothing was configured"
+    );
+}
