@@ -33,10 +33,7 @@ pub fn default_policy_dir() -> PathBuf {
 pub fn bus_config(socket: &Path, service_dir: &Path, policy_dirs: &[PathBuf]) -> String {
     let mut includes = String::new();
     for dir in policy_dirs {
-        includes.push_str(&format!(
-            "  <includedir>{}</includedir>\n",
-            xml_escape(&dir.to_string_lossy())
-        ));
+        includes.push_str(&format!("  <includedir>{}</includedir>\n", xml_escape(&dir.to_string_lossy())));
     }
     format!(
         r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -108,14 +105,12 @@ impl Bus {
     pub(crate) fn start(dir: &Path, policy_dirs: &[PathBuf]) -> Result<Bus, LabError> {
         let socket = dir.join("system_bus_socket");
         let service_dir = dir.join("services");
-        fs::create_dir_all(&service_dir)
-            .map_err(|e| LabError::io(format!("creating {}", service_dir.display()), e))?;
+        fs::create_dir_all(&service_dir).map_err(|e| LabError::io(format!("creating {}", service_dir.display()), e))?;
         let config = dir.join("bus.conf");
         fs::write(&config, bus_config(&socket, &service_dir, policy_dirs))
             .map_err(|e| LabError::io(format!("writing {}", config.display()), e))?;
         let log = dir.join("dbus-daemon.log");
-        let log_file = File::create(&log)
-            .map_err(|e| LabError::io(format!("creating {}", log.display()), e))?;
+        let log_file = File::create(&log).map_err(|e| LabError::io(format!("creating {}", log.display()), e))?;
 
         let mut cmd = Command::new("dbus-daemon");
         cmd.arg(format!("--config-file={}", config.display()))
@@ -124,12 +119,8 @@ impl Bus {
             .stdout(Stdio::piped())
             .stderr(log_file);
         let shown = show(&cmd);
-        let mut child = cmd.spawn().map_err(|e| {
-            LabError::io(
-                format!("starting `{shown}` (is the dbus package installed?)"),
-                e,
-            )
-        })?;
+        let mut child =
+            cmd.spawn().map_err(|e| LabError::io(format!("starting `{shown}` (is the dbus package installed?)"), e))?;
         let stdout = child.stdout.take();
         let process = Guarded::new(child);
 
@@ -150,11 +141,7 @@ impl Bus {
                 log_tail: crate::tail(&text, 20),
             });
         }
-        Ok(Bus {
-            address,
-            log,
-            process,
-        })
+        Ok(Bus { address, log, process })
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -180,13 +167,7 @@ mod tests {
         assert!(conf.contains("<deny send_type=\"method_call\"/>"));
         assert!(conf.contains("<includedir>/src/nm-rs/dbus-policy</includedir>"));
         // Nothing that would need a real system or drop privileges.
-        for absent in [
-            "<user>",
-            "<fork/>",
-            "<pidfile>",
-            "<syslog/>",
-            "<servicehelper>",
-        ] {
+        for absent in ["<user>", "<fork/>", "<pidfile>", "<syslog/>", "<servicehelper>"] {
             assert!(!conf.contains(absent), "{absent}");
         }
         // The include comes after the default policy so it can punch holes.

@@ -109,9 +109,9 @@ impl<'lab> LabCommand<'lab> {
     /// look at [`Output::status`] (or use [`checked`](Self::checked)).
     pub async fn output(self) -> Result<Output, LabError> {
         let netns = if self.server_side {
-            self.lab.server_netns().ok_or_else(|| {
-                LabError::Invalid("this lab has no server namespace (no uplinks)".into())
-            })?
+            self.lab
+                .server_netns()
+                .ok_or_else(|| LabError::Invalid("this lab has no server namespace (no uplinks)".into()))?
         } else {
             self.lab.client_netns()
         };
@@ -127,19 +127,13 @@ impl<'lab> LabCommand<'lab> {
         cmd.arg(&self.program).args(&self.args);
         self.lab.set_client_env(&mut cmd);
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // A timed-out command must not outlive the lab.
             .kill_on_drop(true);
         let shown = self.describe();
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| LabError::io(format!("starting `{shown}`"), e))?;
+        let mut child = cmd.spawn().map_err(|e| LabError::io(format!("starting `{shown}`"), e))?;
         if let (Some(input), Some(mut pipe)) = (self.stdin, child.stdin.take()) {
             // Written alongside the reading of stdout/stderr, so a command that
             // answers before it has read everything cannot deadlock us. A

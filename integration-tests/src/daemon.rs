@@ -18,24 +18,15 @@ use crate::{Lab, LabError, tail};
 /// The project's daemons and the well-known names they own (DESIGN.md §1).
 pub const KNOWN_DAEMONS: &[(&str, &str)] = &[
     ("nm-core", "org.freedesktop.NetworkManager"),
-    (
-        "nm-system-settings",
-        "org.freedesktop.NetworkManagerSystemSettings",
-    ),
-    (
-        "nm-user-settings",
-        "org.freedesktop.NetworkManagerUserSettings",
-    ),
+    ("nm-system-settings", "org.freedesktop.NetworkManagerSystemSettings"),
+    ("nm-user-settings", "org.freedesktop.NetworkManagerUserSettings"),
     ("nm-dhcp-helper", "org.freedesktop.nm_dhcp_helper"),
     ("nm-dispatcher", "org.freedesktop.nm_dispatcher"),
 ];
 
 /// The well-known bus name of one of the project's daemons.
 pub fn well_known_name(binary: &str) -> Option<&'static str> {
-    KNOWN_DAEMONS
-        .iter()
-        .find(|(b, _)| *b == binary)
-        .map(|(_, n)| *n)
+    KNOWN_DAEMONS.iter().find(|(b, _)| *b == binary).map(|(_, n)| *n)
 }
 
 /// Where the workspace's binaries are, given the running executable: a test
@@ -55,13 +46,9 @@ pub(crate) fn bin_dir() -> Result<PathBuf, LabError> {
     if let Some(dir) = std::env::var_os("NM_RS_BIN_DIR") {
         return Ok(PathBuf::from(dir));
     }
-    let exe =
-        std::env::current_exe().map_err(|e| LabError::io("finding the running executable", e))?;
+    let exe = std::env::current_exe().map_err(|e| LabError::io("finding the running executable", e))?;
     default_bin_dir(&exe).ok_or_else(|| {
-        LabError::Invalid(format!(
-            "cannot derive the binary directory from {}; set NM_RS_BIN_DIR",
-            exe.display()
-        ))
+        LabError::Invalid(format!("cannot derive the binary directory from {}; set NM_RS_BIN_DIR", exe.display()))
     })
 }
 
@@ -179,24 +166,22 @@ impl<'lab> DaemonSpec<'lab> {
             )));
         }
         let bus_name = match &self.bus_name {
-            Some(n) => Some(WellKnownName::try_from(n.as_str()).map_err(|e| {
-                LabError::Invalid(format!("{n} is not a well-known bus name: {e}"))
-            })?),
+            Some(n) => Some(
+                WellKnownName::try_from(n.as_str())
+                    .map_err(|e| LabError::Invalid(format!("{n} is not a well-known bus name: {e}")))?,
+            ),
             None => None,
         };
 
         let (log_path, log_file) = new_log_file(&lab.dir().join("logs"), &self.binary)?;
-        let err_file = log_file
-            .try_clone()
-            .map_err(|e| LabError::io(format!("duplicating {}", log_path.display()), e))?;
+        let err_file =
+            log_file.try_clone().map_err(|e| LabError::io(format!("duplicating {}", log_path.display()), e))?;
 
         // Subscribe before the start so the NameOwnerChanged cannot be missed.
         let mut watch = match &bus_name {
             Some(name) => {
                 let conn = lab.bus().await?;
-                let dbus = DBusProxy::new(&conn)
-                    .await
-                    .map_err(|e| LabError::bus("DBus proxy", e))?;
+                let dbus = DBusProxy::new(&conn).await.map_err(|e| LabError::bus("DBus proxy", e))?;
                 let changes = dbus
                     .receive_name_owner_changed_with_args(&[(0, name.as_str())])
                     .await
@@ -227,9 +212,7 @@ impl<'lab> DaemonSpec<'lab> {
             .stderr(err_file)
             .kill_on_drop(true);
         let started = Instant::now();
-        let child = cmd
-            .spawn()
-            .map_err(|e| LabError::io(format!("starting {}", program.display()), e))?;
+        let child = cmd.spawn().map_err(|e| LabError::io(format!("starting {}", program.display()), e))?;
         // `ip netns exec` and `setpriv` exec the daemon in place, so this is
         // the daemon's own PID.
         let pid = child.id().unwrap_or(0);
@@ -253,18 +236,12 @@ impl<'lab> DaemonSpec<'lab> {
         let what = format!("owning {name}");
         let owned = async {
             let bus_name = BusName::from(name.as_ref());
-            if !dbus
-                .name_has_owner(bus_name.clone())
-                .await
-                .map_err(|e| LabError::bus("NameHasOwner", e))?
-            {
+            if !dbus.name_has_owner(bus_name.clone()).await.map_err(|e| LabError::bus("NameHasOwner", e))? {
                 loop {
                     let Some(signal) = changes.next().await else {
                         return Err(LabError::Invalid("the lab bus went away".into()));
                     };
-                    let args = signal
-                        .args()
-                        .map_err(|e| LabError::bus("NameOwnerChanged arguments", e))?;
+                    let args = signal.args().map_err(|e| LabError::bus("NameOwnerChanged arguments", e))?;
                     if args.new_owner().is_some() {
                         break;
                     }
@@ -314,14 +291,9 @@ impl<'lab> DaemonSpec<'lab> {
 /// Creates `<dir>/<stem>.log`, or `<stem>.2.log`, … when a daemon of that
 /// name was started before in this lab.
 fn new_log_file(dir: &Path, stem: &str) -> Result<(PathBuf, File), LabError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| LabError::io(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir).map_err(|e| LabError::io(format!("creating {}", dir.display()), e))?;
     for k in 1u32.. {
-        let name = if k == 1 {
-            format!("{stem}.log")
-        } else {
-            format!("{stem}.{k}.log")
-        };
+        let name = if k == 1 { format!("{stem}.log") } else { format!("{stem}.{k}.log") };
         let path = dir.join(name);
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(f) => return Ok((path, f)),
@@ -329,10 +301,7 @@ fn new_log_file(dir: &Path, stem: &str) -> Result<(PathBuf, File), LabError> {
             Err(e) => return Err(LabError::io(format!("creating {}", path.display()), e)),
         }
     }
-    Err(LabError::Invalid(format!(
-        "no free log file name in {}",
-        dir.display()
-    )))
+    Err(LabError::Invalid(format!("no free log file name in {}", dir.display())))
 }
 
 /// A running daemon. Dropping it kills the daemon (SIGKILL, by its PID);
@@ -455,22 +424,13 @@ mod tests {
             default_bin_dir(Path::new("/w/target/debug/deps/lab-0123abcd")).unwrap(),
             Path::new("/w/target/debug")
         );
-        assert_eq!(
-            default_bin_dir(Path::new("/w/target/release/xtask")).unwrap(),
-            Path::new("/w/target/release")
-        );
+        assert_eq!(default_bin_dir(Path::new("/w/target/release/xtask")).unwrap(), Path::new("/w/target/release"));
     }
 
     #[test]
     fn known_names() {
-        assert_eq!(
-            well_known_name("nm-system-settings"),
-            Some("org.freedesktop.NetworkManagerSystemSettings")
-        );
-        assert_eq!(
-            well_known_name("nm-core"),
-            Some("org.freedesktop.NetworkManager")
-        );
+        assert_eq!(well_known_name("nm-system-settings"), Some("org.freedesktop.NetworkManagerSystemSettings"));
+        assert_eq!(well_known_name("nm-core"), Some("org.freedesktop.NetworkManager"));
         assert_eq!(well_known_name("busctl"), None);
         for (_, name) in KNOWN_DAEMONS {
             assert!(WellKnownName::try_from(*name).is_ok(), "{name}");

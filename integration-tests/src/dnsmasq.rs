@@ -77,17 +77,10 @@ pub(crate) fn args(uplinks: &[Uplink], ipv6: bool, dir: &Path) -> Vec<String> {
 
 impl Dnsmasq {
     /// Starts dnsmasq in `netns` and returns once it logged that it started.
-    pub(crate) fn start(
-        netns: &str,
-        uplinks: &[Uplink],
-        ipv6: bool,
-        dir: &Path,
-    ) -> Result<Dnsmasq, LabError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| LabError::io(format!("creating {}", dir.display()), e))?;
+    pub(crate) fn start(netns: &str, uplinks: &[Uplink], ipv6: bool, dir: &Path) -> Result<Dnsmasq, LabError> {
+        std::fs::create_dir_all(dir).map_err(|e| LabError::io(format!("creating {}", dir.display()), e))?;
         let log = dir.join("dnsmasq.log");
-        let mut log_file = File::create(&log)
-            .map_err(|e| LabError::io(format!("creating {}", log.display()), e))?;
+        let mut log_file = File::create(&log).map_err(|e| LabError::io(format!("creating {}", log.display()), e))?;
 
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", netns, "dnsmasq"])
@@ -96,12 +89,8 @@ impl Dnsmasq {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let shown = show(&cmd);
-        let mut child = cmd.spawn().map_err(|e| {
-            LabError::io(
-                format!("starting `{shown}` (is dnsmasq-base installed?)"),
-                e,
-            )
-        })?;
+        let mut child =
+            cmd.spawn().map_err(|e| LabError::io(format!("starting `{shown}` (is dnsmasq-base installed?)"), e))?;
         let stderr = child.stderr.take();
         let process = Guarded::new(child);
 
@@ -127,11 +116,7 @@ impl Dnsmasq {
         }
 
         let leases = dir.join("leases");
-        let dnsmasq = Dnsmasq {
-            log,
-            leases,
-            process,
-        };
+        let dnsmasq = Dnsmasq { log, leases, process };
         match ready_rx.recv_timeout(START_TIMEOUT) {
             Ok(()) => Ok(dnsmasq),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(LabError::Exited {
@@ -160,11 +145,7 @@ impl Dnsmasq {
 
     fn log_tail(&self) -> String {
         // The copy thread may still be writing; opening for read is fine.
-        let text = OpenOptions::new()
-            .read(true)
-            .open(&self.log)
-            .and_then(std::io::read_to_string)
-            .unwrap_or_default();
+        let text = OpenOptions::new().read(true).open(&self.log).and_then(std::io::read_to_string).unwrap_or_default();
         tail(&text, 20)
     }
 }
@@ -177,10 +158,7 @@ mod tests {
     #[test]
     fn one_range_per_uplink_and_no_ping() {
         let names = Names::new(1, 2);
-        let ups = vec![
-            Uplink::new(&names, 0).unwrap(),
-            Uplink::new(&names, 1).unwrap(),
-        ];
+        let ups = vec![Uplink::new(&names, 0).unwrap(), Uplink::new(&names, 1).unwrap()];
         let a = args(&ups, true, Path::new("/tmp/x/dnsmasq"));
         assert!(a.contains(&"--no-ping".to_string()));
         assert!(a.contains(&"--interface=nmt1x2s0".to_string()));
@@ -189,10 +167,7 @@ mod tests {
         assert!(a.contains(&"--dhcp-range=198.18.1.100,198.18.1.199,255.255.255.0,1h".to_string()));
         assert!(a.contains(&"--dhcp-leasefile=/tmp/x/dnsmasq/leases".to_string()));
         assert!(a.contains(&"--enable-ra".to_string()));
-        assert!(
-            a.iter()
-                .any(|s| s.starts_with("--dhcp-range=fd4c:6162:0:1::100,"))
-        );
+        assert!(a.iter().any(|s| s.starts_with("--dhcp-range=fd4c:6162:0:1::100,")));
 
         assert_eq!(
             ready_markers(&ups),

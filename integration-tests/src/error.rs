@@ -14,28 +14,13 @@ pub enum LabError {
     },
 
     #[error("`{command}` failed ({status}): {stderr}")]
-    Command {
-        command: String,
-        status: String,
-        stderr: String,
-    },
+    Command { command: String, status: String, stderr: String },
 
     #[error("{what}: not done after {timeout:?}\n--- last lines of {log} ---\n{log_tail}")]
-    Timeout {
-        what: String,
-        timeout: Duration,
-        log: String,
-        log_tail: String,
-    },
+    Timeout { what: String, timeout: Duration, log: String, log_tail: String },
 
     #[error("{program} exited ({status}) before {what}\n--- last lines of {log} ---\n{log_tail}")]
-    Exited {
-        program: String,
-        status: String,
-        what: String,
-        log: String,
-        log_tail: String,
-    },
+    Exited { program: String, status: String, what: String, log: String, log_tail: String },
 
     #[error("D-Bus ({context}): {source}")]
     Bus {
@@ -50,16 +35,10 @@ pub enum LabError {
 
 impl LabError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        LabError::Io {
-            context: context.into(),
-            source,
-        }
+        LabError::Io { context: context.into(), source }
     }
 
     pub(crate) fn bus(context: impl Into<String>, source: impl Into<zbus::Error>) -> Self {
-        LabError::Bus {
-            context: context.into(),
-            source: source.into(),
-        }
+        LabError::Bus { context: context.into(), source: source.into() }
     }
 }

@@ -70,10 +70,7 @@ impl Uplink {
             server_if: names.ifname('s', index)?,
             server_v4: Ipv4Addr::new(198, 18, octet, 1),
             prefix_v4: 24,
-            dhcp_range: (
-                Ipv4Addr::new(198, 18, octet, 100),
-                Ipv4Addr::new(198, 18, octet, 199),
-            ),
+            dhcp_range: (Ipv4Addr::new(198, 18, octet, 100), Ipv4Addr::new(198, 18, octet, 199)),
             server_v6: v6(1),
             server_ll6: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1),
             dhcp6_range: (v6(0x100), v6(0x1ff)),
@@ -92,12 +89,7 @@ pub struct LabBuilder {
 
 impl Default for LabBuilder {
     fn default() -> Self {
-        LabBuilder {
-            uplinks: 1,
-            dnsmasq: true,
-            ipv6: true,
-            policy_dirs: vec![default_policy_dir()],
-        }
+        LabBuilder { uplinks: 1, dnsmasq: true, ipv6: true, policy_dirs: vec![default_policy_dir()] }
     }
 }
 
@@ -162,12 +154,7 @@ impl LabBuilder {
         if self.dnsmasq
             && let Some(srv) = &lab.server_netns
         {
-            lab.dnsmasq = Some(Dnsmasq::start(
-                srv,
-                &lab.uplinks,
-                self.ipv6,
-                &lab.dir.join("dnsmasq"),
-            )?);
+            lab.dnsmasq = Some(Dnsmasq::start(srv, &lab.uplinks, self.ipv6, &lab.dir.join("dnsmasq"))?);
         }
         Ok(lab)
     }
@@ -181,9 +168,8 @@ fn claim_names() -> Result<(Names, PathBuf), LabError> {
     let tmp = std::env::temp_dir();
     for _ in 0..1000 {
         let names = Names::next();
-        let taken = [names.client_netns(), names.server_netns()]
-            .iter()
-            .any(|ns| Path::new("/run/netns").join(ns).exists());
+        let taken =
+            [names.client_netns(), names.server_netns()].iter().any(|ns| Path::new("/run/netns").join(ns).exists());
         if taken {
             continue;
         }
@@ -198,9 +184,7 @@ fn claim_names() -> Result<(Names, PathBuf), LabError> {
             Err(e) => return Err(LabError::io(format!("creating {}", dir.display()), e)),
         }
     }
-    Err(LabError::Invalid(
-        "no free lab name after 1000 tries".into(),
-    ))
+    Err(LabError::Invalid("no free lab name after 1000 tries".into()))
 }
 
 /// `host_path` as seen by a daemon started with `--root root`.
@@ -261,11 +245,8 @@ impl Lab {
     /// lines for the `[core]` table (e.g. `carrier-grace-ms = 200`).
     pub fn write_core_config(&self, extra: &str) -> Result<PathBuf, LabError> {
         let file = self.root_path("/etc/NetworkManager/nm-rs.toml");
-        let managed: Vec<String> = self
-            .uplinks()
-            .iter()
-            .map(|u| format!("\"interface-name:{}\"", u.client_if))
-            .collect();
+        let managed: Vec<String> =
+            self.uplinks().iter().map(|u| format!("\"interface-name:{}\"", u.client_if)).collect();
         let text = format!("[core]\nmanaged = [{}]\n{extra}\n", managed.join(", "));
         if let Some(dir) = file.parent() {
             fs::create_dir_all(dir).map_err(|e| LabError::io(dir.display().to_string(), e))?;
@@ -355,11 +336,7 @@ impl Lab {
     /// Starts one of the project's daemons (`<bin dir>/<binary> --root <root>
     /// <extra_args>`) in the client namespace and waits until it owns its
     /// well-known name.
-    pub async fn spawn_daemon(
-        &self,
-        binary: &str,
-        extra_args: &[&str],
-    ) -> Result<DaemonHandle, LabError> {
+    pub async fn spawn_daemon(&self, binary: &str, extra_args: &[&str]) -> Result<DaemonHandle, LabError> {
         if well_known_name(binary).is_none() {
             return Err(LabError::Invalid(format!(
                 "{binary} has no known bus name; use lab.daemon({binary:?}).bus_name(…)"
@@ -386,9 +363,7 @@ impl Lab {
     /// the lab's environment (for interactive use, e.g. `cargo xtask lab`).
     pub fn std_command(&self, program: impl AsRef<OsStr>) -> std::process::Command {
         let mut cmd = std::process::Command::new("ip");
-        cmd.args(["netns", "exec", &self.client_netns])
-            .arg(program)
-            .envs(self.client_env());
+        cmd.args(["netns", "exec", &self.client_netns]).arg(program).envs(self.client_env());
         for key in SCRUBBED_ENV {
             cmd.env_remove(key);
         }
@@ -432,20 +407,7 @@ impl Lab {
         let cli = &self.client_netns;
         // Made inside the client namespace with its peer placed straight into
         // the server namespace: the pair never exists in the root namespace.
-        ip([
-            "-n",
-            cli,
-            "link",
-            "add",
-            &up.client_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &up.server_if,
-            "netns",
-            &srv,
-        ])?;
+        ip(["-n", cli, "link", "add", &up.client_if, "type", "veth", "peer", "name", &up.server_if, "netns", &srv])?;
         let sif = up.server_if.as_str();
         if self.ipv6 {
             // A fixed link-local address without DAD: dnsmasq can send router
@@ -514,9 +476,6 @@ mod tests {
             under_root(root, Path::new("/etc/NetworkManager/system-connections")),
             Path::new("/tmp/nmt1x0/root/etc/NetworkManager/system-connections")
         );
-        assert_eq!(
-            under_root(root, Path::new("etc/hostname")),
-            Path::new("/tmp/nmt1x0/root/etc/hostname")
-        );
+        assert_eq!(under_root(root, Path::new("etc/hostname")), Path::new("/tmp/nmt1x0/root/etc/hostname"));
     }
 }

@@ -32,10 +32,7 @@ impl Names {
 
     /// The next unused counter value of this process.
     pub fn next() -> Self {
-        Names {
-            pid: std::process::id(),
-            n: COUNTER.fetch_add(1, Ordering::Relaxed),
-        }
+        Names { pid: std::process::id(), n: COUNTER.fetch_add(1, Ordering::Relaxed) }
     }
 
     /// `nmt<pid>x<n>`: the temp directory's name and the namespaces' stem.

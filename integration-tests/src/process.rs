@@ -17,9 +17,7 @@ where
     let mut cmd = Command::new(program);
     cmd.args(args).stdin(Stdio::null());
     let shown = show(&cmd);
-    let out = cmd
-        .output()
-        .map_err(|e| LabError::io(format!("running `{shown}`"), e))?;
+    let out = cmd.output().map_err(|e| LabError::io(format!("running `{shown}`"), e))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -122,11 +120,7 @@ pub(crate) fn kill_netns_processes(netns_path: &Path) -> Vec<u32> {
     };
     let mut killed = Vec::new();
     for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         if pid == me {

@@ -19,26 +19,11 @@ impl Core {
     /// A lab with `uplinks` veth pairs (no dnsmasq needed for static
     /// profiles), nm-system-settings and nm-core managing the uplinks.
     async fn start(uplinks: usize, extra_config: &str) -> Core {
-        let lab = Lab::builder()
-            .uplinks(uplinks)
-            .dnsmasq(false)
-            .build()
-            .expect("lab");
-        lab.write_core_config(&format!(
-            "carrier-grace-ms = 300\ncarrier-wait-ms = 2000\n{extra_config}"
-        ))
-        .expect("config");
-        let mut c = Core {
-            lab,
-            settings: None,
-            core: None,
-        };
-        c.settings = Some(
-            c.lab
-                .spawn_daemon("nm-system-settings", &[])
-                .await
-                .expect("nm-system-settings"),
-        );
+        let lab = Lab::builder().uplinks(uplinks).dnsmasq(false).build().expect("lab");
+        lab.write_core_config(&format!("carrier-grace-ms = 300\ncarrier-wait-ms = 2000\n{extra_config}"))
+            .expect("config");
+        let mut c = Core { lab, settings: None, core: None };
+        c.settings = Some(c.lab.spawn_daemon("nm-system-settings", &[]).await.expect("nm-system-settings"));
         c.core = Some(c.lab.spawn_daemon("nm-core", &[]).await.expect("nm-core"));
         c
     }
@@ -46,17 +31,9 @@ impl Core {
     async fn restart_core(&mut self) {
         if let Some(mut old) = self.core.take() {
             let status = old.stop().await.expect("SIGTERM stops nm-core");
-            assert!(
-                status.success(),
-                "nm-core exits cleanly on SIGTERM: {status:?}"
-            );
+            assert!(status.success(), "nm-core exits cleanly on SIGTERM: {status:?}");
         }
-        self.core = Some(
-            self.lab
-                .spawn_daemon("nm-core", &[])
-                .await
-                .expect("nm-core again"),
-        );
+        self.core = Some(self.lab.spawn_daemon("nm-core", &[]).await.expect("nm-core again"));
     }
 
     fn log(&self) -> String {
@@ -64,13 +41,7 @@ impl Core {
     }
 
     async fn nmcli(&self, args: &[&str]) -> Output {
-        self.lab
-            .command("nmcli")
-            .args(args)
-            .timeout(STEP)
-            .output()
-            .await
-            .expect("nmcli runs")
+        self.lab.command("nmcli").args(args).timeout(STEP).output().await.expect("nmcli runs")
     }
 
     /// nmcli that must succeed; returns stdout.
@@ -94,11 +65,7 @@ impl Core {
             .args(args)
             .output()
             .expect("ip runs");
-        assert!(
-            out.status.success(),
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -109,11 +76,7 @@ impl Core {
             .args(args)
             .output()
             .expect("ip runs");
-        assert!(
-            out.status.success(),
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -129,11 +92,7 @@ impl Core {
     async fn until(&self, what: &str, check: impl Fn(&Core) -> bool) {
         let deadline = Instant::now() + STEP;
         while !check(self) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n{}",
-                nm_lab::tail(&self.log(), 40)
-            );
+            assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", nm_lab::tail(&self.log(), 40));
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -180,36 +139,19 @@ async fn nmcli_commands_work_and_the_kernel_agrees() {
     let eth = c.uplink(0);
 
     let status = c.ok(&["general", "status"]).await;
-    assert!(
-        status.contains("disconnected") || status.contains("connected"),
-        "{status}"
-    );
+    assert!(status.contains("disconnected") || status.contains("connected"), "{status}");
     let devices = c.ok(&["-t", "device", "status"]).await;
     assert!(devices.contains(&format!("{eth}:ethernet:")), "{devices}");
 
     // connection add: a keyfile appears, nmcli sees the profile.
-    let add: Vec<String> =
-        static_profile("office", &eth, "192.0.2.10/24", "192.0.2.1", "192.0.2.53");
+    let add: Vec<String> = static_profile("office", &eth, "192.0.2.10/24", "192.0.2.1", "192.0.2.53");
     let add: Vec<&str> = add.iter().map(String::as_str).collect();
     let out = c.ok(&add).await;
     assert!(out.contains("successfully added"), "{out}");
-    assert!(
-        c.lab
-            .root_path("/etc/NetworkManager/system-connections/office.nmconnection")
-            .exists()
-    );
+    assert!(c.lab.root_path("/etc/NetworkManager/system-connections/office.nmconnection").exists());
     let show = c.ok(&["-t", "-f", "NAME,TYPE", "connection", "show"]).await;
     assert!(show.contains("office:802-3-ethernet"), "{show}");
-    let fields = c
-        .ok(&[
-            "-t",
-            "-f",
-            "ipv4.addresses,ipv4.gateway,ipv4.dns",
-            "connection",
-            "show",
-            "office",
-        ])
-        .await;
+    let fields = c.ok(&["-t", "-f", "ipv4.addresses,ipv4.gateway,ipv4.dns", "connection", "show", "office"]).await;
     assert!(fields.contains("ipv4.addresses:192.0.2.10/24"), "{fields}");
     assert!(fields.contains("ipv4.gateway:192.0.2.1"), "{fields}");
     assert!(fields.contains("ipv4.dns:192.0.2.53"), "{fields}");
@@ -221,112 +163,51 @@ async fn nmcli_commands_work_and_the_kernel_agrees() {
     let addr = c.ip(&["-4", "addr", "show", "dev", &eth]);
     assert!(addr.contains("192.0.2.10/24"), "{addr}");
     let routes = c.ip(&["-4", "route", "show", "dev", &eth]);
-    assert!(
-        routes.contains("default via 192.0.2.1 proto static metric 100"),
-        "{routes}"
-    );
-    assert!(
-        routes.contains("192.0.2.0/24 proto kernel scope link metric 100"),
-        "{routes}"
-    );
-    assert!(
-        c.resolv().contains("nameserver 192.0.2.53"),
-        "{}",
-        c.resolv()
-    );
+    assert!(routes.contains("default via 192.0.2.1 proto static metric 100"), "{routes}");
+    assert!(routes.contains("192.0.2.0/24 proto kernel scope link metric 100"), "{routes}");
+    assert!(c.resolv().contains("nameserver 192.0.2.53"), "{}", c.resolv());
     let devices = c.ok(&["-t", "device", "status"]).await;
     assert_eq!(c.device_state(&devices, &eth), "connected", "{devices}");
     let show = c.ok(&["device", "show", &eth]).await;
-    assert!(
-        show.contains("192.0.2.10/24") && show.contains("192.0.2.1"),
-        "{show}"
-    );
-    let active = c
-        .ok(&["-t", "-f", "NAME,DEVICE", "connection", "show", "--active"])
-        .await;
+    assert!(show.contains("192.0.2.10/24") && show.contains("192.0.2.1"), "{show}");
+    let active = c.ok(&["-t", "-f", "NAME,DEVICE", "connection", "show", "--active"]).await;
     assert!(active.contains(&format!("office:{eth}")), "{active}");
 
     // modify: the keyfile changes; a re-up applies the new address.
-    c.ok(&[
-        "connection",
-        "modify",
-        "office",
-        "ipv4.addresses",
-        "192.0.2.11/24",
-        "ipv4.dns",
-        "192.0.2.54",
-    ])
-    .await;
-    let file = std::fs::read_to_string(
-        c.lab
-            .root_path("/etc/NetworkManager/system-connections/office.nmconnection"),
-    )
-    .expect("keyfile");
+    c.ok(&["connection", "modify", "office", "ipv4.addresses", "192.0.2.11/24", "ipv4.dns", "192.0.2.54"]).await;
+    let file = std::fs::read_to_string(c.lab.root_path("/etc/NetworkManager/system-connections/office.nmconnection"))
+        .expect("keyfile");
     assert!(file.contains("address1=192.0.2.11/24,192.0.2.1"), "{file}");
     c.ok(&["connection", "up", "office"]).await;
     let addr = c.ip(&["-4", "addr", "show", "dev", &eth]);
-    assert!(
-        addr.contains("192.0.2.11/24") && !addr.contains("192.0.2.10/24"),
-        "{addr}"
-    );
-    assert!(
-        c.resolv().contains("nameserver 192.0.2.54"),
-        "{}",
-        c.resolv()
-    );
+    assert!(addr.contains("192.0.2.11/24") && !addr.contains("192.0.2.10/24"), "{addr}");
+    assert!(c.resolv().contains("nameserver 192.0.2.54"), "{}", c.resolv());
 
     // down: the configuration leaves the kernel.
     c.ok(&["connection", "down", "office"]).await;
     let addr = c.ip(&["-4", "addr", "show", "dev", &eth]);
     assert!(!addr.contains("192.0.2.11"), "{addr}");
-    assert!(
-        !c.ip(&["-4", "route"]).contains("default"),
-        "no default route after down"
-    );
+    assert!(!c.ip(&["-4", "route"]).contains("default"), "no default route after down");
 
     // device connect picks the profile; device disconnect takes it down.
     c.ok(&["device", "connect", &eth]).await;
-    assert!(
-        c.ip(&["-4", "addr", "show", "dev", &eth])
-            .contains("192.0.2.11/24")
-    );
+    assert!(c.ip(&["-4", "addr", "show", "dev", &eth]).contains("192.0.2.11/24"));
     c.ok(&["device", "disconnect", &eth]).await;
-    assert!(
-        !c.ip(&["-4", "addr", "show", "dev", &eth])
-            .contains("192.0.2.11/24")
-    );
+    assert!(!c.ip(&["-4", "addr", "show", "dev", &eth]).contains("192.0.2.11/24"));
     let devices = c.ok(&["-t", "device", "status"]).await;
     assert_eq!(c.device_state(&devices, &eth), "disconnected", "{devices}");
 
     // delete of an active profile: deactivated first, then gone.
     c.ok(&["connection", "up", "office"]).await;
     c.ok(&["connection", "delete", "office"]).await;
-    assert!(
-        !c.lab
-            .root_path("/etc/NetworkManager/system-connections/office.nmconnection")
-            .exists()
-    );
-    assert!(
-        !c.ip(&["-4", "addr", "show", "dev", &eth])
-            .contains("192.0.2.11")
-    );
+    assert!(!c.lab.root_path("/etc/NetworkManager/system-connections/office.nmconnection").exists());
+    assert!(!c.ip(&["-4", "addr", "show", "dev", &eth]).contains("192.0.2.11"));
     assert!(!c.ok(&["connection", "show"]).await.contains("office"));
 
     // nm-online -s: start-up is complete.
-    let online = c
-        .lab
-        .command("nm-online")
-        .args(["-s", "-q", "-t", "10"])
-        .timeout(STEP)
-        .output()
-        .await
-        .expect("nm-online");
-    assert!(
-        online.success(),
-        "nm-online -s: {:?} {}",
-        online.status,
-        online.stderr
-    );
+    let online =
+        c.lab.command("nm-online").args(["-s", "-q", "-t", "10"]).timeout(STEP).output().await.expect("nm-online");
+    assert!(online.success(), "nm-online -s: {:?} {}", online.status, online.stderr);
 }
 
 #[tokio::test]
@@ -337,12 +218,7 @@ async fn device_connect_without_a_profile_completes_one() {
     // partial profile nm-core completes (type, uuid, interface-name, auto).
     let out = c.nmcli(&["device", "connect", &eth]).await;
     let profiles = c.ok(&["-t", "-f", "NAME,TYPE", "connection", "show"]).await;
-    assert!(
-        profiles.contains(&format!("{eth}:802-3-ethernet")),
-        "{profiles}\n{}{}",
-        out.stdout,
-        out.stderr
-    );
+    assert!(profiles.contains(&format!("{eth}:802-3-ethernet")), "{profiles}\n{}{}", out.stdout, out.stderr);
 }
 
 #[tokio::test]
@@ -354,10 +230,7 @@ async fn monitor_prints_state_changes() {
     c.ok(&add).await;
     let mut monitor = c.lab.std_command("nmcli");
     monitor.arg("monitor").stdout(std::process::Stdio::piped());
-    let mut child = tokio::process::Command::from(monitor)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("nmcli monitor");
+    let mut child = tokio::process::Command::from(monitor).kill_on_drop(true).spawn().expect("nmcli monitor");
     let stdout = child.stdout.take().expect("stdout");
     let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let reader = {
@@ -377,19 +250,12 @@ async fn monitor_prints_state_changes() {
     let deadline = Instant::now() + STEP;
     let printed = |what: &str| seen.lock().expect("lock").contains(what);
     while !printed(&format!("{eth}: connected")) {
-        assert!(
-            Instant::now() < deadline,
-            "nmcli monitor printed no activation:\n{}",
-            seen.lock().expect("lock")
-        );
+        assert!(Instant::now() < deadline, "nmcli monitor printed no activation:\n{}", seen.lock().expect("lock"));
         c.ok(&["connection", "up", "mon"]).await;
         c.ok(&["connection", "down", "mon"]).await;
     }
     let text = seen.lock().expect("lock").clone();
-    assert!(
-        text.contains(&format!("{eth}: using connection 'mon'")) || text.contains("connecting"),
-        "{text}"
-    );
+    assert!(text.contains(&format!("{eth}: using connection 'mon'")) || text.contains("connecting"), "{text}");
     reader.abort();
     let _ = child.kill().await;
 }
@@ -406,77 +272,35 @@ fn uplink_profile(c: &Core, i: usize) -> String {
 }
 
 async fn two_uplinks_up() -> Core {
-    let lab = Lab::builder()
-        .uplinks(2)
-        .dnsmasq(false)
-        .build()
-        .expect("lab");
-    lab.write_core_config("carrier-grace-ms = 300\ncarrier-wait-ms = 2000\n")
-        .expect("config");
-    let mut c = Core {
-        lab,
-        settings: None,
-        core: None,
-    };
+    let lab = Lab::builder().uplinks(2).dnsmasq(false).build().expect("lab");
+    lab.write_core_config("carrier-grace-ms = 300\ncarrier-wait-ms = 2000\n").expect("config");
+    let mut c = Core { lab, settings: None, core: None };
     for i in 0..2 {
         let text = uplink_profile(&c, i);
-        c.lab
-            .write_profile(&format!("uplink{i}.nmconnection"), &text)
-            .expect("profile");
+        c.lab.write_profile(&format!("uplink{i}.nmconnection"), &text).expect("profile");
     }
-    c.settings = Some(
-        c.lab
-            .spawn_daemon("nm-system-settings", &[])
-            .await
-            .expect("nm-system-settings"),
-    );
+    c.settings = Some(c.lab.spawn_daemon("nm-system-settings", &[]).await.expect("nm-system-settings"));
     c.core = Some(c.lab.spawn_daemon("nm-core", &[]).await.expect("nm-core"));
-    let online = c
-        .lab
-        .command("nm-online")
-        .args(["-s", "-q", "-t", "10"])
-        .timeout(STEP)
-        .output()
-        .await
-        .expect("nm-online");
-    assert!(
-        online.success(),
-        "nm-online -s: {:?}\n{}",
-        online.status,
-        nm_lab::tail(&c.log(), 30)
-    );
+    let online =
+        c.lab.command("nm-online").args(["-s", "-q", "-t", "10"]).timeout(STEP).output().await.expect("nm-online");
+    assert!(online.success(), "nm-online -s: {:?}\n{}", online.status, nm_lab::tail(&c.log(), 30));
     c
 }
 
 fn default_routes(c: &Core) -> Vec<String> {
-    c.ip(&["-4", "route", "show", "default"])
-        .lines()
-        .map(str::to_string)
-        .collect()
+    c.ip(&["-4", "route", "show", "default"]).lines().map(str::to_string).collect()
 }
 
 #[tokio::test]
 async fn two_uplinks_get_metrics_100_and_101_and_fail_over_by_themselves() {
     let c = two_uplinks_up().await;
     let (eth0, eth1) = (c.uplink(0), c.uplink(1));
-    c.until("two default routes", |c| default_routes(c).len() == 2)
-        .await;
+    c.until("two default routes", |c| default_routes(c).len() == 2).await;
     let routes = default_routes(&c).join("\n");
+    assert!(routes.contains(&format!("default via 198.18.0.1 dev {eth0} proto static metric 100")), "{routes}");
+    assert!(routes.contains(&format!("default via 198.18.1.1 dev {eth1} proto static metric 101")), "{routes}");
     assert!(
-        routes.contains(&format!(
-            "default via 198.18.0.1 dev {eth0} proto static metric 100"
-        )),
-        "{routes}"
-    );
-    assert!(
-        routes.contains(&format!(
-            "default via 198.18.1.1 dev {eth1} proto static metric 101"
-        )),
-        "{routes}"
-    );
-    assert!(
-        c.resolv().contains("nameserver 198.18.0.1")
-            && c.resolv().contains("nameserver 198.18.1.1"),
+        c.resolv().contains("nameserver 198.18.0.1") && c.resolv().contains("nameserver 198.18.1.1"),
         "{}",
         c.resolv()
     );
@@ -485,16 +309,9 @@ async fn two_uplinks_get_metrics_100_and_101_and_fail_over_by_themselves() {
     // configuration leaves the kernel and the device is unavailable.
     let far0 = c.lab.uplinks()[0].server_if.clone();
     c.server_ip(&["link", "set", &far0, "down"]);
-    c.until("uplink 0 deconfigured", |c| {
-        !c.ip(&["-4", "addr", "show", "dev", &eth0])
-            .contains("198.18.0.10")
-    })
-    .await;
+    c.until("uplink 0 deconfigured", |c| !c.ip(&["-4", "addr", "show", "dev", &eth0]).contains("198.18.0.10")).await;
     let routes = default_routes(&c).join("\n");
-    assert!(
-        !routes.contains(&eth0) && routes.contains(&eth1),
-        "{routes}"
-    );
+    assert!(!routes.contains(&eth0) && routes.contains(&eth1), "{routes}");
     let devices = c.ok(&["-t", "device", "status"]).await;
     assert_eq!(c.device_state(&devices, &eth0), "unavailable", "{devices}");
     assert_eq!(c.device_state(&devices, &eth1), "connected", "{devices}");
@@ -502,8 +319,7 @@ async fn two_uplinks_get_metrics_100_and_101_and_fail_over_by_themselves() {
 
     // It comes back: reactivated without anybody asking.
     c.server_ip(&["link", "set", &far0, "up"]);
-    c.until("uplink 0 back", |c| default_routes(c).len() == 2)
-        .await;
+    c.until("uplink 0 back", |c| default_routes(c).len() == 2).await;
     let devices = c.ok(&["-t", "device", "status"]).await;
     assert_eq!(c.device_state(&devices, &eth0), "connected", "{devices}");
 }
@@ -511,34 +327,14 @@ async fn two_uplinks_get_metrics_100_and_101_and_fail_over_by_themselves() {
 #[tokio::test]
 async fn a_restart_takes_everything_back_without_deleting_anything() {
     let mut c = two_uplinks_up().await;
-    c.until("two default routes", |c| default_routes(c).len() == 2)
-        .await;
-    let before = c
-        .ok(&[
-            "-t",
-            "-f",
-            "NAME,UUID,DEVICE",
-            "connection",
-            "show",
-            "--active",
-        ])
-        .await;
+    c.until("two default routes", |c| default_routes(c).len() == 2).await;
+    let before = c.ok(&["-t", "-f", "NAME,UUID,DEVICE", "connection", "show", "--active"]).await;
 
     // `ip monitor` runs throughout and must record no deletion.
     let mut monitor = std::process::Command::new("ip");
-    monitor.args([
-        "-n",
-        c.lab.client_netns(),
-        "monitor",
-        "address",
-        "route",
-        "link",
-    ]);
+    monitor.args(["-n", c.lab.client_netns(), "monitor", "address", "route", "link"]);
     monitor.stdout(std::process::Stdio::piped());
-    let mut monitor = tokio::process::Command::from(monitor)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ip monitor");
+    let mut monitor = tokio::process::Command::from(monitor).kill_on_drop(true).spawn().expect("ip monitor");
     let stdout = monitor.stdout.take().expect("stdout");
     let record = tokio::spawn(async move {
         use tokio::io::AsyncReadExt;
@@ -549,48 +345,19 @@ async fn a_restart_takes_everything_back_without_deleting_anything() {
     });
 
     c.restart_core().await;
-    let online = c
-        .lab
-        .command("nm-online")
-        .args(["-s", "-q", "-t", "10"])
-        .timeout(STEP)
-        .output()
-        .await
-        .expect("nm-online");
+    let online =
+        c.lab.command("nm-online").args(["-s", "-q", "-t", "10"]).timeout(STEP).output().await.expect("nm-online");
     assert!(online.success(), "nm-online -s after restart");
-    let after = c
-        .ok(&[
-            "-t",
-            "-f",
-            "NAME,UUID,DEVICE",
-            "connection",
-            "show",
-            "--active",
-        ])
-        .await;
-    assert_eq!(
-        sorted(&before),
-        sorted(&after),
-        "the same active connections after the restart"
-    );
+    let after = c.ok(&["-t", "-f", "NAME,UUID,DEVICE", "connection", "show", "--active"]).await;
+    assert_eq!(sorted(&before), sorted(&after), "the same active connections after the restart");
     let routes = default_routes(&c).join("\n");
-    assert!(
-        routes.contains("metric 100") && routes.contains("metric 101"),
-        "{routes}"
-    );
+    assert!(routes.contains("metric 100") && routes.contains("metric 101"), "{routes}");
 
     let _ = monitor.start_kill();
     let _ = monitor.wait().await;
     let recorded = record.await.expect("monitor output");
-    let deletions: Vec<&str> = recorded
-        .lines()
-        .filter(|l| l.starts_with("Deleted"))
-        .collect();
-    assert!(
-        deletions.is_empty(),
-        "the restart deleted: {deletions:?}\n{}",
-        nm_lab::tail(&c.log(), 30)
-    );
+    let deletions: Vec<&str> = recorded.lines().filter(|l| l.starts_with("Deleted")).collect();
+    assert!(deletions.is_empty(), "the restart deleted: {deletions:?}\n{}", nm_lab::tail(&c.log(), 30));
 }
 
 fn sorted(s: &str) -> Vec<String> {
@@ -603,29 +370,19 @@ fn sorted(s: &str) -> Vec<String> {
 async fn foreign_routes_are_left_alone_and_do_not_slow_the_api() {
     let mut c = two_uplinks_up().await;
     let eth0 = c.uplink(0);
-    c.until("uplink 0 up", |c| {
-        c.ip(&["-4", "addr", "show", "dev", &eth0])
-            .contains("198.18.0.10")
-    })
-    .await;
+    c.until("uplink 0 up", |c| c.ip(&["-4", "addr", "show", "dev", &eth0]).contains("198.18.0.10")).await;
     // 200,000 routes in table 1000 on the managed link, added while nmcli keeps asking.
     const N: u32 = 200_000;
     let batch: String = (0..N)
         .map(|i| {
-            format!(
-                "route add 10.{}.{}.0/24 dev {eth0} table 1000\n",
-                64 + (i >> 16),
-                (i >> 8) & 0xff
-            )
-            .replace(".0/24", &format!(".{}/32", i & 0xff))
+            format!("route add 10.{}.{}.0/24 dev {eth0} table 1000\n", 64 + (i >> 16), (i >> 8) & 0xff)
+                .replace(".0/24", &format!(".{}/32", i & 0xff))
         })
         .collect();
     let batch_file = c.lab.dir().join("routes.batch");
     std::fs::write(&batch_file, batch).expect("batch file");
     let mut adder = tokio::process::Command::new("ip");
-    adder
-        .args(["-n", c.lab.client_netns(), "-batch"])
-        .arg(&batch_file);
+    adder.args(["-n", c.lab.client_netns(), "-batch"]).arg(&batch_file);
     let mut adder = adder.spawn().expect("ip -batch");
     let mut slowest = Duration::ZERO;
     let mut asked = 0;
@@ -643,32 +400,17 @@ async fn foreign_routes_are_left_alone_and_do_not_slow_the_api() {
     c.ok(&["device", "show", &eth0]).await;
     let after = t.elapsed();
     assert!(asked > 1, "nmcli answered while the routes were added");
-    assert!(
-        slowest < Duration::from_secs(2),
-        "nmcli general status took {slowest:?} while routes were added"
-    );
-    assert!(
-        after < Duration::from_secs(1),
-        "nmcli device show took {after:?} with 200,000 foreign routes"
-    );
+    assert!(slowest < Duration::from_secs(2), "nmcli general status took {slowest:?} while routes were added");
+    assert!(after < Duration::from_secs(1), "nmcli device show took {after:?} with 200,000 foreign routes");
 
     // A restart of nm-core (which takes its own configuration back) touches
     // none of them either. (Taking the link's last IPv4 address away would:
     // the kernel then flushes every route through the link, whoever made it.)
     c.restart_core().await;
-    let online = c
-        .lab
-        .command("nm-online")
-        .args(["-s", "-q", "-t", "10"])
-        .timeout(STEP)
-        .output()
-        .await
-        .expect("nm-online");
+    let online =
+        c.lab.command("nm-online").args(["-s", "-q", "-t", "10"]).timeout(STEP).output().await.expect("nm-online");
     assert!(online.success(), "nm-online -s after restart");
-    let count = c
-        .ip(&["-4", "route", "show", "table", "1000"])
-        .lines()
-        .count();
+    let count = c.ip(&["-4", "route", "show", "table", "1000"]).lines().count();
     assert_eq!(count, N as usize, "every foreign route is still there");
 }
 
@@ -679,11 +421,7 @@ async fn bad_input_gets_networkmanager_errors_and_changes_nothing() {
     let bus = c.lab.bus().await.expect("bus");
     let nm = |path: &'static str, iface: &'static str| {
         let bus = bus.clone();
-        async move {
-            zbus::Proxy::new(&bus, "org.freedesktop.NetworkManager", path, iface)
-                .await
-                .expect("proxy")
-        }
+        async move { zbus::Proxy::new(&bus, "org.freedesktop.NetworkManager", path, iface).await.expect("proxy") }
     };
     let error_name = |e: zbus::Error| match e {
         zbus::Error::MethodError(name, msg, _) => {
@@ -691,14 +429,9 @@ async fn bad_input_gets_networkmanager_errors_and_changes_nothing() {
         }
         other => format!("{other}"),
     };
-    let manager = nm(
-        "/org/freedesktop/NetworkManager",
-        "org.freedesktop.NetworkManager",
-    )
-    .await;
+    let manager = nm("/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager").await;
     let root = zbus::ObjectPath::try_from("/").expect("path");
-    let nowhere =
-        zbus::ObjectPath::try_from("/org/freedesktop/NetworkManager/Settings/999").expect("path");
+    let nowhere = zbus::ObjectPath::try_from("/org/freedesktop/NetworkManager/Settings/999").expect("path");
 
     let e = manager
         .call::<_, _, zbus::OwnedObjectPath>("ActivateConnection", &(&nowhere, &root, &root))
@@ -708,10 +441,7 @@ async fn bad_input_gets_networkmanager_errors_and_changes_nothing() {
     let e = manager
         .call::<_, _, ()>(
             "DeactivateConnection",
-            &(
-                zbus::ObjectPath::try_from("/org/freedesktop/NetworkManager/ActiveConnection/77")
-                    .expect("path"),
-            ),
+            &(zbus::ObjectPath::try_from("/org/freedesktop/NetworkManager/ActiveConnection/77").expect("path"),),
         )
         .await
         .expect_err("not active");
@@ -735,82 +465,46 @@ async fn bad_input_gets_networkmanager_errors_and_changes_nothing() {
     .await;
     let out = c.nmcli(&["connection", "up", "ghost"]).await;
     assert!(!out.success());
-    assert!(
-        out.stderr.contains("No suitable device found"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("No suitable device found"), "{}", out.stderr);
 
     // Malformed dictionaries: nothing is written.
-    let settings = nm(
-        "/org/freedesktop/NetworkManager/Settings",
-        "org.freedesktop.NetworkManager.Settings",
-    )
-    .await;
-    let files_before = std::fs::read_dir(c.lab.root_path("/etc/NetworkManager/system-connections"))
-        .expect("dir")
-        .count();
-    let mut dict: std::collections::HashMap<
-        &str,
-        std::collections::HashMap<&str, zbus::Variant<'_>>,
-    > = Default::default();
-    dict.entry("connection")
-        .or_default()
-        .insert("id", zbus::Variant::from("typeless"));
-    dict.entry("connection").or_default().insert(
-        "uuid",
-        zbus::Variant::from("0e3f0c2a-1b2c-4d5e-8f90-a1b2c3d4e5f6"),
-    );
-    let e = settings
-        .call::<_, _, zbus::OwnedObjectPath>("AddConnection", &(&dict,))
-        .await
-        .expect_err("no type");
+    let settings = nm("/org/freedesktop/NetworkManager/Settings", "org.freedesktop.NetworkManager.Settings").await;
+    let files_before =
+        std::fs::read_dir(c.lab.root_path("/etc/NetworkManager/system-connections")).expect("dir").count();
+    let mut dict: std::collections::HashMap<&str, std::collections::HashMap<&str, zbus::Variant<'_>>> =
+        Default::default();
+    dict.entry("connection").or_default().insert("id", zbus::Variant::from("typeless"));
+    dict.entry("connection").or_default().insert("uuid", zbus::Variant::from("0e3f0c2a-1b2c-4d5e-8f90-a1b2c3d4e5f6"));
+    let e = settings.call::<_, _, zbus::OwnedObjectPath>("AddConnection", &(&dict,)).await.expect_err("no type");
     let e = error_name(e);
-    assert!(e.starts_with("org.freedesktop.NetworkManager.Settings.Connection.MissingProperty connection.type: property is missing"), "{e}");
-    dict.entry("connection")
-        .or_default()
-        .insert("type", zbus::Variant::from("802-3-ethernet"));
-    dict.entry("connection")
-        .or_default()
-        .insert("autoconnect", zbus::Variant::from("yes"));
-    let e = settings
-        .call::<_, _, zbus::OwnedObjectPath>("AddConnection", &(&dict,))
-        .await
-        .expect_err("wrong type");
-    let e = error_name(e);
-    assert!(e.starts_with("org.freedesktop.NetworkManager.Settings.Connection.InvalidProperty connection.autoconnect:"), "{e}");
-    let files_after = std::fs::read_dir(c.lab.root_path("/etc/NetworkManager/system-connections"))
-        .expect("dir")
-        .count();
-    assert_eq!(
-        files_before, files_after,
-        "nothing written for refused input"
+    assert!(
+        e.starts_with(
+            "org.freedesktop.NetworkManager.Settings.Connection.MissingProperty connection.type: property is missing"
+        ),
+        "{e}"
     );
+    dict.entry("connection").or_default().insert("type", zbus::Variant::from("802-3-ethernet"));
+    dict.entry("connection").or_default().insert("autoconnect", zbus::Variant::from("yes"));
+    let e = settings.call::<_, _, zbus::OwnedObjectPath>("AddConnection", &(&dict,)).await.expect_err("wrong type");
+    let e = error_name(e);
+    assert!(
+        e.starts_with("org.freedesktop.NetworkManager.Settings.Connection.InvalidProperty connection.autoconnect:"),
+        "{e}"
+    );
+    let files_after =
+        std::fs::read_dir(c.lab.root_path("/etc/NetworkManager/system-connections")).expect("dir").count();
+    assert_eq!(files_before, files_after, "nothing written for refused input");
 
     // Disconnecting a device that is not active.
-    let dev_path = c
-        .ok(&["-g", "GENERAL.DBUS-PATH", "device", "show", &eth])
-        .await;
+    let dev_path = c.ok(&["-g", "GENERAL.DBUS-PATH", "device", "show", &eth]).await;
     let dev_path = zbus::ObjectPath::try_from(dev_path.trim().to_string()).expect("device path");
-    let device = zbus::Proxy::new(
-        &bus,
-        "org.freedesktop.NetworkManager",
-        dev_path,
-        "org.freedesktop.NetworkManager.Device",
-    )
-    .await
-    .expect("proxy");
-    let e = device
-        .call::<_, _, ()>("Disconnect", &())
-        .await
-        .expect_err("not active");
+    let device =
+        zbus::Proxy::new(&bus, "org.freedesktop.NetworkManager", dev_path, "org.freedesktop.NetworkManager.Device")
+            .await
+            .expect("proxy");
+    let e = device.call::<_, _, ()>("Disconnect", &()).await.expect_err("not active");
     assert!(error_name(e).starts_with("org.freedesktop.NetworkManager.Device.NotActive"));
     let out = c.nmcli(&["connection", "up", "no-such-profile"]).await;
     assert_eq!(out.status.code(), Some(10), "{}", out.stderr);
-    assert!(
-        c.ip(&["-4", "addr", "show", "dev", &eth])
-            .lines()
-            .all(|l| !l.contains("inet ")),
-        "nothing was configured"
-    );
+    assert!(c.ip(&["-4", "addr", "show", "dev", &eth]).lines().all(|l| !l.contains("inet ")), "nothing was configured");
 }

@@ -11,15 +11,8 @@ const SETTINGS_NAME: &str = "org.freedesktop.NetworkManagerSystemSettings";
 const FAKE_DAEMON: &str = env!("CARGO_BIN_EXE_nm-lab-fake-daemon");
 
 fn ip(args: &[&str]) -> String {
-    let out = std::process::Command::new("ip")
-        .args(args)
-        .output()
-        .expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = std::process::Command::new("ip").args(args).output().expect("run ip");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8 from ip")
 }
 
@@ -50,10 +43,7 @@ fn assert_gone(t: &Traces) {
     for ns in &t.namespaces {
         assert!(!netns_path(ns).exists(), "namespace {ns} still exists");
     }
-    assert!(
-        !ip(&["netns", "list"]).contains(&t.base),
-        "a lab namespace is still listed"
-    );
+    assert!(!ip(&["netns", "list"]).contains(&t.base), "a lab namespace is still listed");
     for pid in &t.pids {
         assert!(!pid_running(*pid), "PID {pid} still runs");
     }
@@ -79,14 +69,8 @@ async fn two_uplinks_with_dnsmasq_come_up_and_go_away() {
     // Server side: up, with the addresses dnsmasq serves from.
     for up in lab.uplinks() {
         let addrs = ip(&["-n", &srv, "-o", "addr", "show", "dev", &up.server_if]);
-        assert!(
-            addrs.contains(&format!("inet {}/24", up.server_v4)),
-            "{addrs}"
-        );
-        assert!(
-            addrs.contains(&format!("inet6 {}/64", up.server_v6)),
-            "{addrs}"
-        );
+        assert!(addrs.contains(&format!("inet {}/24", up.server_v4)), "{addrs}");
+        assert!(addrs.contains(&format!("inet6 {}/64", up.server_v6)), "{addrs}");
         assert!(addrs.contains("inet6 fe80::1/64"), "{addrs}");
     }
     // Nothing of the lab in the root namespace.
@@ -94,35 +78,17 @@ async fn two_uplinks_with_dnsmasq_come_up_and_go_away() {
 
     // dnsmasq runs in the server namespace and listens for DHCPv4, DHCPv6, DNS.
     assert!(lab.dnsmasq_running());
-    let sockets = lab
-        .command("ss")
-        .args(["-H", "-u", "-l", "-n", "-p"])
-        .in_server_netns()
-        .checked()
-        .await
-        .expect("ss");
+    let sockets = lab.command("ss").args(["-H", "-u", "-l", "-n", "-p"]).in_server_netns().checked().await.expect("ss");
     for port in [":67 ", ":547 ", ":53 "] {
-        assert!(
-            sockets.stdout.contains(port),
-            "no {port} in:\n{}",
-            sockets.stdout
-        );
+        assert!(sockets.stdout.contains(port), "no {port} in:\n{}", sockets.stdout);
     }
     assert!(sockets.stdout.contains("dnsmasq"), "{}", sockets.stdout);
     let log = std::fs::read_to_string(lab.dnsmasq_log().expect("log")).expect("dnsmasq log");
-    assert!(
-        log.contains("DHCP, IP range 198.18.1.100 -- 198.18.1.199"),
-        "{log}"
-    );
+    assert!(log.contains("DHCP, IP range 198.18.1.100 -- 198.18.1.199"), "{log}");
 
     // The bus answers, from inside the client namespace too.
     let conn = lab.bus().await.expect("bus");
-    let names = DBusProxy::new(&conn)
-        .await
-        .expect("proxy")
-        .list_names()
-        .await
-        .expect("names");
+    let names = DBusProxy::new(&conn).await.expect("proxy").list_names().await.expect("names");
     assert!(names.iter().any(|n| n.as_str() == "org.freedesktop.DBus"));
     let busctl = lab.command("dbus-send").args([
         "--system",
@@ -131,15 +97,8 @@ async fn two_uplinks_with_dnsmasq_come_up_and_go_away() {
         "/org/freedesktop/DBus",
         "org.freedesktop.DBus.ListNames",
     ]);
-    let out = busctl
-        .checked()
-        .await
-        .expect("dbus-send in the client namespace");
-    assert!(
-        out.stdout.contains("org.freedesktop.DBus"),
-        "{}",
-        out.stdout
-    );
+    let out = busctl.checked().await.expect("dbus-send in the client namespace");
+    assert!(out.stdout.contains("org.freedesktop.DBus"), "{}", out.stdout);
 
     // A process left running in the lab does not outlive it.
     let stray = lab
@@ -152,10 +111,7 @@ async fn two_uplinks_with_dnsmasq_come_up_and_go_away() {
     assert!(pid_running(stray));
 
     // The lab root mirrors the host.
-    assert!(
-        lab.root_path("/etc/NetworkManager/system-connections")
-            .is_dir()
-    );
+    assert!(lab.root_path("/etc/NetworkManager/system-connections").is_dir());
 
     let mut t = traces(&lab);
     t.pids.push(stray);
@@ -196,35 +152,20 @@ async fn launcher_waits_for_the_name_and_stops_on_sigterm() {
     // It is the owner, and it runs in the client namespace with --root.
     let conn = lab.bus().await.expect("bus");
     let dbus = DBusProxy::new(&conn).await.expect("proxy");
-    let owner = dbus
-        .get_connection_unix_process_id(SETTINGS_NAME.try_into().expect("name"))
-        .await
-        .expect("owner pid");
+    let owner = dbus.get_connection_unix_process_id(SETTINGS_NAME.try_into().expect("name")).await.expect("owner pid");
     assert_eq!(owner, daemon.pid());
     let proc_ns = std::fs::metadata(format!("/proc/{}/ns/net", daemon.pid())).expect("ns");
     let lab_ns = std::fs::metadata(netns_path(lab.client_netns())).expect("netns");
-    assert_eq!(
-        proc_ns.ino(),
-        lab_ns.ino(),
-        "daemon is not in the client namespace"
-    );
+    assert_eq!(proc_ns.ino(), lab_ns.ino(), "daemon is not in the client namespace");
     let log = daemon.log();
     assert!(log.contains("fake-daemon: ready as"), "{log}");
-    assert!(
-        log.contains(&format!("root={}", lab.root().display())),
-        "{log}"
-    );
+    assert!(log.contains(&format!("root={}", lab.root().display())), "{log}");
     assert!(daemon.ready_after() > Duration::ZERO);
 
     let status = daemon.stop().await.expect("stop");
     assert!(status.success(), "{status}");
     assert!(daemon.log().contains("SIGTERM, stopping"));
-    assert!(
-        !dbus
-            .name_has_owner(SETTINGS_NAME.try_into().expect("name"))
-            .await
-            .expect("ask")
-    );
+    assert!(!dbus.name_has_owner(SETTINGS_NAME.try_into().expect("name")).await.expect("ask"));
 }
 
 #[tokio::test]
@@ -263,37 +204,18 @@ async fn system_settings_policy_is_enforced_by_the_bus() {
         "string:org.freedesktop.NetworkManagerSystemSettings",
         "uint32:0",
     ];
-    let as_nobody = lab
-        .command("dbus-send")
-        .args(request_name)
-        .uid(NOBODY)
-        .output()
-        .await;
+    let as_nobody = lab.command("dbus-send").args(request_name).uid(NOBODY).output().await;
     let as_nobody = as_nobody.expect("dbus-send as nobody");
     assert!(!as_nobody.success());
-    assert!(
-        as_nobody.stderr.contains("AccessDenied"),
-        "{}",
-        as_nobody.stderr
-    );
-    let as_root = lab
-        .command("dbus-send")
-        .args(request_name)
-        .checked()
-        .await
-        .expect("root");
+    assert!(as_nobody.stderr.contains("AccessDenied"), "{}", as_nobody.stderr);
+    let as_root = lab.command("dbus-send").args(request_name).checked().await.expect("root");
     assert!(as_root.stdout.contains("uint32 1"), "{}", as_root.stdout);
 
     // With the name owned (by a root daemon), nobody may call the settings
     // interfaces - the call reaches the daemon, which knows no such object -
     // but not anything else.
-    let _daemon = lab
-        .daemon("nm-lab-fake-daemon")
-        .program(FAKE_DAEMON)
-        .bus_name(SETTINGS_NAME)
-        .spawn()
-        .await
-        .expect("daemon");
+    let _daemon =
+        lab.daemon("nm-lab-fake-daemon").program(FAKE_DAEMON).bus_name(SETTINGS_NAME).spawn().await.expect("daemon");
     let call = |method: &'static str| {
         lab.command("dbus-send")
             .args([
@@ -313,11 +235,7 @@ async fn system_settings_policy_is_enforced_by_the_bus() {
         "org.freedesktop.DBus.Introspectable.Introspect",
     ] {
         let out = call(allowed).await.expect("dbus-send");
-        assert!(
-            !out.stderr.contains("AccessDenied"),
-            "{allowed}: {}",
-            out.stderr
-        );
+        assert!(!out.stderr.contains("AccessDenied"), "{allowed}: {}", out.stderr);
     }
     let out = call("org.example.NotOurs.Poke").await.expect("dbus-send");
     assert!(out.stderr.contains("AccessDenied"), "{}", out.stderr);

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use nm_lab::Lab;
 use nm_platform::{
-    Address, Family, Link, LinkKind, Platform, PlatformEvent, PlatformOptions, RTPROT_DHCP,
-    RTPROT_KERNEL, RTPROT_STATIC, Route, RouteFilter,
+    Address, Family, Link, LinkKind, Platform, PlatformEvent, PlatformOptions, RTPROT_DHCP, RTPROT_KERNEL,
+    RTPROT_STATIC, Route, RouteFilter,
 };
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -35,42 +35,21 @@ where
         assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
         let now = std::fs::metadata("/proc/thread-self/ns/net").expect("own netns");
         let want = ns.metadata().expect("netns file");
-        assert_eq!(
-            (now.dev(), now.ino()),
-            (want.dev(), want.ino()),
-            "not in {path}"
-        );
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        assert_eq!((now.dev(), now.ino()), (want.dev(), want.ino()), "not in {path}");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(f())
     });
-    thread
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 fn lab() -> Lab {
-    Lab::builder()
-        .uplinks(2)
-        .dnsmasq(false)
-        .build()
-        .expect("lab")
+    Lab::builder().uplinks(2).dnsmasq(false).build().expect("lab")
 }
 
 /// `ip -n <ns> <args>`, checked; stdout.
 fn ip(ns: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new("ip")
-        .args(["-n", ns])
-        .args(args)
-        .output()
-        .expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip -n {ns} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = std::process::Command::new("ip").args(["-n", ns]).args(args).output().expect("run ip");
+    assert!(out.status.success(), "ip -n {ns} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8 from ip")
 }
 
@@ -93,16 +72,8 @@ fn ip_batch(ns: &str, commands: &str) {
         .stdin(std::process::Stdio::piped())
         .spawn()
         .expect("run ip -batch");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(commands.as_bytes())
-        .expect("feed ip -batch");
-    assert!(
-        child.wait().expect("ip -batch").success(),
-        "ip -batch failed"
-    );
+    child.stdin.take().expect("stdin").write_all(commands.as_bytes()).expect("feed ip -batch");
+    assert!(child.wait().expect("ip -batch").success(), "ip -batch failed");
 }
 
 /// The next event that `pred` accepts (earlier ones are dropped).
@@ -128,10 +99,7 @@ fn changed(ifindex: u32, pred: impl Fn(&Link) -> bool) -> impl Fn(&PlatformEvent
 }
 
 fn mac_text(mac: &[u8]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 fn link_json(ns: &str, dev: &str) -> Value {
@@ -149,10 +117,7 @@ fn discovers_links_and_follows_link_changes() {
 
         // Discovery: loopback and the two veths, as `ip` sees them.
         let lo = platform.link_by_name("lo").expect("lo");
-        assert_eq!(
-            (lo.ifindex, &lo.kind, lo.admin_up),
-            (1, &LinkKind::Loopback, true)
-        );
+        assert_eq!((lo.ifindex, &lo.kind, lo.admin_up), (1, &LinkKind::Loopback, true));
         assert!(!lo.physical);
         for name in [&c0, &c1] {
             let link = platform.link_by_name(name).expect("uplink discovered");
@@ -162,10 +127,7 @@ fn discovers_links_and_follows_link_changes() {
             assert_eq!(link.driver.as_deref(), Some("veth"));
             assert!(!link.physical && !link.admin_up && !link.carrier);
             assert_eq!(u64::from(link.mtu), json["mtu"].as_u64().unwrap());
-            assert_eq!(
-                mac_text(link.mac.as_deref().expect("mac")),
-                json["address"].as_str().unwrap()
-            );
+            assert_eq!(mac_text(link.mac.as_deref().expect("mac")), json["address"].as_str().unwrap());
             assert_eq!(platform.link(link.ifindex), Some(link.clone()));
         }
         assert_eq!(platform.links().len(), 3, "{:#?}", platform.links());
@@ -180,10 +142,7 @@ fn discovers_links_and_follows_link_changes() {
             wait_for(&mut events, "carrier", changed(idx, |l| l.carrier)).await;
         }
         let flags = link_json(&ns, &c0)["flags"].to_string();
-        assert!(
-            flags.contains("\"UP\"") && flags.contains("LOWER_UP"),
-            "{flags}"
-        );
+        assert!(flags.contains("\"UP\"") && flags.contains("LOWER_UP"), "{flags}");
 
         platform.set_mtu(idx, 1400).await.expect("mtu");
         assert_eq!(platform.link(idx).unwrap().mtu, 1400);
@@ -192,21 +151,11 @@ fn discovers_links_and_follows_link_changes() {
 
         let mac = [0x02, 0x4e, 0x4d, 0x00, 0x00, 0x07];
         platform.set_mac(idx, mac).await.expect("mac");
-        wait_for(
-            &mut events,
-            "new MAC",
-            changed(idx, move |l| l.mac.as_deref() == Some(&mac[..])),
-        )
-        .await;
+        wait_for(&mut events, "new MAC", changed(idx, move |l| l.mac.as_deref() == Some(&mac[..]))).await;
         assert_eq!(link_json(&ns, &c0)["address"], "02:4e:4d:00:00:07");
 
         platform.set_link_up(idx, false).await.expect("down");
-        wait_for(
-            &mut events,
-            "admin down",
-            changed(idx, |l| !l.admin_up && !l.carrier),
-        )
-        .await;
+        wait_for(&mut events, "admin down", changed(idx, |l| !l.admin_up && !l.carrier)).await;
 
         // Changes made by others arrive too.
         ip(&ns, &["link", "set", "dev", &c0, "mtu", "1300"]);
@@ -216,32 +165,14 @@ fn discovers_links_and_follows_link_changes() {
         let err = platform.set_mtu(idx, 10).await.expect_err("MTU 10");
         assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
         assert!(err.to_string().contains(&c0), "{err}");
-        assert!(
-            err.to_string().contains("minimum"),
-            "the kernel's own words: {err}"
-        );
+        assert!(err.to_string().contains("minimum"), "the kernel's own words: {err}");
         assert!(platform.set_link_up(999_999, true).await.is_err());
 
         // Links come and go; each kind is recognised.
-        ip(
-            &ns,
-            &[
-                "link", "add", "nmpv0", "type", "veth", "peer", "name", "nmpv1",
-            ],
-        );
+        ip(&ns, &["link", "add", "nmpv0", "type", "veth", "peer", "name", "nmpv1"]);
         ip(&ns, &["link", "add", "nmpbr", "type", "bridge"]);
-        ip(
-            &ns,
-            &[
-                "link", "add", "nmpmv", "link", &c1, "type", "macvlan", "mode", "bridge",
-            ],
-        );
-        ip(
-            &ns,
-            &[
-                "link", "add", "nmpvx", "type", "vxlan", "id", "42", "dstport", "4789",
-            ],
-        );
+        ip(&ns, &["link", "add", "nmpmv", "link", &c1, "type", "macvlan", "mode", "bridge"]);
+        ip(&ns, &["link", "add", "nmpvx", "type", "vxlan", "id", "42", "dstport", "4789"]);
         ip(&ns, &["tuntap", "add", "dev", "nmptun", "mode", "tun"]);
         ip(&ns, &["link", "set", "dev", "nmpv1", "master", "nmpbr"]);
         let added = |name: &'static str, kind: LinkKind| move |e: &PlatformEvent| matches!(e, PlatformEvent::LinkAdded(l) if l.name == name && l.kind == kind);
@@ -253,24 +184,11 @@ fn discovers_links_and_follows_link_changes() {
         let br = platform.link_by_name("nmpbr").unwrap();
         assert_eq!(br.driver.as_deref(), Some("bridge"));
         let port = platform.link_by_name("nmpv1").unwrap();
-        wait_for(
-            &mut events,
-            "bridge port",
-            changed(port.ifindex, move |l| l.master == Some(br.ifindex)),
-        )
-        .await;
-        assert_eq!(
-            platform.link(port.ifindex).unwrap().master,
-            Some(br.ifindex)
-        );
+        wait_for(&mut events, "bridge port", changed(port.ifindex, move |l| l.master == Some(br.ifindex))).await;
+        assert_eq!(platform.link(port.ifindex).unwrap().master, Some(br.ifindex));
         // A port leaving its bridge is not the port going away.
         ip(&ns, &["link", "set", "dev", "nmpv1", "nomaster"]);
-        wait_for(
-            &mut events,
-            "port released",
-            changed(port.ifindex, |l| l.master.is_none()),
-        )
-        .await;
+        wait_for(&mut events, "port released", changed(port.ifindex, |l| l.master.is_none())).await;
         assert!(platform.link(port.ifindex).is_some());
 
         ip(&ns, &["link", "del", "nmpv0"]);
@@ -280,9 +198,7 @@ fn discovers_links_and_follows_link_changes() {
             |e| matches!(e, PlatformEvent::LinkRemoved { name, .. } if name == "nmpv1"),
         )
         .await;
-        let PlatformEvent::LinkRemoved { ifindex, .. } = gone else {
-            unreachable!()
-        };
+        let PlatformEvent::LinkRemoved { ifindex, .. } = gone else { unreachable!() };
         assert!(platform.link(ifindex).is_none());
         assert!(platform.link_by_name("nmpv0").is_none());
 
@@ -302,17 +218,11 @@ fn discovers_links_and_follows_link_changes() {
 
 /// The `addr_info` entry of `addr` on `dev`, if any.
 fn ip_addr_info(ns: &str, dev: &str, addr: &str) -> Option<Value> {
-    ip_json(ns, &["addr", "show", "dev", dev])[0]["addr_info"]
-        .as_array()?
-        .iter()
-        .find(|a| a["local"] == addr)
-        .cloned()
+    ip_json(ns, &["addr", "show", "dev", dev])[0]["addr_info"].as_array()?.iter().find(|a| a["local"] == addr).cloned()
 }
 
 fn lifetime(info: &Value, key: &str) -> u64 {
-    info[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no {key} in {info}"))
+    info[key].as_u64().unwrap_or_else(|| panic!("no {key} in {info}"))
 }
 
 #[test]
@@ -333,43 +243,21 @@ fn addresses_with_lifetimes() {
         let info = ip_addr_info(&ns, &c0, "198.18.0.50").expect("in the kernel");
         assert_eq!(info["prefixlen"], 24);
         assert_eq!(info["broadcast"], "198.18.0.255");
-        let (valid, preferred) = (
-            lifetime(&info, "valid_life_time"),
-            lifetime(&info, "preferred_life_time"),
-        );
+        let (valid, preferred) = (lifetime(&info, "valid_life_time"), lifetime(&info, "preferred_life_time"));
         assert!((295..=300).contains(&valid), "{info}");
         assert!((195..=200).contains(&preferred), "{info}");
         // In the cache when the call returns, then as an event.
-        let cached = platform
-            .addresses(idx)
-            .into_iter()
-            .find(|x| x.addr == v4)
-            .expect("cached");
-        assert!(
-            cached.valid_lft.is_some_and(|v| (295..=300).contains(&v)),
-            "{cached:?}"
-        );
+        let cached = platform.addresses(idx).into_iter().find(|x| x.addr == v4).expect("cached");
+        assert!(cached.valid_lft.is_some_and(|v| (295..=300).contains(&v)), "{cached:?}");
         assert!(!cached.noprefixroute);
-        wait_for(
-            &mut events,
-            "address added",
-            |e| matches!(e, PlatformEvent::AddressAdded(x) if x.addr == v4),
-        )
-        .await;
+        wait_for(&mut events, "address added", |e| matches!(e, PlatformEvent::AddressAdded(x) if x.addr == v4)).await;
         // The kernel made its prefix route.
-        let main = platform
-            .routes(RouteFilter {
-                family: Some(Family::V4),
-                ..RouteFilter::main()
-            })
-            .await
-            .unwrap();
+        let main = platform.routes(RouteFilter { family: Some(Family::V4), ..RouteFilter::main() }).await.unwrap();
         assert!(
-            main.iter()
-                .any(|r| r.dest == "198.18.0.0".parse::<IpAddr>().unwrap()
-                    && r.prefix == 24
-                    && r.protocol == RTPROT_KERNEL
-                    && r.oif == Some(idx)),
+            main.iter().any(|r| r.dest == "198.18.0.0".parse::<IpAddr>().unwrap()
+                && r.prefix == 24
+                && r.protocol == RTPROT_KERNEL
+                && r.oif == Some(idx)),
             "{main:#?}"
         );
 
@@ -378,26 +266,15 @@ fn addresses_with_lifetimes() {
         a.preferred_lft = None; // forever, capped at valid
         platform.add_address(&a).await.expect("refresh v4");
         let info = ip_addr_info(&ns, &c0, "198.18.0.50").unwrap();
-        assert!(
-            (595..=600).contains(&lifetime(&info, "valid_life_time")),
-            "{info}"
-        );
-        assert!(
-            (595..=600).contains(&lifetime(&info, "preferred_life_time")),
-            "{info}"
-        );
-        wait_for(&mut events, "address refreshed", |e| {
-            matches!(e, PlatformEvent::AddressAdded(x) if x.addr == v4 && x.valid_lft.is_some_and(|v| v > 300))
-        })
+        assert!((595..=600).contains(&lifetime(&info, "valid_life_time")), "{info}");
+        assert!((595..=600).contains(&lifetime(&info, "preferred_life_time")), "{info}");
+        wait_for(
+            &mut events,
+            "address refreshed",
+            |e| matches!(e, PlatformEvent::AddressAdded(x) if x.addr == v4 && x.valid_lft.is_some_and(|v| v > 300)),
+        )
         .await;
-        assert_eq!(
-            platform
-                .addresses(idx)
-                .iter()
-                .filter(|x| x.addr == v4)
-                .count(),
-            1
-        );
+        assert_eq!(platform.addresses(idx).iter().filter(|x| x.addr == v4).count(), 1);
 
         // IPv6, forever, without a prefix route.
         let v6: IpAddr = "fd4c:6162:0:0::50".parse().unwrap();
@@ -407,74 +284,31 @@ fn addresses_with_lifetimes() {
         let info = ip_addr_info(&ns, &c0, "fd4c:6162::50").expect("v6 in the kernel");
         assert_eq!(info["prefixlen"], 64);
         assert_eq!(info["noprefixroute"], true, "{info}");
-        assert_eq!(
-            info["valid_life_time"].as_u64(),
-            Some(u64::from(u32::MAX)),
-            "{info}"
-        );
-        let added = wait_for(
-            &mut events,
-            "v6 added",
-            |e| matches!(e, PlatformEvent::AddressAdded(x) if x.addr == v6),
-        )
-        .await;
-        let PlatformEvent::AddressAdded(seen) = added else {
-            unreachable!()
-        };
-        assert!(
-            seen.noprefixroute && seen.valid_lft.is_none() && seen.preferred_lft.is_none(),
-            "{seen:?}"
-        );
+        assert_eq!(info["valid_life_time"].as_u64(), Some(u64::from(u32::MAX)), "{info}");
+        let added =
+            wait_for(&mut events, "v6 added", |e| matches!(e, PlatformEvent::AddressAdded(x) if x.addr == v6)).await;
+        let PlatformEvent::AddressAdded(seen) = added else { unreachable!() };
+        assert!(seen.noprefixroute && seen.valid_lft.is_none() && seen.preferred_lft.is_none(), "{seen:?}");
         let v6_main = platform
-            .routes(RouteFilter {
-                family: Some(Family::V6),
-                oif: Some(idx),
-                ..RouteFilter::main()
-            })
+            .routes(RouteFilter { family: Some(Family::V6), oif: Some(idx), ..RouteFilter::main() })
             .await
             .unwrap();
-        assert!(
-            !v6_main
-                .iter()
-                .any(|r| r.dest == "fd4c:6162::".parse::<IpAddr>().unwrap()),
-            "{v6_main:#?}"
-        );
+        assert!(!v6_main.iter().any(|r| r.dest == "fd4c:6162::".parse::<IpAddr>().unwrap()), "{v6_main:#?}");
 
         // Delete both; deleting again is not an error.
         platform.delete_address(&a).await.expect("delete v4");
         platform.delete_address(&b).await.expect("delete v6");
         assert!(ip_addr_info(&ns, &c0, "198.18.0.50").is_none());
         assert!(ip_addr_info(&ns, &c0, "fd4c:6162::50").is_none());
-        wait_for(
-            &mut events,
-            "v4 removed",
-            |e| matches!(e, PlatformEvent::AddressRemoved(x) if x.addr == v4),
-        )
-        .await;
-        wait_for(
-            &mut events,
-            "v6 removed",
-            |e| matches!(e, PlatformEvent::AddressRemoved(x) if x.addr == v6),
-        )
-        .await;
-        assert!(
-            !platform
-                .addresses(idx)
-                .iter()
-                .any(|x| x.addr == v4 || x.addr == v6)
-        );
-        platform
-            .delete_address(&a)
-            .await
-            .expect("deleting a missing address");
+        wait_for(&mut events, "v4 removed", |e| matches!(e, PlatformEvent::AddressRemoved(x) if x.addr == v4)).await;
+        wait_for(&mut events, "v6 removed", |e| matches!(e, PlatformEvent::AddressRemoved(x) if x.addr == v6)).await;
+        assert!(!platform.addresses(idx).iter().any(|x| x.addr == v4 || x.addr == v6));
+        platform.delete_address(&a).await.expect("deleting a missing address");
 
         // Impossible requests fail with the kernel's reason.
         let mut bad = Address::new(idx, "198.18.0.51".parse().unwrap(), 24);
         bad.valid_lft = Some(0);
-        let err = platform
-            .add_address(&bad)
-            .await
-            .expect_err("valid lifetime 0");
+        let err = platform.add_address(&bad).await.expect_err("valid lifetime 0");
         assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
     });
 }
@@ -492,10 +326,7 @@ fn ip_routes(ns: &str, table: &str) -> Vec<Value> {
         if !out.status.success() && stderr.contains("FIB table does not exist") {
             continue;
         }
-        assert!(
-            out.status.success(),
-            "ip route show table {table}: {stderr}"
-        );
+        assert!(out.status.success(), "ip route show table {table}: {stderr}");
         let text = String::from_utf8_lossy(&out.stdout);
         if let Ok(Value::Array(v)) = serde_json::from_str(&text) {
             all.extend(v);
@@ -513,10 +344,7 @@ fn routes_replaced_and_deleted() {
         let (platform, _events) = Platform::new().await.expect("platform");
         let idx = platform.link_by_name(&c0).unwrap().ifindex;
         platform.set_link_up(idx, true).await.expect("up");
-        platform
-            .add_address(&Address::new(idx, "198.18.0.50".parse().unwrap(), 24))
-            .await
-            .expect("address");
+        platform.add_address(&Address::new(idx, "198.18.0.50".parse().unwrap(), 24)).await.expect("address");
 
         let mut r = Route::new("10.99.0.0".parse().unwrap(), 16).via("198.18.0.1".parse().unwrap());
         r.oif = Some(idx);
@@ -535,10 +363,7 @@ fn routes_replaced_and_deleted() {
         assert_eq!(j["protocol"], "static", "{j}");
         assert_eq!(j["prefsrc"], "198.18.0.50", "{j}");
         assert!(j["metrics"].to_string().contains("1300"), "{j}");
-        let table = RouteFilter {
-            table: Some(1000),
-            ..RouteFilter::default()
-        };
+        let table = RouteFilter { table: Some(1000), ..RouteFilter::default() };
         assert_eq!(platform.routes(table).await.unwrap(), vec![r.clone()]);
 
         // Same destination, table and metric: replaced, not added.
@@ -568,53 +393,16 @@ fn routes_replaced_and_deleted() {
         assert_eq!(v6[0]["metric"], 200, "{v6}");
 
         // Filters: protocol, family, interface.
-        let dhcp = platform
-            .routes(RouteFilter {
-                protocol: Some(RTPROT_DHCP),
-                ..table
-            })
-            .await
-            .unwrap();
+        let dhcp = platform.routes(RouteFilter { protocol: Some(RTPROT_DHCP), ..table }).await.unwrap();
         assert_eq!(dhcp, vec![r6.clone()]);
-        let v4 = platform
-            .routes(RouteFilter {
-                family: Some(Family::V4),
-                ..table
-            })
-            .await
-            .unwrap();
+        let v4 = platform.routes(RouteFilter { family: Some(Family::V4), ..table }).await.unwrap();
         assert_eq!(v4, vec![r2.clone(), r3.clone()]);
         let other_if = lab_other_ifindex(&platform, &c0);
-        assert!(
-            platform
-                .routes(RouteFilter {
-                    oif: Some(other_if),
-                    ..table
-                })
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(platform.routes(RouteFilter { oif: Some(other_if), ..table }).await.unwrap().is_empty());
         // A table that does not exist has no routes; neither has a missing interface.
+        assert!(platform.routes(RouteFilter { table: Some(4242), ..RouteFilter::default() }).await.unwrap().is_empty());
         assert!(
-            platform
-                .routes(RouteFilter {
-                    table: Some(4242),
-                    ..RouteFilter::default()
-                })
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            platform
-                .routes(RouteFilter {
-                    oif: Some(999_999),
-                    ..RouteFilter::default()
-                })
-                .await
-                .unwrap()
-                .is_empty()
+            platform.routes(RouteFilter { oif: Some(999_999), ..RouteFilter::default() }).await.unwrap().is_empty()
         );
 
         // Delete: only the route named, and deleting again is fine. The
@@ -623,40 +411,25 @@ fn routes_replaced_and_deleted() {
         let left = ip_routes(&ns, "1000");
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(left.iter().any(|j| j["metric"] == 124));
-        platform
-            .delete_route(&r2)
-            .await
-            .expect("delete a missing route");
+        platform.delete_route(&r2).await.expect("delete a missing route");
         let mut wrong_proto = r6.clone();
         wrong_proto.protocol = RTPROT_STATIC;
-        platform
-            .delete_route(&wrong_proto)
-            .await
-            .expect("no such route");
+        platform.delete_route(&wrong_proto).await.expect("no such route");
         assert_eq!(ip_routes(&ns, "1000").len(), 2);
         platform.delete_route(&r3).await.expect("delete");
         platform.delete_route(&r6).await.expect("delete v6");
         assert!(ip_routes(&ns, "1000").is_empty());
 
         // A gateway that is not on any link: the kernel says why.
-        let unreachable =
-            Route::new("10.98.0.0".parse().unwrap(), 16).via("203.0.113.1".parse().unwrap());
-        let err = platform
-            .replace_route(&unreachable)
-            .await
-            .expect_err("unreachable gateway");
+        let unreachable = Route::new("10.98.0.0".parse().unwrap(), 16).via("203.0.113.1".parse().unwrap());
+        let err = platform.replace_route(&unreachable).await.expect_err("unreachable gateway");
         assert_eq!(err.errno(), Some(libc::ENETUNREACH), "{err}");
         assert!(err.to_string().contains("10.98.0.0/16"), "{err}");
     });
 }
 
 fn lab_other_ifindex(platform: &Platform, not: &str) -> u32 {
-    platform
-        .links()
-        .into_iter()
-        .find(|l| l.kind == LinkKind::Veth && l.name != not)
-        .expect("the other uplink")
-        .ifindex
+    platform.links().into_iter().find(|l| l.kind == LinkKind::Veth && l.name != not).expect("the other uplink").ifindex
 }
 
 #[test]
@@ -678,11 +451,7 @@ fn foreign_routes_cost_nothing() {
 
         let mut batch = String::new();
         for i in 0..FOREIGN {
-            batch += &format!(
-                "route add 10.{}.{}.0/24 dev {c1} table 2000 proto boot\n",
-                100 + i / 256,
-                i % 256
-            );
+            batch += &format!("route add 10.{}.{}.0/24 dev {c1} table 2000 proto boot\n", 100 + i / 256, i % 256);
         }
         // The event task cannot run while this blocks the thread: whatever
         // the routes caused would wait in the socket.
@@ -705,54 +474,24 @@ fn foreign_routes_cost_nothing() {
         assert!(seen.iter().all(|e| ours(e) || dad(e)), "{seen:#?}");
 
         let t = Instant::now();
-        let main = platform
-            .routes(RouteFilter::main())
-            .await
-            .expect("main routes");
+        let main = platform.routes(RouteFilter::main()).await.expect("main routes");
         let main_time = t.elapsed();
         assert!(main.iter().all(|r| r.table == 254), "{main:#?}");
         assert!(main.len() < 10, "{main:#?}");
         let t = Instant::now();
-        let foreign = platform
-            .routes(RouteFilter {
-                table: Some(2000),
-                ..RouteFilter::default()
-            })
-            .await
-            .expect("table 2000");
+        let foreign =
+            platform.routes(RouteFilter { table: Some(2000), ..RouteFilter::default() }).await.expect("table 2000");
         let foreign_time = t.elapsed();
         assert_eq!(foreign.len(), FOREIGN);
-        assert!(
-            foreign
-                .iter()
-                .all(|r| r.oif == Some(idx) && r.protocol == 3 && r.table == 2000)
-        );
+        assert!(foreign.iter().all(|r| r.oif == Some(idx) && r.protocol == 3 && r.table == 2000));
         // A dump abandoned half-way (its caller gave up) does not disturb
         // the next request.
-        let table = RouteFilter {
-            table: Some(2000),
-            ..RouteFilter::default()
-        };
-        let abandoned =
-            tokio::time::timeout(Duration::from_micros(200), platform.routes(table)).await;
-        assert!(
-            abandoned.is_err(),
-            "a dump of {FOREIGN} routes took less than 200 µs"
-        );
-        assert_eq!(
-            platform
-                .routes(table)
-                .await
-                .expect("after an abandoned dump")
-                .len(),
-            FOREIGN
-        );
+        let table = RouteFilter { table: Some(2000), ..RouteFilter::default() };
+        let abandoned = tokio::time::timeout(Duration::from_micros(200), platform.routes(table)).await;
+        assert!(abandoned.is_err(), "a dump of {FOREIGN} routes took less than 200 µs");
+        assert_eq!(platform.routes(table).await.expect("after an abandoned dump").len(), FOREIGN);
         let statics = platform
-            .routes(RouteFilter {
-                table: Some(2000),
-                protocol: Some(RTPROT_STATIC),
-                ..RouteFilter::default()
-            })
+            .routes(RouteFilter { table: Some(2000), protocol: Some(RTPROT_STATIC), ..RouteFilter::default() })
             .await
             .expect("static in table 2000");
         assert!(statics.is_empty());
@@ -760,10 +499,7 @@ fn foreign_routes_cost_nothing() {
             "with {FOREIGN} foreign routes: routes(main) {main_time:?} ({} routes), routes(table 2000) {foreign_time:?}",
             main.len()
         );
-        assert!(
-            main_time < Duration::from_millis(50),
-            "routes(main) took {main_time:?}"
-        );
+        assert!(main_time < Duration::from_millis(50), "routes(main) took {main_time:?}");
     });
 }
 
@@ -782,9 +518,7 @@ fn an_overrun_is_answered_by_a_resync() {
         for i in 0..200 {
             batch += &format!("link set dev {c0} mtu {}\n", 1300 + i);
         }
-        batch += &format!(
-            "link add nmpov0 type veth peer name nmpov1\naddr add 198.18.0.77/24 dev {c0}\n"
-        );
+        batch += &format!("link add nmpov0 type veth peer name nmpov1\naddr add 198.18.0.77/24 dev {c0}\n");
         ip_batch(&ns, &batch);
 
         let mut before = Vec::new();
@@ -800,18 +534,16 @@ fn an_overrun_is_answered_by_a_resync() {
         .expect("no Resynced within 5 s");
         // The re-dump's difference came just before, and the cache is right.
         assert!(
+            before.iter().any(|e| matches!(e, PlatformEvent::LinkChanged(l) if l.ifindex == idx && l.mtu == 1499)),
+            "{before:#?}"
+        );
+        assert!(before.iter().any(|e| matches!(e, PlatformEvent::LinkAdded(l) if l.name == "nmpov0")), "{before:#?}");
+        assert!(
             before.iter().any(
-                |e| matches!(e, PlatformEvent::LinkChanged(l) if l.ifindex == idx && l.mtu == 1499)
+                |e| matches!(e, PlatformEvent::AddressAdded(a) if a.addr == "198.18.0.77".parse::<IpAddr>().unwrap())
             ),
             "{before:#?}"
         );
-        assert!(
-            before
-                .iter()
-                .any(|e| matches!(e, PlatformEvent::LinkAdded(l) if l.name == "nmpov0")),
-            "{before:#?}"
-        );
-        assert!(before.iter().any(|e| matches!(e, PlatformEvent::AddressAdded(a) if a.addr == "198.18.0.77".parse::<IpAddr>().unwrap())), "{before:#?}");
         assert_eq!(platform.link(idx).unwrap().mtu, 1499);
         let (fresh, _) = Platform::new().await.expect("a fresh platform");
         assert_eq!(platform.links(), fresh.links());
@@ -827,11 +559,7 @@ fn an_overrun_is_answered_by_a_resync() {
 #[test]
 fn discovers_300_veths_quickly() {
     const PAIRS: usize = 300;
-    let lab = Lab::builder()
-        .uplinks(1)
-        .dnsmasq(false)
-        .build()
-        .expect("lab");
+    let lab = Lab::builder().uplinks(1).dnsmasq(false).build().expect("lab");
     let ns = lab.client_netns().to_owned();
     let srv = lab.server_netns().expect("server namespace").to_owned();
     let mut batch = String::new();
@@ -845,19 +573,12 @@ fn discovers_300_veths_quickly() {
             let t = Instant::now();
             let (platform, _events) = Platform::new().await.expect("platform");
             times.push(t.elapsed());
-            let veths = platform
-                .links()
-                .iter()
-                .filter(|l| l.kind == LinkKind::Veth)
-                .count();
+            let veths = platform.links().iter().filter(|l| l.kind == LinkKind::Veth).count();
             assert_eq!(veths, PAIRS + 1);
         }
         times.sort();
         let median = times[times.len() / 2];
-        eprintln!(
-            "Platform::new with {} veths: median {median:?} of {times:?}",
-            PAIRS + 1
-        );
+        eprintln!("Platform::new with {} veths: median {median:?} of {times:?}", PAIRS + 1);
         assert!(median < Duration::from_millis(100), "{times:?}");
     });
 }

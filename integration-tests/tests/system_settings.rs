@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use nm_dbus::names::SYSTEM_SETTINGS;
-use nm_dbus::settings_service::{
-    SettingsConnectionProxy, SettingsProxy, SettingsSecretsProxy, SettingsSystemProxy,
-};
+use nm_dbus::settings_service::{SettingsConnectionProxy, SettingsProxy, SettingsSecretsProxy, SettingsSystemProxy};
 use nm_dbus::{WireSettings, settings_from_wire, settings_to_wire};
 use nm_lab::{DaemonHandle, Lab, NOBODY};
 use nm_model::{Value, dbus_dict, keyfile};
@@ -40,48 +38,24 @@ fn write_profile(lab: &Lab, dir: &str, name: &str, text: &str, mode: u32) -> Pat
 }
 
 async fn start(lab: &Lab) -> (DaemonHandle, zbus::Connection) {
-    let daemon = lab
-        .spawn_daemon("nm-system-settings", &[])
-        .await
-        .expect("nm-system-settings starts");
+    let daemon = lab.spawn_daemon("nm-system-settings", &[]).await.expect("nm-system-settings starts");
     let bus = lab.bus().await.expect("lab bus");
     (daemon, bus)
 }
 
 async fn settings(bus: &zbus::Connection) -> SettingsProxy<'static> {
-    SettingsProxy::builder(bus)
-        .destination(SYSTEM_SETTINGS)
-        .build()
-        .await
-        .expect("proxy")
+    SettingsProxy::builder(bus).destination(SYSTEM_SETTINGS).build().await.expect("proxy")
 }
 
-async fn connection(
-    bus: &zbus::Connection,
-    path: &OwnedObjectPath,
-) -> SettingsConnectionProxy<'static> {
-    SettingsConnectionProxy::builder(bus)
-        .destination(SYSTEM_SETTINGS)
-        .path(path.clone())
-        .build()
-        .await
-        .expect("proxy")
+async fn connection(bus: &zbus::Connection, path: &OwnedObjectPath) -> SettingsConnectionProxy<'static> {
+    SettingsConnectionProxy::builder(bus).destination(SYSTEM_SETTINGS).path(path.clone()).build().await.expect("proxy")
 }
 
 /// Everything listed, by connection.id.
 async fn list_by_id(bus: &zbus::Connection) -> HashMap<String, OwnedObjectPath> {
     let mut out = HashMap::new();
-    for path in settings(bus)
-        .await
-        .list_connections()
-        .await
-        .expect("ListConnections")
-    {
-        let wire = connection(bus, &path)
-            .await
-            .get_settings()
-            .await
-            .expect("GetSettings");
+    for path in settings(bus).await.list_connections().await.expect("ListConnections") {
+        let wire = connection(bus, &path).await.get_settings().await.expect("GetSettings");
         let conn = dbus_dict::from_dbus(&settings_from_wire(&wire).expect("wire")).expect("dict");
         out.insert(conn.id().expect("id").to_string(), path);
     }
@@ -89,11 +63,7 @@ async fn list_by_id(bus: &zbus::Connection) -> HashMap<String, OwnedObjectPath> 
 }
 
 fn wire_of(text: &str) -> WireSettings {
-    settings_to_wire(&dbus_dict::to_dbus(
-        &keyfile::parse(text).expect("keyfile"),
-        true,
-    ))
-    .expect("wire")
+    settings_to_wire(&dbus_dict::to_dbus(&keyfile::parse(text).expect("keyfile"), true)).expect("wire")
 }
 
 fn mode_of(path: &Path) -> u32 {
@@ -115,14 +85,9 @@ async fn add_list_get_update_delete_with_signals() {
     let mut added = settings.receive_new_connection().await.expect("subscribe");
 
     let uuid = "3f0bf0a8-4c38-4fa5-9a8d-0d7f8d3b0a11";
-    let text = keyfile_text("office/lan", uuid, "interface-name=eth0\n").replace(
-        "[ipv4]\nmethod=auto\n",
-        "[ipv4]\naddress1=192.0.2.5/24,192.0.2.1\ndns=192.0.2.53;\nmethod=manual\n",
-    );
-    let path = settings
-        .add_connection(wire_of(&text))
-        .await
-        .expect("AddConnection");
+    let text = keyfile_text("office/lan", uuid, "interface-name=eth0\n")
+        .replace("[ipv4]\nmethod=auto\n", "[ipv4]\naddress1=192.0.2.5/24,192.0.2.1\ndns=192.0.2.53;\nmethod=manual\n");
+    let path = settings.add_connection(wire_of(&text)).await.expect("AddConnection");
     let signal = next(&mut added, "NewConnection").await;
     assert_eq!(signal.args().expect("args").connection, path);
 
@@ -135,15 +100,10 @@ async fn add_list_get_update_delete_with_signals() {
 
     assert!(list_by_id(&bus).await.contains_key("office/lan"));
     let proxy = connection(&bus, &path).await;
-    let got = dbus_dict::from_dbus(
-        &settings_from_wire(&proxy.get_settings().await.expect("get")).expect("wire"),
-    )
-    .expect("dict");
+    let got = dbus_dict::from_dbus(&settings_from_wire(&proxy.get_settings().await.expect("get")).expect("wire"))
+        .expect("dict");
     assert_eq!(got.uuid(), Some(uuid));
-    assert_eq!(
-        got.get("ipv4", "dns"),
-        Some(&Value::str_list(["192.0.2.53"]))
-    );
+    assert_eq!(got.get("ipv4", "dns"), Some(&Value::str_list(["192.0.2.53"])));
 
     // Update: signal carries the new settings; the same file is rewritten.
     let mut updated = proxy.receive_updated().await.expect("subscribe");
@@ -152,23 +112,14 @@ async fn add_list_get_update_delete_with_signals() {
     let signal = next(&mut updated, "Updated").await;
     let carried = settings_from_wire(&signal.args().expect("args").settings).expect("wire");
     assert_eq!(
-        dbus_dict::from_dbus(&carried)
-            .expect("dict")
-            .get("ipv4", "dns"),
+        dbus_dict::from_dbus(&carried).expect("dict").get("ipv4", "dns"),
         Some(&Value::str_list(["192.0.2.54"]))
     );
-    assert!(
-        fs::read_to_string(&file)
-            .expect("read")
-            .contains("dns=192.0.2.54;")
-    );
+    assert!(fs::read_to_string(&file).expect("read").contains("dns=192.0.2.54;"));
     assert_eq!(mode_of(&file), 0o600);
 
     // A second profile with the same uuid is refused.
-    let err = settings
-        .add_connection(wire_of(&changed))
-        .await
-        .expect_err("duplicate uuid");
+    let err = settings.add_connection(wire_of(&changed)).await.expect_err("duplicate uuid");
     assert!(err.to_string().contains("UuidExists"), "{err}");
 
     // Delete: Removed, the file is gone, the list no longer has it.
@@ -178,10 +129,7 @@ async fn add_list_get_update_delete_with_signals() {
     assert!(!file.exists());
     assert!(!list_by_id(&bus).await.contains_key("office/lan"));
     let leftovers: Vec<_> = fs::read_dir(lab.root_path(ETC)).expect("dir").collect();
-    assert!(
-        leftovers.is_empty(),
-        "no temporary files stay behind: {leftovers:?}"
-    );
+    assert!(leftovers.is_empty(), "no temporary files stay behind: {leftovers:?}");
     drop(daemon);
 }
 
@@ -193,42 +141,20 @@ async fn invalid_dictionaries_are_refused_and_nothing_is_written() {
 
     let manual_without_address = keyfile_text("bad", "0b9d1c5e-4b8f-4c57-8d7b-6b1b8f0c1e22", "")
         .replace("[ipv4]\nmethod=auto\n", "[ipv4]\nmethod=manual\n");
-    let err = settings
-        .add_connection(wire_of(&manual_without_address))
-        .await
-        .expect_err("refused");
+    let err = settings.add_connection(wire_of(&manual_without_address)).await.expect_err("refused");
     let text = err.to_string();
-    assert!(
-        text.contains("org.freedesktop.NetworkManager.Settings.Connection.InvalidProperty"),
-        "{text}"
-    );
-    assert!(
-        text.contains("ipv4.addresses: this property cannot be empty for 'method=manual'"),
-        "{text}"
-    );
+    assert!(text.contains("org.freedesktop.NetworkManager.Settings.Connection.InvalidProperty"), "{text}");
+    assert!(text.contains("ipv4.addresses: this property cannot be empty for 'method=manual'"), "{text}");
 
     // A property of the wrong D-Bus type.
-    let mut wire = wire_of(&keyfile_text(
-        "typed",
-        "6a1f7d0e-8c4b-4a3e-9e55-7f0e0b9d1c33",
-        "",
-    ));
+    let mut wire = wire_of(&keyfile_text("typed", "6a1f7d0e-8c4b-4a3e-9e55-7f0e0b9d1c33", ""));
     let value = zbus::OwnedVariant::try_from(zbus::Variant::from("yes")).expect("variant");
-    wire.get_mut("connection")
-        .expect("connection")
-        .insert("autoconnect".into(), value);
+    wire.get_mut("connection").expect("connection").insert("autoconnect".into(), value);
     let err = settings.add_connection(wire).await.expect_err("refused");
-    assert!(
-        err.to_string()
-            .contains("connection.autoconnect: can't set property of type 'b'"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("connection.autoconnect: can't set property of type 'b'"), "{err}");
 
     let written: Vec<_> = fs::read_dir(lab.root_path(ETC)).expect("dir").collect();
-    assert!(
-        written.is_empty(),
-        "nothing is written for refused input: {written:?}"
-    );
+    assert!(written.is_empty(), "nothing is written for refused input: {written:?}");
     assert!(settings.list_connections().await.expect("list").is_empty());
 }
 
@@ -249,13 +175,7 @@ async fn bad_files_are_skipped_with_reasons_while_the_rest_load() {
         &keyfile_text("open", "b4d9a7ef-3c2e-4a1f-8e8d-2f3a4b5c6d77", ""),
         0o644,
     );
-    write_profile(
-        &lab,
-        ETC,
-        "corrupt.nmconnection",
-        "[connection]\nid=corrupt\nthis line is not a key\n",
-        0o600,
-    );
+    write_profile(&lab, ETC, "corrupt.nmconnection", "[connection]\nid=corrupt\nthis line is not a key\n", 0o600);
     write_profile(
         &lab,
         ETC,
@@ -285,33 +205,17 @@ async fn bad_files_are_skipped_with_reasons_while_the_rest_load() {
     names.sort();
     assert_eq!(names, ["good", "native", "vendor"]);
     let log = daemon.log();
-    assert!(
-        log.contains("open.nmconnection: File permissions (0644) are insecure"),
-        "{log}"
-    );
+    assert!(log.contains("open.nmconnection: File permissions (0644) are insecure"), "{log}");
     assert!(log.contains("corrupt.nmconnection: line 3:"), "{log}");
-    assert!(
-        log.contains("stranger.nmconnection: File owner (65534) is insecure"),
-        "{log}"
-    );
-    assert_eq!(
-        log.matches("skipping").count(),
-        3,
-        "one line per bad file:\n{log}"
-    );
+    assert!(log.contains("stranger.nmconnection: File owner (65534) is insecure"), "{log}");
+    assert_eq!(log.matches("skipping").count(), 3, "one line per bad file:\n{log}");
 }
 
 #[tokio::test]
 async fn edits_by_others_arrive_as_signals_and_run_shadows_etc() {
     let lab = Lab::builder().build().expect("lab");
     let uuid = "e7a2d0b2-6f5b-4d4c-9b1a-5c6d7e8f9aaa";
-    let etc_file = write_profile(
-        &lab,
-        ETC,
-        "watched.nmconnection",
-        &keyfile_text("watched", uuid, ""),
-        0o600,
-    );
+    let etc_file = write_profile(&lab, ETC, "watched.nmconnection", &keyfile_text("watched", uuid, ""), 0o600);
     let (_daemon, bus) = start(&lab).await;
     let settings = settings(&bus).await;
     let path = list_by_id(&bus).await.remove("watched").expect("loaded");
@@ -320,24 +224,12 @@ async fn edits_by_others_arrive_as_signals_and_run_shadows_etc() {
     let mut added = settings.receive_new_connection().await.expect("subscribe");
 
     // An editor rewrites the file in place.
-    write_profile(
-        &lab,
-        ETC,
-        "watched.nmconnection",
-        &keyfile_text("watched-edited", uuid, ""),
-        0o600,
-    );
+    write_profile(&lab, ETC, "watched.nmconnection", &keyfile_text("watched-edited", uuid, ""), 0o600);
     next(&mut updated, "Updated").await;
     assert!(list_by_id(&bus).await.contains_key("watched-edited"));
 
     // A /run copy of the same uuid shadows /etc.
-    write_profile(
-        &lab,
-        RUN,
-        "watched.nmconnection",
-        &keyfile_text("watched-run", uuid, ""),
-        0o600,
-    );
+    write_profile(&lab, RUN, "watched.nmconnection", &keyfile_text("watched-run", uuid, ""), 0o600);
     next(&mut updated, "Updated").await;
     assert!(list_by_id(&bus).await.contains_key("watched-run"));
 
@@ -372,11 +264,7 @@ async fn only_root_writes_or_reads_secrets() {
     let path = list_by_id(&bus).await.remove("cafe").expect("loaded");
 
     // GetSettings never carries secrets; GetSecrets gives root the psk.
-    let wire = connection(&bus, &path)
-        .await
-        .get_settings()
-        .await
-        .expect("get");
+    let wire = connection(&bus, &path).await.get_settings().await.expect("get");
     assert!(!wire["802-11-wireless-security"].contains_key("psk"));
     let secrets = SettingsSecretsProxy::builder(&bus)
         .destination(SYSTEM_SETTINGS)
@@ -387,18 +275,12 @@ async fn only_root_writes_or_reads_secrets() {
         .get_secrets("802-11-wireless-security", vec![], false)
         .await
         .expect("root reads secrets");
-    let psk =
-        settings_from_wire(&secrets).expect("wire")["802-11-wireless-security"]["psk"].clone();
+    let psk = settings_from_wire(&secrets).expect("wire")["802-11-wireless-security"]["psk"].clone();
     assert_eq!(psk, Value::Str("secret123".into()));
 
     // The same calls from an unprivileged uid.
     let busctl = |args: &[&str]| {
-        let mut cmd = lab
-            .command("busctl")
-            .uid(NOBODY)
-            .gid(NOBODY)
-            .arg("call")
-            .arg(SYSTEM_SETTINGS);
+        let mut cmd = lab.command("busctl").uid(NOBODY).gid(NOBODY).arg("call").arg(SYSTEM_SETTINGS);
         for a in args {
             cmd = cmd.arg(*a);
         }
@@ -408,28 +290,9 @@ async fn only_root_writes_or_reads_secrets() {
     let secrets_iface = "org.freedesktop.NetworkManagerSettings.Connection.Secrets";
     let conn_iface = "org.freedesktop.NetworkManagerSettings.Connection";
     let calls: Vec<Vec<&str>> = vec![
-        vec![
-            p,
-            secrets_iface,
-            "GetSecrets",
-            "sasb",
-            "802-11-wireless-security",
-            "0",
-            "false",
-        ],
+        vec![p, secrets_iface, "GetSecrets", "sasb", "802-11-wireless-security", "0", "false"],
         vec![p, conn_iface, "Delete"],
-        vec![
-            p,
-            conn_iface,
-            "Update",
-            "a{sa{sv}}",
-            "1",
-            "connection",
-            "1",
-            "id",
-            "s",
-            "hijacked",
-        ],
+        vec![p, conn_iface, "Update", "a{sa{sv}}", "1", "connection", "1", "id", "s", "hijacked"],
         vec![
             "/org/freedesktop/NetworkManagerSettings",
             "org.freedesktop.NetworkManagerSettings",
@@ -466,18 +329,11 @@ async fn only_root_writes_or_reads_secrets() {
         );
     }
     // Reading is open to everybody, and nothing changed.
-    let out = busctl(&[p, conn_iface, "GetSettings"])
-        .output()
-        .await
-        .expect("busctl runs");
+    let out = busctl(&[p, conn_iface, "GetSettings"]).output().await.expect("busctl runs");
     assert!(out.success(), "{}", out.stderr);
     assert!(!out.stdout.contains("secret123"));
     assert_eq!(list_by_id(&bus).await.len(), 1);
-    assert!(
-        fs::read_to_string(lab.root_path(ETC).join("cafe.nmconnection"))
-            .expect("read")
-            .contains("id=cafe\n")
-    );
+    assert!(fs::read_to_string(lab.root_path(ETC).join("cafe.nmconnection")).expect("read").contains("id=cafe\n"));
 }
 
 #[tokio::test]
@@ -486,25 +342,12 @@ async fn hostname_is_read_and_saved() {
     fs::create_dir_all(lab.root_path("/etc")).expect("etc");
     fs::write(lab.root_path("/etc/hostname"), "# comment\nlabhost\n").expect("hostname");
     let (_daemon, bus) = start(&lab).await;
-    let system = SettingsSystemProxy::builder(&bus)
-        .destination(SYSTEM_SETTINGS)
-        .build()
-        .await
-        .expect("proxy");
+    let system = SettingsSystemProxy::builder(&bus).destination(SYSTEM_SETTINGS).build().await.expect("proxy");
     assert_eq!(system.hostname().await.expect("Hostname"), "labhost");
     assert!(system.can_modify().await.expect("CanModify"));
-    system
-        .save_hostname("new-host")
-        .await
-        .expect("SaveHostname");
-    assert_eq!(
-        fs::read_to_string(lab.root_path("/etc/hostname")).expect("read"),
-        "new-host\n"
-    );
-    let err = system
-        .save_hostname("bad host!")
-        .await
-        .expect_err("refused");
+    system.save_hostname("new-host").await.expect("SaveHostname");
+    assert_eq!(fs::read_to_string(lab.root_path("/etc/hostname")).expect("read"), "new-host\n");
+    let err = system.save_hostname("bad host!").await.expect_err("refused");
     assert!(err.to_string().contains("InvalidHostname"), "{err}");
 }
 
@@ -512,13 +355,7 @@ async fn hostname_is_read_and_saved() {
 async fn concurrent_readers_never_see_half_a_file() {
     let lab = Lab::builder().build().expect("lab");
     let uuid = "2b3c4d5e-1111-4222-8333-944455566677";
-    let path_on_disk = write_profile(
-        &lab,
-        ETC,
-        "busy.nmconnection",
-        &keyfile_text("busy", uuid, ""),
-        0o600,
-    );
+    let path_on_disk = write_profile(&lab, ETC, "busy.nmconnection", &keyfile_text("busy", uuid, ""), 0o600);
     let (_daemon, bus) = start(&lab).await;
     let path = list_by_id(&bus).await.remove("busy").expect("loaded");
     let proxy = connection(&bus, &path).await;
@@ -560,10 +397,7 @@ async fn new_profiles_may_be_toml_and_profiles_keep_their_format() {
     let settings = settings(&bus).await;
 
     let text = keyfile_text("native", "6f7a8b9c-0d1e-4f2a-9b3c-4d5e6f7a8b99", "");
-    settings
-        .add_connection(wire_of(&text))
-        .await
-        .expect("AddConnection");
+    settings.add_connection(wire_of(&text)).await.expect("AddConnection");
     let toml_file = lab.root_path(ETC).join("native.toml");
     let written = fs::read_to_string(&toml_file).expect("a TOML file");
     assert!(written.contains("id = \"native\""), "{written}");
@@ -571,19 +405,7 @@ async fn new_profiles_may_be_toml_and_profiles_keep_their_format() {
 
     // The keyfile profile stays a keyfile when updated.
     let path = list_by_id(&bus).await.remove("kept").expect("loaded");
-    let changed = keyfile_text(
-        "kept",
-        "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a88",
-        "autoconnect=false\n",
-    );
-    connection(&bus, &path)
-        .await
-        .update(wire_of(&changed))
-        .await
-        .expect("Update");
-    assert!(
-        fs::read_to_string(&kept)
-            .expect("read")
-            .contains("autoconnect=false\n")
-    );
+    let changed = keyfile_text("kept", "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a88", "autoconnect=false\n");
+    connection(&bus, &path).await.update(wire_of(&changed)).await.expect("Update");
+    assert!(fs::read_to_string(&kept).expect("read").contains("autoconnect=false\n"));
 }

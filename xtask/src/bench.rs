@@ -37,53 +37,30 @@ pub async fn settings(count: usize) -> Result<ExitCode> {
     check(build)?;
     let program = target_dir().join("release").join(BINARY);
 
-    let lab = Lab::builder()
-        .uplinks(0)
-        .build()
-        .context("bringing the lab up")?;
+    let lab = Lab::builder().uplinks(0).build().context("bringing the lab up")?;
     let dir = lab.root_path("/etc/NetworkManager/system-connections");
     header(&format!("writing {count} keyfiles into {}", dir.display()));
     write_profiles(&dir, count)?;
 
     header(&format!("starting {BINARY}"));
-    let mut daemon = lab
-        .daemon(BINARY)
-        .program(&program)
-        .timeout(Duration::from_secs(120))
-        .spawn()
-        .await?;
+    let mut daemon = lab.daemon(BINARY).program(&program).timeout(Duration::from_secs(120)).spawn().await?;
     let ready = daemon.ready_after();
     let rss_ready = vm_rss_kb(daemon.pid())?;
 
     let conn = lab.bus().await?;
     let started = Instant::now();
     let reply = conn
-        .call_method(
-            Some(SERVICE),
-            SETTINGS_PATH,
-            Some(SETTINGS_IFACE),
-            "ListConnections",
-            &(),
-        )
+        .call_method(Some(SERVICE), SETTINGS_PATH, Some(SETTINGS_IFACE), "ListConnections", &())
         .await
         .context("ListConnections")?;
-    let paths: Vec<OwnedObjectPath> = reply
-        .body()
-        .deserialize()
-        .context("ListConnections reply")?;
+    let paths: Vec<OwnedObjectPath> = reply.body().deserialize().context("ListConnections reply")?;
     let listed = started.elapsed();
     let settings: Vec<Settings> = futures_util::stream::iter(paths.iter())
         .map(|path| {
             let conn = &conn;
             async move {
                 let reply = conn
-                    .call_method(
-                        Some(SERVICE),
-                        path.as_str(),
-                        Some(CONNECTION_IFACE),
-                        "GetSettings",
-                        &(),
-                    )
+                    .call_method(Some(SERVICE), path.as_str(), Some(CONNECTION_IFACE), "GetSettings", &())
                     .await
                     .with_context(|| format!("GetSettings on {}", path.as_str()))?;
                 reply
@@ -97,28 +74,15 @@ pub async fn settings(count: usize) -> Result<ExitCode> {
         .await?;
     let all = started.elapsed();
     let rss_after = vm_rss_kb(daemon.pid())?;
-    let with_id = settings
-        .iter()
-        .filter(|s| s.get("connection").is_some_and(|c| c.contains_key("id")))
-        .count();
+    let with_id = settings.iter().filter(|s| s.get("connection").is_some_and(|c| c.contains_key("id"))).count();
 
     let stopped = daemon.stop().await;
 
     println!();
     println!("nm-system-settings, {count} keyfile profiles (release build)");
     let target_ms = TARGET_READY.as_millis();
-    row(
-        "spawn -> bus name owned",
-        ms(ready),
-        "ms",
-        &format!("target < {target_ms} ms"),
-    );
-    row(
-        "ListConnections",
-        ms(listed),
-        "ms",
-        &format!("{} paths", paths.len()),
-    );
+    row("spawn -> bus name owned", ms(ready), "ms", &format!("target < {target_ms} ms"));
+    row("ListConnections", ms(listed), "ms", &format!("{} paths", paths.len()));
     row(
         "ListConnections + GetSettings of all",
         ms(all),
@@ -126,12 +90,7 @@ pub async fn settings(count: usize) -> Result<ExitCode> {
         &format!("{} profiles, {IN_FLIGHT} calls in flight", settings.len()),
     );
     let target_mb = TARGET_RSS_KB / 1024;
-    row(
-        "RSS when ready",
-        mb(rss_ready),
-        "MB",
-        &format!("target < {target_mb} MB"),
-    );
+    row("RSS when ready", mb(rss_ready), "MB", &format!("target < {target_mb} MB"));
     row("RSS after GetSettings", mb(rss_after), "MB", "");
 
     let mut problems = Vec::new();
@@ -139,19 +98,12 @@ pub async fn settings(count: usize) -> Result<ExitCode> {
         problems.push(format!("listed {} of {count} profiles", paths.len()));
     }
     if with_id != settings.len() {
-        problems.push(format!(
-            "{} settings without connection.id",
-            settings.len() - with_id
-        ));
+        problems.push(format!("{} settings without connection.id", settings.len() - with_id));
     }
     if let Err(e) = stopped {
         problems.push(format!("stop: {e}"));
     }
-    if problems.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        bail!("{}", problems.join("; "))
-    }
+    if problems.is_empty() { Ok(ExitCode::SUCCESS) } else { bail!("{}", problems.join("; ")) }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -163,11 +115,7 @@ fn mb(kb: u64) -> f64 {
 }
 
 fn row(label: &str, value: f64, unit: &str, note: &str) {
-    let note = if note.is_empty() {
-        String::new()
-    } else {
-        format!("   ({note})")
-    };
+    let note = if note.is_empty() { String::new() } else { format!("   ({note})") };
     println!("  {label:<38}{value:>9.1} {unit}{note}");
 }
 
@@ -184,8 +132,7 @@ fn write_profiles(dir: &Path, count: usize) -> Result<()> {
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("creating {}", path.display()))?;
-        f.write_all(text.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+        f.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
@@ -237,8 +184,7 @@ mod tests {
 
     #[test]
     fn vm_rss() {
-        let status =
-            "Name:\tnm-system-setti\nVmPeak:\t  20000 kB\nVmRSS:\t   12345 kB\nThreads:\t1\n";
+        let status = "Name:\tnm-system-setti\nVmPeak:\t  20000 kB\nVmRSS:\t   12345 kB\nThreads:\t1\n";
         assert_eq!(parse_vm_rss(status), Some(12345));
         assert_eq!(parse_vm_rss("Name: x\n"), None);
     }
@@ -254,10 +200,7 @@ mod tests {
         assert!(t1.starts_with("[connection]\nid=bench-09999\n"));
         // Every line is a group header, a key=value pair, or empty.
         for line in t1.lines() {
-            assert!(
-                line.is_empty() || line.starts_with('[') || line.contains('='),
-                "{line}"
-            );
+            assert!(line.is_empty() || line.starts_with('[') || line.contains('='), "{line}");
         }
     }
 }

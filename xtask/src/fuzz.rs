@@ -13,11 +13,7 @@ use crate::util::{cargo, check, header, status, succeeds, workspace_root};
 
 pub fn run(seconds: u64, target: Option<&str>) -> Result<ExitCode> {
     let results = run_all(seconds, target)?;
-    let failed: Vec<&str> = results
-        .iter()
-        .filter(|(_, ok)| !ok)
-        .map(|(t, _)| t.as_str())
-        .collect();
+    let failed: Vec<&str> = results.iter().filter(|(_, ok)| !ok).map(|(t, _)| t.as_str()).collect();
     for (t, ok) in &results {
         println!("{t}: {}", if *ok { "ok" } else { "FAILED" });
     }
@@ -42,9 +38,7 @@ pub fn run_all(seconds: u64, only: Option<&str>) -> Result<Vec<(String, bool)>> 
     for t in chosen {
         header(&format!("cargo fuzz run {t} -- -max_total_time={seconds}"));
         let mut cmd = cargo();
-        cmd.args(["fuzz", "run", &t, "--"])
-            .arg(format!("-max_total_time={seconds}"))
-            .env("RUSTC_BOOTSTRAP", "1");
+        cmd.args(["fuzz", "run", &t, "--"]).arg(format!("-max_total_time={seconds}")).env("RUSTC_BOOTSTRAP", "1");
         results.push((t, status(cmd)?.success()));
     }
     Ok(results)

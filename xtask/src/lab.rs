@@ -25,10 +25,7 @@ pub async fn run(command: Option<String>, build: bool) -> Result<ExitCode> {
     }
 
     header("bringing the lab up");
-    let lab = Lab::builder()
-        .uplinks(2)
-        .build()
-        .context("bringing the lab up")?;
+    let lab = Lab::builder().uplinks(2).build().context("bringing the lab up")?;
     let bin_dir = lab.bin_dir()?;
     // nm-core manages the lab's uplinks; each gets a static profile on its
     // server's subnet, so that both come up at once (DHCP arrives later).
@@ -40,7 +37,7 @@ pub async fn run(command: Option<String>, build: bool) -> Result<ExitCode> {
              [ipv4]\naddress1={a}.{b}.{c}.10/{p},{gw}\ndns={gw};\ndns-search=lab.test;\nmethod=manual\n\n\
              [ipv6]\naddr-gen-mode=default\nmethod=auto\n\n[proxy]\n",
             i = u.index,
-            uuid = format!("6c61622d-7570-4c69-8e6b-{:012x}", u.index),
+            uuid = lab_uuid(u.index),
             ifname = u.client_if,
             a = octets[0],
             b = octets[1],
@@ -98,10 +95,7 @@ pub async fn run(command: Option<String>, build: bool) -> Result<ExitCode> {
     let mut quit = signal(SignalKind::quit()).context("SIGQUIT handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
-    let mut child = tokio::process::Command::from(cmd)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the lab shell")?;
+    let mut child = tokio::process::Command::from(cmd).kill_on_drop(true).spawn().context("starting the lab shell")?;
     let status = loop {
         tokio::select! {
             st = child.wait() => break st.context("waiting for the lab shell")?,
@@ -146,11 +140,12 @@ fn print_banner(lab: &Lab) {
     }
     eprintln!("  DBUS_SYSTEM_BUS_ADDRESS={}", lab.bus_address());
     eprintln!("  NM_RS_ROOT={}", lab.root().display());
-    eprintln!(
-        "  logs: {}/logs, dnsmasq: {}/dnsmasq",
-        lab.dir().display(),
-        lab.dir().display()
-    );
+    eprintln!("  logs: {}/logs, dnsmasq: {}/dnsmasq", lab.dir().display(), lab.dir().display());
     eprintln!("  try: busctl --system list; nmcli general; exit to tear down");
     eprintln!();
+}
+
+/// A fixed uuid per lab uplink profile ("lab-upli" "nk" + index).
+fn lab_uuid(index: usize) -> String {
+    format!("6c61622d-7570-4c69-8e6b-{index:012x}")
 }

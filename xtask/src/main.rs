@@ -74,9 +74,7 @@ fn main() -> ExitCode {
         Task::Test { full } => test::run(full),
         Task::Lab { run, no_build } => util::block_on(lab::run(run, !no_build)),
         Task::Fuzz { seconds, target } => fuzz::run(seconds, target.as_deref()),
-        Task::Bench {
-            what: Bench::Settings { count },
-        } => util::block_on(bench::settings(count)),
+        Task::Bench { what: Bench::Settings { count } } => util::block_on(bench::settings(count)),
     };
     match result {
         Ok(code) => code,

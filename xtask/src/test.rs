@@ -16,13 +16,7 @@ use crate::util::{cargo, check, header, is_root, show, status, succeeds};
 /// Debian packages the lab tests need: dbus-daemon and dbus-send (dbus),
 /// dnsmasq (dnsmasq-base), ip and ss (iproute2), nmcli (network-manager),
 /// busctl (systemd) for calls with nested dictionaries as another uid.
-pub const PACKAGES: &[&str] = &[
-    "dbus",
-    "dnsmasq-base",
-    "iproute2",
-    "network-manager",
-    "systemd",
-];
+pub const PACKAGES: &[&str] = &["dbus", "dnsmasq-base", "iproute2", "network-manager", "systemd"];
 
 /// Seconds per fuzz target in `test --full`.
 const FULL_FUZZ_SECONDS: u64 = 30;
@@ -56,14 +50,7 @@ pub fn run(full: bool) -> Result<ExitCode> {
 
     header("cargo clippy --workspace --all-targets -- -D warnings");
     let mut clippy = cargo();
-    clippy.args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
+    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
     tally.step(status(clippy)?.success());
 
     // The lab tests start the workspace's daemons from target/debug; `cargo
@@ -89,11 +76,7 @@ pub fn run(full: bool) -> Result<ExitCode> {
     }
 
     println!("{} passed, {} failed", tally.passed, tally.failed);
-    Ok(if tally.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if tally.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Runs `cargo test --workspace --no-fail-fast`, echoing its output, and
@@ -116,9 +99,7 @@ fn cargo_test() -> Result<Tally> {
     if let Some(err) = child.stderr.take() {
         copiers.push(tee(err, true, Arc::clone(&lines)));
     }
-    let st = child
-        .wait()
-        .with_context(|| format!("waiting for `{shown}`"))?;
+    let st = child.wait().with_context(|| format!("waiting for `{shown}`"))?;
     for c in copiers {
         let _ = c.join();
     }
@@ -189,32 +170,20 @@ pub fn parse_test_result(line: &str) -> Option<(u64, u64)> {
 /// Installs the Debian packages the tests need when any is missing.
 fn ensure_packages() -> Result<()> {
     if !Path::new("/usr/bin/dpkg").exists() {
-        eprintln!(
-            "xtask: no dpkg; make sure the equivalents of {} are installed",
-            PACKAGES.join(", ")
-        );
+        eprintln!("xtask: no dpkg; make sure the equivalents of {} are installed", PACKAGES.join(", "));
         return Ok(());
     }
-    let missing: Vec<&str> = PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| !dpkg_installed(p))
-        .collect();
+    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !dpkg_installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
     }
     header(&format!("installing {}", missing.join(" ")));
     if !is_root() {
-        bail!(
-            "missing packages: {0}; run as root or `apt-get install {0}`",
-            missing.join(" ")
-        );
+        bail!("missing packages: {0}; run as root or `apt-get install {0}`", missing.join(" "));
     }
     let _no_services = NoServiceStarts::new()?;
     let mut update = std::process::Command::new("apt-get");
-    update
-        .args(["update", "-q"])
-        .env("DEBIAN_FRONTEND", "noninteractive");
+    update.args(["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive");
     check(update)?;
     let mut install = std::process::Command::new("apt-get");
     install
@@ -225,14 +194,9 @@ fn ensure_packages() -> Result<()> {
 }
 
 fn dpkg_installed(package: &str) -> bool {
-    std::process::Command::new("dpkg")
-        .args(["-s", package])
-        .stderr(Stdio::null())
-        .output()
-        .is_ok_and(|o| {
-            o.status.success()
-                && String::from_utf8_lossy(&o.stdout).contains("Status: install ok installed")
-        })
+    std::process::Command::new("dpkg").args(["-s", package]).stderr(Stdio::null()).output().is_ok_and(|o| {
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Status: install ok installed")
+    })
 }
 
 /// While alive, a `policy-rc.d` that forbids service starts (unless the host
@@ -249,15 +213,12 @@ impl NoServiceStarts {
         if path.exists() {
             return Ok(NoServiceStarts { path: None });
         }
-        std::fs::write(
-            path,
-            "#!/bin/sh\n# written by cargo xtask test for one apt-get run\nexit 101\n",
-        )
-        .and_then(|()| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
-        })
-        .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, "#!/bin/sh\n# written by cargo xtask test for one apt-get run\nexit 101\n")
+            .and_then(|()| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+            })
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(NoServiceStarts { path: Some(path) })
     }
 }
@@ -300,10 +261,7 @@ mod tests {
             ),
             Some((15, 0))
         );
-        assert_eq!(
-            parse_test_result("test result: FAILED. 4 passed; 2 failed; 1 ignored; 0 measured"),
-            Some((4, 2))
-        );
+        assert_eq!(parse_test_result("test result: FAILED. 4 passed; 2 failed; 1 ignored; 0 measured"), Some((4, 2)));
         assert_eq!(parse_test_result("test foo ... ok"), None);
         assert_eq!(parse_test_result("test result: garbage"), None);
     }
@@ -314,46 +272,22 @@ mod tests {
             "test result: ok. 3 passed; 0 failed; 0 ignored\n\
              test result: FAILED. 1 passed; 2 failed; 0 ignored\n",
         );
-        assert_eq!(
-            count(&ok, false),
-            Tally {
-                passed: 4,
-                failed: 2
-            }
-        );
+        assert_eq!(count(&ok, false), Tally { passed: 4, failed: 2 });
 
         let crashed = lines(
             "test result: ok. 3 passed; 0 failed; 0 ignored\n\
              process didn't exit successfully: `target/debug/deps/lab-1` (signal: 6, SIGABRT: process abort signal)\n",
         );
-        assert_eq!(
-            count(&crashed, false),
-            Tally {
-                passed: 3,
-                failed: 1
-            }
-        );
+        assert_eq!(count(&crashed, false), Tally { passed: 3, failed: 1 });
 
         let failed_tests = lines(
             "test result: FAILED. 0 passed; 1 failed\n\
              process didn't exit successfully: `target/debug/deps/lab-1` (exit status: 101)\n",
         );
-        assert_eq!(
-            count(&failed_tests, false),
-            Tally {
-                passed: 0,
-                failed: 1
-            }
-        );
+        assert_eq!(count(&failed_tests, false), Tally { passed: 0, failed: 1 });
 
         let compile_error = lines("error[E0425]: cannot find value `x` in this scope\n");
-        assert_eq!(
-            count(&compile_error, false),
-            Tally {
-                passed: 0,
-                failed: 1
-            }
-        );
+        assert_eq!(count(&compile_error, false), Tally { passed: 0, failed: 1 });
 
         assert_eq!(count(&[], true), Tally::default());
     }

@@ -18,11 +18,7 @@ pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => {
             let dir = PathBuf::from(dir);
-            if dir.is_absolute() {
-                dir
-            } else {
-                workspace_root().join(dir)
-            }
+            if dir.is_absolute() { dir } else { workspace_root().join(dir) }
         }
         None => workspace_root().join("target"),
     }

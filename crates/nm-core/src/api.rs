@@ -55,12 +55,7 @@ impl<T> Props<T> {
 }
 
 /// Sends `PropertiesChanged` with values (libnm ignores invalidation).
-pub async fn emit_changed(
-    bus: &Bus,
-    path: &OwnedObjectPath,
-    interface: &str,
-    changed: Vec<(&str, Variant<'_>)>,
-) {
+pub async fn emit_changed(bus: &Bus, path: &OwnedObjectPath, interface: &str, changed: Vec<(&str, Variant<'_>)>) {
     if changed.is_empty() {
         return;
     }
@@ -85,39 +80,24 @@ pub async fn emit_changed(
 pub struct EngineHandle(pub mpsc::UnboundedSender<Input>);
 
 impl EngineHandle {
-    pub async fn call<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, NmError>>) -> Call,
-    ) -> Result<T, NmError> {
+    pub async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, NmError>>) -> Call) -> Result<T, NmError> {
         let (tx, rx) = oneshot::channel();
-        self.0
-            .send(Input::Call(make(tx)))
-            .map_err(|_| NmError::failed("nm-core is stopping"))?;
-        rx.await
-            .map_err(|_| NmError::failed("nm-core is stopping"))?
+        self.0.send(Input::Call(make(tx))).map_err(|_| NmError::failed("nm-core is stopping"))?;
+        rx.await.map_err(|_| NmError::failed("nm-core is stopping"))?
     }
 }
 
 async fn caller_uid(bus: &Bus, hdr: &Header<'_>) -> Result<u32, NmError> {
-    let sender = hdr
-        .sender()
-        .ok_or_else(|| NmError::access_denied("message without sender"))?;
-    let dbus = zbus::fdo::DBusProxy::new(bus)
-        .await
-        .map_err(NmError::from)?;
-    dbus.get_connection_unix_user(sender.clone().into())
-        .await
-        .map_err(|e| NmError::failed(e.to_string()))
+    let sender = hdr.sender().ok_or_else(|| NmError::access_denied("message without sender"))?;
+    let dbus = zbus::fdo::DBusProxy::new(bus).await.map_err(NmError::from)?;
+    dbus.get_connection_unix_user(sender.clone().into()).await.map_err(|e| NmError::failed(e.to_string()))
 }
 
 /// Changing anything needs root (polkit arrives with the authorization issue).
 async fn require_root(bus: &Bus, hdr: &Header<'_>) -> Result<(), NmError> {
     match caller_uid(bus, hdr).await? {
         0 => Ok(()),
-        uid => Err(NmError::manager(
-            "PermissionDenied",
-            format!("uid {uid} is not allowed to change the network"),
-        )),
+        uid => Err(NmError::manager("PermissionDenied", format!("uid {uid} is not allowed to change the network"))),
     }
 }
 
@@ -168,9 +148,7 @@ impl ManagerIface {
     }
 
     async fn get_device_by_ip_iface(&self, iface: String) -> Result<OwnedObjectPath, NmError> {
-        self.engine
-            .call(|reply| Call::DeviceByIface { iface, reply })
-            .await
+        self.engine.call(|reply| Call::DeviceByIface { iface, reply }).await
     }
 
     async fn activate_connection(
@@ -183,13 +161,7 @@ impl ManagerIface {
     ) -> Result<OwnedObjectPath, NmError> {
         let _ = specific_object;
         require_root(bus, &hdr).await?;
-        self.engine
-            .call(|reply| Call::Activate {
-                connection,
-                device,
-                reply,
-            })
-            .await
+        self.engine.call(|reply| Call::Activate { connection, device, reply }).await
     }
 
     async fn add_and_activate_connection(
@@ -202,15 +174,8 @@ impl ManagerIface {
     ) -> Result<(OwnedObjectPath, OwnedObjectPath), NmError> {
         let _ = specific_object;
         require_root(bus, &hdr).await?;
-        let dict = nm_dbus::settings_from_wire(&connection)
-            .map_err(|e| NmError::connection("InvalidProperty", e.0))?;
-        self.engine
-            .call(|reply| Call::AddAndActivate {
-                dict,
-                device,
-                reply,
-            })
-            .await
+        let dict = nm_dbus::settings_from_wire(&connection).map_err(|e| NmError::connection("InvalidProperty", e.0))?;
+        self.engine.call(|reply| Call::AddAndActivate { dict, device, reply }).await
     }
 
     async fn add_and_activate_connection2(
@@ -221,26 +186,11 @@ impl ManagerIface {
         options: HashMap<String, OwnedVariant>,
         #[zbus(connection)] bus: &Bus,
         #[zbus(header)] hdr: Header<'_>,
-    ) -> Result<
-        (
-            OwnedObjectPath,
-            OwnedObjectPath,
-            HashMap<String, OwnedVariant>,
-        ),
-        NmError,
-    > {
+    ) -> Result<(OwnedObjectPath, OwnedObjectPath, HashMap<String, OwnedVariant>), NmError> {
         let _ = (specific_object, options);
         require_root(bus, &hdr).await?;
-        let dict = nm_dbus::settings_from_wire(&connection)
-            .map_err(|e| NmError::connection("InvalidProperty", e.0))?;
-        let (p, a) = self
-            .engine
-            .call(|reply| Call::AddAndActivate {
-                dict,
-                device,
-                reply,
-            })
-            .await?;
+        let dict = nm_dbus::settings_from_wire(&connection).map_err(|e| NmError::connection("InvalidProperty", e.0))?;
+        let (p, a) = self.engine.call(|reply| Call::AddAndActivate { dict, device, reply }).await?;
         Ok((p, a, HashMap::new()))
     }
 
@@ -251,12 +201,7 @@ impl ManagerIface {
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), NmError> {
         require_root(bus, &hdr).await?;
-        self.engine
-            .call(|reply| Call::Deactivate {
-                active: active_connection,
-                reply,
-            })
-            .await
+        self.engine.call(|reply| Call::Deactivate { active: active_connection, reply }).await
     }
 
     async fn enable(
@@ -266,17 +211,12 @@ impl ManagerIface {
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), NmError> {
         require_root(bus, &hdr).await?;
-        self.engine
-            .call(|reply| Call::EnableNetworking { enable, reply })
-            .await
+        self.engine.call(|reply| Call::EnableNetworking { enable, reply }).await
     }
 
     fn sleep(&self, sleep: bool) -> Result<(), NmError> {
         let _ = sleep;
-        Err(NmError::manager(
-            "NotSupported",
-            "sleep is not supported by nm-rs",
-        ))
+        Err(NmError::manager("NotSupported", "sleep is not supported by nm-rs"))
     }
 
     fn get_permissions(&self) -> HashMap<String, String> {
@@ -300,15 +240,7 @@ impl ManagerIface {
             "enable-disable-connectivity-check",
             "wifi.scan",
         ];
-        NAMES
-            .iter()
-            .map(|n| {
-                (
-                    format!("org.freedesktop.NetworkManager.{n}"),
-                    "yes".to_string(),
-                )
-            })
-            .collect()
+        NAMES.iter().map(|n| (format!("org.freedesktop.NetworkManager.{n}"), "yes".to_string())).collect()
     }
 
     fn get_logging(&self) -> (String, String) {
@@ -438,15 +370,9 @@ impl ManagerIface {
     #[zbus(signal, name = "StateChanged")]
     pub async fn state_changed_signal(emitter: &SignalEmitter<'_>, state: u32) -> zbus::Result<()>;
     #[zbus(signal)]
-    pub async fn device_added(
-        emitter: &SignalEmitter<'_>,
-        device_path: OwnedObjectPath,
-    ) -> zbus::Result<()>;
+    pub async fn device_added(emitter: &SignalEmitter<'_>, device_path: OwnedObjectPath) -> zbus::Result<()>;
     #[zbus(signal)]
-    pub async fn device_removed(
-        emitter: &SignalEmitter<'_>,
-        device_path: OwnedObjectPath,
-    ) -> zbus::Result<()>;
+    pub async fn device_removed(emitter: &SignalEmitter<'_>, device_path: OwnedObjectPath) -> zbus::Result<()>;
 }
 
 // ----------------------------------------------------------- settings ---
@@ -471,11 +397,8 @@ impl SettingsIface {
         hdr: &Header<'_>,
     ) -> Result<OwnedObjectPath, NmError> {
         require_root(bus, hdr).await?;
-        let dict = nm_dbus::settings_from_wire(&connection)
-            .map_err(|e| NmError::connection("InvalidProperty", e.0))?;
-        self.engine
-            .call(|reply| Call::AddConnection { dict, save, reply })
-            .await
+        let dict = nm_dbus::settings_from_wire(&connection).map_err(|e| NmError::connection("InvalidProperty", e.0))?;
+        self.engine.call(|reply| Call::AddConnection { dict, save, reply }).await
     }
 }
 
@@ -486,9 +409,7 @@ impl SettingsIface {
     }
 
     async fn get_connection_by_uuid(&self, uuid: String) -> Result<OwnedObjectPath, NmError> {
-        self.engine
-            .call(|reply| Call::ConnectionByUuid { uuid, reply })
-            .await
+        self.engine.call(|reply| Call::ConnectionByUuid { uuid, reply }).await
     }
 
     async fn add_connection(
@@ -520,19 +441,11 @@ impl SettingsIface {
         const TO_DISK: u32 = 0x1;
         const IN_MEMORY: u32 = 0x2;
         const BLOCK_AUTOCONNECT: u32 = 0x20;
-        if flags & !(TO_DISK | IN_MEMORY | BLOCK_AUTOCONNECT) != 0
-            || args.keys().any(|k| k != "plugin")
-        {
-            return Err(NmError::settings(
-                "InvalidArguments",
-                "unknown flags or arguments",
-            ));
+        if flags & !(TO_DISK | IN_MEMORY | BLOCK_AUTOCONNECT) != 0 || args.keys().any(|k| k != "plugin") {
+            return Err(NmError::settings("InvalidArguments", "unknown flags or arguments"));
         }
         if (flags & TO_DISK != 0) == (flags & IN_MEMORY != 0) {
-            return Err(NmError::settings(
-                "InvalidArguments",
-                "exactly one of TO_DISK and IN_MEMORY is required",
-            ));
+            return Err(NmError::settings("InvalidArguments", "exactly one of TO_DISK and IN_MEMORY is required"));
         }
         let path = self.add(settings, flags & TO_DISK != 0, bus, &hdr).await?;
         Ok((path, HashMap::new()))
@@ -540,10 +453,7 @@ impl SettingsIface {
 
     fn save_hostname(&self, hostname: String) -> Result<(), NmError> {
         let _ = hostname;
-        Err(NmError::settings(
-            "NotSupported",
-            "set the hostname through nm-system-settings",
-        ))
+        Err(NmError::settings("NotSupported", "set the hostname through nm-system-settings"))
     }
 
     fn reload_connections(&self) -> bool {
@@ -564,15 +474,9 @@ impl SettingsIface {
     }
 
     #[zbus(signal)]
-    pub async fn new_connection(
-        emitter: &SignalEmitter<'_>,
-        connection: OwnedObjectPath,
-    ) -> zbus::Result<()>;
+    pub async fn new_connection(emitter: &SignalEmitter<'_>, connection: OwnedObjectPath) -> zbus::Result<()>;
     #[zbus(signal)]
-    pub async fn connection_removed(
-        emitter: &SignalEmitter<'_>,
-        connection: OwnedObjectPath,
-    ) -> zbus::Result<()>;
+    pub async fn connection_removed(emitter: &SignalEmitter<'_>, connection: OwnedObjectPath) -> zbus::Result<()>;
 }
 
 /// A profile as nm-core re-exports it: the cached settings (with the
@@ -605,14 +509,7 @@ impl ConnectionIface {
     ) -> Result<WireSettings, NmError> {
         require_root(bus, &hdr).await?;
         let id = self.id;
-        let dict = self
-            .engine
-            .call(|reply| Call::GetSecrets {
-                id,
-                setting: setting_name,
-                reply,
-            })
-            .await?;
+        let dict = self.engine.call(|reply| Call::GetSecrets { id, setting: setting_name, reply }).await?;
         nm_dbus::settings_to_wire(&dict).map_err(|e| NmError::failed(e.0))
     }
 
@@ -644,10 +541,7 @@ impl ConnectionIface {
     ) -> Result<HashMap<String, OwnedVariant>, NmError> {
         const KNOWN: u32 = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40;
         if flags & !KNOWN != 0 || args.keys().any(|k| k != "plugin" && k != "version-id") {
-            return Err(NmError::settings(
-                "InvalidArguments",
-                "unknown flags or arguments",
-            ));
+            return Err(NmError::settings("InvalidArguments", "unknown flags or arguments"));
         }
         // An empty dictionary keeps the current settings.
         if !settings.is_empty() {
@@ -660,16 +554,10 @@ impl ConnectionIface {
 
     fn save(&self) {}
 
-    async fn delete(
-        &self,
-        #[zbus(connection)] bus: &Bus,
-        #[zbus(header)] hdr: Header<'_>,
-    ) -> Result<(), NmError> {
+    async fn delete(&self, #[zbus(connection)] bus: &Bus, #[zbus(header)] hdr: Header<'_>) -> Result<(), NmError> {
         require_root(bus, &hdr).await?;
         let id = self.id;
-        self.engine
-            .call(|reply| Call::DeleteConnection { id, reply })
-            .await
+        self.engine.call(|reply| Call::DeleteConnection { id, reply }).await
     }
 
     #[zbus(property)]
@@ -692,19 +580,11 @@ impl ConnectionIface {
 }
 
 impl ConnectionIface {
-    async fn update_with(
-        &self,
-        properties: WireSettings,
-        bus: &Bus,
-        hdr: &Header<'_>,
-    ) -> Result<(), NmError> {
+    async fn update_with(&self, properties: WireSettings, bus: &Bus, hdr: &Header<'_>) -> Result<(), NmError> {
         require_root(bus, hdr).await?;
-        let dict = nm_dbus::settings_from_wire(&properties)
-            .map_err(|e| NmError::connection("InvalidProperty", e.0))?;
+        let dict = nm_dbus::settings_from_wire(&properties).map_err(|e| NmError::connection("InvalidProperty", e.0))?;
         let id = self.id;
-        self.engine
-            .call(|reply| Call::UpdateConnection { id, dict, reply })
-            .await
+        self.engine.call(|reply| Call::UpdateConnection { id, dict, reply }).await
     }
 }
 
@@ -727,7 +607,6 @@ pub struct DeviceProps {
     pub carrier: bool,
     pub ip4_config: OwnedObjectPath,
     pub ip6_config: OwnedObjectPath,
-    pub ifindex: u32,
     pub interface_flags: u32,
     pub type_description: String,
     pub software: bool,
@@ -741,36 +620,21 @@ pub struct DeviceIface {
 
 #[interface(name = "org.freedesktop.NetworkManager.Device")]
 impl DeviceIface {
-    async fn disconnect(
-        &self,
-        #[zbus(connection)] bus: &Bus,
-        #[zbus(header)] hdr: Header<'_>,
-    ) -> Result<(), NmError> {
+    async fn disconnect(&self, #[zbus(connection)] bus: &Bus, #[zbus(header)] hdr: Header<'_>) -> Result<(), NmError> {
         require_root(bus, &hdr).await?;
         let id = self.id;
-        self.engine
-            .call(|reply| Call::DeviceDisconnect { id, reply })
-            .await
+        self.engine.call(|reply| Call::DeviceDisconnect { id, reply }).await
     }
 
     fn delete(&self) -> Result<(), NmError> {
-        Err(NmError::device(
-            "NotSoftware",
-            "this device is not a software device nm-rs created",
-        ))
+        Err(NmError::device("NotSoftware", "this device is not a software device nm-rs created"))
     }
 
     async fn get_applied_connection(&self, flags: u32) -> Result<(WireSettings, u64), NmError> {
         let _ = flags;
         let id = self.id;
-        let dict = self
-            .engine
-            .call(|reply| Call::AppliedConnection { id, reply })
-            .await?;
-        Ok((
-            nm_dbus::settings_to_wire(&dict).map_err(|e| NmError::failed(e.0))?,
-            0,
-        ))
+        let dict = self.engine.call(|reply| Call::AppliedConnection { id, reply }).await?;
+        Ok((nm_dbus::settings_to_wire(&dict).map_err(|e| NmError::failed(e.0))?, 0))
     }
 
     #[zbus(property)]
@@ -788,11 +652,7 @@ impl DeviceIface {
     #[zbus(property)]
     fn ip_interface(&self) -> String {
         let p = self.props.lock();
-        if p.state >= 70 && p.state <= 100 {
-            p.interface.clone()
-        } else {
-            String::new()
-        }
+        if p.state >= 70 && p.state <= 100 { p.interface.clone() } else { String::new() }
     }
     #[zbus(property)]
     fn driver(&self) -> String {
@@ -1092,11 +952,7 @@ impl ActiveIface {
     }
 
     #[zbus(signal, name = "StateChanged")]
-    pub async fn state_changed_signal(
-        emitter: &SignalEmitter<'_>,
-        state: u32,
-        reason: u32,
-    ) -> zbus::Result<()>;
+    pub async fn state_changed_signal(emitter: &SignalEmitter<'_>, state: u32, reason: u32) -> zbus::Result<()>;
 }
 
 // ------------------------------------------------------- IP configs ---
@@ -1117,22 +973,14 @@ pub struct IpProps {
 }
 
 fn var_dict(entries: Vec<(&str, Variant<'static>)>) -> HashMap<String, OwnedVariant> {
-    entries
-        .into_iter()
-        .filter_map(|(k, v)| OwnedVariant::try_from(v).ok().map(|v| (k.to_string(), v)))
-        .collect()
+    entries.into_iter().filter_map(|(k, v)| OwnedVariant::try_from(v).ok().map(|v| (k.to_string(), v))).collect()
 }
 
 impl IpProps {
     fn address_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
         self.addresses
             .iter()
-            .map(|(a, p)| {
-                var_dict(vec![
-                    ("address", Variant::from(a.to_string())),
-                    ("prefix", Variant::from(*p)),
-                ])
-            })
+            .map(|(a, p)| var_dict(vec![("address", Variant::from(a.to_string())), ("prefix", Variant::from(*p))]))
             .collect()
     }
     fn route_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
@@ -1171,11 +1019,7 @@ impl Ip4ConfigIface {
     fn addresses(&self) -> Vec<Vec<u32>> {
         let p = self.props.lock();
         let gw = p.gateway.parse().map(|g| v4_u32(&g)).unwrap_or(0);
-        p.addresses
-            .iter()
-            .enumerate()
-            .map(|(i, (a, pl))| vec![v4_u32(a), *pl, if i == 0 { gw } else { 0 }])
-            .collect()
+        p.addresses.iter().enumerate().map(|(i, (a, pl))| vec![v4_u32(a), *pl, if i == 0 { gw } else { 0 }]).collect()
     }
     #[zbus(property)]
     fn address_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
@@ -1201,19 +1045,12 @@ impl Ip4ConfigIface {
     #[zbus(property)]
     fn nameserver_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
         let p = self.props.lock();
-        p.nameservers
-            .iter()
-            .map(|n| var_dict(vec![("address", Variant::from(n.clone()))]))
-            .collect()
+        p.nameservers.iter().map(|n| var_dict(vec![("address", Variant::from(n.clone()))])).collect()
     }
     #[zbus(property)]
     fn nameservers(&self) -> Vec<u32> {
         let p = self.props.lock();
-        p.nameservers
-            .iter()
-            .filter_map(|n| n.parse().ok())
-            .map(|a| v4_u32(&a))
-            .collect()
+        p.nameservers.iter().filter_map(|n| n.parse().ok()).map(|a| v4_u32(&a)).collect()
     }
     #[zbus(property)]
     fn domains(&self) -> Vec<String> {
@@ -1262,11 +1099,7 @@ impl Ip6ConfigIface {
             .iter()
             .enumerate()
             .map(|(i, (a, pl))| {
-                let g = if i == 0 {
-                    gw.as_ref().map(v6_bytes)
-                } else {
-                    None
-                };
+                let g = if i == 0 { gw.as_ref().map(v6_bytes) } else { None };
                 (v6_bytes(a), *pl, g.unwrap_or_else(|| vec![0; 16]))
             })
             .collect()
@@ -1284,14 +1117,7 @@ impl Ip6ConfigIface {
         let p = self.props.lock();
         p.routes
             .iter()
-            .map(|(d, pl, nh, m, _)| {
-                (
-                    v6_bytes(d),
-                    *pl,
-                    nh.as_ref().map_or_else(|| vec![0; 16], v6_bytes),
-                    *m,
-                )
-            })
+            .map(|(d, pl, nh, m, _)| (v6_bytes(d), *pl, nh.as_ref().map_or_else(|| vec![0; 16], v6_bytes), *m))
             .collect()
     }
     #[zbus(property)]
@@ -1301,11 +1127,7 @@ impl Ip6ConfigIface {
     #[zbus(property)]
     fn nameservers(&self) -> Vec<Vec<u8>> {
         let p = self.props.lock();
-        p.nameservers
-            .iter()
-            .filter_map(|n| n.parse().ok())
-            .map(|a| v6_bytes(&a))
-            .collect()
+        p.nameservers.iter().filter_map(|n| n.parse().ok()).map(|a| v6_bytes(&a)).collect()
     }
     #[zbus(property)]
     fn domains(&self) -> Vec<String> {

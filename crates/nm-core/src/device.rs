@@ -1,7 +1,8 @@
 //! Devices as NetworkManager numbers them: states, reasons, types, which
 //! links are managed, default route metrics. Pure.
 
-/// `NMDeviceState`.
+/// `NMDeviceState` (the whole table; some states arrive with later issues).
+#[allow(dead_code)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u32)]
 pub enum DeviceState {
@@ -20,19 +21,10 @@ pub enum DeviceState {
     Failed = 120,
 }
 
-impl DeviceState {
-    pub fn is_activating(self) -> bool {
-        (DeviceState::Prepare..=DeviceState::Secondaries).contains(&self)
-    }
-}
-
 /// `NMDeviceStateReason` values nm-core uses.
 pub mod reason {
     pub const NONE: u32 = 0;
-    pub const UNKNOWN: u32 = 1;
     pub const NOW_MANAGED: u32 = 2;
-    pub const NOW_UNMANAGED: u32 = 3;
-    pub const CONFIG_FAILED: u32 = 4;
     pub const IP_CONFIG_UNAVAILABLE: u32 = 5;
     pub const REMOVED: u32 = 36;
     pub const CONNECTION_REMOVED: u32 = 38;
@@ -42,7 +34,8 @@ pub mod reason {
     pub const NEW_ACTIVATION: u32 = 60;
 }
 
-/// `NMActiveConnectionState`.
+/// `NMActiveConnectionState` (the whole table).
+#[allow(dead_code)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u32)]
 pub enum AcState {
@@ -55,11 +48,9 @@ pub enum AcState {
 
 /// `NMActiveConnectionStateReason` values nm-core uses.
 pub mod ac_reason {
-    pub const UNKNOWN: u32 = 0;
     pub const NONE: u32 = 1;
     pub const USER_DISCONNECTED: u32 = 2;
     pub const DEVICE_DISCONNECTED: u32 = 3;
-    pub const SERVICE_STOPPED: u32 = 4;
     pub const IP_CONFIG_INVALID: u32 = 5;
     pub const CONNECTION_REMOVED: u32 = 11;
     pub const DEVICE_REMOVED: u32 = 14;
@@ -153,14 +144,9 @@ pub fn spec_matches(spec: &str, link: &LinkFacts) -> bool {
     let (key, value) = spec.split_once(':').unwrap_or(("interface-name", spec));
     match key {
         "interface-name" => glob(value, &link.name),
-        "type" => {
-            value == link.kind.description() || (value == "veth" && link.kind == DeviceType::Veth)
-        }
+        "type" => value == link.kind.description() || (value == "veth" && link.kind == DeviceType::Veth),
         "driver" => link.driver.as_deref() == Some(value),
-        "mac" => link
-            .mac
-            .as_deref()
-            .is_some_and(|m| m.eq_ignore_ascii_case(value)),
+        "mac" => link.mac.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(value)),
         // A MAC spec may also be written without the key.
         _ => glob(spec, &link.name),
     }
@@ -195,13 +181,7 @@ mod tests {
     use super::*;
 
     fn link(name: &str, kind: DeviceType, physical: bool) -> LinkFacts {
-        LinkFacts {
-            name: name.into(),
-            kind,
-            driver: None,
-            mac: Some("52:54:00:12:34:56".into()),
-            physical,
-        }
+        LinkFacts { name: name.into(), kind, driver: None, mac: Some("52:54:00:12:34:56".into()), physical }
     }
 
     #[test]

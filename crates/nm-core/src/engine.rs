@@ -52,64 +52,19 @@ pub enum Timer {
 }
 
 pub enum Call {
-    DeviceByIface {
-        iface: String,
-        reply: Reply<OwnedObjectPath>,
-    },
-    Activate {
-        connection: OwnedObjectPath,
-        device: OwnedObjectPath,
-        reply: Reply<OwnedObjectPath>,
-    },
-    AddAndActivate {
-        dict: SettingsDict,
-        device: OwnedObjectPath,
-        reply: Reply<(OwnedObjectPath, OwnedObjectPath)>,
-    },
-    Deactivate {
-        active: OwnedObjectPath,
-        reply: Reply<()>,
-    },
-    EnableNetworking {
-        enable: bool,
-        reply: Reply<()>,
-    },
-    ConnectionByUuid {
-        uuid: String,
-        reply: Reply<OwnedObjectPath>,
-    },
-    AddConnection {
-        dict: SettingsDict,
-        save: bool,
-        reply: Reply<OwnedObjectPath>,
-    },
-    UpdateConnection {
-        id: u32,
-        dict: SettingsDict,
-        reply: Reply<()>,
-    },
-    DeleteConnection {
-        id: u32,
-        reply: Reply<()>,
-    },
-    GetSecrets {
-        id: u32,
-        setting: String,
-        reply: Reply<SettingsDict>,
-    },
-    DeviceDisconnect {
-        id: u32,
-        reply: Reply<()>,
-    },
-    AppliedConnection {
-        id: u32,
-        reply: Reply<SettingsDict>,
-    },
-    SetDeviceAutoconnect {
-        id: u32,
-        value: bool,
-        reply: Reply<()>,
-    },
+    DeviceByIface { iface: String, reply: Reply<OwnedObjectPath> },
+    Activate { connection: OwnedObjectPath, device: OwnedObjectPath, reply: Reply<OwnedObjectPath> },
+    AddAndActivate { dict: SettingsDict, device: OwnedObjectPath, reply: Reply<(OwnedObjectPath, OwnedObjectPath)> },
+    Deactivate { active: OwnedObjectPath, reply: Reply<()> },
+    EnableNetworking { enable: bool, reply: Reply<()> },
+    ConnectionByUuid { uuid: String, reply: Reply<OwnedObjectPath> },
+    AddConnection { dict: SettingsDict, save: bool, reply: Reply<OwnedObjectPath> },
+    UpdateConnection { id: u32, dict: SettingsDict, reply: Reply<()> },
+    DeleteConnection { id: u32, reply: Reply<()> },
+    GetSecrets { id: u32, setting: String, reply: Reply<SettingsDict> },
+    DeviceDisconnect { id: u32, reply: Reply<()> },
+    AppliedConnection { id: u32, reply: Reply<SettingsDict> },
+    SetDeviceAutoconnect { id: u32, value: bool, reply: Reply<()> },
 }
 
 struct Profile {
@@ -198,10 +153,7 @@ pub struct Engine {
 }
 
 fn err_unknown_connection(what: &str) -> NmError {
-    NmError::manager(
-        "UnknownConnection",
-        format!("Connection '{what}' is not known"),
-    )
+    NmError::manager("UnknownConnection", format!("Connection '{what}' is not known"))
 }
 
 impl Engine {
@@ -223,36 +175,11 @@ impl Engine {
             ..Default::default()
         });
         let server = bus.object_server();
-        server
-            .at("/org/freedesktop", zbus::fdo::ObjectManager)
-            .await?;
-        server
-            .at(
-                NM_PATH,
-                ManagerIface {
-                    props: manager.clone(),
-                    engine: handle.clone(),
-                },
-            )
-            .await?;
-        server
-            .at(
-                SETTINGS_PATH,
-                SettingsIface {
-                    props: settings.clone(),
-                    engine: handle.clone(),
-                },
-            )
-            .await?;
+        server.at("/org/freedesktop", zbus::fdo::ObjectManager).await?;
+        server.at(NM_PATH, ManagerIface { props: manager.clone(), engine: handle.clone() }).await?;
+        server.at(SETTINGS_PATH, SettingsIface { props: settings.clone(), engine: handle.clone() }).await?;
         server.at(AGENT_MANAGER_PATH, AgentManagerIface).await?;
-        server
-            .at(
-                DNS_MANAGER_PATH,
-                DnsManagerIface {
-                    props: dns_props.clone(),
-                },
-            )
-            .await?;
+        server.at(DNS_MANAGER_PATH, DnsManagerIface { props: dns_props.clone() }).await?;
         let timestamps = state_files::load_timestamps(&paths);
         let engine = Engine {
             bus,
@@ -318,55 +245,33 @@ impl Engine {
     async fn call(&mut self, call: Call) {
         match call {
             Call::DeviceByIface { iface, reply } => {
-                let r = self
-                    .devices
-                    .values()
-                    .find(|d| d.name == iface)
-                    .map(|d| d.path.clone())
-                    .ok_or_else(|| {
-                        NmError::manager(
-                            "UnknownDevice",
-                            format!("No device found for the requested iface '{iface}'"),
-                        )
-                    });
+                let r = self.devices.values().find(|d| d.name == iface).map(|d| d.path.clone()).ok_or_else(|| {
+                    NmError::manager("UnknownDevice", format!("No device found for the requested iface '{iface}'"))
+                });
                 let _ = reply.send(r);
             }
-            Call::Activate {
-                connection,
-                device,
-                reply,
-            } => {
+            Call::Activate { connection, device, reply } => {
                 let r = self.activate_call(&connection, &device).await;
                 let _ = reply.send(r);
             }
-            Call::AddAndActivate {
-                dict,
-                device,
-                reply,
-            } => {
+            Call::AddAndActivate { dict, device, reply } => {
                 let r = self.add_and_activate(dict, &device).await;
                 let _ = reply.send(r);
             }
             Call::Deactivate { active, reply } => {
-                let id = self
-                    .actives
-                    .iter()
-                    .find(|(_, a)| a.path == active)
-                    .map(|(id, _)| *id);
+                let id = self.actives.iter().find(|(_, a)| a.path == active).map(|(id, _)| *id);
                 let r = match id {
                     Some(id) => {
                         let profile = self.actives[&id].profile;
                         if let Some(uuid) = self.profiles.get(&profile).map(|p| p.uuid.clone()) {
                             self.retries_for(&uuid).blocked_by_user = true;
                         }
-                        self.deactivate(id, reason::USER_REQUESTED, ac_reason::USER_DISCONNECTED)
-                            .await;
+                        self.deactivate(id, reason::USER_REQUESTED, ac_reason::USER_DISCONNECTED).await;
                         Ok(())
                     }
-                    None => Err(NmError::manager(
-                        "ConnectionNotActive",
-                        format!("The connection {active} was not active"),
-                    )),
+                    None => {
+                        Err(NmError::manager("ConnectionNotActive", format!("The connection {active} was not active")))
+                    }
                 };
                 let _ = reply.send(r);
             }
@@ -383,8 +288,7 @@ impl Engine {
                 if !enable {
                     let ids: Vec<u32> = self.actives.keys().copied().collect();
                     for id in ids {
-                        self.deactivate(id, reason::USER_REQUESTED, ac_reason::USER_DISCONNECTED)
-                            .await;
+                        self.deactivate(id, reason::USER_REQUESTED, ac_reason::USER_DISCONNECTED).await;
                     }
                 } else {
                     self.autoconnect_all().await;
@@ -401,10 +305,7 @@ impl Engine {
                 let _ = reply.send(r);
             }
             Call::AddConnection { dict, save, reply } => {
-                let r = self
-                    .add_connection(dict, save)
-                    .await
-                    .map(|id| self.profiles[&id].path.clone());
+                let r = self.add_connection(dict, save).await.map(|id| self.profiles[&id].path.clone());
                 let _ = reply.send(r);
             }
             Call::UpdateConnection { id, dict, reply } => {
@@ -425,8 +326,7 @@ impl Engine {
                         if let Some(d) = self.devices.get_mut(&id) {
                             d.autoconnect = false;
                         }
-                        self.deactivate(ac, reason::USER_REQUESTED, ac_reason::USER_DISCONNECTED)
-                            .await;
+                        self.deactivate(ac, reason::USER_REQUESTED, ac_reason::USER_DISCONNECTED).await;
                         self.device_autoconnect_changed(id).await;
                         Ok(())
                     }
@@ -462,35 +362,19 @@ impl Engine {
             return;
         };
         d.props.lock().autoconnect = d.autoconnect;
-        emit_changed(
-            &self.bus,
-            &d.path,
-            DEVICE_IFACE,
-            vec![("Autoconnect", Variant::from(d.autoconnect))],
-        )
-        .await;
+        emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![("Autoconnect", Variant::from(d.autoconnect))]).await;
     }
 
     fn profile_by_path(&self, path: &OwnedObjectPath) -> Option<u32> {
-        self.profiles
-            .iter()
-            .find(|(_, p)| &p.path == path)
-            .map(|(id, _)| *id)
+        self.profiles.iter().find(|(_, p)| &p.path == path).map(|(id, _)| *id)
     }
 
     fn device_by_path(&self, path: &OwnedObjectPath) -> Option<u32> {
-        self.devices
-            .iter()
-            .find(|(_, d)| &d.path == path)
-            .map(|(id, _)| *id)
+        self.devices.iter().find(|(_, d)| &d.path == path).map(|(id, _)| *id)
     }
 
     fn view(d: &Device) -> DeviceView<'_> {
-        DeviceView {
-            name: &d.name,
-            kind: d.kind,
-            perm_mac: d.perm_mac.as_deref(),
-        }
+        DeviceView { name: &d.name, kind: d.kind, perm_mac: d.perm_mac.as_deref() }
     }
 
     async fn activate_call(
@@ -501,25 +385,21 @@ impl Engine {
         let device_id = if device.as_str() == "/" {
             None
         } else {
-            Some(self.device_by_path(device).ok_or_else(|| {
-                NmError::manager("UnknownDevice", format!("Device '{device}' not found"))
-            })?)
+            Some(
+                self.device_by_path(device)
+                    .ok_or_else(|| NmError::manager("UnknownDevice", format!("Device '{device}' not found")))?,
+            )
         };
         let profile_id = if connection.as_str() == "/" {
             // "Choose the best profile for this device" (nmcli device connect).
-            let dev = device_id.ok_or_else(|| {
-                NmError::manager("UnknownDevice", "a device is needed to choose a profile")
-            })?;
+            let dev =
+                device_id.ok_or_else(|| NmError::manager("UnknownDevice", "a device is needed to choose a profile"))?;
             let name = self.devices[&dev].name.clone();
             self.best_profile(dev, false).ok_or_else(|| {
-                NmError::manager(
-                    "UnknownConnection",
-                    format!("No suitable connection found for device {name}"),
-                )
+                NmError::manager("UnknownConnection", format!("No suitable connection found for device {name}"))
             })?
         } else {
-            self.profile_by_path(connection)
-                .ok_or_else(|| err_unknown_connection(connection.as_str()))?
+            self.profile_by_path(connection).ok_or_else(|| err_unknown_connection(connection.as_str()))?
         };
         let device_id = match device_id {
             Some(d) => d,
@@ -541,83 +421,45 @@ impl Engine {
             .filter(|(_, d)| d.managed && policy::compatible(&conn, &Self::view(d)))
             .map(|(id, _)| id)
             .collect();
-        let ready = fits
-            .iter()
-            .find(|id| self.devices[id].state >= DeviceState::Disconnected);
+        let ready = fits.iter().find(|id| self.devices[id].state >= DeviceState::Disconnected);
         match (ready, fits.first()) {
             (Some(id), _) => Ok(**id),
             (None, Some(id)) => Err(NmError::manager(
                 "ConnectionNotAvailable",
-                format!(
-                    "device {} not available because device has no carrier",
-                    self.devices[id].name
-                ),
+                format!("device {} not available because device has no carrier", self.devices[id].name),
             )),
-            (None, None) => Err(NmError::manager(
-                "UnknownDevice",
-                "No suitable device found for this connection",
-            )),
+            (None, None) => Err(NmError::manager("UnknownDevice", "No suitable device found for this connection")),
         }
     }
 
     fn best_profile(&self, device: u32, auto: bool) -> Option<u32> {
         let d = &self.devices[&device];
         let now = Instant::now();
-        let active_elsewhere: Vec<u32> = self
-            .actives
-            .values()
-            .filter(|a| a.device != device)
-            .map(|a| a.profile)
-            .collect();
+        let active_elsewhere: Vec<u32> =
+            self.actives.values().filter(|a| a.device != device).map(|a| a.profile).collect();
         let conns: Vec<(u32, Connection, u64)> = self
             .profiles
             .iter()
             .filter(|(id, _)| !active_elsewhere.contains(id))
-            .map(|(id, p)| {
-                (
-                    *id,
-                    p.conn(),
-                    self.timestamps.get(&p.uuid).copied().unwrap_or(0),
-                )
-            })
+            .map(|(id, p)| (*id, p.conn(), self.timestamps.get(&p.uuid).copied().unwrap_or(0)))
             .filter(|(_, c, _)| !auto || policy::autoconnects(c))
             .filter(|(_, c, _)| {
-                !auto
-                    || self
-                        .retries
-                        .get(c.uuid().unwrap_or_default())
-                        .is_none_or(|r| r.may_autoconnect(now))
+                !auto || self.retries.get(c.uuid().unwrap_or_default()).is_none_or(|r| r.may_autoconnect(now))
             })
             .collect();
         policy::best(
             &Self::view(d),
-            conns.iter().map(|(id, conn, ts)| Candidate {
-                id: *id,
-                conn,
-                timestamp: *ts,
-                system: true,
-            }),
+            conns.iter().map(|(id, conn, ts)| Candidate { id: *id, conn, timestamp: *ts, system: true }),
         )
     }
 
     fn retries_for(&mut self, uuid: &str) -> &mut Retries {
-        let conn = self
-            .profiles
-            .values()
-            .find(|p| p.uuid == uuid)
-            .map(|p| p.conn())
-            .unwrap_or_default();
-        self.retries
-            .entry(uuid.to_string())
-            .or_insert_with(|| Retries::new(&conn))
+        let conn = self.profiles.values().find(|p| p.uuid == uuid).map(|p| p.conn()).unwrap_or_default();
+        self.retries.entry(uuid.to_string()).or_insert_with(|| Retries::new(&conn))
     }
 
     fn retries_for_profile(&mut self, profile: u32) -> &mut Retries {
-        let uuid = self
-            .profiles
-            .get(&profile)
-            .map(|p| p.uuid.clone())
-            .unwrap_or_default();
+        let uuid = self.profiles.get(&profile).map(|p| p.uuid.clone()).unwrap_or_default();
         self.retries_for(&uuid)
     }
 
@@ -626,21 +468,17 @@ impl Engine {
         mut dict: SettingsDict,
         device: &OwnedObjectPath,
     ) -> Result<(OwnedObjectPath, OwnedObjectPath), NmError> {
-        let dev = self.device_by_path(device).ok_or_else(|| {
-            NmError::manager("UnknownDevice", format!("Device '{device}' not found"))
-        })?;
+        let dev = self
+            .device_by_path(device)
+            .ok_or_else(|| NmError::manager("UnknownDevice", format!("Device '{device}' not found")))?;
         // Complete the partial profile from the device, as NetworkManager does
         // for `nmcli device connect`.
         let (name, kind) = (self.devices[&dev].name.clone(), self.devices[&dev].kind);
         let c = dict.entry("connection".into()).or_default();
-        c.entry("type".into())
-            .or_insert_with(|| Value::Str(kind.connection_type().into()));
-        c.entry("id".into())
-            .or_insert_with(|| Value::Str(name.clone()));
-        c.entry("uuid".into())
-            .or_insert_with(|| Value::Str(uuid::Uuid::new_v4().to_string()));
-        c.entry("interface-name".into())
-            .or_insert_with(|| Value::Str(name.clone()));
+        c.entry("type".into()).or_insert_with(|| Value::Str(kind.connection_type().into()));
+        c.entry("id".into()).or_insert_with(|| Value::Str(name.clone()));
+        c.entry("uuid".into()).or_insert_with(|| Value::Str(uuid::Uuid::new_v4().to_string()));
+        c.entry("interface-name".into()).or_insert_with(|| Value::Str(name.clone()));
         let profile = self.add_connection(dict, true).await?;
         let path = self.profiles[&profile].path.clone();
         let ac = self.activate(profile, dev, true, false).await?;
@@ -654,91 +492,55 @@ impl Engine {
         Ok(validate::normalize_and_validate(conn)?)
     }
 
-    async fn remote_settings(
-        &self,
-    ) -> Result<nm_dbus::settings_service::SettingsProxy<'static>, NmError> {
-        settings_view::settings_proxy(&self.bus)
-            .await
-            .map_err(NmError::from)
+    async fn remote_settings(&self) -> Result<nm_dbus::settings_service::SettingsProxy<'static>, NmError> {
+        settings_view::settings_proxy(&self.bus).await.map_err(NmError::from)
     }
 
     async fn add_connection(&mut self, dict: SettingsDict, _save: bool) -> Result<u32, NmError> {
         let conn = Self::parse(&dict)?;
         let uuid = conn.uuid().unwrap_or_default().to_string();
         if self.profiles.values().any(|p| p.uuid == uuid) {
-            return Err(NmError::settings(
-                "UuidExists",
-                format!("a profile with the uuid {uuid} already exists"),
-            ));
+            return Err(NmError::settings("UuidExists", format!("a profile with the uuid {uuid} already exists")));
         }
-        let wire =
-            settings_to_wire(&dbus_dict::to_dbus(&conn, true)).map_err(|e| NmError::failed(e.0))?;
-        let remote = self
-            .remote_settings()
-            .await?
-            .add_connection(wire)
-            .await
-            .map_err(NmError::from)?;
+        let wire = settings_to_wire(&dbus_dict::to_dbus(&conn, true)).map_err(|e| NmError::failed(e.0))?;
+        let remote = self.remote_settings().await?.add_connection(wire).await.map_err(NmError::from)?;
         // The service's NewConnection signal may already be queued; the
         // profile is matched by its remote path then, and not added twice.
-        Ok(self
-            .profile_loaded(remote, conn.without_secrets(), true)
-            .await)
+        Ok(self.profile_loaded(remote, conn.without_secrets(), true).await)
     }
 
     async fn update_connection(&mut self, id: u32, dict: SettingsDict) -> Result<(), NmError> {
-        let profile = self
-            .profiles
-            .get(&id)
-            .ok_or_else(|| err_unknown_connection(&id.to_string()))?;
+        let profile = self.profiles.get(&id).ok_or_else(|| err_unknown_connection(&id.to_string()))?;
         let conn = Self::parse(&dict)?;
         if Some(profile.uuid.as_str()) != conn.uuid() {
-            return Err(NmError::connection(
-                "InvalidProperty",
-                "connection.uuid: the uuid of a profile cannot change",
-            ));
+            return Err(NmError::connection("InvalidProperty", "connection.uuid: the uuid of a profile cannot change"));
         }
         let remote = profile.remote.clone();
-        let wire =
-            settings_to_wire(&dbus_dict::to_dbus(&conn, true)).map_err(|e| NmError::failed(e.0))?;
-        let proxy = settings_view::connection_proxy(&self.bus, &remote)
-            .await
-            .map_err(NmError::from)?;
+        let wire = settings_to_wire(&dbus_dict::to_dbus(&conn, true)).map_err(|e| NmError::failed(e.0))?;
+        let proxy = settings_view::connection_proxy(&self.bus, &remote).await.map_err(NmError::from)?;
         proxy.update(wire).await.map_err(NmError::from)?;
         self.profile_changed(id, conn.without_secrets()).await;
         Ok(())
     }
 
     async fn delete_connection(&mut self, id: u32) -> Result<(), NmError> {
-        let remote = self
-            .profiles
-            .get(&id)
-            .map(|p| p.remote.clone())
-            .ok_or_else(|| err_unknown_connection(&id.to_string()))?;
+        let remote =
+            self.profiles.get(&id).map(|p| p.remote.clone()).ok_or_else(|| err_unknown_connection(&id.to_string()))?;
         // Rule B3: an active connection never points at a missing profile.
-        self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED)
-            .await;
-        let proxy = settings_view::connection_proxy(&self.bus, &remote)
-            .await
-            .map_err(NmError::from)?;
+        self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED).await;
+        let proxy = settings_view::connection_proxy(&self.bus, &remote).await.map_err(NmError::from)?;
         proxy.delete().await.map_err(NmError::from)?;
         self.profile_removed(id).await;
         Ok(())
     }
 
     async fn get_secrets(&self, id: u32, setting: &str) -> Result<SettingsDict, NmError> {
-        let remote = self
-            .profiles
-            .get(&id)
-            .map(|p| p.remote.clone())
-            .ok_or_else(|| err_unknown_connection(&id.to_string()))?;
-        let proxy = zbus::Proxy::new(&self.bus, SYSTEM_SETTINGS, remote, SECRETS_INTERFACE)
-            .await
-            .map_err(NmError::from)?;
-        let wire: nm_dbus::WireSettings = proxy
-            .call("GetSecrets", &(setting, Vec::<String>::new(), false))
-            .await
-            .map_err(NmError::from)?;
+        let remote =
+            self.profiles.get(&id).map(|p| p.remote.clone()).ok_or_else(|| err_unknown_connection(&id.to_string()))?;
+        let proxy =
+            zbus::Proxy::new(&self.bus, SYSTEM_SETTINGS, remote, SECRETS_INTERFACE).await.map_err(NmError::from)?;
+        let wire: nm_dbus::WireSettings =
+            proxy.call("GetSecrets", &(setting, Vec::<String>::new(), false)).await.map_err(NmError::from)?;
         settings_from_wire(&wire).map_err(|e| NmError::failed(e.0))
     }
 
@@ -752,15 +554,9 @@ impl Engine {
                         Err(e) => warn!("profile {remote} from {SYSTEM_SETTINGS} is invalid: {e}"),
                     }
                 }
-                let gone: Vec<u32> = self
-                    .profiles
-                    .keys()
-                    .filter(|id| !seen.contains(id))
-                    .copied()
-                    .collect();
+                let gone: Vec<u32> = self.profiles.keys().filter(|id| !seen.contains(id)).copied().collect();
                 for id in gone {
-                    self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED)
-                        .await;
+                    self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED).await;
                     self.profile_removed(id).await;
                 }
                 self.settings_known = true;
@@ -781,36 +577,24 @@ impl Engine {
                 Err(e) => warn!("new profile {remote} is invalid: {e}"),
             },
             SettingsEvent::Updated(remote, dict) => {
-                let Some(id) = self
-                    .profiles
-                    .iter()
-                    .find(|(_, p)| p.remote == remote)
-                    .map(|(id, _)| *id)
-                else {
+                let Some(id) = self.profiles.iter().find(|(_, p)| p.remote == remote).map(|(id, _)| *id) else {
                     return;
                 };
                 match Self::parse(&dict) {
                     Ok(conn) => self.profile_changed(id, conn).await,
                     Err(e) => {
                         warn!("profile {remote} was updated into an invalid one: {e}; dropping it");
-                        self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED)
-                            .await;
+                        self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED).await;
                         self.profile_removed(id).await;
                     }
                 }
                 self.autoconnect_all().await;
             }
             SettingsEvent::Removed(remote) => {
-                let Some(id) = self
-                    .profiles
-                    .iter()
-                    .find(|(_, p)| p.remote == remote)
-                    .map(|(id, _)| *id)
-                else {
+                let Some(id) = self.profiles.iter().find(|(_, p)| p.remote == remote).map(|(id, _)| *id) else {
                     return;
                 };
-                self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED)
-                    .await;
+                self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED).await;
                 self.profile_removed(id).await;
             }
         }
@@ -825,19 +609,9 @@ impl Engine {
 
     /// A profile the service has: new (exported), or known by uuid (updated,
     /// its remote path refreshed). Returns its id.
-    async fn profile_loaded(
-        &mut self,
-        remote: OwnedObjectPath,
-        conn: Connection,
-        _ours: bool,
-    ) -> u32 {
+    async fn profile_loaded(&mut self, remote: OwnedObjectPath, conn: Connection, _ours: bool) -> u32 {
         let uuid = conn.uuid().unwrap_or_default().to_string();
-        if let Some(id) = self
-            .profiles
-            .iter()
-            .find(|(_, p)| p.uuid == uuid || p.remote == remote)
-            .map(|(id, _)| *id)
-        {
+        if let Some(id) = self.profiles.iter().find(|(_, p)| p.uuid == uuid || p.remote == remote).map(|(id, _)| *id) {
             if let Some(p) = self.profiles.get_mut(&id) {
                 p.remote = remote;
             }
@@ -846,38 +620,17 @@ impl Engine {
         }
         let id = next(&mut self.counters.profile);
         let path = api::path("Settings", id);
-        let props = Props::new(ConnectionProps {
-            conn: self.with_timestamp(conn),
-            unsaved: false,
-            filename: String::new(),
-        });
-        let iface = ConnectionIface {
-            id,
-            props: props.clone(),
-            engine: self.handle.clone(),
-        };
+        let props =
+            Props::new(ConnectionProps { conn: self.with_timestamp(conn), unsaved: false, filename: String::new() });
+        let iface = ConnectionIface { id, props: props.clone(), engine: self.handle.clone() };
         if let Err(e) = self.bus.object_server().at(&path, iface).await {
             warn!("exporting {path}: {e}");
         }
-        self.profiles.insert(
-            id,
-            Profile {
-                path: path.clone(),
-                remote,
-                uuid,
-                props,
-            },
-        );
-        let connections: Vec<OwnedObjectPath> =
-            self.profiles.values().map(|p| p.path.clone()).collect();
+        self.profiles.insert(id, Profile { path: path.clone(), remote, uuid, props });
+        let connections: Vec<OwnedObjectPath> = self.profiles.values().map(|p| p.path.clone()).collect();
         self.settings.lock().connections = connections.clone();
-        emit_changed(
-            &self.bus,
-            &settings_path(),
-            SETTINGS_IFACE,
-            vec![("Connections", Variant::from(connections))],
-        )
-        .await;
+        emit_changed(&self.bus, &settings_path(), SETTINGS_IFACE, vec![("Connections", Variant::from(connections))])
+            .await;
         if let Ok(emitter) = SignalEmitter::new(&self.bus, SETTINGS_PATH) {
             let _ = SettingsIface::new_connection(&emitter, path).await;
         }
@@ -912,35 +665,20 @@ impl Engine {
         if let Ok(emitter) = SignalEmitter::new(&self.bus, p.path.clone()) {
             let _ = ConnectionIface::removed(&emitter).await;
         }
-        let connections: Vec<OwnedObjectPath> =
-            self.profiles.values().map(|p| p.path.clone()).collect();
+        let connections: Vec<OwnedObjectPath> = self.profiles.values().map(|p| p.path.clone()).collect();
         self.settings.lock().connections = connections.clone();
-        emit_changed(
-            &self.bus,
-            &settings_path(),
-            SETTINGS_IFACE,
-            vec![("Connections", Variant::from(connections))],
-        )
-        .await;
+        emit_changed(&self.bus, &settings_path(), SETTINGS_IFACE, vec![("Connections", Variant::from(connections))])
+            .await;
         if let Ok(emitter) = SignalEmitter::new(&self.bus, SETTINGS_PATH) {
             let _ = SettingsIface::connection_removed(&emitter, p.path.clone()).await;
         }
-        let _ = self
-            .bus
-            .object_server()
-            .remove::<ConnectionIface, _>(&p.path)
-            .await;
+        let _ = self.bus.object_server().remove::<ConnectionIface, _>(&p.path).await;
         self.retries.remove(&p.uuid);
         self.refresh_available().await;
     }
 
     async fn deactivate_profile(&mut self, profile: u32, why: u32) {
-        let acs: Vec<u32> = self
-            .actives
-            .iter()
-            .filter(|(_, a)| a.profile == profile)
-            .map(|(id, _)| *id)
-            .collect();
+        let acs: Vec<u32> = self.actives.iter().filter(|(_, a)| a.profile == profile).map(|(id, _)| *id).collect();
         for ac in acs {
             self.deactivate(ac, reason::CONNECTION_REMOVED, why).await;
         }
@@ -948,19 +686,12 @@ impl Engine {
 
     /// Recomputes every device's `AvailableConnections`.
     async fn refresh_available(&mut self) {
-        let conns: Vec<(OwnedObjectPath, Connection)> = self
-            .profiles
-            .values()
-            .map(|p| (p.path.clone(), p.conn()))
-            .collect();
+        let conns: Vec<(OwnedObjectPath, Connection)> =
+            self.profiles.values().map(|p| (p.path.clone(), p.conn())).collect();
         let mut changes = Vec::new();
         for d in self.devices.values() {
             let list: Vec<OwnedObjectPath> = if d.managed {
-                conns
-                    .iter()
-                    .filter(|(_, c)| policy::compatible(c, &Self::view(d)))
-                    .map(|(p, _)| p.clone())
-                    .collect()
+                conns.iter().filter(|(_, c)| policy::compatible(c, &Self::view(d))).map(|(p, _)| p.clone()).collect()
             } else {
                 vec![]
             };
@@ -971,13 +702,7 @@ impl Engine {
             }
         }
         for (path, list) in changes {
-            emit_changed(
-                &self.bus,
-                &path,
-                DEVICE_IFACE,
-                vec![("AvailableConnections", Variant::from(list))],
-            )
-            .await;
+            emit_changed(&self.bus, &path, DEVICE_IFACE, vec![("AvailableConnections", Variant::from(list))]).await;
         }
     }
 
@@ -993,9 +718,7 @@ impl Engine {
                 }
             }
             PlatformEvent::LinkRemoved { ifindex, .. } => self.link_removed(ifindex).await,
-            PlatformEvent::AddressAdded(_)
-            | PlatformEvent::AddressRemoved(_)
-            | PlatformEvent::Resynced => {}
+            PlatformEvent::AddressAdded(_) | PlatformEvent::AddressRemoved(_) | PlatformEvent::Resynced => {}
         }
     }
 
@@ -1004,56 +727,34 @@ impl Engine {
             name: link.name.clone(),
             kind: device_type(&link.kind),
             driver: link.driver.clone(),
-            mac: link
-                .perm_mac
-                .as_ref()
-                .or(link.mac.as_ref())
-                .map(|m| format_mac(m)),
+            mac: link.perm_mac.as_ref().or(link.mac.as_ref()).map(|m| format_mac(m)),
             physical: link.physical,
         }
     }
 
     async fn link_appeared(&mut self, link: Link) {
         let facts = Self::facts(&link);
-        let managed = is_managed(
-            &facts,
-            &self.config.core.managed,
-            &self.config.core.unmanaged,
-        );
+        let managed = is_managed(&facts, &self.config.core.managed, &self.config.core.unmanaged);
         let id = next(&mut self.counters.device);
         let path = api::path("Devices", id);
         let kind = facts.kind;
-        let state = if managed {
-            DeviceState::Unavailable
-        } else {
-            DeviceState::Unmanaged
-        };
+        let state = if managed { DeviceState::Unavailable } else { DeviceState::Unmanaged };
         let props = Props::new(DeviceProps {
             interface: link.name.clone(),
             driver: link.driver.clone().unwrap_or_default(),
             device_type: kind.number(),
             state: state as u32,
-            reason: if managed {
-                reason::NOW_MANAGED
-            } else {
-                reason::NONE
-            },
+            reason: if managed { reason::NOW_MANAGED } else { reason::NONE },
             managed,
             autoconnect: true,
             active_connection: root(),
             available_connections: vec![],
             hw_address: link.mac.as_deref().map(format_mac).unwrap_or_default(),
-            perm_hw_address: link
-                .perm_mac
-                .as_deref()
-                .or(link.mac.as_deref())
-                .map(format_mac)
-                .unwrap_or_default(),
+            perm_hw_address: link.perm_mac.as_deref().or(link.mac.as_deref()).map(format_mac).unwrap_or_default(),
             mtu: link.mtu,
             carrier: link.carrier,
             ip4_config: root(),
             ip6_config: root(),
-            ifindex: link.ifindex,
             interface_flags: iface_flags(&link),
             type_description: kind.description().into(),
             software: !link.physical,
@@ -1062,43 +763,13 @@ impl Engine {
         let exported = async {
             // The type interface first: `.Device` alone does not make a device for libnm.
             match kind {
-                DeviceType::Ethernet | DeviceType::Veth => server
-                    .at(
-                        &path,
-                        WiredIface {
-                            props: props.clone(),
-                        },
-                    )
-                    .await
-                    .map(|_| ())?,
-                _ => server
-                    .at(
-                        &path,
-                        GenericIface {
-                            props: props.clone(),
-                        },
-                    )
-                    .await
-                    .map(|_| ())?,
+                DeviceType::Ethernet | DeviceType::Veth => {
+                    server.at(&path, WiredIface { props: props.clone() }).await.map(|_| ())?
+                }
+                _ => server.at(&path, GenericIface { props: props.clone() }).await.map(|_| ())?,
             };
-            server
-                .at(
-                    &path,
-                    StatisticsIface {
-                        props: props.clone(),
-                    },
-                )
-                .await?;
-            server
-                .at(
-                    &path,
-                    DeviceIface {
-                        id,
-                        props: props.clone(),
-                        engine: self.handle.clone(),
-                    },
-                )
-                .await
+            server.at(&path, StatisticsIface { props: props.clone() }).await?;
+            server.at(&path, DeviceIface { id, props: props.clone(), engine: self.handle.clone() }).await
         };
         if let Err(e) = exported.await {
             warn!("exporting device {}: {e}", link.name);
@@ -1128,10 +799,7 @@ impl Engine {
             &self.bus,
             &nm_path(),
             NM_IFACE,
-            vec![
-                ("Devices", Variant::from(devices.clone())),
-                ("AllDevices", Variant::from(devices)),
-            ],
+            vec![("Devices", Variant::from(devices.clone())), ("AllDevices", Variant::from(devices))],
         )
         .await;
         if let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH) {
@@ -1149,8 +817,7 @@ impl Engine {
                 }
             }
             if link.carrier || !kind.needs_carrier() {
-                self.set_device_state(id, DeviceState::Disconnected, reason::CARRIER)
-                    .await;
+                self.set_device_state(id, DeviceState::Disconnected, reason::CARRIER).await;
             }
             if self.settings_known {
                 self.assume_recorded().await;
@@ -1160,12 +827,7 @@ impl Engine {
     }
 
     async fn link_changed(&mut self, link: Link) {
-        let Some(id) = self
-            .devices
-            .iter()
-            .find(|(_, d)| d.ifindex == link.ifindex)
-            .map(|(id, _)| *id)
-        else {
+        let Some(id) = self.devices.iter().find(|(_, d)| d.ifindex == link.ifindex).map(|(id, _)| *id) else {
             return;
         };
         let (old_carrier, managed, state, path, kind) = {
@@ -1205,13 +867,7 @@ impl Engine {
         }
         emit_changed(&self.bus, &path, DEVICE_IFACE, changed).await;
         if carrier_changed && matches!(kind, DeviceType::Ethernet | DeviceType::Veth) {
-            emit_changed(
-                &self.bus,
-                &path,
-                WIRED_IFACE,
-                vec![("Carrier", Variant::from(link.carrier))],
-            )
-            .await;
+            emit_changed(&self.bus, &path, WIRED_IFACE, vec![("Carrier", Variant::from(link.carrier))]).await;
         }
         if !managed || !carrier_changed || !kind.needs_carrier() {
             return;
@@ -1222,8 +878,7 @@ impl Engine {
             }
             if state == DeviceState::Unavailable {
                 info!(device = %link.name, "carrier is back");
-                self.set_device_state(id, DeviceState::Disconnected, reason::CARRIER)
-                    .await;
+                self.set_device_state(id, DeviceState::Disconnected, reason::CARRIER).await;
                 self.autoconnect_all().await;
             }
         } else {
@@ -1233,8 +888,7 @@ impl Engine {
                 d.carrier_lost = Some(since);
             }
             if state == DeviceState::Disconnected {
-                self.set_device_state(id, DeviceState::Unavailable, reason::CARRIER)
-                    .await;
+                self.set_device_state(id, DeviceState::Unavailable, reason::CARRIER).await;
             } else if state > DeviceState::Disconnected {
                 self.schedule(
                     Duration::from_millis(self.config.core.carrier_grace_ms),
@@ -1245,17 +899,11 @@ impl Engine {
     }
 
     async fn link_removed(&mut self, ifindex: u32) {
-        let Some(id) = self
-            .devices
-            .iter()
-            .find(|(_, d)| d.ifindex == ifindex)
-            .map(|(id, _)| *id)
-        else {
+        let Some(id) = self.devices.iter().find(|(_, d)| d.ifindex == ifindex).map(|(id, _)| *id) else {
             return;
         };
         if let Some(ac) = self.devices[&id].active {
-            self.deactivate(ac, reason::REMOVED, ac_reason::DEVICE_REMOVED)
-                .await;
+            self.deactivate(ac, reason::REMOVED, ac_reason::DEVICE_REMOVED).await;
         }
         let Some(d) = self.devices.remove(&id) else {
             return;
@@ -1272,10 +920,7 @@ impl Engine {
             &self.bus,
             &nm_path(),
             NM_IFACE,
-            vec![
-                ("Devices", Variant::from(devices.clone())),
-                ("AllDevices", Variant::from(devices)),
-            ],
+            vec![("Devices", Variant::from(devices.clone())), ("AllDevices", Variant::from(devices))],
         )
         .await;
         if let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH) {
@@ -1305,15 +950,11 @@ impl Engine {
             &self.bus,
             &path,
             DEVICE_IFACE,
-            vec![
-                ("State", Variant::from(state as u32)),
-                ("StateReason", Variant::from((state as u32, why))),
-            ],
+            vec![("State", Variant::from(state as u32)), ("StateReason", Variant::from((state as u32, why)))],
         )
         .await;
         if let Ok(emitter) = SignalEmitter::new(&self.bus, path) {
-            let _ =
-                DeviceIface::state_changed_signal(&emitter, state as u32, old as u32, why).await;
+            let _ = DeviceIface::state_changed_signal(&emitter, state as u32, old as u32, why).await;
         }
     }
 
@@ -1330,9 +971,7 @@ impl Engine {
             .filter_map(|a| self.devices.get(&a.device))
             .map(|d| d.metric)
             .collect();
-        (base..base + 50)
-            .find(|m| !used.contains(m))
-            .unwrap_or(base)
+        (base..base + 50).find(|m| !used.contains(m)).unwrap_or(base)
     }
 
     async fn activate(
@@ -1352,10 +991,7 @@ impl Engine {
             ));
         }
         if !self.networking_enabled {
-            return Err(NmError::manager(
-                "ConnectionNotAvailable",
-                "networking is disabled",
-            ));
+            return Err(NmError::manager("ConnectionNotAvailable", "networking is disabled"));
         }
         let conn = self
             .profiles
@@ -1384,18 +1020,12 @@ impl Engine {
         }
         // One activation per device, and a profile on one device at a time.
         if let Some(old) = d.active {
-            self.deactivate(old, reason::NEW_ACTIVATION, ac_reason::DEVICE_DISCONNECTED)
-                .await;
+            self.deactivate(old, reason::NEW_ACTIVATION, ac_reason::DEVICE_DISCONNECTED).await;
         }
-        let elsewhere: Vec<u32> = self
-            .actives
-            .iter()
-            .filter(|(_, a)| a.profile == profile)
-            .map(|(id, _)| *id)
-            .collect();
+        let elsewhere: Vec<u32> =
+            self.actives.iter().filter(|(_, a)| a.profile == profile).map(|(id, _)| *id).collect();
         for ac in elsewhere {
-            self.deactivate(ac, reason::NEW_ACTIVATION, ac_reason::DEVICE_DISCONNECTED)
-                .await;
+            self.deactivate(ac, reason::NEW_ACTIVATION, ac_reason::DEVICE_DISCONNECTED).await;
         }
 
         let recorded = state_files::load_device(&self.paths, self.devices[&device].ifindex);
@@ -1427,17 +1057,7 @@ impl Engine {
             ip6_config: root(),
         });
         // Rule B1: the object is on the bus before the reply names it.
-        if let Err(e) = self
-            .bus
-            .object_server()
-            .at(
-                &path,
-                ActiveIface {
-                    props: props.clone(),
-                },
-            )
-            .await
-        {
+        if let Err(e) = self.bus.object_server().at(&path, ActiveIface { props: props.clone() }).await {
             return Err(NmError::failed(format!("exporting {path}: {e}")));
         }
         self.actives.insert(
@@ -1459,39 +1079,26 @@ impl Engine {
             d.active = Some(id);
             d.props.lock().active_connection = path.clone();
         }
-        emit_changed(
-            &self.bus,
-            &dev_path,
-            DEVICE_IFACE,
-            vec![("ActiveConnection", Variant::from(path.clone()))],
-        )
-        .await;
+        emit_changed(&self.bus, &dev_path, DEVICE_IFACE, vec![("ActiveConnection", Variant::from(path.clone()))]).await;
         self.publish_actives().await;
         info!(device = %name, uuid = conn.uuid().unwrap_or_default(), "activating '{}'", conn.id().unwrap_or_default());
-        let why = if assumed {
-            reason::CONNECTION_ASSUMED
-        } else {
-            reason::NONE
-        };
+        let why = if assumed { reason::CONNECTION_ASSUMED } else { reason::NONE };
 
         // Stage 1 (prepare): cloned MAC. Stage 2 (config): MTU, link up.
-        self.set_device_state(device, DeviceState::Prepare, why)
-            .await;
+        self.set_device_state(device, DeviceState::Prepare, why).await;
         let mut failure = None;
-        if !assumed {
-            if let Some(mac) = plan.mac {
-                if let Err(e) = self.platform.set_mac(ifindex, mac).await {
-                    failure = Some(format!("setting the MAC address: {e}"));
-                }
-            }
+        if !assumed
+            && let Some(mac) = plan.mac
+            && let Err(e) = self.platform.set_mac(ifindex, mac).await
+        {
+            failure = Some(format!("setting the MAC address: {e}"));
         }
-        self.set_device_state(device, DeviceState::Config, why)
-            .await;
+        self.set_device_state(device, DeviceState::Config, why).await;
         if !assumed && failure.is_none() {
-            if let Some(mtu) = plan.mtu {
-                if let Err(e) = self.platform.set_mtu(ifindex, mtu).await {
-                    failure = Some(format!("setting the MTU: {e}"));
-                }
+            if let Some(mtu) = plan.mtu
+                && let Err(e) = self.platform.set_mtu(ifindex, mtu).await
+            {
+                failure = Some(format!("setting the MTU: {e}"));
             }
             if let Err(e) = self.platform.set_link_up(ifindex, true).await {
                 failure = Some(format!("setting the link up: {e}"));
@@ -1499,45 +1106,27 @@ impl Engine {
         }
         // Stage 3 (ip-config): addresses and routes; DHCP slots in here.
         if failure.is_none() {
-            self.set_device_state(device, DeviceState::IpConfig, why)
-                .await;
+            self.set_device_state(device, DeviceState::IpConfig, why).await;
             failure = self.apply_plan(ifindex, &plan).await.err();
         }
         let families_ok = ip_families_ok(&plan);
         if failure.is_none() && !families_ok {
-            failure = Some(
-                "no IP configuration could be obtained (DHCP arrives with nm-dhcp-helper)".into(),
-            );
+            failure = Some("no IP configuration could be obtained (DHCP arrives with nm-dhcp-helper)".into());
         }
         if let Some(f) = failure {
             warn!(device = %name, "activation of '{}' failed: {f}", conn.id().unwrap_or_default());
-            self.fail_activation(id, reason::IP_CONFIG_UNAVAILABLE)
-                .await;
+            let _ = self.tx.send(Input::Timer(Timer::Failed { ac: id, reason: reason::IP_CONFIG_UNAVAILABLE }));
             // The caller gets the path; the failure shows as states, as in NetworkManager.
             return Ok(path);
         }
-        self.set_device_state(device, DeviceState::IpCheck, why)
-            .await;
-        self.set_device_state(device, DeviceState::Secondaries, why)
-            .await;
+        self.set_device_state(device, DeviceState::IpCheck, why).await;
+        self.set_device_state(device, DeviceState::Secondaries, why).await;
         self.export_ip_configs(id).await;
-        self.set_device_state(device, DeviceState::Activated, why)
-            .await;
-        self.set_ac_state(id, AcState::Activated, ac_reason::NONE)
-            .await;
+        self.set_device_state(device, DeviceState::Activated, why).await;
+        self.set_ac_state(id, AcState::Activated, ac_reason::NONE).await;
         let uuid = conn.uuid().unwrap_or_default().to_string();
-        state_files::save_device(
-            &self.paths,
-            ifindex,
-            Some(&DeviceRecord {
-                uuid: uuid.clone(),
-                metric,
-            }),
-        );
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        state_files::save_device(&self.paths, ifindex, Some(&DeviceRecord { uuid: uuid.clone(), metric }));
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         self.timestamps.insert(uuid.clone(), now);
         state_files::save_timestamps(&self.paths, &self.timestamps);
         self.retries_for(&uuid).succeeded(&conn);
@@ -1555,10 +1144,7 @@ impl Engine {
             let mut addr = Address::new(ifindex, a.addr, a.prefix);
             // nm-core adds the prefix route itself, with the device's metric.
             addr.noprefixroute = true;
-            self.platform
-                .add_address(&addr)
-                .await
-                .map_err(|e| format!("adding {}/{}: {e}", a.addr, a.prefix))?;
+            self.platform.add_address(&addr).await.map_err(|e| format!("adding {}/{}: {e}", a.addr, a.prefix))?;
         }
         // Routes to the link first: a gateway must be reachable when its route is added.
         let (direct, via): (Vec<_>, Vec<_>) = plan.routes.iter().partition(|r| r.gateway.is_none());
@@ -1573,21 +1159,13 @@ impl Engine {
     }
 
     fn devices_name(&self, ifindex: u32) -> String {
-        self.devices
-            .values()
-            .find(|d| d.ifindex == ifindex)
-            .map(|d| d.name.clone())
-            .unwrap_or_default()
+        self.devices.values().find(|d| d.ifindex == ifindex).map(|d| d.name.clone()).unwrap_or_default()
     }
 
     /// Takes what `apply_plan` added away again.
     async fn unapply_plan(&self, ifindex: u32, plan: &Plan) {
         for r in &plan.routes {
-            if let Err(e) = self
-                .platform
-                .delete_route(&platform_route(ifindex, r))
-                .await
-            {
+            if let Err(e) = self.platform.delete_route(&platform_route(ifindex, r)).await {
                 tracing::debug!("removing route {}/{}: {e}", r.dest, r.prefix);
             }
         }
@@ -1622,67 +1200,27 @@ impl Engine {
                     .filter(|x| x.addr.is_ipv6() == v6)
                     .map(|x| (x.addr, u32::from(x.prefix)))
                     .collect(),
-                gateway: if v6 {
-                    plan.gateway6.map(|g| g.to_string())
-                } else {
-                    plan.gateway4.map(|g| g.to_string())
-                }
-                .unwrap_or_default(),
+                gateway: if v6 { plan.gateway6.map(|g| g.to_string()) } else { plan.gateway4.map(|g| g.to_string()) }
+                    .unwrap_or_default(),
                 routes: plan
                     .routes
                     .iter()
                     .filter(|r| r.dest.is_ipv6() == v6)
                     .map(|r| (r.dest, u32::from(r.prefix), r.gateway, r.metric, r.table))
                     .collect(),
-                nameservers: if v6 {
-                    plan.dns6.servers.clone()
-                } else {
-                    plan.dns4.servers.clone()
-                },
-                searches: if v6 {
-                    plan.dns6.searches.clone()
-                } else {
-                    plan.dns4.searches.clone()
-                },
-                options: if v6 {
-                    plan.dns6.options.clone()
-                } else {
-                    plan.dns4.options.clone()
-                },
-                priority: if v6 {
-                    plan.dns6.priority
-                } else {
-                    plan.dns4.priority
-                },
+                nameservers: if v6 { plan.dns6.servers.clone() } else { plan.dns4.servers.clone() },
+                searches: if v6 { plan.dns6.searches.clone() } else { plan.dns4.searches.clone() },
+                options: if v6 { plan.dns6.options.clone() } else { plan.dns4.options.clone() },
+                priority: if v6 { plan.dns6.priority } else { plan.dns4.priority },
             };
             let props = Props::new(props);
             let (path, result) = if v6 {
                 let path = api::path("IP6Config", next(&mut self.counters.ip6));
-                let r = self
-                    .bus
-                    .object_server()
-                    .at(
-                        &path,
-                        Ip6ConfigIface {
-                            props: props.clone(),
-                        },
-                    )
-                    .await
-                    .map(|_| ());
+                let r = self.bus.object_server().at(&path, Ip6ConfigIface { props: props.clone() }).await.map(|_| ());
                 (path, r)
             } else {
                 let path = api::path("IP4Config", next(&mut self.counters.ip4));
-                let r = self
-                    .bus
-                    .object_server()
-                    .at(
-                        &path,
-                        Ip4ConfigIface {
-                            props: props.clone(),
-                        },
-                    )
-                    .await
-                    .map(|_| ());
+                let r = self.bus.object_server().at(&path, Ip4ConfigIface { props: props.clone() }).await.map(|_| ());
                 (path, r)
             };
             if let Err(e) = result {
@@ -1709,13 +1247,7 @@ impl Engine {
             } else {
                 a.ip4 = Some((path.clone(), props));
             }
-            emit_changed(
-                &self.bus,
-                &a.path,
-                ACTIVE_IFACE,
-                vec![(prop, Variant::from(path.clone()))],
-            )
-            .await;
+            emit_changed(&self.bus, &a.path, ACTIVE_IFACE, vec![(prop, Variant::from(path.clone()))]).await;
             if let Some(d) = self.devices.get(&device) {
                 {
                     let mut dp = d.props.lock();
@@ -1725,13 +1257,7 @@ impl Engine {
                         dp.ip4_config = path.clone();
                     }
                 }
-                emit_changed(
-                    &self.bus,
-                    &d.path,
-                    DEVICE_IFACE,
-                    vec![(prop, Variant::from(path))],
-                )
-                .await;
+                emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![(prop, Variant::from(path))]).await;
             }
         }
     }
@@ -1746,13 +1272,7 @@ impl Engine {
         a.state = state;
         a.props.lock().state = state as u32;
         let path = a.path.clone();
-        emit_changed(
-            &self.bus,
-            &path,
-            ACTIVE_IFACE,
-            vec![("State", Variant::from(state as u32))],
-        )
-        .await;
+        emit_changed(&self.bus, &path, ACTIVE_IFACE, vec![("State", Variant::from(state as u32))]).await;
         if let Ok(emitter) = SignalEmitter::new(&self.bus, path) {
             let _ = ActiveIface::state_changed_signal(&emitter, state as u32, why).await;
         }
@@ -1763,15 +1283,13 @@ impl Engine {
             return;
         };
         let (device, by_user, conn) = (a.device, a.by_user, a.conn.clone());
-        self.set_device_state(device, DeviceState::Failed, why)
-            .await;
+        self.set_device_state(device, DeviceState::Failed, why).await;
         if !by_user {
             let uuid = conn.uuid().unwrap_or_default().to_string();
             self.retries_for(&uuid).failed(&conn, Instant::now());
             self.schedule(policy::RETRY_RESET, Timer::RetryCheck);
         }
-        self.finish_deactivation(ac, ac_reason::IP_CONFIG_INVALID)
-            .await;
+        self.finish_deactivation(ac, ac_reason::IP_CONFIG_INVALID).await;
     }
 
     /// Rule B2: the AC goes to DEACTIVATING, the configuration goes, the AC
@@ -1783,8 +1301,7 @@ impl Engine {
         let (device, plan) = (a.device, a.plan.clone());
         info!(device = %self.devices.get(&device).map(|d| d.name.as_str()).unwrap_or("?"), "deactivating '{}'", a.conn.id().unwrap_or_default());
         self.set_ac_state(ac, AcState::Deactivating, why).await;
-        self.set_device_state(device, DeviceState::Deactivating, device_reason)
-            .await;
+        self.set_device_state(device, DeviceState::Deactivating, device_reason).await;
         if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
             self.unapply_plan(ifindex, &plan).await;
             state_files::save_device(&self.paths, ifindex, None);
@@ -1824,11 +1341,7 @@ impl Engine {
             Some(d) if d.kind.needs_carrier() && !d.carrier => DeviceState::Unavailable,
             _ => DeviceState::Disconnected,
         };
-        let why_dev = if next_state == DeviceState::Unavailable {
-            reason::CARRIER
-        } else {
-            reason::NONE
-        };
+        let why_dev = if next_state == DeviceState::Unavailable { reason::CARRIER } else { reason::NONE };
         self.set_device_state(device, next_state, why_dev).await;
         self.publish_actives().await;
         let server = self.bus.object_server();
@@ -1846,12 +1359,8 @@ impl Engine {
     /// State and Connectivity, and each AC's Default flags.
     async fn publish_actives(&mut self) {
         let list: Vec<OwnedObjectPath> = self.actives.values().map(|a| a.path.clone()).collect();
-        let activating = self
-            .actives
-            .values()
-            .find(|a| a.state == AcState::Activating)
-            .map(|a| a.path.clone())
-            .unwrap_or_else(root);
+        let activating =
+            self.actives.values().find(|a| a.state == AcState::Activating).map(|a| a.path.clone()).unwrap_or_else(root);
         // The primary connection holds the best (lowest metric) IPv4 default route.
         let primary4 = self
             .actives
@@ -1897,23 +1406,14 @@ impl Engine {
                     &self.bus,
                     &a.path,
                     ACTIVE_IFACE,
-                    vec![
-                        ("Default", Variant::from(d4)),
-                        ("Default6", Variant::from(d6)),
-                    ],
+                    vec![("Default", Variant::from(d4)), ("Default6", Variant::from(d6))],
                 )
                 .await;
             }
         }
         let any_activated = self.actives.values().any(|a| a.state == AcState::Activated);
-        let any_activating = self
-            .actives
-            .values()
-            .any(|a| a.state == AcState::Activating);
-        let any_deactivating = self
-            .actives
-            .values()
-            .any(|a| a.state == AcState::Deactivating);
+        let any_activating = self.actives.values().any(|a| a.state == AcState::Activating);
+        let any_deactivating = self.actives.values().any(|a| a.state == AcState::Deactivating);
         let state = if primary.is_some() {
             70
         } else if any_activated {
@@ -1932,10 +1432,7 @@ impl Engine {
         } else {
             1
         };
-        let primary_path = primary
-            .and_then(|id| self.actives.get(&id))
-            .map(|a| a.path.clone())
-            .unwrap_or_else(root);
+        let primary_path = primary.and_then(|id| self.actives.get(&id)).map(|a| a.path.clone()).unwrap_or_else(root);
         let primary_type = primary
             .and_then(|id| self.actives.get(&id))
             .map(|a| a.conn.connection_type().unwrap_or_default().to_string())
@@ -1969,10 +1466,10 @@ impl Engine {
             }
         }
         emit_changed(&self.bus, &nm_path(), NM_IFACE, changed).await;
-        if old_state != state {
-            if let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH) {
-                let _ = ManagerIface::state_changed_signal(&emitter, state).await;
-            }
+        if old_state != state
+            && let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH)
+        {
+            let _ = ManagerIface::state_changed_signal(&emitter, state).await;
         }
     }
 
@@ -1984,25 +1481,12 @@ impl Engine {
             .values()
             .filter(|a| a.state == AcState::Activated)
             .filter_map(|a| self.devices.get(&a.device).map(|d| (d, a)))
-            .flat_map(|(d, a)| {
-                [
-                    (d.name.clone(), a.plan.dns4.clone()),
-                    (d.name.clone(), a.plan.dns6.clone()),
-                ]
-            })
+            .flat_map(|(d, a)| [(d.name.clone(), a.plan.dns4.clone()), (d.name.clone(), a.plan.dns6.clone())])
             .filter(|(_, c)| !c.servers.is_empty() || !c.searches.is_empty())
             .collect();
         for (iface, c) in &configs {
-            entries.push((
-                iface.clone(),
-                c.servers.clone(),
-                c.searches.clone(),
-                c.priority,
-            ));
-            sources.push(dns::DnsSource {
-                interface: iface,
-                config: c,
-            });
+            entries.push((iface.clone(), c.servers.clone(), c.searches.clone(), c.priority));
+            sources.push(c);
         }
         self.dns_props.lock().entries = entries;
         if self.config.core.dns == DnsMode::None {
@@ -2026,20 +1510,11 @@ impl Engine {
         let candidates: Vec<(u32, String)> = self
             .devices
             .iter()
-            .filter(|(_, d)| {
-                d.managed && d.active.is_none() && d.state >= DeviceState::Disconnected
-            })
-            .filter_map(|(id, d)| {
-                state_files::load_device(&self.paths, d.ifindex).map(|r| (*id, r.uuid))
-            })
+            .filter(|(_, d)| d.managed && d.active.is_none() && d.state >= DeviceState::Disconnected)
+            .filter_map(|(id, d)| state_files::load_device(&self.paths, d.ifindex).map(|r| (*id, r.uuid)))
             .collect();
         for (device, uuid) in candidates {
-            let Some(profile) = self
-                .profiles
-                .iter()
-                .find(|(_, p)| p.uuid == uuid)
-                .map(|(id, _)| *id)
-            else {
+            let Some(profile) = self.profiles.iter().find(|(_, p)| p.uuid == uuid).map(|(id, _)| *id) else {
                 continue;
             };
             if let Err(e) = self.activate(profile, device, false, true).await {
@@ -2055,22 +1530,17 @@ impl Engine {
         let ready: Vec<u32> = self
             .devices
             .iter()
-            .filter(|(_, d)| {
-                d.managed
-                    && d.autoconnect
-                    && d.active.is_none()
-                    && d.state == DeviceState::Disconnected
-            })
+            .filter(|(_, d)| d.managed && d.autoconnect && d.active.is_none() && d.state == DeviceState::Disconnected)
             .map(|(id, _)| *id)
             .collect();
         for device in ready {
             if self.devices.get(&device).is_none_or(|d| d.active.is_some()) {
                 continue;
             }
-            if let Some(profile) = self.best_profile(device, true) {
-                if let Err(e) = self.activate(profile, device, false, false).await {
-                    warn!("autoconnect: {e}");
-                }
+            if let Some(profile) = self.best_profile(device, true)
+                && let Err(e) = self.activate(profile, device, false, false).await
+            {
+                warn!("autoconnect: {e}");
             }
         }
     }
@@ -2078,19 +1548,14 @@ impl Engine {
     async fn timer(&mut self, timer: Timer) {
         match timer {
             Timer::CarrierGrace { device, since } => {
-                let still_lost = self
-                    .devices
-                    .get(&device)
-                    .is_some_and(|d| d.carrier_lost == Some(since) && !d.carrier);
+                let still_lost = self.devices.get(&device).is_some_and(|d| d.carrier_lost == Some(since) && !d.carrier);
                 if !still_lost {
                     return;
                 }
                 if let Some(ac) = self.devices.get(&device).and_then(|d| d.active) {
-                    self.deactivate(ac, reason::CARRIER, ac_reason::DEVICE_DISCONNECTED)
-                        .await;
+                    self.deactivate(ac, reason::CARRIER, ac_reason::DEVICE_DISCONNECTED).await;
                 } else {
-                    self.set_device_state(device, DeviceState::Unavailable, reason::CARRIER)
-                        .await;
+                    self.set_device_state(device, DeviceState::Unavailable, reason::CARRIER).await;
                 }
             }
             Timer::StartupWait => self.carrier_wait_over = true,
@@ -2109,25 +1574,13 @@ impl Engine {
         if !self.startup {
             return;
         }
-        let busy = self
-            .actives
-            .values()
-            .any(|a| a.state == AcState::Activating);
-        let waiting_carrier = !self.carrier_wait_over
-            && self
-                .devices
-                .values()
-                .any(|d| d.managed && d.state == DeviceState::Unavailable);
+        let busy = self.actives.values().any(|a| a.state == AcState::Activating);
+        let waiting_carrier =
+            !self.carrier_wait_over && self.devices.values().any(|d| d.managed && d.state == DeviceState::Unavailable);
         if self.settings_known && !busy && !waiting_carrier {
             self.startup = false;
             self.manager.lock().startup = false;
-            emit_changed(
-                &self.bus,
-                &nm_path(),
-                NM_IFACE,
-                vec![("Startup", Variant::from(false))],
-            )
-            .await;
+            emit_changed(&self.bus, &nm_path(), NM_IFACE, vec![("Startup", Variant::from(false))]).await;
             info!("start-up complete");
         }
     }

@@ -79,28 +79,14 @@ pub struct Plan {
     pub dns6: DnsConfig,
 }
 
-impl Plan {
-    pub fn has_default_route(&self) -> bool {
-        self.routes.iter().any(PlannedRoute::is_default)
-    }
-}
-
 fn network(addr: IpAddr, prefix: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(prefix))
-            };
+            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
             IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
         }
         IpAddr::V6(a) => {
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(prefix))
-            };
+            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
             IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
         }
     }
@@ -115,9 +101,7 @@ fn flag(conn: &Connection, s: &str, p: &str, default: bool) -> bool {
 }
 
 fn strings(conn: &Connection, s: &str, p: &str) -> Vec<String> {
-    conn.get(s, p)
-        .and_then(Value::as_str_list)
-        .unwrap_or_default()
+    conn.get(s, p).and_then(Value::as_str_list).unwrap_or_default()
 }
 
 /// The route metric of a family: the profile's `route-metric`, else the
@@ -172,16 +156,8 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
             Some(t) if t > 0 => u32::try_from(t).unwrap_or(TABLE_MAIN),
             _ => TABLE_MAIN,
         };
-        for a in conn
-            .get(family, "address-data")
-            .and_then(Value::as_dict_list)
-            .unwrap_or_default()
-        {
-            let Some(addr) = a
-                .get("address")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse::<IpAddr>().ok())
-            else {
+        for a in conn.get(family, "address-data").and_then(Value::as_dict_list).unwrap_or_default() {
+            let Some(addr) = a.get("address").and_then(Value::as_str).and_then(|s| s.parse::<IpAddr>().ok()) else {
                 continue;
             };
             let prefix = a.get("prefix").and_then(Value::as_i128).unwrap_or(0) as u8;
@@ -195,29 +171,20 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
                     metric,
                     table,
                     protocol: PROTO_KERNEL,
-                    scope: if addr.is_ipv4() {
-                        SCOPE_LINK
-                    } else {
-                        SCOPE_UNIVERSE
-                    },
+                    scope: if addr.is_ipv4() { SCOPE_LINK } else { SCOPE_UNIVERSE },
                     mtu: None,
                 });
             }
         }
-        let gateway = conn
-            .get_str(family, "gateway")
-            .and_then(|g| g.parse::<IpAddr>().ok());
+        let gateway = conn.get_str(family, "gateway").and_then(|g| g.parse::<IpAddr>().ok());
         match gateway {
             Some(IpAddr::V4(g)) => plan.gateway4 = Some(g),
             Some(IpAddr::V6(g)) => plan.gateway6 = Some(g),
             None => {}
         }
         if let Some(gw) = gateway.filter(|_| !flag(conn, family, "never-default", false)) {
-            let dest = if family == "ipv4" {
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-            } else {
-                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-            };
+            let dest =
+                if family == "ipv4" { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) };
             plan.routes.push(PlannedRoute {
                 dest,
                 prefix: 0,
@@ -229,28 +196,13 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
                 mtu: None,
             });
         }
-        for r in conn
-            .get(family, "route-data")
-            .and_then(Value::as_dict_list)
-            .unwrap_or_default()
-        {
-            let Some(dest) = r
-                .get("dest")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse::<IpAddr>().ok())
-            else {
+        for r in conn.get(family, "route-data").and_then(Value::as_dict_list).unwrap_or_default() {
+            let Some(dest) = r.get("dest").and_then(Value::as_str).and_then(|s| s.parse::<IpAddr>().ok()) else {
                 continue;
             };
             let prefix = r.get("prefix").and_then(Value::as_i128).unwrap_or(0) as u8;
-            let gateway = r
-                .get("next-hop")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok());
-            let get_u32 = |k: &str| {
-                r.get(k)
-                    .and_then(Value::as_i128)
-                    .and_then(|n| u32::try_from(n).ok())
-            };
+            let gateway = r.get("next-hop").and_then(Value::as_str).and_then(|s| s.parse().ok());
+            let get_u32 = |k: &str| r.get(k).and_then(Value::as_i128).and_then(|n| u32::try_from(n).ok());
             plan.routes.push(PlannedRoute {
                 dest: network(dest, prefix),
                 prefix,
@@ -258,11 +210,7 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
                 metric: get_u32("metric").unwrap_or(metric),
                 table: get_u32("table").filter(|t| *t > 0).unwrap_or(table),
                 protocol: PROTO_STATIC,
-                scope: if gateway.is_none() && dest.is_ipv4() {
-                    SCOPE_LINK
-                } else {
-                    SCOPE_UNIVERSE
-                },
+                scope: if gateway.is_none() && dest.is_ipv4() { SCOPE_LINK } else { SCOPE_UNIVERSE },
                 mtu: get_u32("mtu"),
             });
         }
@@ -282,9 +230,7 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
         }
     }
     let eth = "802-3-ethernet";
-    plan.mtu = int(conn, eth, "mtu")
-        .and_then(|m| u32::try_from(m).ok())
-        .filter(|m| *m > 0);
+    plan.mtu = int(conn, eth, "mtu").and_then(|m| u32::try_from(m).ok()).filter(|m| *m > 0);
     plan.mac = conn
         .get_str(eth, "cloned-mac-address")
         .and_then(|m| parse_mac(m).ok())
@@ -316,38 +262,14 @@ mod tests {
             101,
         );
         assert_eq!(p.v4, FamilyMethod::Static);
-        assert_eq!(
-            p.addresses,
-            vec![PlannedAddress {
-                addr: "192.0.2.5".parse().unwrap(),
-                prefix: 24
-            }]
-        );
+        assert_eq!(p.addresses, vec![PlannedAddress { addr: "192.0.2.5".parse().unwrap(), prefix: 24 }]);
         let dflt = p.routes.iter().find(|r| r.is_default()).unwrap();
-        assert_eq!(
-            (dflt.gateway, dflt.metric, dflt.table),
-            (Some("192.0.2.1".parse().unwrap()), 101, 254)
-        );
-        let prefix = p
-            .routes
-            .iter()
-            .find(|r| r.dest == "192.0.2.0".parse::<IpAddr>().unwrap())
-            .unwrap();
-        assert_eq!(
-            (prefix.prefix, prefix.scope, prefix.protocol),
-            (24, SCOPE_LINK, PROTO_KERNEL)
-        );
-        let r1 = p
-            .routes
-            .iter()
-            .find(|r| r.dest == "198.51.100.0".parse::<IpAddr>().unwrap())
-            .unwrap();
+        assert_eq!((dflt.gateway, dflt.metric, dflt.table), (Some("192.0.2.1".parse().unwrap()), 101, 254));
+        let prefix = p.routes.iter().find(|r| r.dest == "192.0.2.0".parse::<IpAddr>().unwrap()).unwrap();
+        assert_eq!((prefix.prefix, prefix.scope, prefix.protocol), (24, SCOPE_LINK, PROTO_KERNEL));
+        let r1 = p.routes.iter().find(|r| r.dest == "198.51.100.0".parse::<IpAddr>().unwrap()).unwrap();
         assert_eq!(r1.metric, 7);
-        let r2 = p
-            .routes
-            .iter()
-            .find(|r| r.dest == "203.0.113.0".parse::<IpAddr>().unwrap())
-            .unwrap();
+        let r2 = p.routes.iter().find(|r| r.dest == "203.0.113.0".parse::<IpAddr>().unwrap()).unwrap();
         assert_eq!((r2.metric, r2.table), (101, 50));
         assert_eq!(p.dns4.servers, vec!["192.0.2.53"]);
         assert_eq!(p.dns4.priority, 100);
@@ -365,27 +287,17 @@ mod tests {
             ),
             100,
         );
-        assert!(!p.has_default_route());
+        assert!(!p.routes.iter().any(PlannedRoute::is_default));
         assert!(p.routes.iter().all(|r| r.metric == 20));
         assert_eq!(p.v6, FamilyMethod::Disabled);
-        assert_eq!(p.gateway4, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(p.gateway4, None, "normalisation drops a gateway with never-default");
     }
 
     #[test]
     fn ipv6_manual_and_auto() {
-        let p = plan(
-            &conn(
-                "method=disabled",
-                "method=manual\naddress1=2001:db8::5/64,2001:db8::1",
-            ),
-            100,
-        );
+        let p = plan(&conn("method=disabled", "method=manual\naddress1=2001:db8::5/64,2001:db8::1"), 100);
         assert_eq!(p.v4, FamilyMethod::Ignore);
-        assert!(
-            p.routes
-                .iter()
-                .any(|r| r.is_default() && r.gateway == Some("2001:db8::1".parse().unwrap()))
-        );
+        assert!(p.routes.iter().any(|r| r.is_default() && r.gateway == Some("2001:db8::1".parse().unwrap())));
         let p = plan(&conn("method=auto", "method=auto"), 100);
         assert_eq!((p.v4, p.v6), (FamilyMethod::Dhcp, FamilyMethod::Kernel));
     }

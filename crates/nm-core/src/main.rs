@@ -29,28 +29,19 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     nm_runtime::init_logging();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let paths = Paths::new(args.common.root.as_deref());
     let config: config::Config = nm_runtime::load_config(&paths, args.common.config.as_deref())?;
-    let (platform, mut kernel_events) = nm_platform::Platform::new()
-        .await
-        .context("opening the kernel's netlink")?;
-    let bus = zbus::connection::Builder::system()
-        .build()
-        .await
-        .context("connecting to the system bus")?;
+    let (platform, mut kernel_events) = nm_platform::Platform::new().await.context("opening the kernel's netlink")?;
+    let bus = zbus::connection::Builder::system().build().await.context("connecting to the system bus")?;
     let (mut engine, mut inputs) = Engine::start(bus.clone(), platform, paths, config).await?;
     engine.discover().await;
     // The name last: a client that sees it sees every device.
-    bus.request_name(NETWORK_MANAGER)
-        .await
-        .with_context(|| format!("owning {NETWORK_MANAGER}"))?;
+    bus.request_name(NETWORK_MANAGER).await.with_context(|| format!("owning {NETWORK_MANAGER}"))?;
     nm_runtime::notify_ready("managing devices");
     nm_runtime::spawn_watchdog();
     info!("ready on the bus as {NETWORK_MANAGER}");

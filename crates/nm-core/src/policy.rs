@@ -38,33 +38,20 @@ pub fn compatible(conn: &Connection, dev: &DeviceView<'_>) -> bool {
     if conn.connection_type() != Some(dev.kind.connection_type()) {
         return false;
     }
-    if let Some(name) = conn
-        .get_str("connection", "interface-name")
-        .filter(|n| !n.is_empty())
+    if let Some(name) = conn.get_str("connection", "interface-name").filter(|n| !n.is_empty())
+        && name != dev.name
     {
-        if name != dev.name {
-            return false;
-        }
+        return false;
     }
-    if let Some(mac) = conn
-        .get("802-3-ethernet", "mac-address")
-        .and_then(Value::as_bytes)
-        .filter(|m| !m.is_empty())
+    if let Some(mac) = conn.get("802-3-ethernet", "mac-address").and_then(Value::as_bytes).filter(|m| !m.is_empty())
+        && dev.perm_mac != Some(mac)
     {
-        if dev.perm_mac != Some(mac) {
-            return false;
-        }
+        return false;
     }
-    let blacklist = conn
-        .get("802-3-ethernet", "mac-address-blacklist")
-        .and_then(Value::as_str_list);
+    let blacklist = conn.get("802-3-ethernet", "mac-address-blacklist").and_then(Value::as_str_list);
     if let (Some(list), Some(perm)) = (blacklist, dev.perm_mac) {
         let perm = format_mac(perm);
-        if list.iter().any(|m| {
-            parse_mac(m)
-                .map(|b| format_mac(&b))
-                .is_ok_and(|m| m == perm)
-        }) {
+        if list.iter().any(|m| parse_mac(m).map(|b| format_mac(&b)).is_ok_and(|m| m == perm)) {
             return false;
         }
     }
@@ -73,24 +60,17 @@ pub fn compatible(conn: &Connection, dev: &DeviceView<'_>) -> bool {
 
 /// Whether autoconnect may pick the profile at all.
 pub fn autoconnects(conn: &Connection) -> bool {
-    conn.get("connection", "autoconnect")
-        .and_then(Value::as_bool)
-        .unwrap_or(true)
+    conn.get("connection", "autoconnect").and_then(Value::as_bool).unwrap_or(true)
 }
 
 fn priority(conn: &Connection) -> i128 {
-    conn.get("connection", "autoconnect-priority")
-        .and_then(Value::as_i128)
-        .unwrap_or(0)
+    conn.get("connection", "autoconnect-priority").and_then(Value::as_i128).unwrap_or(0)
 }
 
 /// The best of the candidates for a device: compatible, then highest
 /// `autoconnect-priority`, most recently used, system before user, and the
 /// lowest id last so that the choice is stable.
-pub fn best<'a>(
-    dev: &DeviceView<'_>,
-    candidates: impl IntoIterator<Item = Candidate<'a>>,
-) -> Option<u32> {
+pub fn best<'a>(dev: &DeviceView<'_>, candidates: impl IntoIterator<Item = Candidate<'a>>) -> Option<u32> {
     candidates
         .into_iter()
         .filter(|c| compatible(c.conn, dev))
@@ -116,11 +96,7 @@ pub struct Retries {
 
 impl Retries {
     pub fn new(conn: &Connection) -> Retries {
-        Retries {
-            left: configured_retries(conn),
-            blocked_until: None,
-            blocked_by_user: false,
-        }
+        Retries { left: configured_retries(conn), blocked_until: None, blocked_by_user: false }
     }
 
     pub fn may_autoconnect(&self, now: Instant) -> bool {
@@ -146,10 +122,7 @@ impl Retries {
 }
 
 fn configured_retries(conn: &Connection) -> u32 {
-    match conn
-        .get("connection", "autoconnect-retries")
-        .and_then(Value::as_i128)
-    {
+    match conn.get("connection", "autoconnect-retries").and_then(Value::as_i128) {
         Some(n) if n >= 0 => u32::try_from(n).unwrap_or(DEFAULT_RETRIES),
         _ => DEFAULT_RETRIES,
     }
@@ -168,11 +141,7 @@ mod tests {
     }
 
     fn dev() -> DeviceView<'static> {
-        DeviceView {
-            name: "eth0",
-            kind: DeviceType::Ethernet,
-            perm_mac: Some(&[0x52, 0x54, 0, 0, 0, 1]),
-        }
+        DeviceView { name: "eth0", kind: DeviceType::Ethernet, perm_mac: Some(&[0x52, 0x54, 0, 0, 0, 1]) }
     }
 
     #[test]
@@ -182,26 +151,14 @@ mod tests {
         assert!(!compatible(&profile("interface-name=eth1\n"), &dev()));
         let with_mac = |m: &str| {
             let mut p = profile("");
-            p.set(
-                "802-3-ethernet",
-                "mac-address",
-                Value::Bytes(parse_mac(m).unwrap()),
-            );
+            p.set("802-3-ethernet", "mac-address", Value::Bytes(parse_mac(m).unwrap()));
             p
         };
         assert!(compatible(&with_mac("52:54:00:00:00:01"), &dev()));
         assert!(!compatible(&with_mac("52:54:00:00:00:02"), &dev()));
-        let veth = DeviceView {
-            name: "eth0",
-            kind: DeviceType::Veth,
-            perm_mac: None,
-        };
+        let veth = DeviceView { name: "eth0", kind: DeviceType::Veth, perm_mac: None };
         assert!(compatible(&profile(""), &veth));
-        let bridge = DeviceView {
-            name: "eth0",
-            kind: DeviceType::Bridge,
-            perm_mac: None,
-        };
+        let bridge = DeviceView { name: "eth0", kind: DeviceType::Bridge, perm_mac: None };
         assert!(!compatible(&profile(""), &bridge));
     }
 
@@ -210,28 +167,11 @@ mod tests {
         let low = profile("autoconnect-priority=1\n");
         let high = profile("autoconnect-priority=5\n");
         let plain = profile("");
-        let c = |id, conn, timestamp, system| Candidate {
-            id,
-            conn,
-            timestamp,
-            system,
-        };
-        assert_eq!(
-            best(&dev(), [c(1, &low, 0, true), c(2, &high, 0, true)]),
-            Some(2)
-        );
-        assert_eq!(
-            best(&dev(), [c(1, &plain, 10, true), c(2, &plain, 20, true)]),
-            Some(2)
-        );
-        assert_eq!(
-            best(&dev(), [c(1, &plain, 10, false), c(2, &plain, 10, true)]),
-            Some(2)
-        );
-        assert_eq!(
-            best(&dev(), [c(3, &plain, 10, true), c(2, &plain, 10, true)]),
-            Some(2)
-        );
+        let c = |id, conn, timestamp, system| Candidate { id, conn, timestamp, system };
+        assert_eq!(best(&dev(), [c(1, &low, 0, true), c(2, &high, 0, true)]), Some(2));
+        assert_eq!(best(&dev(), [c(1, &plain, 10, true), c(2, &plain, 20, true)]), Some(2));
+        assert_eq!(best(&dev(), [c(1, &plain, 10, false), c(2, &plain, 10, true)]), Some(2));
+        assert_eq!(best(&dev(), [c(3, &plain, 10, true), c(2, &plain, 10, true)]), Some(2));
         assert_eq!(best(&dev(), std::iter::empty()), None);
     }
 

@@ -3,8 +3,6 @@
 //! Updated and Removed signals, and its disappearance. Each becomes a
 //! [`SettingsEvent`] for the engine.
 
-use std::time::Duration;
-
 use futures_util::{StreamExt, TryStreamExt, stream};
 use nm_dbus::names::{CONNECTION_INTERFACE, SETTINGS_INTERFACE, SETTINGS_PATH, SYSTEM_SETTINGS};
 use nm_dbus::settings_service::{SettingsConnectionProxy, SettingsProxy};
@@ -30,10 +28,7 @@ pub enum SettingsEvent {
 /// GetSettings calls in flight while loading.
 const PARALLEL: usize = 32;
 
-pub async fn connection_proxy(
-    bus: &Bus,
-    path: &OwnedObjectPath,
-) -> zbus::Result<SettingsConnectionProxy<'static>> {
+pub async fn connection_proxy(bus: &Bus, path: &OwnedObjectPath) -> zbus::Result<SettingsConnectionProxy<'static>> {
     SettingsConnectionProxy::builder(bus)
         .destination(SYSTEM_SETTINGS)
         .path(path.clone())
@@ -75,12 +70,9 @@ pub async fn run(bus: Bus, tx: mpsc::UnboundedSender<Input>) -> anyhow::Result<(
         .sender(SYSTEM_SETTINGS)
         .path_namespace(SETTINGS_PATH)
         .build()?;
-    let mut signals =
-        MessageStream::for_match_rule(rule, &bus, std::num::NonZeroUsize::new(256)).await?;
+    let mut signals = MessageStream::for_match_rule(rule, &bus, std::num::NonZeroUsize::new(256)).await?;
     let dbus = zbus::fdo::DBusProxy::new(&bus).await?;
-    let mut owners = dbus
-        .receive_name_owner_changed_with_args(&[(0, SYSTEM_SETTINGS)])
-        .await?;
+    let mut owners = dbus.receive_name_owner_changed_with_args(&[(0, SYSTEM_SETTINGS)]).await?;
 
     let mut present = dbus.name_has_owner(SYSTEM_SETTINGS.try_into()?).await?;
     if present {
@@ -143,7 +135,3 @@ pub async fn run(bus: Bus, tx: mpsc::UnboundedSender<Input>) -> anyhow::Result<(
     }
     Ok(())
 }
-
-/// How long the engine waits for the settings service at start before it
-/// lets devices go without profiles.
-pub const STARTUP_WAIT: Duration = Duration::from_secs(5);

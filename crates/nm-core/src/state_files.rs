@@ -4,7 +4,7 @@
 //! `/var/lib/NetworkManager/timestamps` (last successful activation).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nm_model::keyfile;
 use nm_runtime::Paths;
@@ -44,10 +44,7 @@ pub fn parse_device(text: &str) -> Option<DeviceRecord> {
             }
         }
     }
-    Some(DeviceRecord {
-        uuid: uuid.filter(|u| !u.is_empty())?,
-        metric: metric.unwrap_or(0),
-    })
+    Some(DeviceRecord { uuid: uuid.filter(|u| !u.is_empty())?, metric: metric.unwrap_or(0) })
 }
 
 pub fn save_device(paths: &Paths, ifindex: u32, record: Option<&DeviceRecord>) {
@@ -84,9 +81,7 @@ pub fn render_timestamps(ts: &BTreeMap<String, u64>) -> String {
 }
 
 pub fn load_timestamps(paths: &Paths) -> BTreeMap<String, u64> {
-    std::fs::read_to_string(paths.path(TIMESTAMPS))
-        .map(|t| parse_timestamps(&t))
-        .unwrap_or_default()
+    std::fs::read_to_string(paths.path(TIMESTAMPS)).map(|t| parse_timestamps(&t)).unwrap_or_default()
 }
 
 pub fn save_timestamps(paths: &Paths, ts: &BTreeMap<String, u64>) {
@@ -96,21 +91,13 @@ pub fn save_timestamps(paths: &Paths, ts: &BTreeMap<String, u64>) {
     }
 }
 
-/// Whether a path exists (the devices folder marks "not the first start").
-pub fn exists(path: &Path) -> bool {
-    path.exists()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn device_records_round_trip() {
-        let r = DeviceRecord {
-            uuid: "8fb923ad-bd8a-48c8-b85e-737628bb673a".into(),
-            metric: 101,
-        };
+        let r = DeviceRecord { uuid: "8fb923ad-bd8a-48c8-b85e-737628bb673a".into(), metric: 101 };
         assert_eq!(parse_device(&render_device(&r)), Some(r));
         assert_eq!(parse_device("[device]\nmanaged=true\n"), None);
     }

@@ -51,10 +51,7 @@ pub struct NmError {
 
 impl NmError {
     pub fn new(name: &str, message: impl Into<String>) -> Self {
-        NmError {
-            name: name.to_string(),
-            message: message.into(),
-        }
+        NmError { name: name.to_string(), message: message.into() }
     }
 
     /// `org.freedesktop.NetworkManager.<nick>` (NMManagerError).
@@ -64,26 +61,17 @@ impl NmError {
 
     /// `org.freedesktop.NetworkManager.Settings.<nick>`.
     pub fn settings(nick: &str, message: impl Into<String>) -> Self {
-        Self::new(
-            &format!("org.freedesktop.NetworkManager.Settings.{nick}"),
-            message,
-        )
+        Self::new(&format!("org.freedesktop.NetworkManager.Settings.{nick}"), message)
     }
 
     /// `org.freedesktop.NetworkManager.Settings.Connection.<nick>`.
     pub fn connection(nick: &str, message: impl Into<String>) -> Self {
-        Self::new(
-            &format!("org.freedesktop.NetworkManager.Settings.Connection.{nick}"),
-            message,
-        )
+        Self::new(&format!("org.freedesktop.NetworkManager.Settings.Connection.{nick}"), message)
     }
 
     /// `org.freedesktop.NetworkManager.Device.<nick>`.
     pub fn device(nick: &str, message: impl Into<String>) -> Self {
-        Self::new(
-            &format!("org.freedesktop.NetworkManager.Device.{nick}"),
-            message,
-        )
+        Self::new(&format!("org.freedesktop.NetworkManager.Device.{nick}"), message)
     }
 
     pub fn access_denied(message: impl Into<String>) -> Self {
@@ -105,11 +93,7 @@ impl std::error::Error for NmError {}
 
 impl From<nm_model::PropertyError> for NmError {
     fn from(e: nm_model::PropertyError) -> Self {
-        let nick = if e.message == "property is missing" {
-            "MissingProperty"
-        } else {
-            "InvalidProperty"
-        };
+        let nick = if e.message == "property is missing" { "MissingProperty" } else { "InvalidProperty" };
         NmError::connection(nick, e.to_string())
     }
 }
@@ -118,10 +102,9 @@ impl From<nm_model::PropertyError> for NmError {
 impl From<zbus::Error> for NmError {
     fn from(e: zbus::Error) -> Self {
         match e {
-            zbus::Error::MethodError(name, desc, _) => NmError {
-                name: name.as_str().to_string(),
-                message: desc.unwrap_or_default(),
-            },
+            zbus::Error::MethodError(name, desc, _) => {
+                NmError { name: name.as_str().to_string(), message: desc.unwrap_or_default() }
+            }
             other => NmError::failed(other.to_string()),
         }
     }
@@ -135,9 +118,7 @@ impl zbus::DBusError for NmError {
 
     fn name(&self) -> zbus::names::ErrorName<'_> {
         zbus::names::ErrorName::try_from(self.name.as_str()).unwrap_or_else(|_| {
-            zbus::names::ErrorName::from_static_str_unchecked(
-                "org.freedesktop.NetworkManager.Failed",
-            )
+            zbus::names::ErrorName::from_static_str_unchecked("org.freedesktop.NetworkManager.Failed")
         })
     }
 

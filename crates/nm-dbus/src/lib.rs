@@ -74,11 +74,7 @@ pub fn from_variant(v: &Variant<'_>) -> Result<Value, ConversionError> {
                 });
                 Value::Bytes(bytes.collect::<Result<_, _>>()?)
             } else {
-                let items = a
-                    .inner()
-                    .iter()
-                    .map(from_variant)
-                    .collect::<Result<_, _>>()?;
+                let items = a.inner().iter().map(from_variant).collect::<Result<_, _>>()?;
                 Value::Array { elem, items }
             }
         }
@@ -95,24 +91,12 @@ pub fn from_variant(v: &Variant<'_>) -> Result<Value, ConversionError> {
                 .iter()
                 .map(|(k, v)| Ok((from_variant(k)?, from_variant(v)?)))
                 .collect::<Result<_, ConversionError>>()?;
-            Value::Dict {
-                key: key.to_string(),
-                value: value.to_string(),
-                entries,
-            }
+            Value::Dict { key: key.to_string(), value: value.to_string(), entries }
         }
-        Variant::Structure(s) => Value::Struct(
-            s.fields()
-                .iter()
-                .map(from_variant)
-                .collect::<Result<_, _>>()?,
-        ),
+        Variant::Structure(s) => Value::Struct(s.fields().iter().map(from_variant).collect::<Result<_, _>>()?),
         #[allow(unreachable_patterns)]
         _ => {
-            return Err(cerr(format!(
-                "unsupported D-Bus type {}",
-                v.value_signature()
-            )));
+            return Err(cerr(format!("unsupported D-Bus type {}", v.value_signature())));
         }
     })
 }
@@ -144,11 +128,7 @@ pub fn to_variant(v: &Value) -> Result<Variant<'static>, ConversionError> {
             }
             Variant::Array(a)
         }
-        Value::Dict {
-            key,
-            value,
-            entries,
-        } => {
+        Value::Dict { key, value, entries } => {
             let mut d = Dict::new(&signature(key)?, &signature(value)?);
             for (k, v) in entries {
                 d.append(to_variant(k)?, to_variant(v)?).map_err(cerr)?;
@@ -216,10 +196,7 @@ mod tests {
 
     #[test]
     fn empty_containers_keep_their_types() {
-        let v = Value::Array {
-            elem: "(ayuay)".into(),
-            items: vec![],
-        };
+        let v = Value::Array { elem: "(ayuay)".into(), items: vec![] };
         let w = to_variant(&v).unwrap();
         assert_eq!(w.value_signature().to_string(), "a(ayuay)");
         assert_eq!(from_variant(&w).unwrap(), v);
@@ -227,10 +204,7 @@ mod tests {
 
     #[test]
     fn mismatched_items_are_errors_not_panics() {
-        let v = Value::Array {
-            elem: "u".into(),
-            items: vec![Value::Str("x".into())],
-        };
+        let v = Value::Array { elem: "u".into(), items: vec![Value::Str("x".into())] };
         assert!(to_variant(&v).is_err());
     }
 }

@@ -5,10 +5,7 @@ use zbus::{OwnedObjectPath, proxy};
 
 use crate::WireSettings;
 
-#[proxy(
-    interface = "org.freedesktop.NetworkManagerSettings",
-    default_path = "/org/freedesktop/NetworkManagerSettings"
-)]
+#[proxy(interface = "org.freedesktop.NetworkManagerSettings", default_path = "/org/freedesktop/NetworkManagerSettings")]
 pub trait Settings {
     fn list_connections(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
     fn add_connection(&self, connection: WireSettings) -> zbus::Result<OwnedObjectPath>;
@@ -29,12 +26,7 @@ pub trait SettingsConnection {
 
 #[proxy(interface = "org.freedesktop.NetworkManagerSettings.Connection.Secrets")]
 pub trait SettingsSecrets {
-    fn get_secrets(
-        &self,
-        setting_name: &str,
-        hints: Vec<String>,
-        request_new: bool,
-    ) -> zbus::Result<WireSettings>;
+    fn get_secrets(&self, setting_name: &str, hints: Vec<String>, request_new: bool) -> zbus::Result<WireSettings>;
 }
 
 #[proxy(

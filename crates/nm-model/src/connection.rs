@@ -54,11 +54,7 @@ pub struct PropertyError {
 
 impl PropertyError {
     pub fn new(setting: &str, property: &str, message: impl Into<String>) -> Self {
-        PropertyError {
-            setting: setting.into(),
-            property: property.into(),
-            message: message.into(),
-        }
+        PropertyError { setting: setting.into(), property: property.into(), message: message.into() }
     }
 }
 
@@ -107,10 +103,7 @@ impl Connection {
     /// The flags of a secret property (0 when unset).
     pub fn secret_flags(&self, setting: &str, secret: &str) -> u32 {
         let flags = schema::secret_flags_property(secret);
-        self.get(setting, &flags)
-            .and_then(Value::as_i128)
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(0)
+        self.get(setting, &flags).and_then(Value::as_i128).and_then(|n| u32::try_from(n).ok()).unwrap_or(0)
     }
 
     /// Whether a secret is kept by the system (in the profile file) rather
@@ -144,10 +137,7 @@ impl Connection {
                 setting.props.remove(&p);
             }
         }
-        if let Some(peers) = c
-            .settings
-            .get_mut("wireguard")
-            .and_then(|s| s.props.get_mut("peers"))
+        if let Some(peers) = c.settings.get_mut("wireguard").and_then(|s| s.props.get_mut("peers"))
             && let Some(mut list) = peers.as_dict_list()
         {
             for peer in &mut list {
@@ -166,9 +156,7 @@ impl Connection {
             if (setting.is_empty() || setting == s)
                 && let Some(v) = self.get(&s, &p)
             {
-                out.entry(s.clone())
-                    .or_default()
-                    .insert(p.clone(), v.clone());
+                out.entry(s.clone()).or_default().insert(p.clone(), v.clone());
             }
         }
         if (setting.is_empty() || setting == "wireguard")
@@ -177,16 +165,10 @@ impl Connection {
             let keyed: Vec<_> = peers
                 .into_iter()
                 .filter(|p| p.contains_key("preshared-key"))
-                .map(|p| {
-                    p.into_iter()
-                        .filter(|(k, _)| k == "public-key" || k == "preshared-key")
-                        .collect()
-                })
+                .map(|p| p.into_iter().filter(|(k, _)| k == "public-key" || k == "preshared-key").collect())
                 .collect();
             if !keyed.is_empty() {
-                out.entry("wireguard".into())
-                    .or_default()
-                    .insert("peers".into(), Value::dict_list(keyed));
+                out.entry("wireguard".into()).or_default().insert("peers".into(), Value::dict_list(keyed));
             }
         }
         out

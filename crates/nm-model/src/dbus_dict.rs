@@ -27,11 +27,7 @@ const LEGACY: &[(&str, &str)] = &[
 
 /// Renders a profile for the bus. Secrets are included only when asked.
 pub fn to_dbus(conn: &Connection, with_secrets: bool) -> SettingsDict {
-    let conn = if with_secrets {
-        conn.clone()
-    } else {
-        conn.without_secrets()
-    };
+    let conn = if with_secrets { conn.clone() } else { conn.without_secrets() };
     let mut out = SettingsDict::new();
     for (sname, setting) in &conn.settings {
         let spec = schema::setting(sname);
@@ -117,27 +113,17 @@ pub fn from_dbus(dict: &SettingsDict) -> Result<Connection, PropertyError> {
                     }
                     let (value, gw) = from_legacy(family, pname, v).map_err(bad)?;
                     if let Some(gw) = gw {
-                        setting
-                            .props
-                            .get_or_insert_with("gateway", || Value::Str(gw));
+                        setting.props.get_or_insert_with("gateway", || Value::Str(gw));
                     }
                     value
                 }
                 (_, Some(Kind::Dns)) => from_legacy(family, pname, v).map_err(bad)?.0,
                 ("cloned-mac-address", Some(Kind::ClonedMac)) => {
                     let b = v.as_bytes().ok_or_else(|| bad(type_error("ay", v)))?;
-                    Value::Str(if b.is_empty() {
-                        String::new()
-                    } else {
-                        text::format_mac(b)
-                    })
+                    Value::Str(if b.is_empty() { String::new() } else { text::format_mac(b) })
                 }
                 (_, Some(kind)) => {
-                    let expected = if kind == Kind::ClonedMac {
-                        "s"
-                    } else {
-                        kind.signature()
-                    };
+                    let expected = if kind == Kind::ClonedMac { "s" } else { kind.signature() };
                     if v.signature() != expected {
                         return Err(bad(type_error(expected, v)));
                     }
@@ -151,10 +137,7 @@ pub fn from_dbus(dict: &SettingsDict) -> Result<Connection, PropertyError> {
 }
 
 fn type_error(expected: &str, v: &Value) -> String {
-    format!(
-        "can't set property of type '{expected}' from value of type '{}'",
-        v.signature()
-    )
+    format!("can't set property of type '{expected}' from value of type '{}'", v.signature())
 }
 
 fn ip_bytes(family: Family, s: &str) -> Option<Vec<u8>> {
@@ -167,9 +150,7 @@ fn ip_bytes(family: Family, s: &str) -> Option<Vec<u8>> {
 
 /// An IPv4 address as NetworkManager's legacy `u` (network byte order).
 fn v4_u32(s: &str) -> u32 {
-    s.parse::<Ipv4Addr>()
-        .map(|a| u32::from_ne_bytes(a.octets()))
-        .unwrap_or(0)
+    s.parse::<Ipv4Addr>().map(|a| u32::from_ne_bytes(a.octets())).unwrap_or(0)
 }
 
 fn v4_text(n: u32) -> String {
@@ -177,10 +158,7 @@ fn v4_text(n: u32) -> String {
 }
 
 fn v6_bytes(s: Option<&str>) -> Value {
-    Value::Bytes(
-        s.and_then(|s| ip_bytes(Family::V6, s))
-            .unwrap_or_else(|| vec![0; 16]),
-    )
+    Value::Bytes(s.and_then(|s| ip_bytes(Family::V6, s)).unwrap_or_else(|| vec![0; 16]))
 }
 
 fn legacy_addresses(family: Family, list: &[VarDict], gateway: Option<&str>) -> Value {
@@ -191,28 +169,14 @@ fn legacy_addresses(family: Family, list: &[VarDict], gateway: Option<&str>) -> 
         Some(match family {
             Family::V4 => Value::Array {
                 elem: "u".into(),
-                items: vec![
-                    Value::UInt32(v4_u32(addr)),
-                    Value::UInt32(prefix),
-                    Value::UInt32(gw.map_or(0, v4_u32)),
-                ],
+                items: vec![Value::UInt32(v4_u32(addr)), Value::UInt32(prefix), Value::UInt32(gw.map_or(0, v4_u32))],
             },
-            Family::V6 => Value::Struct(vec![
-                v6_bytes(Some(addr)),
-                Value::UInt32(prefix),
-                v6_bytes(gw),
-            ]),
+            Family::V6 => Value::Struct(vec![v6_bytes(Some(addr)), Value::UInt32(prefix), v6_bytes(gw)]),
         })
     });
     match family {
-        Family::V4 => Value::Array {
-            elem: "au".into(),
-            items: items.collect(),
-        },
-        Family::V6 => Value::Array {
-            elem: "(ayuay)".into(),
-            items: items.collect(),
-        },
+        Family::V4 => Value::Array { elem: "au".into(), items: items.collect() },
+        Family::V6 => Value::Array { elem: "(ayuay)".into(), items: items.collect() },
     }
 }
 
@@ -232,23 +196,14 @@ fn legacy_routes(family: Family, list: &[VarDict]) -> Value {
                     Value::UInt32(metric),
                 ],
             },
-            Family::V6 => Value::Struct(vec![
-                v6_bytes(Some(dest)),
-                Value::UInt32(prefix),
-                v6_bytes(nh),
-                Value::UInt32(metric),
-            ]),
+            Family::V6 => {
+                Value::Struct(vec![v6_bytes(Some(dest)), Value::UInt32(prefix), v6_bytes(nh), Value::UInt32(metric)])
+            }
         })
     });
     match family {
-        Family::V4 => Value::Array {
-            elem: "au".into(),
-            items: items.collect(),
-        },
-        Family::V6 => Value::Array {
-            elem: "(ayuayu)".into(),
-            items: items.collect(),
-        },
+        Family::V4 => Value::Array { elem: "au".into(), items: items.collect() },
+        Family::V6 => Value::Array { elem: "(ayuayu)".into(), items: items.collect() },
     }
 }
 
@@ -256,16 +211,10 @@ fn legacy_dns(family: Family, servers: &[String]) -> Value {
     // A DNS-over-TLS server name after '#' has no legacy form.
     let addrs = servers.iter().map(|s| s.split('#').next().unwrap_or(""));
     match family {
-        Family::V4 => Value::Array {
-            elem: "u".into(),
-            items: addrs.map(|a| Value::UInt32(v4_u32(a))).collect(),
-        },
+        Family::V4 => Value::Array { elem: "u".into(), items: addrs.map(|a| Value::UInt32(v4_u32(a))).collect() },
         Family::V6 => Value::Array {
             elem: "ay".into(),
-            items: addrs
-                .filter_map(|a| ip_bytes(Family::V6, a))
-                .map(Value::Bytes)
-                .collect(),
+            items: addrs.filter_map(|a| ip_bytes(Family::V6, a)).map(Value::Bytes).collect(),
         },
     }
 }
@@ -278,26 +227,17 @@ fn from_legacy(family: Family, name: &str, v: &Value) -> Result<(Value, Option<S
         match (family, x.unwrap_variant()) {
             (Family::V4, Value::UInt32(n)) => Ok(v4_text(*n)),
             (Family::V6, Value::Bytes(b)) if b.len() == 16 => {
-                let arr: [u8; 16] = b
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| "invalid IPv6 address".to_string())?;
+                let arr: [u8; 16] = b.as_slice().try_into().map_err(|_| "invalid IPv6 address".to_string())?;
                 Ok(Ipv6Addr::from(arr).to_string())
             }
             _ => Err(format!("invalid address of type '{}'", x.signature())),
         }
     };
-    let u32_of = |x: &Value| {
-        x.as_i128()
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or("invalid number".to_string())
-    };
+    let u32_of = |x: &Value| x.as_i128().and_then(|n| u32::try_from(n).ok()).ok_or("invalid number".to_string());
     let fields = |x: &Value| -> Result<Vec<Value>, String> {
         match x.unwrap_variant() {
             Value::Struct(f) => Ok(f.clone()),
-            other => other
-                .array_items()
-                .ok_or_else(|| "invalid entry".to_string()),
+            other => other.array_items().ok_or_else(|| "invalid entry".to_string()),
         }
     };
     match name {
@@ -349,11 +289,7 @@ fn from_legacy(family: Family, name: &str, v: &Value) -> Result<(Value, Option<S
                 if f.len() < 4 {
                     return Err("a route needs destination, prefix, next hop and metric".into());
                 }
-                let mut r = text::parse_route(
-                    family,
-                    &format!("{}/{}", addr_of(&f[0])?, u32_of(&f[1])?),
-                    None,
-                )?;
+                let mut r = text::parse_route(family, &format!("{}/{}", addr_of(&f[0])?, u32_of(&f[1])?), None)?;
                 let nh = addr_of(&f[2])?;
                 if nh.parse::<IpAddr>().is_ok_and(|a| !a.is_unspecified()) {
                     r.insert("next-hop".into(), Value::Str(nh));
@@ -382,9 +318,7 @@ pub fn fuzz_entry(data: &[u8]) {
         let name = names[chunk.get(1).copied().unwrap_or(0) as usize % names.len()];
         let payload = chunks.next().unwrap_or_default();
         let v = fuzz_value(chunk.get(2).copied().unwrap_or(0), payload, 0);
-        dict.entry(spec.name.to_string())
-            .or_default()
-            .insert(name.to_string(), v);
+        dict.entry(spec.name.to_string()).or_default().insert(name.to_string(), v);
     }
     if let Ok(conn) = from_dbus(&dict) {
         let _ = crate::validate::normalize_and_validate(conn.clone());
@@ -396,9 +330,7 @@ pub fn fuzz_entry(data: &[u8]) {
 
 fn fuzz_value(tag: u8, payload: &[u8], depth: u8) -> Value {
     let text = String::from_utf8_lossy(payload).into_owned();
-    let n = payload
-        .iter()
-        .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(*b)));
+    let n = payload.iter().fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(*b)));
     match (tag % 12, depth) {
         (0, _) => Value::Bool(n % 2 == 0),
         (1, _) => Value::Int32(n as i32),
@@ -409,23 +341,16 @@ fn fuzz_value(tag: u8, payload: &[u8], depth: u8) -> Value {
         (6, _) => Value::str_list(text.split(',').map(String::from)),
         (7, d) if d < 3 => Value::Array {
             elem: "u".into(),
-            items: payload
-                .iter()
-                .map(|b| Value::UInt32(u32::from(*b) * 16_843_009))
-                .collect(),
+            items: payload.iter().map(|b| Value::UInt32(u32::from(*b) * 16_843_009)).collect(),
         },
-        (8, d) if d < 3 => Value::Array {
-            elem: "au".into(),
-            items: payload.chunks(3).map(|c| fuzz_value(7, c, d + 1)).collect(),
-        },
+        (8, d) if d < 3 => {
+            Value::Array { elem: "au".into(), items: payload.chunks(3).map(|c| fuzz_value(7, c, d + 1)).collect() }
+        }
         (9, d) if d < 3 => {
             let mut m = VarDict::new();
             for (i, part) in text.split(',').enumerate() {
                 let key = ["address", "prefix", "dest", "next-hop", "metric", "table"][i % 6];
-                m.insert(
-                    key.into(),
-                    fuzz_value(part.len() as u8, part.as_bytes(), d + 1),
-                );
+                m.insert(key.into(), fuzz_value(part.len() as u8, part.as_bytes(), d + 1));
             }
             Value::dict_list(vec![m])
         }
@@ -460,23 +385,14 @@ mod tests {
         let v4 = &d["ipv4"];
         let addrs = v4["addresses"].array_items().unwrap();
         let first = addrs[0].array_items().unwrap();
-        assert_eq!(
-            first[0],
-            Value::UInt32(u32::from_ne_bytes([192, 168, 1, 5]))
-        );
-        assert_eq!(
-            first[2],
-            Value::UInt32(u32::from_ne_bytes([192, 168, 1, 1]))
-        );
+        assert_eq!(first[0], Value::UInt32(u32::from_ne_bytes([192, 168, 1, 5])));
+        assert_eq!(first[2], Value::UInt32(u32::from_ne_bytes([192, 168, 1, 1])));
         assert_eq!(v4["dns"].signature(), "au");
         assert_eq!(v4["dns-data"], Value::str_list(["8.8.8.8", "1.1.1.1"]));
         assert_eq!(v4["routes"].signature(), "aau");
         assert_eq!(d["ipv6"]["addresses"].signature(), "a(ayuay)");
         assert_eq!(d["ipv6"]["dns"].signature(), "aay");
-        assert_eq!(
-            d["802-3-ethernet"]["assigned-mac-address"],
-            Value::Str("random".into())
-        );
+        assert_eq!(d["802-3-ethernet"]["assigned-mac-address"], Value::Str("random".into()));
         assert!(!d["802-3-ethernet"].contains_key("cloned-mac-address"));
     }
 
@@ -499,29 +415,18 @@ mod tests {
     #[test]
     fn wrong_types_are_refused_with_names() {
         let mut d = SettingsDict::new();
-        d.entry("connection".into())
-            .or_default()
-            .insert("autoconnect".into(), Value::Str("yes".into()));
+        d.entry("connection".into()).or_default().insert("autoconnect".into(), Value::Str("yes".into()));
         let e = from_dbus(&d).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "connection.autoconnect: can't set property of type 'b' from value of type 's'"
-        );
+        assert_eq!(e.to_string(), "connection.autoconnect: can't set property of type 'b' from value of type 's'");
         let mut d = SettingsDict::new();
-        d.entry("ipv4".into())
-            .or_default()
-            .insert("dns-data".into(), Value::str_list(["nonsense"]));
+        d.entry("ipv4".into()).or_default().insert("dns-data".into(), Value::str_list(["nonsense"]));
         assert_eq!(from_dbus(&d).unwrap_err().property, "dns-data");
     }
 
     #[test]
     fn secrets_stay_out_unless_asked() {
         let mut c = manual_profile();
-        c.set(
-            "802-11-wireless-security",
-            "psk",
-            Value::Str("secret123".into()),
-        );
+        c.set("802-11-wireless-security", "psk", Value::Str("secret123".into()));
         assert!(!to_dbus(&c, false)["802-11-wireless-security"].contains_key("psk"));
         assert!(to_dbus(&c, true)["802-11-wireless-security"].contains_key("psk"));
     }
@@ -529,9 +434,7 @@ mod tests {
     #[test]
     fn fuzz_entry_survives_samples() {
         for seed in 0u8..=255 {
-            let data: Vec<u8> = (0..64)
-                .map(|i| seed.wrapping_mul(i).wrapping_add(i))
-                .collect();
+            let data: Vec<u8> = (0..64).map(|i| seed.wrapping_mul(i).wrapping_add(i)).collect();
             fuzz_entry(&data);
         }
     }

@@ -19,10 +19,7 @@ pub struct KeyfileError {
 }
 
 fn err(line: usize, message: impl Into<String>) -> KeyfileError {
-    KeyfileError {
-        line,
-        message: message.into(),
-    }
+    KeyfileError { line, message: message.into() }
 }
 
 // ------------------------------------------------------------ syntax ---
@@ -56,42 +53,24 @@ fn parse_syntax(text: &str) -> Result<Vec<Group>, KeyfileError> {
             }
             // A repeated group continues the first one, as GLib does.
             if !groups.iter().any(|g| g.name == name) {
-                groups.push(Group {
-                    name: name.to_string(),
-                    entries: Vec::new(),
-                });
+                groups.push(Group { name: name.to_string(), entries: Vec::new() });
             }
             let pos = groups.iter().position(|g| g.name == name).unwrap_or(0);
             let g = groups.remove(pos);
             groups.push(g);
             continue;
         }
-        let (key, value) = l.split_once('=').ok_or_else(|| {
-            err(
-                line,
-                format!(
-                    "'{}' is not a group, a key=value pair or a comment",
-                    l.trim_end()
-                ),
-            )
-        })?;
+        let (key, value) = l
+            .split_once('=')
+            .ok_or_else(|| err(line, format!("'{}' is not a group, a key=value pair or a comment", l.trim_end())))?;
         let key = key.trim_end();
         if key.is_empty() {
             return Err(err(line, "empty key"));
         }
-        let group = groups
-            .last_mut()
-            .ok_or_else(|| err(line, "key outside of any group"))?;
-        let value = value
-            .trim_start()
-            .trim_end_matches(['\n', '\r'])
-            .to_string();
+        let group = groups.last_mut().ok_or_else(|| err(line, "key outside of any group"))?;
+        let value = value.trim_start().trim_end_matches(['\n', '\r']).to_string();
         group.entries.retain(|e| e.key != key);
-        group.entries.push(Entry {
-            key: key.to_string(),
-            value,
-            line,
-        });
+        group.entries.push(Entry { key: key.to_string(), value, line });
     }
     Ok(groups)
 }
@@ -163,10 +142,7 @@ pub fn escape(s: &str) -> String {
 }
 
 pub fn escape_list<S: AsRef<str>>(items: &[S]) -> String {
-    items
-        .iter()
-        .map(|s| format!("{};", escape(s.as_ref()).replace(';', "\\;")))
-        .collect()
+    items.iter().map(|s| format!("{};", escape(s.as_ref()).replace(';', "\\;"))).collect()
 }
 
 // ----------------------------------------------------------- reading ---
@@ -181,30 +157,17 @@ pub fn parse(text: &str) -> Result<Connection, KeyfileError> {
         } else if let Some(key) = group.name.strip_prefix("wireguard-peer.") {
             peers.push(read_peer(key, &group)?);
         } else if group.name == "ethernet-s390-options" {
-            let map = group
-                .entries
-                .iter()
-                .map(|e| (e.key.clone(), unescape(&e.value)))
-                .collect();
+            let map = group.entries.iter().map(|e| (e.key.clone(), unescape(&e.value))).collect();
             conn.set("802-3-ethernet", "s390-options", Value::str_map(&map));
         } else if is_setting_name(&group.name) {
             let setting = conn.setting_mut(&group.name);
             for e in &group.entries {
-                setting
-                    .props
-                    .insert(e.key.clone(), Value::Str(e.value.clone()));
+                setting.props.insert(e.key.clone(), Value::Str(e.value.clone()));
                 setting.raw_keyfile_keys.insert(e.key.clone());
             }
         } else {
-            let entries = group
-                .entries
-                .iter()
-                .map(|e| (e.key.clone(), e.value.clone()))
-                .collect();
-            conn.raw_groups.push(RawGroup {
-                name: group.name.clone(),
-                entries,
-            });
+            let entries = group.entries.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
+            conn.raw_groups.push(RawGroup { name: group.name.clone(), entries });
         }
     }
     if !peers.is_empty() {
@@ -216,9 +179,7 @@ pub fn parse(text: &str) -> Result<Connection, KeyfileError> {
 /// Groups that may be settings NetworkManager knows and nm-rs does not
 /// (`match`, `ethtool`, …), as opposed to internal groups like `.nmmeta`.
 fn is_setting_name(name: &str) -> bool {
-    name != "vpn-secrets"
-        && !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    name != "vpn-secrets" && !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// Splits `address12` into (`address`, 12); an absent number sorts first.
@@ -229,21 +190,14 @@ fn numbered<'a>(key: &'a str, bases: &[&str]) -> Option<(&'a str, u64)> {
                 return Some((&key[..base.len()], 0));
             }
             if rest.chars().all(|c| c.is_ascii_digit()) {
-                return Some((
-                    &key[..base.len()],
-                    rest.parse::<u64>().ok()?.saturating_add(1),
-                ));
+                return Some((&key[..base.len()], rest.parse::<u64>().ok()?.saturating_add(1)));
             }
         }
     }
     None
 }
 
-fn read_setting(
-    spec: &SettingSpec,
-    group: &Group,
-    conn: &mut Connection,
-) -> Result<(), KeyfileError> {
+fn read_setting(spec: &SettingSpec, group: &Group, conn: &mut Connection) -> Result<(), KeyfileError> {
     let is_ip = matches!(spec.name, "ipv4" | "ipv6");
     let family = Family::of_setting(spec.name);
     let mut addresses: Vec<(u64, usize, String)> = Vec::new();
@@ -251,18 +205,12 @@ fn read_setting(
     let mut route_options: BTreeMap<u64, String> = BTreeMap::new();
     let mut rules: Vec<(u64, usize, String)> = Vec::new();
     let mut options = BTreeMap::new();
-    let options_prop = spec
-        .properties
-        .iter()
-        .find(|p| p.kind == Kind::OptionsInGroup);
+    let options_prop = spec.properties.iter().find(|p| p.kind == Kind::OptionsInGroup);
     let setting = conn.setting_mut(spec.name);
 
     for e in &group.entries {
         let bad = |m: String| err(e.line, format!("{}.{}: {m}", spec.name, e.key));
-        if let Some(prop) = spec
-            .property(&e.key)
-            .filter(|p| !matches!(p.kind, Kind::OptionsInGroup))
-        {
+        if let Some(prop) = spec.property(&e.key).filter(|p| !matches!(p.kind, Kind::OptionsInGroup)) {
             let v = decode(spec, prop, &e.value).map_err(bad)?;
             setting.props.insert(prop.name.to_string(), v);
             continue;
@@ -291,35 +239,20 @@ fn read_setting(
             options.insert(e.key.clone(), unescape(&e.value));
             continue;
         }
-        setting
-            .props
-            .insert(e.key.clone(), Value::Str(e.value.clone()));
+        setting.props.insert(e.key.clone(), Value::Str(e.value.clone()));
         setting.raw_keyfile_keys.insert(e.key.clone());
     }
 
     if let Some(prop) = options_prop
         && !options.is_empty()
     {
-        setting
-            .props
-            .insert(prop.name.to_string(), Value::str_map(&options));
+        setting.props.insert(prop.name.to_string(), Value::str_map(&options));
     }
     if is_ip {
-        read_ip_lists(
-            spec.name,
-            family,
-            setting,
-            addresses,
-            routes,
-            route_options,
-            rules,
-        )?;
+        read_ip_lists(spec.name, family, setting, addresses, routes, route_options, rules)?;
         if spec.name == "ipv6" && !setting.props.contains_key("addr-gen-mode") {
             // A keyfile without the key predates the "default" mode.
-            setting.props.insert(
-                "addr-gen-mode".into(),
-                Value::Int32(ADDR_GEN_MODE_KEYFILE_DEFAULT),
-            );
+            setting.props.insert("addr-gen-mode".into(), Value::Int32(ADDR_GEN_MODE_KEYFILE_DEFAULT));
         }
     }
     Ok(())
@@ -350,16 +283,12 @@ fn read_ip_lists(
             let gw = family.parse_addr(gw).map_err(bad)?;
             // The legacy gateway after an address is the setting's gateway.
             if !setting.props.contains_key("gateway") && !gw.is_unspecified() {
-                setting
-                    .props
-                    .insert("gateway".into(), Value::Str(gw.to_string()));
+                setting.props.insert("gateway".into(), Value::Str(gw.to_string()));
             }
         }
     }
     if !data.is_empty() {
-        setting
-            .props
-            .insert("address-data".into(), Value::dict_list(data));
+        setting.props.insert("address-data".into(), Value::dict_list(data));
     }
     let mut data = Vec::new();
     for (n, line, raw) in &routes {
@@ -369,20 +298,16 @@ fn read_ip_lists(
         data.push(r);
     }
     if !data.is_empty() {
-        setting
-            .props
-            .insert("route-data".into(), Value::dict_list(data));
+        setting.props.insert("route-data".into(), Value::dict_list(data));
     }
     let mut data = Vec::new();
     for (_, line, raw) in &rules {
-        let r = text::parse_rule(family, &unescape(raw))
-            .map_err(|m| err(*line, format!("{name}.routing-rules: {m}")))?;
+        let r =
+            text::parse_rule(family, &unescape(raw)).map_err(|m| err(*line, format!("{name}.routing-rules: {m}")))?;
         data.push(r);
     }
     if !data.is_empty() {
-        setting
-            .props
-            .insert("routing-rules".into(), Value::dict_list(data));
+        setting.props.insert("routing-rules".into(), Value::dict_list(data));
     }
     Ok(())
 }
@@ -410,20 +335,14 @@ fn decode(spec: &SettingSpec, prop: &PropertySpec, raw: &str) -> Result<Value, S
     let t = s.trim();
     let int_err = |_| format!("invalid integer value '{t}'");
     Ok(match prop.kind {
-        Kind::Bool => {
-            Value::Bool(text::parse_bool(t).ok_or_else(|| format!("invalid boolean value '{t}'"))?)
-        }
+        Kind::Bool => Value::Bool(text::parse_bool(t).ok_or_else(|| format!("invalid boolean value '{t}'"))?),
         Kind::Int32 => Value::Int32(t.parse().map_err(int_err)?),
         Kind::UInt32 => Value::UInt32(t.parse().map_err(int_err)?),
         Kind::Int64 => Value::Int64(t.parse().map_err(int_err)?),
         Kind::UInt64 => Value::UInt64(t.parse().map_err(int_err)?),
         Kind::Str if spec.name == "connection" && prop.name == "type" => {
             // Keyfiles write the short aliases.
-            Value::Str(
-                schema::setting_by_group(t)
-                    .map_or(t, |s| s.name)
-                    .to_string(),
-            )
+            Value::Str(schema::setting_by_group(t).map_or(t, |s| s.name).to_string())
         }
         Kind::Str | Kind::ClonedMac => Value::Str(s),
         Kind::StrList | Kind::Dns => Value::str_list(split_list(raw)),
@@ -467,10 +386,7 @@ pub(crate) fn parse_nick(nicks: &[(i32, &str)], t: &str) -> Result<i32, String> 
 }
 
 pub(crate) fn nick_of(nicks: &[(i32, &str)], v: i32) -> String {
-    nicks
-        .iter()
-        .find(|(n, _)| *n == v)
-        .map_or_else(|| v.to_string(), |(_, s)| s.to_string())
+    nicks.iter().find(|(n, _)| *n == v).map_or_else(|| v.to_string(), |(_, s)| s.to_string())
 }
 
 // ----------------------------------------------------------- writing ---
@@ -545,8 +461,7 @@ pub fn write(conn: &Connection) -> String {
                     Kind::OptionsGroup(g) => {
                         let map = v.as_str_map().unwrap_or_default();
                         if !map.is_empty() {
-                            let entries: Vec<_> =
-                                map.iter().map(|(k, v)| (k.clone(), escape(v))).collect();
+                            let entries: Vec<_> = map.iter().map(|(k, v)| (k.clone(), escape(v))).collect();
                             emit(&mut out, g, &entries);
                         }
                     }
@@ -600,17 +515,12 @@ fn setting_entries(
             }
             continue;
         }
-        if is_default(prop, v)
-            && !(name == "connection" && matches!(pname.as_str(), "id" | "uuid" | "type"))
-        {
+        if is_default(prop, v) && !(name == "connection" && matches!(pname.as_str(), "id" | "uuid" | "type")) {
             continue;
         }
         match prop.kind {
             Kind::Addresses => {
-                let gw = setting
-                    .get("gateway")
-                    .and_then(Value::as_str)
-                    .filter(|g| !g.is_empty());
+                let gw = setting.get("gateway").and_then(Value::as_str).filter(|g| !g.is_empty());
                 for (i, a) in v.as_dict_list().unwrap_or_default().iter().enumerate() {
                     let Some(mut t) = text::format_address(a) else {
                         continue;
@@ -634,19 +544,10 @@ fn setting_entries(
             }
             Kind::RoutingRules => {
                 for (i, r) in v.as_dict_list().unwrap_or_default().iter().enumerate() {
-                    push(
-                        "routing-rules",
-                        format!("routing-rule{}", i + 1),
-                        escape(&text::format_rule(r)),
-                    );
+                    push("routing-rules", format!("routing-rule{}", i + 1), escape(&text::format_rule(r)));
                 }
             }
-            Kind::Str
-                if pname == "gateway"
-                    && setting
-                        .get("address-data")
-                        .is_some_and(|a| !is_default(prop, a)) =>
-            {
+            Kind::Str if pname == "gateway" && setting.get("address-data").is_some_and(|a| !is_default(prop, a)) => {
                 // Written into address1.
             }
             Kind::OptionsInGroup => {
@@ -659,12 +560,7 @@ fn setting_entries(
         }
     }
     if name == "connection" {
-        let rank = |k: &str| {
-            ["id", "uuid", "type"]
-                .iter()
-                .position(|x| *x == k)
-                .unwrap_or(3)
-        };
+        let rank = |k: &str| ["id", "uuid", "type"].iter().position(|x| *x == k).unwrap_or(3);
         entries.sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then_with(|| a.0.cmp(&b.0)));
     } else {
         entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -673,25 +569,15 @@ fn setting_entries(
 }
 
 fn peer_entries(peer: &VarDict) -> (String, Vec<(String, String)>) {
-    let key = peer
-        .get("public-key")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let flags = peer
-        .get("preshared-key-flags")
-        .and_then(Value::as_i128)
-        .unwrap_or(0);
+    let key = peer.get("public-key").and_then(Value::as_str).unwrap_or_default();
+    let flags = peer.get("preshared-key-flags").and_then(Value::as_i128).unwrap_or(0);
     let mut entries = Vec::new();
     for (k, v) in peer {
         match k.as_str() {
             "public-key" => {}
             "preshared-key"
-                if flags as u32
-                    & (schema::SECRET_FLAG_AGENT_OWNED | schema::SECRET_FLAG_NOT_SAVED)
-                    != 0 => {}
-            "allowed-ips" => {
-                entries.push((k.clone(), escape_list(&v.as_str_list().unwrap_or_default())))
-            }
+                if flags as u32 & (schema::SECRET_FLAG_AGENT_OWNED | schema::SECRET_FLAG_NOT_SAVED) != 0 => {}
+            "allowed-ips" => entries.push((k.clone(), escape_list(&v.as_str_list().unwrap_or_default()))),
             _ => entries.push((k.clone(), escape(&text::scalar_text(v)))),
         }
     }
@@ -703,10 +589,7 @@ fn encode(setting: &str, prop: &PropertySpec, v: &Value) -> String {
     match prop.kind {
         Kind::Str if setting == "connection" && prop.name == "type" => {
             let t = v.as_str().unwrap_or_default();
-            schema::setting(t)
-                .and_then(|s| s.alias)
-                .unwrap_or(t)
-                .to_string()
+            schema::setting(t).and_then(|s| s.alias).unwrap_or(t).to_string()
         }
         Kind::StrList | Kind::Dns => escape_list(&v.as_str_list().unwrap_or_default()),
         Kind::Bytes => text::format_byte_list(v.as_bytes().unwrap_or_default()),
@@ -720,13 +603,9 @@ fn encode(setting: &str, prop: &PropertySpec, v: &Value) -> String {
         }
         Kind::Cert => escape(&text::format_cert(v.as_bytes().unwrap_or_default())),
         Kind::IntNick(nicks) => nick_of(nicks, v.as_i128().unwrap_or(0) as i32),
-        Kind::BridgeVlans => v
-            .as_dict_list()
-            .unwrap_or_default()
-            .iter()
-            .map(text::format_bridge_vlan)
-            .collect::<Vec<_>>()
-            .join(","),
+        Kind::BridgeVlans => {
+            v.as_dict_list().unwrap_or_default().iter().map(text::format_bridge_vlan).collect::<Vec<_>>().join(",")
+        }
         _ => generic_text(v),
     }
 }
@@ -750,10 +629,7 @@ mod tests {
     fn escapes_round_trip() {
         for s in [" lead", "a\\b", "tab\there", "semi;colon", "new\nline"] {
             assert_eq!(unescape(&escape(s)), s);
-            assert_eq!(
-                split_list(&escape_list(&[s, "x"])),
-                vec![s.to_string(), "x".into()]
-            );
+            assert_eq!(split_list(&escape_list(&[s, "x"])), vec![s.to_string(), "x".into()]);
         }
         assert_eq!(split_list("a;b;"), vec!["a", "b"]);
         assert_eq!(split_list("a\\;b;c"), vec!["a;b", "c"]);
@@ -768,34 +644,21 @@ mod tests {
         let e = parse("[connection\n").unwrap_err();
         assert_eq!(e.line, 1);
         let e = parse("[connection]\nautoconnect=maybe\n").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "line 2: connection.autoconnect: invalid boolean value 'maybe'"
-        );
+        assert_eq!(e.to_string(), "line 2: connection.autoconnect: invalid boolean value 'maybe'");
     }
 
     #[test]
     fn numbered_keys_and_gateway() {
         let c = parse("[ipv4]\naddress2=10.0.0.2/8\naddress1=192.168.1.5/24,192.168.1.1\nroute1=10.10.0.0/16,192.168.1.254,77\nroute1_options=table=5\nmethod=manual\n").unwrap();
-        let addrs = c
-            .get("ipv4", "address-data")
-            .unwrap()
-            .as_dict_list()
-            .unwrap();
+        let addrs = c.get("ipv4", "address-data").unwrap().as_dict_list().unwrap();
         assert_eq!(addrs[0]["address"], Value::Str("192.168.1.5".into()));
         assert_eq!(addrs[1]["prefix"], Value::UInt32(8));
         assert_eq!(c.get_str("ipv4", "gateway"), Some("192.168.1.1"));
         let routes = c.get("ipv4", "route-data").unwrap().as_dict_list().unwrap();
         assert_eq!(routes[0]["table"], Value::UInt32(5));
         let out = write(&c);
-        assert!(
-            out.contains("address1=192.168.1.5/24,192.168.1.1\naddress2=10.0.0.2/8\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("route1=10.10.0.0/16,192.168.1.254,77\nroute1_options=table=5\n"),
-            "{out}"
-        );
+        assert!(out.contains("address1=192.168.1.5/24,192.168.1.1\naddress2=10.0.0.2/8\n"), "{out}");
+        assert!(out.contains("route1=10.10.0.0/16,192.168.1.254,77\nroute1_options=table=5\n"), "{out}");
         assert!(!out.contains("gateway="));
     }
 

@@ -61,11 +61,7 @@ impl Kind {
             Kind::StrList | Kind::Dns => "as",
             Kind::Bytes | Kind::Mac | Kind::Ssid | Kind::Cert => "ay",
             Kind::OptionsInGroup | Kind::OptionsGroup(_) => "a{ss}",
-            Kind::Addresses
-            | Kind::Routes
-            | Kind::RoutingRules
-            | Kind::BridgeVlans
-            | Kind::WireguardPeers => "aa{sv}",
+            Kind::Addresses | Kind::Routes | Kind::RoutingRules | Kind::BridgeVlans | Kind::WireguardPeers => "aa{sv}",
         }
     }
 }
@@ -120,39 +116,19 @@ impl SettingSpec {
 }
 
 const fn p(name: &'static str, kind: Kind) -> PropertySpec {
-    PropertySpec {
-        name,
-        kind,
-        default: DefaultValue::Zero,
-        secret: false,
-    }
+    PropertySpec { name, kind, default: DefaultValue::Zero, secret: false }
 }
 const fn pd(name: &'static str, kind: Kind, default: DefaultValue) -> PropertySpec {
-    PropertySpec {
-        name,
-        kind,
-        default,
-        secret: false,
-    }
+    PropertySpec { name, kind, default, secret: false }
 }
 const fn secret(name: &'static str, kind: Kind) -> PropertySpec {
-    PropertySpec {
-        name,
-        kind,
-        default: DefaultValue::Zero,
-        secret: true,
-    }
+    PropertySpec { name, kind, default: DefaultValue::Zero, secret: true }
 }
 
 use DefaultValue::{Bool as B, Int as I};
 use Kind::*;
 
-const ADDR_GEN_MODE: &[(i32, &str)] = &[
-    (0, "eui64"),
-    (1, "stable-privacy"),
-    (2, "default-or-eui64"),
-    (3, "default"),
-];
+const ADDR_GEN_MODE: &[(i32, &str)] = &[(0, "eui64"), (1, "stable-privacy"), (2, "default-or-eui64"), (3, "default")];
 
 const CONNECTION: &[PropertySpec] = &[
     pd("auth-retries", Int32, I(-1)),
@@ -253,12 +229,7 @@ const IPV6: &[PropertySpec] = ip_setting![
     p("token", Str),
 ];
 
-const PROXY: &[PropertySpec] = &[
-    p("browser-only", Bool),
-    p("method", Int32),
-    p("pac-script", Str),
-    p("pac-url", Str),
-];
+const PROXY: &[PropertySpec] = &[p("browser-only", Bool), p("method", Int32), p("pac-script", Str), p("pac-url", Str)];
 
 const WIRELESS: &[PropertySpec] = &[
     pd("ap-isolation", Int32, I(-1)),
@@ -386,21 +357,13 @@ const BRIDGE: &[PropertySpec] = &[
     p("vlans", BridgeVlans),
 ];
 
-const BRIDGE_PORT: &[PropertySpec] = &[
-    p("hairpin-mode", Bool),
-    pd("path-cost", UInt32, I(100)),
-    pd("priority", UInt32, I(32)),
-    p("vlans", BridgeVlans),
-];
+const BRIDGE_PORT: &[PropertySpec] =
+    &[p("hairpin-mode", Bool), pd("path-cost", UInt32, I(100)), pd("priority", UInt32, I(32)), p("vlans", BridgeVlans)];
 
 const BOND: &[PropertySpec] = &[p("interface-name", Str), p("options", OptionsInGroup)];
 
-const MACVLAN: &[PropertySpec] = &[
-    p("mode", UInt32),
-    p("parent", Str),
-    pd("promiscuous", Bool, B(true)),
-    p("tap", Bool),
-];
+const MACVLAN: &[PropertySpec] =
+    &[p("mode", UInt32), p("parent", Str), pd("promiscuous", Bool, B(true)), p("tap", Bool)];
 
 const VXLAN: &[PropertySpec] = &[
     pd("ageing", UInt32, I(300)),
@@ -461,120 +424,35 @@ const GENERIC: &[PropertySpec] = &[];
 /// (`connection` first, `ipv4`, `ipv6`, `proxy` last; the base type is moved
 /// right after `connection` by the writer).
 pub static SETTINGS: &[SettingSpec] = &[
-    SettingSpec {
-        name: "connection",
-        alias: None,
-        base_type: None,
-        properties: CONNECTION,
-    },
+    SettingSpec { name: "connection", alias: None, base_type: None, properties: CONNECTION },
     SettingSpec {
         name: "802-3-ethernet",
         alias: Some("ethernet"),
         base_type: Some(BaseType::Ip),
         properties: ETHERNET,
     },
-    SettingSpec {
-        name: "802-11-wireless",
-        alias: Some("wifi"),
-        base_type: Some(BaseType::Ip),
-        properties: WIRELESS,
-    },
+    SettingSpec { name: "802-11-wireless", alias: Some("wifi"), base_type: Some(BaseType::Ip), properties: WIRELESS },
     SettingSpec {
         name: "802-11-wireless-security",
         alias: Some("wifi-security"),
         base_type: None,
         properties: WIRELESS_SECURITY,
     },
-    SettingSpec {
-        name: "802-1x",
-        alias: None,
-        base_type: None,
-        properties: IEEE8021X,
-    },
-    SettingSpec {
-        name: "bond",
-        alias: None,
-        base_type: Some(BaseType::Ip),
-        properties: BOND,
-    },
-    SettingSpec {
-        name: "bridge",
-        alias: None,
-        base_type: Some(BaseType::Ip),
-        properties: BRIDGE,
-    },
-    SettingSpec {
-        name: "bridge-port",
-        alias: None,
-        base_type: None,
-        properties: BRIDGE_PORT,
-    },
-    SettingSpec {
-        name: "generic",
-        alias: None,
-        base_type: Some(BaseType::Ip),
-        properties: GENERIC,
-    },
-    SettingSpec {
-        name: "loopback",
-        alias: None,
-        base_type: Some(BaseType::Ip),
-        properties: LOOPBACK,
-    },
-    SettingSpec {
-        name: "macvlan",
-        alias: None,
-        base_type: Some(BaseType::Ip),
-        properties: MACVLAN,
-    },
-    SettingSpec {
-        name: "tun",
-        alias: None,
-        base_type: Some(BaseType::Ip),
-        properties: TUN,
-    },
-    SettingSpec {
-        name: "veth",
-        alias: None,
-        base_type: Some(BaseType::Ip),
-        properties: VETH,
-    },
-    SettingSpec {
-        name: "vlan",
-        alias: None,
-        base_type: Some(BaseType::Ip),
-        properties: VLAN,
-    },
-    SettingSpec {
-        name: "vxlan",
-        alias: None,
-        base_type: Some(BaseType::Ip),
-        properties: VXLAN,
-    },
-    SettingSpec {
-        name: "wireguard",
-        alias: None,
-        base_type: Some(BaseType::Ip),
-        properties: WIREGUARD,
-    },
-    SettingSpec {
-        name: "ipv4",
-        alias: None,
-        base_type: None,
-        properties: IPV4,
-    },
-    SettingSpec {
-        name: "ipv6",
-        alias: None,
-        base_type: None,
-        properties: IPV6,
-    },
-    SettingSpec {
-        name: "proxy",
-        alias: None,
-        base_type: None,
-        properties: PROXY,
-    },
+    SettingSpec { name: "802-1x", alias: None, base_type: None, properties: IEEE8021X },
+    SettingSpec { name: "bond", alias: None, base_type: Some(BaseType::Ip), properties: BOND },
+    SettingSpec { name: "bridge", alias: None, base_type: Some(BaseType::Ip), properties: BRIDGE },
+    SettingSpec { name: "bridge-port", alias: None, base_type: None, properties: BRIDGE_PORT },
+    SettingSpec { name: "generic", alias: None, base_type: Some(BaseType::Ip), properties: GENERIC },
+    SettingSpec { name: "loopback", alias: None, base_type: Some(BaseType::Ip), properties: LOOPBACK },
+    SettingSpec { name: "macvlan", alias: None, base_type: Some(BaseType::Ip), properties: MACVLAN },
+    SettingSpec { name: "tun", alias: None, base_type: Some(BaseType::Ip), properties: TUN },
+    SettingSpec { name: "veth", alias: None, base_type: Some(BaseType::Ip), properties: VETH },
+    SettingSpec { name: "vlan", alias: None, base_type: Some(BaseType::Ip), properties: VLAN },
+    SettingSpec { name: "vxlan", alias: None, base_type: Some(BaseType::Ip), properties: VXLAN },
+    SettingSpec { name: "wireguard", alias: None, base_type: Some(BaseType::Ip), properties: WIREGUARD },
+    SettingSpec { name: "ipv4", alias: None, base_type: None, properties: IPV4 },
+    SettingSpec { name: "ipv6", alias: None, base_type: None, properties: IPV6 },
+    SettingSpec { name: "proxy", alias: None, base_type: None, properties: PROXY },
 ];
 
 /// Looks a setting up by canonical name.
@@ -584,18 +462,12 @@ pub fn setting(name: &str) -> Option<&'static SettingSpec> {
 
 /// Looks a setting up by canonical name or keyfile alias.
 pub fn setting_by_group(group: &str) -> Option<&'static SettingSpec> {
-    SETTINGS
-        .iter()
-        .find(|s| s.name == group || s.alias == Some(group))
+    SETTINGS.iter().find(|s| s.name == group || s.alias == Some(group))
 }
 
 /// The property that holds the flags of a secret.
 pub fn secret_flags_property(secret: &str) -> String {
-    if secret.starts_with("wep-key") {
-        "wep-key-flags".to_string()
-    } else {
-        format!("{secret}-flags")
-    }
+    if secret.starts_with("wep-key") { "wep-key-flags".to_string() } else { format!("{secret}-flags") }
 }
 
 /// `NMSettingSecretFlags`: the secret is owned by a user's agent.
@@ -620,14 +492,8 @@ mod tests {
 
     #[test]
     fn aliases_resolve() {
-        assert_eq!(
-            setting_by_group("wifi").map(|s| s.name),
-            Some("802-11-wireless")
-        );
-        assert_eq!(
-            setting_by_group("802-3-ethernet").map(|s| s.name),
-            Some("802-3-ethernet")
-        );
+        assert_eq!(setting_by_group("wifi").map(|s| s.name), Some("802-11-wireless"));
+        assert_eq!(setting_by_group("802-3-ethernet").map(|s| s.name), Some("802-3-ethernet"));
         assert!(setting_by_group("nonsense").is_none());
         assert_eq!(secret_flags_property("wep-key2"), "wep-key-flags");
         assert_eq!(secret_flags_property("psk"), "psk-flags");
@@ -638,13 +504,7 @@ mod tests {
         for s in SETTINGS {
             for prop in s.properties.iter().filter(|p| p.secret) {
                 let flags = secret_flags_property(prop.name);
-                assert!(
-                    s.property(&flags).is_some(),
-                    "{}.{} lacks {}",
-                    s.name,
-                    prop.name,
-                    flags
-                );
+                assert!(s.property(&flags).is_some(), "{}.{} lacks {}", s.name, prop.name, flags);
             }
         }
     }

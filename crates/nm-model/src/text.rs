@@ -17,11 +17,7 @@ pub enum Family {
 
 impl Family {
     pub fn of_setting(setting: &str) -> Family {
-        if setting == "ipv6" {
-            Family::V6
-        } else {
-            Family::V4
-        }
+        if setting == "ipv6" { Family::V6 } else { Family::V4 }
     }
     pub fn max_prefix(self) -> u32 {
         match self {
@@ -36,10 +32,7 @@ impl Family {
         }
     }
     pub fn parse_addr(self, s: &str) -> Result<IpAddr, String> {
-        let addr: IpAddr = s
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid IP address '{s}'"))?;
+        let addr: IpAddr = s.trim().parse().map_err(|_| format!("invalid IP address '{s}'"))?;
         match (self, addr) {
             (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_)) => Ok(addr),
             (Family::V4, _) => Err(format!("'{s}' is not an IPv4 address")),
@@ -55,31 +48,20 @@ pub fn parse_mac(s: &str) -> Result<Vec<u8>, String> {
     let parts: Vec<&str> = s.split([':', '-']).collect();
     let bytes = parts
         .iter()
-        .map(|p| {
-            if p.len() == 2 {
-                u8::from_str_radix(p, 16).ok()
-            } else {
-                None
-            }
-        })
+        .map(|p| if p.len() == 2 { u8::from_str_radix(p, 16).ok() } else { None })
         .collect::<Option<Vec<u8>>>();
     match bytes {
         Some(b) if b.len() == 6 || b.len() == 20 => Ok(b),
         _ => {
             // The pre-1.0 keyfile wrote MACs as a list of decimal bytes.
-            let legacy = parse_byte_list(s)
-                .ok()
-                .filter(|b| b.len() == 6 || b.len() == 20);
+            let legacy = parse_byte_list(s).ok().filter(|b| b.len() == 6 || b.len() == 20);
             legacy.ok_or_else(|| format!("'{s}' is not a valid MAC address"))
         }
     }
 }
 
 pub fn format_mac(b: &[u8]) -> String {
-    b.iter()
-        .map(|x| format!("{x:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    b.iter().map(|x| format!("{x:02X}")).collect::<Vec<_>>().join(":")
 }
 
 /// `1;2;3;` → bytes.
@@ -87,10 +69,7 @@ pub fn parse_byte_list(s: &str) -> Result<Vec<u8>, String> {
     s.split(';')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.parse::<u8>()
-                .map_err(|_| format!("'{p}' is not a byte value"))
-        })
+        .map(|p| p.parse::<u8>().map_err(|_| format!("'{p}' is not a byte value")))
         .collect()
 }
 
@@ -128,15 +107,11 @@ pub fn parse_cert(s: &str) -> Result<Vec<u8>, String> {
         b.push(0);
         return Ok(b);
     }
-    Err(format!(
-        "'{s}' is neither an absolute path, a data: blob nor a pkcs11: URI"
-    ))
+    Err(format!("'{s}' is neither an absolute path, a data: blob nor a pkcs11: URI"))
 }
 
 pub fn format_cert(b: &[u8]) -> String {
-    let text = b
-        .strip_suffix(&[0])
-        .and_then(|t| std::str::from_utf8(t).ok());
+    let text = b.strip_suffix(&[0]).and_then(|t| std::str::from_utf8(t).ok());
     if let Some(t) = text {
         if let Some(path) = t.strip_prefix(FILE_SCHEME) {
             return path.to_string();
@@ -145,10 +120,7 @@ pub fn format_cert(b: &[u8]) -> String {
             return t.to_string();
         }
     }
-    format!(
-        "data:;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(b)
-    )
+    format!("data:;base64,{}", base64::engine::general_purpose::STANDARD.encode(b))
 }
 
 // ----------------------------------------------------- IP addresses ---
@@ -171,10 +143,7 @@ fn split_prefix(family: Family, s: &str) -> Result<(IpAddr, u32), String> {
     };
     let addr = family.parse_addr(a)?;
     let prefix = match p {
-        Some(p) => p
-            .trim()
-            .parse::<u32>()
-            .map_err(|_| format!("invalid prefix '{p}'"))?,
+        Some(p) => p.trim().parse::<u32>().map_err(|_| format!("invalid prefix '{p}'"))?,
         None => family.max_prefix(),
     };
     if prefix > family.max_prefix() {
@@ -196,10 +165,11 @@ pub fn format_address(d: &VarDict) -> Option<String> {
 pub fn route_attribute(name: &str, text: &str) -> Result<Value, String> {
     let bad = || format!("invalid value '{text}' for route attribute '{name}'");
     Ok(match name {
-        "table" | "mtu" | "window" | "cwnd" | "initcwnd" | "initrwnd" | "advmss" | "rto_min"
-        | "weight" => Value::UInt32(text.parse().map_err(|_| bad())?),
-        "lock-cwnd" | "lock-initcwnd" | "lock-initrwnd" | "lock-mtu" | "lock-window"
-        | "lock-advmss" | "onlink" | "quickack" => Value::Bool(parse_bool(text).ok_or_else(bad)?),
+        "table" | "mtu" | "window" | "cwnd" | "initcwnd" | "initrwnd" | "advmss" | "rto_min" | "weight" => {
+            Value::UInt32(text.parse().map_err(|_| bad())?)
+        }
+        "lock-cwnd" | "lock-initcwnd" | "lock-initrwnd" | "lock-mtu" | "lock-window" | "lock-advmss" | "onlink"
+        | "quickack" => Value::Bool(parse_bool(text).ok_or_else(bad)?),
         "tos" | "scope" => {
             let n = match text.strip_prefix("0x") {
                 Some(hex) => u8::from_str_radix(hex, 16).map_err(|_| bad())?,
@@ -233,23 +203,14 @@ pub fn parse_route(family: Family, s: &str, options: Option<&str>) -> Result<Var
         }
     }
     if let Some(m) = parts.next().map(str::trim).filter(|s| !s.is_empty()) {
-        let metric: u32 = m
-            .parse()
-            .map_err(|_| format!("invalid route metric '{m}'"))?;
+        let metric: u32 = m.parse().map_err(|_| format!("invalid route metric '{m}'"))?;
         d.insert("metric".into(), Value::UInt32(metric));
     }
     if parts.next().is_some() {
         return Err(format!("route '{s}' has too many fields"));
     }
-    for opt in options
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|o| !o.is_empty())
-    {
-        let (k, v) = opt
-            .split_once('=')
-            .ok_or_else(|| format!("invalid route option '{opt}'"))?;
+    for opt in options.unwrap_or("").split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let (k, v) = opt.split_once('=').ok_or_else(|| format!("invalid route option '{opt}'"))?;
         d.insert(k.trim().to_string(), route_attribute(k.trim(), v.trim())?);
     }
     Ok(d)
@@ -283,10 +244,7 @@ pub fn scalar_text(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Str(s) | Value::ObjectPath(s) | Value::Signature(s) => s.clone(),
         Value::Double(d) => d.to_string(),
-        other => other
-            .as_i128()
-            .map(|n| n.to_string())
-            .unwrap_or_else(|| format!("{other:?}")),
+        other => other.as_i128().map(|n| n.to_string()).unwrap_or_else(|| format!("{other:?}")),
     }
 }
 
@@ -295,17 +253,10 @@ pub fn scalar_text(v: &Value) -> String {
 /// Parses a rule in NetworkManager's `ip rule`-like text into its D-Bus form.
 pub fn parse_rule(family: Family, s: &str) -> Result<VarDict, String> {
     let mut d = VarDict::new();
-    d.insert(
-        "family".into(),
-        Value::Int32(if family == Family::V4 { 2 } else { 10 }),
-    );
+    d.insert("family".into(), Value::Int32(if family == Family::V4 { 2 } else { 10 }));
     let toks: Vec<&str> = s.split_whitespace().collect();
     let mut i = 0;
-    let arg = |i: usize| {
-        toks.get(i + 1)
-            .copied()
-            .ok_or_else(|| format!("'{}' lacks a value", toks[i]))
-    };
+    let arg = |i: usize| toks.get(i + 1).copied().ok_or_else(|| format!("'{}' lacks a value", toks[i]));
     let num = |t: &str| -> Result<u32, String> {
         match t.strip_prefix("0x") {
             Some(h) => u32::from_str_radix(h, 16),
@@ -335,14 +286,8 @@ pub fn parse_rule(family: Family, s: &str) -> Result<VarDict, String> {
                         "suppress-prefixlength".into(),
                         Value::Int32(v.parse().map_err(|_| format!("invalid number '{v}'"))?),
                     ),
-                    "tos" => d.insert(
-                        "tos".into(),
-                        Value::Byte(u8::try_from(num(v)?).map_err(|e| e.to_string())?),
-                    ),
-                    _ => d.insert(
-                        "ipproto".into(),
-                        Value::Byte(u8::try_from(num(v)?).map_err(|e| e.to_string())?),
-                    ),
+                    "tos" => d.insert("tos".into(), Value::Byte(u8::try_from(num(v)?).map_err(|e| e.to_string())?)),
+                    _ => d.insert("ipproto".into(), Value::Byte(u8::try_from(num(v)?).map_err(|e| e.to_string())?)),
                 };
             }
             "from" | "to" => {
@@ -365,9 +310,7 @@ pub fn parse_rule(family: Family, s: &str) -> Result<VarDict, String> {
             }
             "uidrange" => {
                 let v = arg(i)?;
-                let (a, b) = v
-                    .split_once('-')
-                    .ok_or_else(|| format!("invalid uid range '{v}'"))?;
+                let (a, b) = v.split_once('-').ok_or_else(|| format!("invalid uid range '{v}'"))?;
                 d.insert("uid-range-start".into(), Value::UInt32(num(a)?));
                 d.insert("uid-range-end".into(), Value::UInt32(num(b)?));
             }
@@ -413,18 +356,11 @@ pub fn format_rule(d: &VarDict) -> String {
     }
     for key in ["sport", "dport"] {
         if let (Some(a), Some(b)) = (get(&format!("{key}-start")), get(&format!("{key}-end"))) {
-            out.push(if a == b {
-                format!("{key} {a}")
-            } else {
-                format!("{key} {a}-{b}")
-            });
+            out.push(if a == b { format!("{key} {a}") } else { format!("{key} {a}-{b}") });
         }
     }
     if let Some(m) = d.get("fwmark").and_then(Value::as_i128) {
-        let mask = d
-            .get("fwmask")
-            .and_then(Value::as_i128)
-            .unwrap_or(0xffff_ffff);
+        let mask = d.get("fwmask").and_then(Value::as_i128).unwrap_or(0xffff_ffff);
         out.push(format!("fwmark {m:#x}/{mask:#x}"));
     }
     for key in ["iif", "oif"] {
@@ -463,10 +399,7 @@ pub fn parse_bridge_vlan(s: &str) -> Result<VarDict, String> {
     let range = toks.next().ok_or("empty VLAN entry")?;
     let (a, b) = range.split_once('-').unwrap_or((range, range));
     let vid = |v: &str| -> Result<u16, String> {
-        v.parse::<u16>()
-            .ok()
-            .filter(|n| (1..=4094).contains(n))
-            .ok_or_else(|| format!("invalid VLAN id '{v}'"))
+        v.parse::<u16>().ok().filter(|n| (1..=4094).contains(n)).ok_or_else(|| format!("invalid VLAN id '{v}'"))
     };
     let mut d = VarDict::new();
     d.insert("vid-start".into(), Value::UInt16(vid(a)?));
@@ -486,15 +419,8 @@ pub fn parse_bridge_vlan(s: &str) -> Result<VarDict, String> {
 
 pub fn format_bridge_vlan(d: &VarDict) -> String {
     let start = d.get("vid-start").map(scalar_text).unwrap_or_default();
-    let end = d
-        .get("vid-end")
-        .map(scalar_text)
-        .unwrap_or_else(|| start.clone());
-    let mut out = if start == end {
-        start
-    } else {
-        format!("{start}-{end}")
-    };
+    let end = d.get("vid-end").map(scalar_text).unwrap_or_else(|| start.clone());
+    let mut out = if start == end { start } else { format!("{start}-{end}") };
     for flag in ["pvid", "untagged"] {
         if d.get(flag).and_then(Value::as_bool) == Some(true) {
             out.push(' ');
@@ -510,18 +436,9 @@ mod tests {
 
     #[test]
     fn mac_forms() {
-        assert_eq!(
-            parse_mac("00:23:5a:47:1f:71").unwrap(),
-            vec![0, 0x23, 0x5a, 0x47, 0x1f, 0x71]
-        );
-        assert_eq!(
-            parse_mac("0;35;90;71;31;113;").unwrap(),
-            vec![0, 35, 90, 71, 31, 113]
-        );
-        assert_eq!(
-            format_mac(&[0, 0x23, 0x5a, 0x47, 0x1f, 0x71]),
-            "00:23:5A:47:1F:71"
-        );
+        assert_eq!(parse_mac("00:23:5a:47:1f:71").unwrap(), vec![0, 0x23, 0x5a, 0x47, 0x1f, 0x71]);
+        assert_eq!(parse_mac("0;35;90;71;31;113;").unwrap(), vec![0, 35, 90, 71, 31, 113]);
+        assert_eq!(format_mac(&[0, 0x23, 0x5a, 0x47, 0x1f, 0x71]), "00:23:5A:47:1F:71");
         assert!(parse_mac("00:23:5a").is_err());
         assert!(parse_mac("zz:23:5a:47:1f:71").is_err());
     }
@@ -537,12 +454,7 @@ mod tests {
 
     #[test]
     fn routes_round_trip_with_options() {
-        let r = parse_route(
-            Family::V4,
-            "10.10.0.0/16,192.168.1.254,77",
-            Some("table=100,onlink=true"),
-        )
-        .unwrap();
+        let r = parse_route(Family::V4, "10.10.0.0/16,192.168.1.254,77", Some("table=100,onlink=true")).unwrap();
         assert_eq!(r["table"], Value::UInt32(100));
         assert_eq!(r["onlink"], Value::Bool(true));
         let (t, o) = format_route(Family::V4, &r).unwrap();
@@ -550,10 +462,7 @@ mod tests {
         assert_eq!(o.as_deref(), Some("onlink=true,table=100"));
         let r = parse_route(Family::V6, "2001:db8::/32,::,5", None).unwrap();
         assert!(!r.contains_key("next-hop"));
-        assert_eq!(
-            format_route(Family::V6, &r).unwrap().0,
-            "2001:db8::/32,::,5"
-        );
+        assert_eq!(format_route(Family::V6, &r).unwrap().0, "2001:db8::/32,::,5");
         assert!(parse_route(Family::V4, "10.0.0.0/33", None).is_err());
         assert!(parse_route(Family::V4, "2001:db8::/32", None).is_err());
     }

@@ -29,17 +29,11 @@ use crate::value::{Value, VarDict};
 const TOML_NAMES: &[(&str, &str)] = &[("address-data", "addresses"), ("route-data", "routes")];
 
 fn toml_key(prop: &str) -> &str {
-    TOML_NAMES
-        .iter()
-        .find(|(p, _)| *p == prop)
-        .map_or(prop, |(_, t)| t)
+    TOML_NAMES.iter().find(|(p, _)| *p == prop).map_or(prop, |(_, t)| t)
 }
 
 fn prop_of_key(key: &str) -> &str {
-    TOML_NAMES
-        .iter()
-        .find(|(_, t)| *t == key)
-        .map_or(key, |(p, _)| p)
+    TOML_NAMES.iter().find(|(_, t)| *t == key).map_or(key, |(p, _)| p)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -60,11 +54,7 @@ fn line_of_key(text: &str, group: &str, key: &str) -> usize {
         let t = l.trim();
         if t.starts_with('[') {
             in_group = t.trim_matches(|c| c == '[' || c == ']').trim() == group;
-        } else if in_group
-            && t.split('=')
-                .next()
-                .is_some_and(|k| k.trim().trim_matches('"') == key)
-        {
+        } else if in_group && t.split('=').next().is_some_and(|k| k.trim().trim_matches('"') == key) {
             return i + 1;
         }
     }
@@ -88,15 +78,9 @@ pub fn parse(text: &str) -> Result<Connection, TomlError> {
         let sname = spec.map_or(group.as_str(), |s| s.name);
         let setting = conn.setting_mut(sname);
         for (key, v) in body {
-            let bad = |m: String| TomlError {
-                line: line_of_key(text, group, key),
-                message: format!("{sname}.{key}: {m}"),
-            };
-            let pname = if spec.is_some() {
-                prop_of_key(key)
-            } else {
-                key.as_str()
-            };
+            let bad =
+                |m: String| TomlError { line: line_of_key(text, group, key), message: format!("{sname}.{key}: {m}") };
+            let pname = if spec.is_some() { prop_of_key(key) } else { key.as_str() };
             let value = match spec.and_then(|s| s.property(pname)) {
                 Some(prop) => decode(sname, prop, v).map_err(bad)?,
                 None => generic_from_toml(v).map_err(bad)?,
@@ -126,9 +110,7 @@ pub fn write(conn: &Connection) -> String {
         let mut body = toml::Table::new();
         for (pname, v) in &setting.props {
             let t = match spec.and_then(|s| s.property(pname)) {
-                Some(_) if setting.raw_keyfile_keys.contains(pname) => {
-                    T::String(v.as_str().unwrap_or_default().into())
-                }
+                Some(_) if setting.raw_keyfile_keys.contains(pname) => T::String(v.as_str().unwrap_or_default().into()),
                 Some(prop) => {
                     if prop.secret && !conn.secret_is_system_owned(name, pname) {
                         continue;
@@ -140,18 +122,10 @@ pub fn write(conn: &Connection) -> String {
                 }
                 None => generic_to_toml(v),
             };
-            let key = if spec.is_some() {
-                toml_key(pname)
-            } else {
-                pname.as_str()
-            };
+            let key = if spec.is_some() { toml_key(pname) } else { pname.as_str() };
             body.insert(key.to_string(), t);
         }
-        root.insert(
-            spec.map_or(name.as_str(), |s| s.keyfile_group())
-                .to_string(),
-            T::Table(body),
-        );
+        root.insert(spec.map_or(name.as_str(), |s| s.keyfile_group()).to_string(), T::Table(body));
     }
     toml::to_string(&root).unwrap_or_default()
 }
@@ -184,11 +158,7 @@ fn decode(setting: &str, prop: &PropertySpec, v: &T) -> Result<Value, String> {
         Kind::UInt64 => Value::UInt64(int(v)?),
         Kind::Str if setting == "connection" && prop.name == "type" => {
             let t = string(v)?;
-            Value::Str(
-                schema::setting_by_group(t)
-                    .map_or(t, |s| s.name)
-                    .to_string(),
-            )
+            Value::Str(schema::setting_by_group(t).map_or(t, |s| s.name).to_string())
         }
         Kind::Str | Kind::ClonedMac => Value::Str(string(v)?.to_string()),
         Kind::StrList | Kind::Dns => Value::str_list(strings(v)?),
@@ -205,19 +175,15 @@ fn decode(setting: &str, prop: &PropertySpec, v: &T) -> Result<Value, String> {
         }),
         Kind::OptionsInGroup | Kind::OptionsGroup(_) => {
             let t = v.as_table().ok_or_else(|| want("a table of strings", v))?;
-            let map: BTreeMap<String, String> = t
-                .iter()
-                .map(|(k, x)| Ok((k.clone(), string(x)?.to_string())))
-                .collect::<Result<_, String>>()?;
+            let map: BTreeMap<String, String> =
+                t.iter().map(|(k, x)| Ok((k.clone(), string(x)?.to_string()))).collect::<Result<_, String>>()?;
             Value::str_map(&map)
         }
         Kind::Addresses => Value::dict_list(list(v, |x| match x {
             T::String(s) => text::parse_address(family, s),
             T::Table(t) => {
-                let mut d = text::parse_address(
-                    family,
-                    string(t.get("address").ok_or("an address needs 'address'")?)?,
-                )?;
+                let mut d =
+                    text::parse_address(family, string(t.get("address").ok_or("an address needs 'address'")?)?)?;
                 for (k, x) in t.iter().filter(|(k, _)| *k != "address") {
                     d.insert(k.clone(), generic_from_toml(x)?);
                 }
@@ -249,11 +215,7 @@ fn decode(setting: &str, prop: &PropertySpec, v: &T) -> Result<Value, String> {
 }
 
 fn list(v: &T, each: impl Fn(&T) -> Result<VarDict, String>) -> Result<Vec<VarDict>, String> {
-    v.as_array()
-        .ok_or_else(|| want("an array", v))?
-        .iter()
-        .map(each)
-        .collect()
+    v.as_array().ok_or_else(|| want("an array", v))?.iter().map(each).collect()
 }
 
 fn bytes(v: &T) -> Result<Vec<u8>, String> {
@@ -273,11 +235,7 @@ fn route_from_table(family: Family, t: &toml::Table) -> Result<VarDict, String> 
         };
         let val = match k.as_str() {
             "next-hop" => Value::Str(family.parse_addr(&textual)?.to_string()),
-            "metric" => Value::UInt32(
-                textual
-                    .parse()
-                    .map_err(|_| format!("invalid metric '{textual}'"))?,
-            ),
+            "metric" => Value::UInt32(textual.parse().map_err(|_| format!("invalid metric '{textual}'"))?),
             _ => text::route_attribute(k, &textual)?,
         };
         d.insert(k.clone(), val);
@@ -291,12 +249,7 @@ fn encode(setting: &str, prop: &PropertySpec, v: &Value) -> T {
     match prop.kind {
         Kind::Str if setting == "connection" && prop.name == "type" => {
             let t = v.as_str().unwrap_or_default();
-            T::String(
-                schema::setting(t)
-                    .and_then(|s| s.alias)
-                    .unwrap_or(t)
-                    .to_string(),
-            )
+            T::String(schema::setting(t).and_then(|s| s.alias).unwrap_or(t).to_string())
         }
         Kind::Mac => T::String(text::format_mac(v.as_bytes().unwrap_or_default())),
         Kind::Ssid => {
@@ -304,10 +257,7 @@ fn encode(setting: &str, prop: &PropertySpec, v: &Value) -> T {
             text::ssid_as_text(b).map_or_else(|| generic_to_toml(v), |s| T::String(s.to_string()))
         }
         Kind::Cert => T::String(text::format_cert(v.as_bytes().unwrap_or_default())),
-        Kind::IntNick(nicks) => T::String(crate::keyfile::nick_of(
-            nicks,
-            v.as_i128().unwrap_or(0) as i32,
-        )),
+        Kind::IntNick(nicks) => T::String(crate::keyfile::nick_of(nicks, v.as_i128().unwrap_or(0) as i32)),
         Kind::Addresses => T::Array(
             dicts()
                 .iter()
@@ -318,10 +268,7 @@ fn encode(setting: &str, prop: &PropertySpec, v: &Value) -> T {
                     }
                     let mut t = toml::Table::new();
                     t.insert("address".into(), T::String(text));
-                    for (k, x) in a
-                        .iter()
-                        .filter(|(k, _)| !matches!(k.as_str(), "address" | "prefix"))
-                    {
+                    for (k, x) in a.iter().filter(|(k, _)| !matches!(k.as_str(), "address" | "prefix")) {
                         t.insert(k.clone(), generic_to_toml(x));
                     }
                     T::Table(t)
@@ -334,33 +281,17 @@ fn encode(setting: &str, prop: &PropertySpec, v: &Value) -> T {
                 .map(|r| {
                     let mut t = toml::Table::new();
                     let dest = r.get("dest").and_then(Value::as_str).unwrap_or_default();
-                    let prefix = r
-                        .get("prefix")
-                        .and_then(Value::as_i128)
-                        .unwrap_or(family.max_prefix() as i128);
+                    let prefix = r.get("prefix").and_then(Value::as_i128).unwrap_or(family.max_prefix() as i128);
                     t.insert("dest".into(), T::String(format!("{dest}/{prefix}")));
-                    for (k, x) in r
-                        .iter()
-                        .filter(|(k, _)| !matches!(k.as_str(), "dest" | "prefix"))
-                    {
+                    for (k, x) in r.iter().filter(|(k, _)| !matches!(k.as_str(), "dest" | "prefix")) {
                         t.insert(k.clone(), generic_to_toml(x));
                     }
                     T::Table(t)
                 })
                 .collect(),
         ),
-        Kind::RoutingRules => T::Array(
-            dicts()
-                .iter()
-                .map(|r| T::String(text::format_rule(r)))
-                .collect(),
-        ),
-        Kind::BridgeVlans => T::Array(
-            dicts()
-                .iter()
-                .map(|r| T::String(text::format_bridge_vlan(r)))
-                .collect(),
-        ),
+        Kind::RoutingRules => T::Array(dicts().iter().map(|r| T::String(text::format_rule(r))).collect()),
+        Kind::BridgeVlans => T::Array(dicts().iter().map(|r| T::String(text::format_bridge_vlan(r))).collect()),
         _ => generic_to_toml(v),
     }
 }
@@ -373,15 +304,10 @@ fn generic_to_toml(v: &Value) -> T {
         Value::Str(s) | Value::ObjectPath(s) | Value::Signature(s) => T::String(s.clone()),
         Value::UInt64(n) if *n > i64::MAX as u64 => T::String(n.to_string()),
         Value::Bytes(b) => T::Array(b.iter().map(|x| T::Integer(i64::from(*x))).collect()),
-        Value::Array { items, .. } | Value::Struct(items) => {
-            T::Array(items.iter().map(generic_to_toml).collect())
+        Value::Array { items, .. } | Value::Struct(items) => T::Array(items.iter().map(generic_to_toml).collect()),
+        Value::Dict { entries, .. } => {
+            T::Table(entries.iter().map(|(k, x)| (text::scalar_text(k), generic_to_toml(x))).collect())
         }
-        Value::Dict { entries, .. } => T::Table(
-            entries
-                .iter()
-                .map(|(k, x)| (text::scalar_text(k), generic_to_toml(x)))
-                .collect(),
-        ),
         other => T::Integer(other.as_i128().unwrap_or(0) as i64),
     }
 }
@@ -403,9 +329,7 @@ fn generic_from_toml(v: &T) -> Result<Value, String> {
 
 fn generic_dict(v: &T) -> Result<VarDict, String> {
     let t = v.as_table().ok_or_else(|| want("a table", v))?;
-    t.iter()
-        .map(|(k, x)| Ok((k.clone(), generic_from_toml(x)?)))
-        .collect()
+    t.iter().map(|(k, x)| Ok((k.clone(), generic_from_toml(x)?))).collect()
 }
 
 #[cfg(test)]
@@ -430,10 +354,7 @@ mod tests {
     fn errors_name_line_and_property() {
         let e = parse("[connection]\nid = \"x\"\nautoconnect = \"yes\"\n").unwrap_err();
         assert_eq!(e.line, 3);
-        assert_eq!(
-            e.message,
-            "connection.autoconnect: expected a boolean, found string"
-        );
+        assert_eq!(e.message, "connection.autoconnect: expected a boolean, found string");
         let e = parse("[connection]\nid = \n").unwrap_err();
         assert_eq!(e.line, 2);
     }

@@ -13,11 +13,8 @@ fn fail<T>(setting: &str, prop: &str, msg: impl Into<String>) -> Result<T, Prope
 
 /// Whether the profile is a port (slave) of a controller: no IP of its own.
 pub fn is_port(conn: &Connection) -> bool {
-    conn.get_str("connection", "master")
-        .is_some_and(|m| !m.is_empty())
-        || conn
-            .get_str("connection", "slave-type")
-            .is_some_and(|m| !m.is_empty())
+    conn.get_str("connection", "master").is_some_and(|m| !m.is_empty())
+        || conn.get_str("connection", "slave-type").is_some_and(|m| !m.is_empty())
 }
 
 /// Fills in what NetworkManager fills in, then verifies the result.
@@ -46,6 +43,13 @@ pub fn normalize(conn: &mut Connection) {
         }
         return;
     }
+    // A gateway means nothing with never-default: NetworkManager drops it.
+    for s in ["ipv4", "ipv6"] {
+        let never_default = conn.get(s, "never-default").and_then(Value::as_bool) == Some(true);
+        if let Some(setting) = conn.settings.get_mut(s).filter(|_| never_default) {
+            setting.props.remove("gateway");
+        }
+    }
     if base.base_type == Some(BaseType::Ip) {
         for s in ["ipv4", "ipv6"] {
             let setting = conn.setting_mut(s);
@@ -58,15 +62,7 @@ pub fn normalize(conn: &mut Connection) {
 }
 
 const IPV4_METHODS: &[&str] = &["auto", "manual", "link-local", "shared", "disabled"];
-const IPV6_METHODS: &[&str] = &[
-    "auto",
-    "dhcp",
-    "manual",
-    "link-local",
-    "ignore",
-    "shared",
-    "disabled",
-];
+const IPV6_METHODS: &[&str] = &["auto", "dhcp", "manual", "link-local", "ignore", "shared", "disabled"];
 
 pub fn validate(conn: &Connection) -> Result<(), PropertyError> {
     let c = "connection";
@@ -76,9 +72,7 @@ pub fn validate(conn: &Connection) -> Result<(), PropertyError> {
     }
     match conn.uuid() {
         None | Some("") => fail(c, "uuid", "property is missing")?,
-        Some(u) if uuid::Uuid::parse_str(u).is_err() => {
-            fail(c, "uuid", format!("'{u}' is not a valid UUID"))?
-        }
+        Some(u) if uuid::Uuid::parse_str(u).is_err() => fail(c, "uuid", format!("'{u}' is not a valid UUID"))?,
         _ => {}
     }
     let ty = match conn.connection_type() {
@@ -95,11 +89,7 @@ pub fn validate(conn: &Connection) -> Result<(), PropertyError> {
     if let Some(ifname) = conn.get_str(c, "interface-name").filter(|s| !s.is_empty()) {
         check_ifname(ifname).or_else(|m| fail(c, "interface-name", format!("'{ifname}': {m}")))?;
     }
-    for perm in conn
-        .get(c, "permissions")
-        .and_then(Value::as_str_list)
-        .unwrap_or_default()
-    {
+    for perm in conn.get(c, "permissions").and_then(Value::as_str_list).unwrap_or_default() {
         let ok = perm.strip_prefix("user:").is_some_and(|rest| {
             let user = rest.strip_suffix(':').unwrap_or(rest);
             !user.is_empty() && !user.contains(':')
@@ -124,10 +114,7 @@ fn check_ifname(name: &str) -> Result<(), String> {
     if name == "." || name == ".." {
         return Err("interface name is reserved".into());
     }
-    if name
-        .chars()
-        .any(|ch| ch == '/' || ch == ':' || ch.is_whitespace() || ch.is_control())
-    {
+    if name.chars().any(|ch| ch == '/' || ch == ':' || ch.is_whitespace() || ch.is_control()) {
         return Err("interface name contains an invalid character".into());
     }
     Ok(())
@@ -152,16 +139,10 @@ fn validate_types(conn: &Connection) -> Result<(), PropertyError> {
                 fail(
                     sname,
                     pname,
-                    format!(
-                        "can't set property of type '{expected}' from value of type '{}'",
-                        v.signature()
-                    ),
+                    format!("can't set property of type '{expected}' from value of type '{}'", v.signature()),
                 )?;
             }
-            if prop.kind == Kind::Mac
-                && v.as_bytes()
-                    .is_some_and(|b| !b.is_empty() && b.len() != 6 && b.len() != 20)
-            {
+            if prop.kind == Kind::Mac && v.as_bytes().is_some_and(|b| !b.is_empty() && b.len() != 6 && b.len() != 20) {
                 fail(sname, pname, "property is invalid")?;
             }
             if prop.kind == Kind::ClonedMac {
@@ -179,83 +160,42 @@ fn validate_types(conn: &Connection) -> Result<(), PropertyError> {
 fn validate_ip(conn: &Connection, s: &str) -> Result<(), PropertyError> {
     let family = Family::of_setting(s);
     let method = conn.get_str(s, "method").unwrap_or("");
-    let methods = if family == Family::V4 {
-        IPV4_METHODS
-    } else {
-        IPV6_METHODS
-    };
+    let methods = if family == Family::V4 { IPV4_METHODS } else { IPV6_METHODS };
     if !methods.contains(&method) {
         fail(s, "method", format!("method '{method}' is not valid"))?;
     }
-    let addresses = conn
-        .get(s, "address-data")
-        .and_then(Value::as_dict_list)
-        .unwrap_or_default();
+    let addresses = conn.get(s, "address-data").and_then(Value::as_dict_list).unwrap_or_default();
     for a in &addresses {
         let addr = a.get("address").and_then(Value::as_str).unwrap_or("");
-        family
-            .parse_addr(addr)
-            .or_else(|_| fail(s, "addresses", format!("invalid IP address '{addr}'")))?;
+        family.parse_addr(addr).or_else(|_| fail(s, "addresses", format!("invalid IP address '{addr}'")))?;
         let prefix = a.get("prefix").and_then(Value::as_i128).unwrap_or(-1);
-        if !(0..=family.max_prefix() as i128).contains(&prefix)
-            || (family == Family::V4 && prefix == 0)
-        {
+        if !(0..=family.max_prefix() as i128).contains(&prefix) || (family == Family::V4 && prefix == 0) {
             fail(s, "addresses", format!("invalid prefix '{prefix}'"))?;
         }
     }
     if method == "manual" && addresses.is_empty() {
-        fail(
-            s,
-            "addresses",
-            "this property cannot be empty for 'method=manual'",
-        )?;
+        fail(s, "addresses", "this property cannot be empty for 'method=manual'")?;
     }
     if matches!(method, "disabled" | "ignore" | "link-local") && !addresses.is_empty() {
-        fail(
-            s,
-            "addresses",
-            format!("this property is not allowed for 'method={method}'"),
-        )?;
+        fail(s, "addresses", format!("this property is not allowed for 'method={method}'"))?;
     }
     if let Some(gw) = conn.get_str(s, "gateway").filter(|g| !g.is_empty()) {
-        family
-            .parse_addr(gw)
-            .or_else(|_| fail(s, "gateway", format!("invalid gateway '{gw}'")))?;
-        if conn.get(s, "never-default").and_then(Value::as_bool) == Some(true) {
-            fail(s, "gateway", "gateway cannot be set with never-default")?;
-        }
+        family.parse_addr(gw).or_else(|_| fail(s, "gateway", format!("invalid gateway '{gw}'")))?;
         if addresses.is_empty() {
-            fail(
-                s,
-                "gateway",
-                "gateway cannot be set if there are no addresses configured",
-            )?;
+            fail(s, "gateway", "gateway cannot be set if there are no addresses configured")?;
         }
     }
-    for server in conn
-        .get(s, "dns")
-        .and_then(Value::as_str_list)
-        .unwrap_or_default()
-    {
+    for server in conn.get(s, "dns").and_then(Value::as_str_list).unwrap_or_default() {
         let addr = server.split('#').next().unwrap_or("");
-        family
-            .parse_addr(addr)
-            .or_else(|_| fail(s, "dns", format!("invalid DNS server '{server}'")))?;
+        family.parse_addr(addr).or_else(|_| fail(s, "dns", format!("invalid DNS server '{server}'")))?;
     }
-    for r in conn
-        .get(s, "route-data")
-        .and_then(Value::as_dict_list)
-        .unwrap_or_default()
-    {
+    for r in conn.get(s, "route-data").and_then(Value::as_dict_list).unwrap_or_default() {
         let dest = r.get("dest").and_then(Value::as_str).unwrap_or("");
         let prefix = r.get("prefix").and_then(Value::as_i128).unwrap_or(-1);
-        text::parse_route(family, &format!("{dest}/{prefix}"), None)
-            .or_else(|m| fail(s, "routes", m))?;
+        text::parse_route(family, &format!("{dest}/{prefix}"), None).or_else(|m| fail(s, "routes", m))?;
         if let Some(nh) = r.get("next-hop") {
             let nh = nh.as_str().unwrap_or("");
-            family
-                .parse_addr(nh)
-                .or_else(|_| fail(s, "routes", format!("invalid next hop '{nh}'")))?;
+            family.parse_addr(nh).or_else(|_| fail(s, "routes", format!("invalid next hop '{nh}'")))?;
         }
     }
     Ok(())
@@ -264,10 +204,7 @@ fn validate_ip(conn: &Connection, s: &str) -> Result<(), PropertyError> {
 fn validate_specific(conn: &Connection) -> Result<(), PropertyError> {
     let w = "802-11-wireless";
     if conn.connection_type() == Some(w) {
-        let ssid = conn
-            .get(w, "ssid")
-            .and_then(Value::as_bytes)
-            .unwrap_or_default();
+        let ssid = conn.get(w, "ssid").and_then(Value::as_bytes).unwrap_or_default();
         if ssid.is_empty() {
             fail(w, "ssid", "property is missing")?;
         }
@@ -277,30 +214,14 @@ fn validate_specific(conn: &Connection) -> Result<(), PropertyError> {
         if let Some(mode) = conn.get_str(w, "mode").filter(|m| !m.is_empty())
             && !["infrastructure", "adhoc", "ap", "mesh"].contains(&mode)
         {
-            fail(
-                w,
-                "mode",
-                format!("'{mode}' is not a valid value for the property"),
-            )?;
+            fail(w, "mode", format!("'{mode}' is not a valid value for the property"))?;
         }
     }
     let ws = "802-11-wireless-security";
     if let Some(km) = conn.get_str(ws, "key-mgmt") {
-        let valid = [
-            "none",
-            "ieee8021x",
-            "wpa-psk",
-            "sae",
-            "owe",
-            "wpa-eap",
-            "wpa-eap-suite-b-192",
-        ];
+        let valid = ["none", "ieee8021x", "wpa-psk", "sae", "owe", "wpa-eap", "wpa-eap-suite-b-192"];
         if !valid.contains(&km) {
-            fail(
-                ws,
-                "key-mgmt",
-                format!("'{km}' is not a valid value for the property"),
-            )?;
+            fail(ws, "key-mgmt", format!("'{km}' is not a valid value for the property"))?;
         }
         if let Some(psk) = conn.get_str(ws, "psk").filter(|p| !p.is_empty()) {
             let hex = psk.len() == 64 && psk.chars().all(|c| c.is_ascii_hexdigit());
@@ -312,11 +233,7 @@ fn validate_specific(conn: &Connection) -> Result<(), PropertyError> {
     if let Some(id) = conn.get("vlan", "id").and_then(Value::as_i128)
         && id > 4094
     {
-        fail(
-            "vlan",
-            "id",
-            format!("the vlan id must be in range 0-4094 but is {id}"),
-        )?;
+        fail("vlan", "id", format!("the vlan id must be in range 0-4094 but is {id}"))?;
     }
     for key in ["ageing-time", "forward-delay", "hello-time", "max-age"] {
         let range = match key {
@@ -328,15 +245,7 @@ fn validate_specific(conn: &Connection) -> Result<(), PropertyError> {
         if let Some(v) = conn.get("bridge", key).and_then(Value::as_i128)
             && !range.contains(&v)
         {
-            fail(
-                "bridge",
-                key,
-                format!(
-                    "value '{v}' is out of range <{}-{}>",
-                    range.start(),
-                    range.end()
-                ),
-            )?;
+            fail("bridge", key, format!("value '{v}' is out of range <{}-{}>", range.start(), range.end()))?;
         }
     }
     Ok(())
@@ -348,10 +257,8 @@ mod tests {
     use crate::keyfile;
 
     fn kf(body: &str) -> Connection {
-        keyfile::parse(&format!(
-            "[connection]\nid=t\nuuid=8fb923ad-bd8a-48c8-b85e-737628bb673a\ntype=ethernet\n{body}"
-        ))
-        .unwrap()
+        keyfile::parse(&format!("[connection]\nid=t\nuuid=8fb923ad-bd8a-48c8-b85e-737628bb673a\ntype=ethernet\n{body}"))
+            .unwrap()
     }
 
     #[test]
@@ -365,8 +272,7 @@ mod tests {
 
     #[test]
     fn ports_lose_ip_settings() {
-        let c = normalize_and_validate(kf("master=br0\nslave-type=bridge\n[ipv4]\nmethod=auto\n"))
-            .unwrap();
+        let c = normalize_and_validate(kf("master=br0\nslave-type=bridge\n[ipv4]\nmethod=auto\n")).unwrap();
         assert!(!c.settings.contains_key("ipv4"));
         assert!(c.settings.contains_key("bridge-port"));
     }
@@ -374,10 +280,7 @@ mod tests {
     #[test]
     fn refusals_carry_networkmanager_messages() {
         let e = normalize_and_validate(kf("[ipv4]\nmethod=manual\n")).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "ipv4.addresses: this property cannot be empty for 'method=manual'"
-        );
+        assert_eq!(e.to_string(), "ipv4.addresses: this property cannot be empty for 'method=manual'");
         let e = normalize_and_validate(kf("[ipv4]\nmethod=bogus\n")).unwrap_err();
         assert_eq!(e.to_string(), "ipv4.method: method 'bogus' is not valid");
         let e = normalize_and_validate(kf("interface-name=waytoolonginterfacename\n")).unwrap_err();
@@ -404,25 +307,10 @@ mod tests {
             "802-11-wireless.ssid: property is missing"
         );
         c.set("802-11-wireless", "ssid", Value::Bytes(b"net".to_vec()));
-        c.set(
-            "802-11-wireless-security",
-            "key-mgmt",
-            Value::Str("wpa-psk".into()),
-        );
-        c.set(
-            "802-11-wireless-security",
-            "psk",
-            Value::Str("short".into()),
-        );
-        assert_eq!(
-            normalize_and_validate(c.clone()).unwrap_err().property,
-            "psk"
-        );
-        c.set(
-            "802-11-wireless-security",
-            "psk",
-            Value::Str("long enough".into()),
-        );
+        c.set("802-11-wireless-security", "key-mgmt", Value::Str("wpa-psk".into()));
+        c.set("802-11-wireless-security", "psk", Value::Str("short".into()));
+        assert_eq!(normalize_and_validate(c.clone()).unwrap_err().property, "psk");
+        c.set("802-11-wireless-security", "psk", Value::Str("long enough".into()));
         assert!(normalize_and_validate(c).is_ok());
     }
 }

@@ -75,20 +75,14 @@ impl Value {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Value::Array {
-            elem: "s".into(),
-            items: items.into_iter().map(|s| Value::Str(s.into())).collect(),
-        }
+        Value::Array { elem: "s".into(), items: items.into_iter().map(|s| Value::Str(s.into())).collect() }
     }
 
     pub fn str_map(map: &BTreeMap<String, String>) -> Value {
         Value::Dict {
             key: "s".into(),
             value: "s".into(),
-            entries: map
-                .iter()
-                .map(|(k, v)| (Value::Str(k.clone()), Value::Str(v.clone())))
-                .collect(),
+            entries: map.iter().map(|(k, v)| (Value::Str(k.clone()), Value::Str(v.clone()))).collect(),
         }
     }
 
@@ -96,18 +90,12 @@ impl Value {
         Value::Dict {
             key: "s".into(),
             value: "v".into(),
-            entries: map
-                .into_iter()
-                .map(|(k, v)| (Value::Str(k), Value::Variant(Box::new(v))))
-                .collect(),
+            entries: map.into_iter().map(|(k, v)| (Value::Str(k), Value::Variant(Box::new(v)))).collect(),
         }
     }
 
     pub fn dict_list(items: Vec<VarDict>) -> Value {
-        Value::Array {
-            elem: "a{sv}".into(),
-            items: items.into_iter().map(Value::var_dict).collect(),
-        }
+        Value::Array { elem: "a{sv}".into(), items: items.into_iter().map(Value::var_dict).collect() }
     }
 
     /// Looks through any number of variant wrappers.
@@ -156,9 +144,7 @@ impl Value {
 
     pub fn as_str_list(&self) -> Option<Vec<String>> {
         match self.unwrap_variant() {
-            Value::Array { items, .. } => {
-                items.iter().map(|v| v.as_str().map(String::from)).collect()
-            }
+            Value::Array { items, .. } => items.iter().map(|v| v.as_str().map(String::from)).collect(),
             _ => None,
         }
     }
@@ -166,10 +152,9 @@ impl Value {
     /// `a{ss}` as a map.
     pub fn as_str_map(&self) -> Option<BTreeMap<String, String>> {
         match self.unwrap_variant() {
-            Value::Dict { entries, .. } => entries
-                .iter()
-                .map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
-                .collect(),
+            Value::Dict { entries, .. } => {
+                entries.iter().map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect()
+            }
             _ => None,
         }
     }
@@ -177,10 +162,9 @@ impl Value {
     /// `a{sv}` as a map (variant wrappers removed from the values).
     pub fn as_var_dict(&self) -> Option<VarDict> {
         match self.unwrap_variant() {
-            Value::Dict { entries, .. } => entries
-                .iter()
-                .map(|(k, v)| Some((k.as_str()?.to_string(), v.unwrap_variant().clone())))
-                .collect(),
+            Value::Dict { entries, .. } => {
+                entries.iter().map(|(k, v)| Some((k.as_str()?.to_string(), v.unwrap_variant().clone()))).collect()
+            }
             _ => None,
         }
     }
@@ -214,10 +198,7 @@ mod tests {
         d.insert("prefix".into(), Value::UInt32(24));
         assert_eq!(Value::dict_list(vec![d]).signature(), "aa{sv}");
         assert_eq!(Value::str_list(["a"]).signature(), "as");
-        assert_eq!(
-            Value::Struct(vec![Value::Bytes(vec![]), Value::UInt32(1)]).signature(),
-            "(ayu)"
-        );
+        assert_eq!(Value::Struct(vec![Value::Bytes(vec![]), Value::UInt32(1)]).signature(), "(ayu)");
         assert_eq!(Value::str_map(&BTreeMap::new()).signature(), "a{ss}");
     }
 

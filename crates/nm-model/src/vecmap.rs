@@ -12,9 +12,7 @@ pub struct VecMap<V> {
 
 impl<V> Default for VecMap<V> {
     fn default() -> Self {
-        VecMap {
-            entries: Vec::new(),
-        }
+        VecMap { entries: Vec::new() }
     }
 }
 
@@ -93,10 +91,7 @@ impl<V> VecMap<V> {
 
 impl<'a, V> IntoIterator for &'a VecMap<V> {
     type Item = (&'a String, &'a V);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, V)>,
-        fn(&'a (String, V)) -> (&'a String, &'a V),
-    >;
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (String, V)>, fn(&'a (String, V)) -> (&'a String, &'a V)>;
     fn into_iter(self) -> Self::IntoIter {
         self.entries.iter().map(|(k, v)| (k, v))
     }

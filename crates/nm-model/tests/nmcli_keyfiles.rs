@@ -17,14 +17,8 @@ fn nmcli_keyfile(args: &[&str]) -> String {
         .args(["--offline", "connection", "add"])
         .args(args)
         .output()
-        .expect(
-            "nmcli (Debian's network-manager) must be installed: `cargo xtask test` installs it",
-        );
-    assert!(
-        out.status.success(),
-        "nmcli {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .expect("nmcli (Debian's network-manager) must be installed: `cargo xtask test` installs it");
+    assert!(out.status.success(), "nmcli {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     // nmcli prints warnings about other profiles on stdout before the file.
     String::from_utf8(out.stdout)
         .expect("nmcli prints UTF-8")
@@ -38,19 +32,7 @@ fn cases() -> Vec<(&'static str, Vec<String>)> {
     let ca = fixture("ca.pem");
     let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     vec![
-        (
-            "ethernet dhcp",
-            owned(&[
-                "type",
-                "ethernet",
-                "ifname",
-                "eth0",
-                "con-name",
-                "dhcp",
-                "ipv4.method",
-                "auto",
-            ]),
-        ),
+        ("ethernet dhcp", owned(&["type", "ethernet", "ifname", "eth0", "con-name", "dhcp", "ipv4.method", "auto"])),
         (
             "static with routes and dns",
             owned(&[
@@ -193,13 +175,7 @@ fn cases() -> Vec<(&'static str, Vec<String>)> {
                 "50",
             ]),
         ),
-        (
-            "vlan",
-            owned(&[
-                "type", "vlan", "ifname", "eth0.10", "con-name", "vlan10", "dev", "eth0", "id",
-                "10",
-            ]),
-        ),
+        ("vlan", owned(&["type", "vlan", "ifname", "eth0.10", "con-name", "vlan10", "dev", "eth0", "id", "10"])),
         (
             "802.1x",
             vec![
@@ -240,8 +216,7 @@ fn cases() -> Vec<(&'static str, Vec<String>)> {
         (
             "macvlan",
             owned(&[
-                "type", "macvlan", "ifname", "mv0", "con-name", "mv0", "dev", "eth0", "mode",
-                "bridge", "tap", "no",
+                "type", "macvlan", "ifname", "mv0", "con-name", "mv0", "dev", "eth0", "mode", "bridge", "tap", "no",
             ]),
         ),
         (
@@ -261,12 +236,7 @@ fn cases() -> Vec<(&'static str, Vec<String>)> {
                 "4789",
             ]),
         ),
-        (
-            "tun",
-            owned(&[
-                "type", "tun", "ifname", "tap0", "con-name", "tap0", "mode", "tap", "owner", "1000",
-            ]),
-        ),
+        ("tun", owned(&["type", "tun", "ifname", "tap0", "con-name", "tap0", "mode", "tap", "owner", "1000"])),
     ]
 }
 
@@ -275,13 +245,9 @@ fn nmcli_keyfiles_round_trip_through_every_codec() {
     for (what, args) in cases() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let text = nmcli_keyfile(&args);
-        assert!(
-            text.starts_with("[connection]"),
-            "{what}: unexpected nmcli output:\n{text}"
-        );
+        assert!(text.starts_with("[connection]"), "{what}: unexpected nmcli output:\n{text}");
         let conn = keyfile::parse(&text).unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
-        validate::validate(&conn)
-            .unwrap_or_else(|e| panic!("{what}: does not validate: {e}\n{text}"));
+        validate::validate(&conn).unwrap_or_else(|e| panic!("{what}: does not validate: {e}\n{text}"));
 
         // keyfile → model → keyfile gives the same file.
         assert_eq!(keyfile::write(&conn), text, "{what}: keyfile round trip");
@@ -289,19 +255,11 @@ fn nmcli_keyfiles_round_trip_through_every_codec() {
         // model → TOML → model and model → a{sa{sv}} → model keep everything.
         let toml = toml_codec::write(&conn);
         let from_toml = toml_codec::parse(&toml).unwrap_or_else(|e| panic!("{what}: {e}\n{toml}"));
-        assert_eq!(
-            keyfile::write(&from_toml),
-            text,
-            "{what}: TOML round trip\n{toml}"
-        );
+        assert_eq!(keyfile::write(&from_toml), text, "{what}: TOML round trip\n{toml}");
 
         let dict = dbus_dict::to_dbus(&conn, true);
         let from_dbus = dbus_dict::from_dbus(&dict).unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert_eq!(
-            keyfile::write(&from_dbus),
-            text,
-            "{what}: a{{sa{{sv}}}} round trip"
-        );
+        assert_eq!(keyfile::write(&from_dbus), text, "{what}: a{{sa{{sv}}}} round trip");
     }
 }
 
@@ -324,8 +282,5 @@ fn secrets_follow_their_flags() {
     let conn = keyfile::parse(&text).expect("nmcli's keyfile parses");
     let public = dbus_dict::to_dbus(&conn, false);
     assert!(!public["802-11-wireless-security"].contains_key("psk"));
-    assert_eq!(
-        conn.secrets("802-11-wireless-security")["802-11-wireless-security"]["psk"].as_str(),
-        Some("secret123")
-    );
+    assert_eq!(conn.secrets("802-11-wireless-security")["802-11-wireless-security"]["psk"].as_str(), Some("secret123"));
 }

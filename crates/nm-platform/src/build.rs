@@ -3,9 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
-};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage};
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
@@ -31,17 +29,11 @@ pub(crate) struct Request {
 
 impl Request {
     fn dump(msg: RouteNetlinkMessage) -> Request {
-        Request {
-            msg,
-            flags: NLM_F_REQUEST | NLM_F_DUMP,
-        }
+        Request { msg, flags: NLM_F_REQUEST | NLM_F_DUMP }
     }
 
     fn change(msg: RouteNetlinkMessage, extra: u16) -> Request {
-        Request {
-            msg,
-            flags: NLM_F_REQUEST | NLM_F_ACK | extra,
-        }
+        Request { msg, flags: NLM_F_REQUEST | NLM_F_ACK | extra }
     }
 
     /// The bytes to send, with sequence number `seq`.
@@ -74,8 +66,7 @@ fn route_address(addr: IpAddr) -> RouteAddress {
 /// each message).
 pub(crate) fn dump_links() -> Request {
     let mut msg = LinkMessage::default();
-    msg.attributes
-        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    msg.attributes.push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
     Request::dump(RouteNetlinkMessage::GetLink(msg))
 }
 
@@ -117,11 +108,7 @@ pub(crate) fn set_link(ifindex: u32, change: LinkChange) -> Request {
     match change {
         LinkChange::Up(up) => {
             msg.header.change_mask = LinkFlags::Up;
-            msg.header.flags = if up {
-                LinkFlags::Up
-            } else {
-                LinkFlags::empty()
-            };
+            msg.header.flags = if up { LinkFlags::Up } else { LinkFlags::empty() };
         }
         LinkChange::Mtu(mtu) => msg.attributes.push(LinkAttribute::Mtu(mtu)),
         LinkChange::Mac(mac) => msg.attributes.push(LinkAttribute::Address(mac.to_vec())),
@@ -140,16 +127,10 @@ fn check_address(a: &Address) -> Result<(), PlatformError> {
         )));
     }
     if let Some(peer) = a.peer.filter(|p| Family::of(p) != family) {
-        return Err(PlatformError::Invalid(format!(
-            "address {}: peer {peer} is of another family",
-            a.addr
-        )));
+        return Err(PlatformError::Invalid(format!("address {}: peer {peer} is of another family", a.addr)));
     }
     if a.ifindex == 0 {
-        return Err(PlatformError::Invalid(format!(
-            "address {}: no interface",
-            a.addr
-        )));
+        return Err(PlatformError::Invalid(format!("address {}: no interface", a.addr)));
     }
     Ok(())
 }
@@ -177,8 +158,7 @@ fn address_message(a: &Address) -> AddressMessage {
         (IpAddr::V6(_), None) => msg.attributes.push(AddressAttribute::Address(a.addr)),
         (_, peer) => {
             msg.attributes.push(AddressAttribute::Local(a.addr));
-            msg.attributes
-                .push(AddressAttribute::Address(peer.unwrap_or(a.addr)));
+            msg.attributes.push(AddressAttribute::Address(peer.unwrap_or(a.addr)));
         }
     }
     msg
@@ -199,37 +179,19 @@ pub(crate) fn new_address(a: &Address) -> Result<Request, PlatformError> {
     cache.ifa_valid = valid;
     cache.ifa_preferred = a.preferred_lft.unwrap_or(INFINITY_LIFE_TIME).min(valid);
     msg.attributes.push(AddressAttribute::CacheInfo(cache));
-    let flags = if a.noprefixroute {
-        IFA_F_NOPREFIXROUTE
-    } else {
-        0
-    };
+    let flags = if a.noprefixroute { IFA_F_NOPREFIXROUTE } else { 0 };
     msg.header.flags = AddressHeaderFlags::from_bits_retain(flags as u8);
-    msg.attributes
-        .push(AddressAttribute::Flags(AddressFlags::from_bits_retain(
-            flags,
-        )));
-    Ok(Request::change(
-        RouteNetlinkMessage::NewAddress(msg),
-        NLM_F_CREATE | NLM_F_REPLACE,
-    ))
+    msg.attributes.push(AddressAttribute::Flags(AddressFlags::from_bits_retain(flags)));
+    Ok(Request::change(RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_REPLACE))
 }
 
 pub(crate) fn del_address(a: &Address) -> Result<Request, PlatformError> {
     check_address(a)?;
-    Ok(Request::change(
-        RouteNetlinkMessage::DelAddress(address_message(a)),
-        0,
-    ))
+    Ok(Request::change(RouteNetlinkMessage::DelAddress(address_message(a)), 0))
 }
 
 fn check_route(r: &Route) -> Result<(), PlatformError> {
-    let bad = |why: &str| {
-        Err(PlatformError::Invalid(format!(
-            "route {}/{}: {why}",
-            r.dest, r.prefix
-        )))
-    };
+    let bad = |why: &str| Err(PlatformError::Invalid(format!("route {}/{}: {why}", r.dest, r.prefix)));
     if Family::of(&r.dest) != r.family {
         return bad("destination of another family than the route");
     }
@@ -261,12 +223,10 @@ fn route_message(r: &Route, scope: u8, with_extras: bool) -> RouteMessage {
     msg.header.kind = RouteType::Unicast;
     msg.attributes.push(RouteAttribute::Table(r.table));
     if r.prefix > 0 {
-        msg.attributes
-            .push(RouteAttribute::Destination(route_address(r.dest)));
+        msg.attributes.push(RouteAttribute::Destination(route_address(r.dest)));
     }
     if let Some(gw) = r.gateway {
-        msg.attributes
-            .push(RouteAttribute::Gateway(route_address(gw)));
+        msg.attributes.push(RouteAttribute::Gateway(route_address(gw)));
     }
     if let Some(oif) = r.oif {
         msg.attributes.push(RouteAttribute::Oif(oif));
@@ -274,12 +234,10 @@ fn route_message(r: &Route, scope: u8, with_extras: bool) -> RouteMessage {
     msg.attributes.push(RouteAttribute::Priority(r.metric));
     if with_extras {
         if let Some(src) = r.src {
-            msg.attributes
-                .push(RouteAttribute::PrefSource(route_address(src)));
+            msg.attributes.push(RouteAttribute::PrefSource(route_address(src)));
         }
         if let Some(mtu) = r.mtu {
-            msg.attributes
-                .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
+            msg.attributes.push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
         }
     }
     msg
@@ -289,20 +247,14 @@ fn route_message(r: &Route, scope: u8, with_extras: bool) -> RouteMessage {
 /// metric (`NLM_F_CREATE | NLM_F_REPLACE`).
 pub(crate) fn new_route(r: &Route) -> Result<Request, PlatformError> {
     check_route(r)?;
-    Ok(Request::change(
-        RouteNetlinkMessage::NewRoute(route_message(r, r.scope, true)),
-        NLM_F_CREATE | NLM_F_REPLACE,
-    ))
+    Ok(Request::change(RouteNetlinkMessage::NewRoute(route_message(r, r.scope, true)), NLM_F_CREATE | NLM_F_REPLACE))
 }
 
 /// Deletes the route matching destination, table, metric, protocol,
 /// gateway and interface of `r` (any scope).
 pub(crate) fn del_route(r: &Route) -> Result<Request, PlatformError> {
     check_route(r)?;
-    Ok(Request::change(
-        RouteNetlinkMessage::DelRoute(route_message(r, RT_SCOPE_NOWHERE, false)),
-        0,
-    ))
+    Ok(Request::change(RouteNetlinkMessage::DelRoute(route_message(r, RT_SCOPE_NOWHERE, false)), 0))
 }
 
 #[cfg(test)]
@@ -386,26 +338,14 @@ pub(crate) mod tests {
     fn dumps_are_filtered_in_the_kernel() {
         let (flags, msg) = decode(&dump_links());
         assert_eq!(flags, NLM_F_REQUEST | NLM_F_DUMP);
-        let RouteNetlinkMessage::GetLink(l) = msg else {
-            panic!()
-        };
+        let RouteNetlinkMessage::GetLink(l) = msg else { panic!() };
         assert_eq!(l.header.index, 0);
-        assert_eq!(
-            l.attributes,
-            vec![LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats])]
-        );
+        assert_eq!(l.attributes, vec![LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats])]);
         assert_eq!(decode(&dump_addresses()).0, NLM_F_REQUEST | NLM_F_DUMP);
 
-        let filter = RouteFilter {
-            table: Some(1000),
-            oif: Some(3),
-            protocol: Some(RTPROT_DHCP),
-            family: None,
-        };
+        let filter = RouteFilter { table: Some(1000), oif: Some(3), protocol: Some(RTPROT_DHCP), family: None };
         let (_, msg) = decode(&dump_routes(Family::V6, &filter));
-        let RouteNetlinkMessage::GetRoute(r) = msg else {
-            panic!()
-        };
+        let RouteNetlinkMessage::GetRoute(r) = msg else { panic!() };
         assert_eq!(r.header.address_family, AddressFamily::Inet6);
         assert_eq!(u8::from(r.header.protocol), RTPROT_DHCP);
         assert_eq!(r.header.kind, RouteType::Unicast);
@@ -414,9 +354,7 @@ pub(crate) mod tests {
         assert!(r.attributes.contains(&RouteAttribute::Oif(3)));
 
         let (_, msg) = decode(&dump_routes(Family::V4, &RouteFilter::main()));
-        let RouteNetlinkMessage::GetRoute(r) = msg else {
-            panic!()
-        };
+        let RouteNetlinkMessage::GetRoute(r) = msg else { panic!() };
         assert_eq!((r.header.table, u8::from(r.header.protocol)), (254, 0));
         assert_eq!(r.attributes, vec![RouteAttribute::Table(254)]);
     }
@@ -425,35 +363,18 @@ pub(crate) mod tests {
     fn link_changes() {
         let (flags, msg) = decode(&set_link(5, LinkChange::Up(true)));
         assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK);
-        let RouteNetlinkMessage::SetLink(l) = msg else {
-            panic!()
-        };
-        assert_eq!(
-            (l.header.index, l.header.flags, l.header.change_mask),
-            (5, LinkFlags::Up, LinkFlags::Up)
-        );
+        let RouteNetlinkMessage::SetLink(l) = msg else { panic!() };
+        assert_eq!((l.header.index, l.header.flags, l.header.change_mask), (5, LinkFlags::Up, LinkFlags::Up));
         let (_, msg) = decode(&set_link(5, LinkChange::Up(false)));
-        let RouteNetlinkMessage::SetLink(l) = msg else {
-            panic!()
-        };
-        assert_eq!(
-            (l.header.flags, l.header.change_mask),
-            (LinkFlags::empty(), LinkFlags::Up)
-        );
+        let RouteNetlinkMessage::SetLink(l) = msg else { panic!() };
+        assert_eq!((l.header.flags, l.header.change_mask), (LinkFlags::empty(), LinkFlags::Up));
         let (_, msg) = decode(&set_link(5, LinkChange::Mtu(1280)));
-        let RouteNetlinkMessage::SetLink(l) = msg else {
-            panic!()
-        };
+        let RouteNetlinkMessage::SetLink(l) = msg else { panic!() };
         assert_eq!(l.header.change_mask, LinkFlags::empty());
         assert_eq!(l.attributes, vec![LinkAttribute::Mtu(1280)]);
         let (_, msg) = decode(&set_link(5, LinkChange::Mac([2, 1, 2, 3, 4, 5])));
-        let RouteNetlinkMessage::SetLink(l) = msg else {
-            panic!()
-        };
-        assert_eq!(
-            l.attributes,
-            vec![LinkAttribute::Address(vec![2, 1, 2, 3, 4, 5])]
-        );
+        let RouteNetlinkMessage::SetLink(l) = msg else { panic!() };
+        assert_eq!(l.attributes, vec![LinkAttribute::Address(vec![2, 1, 2, 3, 4, 5])]);
     }
 
     fn attrs_of(req: &Request) -> (AddressMessage, u16) {
@@ -471,14 +392,8 @@ pub(crate) mod tests {
         a.preferred_lft = Some(500); // more than valid: capped
         a.noprefixroute = true;
         let (msg, flags) = attrs_of(&new_address(&a).unwrap());
-        assert_eq!(
-            flags,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
-        );
-        assert_eq!(
-            (msg.header.family, msg.header.prefix_len, msg.header.index),
-            (AddressFamily::Inet, 24, 4)
-        );
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
+        assert_eq!((msg.header.family, msg.header.prefix_len, msg.header.index), (AddressFamily::Inet, 24, 4));
         let mut cache = CacheInfo::default();
         cache.ifa_valid = 300;
         cache.ifa_preferred = 300;
@@ -494,13 +409,7 @@ pub(crate) mod tests {
         );
         let (del, flags) = attrs_of(&del_address(&a).unwrap());
         assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK);
-        assert_eq!(
-            del.attributes,
-            vec![
-                AddressAttribute::Local(a.addr),
-                AddressAttribute::Address(a.addr)
-            ]
-        );
+        assert_eq!(del.attributes, vec![AddressAttribute::Local(a.addr), AddressAttribute::Address(a.addr)]);
     }
 
     #[test]
@@ -523,15 +432,11 @@ pub(crate) mod tests {
         let (msg, _) = attrs_of(&new_address(&six).unwrap());
         assert_eq!(msg.header.family, AddressFamily::Inet6);
         assert_eq!(msg.attributes[0], AddressAttribute::Address(six.addr));
-        assert!(!msg.attributes.iter().any(|a| matches!(
-            a,
-            AddressAttribute::Local(_) | AddressAttribute::Broadcast(_)
-        )));
-        let lo = Address::new(1, "127.0.0.2".parse().unwrap(), 8);
-        assert_eq!(
-            attrs_of(&new_address(&lo).unwrap()).0.header.scope,
-            AddressScope::Host
+        assert!(
+            !msg.attributes.iter().any(|a| matches!(a, AddressAttribute::Local(_) | AddressAttribute::Broadcast(_)))
         );
+        let lo = Address::new(1, "127.0.0.2".parse().unwrap(), 8);
+        assert_eq!(attrs_of(&new_address(&lo).unwrap()).0.header.scope, AddressScope::Host);
     }
 
     #[test]
@@ -563,22 +468,10 @@ pub(crate) mod tests {
         r.src = Some("198.18.0.5".parse().unwrap());
         r.mtu = Some(1400);
         let (flags, msg) = decode(&new_route(&r).unwrap());
-        assert_eq!(
-            flags,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
-        );
-        let RouteNetlinkMessage::NewRoute(m) = msg else {
-            panic!()
-        };
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
+        let RouteNetlinkMessage::NewRoute(m) = msg else { panic!() };
         assert_eq!(m.header.destination_prefix_length, 16);
-        assert_eq!(
-            (
-                m.header.table,
-                u8::from(m.header.protocol),
-                u8::from(m.header.scope)
-            ),
-            (0, RTPROT_STATIC, 0)
-        );
+        assert_eq!((m.header.table, u8::from(m.header.protocol), u8::from(m.header.scope)), (0, RTPROT_STATIC, 0));
         assert_eq!(m.header.kind, RouteType::Unicast);
         assert_eq!(
             m.attributes,
@@ -594,9 +487,7 @@ pub(crate) mod tests {
         );
         let (flags, msg) = decode(&del_route(&r).unwrap());
         assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK);
-        let RouteNetlinkMessage::DelRoute(m) = msg else {
-            panic!()
-        };
+        let RouteNetlinkMessage::DelRoute(m) = msg else { panic!() };
         assert_eq!(u8::from(m.header.scope), RT_SCOPE_NOWHERE);
         assert_eq!(u8::from(m.header.protocol), RTPROT_STATIC);
         assert_eq!(m.attributes.len(), 5, "{:?}", m.attributes);
@@ -608,15 +499,9 @@ pub(crate) mod tests {
         r.oif = Some(2);
         assert_eq!(r.scope, RT_SCOPE_LINK);
         let (_, msg) = decode(&new_route(&r).unwrap());
-        let RouteNetlinkMessage::NewRoute(m) = msg else {
-            panic!()
-        };
+        let RouteNetlinkMessage::NewRoute(m) = msg else { panic!() };
         assert_eq!(m.header.table, RT_TABLE_MAIN as u8);
-        assert!(
-            !m.attributes
-                .iter()
-                .any(|a| matches!(a, RouteAttribute::Destination(_)))
-        );
+        assert!(!m.attributes.iter().any(|a| matches!(a, RouteAttribute::Destination(_))));
     }
 
     #[test]

@@ -33,14 +33,11 @@ impl Cache {
     /// What sysfs said about this link when it was last read, if the link
     /// is known under the same index and name (a renamed link is asked again).
     pub fn host_info(&self, ifindex: u32, name: &str) -> Option<HostInfo> {
-        self.links
-            .get(&ifindex)
-            .filter(|l| l.name == name)
-            .map(|l| HostInfo {
-                device: l.physical,
-                driver: l.driver.clone(),
-                wireless: l.kind == LinkKind::Wifi,
-            })
+        self.links.get(&ifindex).filter(|l| l.name == name).map(|l| HostInfo {
+            device: l.physical,
+            driver: l.driver.clone(),
+            wireless: l.kind == LinkKind::Wifi,
+        })
     }
 
     /// A link as a dump or `RTM_NEWLINK` reports it.
@@ -111,10 +108,7 @@ impl Cache {
         }
         for (ifindex, link) in &self.links {
             if !fresh.links.contains_key(ifindex) {
-                out.push(PlatformEvent::LinkRemoved {
-                    ifindex: *ifindex,
-                    name: link.name.clone(),
-                });
+                out.push(PlatformEvent::LinkRemoved { ifindex: *ifindex, name: link.name.clone() });
             }
         }
         for (ifindex, link) in &fresh.links {
@@ -164,17 +158,11 @@ mod tests {
     #[test]
     fn links_are_added_changed_only_when_something_changed_and_removed() {
         let mut c = Cache::default();
-        assert_eq!(
-            c.put_link(link(2, "a")),
-            Some(PlatformEvent::LinkAdded(link(2, "a")))
-        );
+        assert_eq!(c.put_link(link(2, "a")), Some(PlatformEvent::LinkAdded(link(2, "a"))));
         assert_eq!(c.put_link(link(2, "a")), None);
         let mut up = link(2, "a");
         up.admin_up = true;
-        assert_eq!(
-            c.put_link(up.clone()),
-            Some(PlatformEvent::LinkChanged(up.clone()))
-        );
+        assert_eq!(c.put_link(up.clone()), Some(PlatformEvent::LinkChanged(up.clone())));
         assert_eq!(c.link(2), Some(&up));
         assert_eq!(c.link_by_name("a").map(|l| l.ifindex), Some(2));
         c.put_address(addr(2, "10.0.0.1", 24));
@@ -184,10 +172,7 @@ mod tests {
             out,
             vec![
                 PlatformEvent::AddressRemoved(addr(2, "10.0.0.1", 24)),
-                PlatformEvent::LinkRemoved {
-                    ifindex: 2,
-                    name: "a".into()
-                },
+                PlatformEvent::LinkRemoved { ifindex: 2, name: "a".into() },
             ]
         );
         assert!(c.link(2).is_none() && c.addresses(2).is_empty());
@@ -206,10 +191,7 @@ mod tests {
         // A lifetime refresh is a change of the same address.
         let mut refreshed = addr(2, "10.0.0.1", 24);
         refreshed.valid_lft = Some(100);
-        assert_eq!(
-            c.put_address(refreshed.clone()),
-            Some(PlatformEvent::AddressAdded(refreshed.clone()))
-        );
+        assert_eq!(c.put_address(refreshed.clone()), Some(PlatformEvent::AddressAdded(refreshed.clone())));
         assert_eq!(c.put_address(refreshed.clone()), None);
         assert_eq!(c.addresses(2).len(), 2);
         // IPv6: the address alone is the key.
@@ -217,10 +199,7 @@ mod tests {
         assert!(c.put_address(addr(2, "fd00::1", 80)).is_some());
         assert_eq!(c.addresses(2).len(), 3);
         assert_eq!(c.addresses(2)[2].prefix, 80);
-        assert_eq!(
-            c.remove_address(&addr(2, "10.0.0.1", 24)),
-            Some(PlatformEvent::AddressRemoved(refreshed))
-        );
+        assert_eq!(c.remove_address(&addr(2, "10.0.0.1", 24)), Some(PlatformEvent::AddressRemoved(refreshed)));
         assert_eq!(c.remove_address(&addr(2, "10.0.0.1", 24)), None);
         assert_eq!(c.remove_address(&addr(9, "10.0.0.1", 24)), None);
         c.remove_address(&addr(2, "10.0.0.1", 16));
@@ -259,10 +238,7 @@ mod tests {
             events,
             vec![
                 PlatformEvent::AddressRemoved(addr(2, "10.0.2.1", 24)),
-                PlatformEvent::LinkRemoved {
-                    ifindex: 2,
-                    name: "gone".into()
-                },
+                PlatformEvent::LinkRemoved { ifindex: 2, name: "gone".into() },
                 PlatformEvent::LinkChanged(changed),
                 PlatformEvent::LinkAdded(link(5, "new")),
                 PlatformEvent::AddressAdded(shorter),

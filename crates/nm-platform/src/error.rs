@@ -14,11 +14,7 @@ pub enum PlatformError {
     /// The kernel refused a request. `message` is the kernel's extended ack
     /// text when it gave one.
     #[error("{op}: {}{}", io::Error::from_raw_os_error(*errno), message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
-    Kernel {
-        op: String,
-        errno: i32,
-        message: Option<String>,
-    },
+    Kernel { op: String, errno: i32, message: Option<String> },
     /// The kernel sent something this crate cannot read.
     #[error("malformed netlink message: {0}")]
     Malformed(String),
@@ -59,11 +55,7 @@ mod tests {
         assert!(text.contains("unreachable"), "{text}");
         assert!(text.ends_with("(Nexthop has invalid gateway)"), "{text}");
         assert_eq!(e.errno(), Some(libc::ENETUNREACH));
-        let plain = PlatformError::Kernel {
-            op: "x".into(),
-            errno: libc::EPERM,
-            message: None,
-        };
+        let plain = PlatformError::Kernel { op: "x".into(), errno: libc::EPERM, message: None };
         assert!(plain.to_string().ends_with("(os error 1)"), "{plain}");
     }
 }

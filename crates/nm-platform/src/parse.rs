@@ -177,12 +177,8 @@ fn attr_str(v: &[u8]) -> Option<String> {
 
 fn attr_ip(family: Family, v: &[u8]) -> Option<IpAddr> {
     match family {
-        Family::V4 => <[u8; 4]>::try_from(v)
-            .ok()
-            .map(|b| IpAddr::V4(Ipv4Addr::from(b))),
-        Family::V6 => <[u8; 16]>::try_from(v)
-            .ok()
-            .map(|b| IpAddr::V6(Ipv6Addr::from(b))),
+        Family::V4 => <[u8; 4]>::try_from(v).ok().map(|b| IpAddr::V4(Ipv4Addr::from(b))),
+        Family::V6 => <[u8; 16]>::try_from(v).ok().map(|b| IpAddr::V6(Ipv6Addr::from(b))),
     }
 }
 
@@ -216,8 +212,7 @@ impl LinkMsg {
     /// Whether the host should be asked about this link: virtual links (with
     /// a kind) and loopback never have a device behind them.
     pub fn wants_host_info(&self) -> bool {
-        self.parent_dev.is_some()
-            || (self.info_kind.is_none() && self.arphrd != libc::ARPHRD_LOOPBACK)
+        self.parent_dev.is_some() || (self.info_kind.is_none() && self.arphrd != libc::ARPHRD_LOOPBACK)
     }
 
     pub fn into_link(self, host: &HostInfo) -> Link {
@@ -226,11 +221,7 @@ impl LinkMsg {
         if kind == LinkKind::Ethernet && host.wireless {
             kind = LinkKind::Wifi;
         }
-        let driver = if physical {
-            host.driver.clone()
-        } else {
-            self.info_kind
-        };
+        let driver = if physical { host.driver.clone() } else { self.info_kind };
         Link {
             ifindex: self.ifindex,
             name: self.name,
@@ -252,10 +243,7 @@ impl LinkMsg {
 /// per-port messages (family `AF_BRIDGE`) and wireless events.
 fn link_header(payload: &[u8]) -> Result<Option<(u16, u32, u32)>, PlatformError> {
     if payload.len() < IFINFOMSG_LEN {
-        return Err(PlatformError::Malformed(format!(
-            "link message of {} bytes",
-            payload.len()
-        )));
+        return Err(PlatformError::Malformed(format!("link message of {} bytes", payload.len())));
     }
     if payload[0] != libc::AF_UNSPEC as u8 {
         return Ok(None);
@@ -298,9 +286,7 @@ pub(crate) fn parse_link(payload: &[u8]) -> Result<Option<LinkMsg>, PlatformErro
             IFLA_MTU => msg.mtu = attr_u32(value).unwrap_or(0),
             IFLA_MASTER => msg.master = attr_u32(value).filter(|&m| m != 0),
             IFLA_LINKINFO => {
-                msg.info_kind = attrs(value)
-                    .find(|(k, _)| *k == IFLA_INFO_KIND)
-                    .and_then(|(_, v)| attr_str(v))
+                msg.info_kind = attrs(value).find(|(k, _)| *k == IFLA_INFO_KIND).and_then(|(_, v)| attr_str(v))
             }
             IFLA_PARENT_DEV_NAME => msg.parent_dev = attr_str(value),
             IFLA_WIRELESS => return Ok(None),
@@ -308,9 +294,7 @@ pub(crate) fn parse_link(payload: &[u8]) -> Result<Option<LinkMsg>, PlatformErro
         }
     }
     if ifindex == 0 || !named {
-        return Err(PlatformError::Malformed(format!(
-            "link message without index or name (index {ifindex})"
-        )));
+        return Err(PlatformError::Malformed(format!("link message without index or name (index {ifindex})")));
     }
     Ok(Some(msg))
 }
@@ -335,10 +319,7 @@ fn lifetime(secs: u32) -> Option<u32> {
 /// than IPv4 and IPv6.
 pub(crate) fn parse_address(payload: &[u8]) -> Result<Option<Address>, PlatformError> {
     if payload.len() < IFADDRMSG_LEN {
-        return Err(PlatformError::Malformed(format!(
-            "address message of {} bytes",
-            payload.len()
-        )));
+        return Err(PlatformError::Malformed(format!("address message of {} bytes", payload.len())));
     }
     let Some(family) = Family::from_af(payload[0]) else {
         return Ok(None);
@@ -367,15 +348,11 @@ pub(crate) fn parse_address(payload: &[u8]) -> Result<Option<Address>, PlatformE
         (Some(l), _) => (l, None),
         (None, Some(a)) => (a, None),
         (None, None) => {
-            return Err(PlatformError::Malformed(format!(
-                "address message for link {ifindex} without an address"
-            )));
+            return Err(PlatformError::Malformed(format!("address message for link {ifindex} without an address")));
         }
     };
     if prefix > family.max_prefix() {
-        return Err(PlatformError::Malformed(format!(
-            "address {addr} with prefix {prefix}"
-        )));
+        return Err(PlatformError::Malformed(format!("address {addr} with prefix {prefix}")));
     }
     Ok(Some(Address {
         ifindex,
@@ -393,15 +370,9 @@ pub(crate) fn parse_address(payload: &[u8]) -> Result<Option<Address>, PlatformE
 /// describe (other families, non-unicast types, cached clones,
 /// source-specific IPv6 routes) and for routes `filter` rejects. A
 /// multipath route is described by its first next hop.
-pub(crate) fn parse_route(
-    payload: &[u8],
-    filter: &RouteFilter,
-) -> Result<Option<Route>, PlatformError> {
+pub(crate) fn parse_route(payload: &[u8], filter: &RouteFilter) -> Result<Option<Route>, PlatformError> {
     if payload.len() < RTMSG_LEN {
-        return Err(PlatformError::Malformed(format!(
-            "route message of {} bytes",
-            payload.len()
-        )));
+        return Err(PlatformError::Malformed(format!("route message of {} bytes", payload.len())));
     }
     let Some(family) = Family::from_af(payload[0]) else {
         return Ok(None);
@@ -439,21 +410,14 @@ pub(crate) fn parse_route(
             RTA_PRIORITY => route.metric = attr_u32(value).unwrap_or(0),
             RTA_PREFSRC => route.src = attr_ip(family, value),
             RTA_TABLE => route.table = attr_u32(value).unwrap_or(route.table),
-            RTA_METRICS => {
-                route.mtu = attrs(value)
-                    .find(|(k, _)| *k == RTAX_MTU)
-                    .and_then(|(_, v)| attr_u32(v))
-            }
+            RTA_METRICS => route.mtu = attrs(value).find(|(k, _)| *k == RTAX_MTU).and_then(|(_, v)| attr_u32(v)),
             RTA_MULTIPATH if route.oif.is_none() => {
                 // struct rtnexthop { u16 len; u8 flags; u8 hops; i32 ifindex; } + attributes
                 let first_len = usize::from(u16_at(value, 0).unwrap_or(0));
                 if let Some(nh) = value.get(..first_len).filter(|nh| nh.len() >= 8) {
-                    route.oif = i32_at(nh, 4)
-                        .and_then(|i| u32::try_from(i).ok())
-                        .filter(|&i| i != 0);
-                    route.gateway = attrs(&nh[8..])
-                        .find(|(k, _)| *k == RTA_GATEWAY)
-                        .and_then(|(_, v)| attr_ip(family, v));
+                    route.oif = i32_at(nh, 4).and_then(|i| u32::try_from(i).ok()).filter(|&i| i != 0);
+                    route.gateway =
+                        attrs(&nh[8..]).find(|(k, _)| *k == RTA_GATEWAY).and_then(|(_, v)| attr_ip(family, v));
                 }
             }
             _ => {}
@@ -464,28 +428,19 @@ pub(crate) fn parse_route(
 
 /// The error code and the kernel's extended ack message of an `NLMSG_ERROR`
 /// payload (`flags` from its header). Code 0 is an acknowledgement.
-pub(crate) fn parse_error(
-    flags: u16,
-    payload: &[u8],
-) -> Result<(i32, Option<String>), PlatformError> {
-    let code = i32_at(payload, 0)
-        .ok_or_else(|| PlatformError::Malformed("NLMSG_ERROR without a code".into()))?;
+pub(crate) fn parse_error(flags: u16, payload: &[u8]) -> Result<(i32, Option<String>), PlatformError> {
+    let code = i32_at(payload, 0).ok_or_else(|| PlatformError::Malformed("NLMSG_ERROR without a code".into()))?;
     if flags & NLM_F_ACK_TLVS == 0 {
         return Ok((code, None));
     }
     // After the code: the request's header, and the whole request unless
     // the kernel capped it; then the attributes.
-    let request_len = if flags & NLM_F_CAPPED != 0 {
-        NLMSG_HDRLEN
-    } else {
-        u32_at(payload, 4).map_or(NLMSG_HDRLEN, |l| l as usize)
-    };
+    let request_len =
+        if flags & NLM_F_CAPPED != 0 { NLMSG_HDRLEN } else { u32_at(payload, 4).map_or(NLMSG_HDRLEN, |l| l as usize) };
     let tlvs = payload.get(4 + align4(request_len)..).unwrap_or_default();
     const NLMSGERR_ATTR_MSG: u16 = 1;
-    let message = attrs(tlvs)
-        .find(|(k, _)| *k == NLMSGERR_ATTR_MSG)
-        .and_then(|(_, v)| attr_str(v))
-        .filter(|m| !m.is_empty());
+    let message =
+        attrs(tlvs).find(|(k, _)| *k == NLMSGERR_ATTR_MSG).and_then(|(_, v)| attr_str(v)).filter(|m| !m.is_empty());
     Ok((code, message))
 }
 
@@ -526,12 +481,7 @@ mod tests {
 
     #[test]
     fn a_veth_link_message_is_read() {
-        let bytes = link_message(
-            7,
-            LinkLayerType::Ether,
-            LinkFlags::Up | LinkFlags::LowerUp,
-            veth(7, "v0"),
-        );
+        let bytes = link_message(7, LinkLayerType::Ether, LinkFlags::Up | LinkFlags::LowerUp, veth(7, "v0"));
         let msg = parse_link(&bytes).unwrap().unwrap();
         assert_eq!(msg.info_kind.as_deref(), Some("veth"));
         assert!(!msg.wants_host_info());
@@ -567,11 +517,7 @@ mod tests {
         let bytes = link_message(2, LinkLayerType::Ether, LinkFlags::Up, attrs);
         let msg = parse_link(&bytes).unwrap().unwrap();
         assert!(msg.wants_host_info());
-        let host = HostInfo {
-            device: true,
-            driver: Some("virtio_net".into()),
-            wireless: false,
-        };
+        let host = HostInfo { device: true, driver: Some("virtio_net".into()), wireless: false };
         let link = msg.clone().into_link(&host);
         assert_eq!(link.kind, LinkKind::Ethernet);
         assert!(link.physical && link.admin_up && !link.carrier);
@@ -581,10 +527,7 @@ mod tests {
         assert_eq!(link.perm_mac, Some(vec![0x52, 0x54, 0, 1, 2, 4]));
         // The kernel's parent device alone makes it physical.
         assert!(msg.clone().into_link(&HostInfo::default()).physical);
-        let wifi = HostInfo {
-            wireless: true,
-            ..host
-        };
+        let wifi = HostInfo { wireless: true, ..host };
         assert_eq!(msg.into_link(&wifi).kind, LinkKind::Wifi);
     }
 
@@ -594,36 +537,21 @@ mod tests {
             1,
             LinkLayerType::Loopback,
             LinkFlags::Up | LinkFlags::Loopback,
-            vec![
-                LinkAttribute::IfName("lo".into()),
-                LinkAttribute::Mtu(65536),
-            ],
+            vec![LinkAttribute::IfName("lo".into()), LinkAttribute::Mtu(65536)],
         );
         let lo = parse_link(&lo).unwrap().unwrap();
         assert!(!lo.wants_host_info());
         let lo = lo.into_link(&HostInfo::default());
-        assert_eq!(
-            (lo.kind, lo.driver, lo.physical),
-            (LinkKind::Loopback, None, false)
-        );
+        assert_eq!((lo.kind, lo.driver, lo.physical), (LinkKind::Loopback, None, false));
 
         let tun = link_message(
             5,
             LinkLayerType::None,
             LinkFlags::empty(),
-            vec![
-                LinkAttribute::IfName("tun0".into()),
-                LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Tun)]),
-            ],
+            vec![LinkAttribute::IfName("tun0".into()), LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Tun)])],
         );
-        let tun = parse_link(&tun)
-            .unwrap()
-            .unwrap()
-            .into_link(&HostInfo::default());
-        assert_eq!(
-            (tun.kind, tun.driver.as_deref()),
-            (LinkKind::Tun, Some("tun"))
-        );
+        let tun = parse_link(&tun).unwrap().unwrap().into_link(&HostInfo::default());
+        assert_eq!((tun.kind, tun.driver.as_deref()), (LinkKind::Tun, Some("tun")));
 
         let wg = link_message(
             6,
@@ -634,22 +562,11 @@ mod tests {
                 LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Other("wireguard".into()))]),
             ],
         );
-        let wg = parse_link(&wg)
-            .unwrap()
-            .unwrap()
-            .into_link(&HostInfo::default());
+        let wg = parse_link(&wg).unwrap().unwrap().into_link(&HostInfo::default());
         assert_eq!(wg.kind, LinkKind::Other("wireguard".into()));
 
-        let sit = link_message(
-            8,
-            LinkLayerType::Sit,
-            LinkFlags::empty(),
-            vec![LinkAttribute::IfName("sit0".into())],
-        );
-        let sit = parse_link(&sit)
-            .unwrap()
-            .unwrap()
-            .into_link(&HostInfo::default());
+        let sit = link_message(8, LinkLayerType::Sit, LinkFlags::empty(), vec![LinkAttribute::IfName("sit0".into())]);
+        let sit = parse_link(&sit).unwrap().unwrap().into_link(&HostInfo::default());
         assert_eq!(sit.kind, LinkKind::Other("arphrd:776".into()));
 
         for (kind, want) in [
@@ -661,19 +578,9 @@ mod tests {
                 9,
                 LinkLayerType::Ether,
                 LinkFlags::empty(),
-                vec![
-                    LinkAttribute::IfName("x".into()),
-                    LinkAttribute::LinkInfo(vec![LinkInfo::Kind(kind)]),
-                ],
+                vec![LinkAttribute::IfName("x".into()), LinkAttribute::LinkInfo(vec![LinkInfo::Kind(kind)])],
             );
-            assert_eq!(
-                parse_link(&m)
-                    .unwrap()
-                    .unwrap()
-                    .into_link(&HostInfo::default())
-                    .kind,
-                want
-            );
+            assert_eq!(parse_link(&m).unwrap().unwrap().into_link(&HostInfo::default()).kind, want);
         }
     }
 
@@ -689,10 +596,7 @@ mod tests {
             LinkFlags::Up,
             vec![
                 LinkAttribute::IfName("wl".into()),
-                LinkAttribute::Other(netlink_packet_core::DefaultNla::new(
-                    IFLA_WIRELESS,
-                    vec![0; 8],
-                )),
+                LinkAttribute::Other(netlink_packet_core::DefaultNla::new(IFLA_WIRELESS, vec![0; 8])),
             ],
         );
         assert_eq!(parse_link(&wireless).unwrap(), None);
@@ -707,12 +611,7 @@ mod tests {
             let _ = parse_link_removed(&good[..cut]);
         }
         assert!(parse_link(&good[..10]).is_err());
-        let nameless = link_message(
-            7,
-            LinkLayerType::Ether,
-            LinkFlags::Up,
-            vec![LinkAttribute::Mtu(1)],
-        );
+        let nameless = link_message(7, LinkLayerType::Ether, LinkFlags::Up, vec![LinkAttribute::Mtu(1)]);
         assert!(parse_link(&nameless).is_err());
         // An attribute claiming more than there is ends the walk.
         let mut bad = good.clone();
@@ -723,10 +622,7 @@ mod tests {
     #[test]
     fn link_removal_gives_index_and_name() {
         let bytes = link_message(7, LinkLayerType::Ether, LinkFlags::empty(), veth(7, "gone"));
-        assert_eq!(
-            parse_link_removed(&bytes).unwrap(),
-            Some((7, "gone".into()))
-        );
+        assert_eq!(parse_link_removed(&bytes).unwrap(), Some((7, "gone".into())));
     }
 
     #[test]
@@ -763,10 +659,7 @@ mod tests {
         let p = parse_address(&ptp).unwrap().unwrap();
         assert_eq!(p.addr, "10.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(p.peer, Some("10.0.0.2".parse().unwrap()));
-        assert_eq!(
-            (p.valid_lft, p.preferred_lft, p.noprefixroute),
-            (None, None, false)
-        );
+        assert_eq!((p.valid_lft, p.preferred_lft, p.noprefixroute), (None, None, false));
     }
 
     const IFA_F_NOPREFIXROUTE_FLAG: u32 = crate::types::IFA_F_NOPREFIXROUTE;
@@ -796,22 +689,15 @@ mod tests {
         assert_eq!(a.addr, "fd4c:6162::5".parse::<IpAddr>().unwrap());
         assert_eq!((a.prefix, a.peer, a.valid_lft), (64, None, None));
         assert!(a.tentative());
-        assert_eq!(
-            a.flags,
-            crate::types::IFA_F_TENTATIVE | crate::types::IFA_F_PERMANENT
-        );
+        assert_eq!(a.flags, crate::types::IFA_F_TENTATIVE | crate::types::IFA_F_PERMANENT);
 
         let mut other = bytes.clone();
         other[0] = libc::AF_PACKET as u8;
         assert_eq!(parse_address(&other).unwrap(), None);
         let empty = address_message(AddressFamily::Inet, 24, 3, vec![]);
         assert!(parse_address(&empty).is_err());
-        let wide = address_message(
-            AddressFamily::Inet,
-            33,
-            3,
-            vec![AddressAttribute::Local("1.2.3.4".parse().unwrap())],
-        );
+        let wide =
+            address_message(AddressFamily::Inet, 33, 3, vec![AddressAttribute::Local("1.2.3.4".parse().unwrap())]);
         assert!(parse_address(&wide).is_err());
         for cut in 0..bytes.len() {
             let _ = parse_address(&bytes[..cut]);
@@ -839,9 +725,7 @@ mod tests {
 
     #[test]
     fn routes_are_read_with_every_field() {
-        let r = parse_route(&main_route(), &RouteFilter::default())
-            .unwrap()
-            .unwrap();
+        let r = parse_route(&main_route(), &RouteFilter::default()).unwrap().unwrap();
         assert_eq!(
             r,
             Route {
@@ -871,22 +755,10 @@ mod tests {
             family: Some(Family::V4),
             table: Some(254)
         }));
-        assert!(!keep(RouteFilter {
-            table: Some(1000),
-            ..RouteFilter::default()
-        }));
-        assert!(!keep(RouteFilter {
-            oif: Some(4),
-            ..RouteFilter::default()
-        }));
-        assert!(!keep(RouteFilter {
-            protocol: Some(RTPROT_KERNEL),
-            ..RouteFilter::default()
-        }));
-        assert!(!keep(RouteFilter {
-            family: Some(Family::V6),
-            ..RouteFilter::default()
-        }));
+        assert!(!keep(RouteFilter { table: Some(1000), ..RouteFilter::default() }));
+        assert!(!keep(RouteFilter { oif: Some(4), ..RouteFilter::default() }));
+        assert!(!keep(RouteFilter { protocol: Some(RTPROT_KERNEL), ..RouteFilter::default() }));
+        assert!(!keep(RouteFilter { family: Some(Family::V6), ..RouteFilter::default() }));
     }
 
     #[test]
@@ -904,16 +776,11 @@ mod tests {
                 RouteAttribute::Priority(1024),
             ],
         );
-        let r = parse_route(&bytes, &RouteFilter::default())
-            .unwrap()
-            .unwrap();
+        let r = parse_route(&bytes, &RouteFilter::default()).unwrap().unwrap();
         assert_eq!(r.family, Family::V6);
         assert!(r.is_default());
         assert_eq!(r.dest, "::".parse::<IpAddr>().unwrap());
-        assert_eq!(
-            (r.table, r.metric, r.oif, r.mtu),
-            (100_000, 1024, Some(2), None)
-        );
+        assert_eq!((r.table, r.metric, r.oif, r.mtu), (100_000, 1024, Some(2), None));
     }
 
     #[test]
@@ -949,9 +816,7 @@ mod tests {
         use netlink_packet_route::route::RouteNextHop;
         let mut hop1 = RouteNextHop::default();
         hop1.interface_index = 4;
-        hop1.attributes = vec![RouteAttribute::Gateway(RouteAddress::Inet(
-            "10.0.0.1".parse().unwrap(),
-        ))];
+        hop1.attributes = vec![RouteAttribute::Gateway(RouteAddress::Inet("10.0.0.1".parse().unwrap()))];
         let mut hop2 = RouteNextHop::default();
         hop2.interface_index = 5;
         let bytes = route_message(
@@ -960,18 +825,10 @@ mod tests {
             RTPROT_STATIC,
             RT_SCOPE_UNIVERSE,
             RouteType::Unicast,
-            vec![
-                RouteAttribute::Table(254),
-                RouteAttribute::MultiPath(vec![hop1, hop2]),
-            ],
+            vec![RouteAttribute::Table(254), RouteAttribute::MultiPath(vec![hop1, hop2])],
         );
-        let r = parse_route(&bytes, &RouteFilter::default())
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (r.oif, r.gateway),
-            (Some(4), Some("10.0.0.1".parse().unwrap()))
-        );
+        let r = parse_route(&bytes, &RouteFilter::default()).unwrap().unwrap();
+        assert_eq!((r.oif, r.gateway), (Some(4), Some("10.0.0.1".parse().unwrap())));
         assert_eq!(r.scope, RT_SCOPE_UNIVERSE);
     }
 
@@ -990,15 +847,7 @@ mod tests {
         }
         let got: Vec<_> = messages(&dgram).map(|m| m.unwrap()).collect();
         assert_eq!(got.len(), 2);
-        assert_eq!(
-            got[0].0,
-            MsgHeader {
-                kind: RTM_NEWLINK,
-                flags: 2,
-                seq: 1,
-                port: 77
-            }
-        );
+        assert_eq!(got[0].0, MsgHeader { kind: RTM_NEWLINK, flags: 2, seq: 1, port: 77 });
         assert_eq!(got[0].1.len(), 5);
         assert_eq!(got[1].0.kind, NLMSG_DONE);
         // A length beyond the datagram is an error, once.

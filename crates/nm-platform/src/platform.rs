@@ -10,12 +10,10 @@ use crate::build::{self, LinkChange, Request};
 use crate::cache::Cache;
 use crate::error::PlatformError;
 use crate::parse::{
-    HostInfo, LinkMsg, RTM_DELADDR, RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, messages,
-    parse_address, parse_link, parse_link_removed, parse_route,
+    HostInfo, LinkMsg, RTM_DELADDR, RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, messages, parse_address,
+    parse_link, parse_link_removed, parse_route,
 };
-use crate::socket::{
-    DumpEnd, NlSocket, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_LINK, Recv, Requester,
-};
+use crate::socket::{DumpEnd, NlSocket, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_LINK, Recv, Requester};
 use crate::sysfs;
 use crate::types::{Address, Family, Link, PlatformEvent, Route, RouteFilter};
 
@@ -34,9 +32,7 @@ pub struct PlatformOptions {
 
 impl Default for PlatformOptions {
     fn default() -> Self {
-        PlatformOptions {
-            event_buffer: 8 << 20,
-        }
+        PlatformOptions { event_buffer: 8 << 20 }
     }
 }
 
@@ -45,9 +41,7 @@ type Shared = Arc<Mutex<Cache>>;
 fn lock(cache: &Shared) -> MutexGuard<'_, Cache> {
     // The cache stays usable even if a holder panicked: every update is a
     // single map operation.
-    cache
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The kernel's links and addresses, kept current by a background task,
@@ -85,8 +79,7 @@ impl Platform {
     /// links and addresses into the cache, and starts the event task (on the
     /// current tokio runtime). The receiver gets every change applied to
     /// the cache after the dump.
-    pub async fn new() -> Result<(Platform, mpsc::UnboundedReceiver<PlatformEvent>), PlatformError>
-    {
+    pub async fn new() -> Result<(Platform, mpsc::UnboundedReceiver<PlatformEvent>), PlatformError> {
         Platform::with_options(PlatformOptions::default()).await
     }
 
@@ -95,10 +88,8 @@ impl Platform {
     ) -> Result<(Platform, mpsc::UnboundedReceiver<PlatformEvent>), PlatformError> {
         // Subscribe first, then dump: whatever changes during the dump is
         // queued on the event socket and applied after it.
-        let events_sock = NlSocket::events(
-            &[RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR],
-            options.event_buffer,
-        )?;
+        let events_sock =
+            NlSocket::events(&[RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR], options.event_buffer)?;
         let mut requester = Requester::open()?;
         let cache = dump_cache(&mut requester, &Cache::default()).await?;
         let cache: Shared = Arc::new(Mutex::new(cache));
@@ -113,15 +104,7 @@ impl Platform {
             sync: sync_rx,
         };
         let handle = tokio::spawn(task.run());
-        Ok((
-            Platform {
-                cache,
-                requests,
-                sync: sync_tx,
-                task: handle.abort_handle(),
-            },
-            events_rx,
-        ))
+        Ok((Platform { cache, requests, sync: sync_tx, task: handle.abort_handle() }, events_rx))
     }
 
     /// Every link, by ifindex.
@@ -151,11 +134,7 @@ impl Platform {
 
     /// Sends a request that changes something and waits for the kernel's
     /// acknowledgement.
-    async fn change(
-        &self,
-        req: Request,
-        op: &(dyn Fn() -> String + Sync),
-    ) -> Result<(), PlatformError> {
+    async fn change(&self, req: Request, op: &(dyn Fn() -> String + Sync)) -> Result<(), PlatformError> {
         let mut requests = self.requests.lock().await;
         requests.run(&req, op, &mut |_, _| {}).await?;
         Ok(())
@@ -175,10 +154,9 @@ impl Platform {
             LinkChange::Up(true) => "setting up".to_owned(),
             LinkChange::Up(false) => "setting down".to_owned(),
             LinkChange::Mtu(mtu) => format!("setting MTU {mtu} on"),
-            LinkChange::Mac(m) => format!(
-                "setting MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} on",
-                m[0], m[1], m[2], m[3], m[4], m[5]
-            ),
+            LinkChange::Mac(m) => {
+                format!("setting MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} on", m[0], m[1], m[2], m[3], m[4], m[5])
+            }
         };
         let op = || format!("{what} {}", self.describe_link(ifindex));
         self.change(build::set_link(ifindex, change), &op).await?;
@@ -205,14 +183,7 @@ impl Platform {
     /// without a peer gets its broadcast address. `flags` is not sent.
     pub async fn add_address(&self, addr: &Address) -> Result<(), PlatformError> {
         let req = build::new_address(addr)?;
-        let op = || {
-            format!(
-                "adding {}/{} to {}",
-                addr.addr,
-                addr.prefix,
-                self.describe_link(addr.ifindex)
-            )
-        };
+        let op = || format!("adding {}/{} to {}", addr.addr, addr.prefix, self.describe_link(addr.ifindex));
         self.change(req, &op).await?;
         self.settle().await;
         Ok(())
@@ -222,14 +193,7 @@ impl Platform {
     /// is not an error.
     pub async fn delete_address(&self, addr: &Address) -> Result<(), PlatformError> {
         let req = build::del_address(addr)?;
-        let op = || {
-            format!(
-                "deleting {}/{} from {}",
-                addr.addr,
-                addr.prefix,
-                self.describe_link(addr.ifindex)
-            )
-        };
+        let op = || format!("deleting {}/{} from {}", addr.addr, addr.prefix, self.describe_link(addr.ifindex));
         match self.change(req, &op).await {
             Err(e) if matches!(e.errno(), Some(libc::EADDRNOTAVAIL | libc::ENODEV)) => {}
             other => other?,
@@ -306,10 +270,7 @@ fn describe_route(r: &Route) -> String {
     if let Some(oif) = r.oif {
         s += &format!(" dev {oif}");
     }
-    s + &format!(
-        " metric {} table {} proto {}",
-        r.metric, r.table, r.protocol
-    )
+    s + &format!(" metric {} table {} proto {}", r.metric, r.table, r.protocol)
 }
 
 /// What sysfs says about a link, asked only when it matters and only once
@@ -318,9 +279,7 @@ fn host_info(known: &Cache, msg: &LinkMsg) -> HostInfo {
     if !msg.wants_host_info() {
         return HostInfo::default();
     }
-    known
-        .host_info(msg.ifindex, &msg.name)
-        .unwrap_or_else(|| sysfs::probe(&msg.name, msg.ifindex))
+    known.host_info(msg.ifindex, &msg.name).unwrap_or_else(|| sysfs::probe(&msg.name, msg.ifindex))
 }
 
 /// Links and addresses as the kernel has them now. `known` spares sysfs

@@ -13,8 +13,7 @@ use tokio::io::unix::AsyncFd;
 use crate::build::Request;
 use crate::error::PlatformError;
 use crate::parse::{
-    MsgHeader, NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, messages,
-    parse_done, parse_error,
+    MsgHeader, NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, messages, parse_done, parse_error,
 };
 
 /// `RTNLGRP_LINK`.
@@ -62,24 +61,18 @@ impl NlSocket {
     fn open() -> Result<Socket, PlatformError> {
         let mut sock = Socket::new(NETLINK_ROUTE).map_err(io_err("creating"))?;
         sock.bind_auto().map_err(io_err("binding"))?;
-        sock.set_non_blocking(true)
-            .map_err(io_err("setting O_NONBLOCK"))?;
+        sock.set_non_blocking(true).map_err(io_err("setting O_NONBLOCK"))?;
         Ok(sock)
     }
 
     fn wrap(sock: Socket) -> Result<NlSocket, PlatformError> {
         let mut addr = netlink_sys::SocketAddr::new(0, 0);
-        sock.get_address(&mut addr)
-            .map_err(io_err("reading the bound address"))?;
+        sock.get_address(&mut addr).map_err(io_err("reading the bound address"))?;
         // SAFETY: `Socket` owns its descriptor, keeps it open until it is
         // dropped (with the AsyncFd) and always returns the same one.
         let fd = unsafe { AsyncFd::register(sock) }
             .map_err(|e| PlatformError::socket("registering with tokio", io::Error::from(e)))?;
-        Ok(NlSocket {
-            fd,
-            buf: vec![0; BUFFER],
-            port: addr.port_number(),
-        })
+        Ok(NlSocket { fd, buf: vec![0; BUFFER], port: addr.port_number() })
     }
 
     /// The event socket: subscribed to `groups`, with a receive queue of
@@ -87,8 +80,7 @@ impl NlSocket {
     pub fn events(groups: &[u32], rcvbuf: usize) -> Result<NlSocket, PlatformError> {
         let sock = NlSocket::open()?;
         for &g in groups {
-            sock.add_membership(g)
-                .map_err(io_err("joining a multicast group"))?;
+            sock.add_membership(g).map_err(io_err("joining a multicast group"))?;
         }
         set_rcvbuf(&sock, rcvbuf);
         NlSocket::wrap(sock)
@@ -120,14 +112,7 @@ impl NlSocket {
     fn recv_now(fd: &Socket, buf: &mut Vec<u8>) -> io::Result<Recv> {
         // SAFETY: recv writes at most buf.len() bytes into buf, which is
         // initialised memory we own; MSG_TRUNC only changes the returned length.
-        let n = unsafe {
-            libc::recv(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_TRUNC,
-            )
-        };
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) };
         if n < 0 {
             let e = io::Error::last_os_error();
             return match e.raw_os_error() {
@@ -146,11 +131,7 @@ impl NlSocket {
     /// Waits for the next datagram (or overrun).
     pub async fn recv(&mut self) -> Result<Recv, PlatformError> {
         loop {
-            let mut guard = self
-                .fd
-                .readable()
-                .await
-                .map_err(io_err("waiting for data"))?;
+            let mut guard = self.fd.readable().await.map_err(io_err("waiting for data"))?;
             let buf = &mut self.buf;
             match guard.try_io(|fd| NlSocket::recv_now(fd.get_ref(), buf)) {
                 Ok(Ok(r)) => return Ok(r),
@@ -174,11 +155,7 @@ impl NlSocket {
     pub async fn send(&self, bytes: &[u8]) -> Result<(), PlatformError> {
         let kernel = netlink_sys::SocketAddr::new(0, 0);
         loop {
-            let mut guard = self
-                .fd
-                .writable()
-                .await
-                .map_err(io_err("waiting to send"))?;
+            let mut guard = self.fd.writable().await.map_err(io_err("waiting to send"))?;
             match guard.try_io(|fd| fd.get_ref().send_to(bytes, &kernel, 0)) {
                 Ok(Ok(_)) => return Ok(()),
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -231,11 +208,7 @@ pub(crate) struct Requester {
 
 impl Requester {
     pub fn open() -> Result<Requester, PlatformError> {
-        Ok(Requester {
-            sock: NlSocket::requests()?,
-            seq: 0,
-            unfinished: None,
-        })
+        Ok(Requester { sock: NlSocket::requests()?, seq: 0, unfinished: None })
     }
 
     /// Sends `req` and hands every answer message (type, payload) of a
@@ -317,22 +290,14 @@ impl Requester {
                         return if code == 0 {
                             Ok(end)
                         } else {
-                            Err(PlatformError::Kernel {
-                                op: op(),
-                                errno: code.saturating_neg(),
-                                message,
-                            })
+                            Err(PlatformError::Kernel { op: op(), errno: code.saturating_neg(), message })
                         };
                     }
                     NLMSG_DONE => {
                         // A dump may end with an error code instead of 0.
                         let (code, message) = parse_done(h.flags, payload);
                         if code < 0 {
-                            return Err(PlatformError::Kernel {
-                                op: op(),
-                                errno: code.saturating_neg(),
-                                message,
-                            });
+                            return Err(PlatformError::Kernel { op: op(), errno: code.saturating_neg(), message });
                         }
                         if truncated {
                             end = DumpEnd::Interrupted;

@@ -20,10 +20,8 @@ fn probe_in(class_net: &Path, name: &str, ifindex: u32) -> HostInfo {
         return HostInfo::default();
     }
     let dir: PathBuf = class_net.join(name);
-    let same_link = std::fs::read_to_string(dir.join("ifindex"))
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        == Some(ifindex);
+    let same_link =
+        std::fs::read_to_string(dir.join("ifindex")).ok().and_then(|s| s.trim().parse::<u32>().ok()) == Some(ifindex);
     if !same_link {
         return HostInfo::default();
     }
@@ -64,14 +62,7 @@ mod tests {
         std::os::unix::fs::symlink(&pci, wl.join("device")).unwrap();
 
         let info = probe_in(&class, "eth0", 2);
-        assert_eq!(
-            info,
-            HostInfo {
-                device: true,
-                driver: Some("e1000e".into()),
-                wireless: false
-            }
-        );
+        assert_eq!(info, HostInfo { device: true, driver: Some("e1000e".into()), wireless: false });
         assert!(probe_in(&class, "wlan0", 3).wireless);
         // Another namespace's eth0 (another index), a missing link, bad names.
         assert_eq!(probe_in(&class, "eth0", 7), HostInfo::default());

@@ -276,10 +276,7 @@ pub struct RouteFilter {
 impl RouteFilter {
     /// Every unicast route of the main table, both families.
     pub fn main() -> RouteFilter {
-        RouteFilter {
-            table: Some(RT_TABLE_MAIN),
-            ..RouteFilter::default()
-        }
+        RouteFilter { table: Some(RT_TABLE_MAIN), ..RouteFilter::default() }
     }
 
     /// Whether `route` passes the filter.

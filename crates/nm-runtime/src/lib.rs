@@ -29,9 +29,7 @@ pub struct Paths {
 
 impl Paths {
     pub fn new(root: Option<&Path>) -> Self {
-        Paths {
-            root: root.map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
-        }
+        Paths { root: root.map_or_else(|| PathBuf::from("/"), Path::to_path_buf) }
     }
 
     /// `abs` (an absolute path such as `/etc/hostname`) under the root.
@@ -55,9 +53,7 @@ pub fn init_logging() {
         registry.with(layer).init();
         return;
     }
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(io::stderr)
-        .with_target(false);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(io::stderr).with_target(false);
     registry.with(fmt).init();
 }
 
@@ -76,10 +72,7 @@ fn stderr_is_journal() -> bool {
 
 /// Tells systemd the daemon is ready (a no-op without systemd).
 pub fn notify_ready(status: &str) {
-    let _ = sd_notify::notify(&[
-        sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status(status),
-    ]);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(status)]);
 }
 
 pub fn notify_stopping() {
@@ -139,8 +132,7 @@ pub fn load_config<T: DeserializeOwned>(paths: &Paths, file: Option<&Path>) -> a
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e).with_context(|| format!("reading {}", f.display())),
         };
-        let table: toml::Table =
-            toml::from_str(&text).with_context(|| format!("parsing {}", f.display()))?;
+        let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {}", f.display()))?;
         merge(&mut merged, table);
     }
     T::deserialize(toml::Value::Table(merged)).context("invalid configuration")
@@ -161,25 +153,15 @@ fn merge(into: &mut toml::Table, from: toml::Table) {
 /// of one: a temporary file in the same directory, fsync, rename, fsync of
 /// the directory. The file gets `mode`; the directory is created (0755).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::other("path has no directory"))?;
+    let dir = path.parent().ok_or_else(|| io::Error::other("path has no directory"))?;
     fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other("path has no file name"))?
-        .to_string_lossy();
+    let name = path.file_name().ok_or_else(|| io::Error::other("path has no file name"))?.to_string_lossy();
     // A leading dot keeps watchers (ours and NetworkManager's) from reading it.
     let mut tmp;
     let mut n = 0u32;
     let mut file = loop {
         tmp = dir.join(format!(".{name}.tmp{}-{n}", std::process::id()));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-        {
+        match OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp) {
             Ok(f) => break f,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => n += 1,
             Err(e) => return Err(e),
@@ -223,14 +205,8 @@ mod tests {
     #[test]
     fn root_prefixes_absolute_paths() {
         let p = Paths::new(Some(Path::new("/tmp/lab")));
-        assert_eq!(
-            p.path("/etc/hostname"),
-            PathBuf::from("/tmp/lab/etc/hostname")
-        );
-        assert_eq!(
-            Paths::new(None).path("/etc/hostname"),
-            PathBuf::from("/etc/hostname")
-        );
+        assert_eq!(p.path("/etc/hostname"), PathBuf::from("/tmp/lab/etc/hostname"));
+        assert_eq!(Paths::new(None).path("/etc/hostname"), PathBuf::from("/etc/hostname"));
     }
 
     #[test]
@@ -240,10 +216,7 @@ mod tests {
         write_atomic(&f, b"one", 0o600).unwrap();
         write_atomic(&f, b"two", 0o600).unwrap();
         assert_eq!(fs::read(&f).unwrap(), b"two");
-        assert_eq!(
-            fs::metadata(&f).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
         let leftovers: Vec<_> = fs::read_dir(d.join("sub")).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file stays behind");
         fs::remove_dir_all(d).unwrap();
@@ -270,11 +243,7 @@ mod tests {
         assert_eq!(c.a.x, 0);
         fs::create_dir_all(main.parent().unwrap().join("conf.d")).unwrap();
         fs::write(&main, "[a]\nx = 1\ny = 2\n").unwrap();
-        fs::write(
-            main.parent().unwrap().join("conf.d/10-y.toml"),
-            "[a]\ny = 5\n",
-        )
-        .unwrap();
+        fs::write(main.parent().unwrap().join("conf.d/10-y.toml"), "[a]\ny = 5\n").unwrap();
         let c: Cfg = load_config(&paths, None).unwrap();
         assert_eq!((c.a.x, c.a.y), (1, 5));
         fs::write(&main, "[a]\nx = \"no\"\n").unwrap();

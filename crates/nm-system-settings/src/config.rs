@@ -26,10 +26,7 @@ pub struct SettingsConfig {
 
 impl Default for SettingsConfig {
     fn default() -> Self {
-        SettingsConfig {
-            format: Format::Keyfile,
-            hostname_file: "/etc/hostname".into(),
-        }
+        SettingsConfig { format: Format::Keyfile, hostname_file: "/etc/hostname".into() }
     }
 }
 
@@ -37,8 +34,6 @@ fn format<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Format, D::Error> {
     match String::deserialize(d)?.as_str() {
         "keyfile" => Ok(Format::Keyfile),
         "toml" => Ok(Format::Toml),
-        other => Err(serde::de::Error::custom(format!(
-            "unknown format '{other}' (keyfile or toml)"
-        ))),
+        other => Err(serde::de::Error::custom(format!("unknown format '{other}' (keyfile or toml)"))),
     }
 }

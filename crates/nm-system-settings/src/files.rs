@@ -32,10 +32,7 @@ pub fn is_profile_name(name: &str) -> bool {
 /// Reads one profile file. `Ok(None)`: not a profile file (ignored quietly).
 /// `Err`: a profile file that must be skipped, with the reason to log.
 pub fn load(path: &Path, dir: DirKind) -> Result<Option<FileProfile>, String> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     if !is_profile_name(name) {
         return Ok(None);
     }
@@ -66,22 +63,14 @@ pub fn load(path: &Path, dir: DirKind) -> Result<Option<FileProfile>, String> {
     };
     if conn.uuid().is_none_or(str::is_empty) {
         // NetworkManager derives a stable uuid from the file's path.
-        let uuid = uuid::Uuid::new_v5(
-            &uuid::Uuid::NAMESPACE_URL,
-            path.to_string_lossy().as_bytes(),
-        );
+        let uuid = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, path.to_string_lossy().as_bytes());
         conn.set("connection", "uuid", nm_model::Value::Str(uuid.to_string()));
     }
     let conn = validate::normalize_and_validate(conn).map_err(|e| match line_of(&text, &e) {
         Some(line) => format!("line {line}: {e}"),
         None => e.to_string(),
     })?;
-    Ok(Some(FileProfile::new(
-        path.to_path_buf(),
-        dir,
-        format,
-        &conn,
-    )))
+    Ok(Some(FileProfile::new(path.to_path_buf(), dir, format, &conn)))
 }
 
 /// The line of the key a validation error is about, when the file has one.
@@ -91,9 +80,7 @@ fn line_of(text: &str, e: &nm_model::PropertyError) -> Option<usize> {
         "routes" => "route",
         p => p,
     };
-    text.lines()
-        .position(|l| l.trim_start().starts_with(wanted))
-        .map(|i| i + 1)
+    text.lines().position(|l| l.trim_start().starts_with(wanted)).map(|i| i + 1)
 }
 
 fn effective_uid() -> u32 {

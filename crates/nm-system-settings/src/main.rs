@@ -29,9 +29,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     nm_runtime::init_logging();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(run(args))
 }
 
@@ -74,39 +72,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         libc::malloc_trim(0);
     }
 
-    let daemon = Arc::new(Daemon {
-        store: Mutex::new(store),
-        paths,
-        config,
-    });
+    let daemon = Arc::new(Daemon { store: Mutex::new(store), paths, config });
     let bus = zbus::connection::Builder::system()
-        .serve_at(
-            SETTINGS_PATH,
-            SettingsIface {
-                daemon: daemon.clone(),
-            },
-        )
-        .serve_at(
-            SETTINGS_PATH,
-            SystemIface {
-                daemon: daemon.clone(),
-            },
-        )
+        .serve_at(SETTINGS_PATH, SettingsIface { daemon: daemon.clone() })
+        .serve_at(SETTINGS_PATH, SystemIface { daemon: daemon.clone() })
         .build()
         .await
         .context("connecting to the system bus")?;
     // Nobody can be listening before the name is owned: export quietly.
     let initial: Vec<u32> = daemon.store().ids().collect();
     for id in initial {
-        service::export(&bus, &daemon, id)
-            .await
-            .context("exporting a profile")?;
+        service::export(&bus, &daemon, id).await.context("exporting a profile")?;
     }
     watch::spawn(bus.clone(), daemon.clone(), dirs.to_vec())?;
     // The name last: once it is owned, every profile is there to be listed.
-    bus.request_name(SYSTEM_SETTINGS)
-        .await
-        .with_context(|| format!("owning {SYSTEM_SETTINGS}"))?;
+    bus.request_name(SYSTEM_SETTINGS).await.with_context(|| format!("owning {SYSTEM_SETTINGS}"))?;
     nm_runtime::notify_ready("serving system profiles");
     nm_runtime::spawn_watchdog();
     info!("ready on the bus as {SYSTEM_SETTINGS}");

@@ -39,15 +39,12 @@ impl Daemon {
 }
 
 pub fn object_path(id: u32) -> OwnedObjectPath {
-    OwnedObjectPath::try_from(format!("{SETTINGS_PATH}/{id}"))
-        .expect("a number makes a valid object path")
+    OwnedObjectPath::try_from(format!("{SETTINGS_PATH}/{id}")).expect("a number makes a valid object path")
 }
 
 /// The uid of the process that sent a message, asked from the bus.
 async fn caller_uid(bus: &Bus, hdr: &Header<'_>) -> zbus::fdo::Result<u32> {
-    let sender = hdr
-        .sender()
-        .ok_or_else(|| zbus::fdo::Error::AccessDenied("message without sender".into()))?;
+    let sender = hdr.sender().ok_or_else(|| zbus::fdo::Error::AccessDenied("message without sender".into()))?;
     let dbus = zbus::fdo::DBusProxy::new(bus).await?;
     dbus.get_connection_unix_user(sender.clone().into()).await
 }
@@ -58,9 +55,7 @@ async fn require_root(bus: &Bus, hdr: &Header<'_>, what: &str) -> Result<(), Box
     let uid = caller_uid(bus, hdr).await.map_err(fail)?;
     if uid != 0 {
         warn!(uid, "refused: {what} needs root");
-        return Err(fail(zbus::fdo::Error::AccessDenied(format!(
-            "only root may {what}"
-        ))));
+        return Err(fail(zbus::fdo::Error::AccessDenied(format!("only root may {what}"))));
     }
     Ok(())
 }
@@ -71,19 +66,13 @@ fn fail<E: IntoDBusError>(e: E) -> BoxDBusError {
 }
 
 fn wire_settings(conn: &Connection, secrets: bool) -> Result<WireSettings, BoxDBusError> {
-    settings_to_wire(&dbus_dict::to_dbus(conn, secrets))
-        .map_err(|e| fail(ConnectionError::Failed(e.to_string())))
+    settings_to_wire(&dbus_dict::to_dbus(conn, secrets)).map_err(|e| fail(ConnectionError::Failed(e.to_string())))
 }
 
 /// A stored profile parsed back (it was written by us, so this only fails
 /// if memory is corrupt; still an error, not a panic).
 fn parsed(profile: &FileProfile) -> Result<Connection, BoxDBusError> {
-    profile.connection().map_err(|e| {
-        fail(ConnectionError::Failed(format!(
-            "{}: {e}",
-            profile.path.display()
-        )))
-    })
+    profile.connection().map_err(|e| fail(ConnectionError::Failed(format!("{}: {e}", profile.path.display()))))
 }
 
 fn profile_settings(profile: &FileProfile, secrets: bool) -> Result<WireSettings, BoxDBusError> {
@@ -91,16 +80,13 @@ fn profile_settings(profile: &FileProfile, secrets: bool) -> Result<WireSettings
 }
 
 fn gone() -> BoxDBusError {
-    fail(zbus::fdo::Error::UnknownObject(
-        "the profile is gone".into(),
-    ))
+    fail(zbus::fdo::Error::UnknownObject("the profile is gone".into()))
 }
 
 /// Parses and validates a dictionary from a client; a bad one is refused
 /// with `…Settings.Connection.InvalidProperty` and `setting.property: reason`.
 fn connection_from_wire(wire: &WireSettings) -> Result<Connection, ConnectionError> {
-    let dict =
-        settings_from_wire(wire).map_err(|e| ConnectionError::InvalidProperty(e.to_string()))?;
+    let dict = settings_from_wire(wire).map_err(|e| ConnectionError::InvalidProperty(e.to_string()))?;
     let conn = dbus_dict::from_dbus(&dict)?;
     Ok(validate::normalize_and_validate(conn)?)
 }
@@ -109,24 +95,8 @@ fn connection_from_wire(wire: &WireSettings) -> Result<Connection, ConnectionErr
 pub async fn export(bus: &Bus, daemon: &Arc<Daemon>, id: u32) -> zbus::Result<OwnedObjectPath> {
     let server = bus.object_server();
     let path = object_path(id);
-    server
-        .at(
-            &path,
-            ConnectionIface {
-                id,
-                daemon: daemon.clone(),
-            },
-        )
-        .await?;
-    server
-        .at(
-            &path,
-            SecretsIface {
-                id,
-                daemon: daemon.clone(),
-            },
-        )
-        .await?;
+    server.at(&path, ConnectionIface { id, daemon: daemon.clone() }).await?;
+    server.at(&path, SecretsIface { id, daemon: daemon.clone() }).await?;
     Ok(path)
 }
 
@@ -194,9 +164,7 @@ impl SettingsIface {
         let (id, changes) = {
             let mut store = self.daemon.store();
             if store.id_of_uuid(&uuid).is_some() {
-                return Err(fail(SettingsError::UuidExists(format!(
-                    "a profile with uuid {uuid} already exists"
-                ))));
+                return Err(fail(SettingsError::UuidExists(format!("a profile with uuid {uuid} already exists"))));
             }
             let format = self.daemon.config.settings.format;
             let dir = self.daemon.paths.path(ETC_DIR);
@@ -204,27 +172,19 @@ impl SettingsIface {
                 store.has_path(&dir.join(n)) || dir.join(n).exists()
             });
             let profile = FileProfile::new(dir.join(name), DirKind::Etc, format, &conn);
-            files::save(&profile).map_err(|e| {
-                fail(SettingsError::Failed(format!(
-                    "writing {}: {e}",
-                    profile.path.display()
-                )))
-            })?;
+            files::save(&profile)
+                .map_err(|e| fail(SettingsError::Failed(format!("writing {}: {e}", profile.path.display()))))?;
             info!(uuid = %uuid, file = %profile.path.display(), "profile added");
             let path = profile.path.clone();
             let changes = store.set_file(&path, Some(profile));
             (store.id_of_uuid(&uuid), changes)
         };
         publish(bus, &self.daemon, changes).await;
-        id.map(object_path)
-            .ok_or_else(|| fail(SettingsError::Failed("the new profile is shadowed".into())))
+        id.map(object_path).ok_or_else(|| fail(SettingsError::Failed("the new profile is shadowed".into())))
     }
 
     #[zbus(signal)]
-    pub async fn new_connection(
-        emitter: &SignalEmitter<'_>,
-        connection: OwnedObjectPath,
-    ) -> zbus::Result<()>;
+    pub async fn new_connection(emitter: &SignalEmitter<'_>, connection: OwnedObjectPath) -> zbus::Result<()>;
 }
 
 pub struct SystemIface {
@@ -242,19 +202,11 @@ impl SystemIface {
     ) -> Result<(), BoxDBusError> {
         require_root(bus, &hdr, "set the hostname").await?;
         if !valid_hostname(hostname) {
-            return Err(fail(SettingsError::InvalidHostname(format!(
-                "'{hostname}' is not a valid hostname"
-            ))));
+            return Err(fail(SettingsError::InvalidHostname(format!("'{hostname}' is not a valid hostname"))));
         }
         let path = self.daemon.hostname_path();
-        nm_runtime::write_atomic(&path, format!("{hostname}\n").as_bytes(), 0o644).map_err(
-            |e| {
-                fail(SettingsError::Failed(format!(
-                    "writing {}: {e}",
-                    path.display()
-                )))
-            },
-        )?;
+        nm_runtime::write_atomic(&path, format!("{hostname}\n").as_bytes(), 0o644)
+            .map_err(|e| fail(SettingsError::Failed(format!("writing {}: {e}", path.display()))))?;
         info!(hostname, "hostname saved");
         Ok(self.hostname_changed(&emitter).await?)
     }
@@ -263,12 +215,7 @@ impl SystemIface {
     fn hostname(&self) -> String {
         std::fs::read_to_string(self.daemon.hostname_path())
             .ok()
-            .and_then(|t| {
-                t.lines()
-                    .map(str::trim)
-                    .find(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(String::from)
-            })
+            .and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).map(String::from))
             .unwrap_or_default()
     }
 
@@ -316,16 +263,15 @@ impl ConnectionIface {
     ) -> Result<(), BoxDBusError> {
         require_root(bus, &hdr, "change profiles").await?;
         let mut conn = {
-            let dict = settings_from_wire(&properties)
-                .map_err(|e| fail(ConnectionError::InvalidProperty(e.to_string())))?;
+            let dict =
+                settings_from_wire(&properties).map_err(|e| fail(ConnectionError::InvalidProperty(e.to_string())))?;
             dbus_dict::from_dbus(&dict).map_err(|e| fail(ConnectionError::from(e)))?
         };
         let changes = {
             let mut store = self.daemon.store();
             let old = store.get(self.id).cloned().ok_or_else(gone)?;
             conn.keep_secrets_from(&parsed(&old)?);
-            let conn = validate::normalize_and_validate(conn)
-                .map_err(|e| fail(ConnectionError::from(e)))?;
+            let conn = validate::normalize_and_validate(conn).map_err(|e| fail(ConnectionError::from(e)))?;
             if conn.uuid() != Some(old.uuid()) {
                 return Err(fail(ConnectionError::InvalidProperty(
                     "connection.uuid: the uuid of a profile cannot change".into(),
@@ -342,12 +288,8 @@ impl ConnectionIface {
             } else {
                 old.with_connection(&conn)
             };
-            files::save(&profile).map_err(|e| {
-                fail(ConnectionError::Failed(format!(
-                    "writing {}: {e}",
-                    profile.path.display()
-                )))
-            })?;
+            files::save(&profile)
+                .map_err(|e| fail(ConnectionError::Failed(format!("writing {}: {e}", profile.path.display()))))?;
             info!(uuid = %profile.uuid(), file = %profile.path.display(), "profile updated");
             let path = profile.path.clone();
             store.set_file(&path, Some(profile))
@@ -356,20 +298,12 @@ impl ConnectionIface {
         Ok(())
     }
 
-    async fn delete(
-        &self,
-        #[zbus(connection)] bus: &Bus,
-        #[zbus(header)] hdr: Header<'_>,
-    ) -> Result<(), BoxDBusError> {
+    async fn delete(&self, #[zbus(connection)] bus: &Bus, #[zbus(header)] hdr: Header<'_>) -> Result<(), BoxDBusError> {
         require_root(bus, &hdr, "delete profiles").await?;
         let changes = {
             let mut store = self.daemon.store();
             let current = store.get(self.id).cloned().ok_or_else(gone)?;
-            let files: Vec<FileProfile> = store
-                .files_of(current.uuid())
-                .into_iter()
-                .cloned()
-                .collect();
+            let files: Vec<FileProfile> = store.files_of(current.uuid()).into_iter().cloned().collect();
             if files.iter().any(|f| f.dir == DirKind::UsrLib) {
                 return Err(fail(SettingsError::ReadOnlyConnection(format!(
                     "{} is a read-only vendor profile and cannot be deleted",
@@ -378,12 +312,8 @@ impl ConnectionIface {
             }
             let mut changes = Vec::new();
             for f in files {
-                nm_runtime::remove_durable(&f.path).map_err(|e| {
-                    fail(ConnectionError::Failed(format!(
-                        "removing {}: {e}",
-                        f.path.display()
-                    )))
-                })?;
+                nm_runtime::remove_durable(&f.path)
+                    .map_err(|e| fail(ConnectionError::Failed(format!("removing {}: {e}", f.path.display()))))?;
                 info!(uuid = %f.uuid(), file = %f.path.display(), "profile deleted");
                 changes.extend(store.set_file(&f.path, None));
             }

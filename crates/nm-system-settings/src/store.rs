@@ -65,13 +65,7 @@ impl FileProfile {
             Format::Toml => toml_codec::write(conn),
         };
         let uuid = conn.uuid().unwrap_or_default().into();
-        FileProfile {
-            path,
-            dir,
-            format,
-            uuid,
-            text: text.into(),
-        }
+        FileProfile { path, dir, format, uuid, text: text.into() }
     }
 
     pub fn uuid(&self) -> &str {
@@ -127,10 +121,8 @@ impl Store {
         if let Some(new) = &profile {
             uuids.insert(new.uuid().to_string());
         }
-        let before: Vec<(String, Option<FileProfile>)> = uuids
-            .iter()
-            .map(|u| (u.clone(), self.visible_by_uuid(u).cloned()))
-            .collect();
+        let before: Vec<(String, Option<FileProfile>)> =
+            uuids.iter().map(|u| (u.clone(), self.visible_by_uuid(u).cloned())).collect();
 
         if let Some(old) = self.files.remove(path)
             && let Some(set) = self.paths_by_uuid.get_mut(old.uuid())
@@ -141,10 +133,7 @@ impl Store {
             }
         }
         if let Some(new) = profile {
-            let set = self
-                .paths_by_uuid
-                .entry(new.uuid().to_string())
-                .or_default();
+            let set = self.paths_by_uuid.entry(new.uuid().to_string()).or_default();
             // Kept sorted so that equal precedence resolves the same way always.
             if let Err(i) = set.binary_search_by(|p| p.as_path().cmp(path)) {
                 set.insert(i, path.to_path_buf());
@@ -183,11 +172,7 @@ impl Store {
     fn best_for(&self, uuid: &str) -> Option<&FileProfile> {
         let paths = self.paths_by_uuid.get(uuid)?;
         // Highest precedence wins; among equals, the first path in order.
-        paths
-            .iter()
-            .filter_map(|p| self.files.get(p))
-            .rev()
-            .max_by_key(|f| f.dir)
+        paths.iter().filter_map(|p| self.files.get(p)).rev().max_by_key(|f| f.dir)
     }
 
     fn visible_by_uuid(&self, uuid: &str) -> Option<&FileProfile> {
@@ -223,13 +208,8 @@ impl Store {
 
     /// Every file holding the profile, lowest precedence first.
     pub fn files_of(&self, uuid: &str) -> Vec<&FileProfile> {
-        let mut v: Vec<&FileProfile> = self
-            .paths_by_uuid
-            .get(uuid)
-            .into_iter()
-            .flatten()
-            .filter_map(|p| self.files.get(p))
-            .collect();
+        let mut v: Vec<&FileProfile> =
+            self.paths_by_uuid.get(uuid).into_iter().flatten().filter_map(|p| self.files.get(p)).collect();
         v.sort_by_key(|f| f.dir);
         v
     }
@@ -238,10 +218,7 @@ impl Store {
 /// The file name NetworkManager gives a new profile: the id with `/` made
 /// `_` and a leading `.` made `_`; on collision the uuid is appended.
 pub fn file_name_for(id: &str, uuid: &str, format: Format, taken: impl Fn(&str) -> bool) -> String {
-    let mut base: String = id
-        .chars()
-        .map(|c| if c == '/' || c.is_control() { '_' } else { c })
-        .collect();
+    let mut base: String = id.chars().map(|c| if c == '/' || c.is_control() { '_' } else { c }).collect();
     if base.starts_with('.') || base.is_empty() {
         base.replace_range(..base.chars().next().map_or(0, char::len_utf8), "_");
         if base.is_empty() {
@@ -257,10 +234,7 @@ pub fn file_name_for(id: &str, uuid: &str, format: Format, taken: impl Fn(&str) 
     if !taken(&second) {
         return second;
     }
-    (1..)
-        .map(|n| format!("{base}-{uuid}-{n}.{ext}"))
-        .find(|n| !taken(n))
-        .unwrap_or(second)
+    (1..).map(|n| format!("{base}-{uuid}-{n}.{ext}")).find(|n| !taken(n)).unwrap_or(second)
 }
 
 #[cfg(test)]
@@ -281,33 +255,15 @@ mod tests {
         let lib = profile(DirKind::UsrLib, "/usr/lib/a", "u1", "vendor");
         let etc = profile(DirKind::Etc, "/etc/a", "u1", "admin");
         let run = profile(DirKind::Run, "/run/a", "u1", "runtime");
-        assert_eq!(
-            s.set_file(Path::new("/usr/lib/a"), Some(lib)),
-            vec![Change::Added(0)]
-        );
-        assert_eq!(
-            s.set_file(Path::new("/run/a"), Some(run)),
-            vec![Change::Updated(0)]
-        );
-        assert_eq!(
-            s.get(0).unwrap().connection().unwrap().id(),
-            Some("runtime")
-        );
+        assert_eq!(s.set_file(Path::new("/usr/lib/a"), Some(lib)), vec![Change::Added(0)]);
+        assert_eq!(s.set_file(Path::new("/run/a"), Some(run)), vec![Change::Updated(0)]);
+        assert_eq!(s.get(0).unwrap().connection().unwrap().id(), Some("runtime"));
         // A lower layer changing under a shadow is invisible.
         assert_eq!(s.set_file(Path::new("/etc/a"), Some(etc)), vec![]);
-        assert_eq!(
-            s.set_file(Path::new("/run/a"), None),
-            vec![Change::Updated(0)]
-        );
+        assert_eq!(s.set_file(Path::new("/run/a"), None), vec![Change::Updated(0)]);
         assert_eq!(s.get(0).unwrap().connection().unwrap().id(), Some("admin"));
-        assert_eq!(
-            s.set_file(Path::new("/etc/a"), None),
-            vec![Change::Updated(0)]
-        );
-        assert_eq!(
-            s.set_file(Path::new("/usr/lib/a"), None),
-            vec![Change::Removed(0)]
-        );
+        assert_eq!(s.set_file(Path::new("/etc/a"), None), vec![Change::Updated(0)]);
+        assert_eq!(s.set_file(Path::new("/usr/lib/a"), None), vec![Change::Removed(0)]);
         assert!(s.is_empty());
     }
 
@@ -315,34 +271,19 @@ mod tests {
     fn rewriting_the_same_content_is_silent_and_uuid_moves_are_seen() {
         let mut s = Store::default();
         let p = profile(DirKind::Etc, "/etc/a", "u1", "x");
-        assert_eq!(
-            s.set_file(Path::new("/etc/a"), Some(p.clone())),
-            vec![Change::Added(0)]
-        );
+        assert_eq!(s.set_file(Path::new("/etc/a"), Some(p.clone())), vec![Change::Added(0)]);
         assert_eq!(s.set_file(Path::new("/etc/a"), Some(p)), vec![]);
         let q = profile(DirKind::Etc, "/etc/a", "u2", "x");
-        assert_eq!(
-            s.set_file(Path::new("/etc/a"), Some(q)),
-            vec![Change::Removed(0), Change::Added(1)]
-        );
+        assert_eq!(s.set_file(Path::new("/etc/a"), Some(q)), vec![Change::Removed(0), Change::Added(1)]);
     }
 
     #[test]
     fn file_names_follow_networkmanager() {
         let none = |_: &str| false;
-        assert_eq!(
-            file_name_for("Wired 1", "u", Format::Keyfile, none),
-            "Wired 1.nmconnection"
-        );
+        assert_eq!(file_name_for("Wired 1", "u", Format::Keyfile, none), "Wired 1.nmconnection");
         assert_eq!(file_name_for("a/b", "u", Format::Toml, none), "a_b.toml");
-        assert_eq!(
-            file_name_for(".hidden", "u", Format::Keyfile, none),
-            "_hidden.nmconnection"
-        );
+        assert_eq!(file_name_for(".hidden", "u", Format::Keyfile, none), "_hidden.nmconnection");
         let taken = |n: &str| n == "x.nmconnection" || n == "x-u.nmconnection";
-        assert_eq!(
-            file_name_for("x", "u", Format::Keyfile, taken),
-            "x-u-1.nmconnection"
-        );
+        assert_eq!(file_name_for("x", "u", Format::Keyfile, taken), "x-u-1.nmconnection");
     }
 }

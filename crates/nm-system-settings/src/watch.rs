@@ -53,10 +53,7 @@ pub fn spawn(bus: Bus, daemon: Arc<Daemon>, dirs: Vec<(DirKind, PathBuf)>) -> an
 
 /// Re-reads one file and publishes what changed.
 pub async fn reload(bus: &Bus, daemon: &Arc<Daemon>, kind: DirKind, path: PathBuf) {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     if !files::is_profile_name(name) {
         return;
     }

@@ -58,8 +58,5 @@ async fn main() -> ExitCode {
 }
 
 async fn connect(address: &str, name: &str) -> zbus::Result<zbus::Connection> {
-    zbus::connection::Builder::address(address)
-        .name(name.to_owned())
-        .build()
-        .await
+    zbus::connection::Builder::address(address).name(name.to_owned()).build().await
 }
