@@ -508,3 +508,79 @@ async fn bad_input_gets_networkmanager_errors_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(10), "{}", out.stderr);
     assert!(c.ip(&["-4", "addr", "show", "dev", &eth]).lines().all(|l| !l.contains("inet ")), "nothing was configured");
 }
+
+/// A stand-in for nm-dispatcher on the lab bus that records each `Action`.
+struct FakeDispatcher {
+    seen: tokio::sync::mpsc::UnboundedSender<(String, String, usize)>,
+}
+
+type VarDict = std::collections::HashMap<String, zbus::OwnedVariant>;
+
+#[zbus::interface(name = "org.freedesktop.nm_dispatcher")]
+impl FakeDispatcher {
+    #[allow(clippy::too_many_arguments)]
+    fn action(
+        &self,
+        action: String,
+        connection: std::collections::HashMap<String, VarDict>,
+        connection_properties: VarDict,
+        device_properties: VarDict,
+        device_proxy_properties: VarDict,
+        device_ip4_config: VarDict,
+        device_ip6_config: VarDict,
+        device_dhcp4_config: VarDict,
+        device_dhcp6_config: VarDict,
+        connectivity_state: String,
+        vpn_ip_iface: String,
+        vpn_proxy_properties: VarDict,
+        vpn_ip4_config: VarDict,
+        vpn_ip6_config: VarDict,
+        debug: bool,
+    ) -> Vec<(String, u32, String)> {
+        let _ = (connection, connection_properties, device_proxy_properties, device_ip6_config);
+        let _ = (device_dhcp4_config, device_dhcp6_config, connectivity_state, vpn_ip_iface);
+        let _ = (vpn_proxy_properties, vpn_ip4_config, vpn_ip6_config, debug);
+        let iface = device_properties
+            .get("interface")
+            .and_then(|v| zbus::Variant::try_from(v).ok())
+            .and_then(|v| String::try_from(v).ok())
+            .unwrap_or_default();
+        let addresses = device_ip4_config
+            .get("addresses")
+            .and_then(|v| zbus::Variant::try_from(v).ok())
+            .and_then(|v| Vec::<Vec<u32>>::try_from(v).ok())
+            .map_or(0, |a| a.len());
+        let _ = self.seen.send((action, iface, addresses));
+        vec![]
+    }
+}
+
+#[tokio::test]
+async fn the_dispatcher_hears_pre_up_up_pre_down_down() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let (tx, mut calls) = tokio::sync::mpsc::unbounded_channel();
+    let _dispatcher = zbus::connection::Builder::address(c.lab.bus_address())
+        .serve_at("/org/freedesktop/nm_dispatcher", FakeDispatcher { seen: tx })
+        .name("org.freedesktop.nm_dispatcher")
+        .build()
+        .await
+        .expect("the fake dispatcher owns its name");
+    let add = static_profile("disp", &eth, "192.0.2.30/24", "192.0.2.1", "192.0.2.53");
+    let add: Vec<&str> = add.iter().map(String::as_str).collect();
+    c.ok(&add).await;
+    c.ok(&["connection", "up", "disp"]).await;
+    c.ok(&["connection", "down", "disp"]).await;
+    // up and down are not waited for by nm-core: wait for their calls here.
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        match tokio::time::timeout(STEP, calls.recv()).await {
+            Ok(Some(call)) => seen.push(call),
+            _ => panic!("dispatcher calls so far: {seen:?}"),
+        }
+    }
+    let actions: Vec<&str> = seen.iter().map(|(a, _, _)| a.as_str()).collect();
+    assert_eq!(actions, ["pre-up", "up", "pre-down", "down"]);
+    assert!(seen.iter().all(|(_, i, _)| i == &eth), "{seen:?}");
+    assert_eq!(seen[1].2, 1, "up carries the IPv4 address: {seen:?}");
+}

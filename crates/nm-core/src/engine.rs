@@ -23,6 +23,7 @@ use zbus::{Connection as Bus, OwnedObjectPath, Variant};
 use crate::api::{self, *};
 use crate::config::{Config, DnsMode};
 use crate::device::{AcState, DeviceState, DeviceType, LinkFacts, ac_reason, is_managed, reason};
+use crate::dispatcher::{self, Dispatch};
 use crate::dns;
 use crate::ipconfig::{self, FamilyMethod, Plan};
 use crate::policy::{self, Candidate, DeviceView, Retries};
@@ -1120,10 +1121,20 @@ impl Engine {
             return Ok(path);
         }
         self.set_device_state(device, DeviceState::IpCheck, why).await;
+        // pre-up is waited for; its failure does not stop the activation.
+        if let Some(d) = self.dispatch(id, "pre-up").filter(|_| !assumed) {
+            dispatcher::call(&self.bus, d).await;
+        }
         self.set_device_state(device, DeviceState::Secondaries, why).await;
         self.export_ip_configs(id).await;
         self.set_device_state(device, DeviceState::Activated, why).await;
         self.set_ac_state(id, AcState::Activated, ac_reason::NONE).await;
+        if let Some(d) = self.dispatch(id, "up").filter(|_| !assumed) {
+            tokio::spawn({
+                let bus = self.bus.clone();
+                async move { dispatcher::call(&bus, d).await }
+            });
+        }
         let uuid = conn.uuid().unwrap_or_default().to_string();
         state_files::save_device(&self.paths, ifindex, Some(&DeviceRecord { uuid: uuid.clone(), metric }));
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -1189,30 +1200,7 @@ impl Engine {
         let device = a.device;
         let mut exported = Vec::new();
         for v6 in [false, true] {
-            let method = if v6 { plan.v6 } else { plan.v4 };
-            if matches!(method, FamilyMethod::Ignore | FamilyMethod::Disabled) {
-                continue;
-            }
-            let props = IpProps {
-                addresses: plan
-                    .addresses
-                    .iter()
-                    .filter(|x| x.addr.is_ipv6() == v6)
-                    .map(|x| (x.addr, u32::from(x.prefix)))
-                    .collect(),
-                gateway: if v6 { plan.gateway6.map(|g| g.to_string()) } else { plan.gateway4.map(|g| g.to_string()) }
-                    .unwrap_or_default(),
-                routes: plan
-                    .routes
-                    .iter()
-                    .filter(|r| r.dest.is_ipv6() == v6)
-                    .map(|r| (r.dest, u32::from(r.prefix), r.gateway, r.metric, r.table))
-                    .collect(),
-                nameservers: if v6 { plan.dns6.servers.clone() } else { plan.dns4.servers.clone() },
-                searches: if v6 { plan.dns6.searches.clone() } else { plan.dns4.searches.clone() },
-                options: if v6 { plan.dns6.options.clone() } else { plan.dns4.options.clone() },
-                priority: if v6 { plan.dns6.priority } else { plan.dns4.priority },
-            };
+            let Some(props) = ip_props(&plan, v6) else { continue };
             let props = Props::new(props);
             let (path, result) = if v6 {
                 let path = api::path("IP6Config", next(&mut self.counters.ip6));
@@ -1262,6 +1250,31 @@ impl Engine {
         }
     }
 
+    /// The dispatcher's view of an activation.
+    fn dispatch(&self, ac: u32, action: &'static str) -> Option<Dispatch> {
+        let a = self.actives.get(&ac)?;
+        let d = self.devices.get(&a.device)?;
+        let connectivity = match self.manager.lock().connectivity {
+            4 => "FULL",
+            3 => "LIMITED",
+            2 => "PORTAL",
+            1 => "NONE",
+            _ => "UNKNOWN",
+        };
+        Some(Dispatch {
+            action,
+            connection: dbus_dict::to_dbus(&a.conn, false),
+            connection_path: self.profiles.get(&a.profile).map(|p| p.path.clone()).unwrap_or_else(root),
+            interface: d.name.clone(),
+            device_type: d.kind.number(),
+            device_state: d.state as u32,
+            device_path: d.path.clone(),
+            ip4: ip_props(&a.plan, false),
+            ip6: ip_props(&a.plan, true),
+            connectivity,
+        })
+    }
+
     async fn set_ac_state(&mut self, ac: u32, state: AcState, why: u32) {
         let Some(a) = self.actives.get_mut(&ac) else {
             return;
@@ -1300,14 +1313,25 @@ impl Engine {
         };
         let (device, plan) = (a.device, a.plan.clone());
         info!(device = %self.devices.get(&device).map(|d| d.name.as_str()).unwrap_or("?"), "deactivating '{}'", a.conn.id().unwrap_or_default());
+        let was_up = a.state == AcState::Activated;
         self.set_ac_state(ac, AcState::Deactivating, why).await;
         self.set_device_state(device, DeviceState::Deactivating, device_reason).await;
+        // pre-down is waited for, except when the carrier is already gone.
+        if let Some(d) = self.dispatch(ac, "pre-down").filter(|_| was_up && device_reason != reason::CARRIER) {
+            dispatcher::call(&self.bus, d).await;
+        }
+        let down = self.dispatch(ac, "down").filter(|_| was_up);
         if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
             self.unapply_plan(ifindex, &plan).await;
             state_files::save_device(&self.paths, ifindex, None);
         }
         self.finish_deactivation(ac, why).await;
-        let _ = device_reason;
+        if let Some(d) = down {
+            tokio::spawn({
+                let bus = self.bus.clone();
+                async move { dispatcher::call(&bus, d).await }
+            });
+        }
     }
 
     async fn finish_deactivation(&mut self, ac: u32, why: u32) {
@@ -1627,6 +1651,36 @@ fn platform_route(ifindex: u32, r: &ipconfig::PlannedRoute) -> Route {
     route.scope = r.scope;
     route.mtu = r.mtu;
     route
+}
+
+/// What an IP4Config/IP6Config object (and the dispatcher) shows of a plan;
+/// `None` when the family is not configured.
+fn ip_props(plan: &Plan, v6: bool) -> Option<IpProps> {
+    let method = if v6 { plan.v6 } else { plan.v4 };
+    if matches!(method, FamilyMethod::Ignore | FamilyMethod::Disabled) {
+        return None;
+    }
+    let dns = if v6 { &plan.dns6 } else { &plan.dns4 };
+    Some(IpProps {
+        addresses: plan
+            .addresses
+            .iter()
+            .filter(|x| x.addr.is_ipv6() == v6)
+            .map(|x| (x.addr, u32::from(x.prefix)))
+            .collect(),
+        gateway: if v6 { plan.gateway6.map(|g| g.to_string()) } else { plan.gateway4.map(|g| g.to_string()) }
+            .unwrap_or_default(),
+        routes: plan
+            .routes
+            .iter()
+            .filter(|r| r.dest.is_ipv6() == v6)
+            .map(|r| (r.dest, u32::from(r.prefix), r.gateway, r.metric, r.table))
+            .collect(),
+        nameservers: dns.servers.clone(),
+        searches: dns.searches.clone(),
+        options: dns.options.clone(),
+        priority: dns.priority,
+    })
 }
 
 /// Whether the ip-config stage succeeded: no family that may not fail

@@ -4,6 +4,7 @@
 mod api;
 mod config;
 mod device;
+mod dispatcher;
 mod dns;
 mod engine;
 mod ipconfig;
