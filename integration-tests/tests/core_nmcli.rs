@@ -584,3 +584,69 @@ async fn the_dispatcher_hears_pre_up_up_pre_down_down() {
     assert!(seen.iter().all(|(_, i, _)| i == &eth), "{seen:?}");
     assert_eq!(seen[1].2, 1, "up carries the IPv4 address: {seen:?}");
 }
+
+#[tokio::test]
+async fn ipv6_mtu_cloned_mac_and_never_default_reach_the_kernel() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    c.ok(&[
+        "connection",
+        "add",
+        "type",
+        "ethernet",
+        "ifname",
+        &eth,
+        "con-name",
+        "v6",
+        "ipv4.method",
+        "manual",
+        "ipv4.addresses",
+        "192.0.2.40/24",
+        "ipv4.gateway",
+        "192.0.2.1",
+        "ipv4.never-default",
+        "yes",
+        "ipv6.method",
+        "manual",
+        "ipv6.addresses",
+        "2001:db8::5/64",
+        "ipv6.gateway",
+        "2001:db8::1",
+        "ethernet.mtu",
+        "1400",
+        "ethernet.cloned-mac-address",
+        "02:00:00:00:00:42",
+        "connection.autoconnect",
+        "no",
+    ])
+    .await;
+    c.ok(&["connection", "up", "v6"]).await;
+    let link = c.ip(&["link", "show", "dev", &eth]);
+    assert!(link.contains("mtu 1400") && link.contains("link/ether 02:00:00:00:00:42"), "{link}");
+    let addr6 = c.ip(&["-6", "addr", "show", "dev", &eth]);
+    assert!(addr6.contains("2001:db8::5/64"), "{addr6}");
+    let routes6 = c.ip(&["-6", "route", "show", "dev", &eth]);
+    assert!(routes6.contains("default via 2001:db8::1 proto static metric 100"), "{routes6}");
+    assert!(routes6.contains("2001:db8::/64 proto kernel metric 100"), "{routes6}");
+    // never-default: the IPv4 address but no IPv4 default route.
+    assert!(c.ip(&["-4", "addr", "show", "dev", &eth]).contains("192.0.2.40/24"));
+    assert!(!c.ip(&["-4", "route"]).contains("default"), "never-default keeps the default route out");
+    let show = c.ok(&["-t", "device", "show", &eth]).await;
+    assert!(show.contains("IP6.ADDRESS[1]:2001:db8::5/64"), "{show}");
+    assert!(show.contains("IP6.GATEWAY:2001:db8::1"), "{show}");
+
+    // ipv6.method disabled switches IPv6 off on the link, and back on at down.
+    c.ok(&["connection", "modify", "v6", "ipv6.method", "disabled", "ipv6.addresses", "", "ipv6.gateway", ""]).await;
+    c.ok(&["connection", "up", "v6"]).await;
+    let sysctl = format!("/proc/sys/net/ipv6/conf/{eth}/disable_ipv6");
+    let read = |c: &Core| {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", c.lab.client_netns(), "cat", &sysctl])
+            .output()
+            .expect("cat");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(read(&c), "1");
+    c.ok(&["connection", "down", "v6"]).await;
+    assert_eq!(read(&c), "0");
+}
