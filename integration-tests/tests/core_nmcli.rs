@@ -650,3 +650,27 @@ async fn ipv6_mtu_cloned_mac_and_never_default_reach_the_kernel() {
     c.ok(&["connection", "down", "v6"]).await;
     assert_eq!(read(&c), "0");
 }
+
+#[tokio::test]
+async fn unsaved_profiles_and_temporary_changes_live_in_run() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let etc = c.lab.root_path("/etc/NetworkManager/system-connections");
+    let run = c.lab.root_path("/run/NetworkManager/system-connections");
+    c.ok(&["connection", "add", "type", "ethernet", "ifname", &eth, "con-name", "mem", "save", "no"]).await;
+    assert!(run.join("mem.nmconnection").exists(), "save no keeps the profile in /run");
+    assert!(!etc.join("mem.nmconnection").exists());
+    let listed = c.ok(&["-t", "-f", "NAME", "connection", "show"]).await;
+    assert!(listed.lines().any(|l| l == "mem"), "{listed}");
+
+    c.ok(&["connection", "add", "type", "ethernet", "ifname", &eth, "con-name", "disk"]).await;
+    c.ok(&["connection", "modify", "--temporary", "disk", "connection.autoconnect-priority", "7"]).await;
+    let in_run = std::fs::read_to_string(run.join("disk.nmconnection")).expect("a /run copy");
+    assert!(in_run.contains("autoconnect-priority=7"), "{in_run}");
+    assert!(!std::fs::read_to_string(etc.join("disk.nmconnection")).expect("/etc").contains("autoconnect-priority"));
+    assert_eq!(c.ok(&["-g", "connection.autoconnect-priority", "connection", "show", "disk"]).await.trim(), "7");
+    // A saved change goes to /etc and the in-memory copy goes away.
+    c.ok(&["connection", "modify", "disk", "connection.autoconnect-priority", "9"]).await;
+    assert!(!run.join("disk.nmconnection").exists());
+    assert!(std::fs::read_to_string(etc.join("disk.nmconnection")).expect("/etc").contains("autoconnect-priority=9"));
+}

@@ -519,7 +519,7 @@ impl ConnectionIface {
         #[zbus(connection)] bus: &Bus,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), NmError> {
-        self.update_with(properties, bus, &hdr).await
+        self.update_with(properties, true, bus, &hdr).await
     }
 
     async fn update_unsaved(
@@ -528,7 +528,7 @@ impl ConnectionIface {
         #[zbus(connection)] bus: &Bus,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), NmError> {
-        self.update_with(properties, bus, &hdr).await
+        self.update_with(properties, false, bus, &hdr).await
     }
 
     async fn update2(
@@ -543,9 +543,12 @@ impl ConnectionIface {
         if flags & !KNOWN != 0 || args.keys().any(|k| k != "plugin" && k != "version-id") {
             return Err(NmError::settings("InvalidArguments", "unknown flags or arguments"));
         }
-        // An empty dictionary keeps the current settings.
+        // An empty dictionary keeps the current settings. IN_MEMORY (0x2),
+        // IN_MEMORY_DETACHED (0x4) and IN_MEMORY_ONLY (0x8) keep the change
+        // in /run; otherwise it is saved.
         if !settings.is_empty() {
-            self.update_with(settings, bus, &hdr).await?;
+            let to_disk = flags & (0x2 | 0x4 | 0x8) == 0;
+            self.update_with(settings, to_disk, bus, &hdr).await?;
         } else {
             require_root(bus, &hdr).await?;
         }
@@ -580,11 +583,17 @@ impl ConnectionIface {
 }
 
 impl ConnectionIface {
-    async fn update_with(&self, properties: WireSettings, bus: &Bus, hdr: &Header<'_>) -> Result<(), NmError> {
+    async fn update_with(
+        &self,
+        properties: WireSettings,
+        to_disk: bool,
+        bus: &Bus,
+        hdr: &Header<'_>,
+    ) -> Result<(), NmError> {
         require_root(bus, hdr).await?;
         let dict = nm_dbus::settings_from_wire(&properties).map_err(|e| NmError::connection("InvalidProperty", e.0))?;
         let id = self.id;
-        self.engine.call(|reply| Call::UpdateConnection { id, dict, reply }).await
+        self.engine.call(|reply| Call::UpdateConnection { id, dict, to_disk, reply }).await
     }
 }
 

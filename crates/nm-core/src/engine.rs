@@ -60,7 +60,7 @@ pub enum Call {
     EnableNetworking { enable: bool, reply: Reply<()> },
     ConnectionByUuid { uuid: String, reply: Reply<OwnedObjectPath> },
     AddConnection { dict: SettingsDict, save: bool, reply: Reply<OwnedObjectPath> },
-    UpdateConnection { id: u32, dict: SettingsDict, reply: Reply<()> },
+    UpdateConnection { id: u32, dict: SettingsDict, to_disk: bool, reply: Reply<()> },
     DeleteConnection { id: u32, reply: Reply<()> },
     GetSecrets { id: u32, setting: String, reply: Reply<SettingsDict> },
     DeviceDisconnect { id: u32, reply: Reply<()> },
@@ -309,8 +309,8 @@ impl Engine {
                 let r = self.add_connection(dict, save).await.map(|id| self.profiles[&id].path.clone());
                 let _ = reply.send(r);
             }
-            Call::UpdateConnection { id, dict, reply } => {
-                let r = self.update_connection(id, dict).await;
+            Call::UpdateConnection { id, dict, to_disk, reply } => {
+                let r = self.update_connection(id, dict, to_disk).await;
                 let _ = reply.send(r);
             }
             Call::DeleteConnection { id, reply } => {
@@ -497,20 +497,25 @@ impl Engine {
         settings_view::settings_proxy(&self.bus).await.map_err(NmError::from)
     }
 
-    async fn add_connection(&mut self, dict: SettingsDict, _save: bool) -> Result<u32, NmError> {
+    async fn add_connection(&mut self, dict: SettingsDict, save: bool) -> Result<u32, NmError> {
         let conn = Self::parse(&dict)?;
         let uuid = conn.uuid().unwrap_or_default().to_string();
         if self.profiles.values().any(|p| p.uuid == uuid) {
             return Err(NmError::settings("UuidExists", format!("a profile with the uuid {uuid} already exists")));
         }
         let wire = settings_to_wire(&dbus_dict::to_dbus(&conn, true)).map_err(|e| NmError::failed(e.0))?;
-        let remote = self.remote_settings().await?.add_connection(wire).await.map_err(NmError::from)?;
+        let settings = self.remote_settings().await?;
+        let remote =
+            if save { settings.add_connection(wire).await } else { settings.add_connection_unsaved(wire).await }
+                .map_err(NmError::from)?;
         // The service's NewConnection signal may already be queued; the
         // profile is matched by its remote path then, and not added twice.
-        Ok(self.profile_loaded(remote, conn.without_secrets(), true).await)
+        let id = self.profile_loaded(remote, conn.without_secrets()).await;
+        self.set_unsaved(id, !save).await;
+        Ok(id)
     }
 
-    async fn update_connection(&mut self, id: u32, dict: SettingsDict) -> Result<(), NmError> {
+    async fn update_connection(&mut self, id: u32, dict: SettingsDict, to_disk: bool) -> Result<(), NmError> {
         let profile = self.profiles.get(&id).ok_or_else(|| err_unknown_connection(&id.to_string()))?;
         let conn = Self::parse(&dict)?;
         if Some(profile.uuid.as_str()) != conn.uuid() {
@@ -519,9 +524,32 @@ impl Engine {
         let remote = profile.remote.clone();
         let wire = settings_to_wire(&dbus_dict::to_dbus(&conn, true)).map_err(|e| NmError::failed(e.0))?;
         let proxy = settings_view::connection_proxy(&self.bus, &remote).await.map_err(NmError::from)?;
-        proxy.update(wire).await.map_err(NmError::from)?;
+        if to_disk { proxy.update(wire).await } else { proxy.update_unsaved(wire).await }.map_err(NmError::from)?;
         self.profile_changed(id, conn.without_secrets()).await;
+        self.set_unsaved(id, !to_disk).await;
         Ok(())
+    }
+
+    /// `Unsaved`/`Flags` of a profile nm-core changed itself (the 0.8
+    /// settings interface does not tell where a profile is stored).
+    async fn set_unsaved(&mut self, id: u32, unsaved: bool) {
+        let Some(p) = self.profiles.get(&id) else { return };
+        let changed = {
+            let mut props = p.props.lock();
+            let changed = props.unsaved != unsaved;
+            props.unsaved = unsaved;
+            changed
+        };
+        if changed {
+            let flags = if unsaved { 0x1u32 } else { 0 };
+            emit_changed(
+                &self.bus,
+                &p.path,
+                CONNECTION_IFACE,
+                vec![("Unsaved", Variant::from(unsaved)), ("Flags", Variant::from(flags))],
+            )
+            .await;
+        }
     }
 
     async fn delete_connection(&mut self, id: u32) -> Result<(), NmError> {
@@ -551,7 +579,7 @@ impl Engine {
                 let mut seen = Vec::new();
                 for (remote, dict) in list {
                     match Self::parse(&dict) {
-                        Ok(conn) => seen.push(self.profile_loaded(remote, conn, false).await),
+                        Ok(conn) => seen.push(self.profile_loaded(remote, conn).await),
                         Err(e) => warn!("profile {remote} from {SYSTEM_SETTINGS} is invalid: {e}"),
                     }
                 }
@@ -572,7 +600,7 @@ impl Engine {
             }
             SettingsEvent::Added(remote, dict) => match Self::parse(&dict) {
                 Ok(conn) => {
-                    self.profile_loaded(remote, conn, false).await;
+                    self.profile_loaded(remote, conn).await;
                     self.autoconnect_all().await;
                 }
                 Err(e) => warn!("new profile {remote} is invalid: {e}"),
@@ -610,7 +638,7 @@ impl Engine {
 
     /// A profile the service has: new (exported), or known by uuid (updated,
     /// its remote path refreshed). Returns its id.
-    async fn profile_loaded(&mut self, remote: OwnedObjectPath, conn: Connection, _ours: bool) -> u32 {
+    async fn profile_loaded(&mut self, remote: OwnedObjectPath, conn: Connection) -> u32 {
         let uuid = conn.uuid().unwrap_or_default().to_string();
         if let Some(id) = self.profiles.iter().find(|(_, p)| p.uuid == uuid || p.remote == remote).map(|(id, _)| *id) {
             if let Some(p) = self.profiles.get_mut(&id) {
@@ -1612,6 +1640,7 @@ impl Engine {
 
 const NM_IFACE: &str = "org.freedesktop.NetworkManager";
 const SETTINGS_IFACE: &str = "org.freedesktop.NetworkManager.Settings";
+const CONNECTION_IFACE: &str = "org.freedesktop.NetworkManager.Settings.Connection";
 const DEVICE_IFACE: &str = "org.freedesktop.NetworkManager.Device";
 const WIRED_IFACE: &str = "org.freedesktop.NetworkManager.Device.Wired";
 const ACTIVE_IFACE: &str = "org.freedesktop.NetworkManager.Connection.Active";

@@ -9,6 +9,8 @@ use crate::WireSettings;
 pub trait Settings {
     fn list_connections(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
     fn add_connection(&self, connection: WireSettings) -> zbus::Result<OwnedObjectPath>;
+    /// nm-rs extension: the profile is kept in /run (in memory).
+    fn add_connection_unsaved(&self, connection: WireSettings) -> zbus::Result<OwnedObjectPath>;
     #[zbus(signal)]
     fn new_connection(&self, connection: OwnedObjectPath) -> zbus::Result<()>;
 }
@@ -17,6 +19,8 @@ pub trait Settings {
 pub trait SettingsConnection {
     fn get_settings(&self) -> zbus::Result<WireSettings>;
     fn update(&self, properties: WireSettings) -> zbus::Result<()>;
+    /// nm-rs extension: the change is kept in /run (in memory).
+    fn update_unsaved(&self, properties: WireSettings) -> zbus::Result<()>;
     fn delete(&self) -> zbus::Result<()>;
     #[zbus(signal)]
     fn updated(&self, settings: WireSettings) -> zbus::Result<()>;

@@ -17,8 +17,8 @@ use zbus::object_server::{IntoDBusError, SignalEmitter};
 use zbus::{BoxDBusError, Connection as Bus, OwnedObjectPath, interface};
 
 use crate::config::Config;
-use crate::files::{self, ETC_DIR};
-use crate::store::{Change, DirKind, FileProfile, Store, file_name_for};
+use crate::files::{self, ETC_DIR, RUN_DIR};
+use crate::store::{Change, DirKind, FileProfile, Format, Store, file_name_for};
 
 /// State shared by every interface object and the file watcher.
 pub struct Daemon {
@@ -31,6 +31,17 @@ impl Daemon {
     pub fn store(&self) -> MutexGuard<'_, Store> {
         // A panic while holding the lock must not take the service down.
         self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new file for a profile in one of the writable directories, named
+    /// after its id as NetworkManager names them.
+    fn new_file(&self, store: &Store, conn: &Connection, dir: DirKind, format: Format) -> FileProfile {
+        let folder = self.paths.path(if dir == DirKind::Run { RUN_DIR } else { ETC_DIR });
+        let uuid = conn.uuid().unwrap_or_default();
+        let name = file_name_for(conn.id().unwrap_or_default(), uuid, format, |n| {
+            store.has_path(&folder.join(n)) || folder.join(n).exists()
+        });
+        FileProfile::new(folder.join(name), dir, format, conn)
     }
 
     fn hostname_path(&self) -> PathBuf {
@@ -158,7 +169,33 @@ impl SettingsIface {
         #[zbus(connection)] bus: &Bus,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<OwnedObjectPath, BoxDBusError> {
-        require_root(bus, &hdr, "add profiles").await?;
+        self.add(connection, DirKind::Etc, bus, &hdr).await
+    }
+
+    /// An nm-rs extension of the 0.8 interface (NetworkManager 1.x has it on
+    /// its own Settings): the profile lives in /run, in memory until reboot.
+    async fn add_connection_unsaved(
+        &self,
+        connection: WireSettings,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, BoxDBusError> {
+        self.add(connection, DirKind::Run, bus, &hdr).await
+    }
+
+    #[zbus(signal)]
+    pub async fn new_connection(emitter: &SignalEmitter<'_>, connection: OwnedObjectPath) -> zbus::Result<()>;
+}
+
+impl SettingsIface {
+    async fn add(
+        &self,
+        connection: WireSettings,
+        dir: DirKind,
+        bus: &Bus,
+        hdr: &Header<'_>,
+    ) -> Result<OwnedObjectPath, BoxDBusError> {
+        require_root(bus, hdr, "add profiles").await?;
         let conn = connection_from_wire(&connection).map_err(fail)?;
         let uuid = conn.uuid().unwrap_or_default().to_string();
         let (id, changes) = {
@@ -166,12 +203,9 @@ impl SettingsIface {
             if store.id_of_uuid(&uuid).is_some() {
                 return Err(fail(SettingsError::UuidExists(format!("a profile with uuid {uuid} already exists"))));
             }
-            let format = self.daemon.config.settings.format;
-            let dir = self.daemon.paths.path(ETC_DIR);
-            let name = file_name_for(conn.id().unwrap_or_default(), &uuid, format, |n| {
-                store.has_path(&dir.join(n)) || dir.join(n).exists()
-            });
-            let profile = FileProfile::new(dir.join(name), DirKind::Etc, format, &conn);
+            // /run holds keyfiles only, as in NetworkManager.
+            let format = if dir == DirKind::Run { Format::Keyfile } else { self.daemon.config.settings.format };
+            let profile = self.daemon.new_file(&store, &conn, dir, format);
             files::save(&profile)
                 .map_err(|e| fail(SettingsError::Failed(format!("writing {}: {e}", profile.path.display()))))?;
             info!(uuid = %uuid, file = %profile.path.display(), "profile added");
@@ -182,9 +216,6 @@ impl SettingsIface {
         publish(bus, &self.daemon, changes).await;
         id.map(object_path).ok_or_else(|| fail(SettingsError::Failed("the new profile is shadowed".into())))
     }
-
-    #[zbus(signal)]
-    pub async fn new_connection(emitter: &SignalEmitter<'_>, connection: OwnedObjectPath) -> zbus::Result<()>;
 }
 
 pub struct SystemIface {
@@ -261,41 +292,18 @@ impl ConnectionIface {
         #[zbus(connection)] bus: &Bus,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), BoxDBusError> {
-        require_root(bus, &hdr, "change profiles").await?;
-        let mut conn = {
-            let dict =
-                settings_from_wire(&properties).map_err(|e| fail(ConnectionError::InvalidProperty(e.to_string())))?;
-            dbus_dict::from_dbus(&dict).map_err(|e| fail(ConnectionError::from(e)))?
-        };
-        let changes = {
-            let mut store = self.daemon.store();
-            let old = store.get(self.id).cloned().ok_or_else(gone)?;
-            conn.keep_secrets_from(&parsed(&old)?);
-            let conn = validate::normalize_and_validate(conn).map_err(|e| fail(ConnectionError::from(e)))?;
-            if conn.uuid() != Some(old.uuid()) {
-                return Err(fail(ConnectionError::InvalidProperty(
-                    "connection.uuid: the uuid of a profile cannot change".into(),
-                )));
-            }
-            // A read-only vendor profile is overridden by a copy in /etc.
-            let profile = if old.dir == DirKind::UsrLib {
-                let dir = self.daemon.paths.path(ETC_DIR);
-                let uuid = old.uuid().to_string();
-                let name = file_name_for(conn.id().unwrap_or_default(), &uuid, old.format, |n| {
-                    store.has_path(&dir.join(n)) || dir.join(n).exists()
-                });
-                FileProfile::new(dir.join(name), DirKind::Etc, old.format, &conn)
-            } else {
-                old.with_connection(&conn)
-            };
-            files::save(&profile)
-                .map_err(|e| fail(ConnectionError::Failed(format!("writing {}: {e}", profile.path.display()))))?;
-            info!(uuid = %profile.uuid(), file = %profile.path.display(), "profile updated");
-            let path = profile.path.clone();
-            store.set_file(&path, Some(profile))
-        };
-        publish(bus, &self.daemon, changes).await;
-        Ok(())
+        self.store_update(properties, true, bus, &hdr).await
+    }
+
+    /// An nm-rs extension: the change goes to /run (in memory), shadowing
+    /// the file in /etc until reboot or the next saved update.
+    async fn update_unsaved(
+        &self,
+        properties: WireSettings,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), BoxDBusError> {
+        self.store_update(properties, false, bus, &hdr).await
     }
 
     async fn delete(&self, #[zbus(connection)] bus: &Bus, #[zbus(header)] hdr: Header<'_>) -> Result<(), BoxDBusError> {
@@ -328,6 +336,75 @@ impl ConnectionIface {
 
     #[zbus(signal)]
     pub async fn removed(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
+}
+
+impl ConnectionIface {
+    /// Writes a changed profile: to its own file, or (`to_disk` false) to
+    /// /run. A saved change of a /run or read-only /usr/lib profile goes to
+    /// /etc, and the in-memory copies of it go away.
+    async fn store_update(
+        &self,
+        properties: WireSettings,
+        to_disk: bool,
+        bus: &Bus,
+        hdr: &Header<'_>,
+    ) -> Result<(), BoxDBusError> {
+        require_root(bus, hdr, "change profiles").await?;
+        let mut conn = {
+            let dict =
+                settings_from_wire(&properties).map_err(|e| fail(ConnectionError::InvalidProperty(e.to_string())))?;
+            dbus_dict::from_dbus(&dict).map_err(|e| fail(ConnectionError::from(e)))?
+        };
+        let changes = {
+            let mut store = self.daemon.store();
+            let old = store.get(self.id).cloned().ok_or_else(gone)?;
+            conn.keep_secrets_from(&parsed(&old)?);
+            let conn = validate::normalize_and_validate(conn).map_err(|e| fail(ConnectionError::from(e)))?;
+            if conn.uuid() != Some(old.uuid()) {
+                return Err(fail(ConnectionError::InvalidProperty(
+                    "connection.uuid: the uuid of a profile cannot change".into(),
+                )));
+            }
+            // A saved change stays in /etc or moves there (from /run or /usr/lib);
+            // an unsaved one goes to /run.
+            let target = if to_disk { DirKind::Etc } else { DirKind::Run };
+            let profile = if target == old.dir {
+                old.with_connection(&conn)
+            } else {
+                let existing = store.files_of(old.uuid()).into_iter().find(|f| f.dir == target).cloned();
+                match existing {
+                    Some(f) => f.with_connection(&conn),
+                    None => self.daemon.new_file(
+                        &store,
+                        &conn,
+                        target,
+                        if target == DirKind::Run { Format::Keyfile } else { old.format },
+                    ),
+                }
+            };
+            files::save(&profile)
+                .map_err(|e| fail(ConnectionError::Failed(format!("writing {}: {e}", profile.path.display()))))?;
+            info!(uuid = %profile.uuid(), file = %profile.path.display(), "profile updated");
+            let path = profile.path.clone();
+            let mut changes = store.set_file(&path, Some(profile));
+            if to_disk {
+                let in_memory: Vec<PathBuf> = store
+                    .files_of(old.uuid())
+                    .into_iter()
+                    .filter(|f| f.dir == DirKind::Run)
+                    .map(|f| f.path.clone())
+                    .collect();
+                for p in in_memory {
+                    nm_runtime::remove_durable(&p)
+                        .map_err(|e| fail(ConnectionError::Failed(format!("removing {}: {e}", p.display()))))?;
+                    changes.extend(store.set_file(&p, None));
+                }
+            }
+            changes
+        };
+        publish(bus, &self.daemon, changes).await;
+        Ok(())
+    }
 }
 
 pub struct SecretsIface {
