@@ -674,3 +674,22 @@ async fn unsaved_profiles_and_temporary_changes_live_in_run() {
     assert!(!run.join("disk.nmconnection").exists());
     assert!(std::fs::read_to_string(etc.join("disk.nmconnection")).expect("/etc").contains("autoconnect-priority=9"));
 }
+
+#[tokio::test]
+async fn managed_can_be_switched_and_the_hostname_goes_through_settings() {
+    // The lab's uplinks are left unmanaged by configuration, then taken over.
+    let c = Core::start(1, "unmanaged = [\"interface-name:nmt*\"]").await;
+    let eth = c.uplink(0);
+    let devices = c.ok(&["-t", "device", "status"]).await;
+    assert_eq!(c.device_state(&devices, &eth), "unmanaged", "{devices}");
+    c.ok(&["device", "set", &eth, "managed", "yes"]).await;
+    let devices = c.ok(&["-t", "device", "status"]).await;
+    assert!(["disconnected", "unavailable"].contains(&c.device_state(&devices, &eth).as_str()), "{devices}");
+    c.ok(&["device", "set", &eth, "managed", "no"]).await;
+    let devices = c.ok(&["-t", "device", "status"]).await;
+    assert_eq!(c.device_state(&devices, &eth), "unmanaged", "{devices}");
+
+    c.ok(&["general", "hostname", "lab-host"]).await;
+    assert_eq!(std::fs::read_to_string(c.lab.root_path("/etc/hostname")).expect("hostname file"), "lab-host\n");
+    assert_eq!(c.ok(&["general", "hostname"]).await.trim(), "lab-host");
+}

@@ -451,9 +451,14 @@ impl SettingsIface {
         Ok((path, HashMap::new()))
     }
 
-    fn save_hostname(&self, hostname: String) -> Result<(), NmError> {
-        let _ = hostname;
-        Err(NmError::settings("NotSupported", "set the hostname through nm-system-settings"))
+    async fn save_hostname(
+        &self,
+        hostname: String,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), NmError> {
+        require_root(bus, &hdr).await?;
+        self.engine.call(|reply| Call::SaveHostname { hostname, reply }).await
     }
 
     fn reload_connections(&self) -> bool {
@@ -716,6 +721,15 @@ impl DeviceIface {
     #[zbus(property)]
     fn managed(&self) -> bool {
         self.props.lock().managed
+    }
+    /// `nmcli device set IFACE managed yes|no`.
+    #[zbus(property)]
+    async fn set_managed(&mut self, value: bool) -> Result<(), zbus::fdo::Error> {
+        let id = self.id;
+        self.engine
+            .call(|reply| Call::SetManaged { id, value, reply })
+            .await
+            .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))
     }
     #[zbus(property)]
     fn autoconnect(&self) -> bool {

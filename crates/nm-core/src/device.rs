@@ -25,6 +25,7 @@ pub enum DeviceState {
 pub mod reason {
     pub const NONE: u32 = 0;
     pub const NOW_MANAGED: u32 = 2;
+    pub const NOW_UNMANAGED: u32 = 3;
     pub const IP_CONFIG_UNAVAILABLE: u32 = 5;
     pub const REMOVED: u32 = 36;
     pub const CONNECTION_REMOVED: u32 = 38;

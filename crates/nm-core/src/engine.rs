@@ -66,6 +66,8 @@ pub enum Call {
     DeviceDisconnect { id: u32, reply: Reply<()> },
     AppliedConnection { id: u32, reply: Reply<SettingsDict> },
     SetDeviceAutoconnect { id: u32, value: bool, reply: Reply<()> },
+    SetManaged { id: u32, value: bool, reply: Reply<()> },
+    SaveHostname { hostname: String, reply: Reply<()> },
 }
 
 struct Profile {
@@ -345,6 +347,14 @@ impl Engine {
                     .ok_or_else(|| NmError::device("NotActive", "This device is not active"));
                 let _ = reply.send(r);
             }
+            Call::SetManaged { id, value, reply } => {
+                self.set_managed(id, value).await;
+                let _ = reply.send(Ok(()));
+            }
+            Call::SaveHostname { hostname, reply } => {
+                let r = self.save_hostname(&hostname).await;
+                let _ = reply.send(r);
+            }
             Call::SetDeviceAutoconnect { id, value, reply } => {
                 if let Some(d) = self.devices.get_mut(&id) {
                     d.autoconnect = value;
@@ -364,6 +374,80 @@ impl Engine {
         };
         d.props.lock().autoconnect = d.autoconnect;
         emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![("Autoconnect", Variant::from(d.autoconnect))]).await;
+    }
+
+    /// Takes a device into nm-core's hands or lets it go. Letting go leaves
+    /// the kernel as it is, as NetworkManager does.
+    async fn set_managed(&mut self, id: u32, managed: bool) {
+        let Some(d) = self.devices.get_mut(&id) else { return };
+        if d.managed == managed {
+            return;
+        }
+        d.managed = managed;
+        d.props.lock().managed = managed;
+        let (path, ifindex, name, carrier, kind, active) =
+            (d.path.clone(), d.ifindex, d.name.clone(), d.carrier, d.kind, d.active);
+        emit_changed(&self.bus, &path, DEVICE_IFACE, vec![("Managed", Variant::from(managed))]).await;
+        if managed {
+            info!(device = %name, "managing (asked)");
+            if let Err(e) = self.platform.set_link_up(ifindex, true).await {
+                warn!(device = %name, "setting the link up: {e}");
+            }
+            let state =
+                if carrier || !kind.needs_carrier() { DeviceState::Disconnected } else { DeviceState::Unavailable };
+            self.set_device_state(id, state, reason::NOW_MANAGED).await;
+            self.refresh_available().await;
+            self.autoconnect_all().await;
+        } else {
+            info!(device = %name, "no longer managed (asked)");
+            if let Some(ac) = active {
+                // The configuration stays in the kernel; nm-core forgets it.
+                self.finish_deactivation(ac, ac_reason::DEVICE_DISCONNECTED).await;
+                state_files::save_device(&self.paths, ifindex, None);
+            }
+            self.set_device_state(id, DeviceState::Unmanaged, reason::NOW_UNMANAGED).await;
+            self.refresh_available().await;
+        }
+    }
+
+    async fn save_hostname(&mut self, hostname: &str) -> Result<(), NmError> {
+        let proxy = zbus::Proxy::new(
+            &self.bus,
+            SYSTEM_SETTINGS,
+            nm_dbus::names::SETTINGS_PATH,
+            nm_dbus::names::SYSTEM_INTERFACE,
+        )
+        .await
+        .map_err(NmError::from)?;
+        proxy.call::<_, _, ()>("SaveHostname", &(hostname,)).await.map_err(NmError::from)?;
+        self.set_hostname(hostname.to_string()).await;
+        Ok(())
+    }
+
+    async fn set_hostname(&mut self, hostname: String) {
+        if self.settings.lock().hostname == hostname {
+            return;
+        }
+        self.settings.lock().hostname = hostname.clone();
+        emit_changed(&self.bus, &settings_path(), SETTINGS_IFACE, vec![("Hostname", Variant::from(hostname))]).await;
+    }
+
+    /// The hostname as nm-system-settings has it.
+    async fn fetch_hostname(&mut self) {
+        let hostname = async {
+            let proxy = zbus::Proxy::new(
+                &self.bus,
+                SYSTEM_SETTINGS,
+                nm_dbus::names::SETTINGS_PATH,
+                nm_dbus::names::SYSTEM_INTERFACE,
+            )
+            .await?;
+            proxy.get_property::<String>("Hostname").await.map_err(zbus::Error::from)
+        };
+        match hostname.await {
+            Ok(h) => self.set_hostname(h).await,
+            Err(e) => warn!("reading the hostname from {SYSTEM_SETTINGS}: {e}"),
+        }
     }
 
     fn profile_by_path(&self, path: &OwnedObjectPath) -> Option<u32> {
@@ -590,6 +674,7 @@ impl Engine {
                 }
                 self.settings_known = true;
                 info!(profiles = self.profiles.len(), "profiles known");
+                self.fetch_hostname().await;
                 self.assume_recorded().await;
                 self.autoconnect_all().await;
             }
