@@ -693,3 +693,26 @@ async fn managed_can_be_switched_and_the_hostname_goes_through_settings() {
     assert_eq!(std::fs::read_to_string(c.lab.root_path("/etc/hostname")).expect("hostname file"), "lab-host\n");
     assert_eq!(c.ok(&["general", "hostname"]).await.trim(), "lab-host");
 }
+
+#[tokio::test]
+async fn reapply_changes_a_running_activation_without_taking_it_down() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let add = static_profile("live", &eth, "192.0.2.50/24", "192.0.2.1", "192.0.2.53");
+    let add: Vec<&str> = add.iter().map(String::as_str).collect();
+    c.ok(&add).await;
+    c.ok(&["connection", "up", "live"]).await;
+    c.ok(&["connection", "modify", "live", "ipv4.addresses", "192.0.2.50/24,192.0.2.51/24", "ipv4.dns", "192.0.2.99"])
+        .await;
+    c.ok(&["device", "reapply", &eth]).await;
+    let addr = c.ip(&["-4", "addr", "show", "dev", &eth]);
+    assert!(addr.contains("192.0.2.50/24") && addr.contains("192.0.2.51/24"), "{addr}");
+    assert!(c.resolv().contains("nameserver 192.0.2.99"), "{}", c.resolv());
+    // device modify changes the applied settings only.
+    c.ok(&["device", "modify", &eth, "ipv4.addresses", "192.0.2.52/24"]).await;
+    let addr = c.ip(&["-4", "addr", "show", "dev", &eth]);
+    assert!(addr.contains("192.0.2.52/24") && !addr.contains("192.0.2.50/24"), "{addr}");
+    assert!(c.ip(&["-4", "route"]).contains("default via 192.0.2.1"), "the default route stays");
+    let devices = c.ok(&["-t", "device", "status"]).await;
+    assert_eq!(c.device_state(&devices, &eth), "connected", "{devices}");
+}

@@ -36,7 +36,10 @@ MONPID=
 su_cli() { lab_in dut env DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS" nmcli "$@"; }
 su_has_addr() { ip -n "$LAB_CLI_NS" -4 -o addr show dev "$LAB_CLI_IF" 2>/dev/null | grep -qF "inet $STATIC_ADDR "; }
 su_no_addr() { ! su_has_addr; }
-su_monitor_stop() { [[ -n $MONPID ]] && kill "$MONPID" 2>/dev/null; wait "$MONPID" 2>/dev/null; MONPID=; return 0; }
+su_monitor_stop() {
+  if [[ -n $MONPID ]]; then kill "$MONPID" 2>/dev/null; wait "$MONPID" 2>/dev/null; fi
+  MONPID=
+}
 # us since the epoch of the first (not "Deleted") appearance of the address
 # in monitor output FILE; `ip -ts` prints local time with microseconds
 su_first_add_us() {

@@ -644,6 +644,26 @@ impl DeviceIface {
         Err(NmError::device("NotSoftware", "this device is not a software device nm-rs created"))
     }
 
+    /// `nmcli device reapply` / `device modify`: the profile's (or the given)
+    /// settings are applied to the running activation without taking it down.
+    async fn reapply(
+        &self,
+        connection: WireSettings,
+        version_id: u64,
+        flags: u32,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), NmError> {
+        let _ = version_id;
+        require_root(bus, &hdr).await?;
+        if flags & !0x1 != 0 {
+            return Err(NmError::device("InvalidArgument", format!("unknown flags 0x{flags:x}")));
+        }
+        let dict = nm_dbus::settings_from_wire(&connection).map_err(|e| NmError::connection("InvalidProperty", e.0))?;
+        let id = self.id;
+        self.engine.call(|reply| Call::Reapply { id, dict, reply }).await
+    }
+
     async fn get_applied_connection(&self, flags: u32) -> Result<(WireSettings, u64), NmError> {
         let _ = flags;
         let id = self.id;

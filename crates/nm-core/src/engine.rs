@@ -67,6 +67,7 @@ pub enum Call {
     AppliedConnection { id: u32, reply: Reply<SettingsDict> },
     SetDeviceAutoconnect { id: u32, value: bool, reply: Reply<()> },
     SetManaged { id: u32, value: bool, reply: Reply<()> },
+    Reapply { id: u32, dict: SettingsDict, reply: Reply<()> },
     SaveHostname { hostname: String, reply: Reply<()> },
 }
 
@@ -347,6 +348,10 @@ impl Engine {
                     .ok_or_else(|| NmError::device("NotActive", "This device is not active"));
                 let _ = reply.send(r);
             }
+            Call::Reapply { id, dict, reply } => {
+                let r = self.reapply(id, dict).await;
+                let _ = reply.send(r);
+            }
             Call::SetManaged { id, value, reply } => {
                 self.set_managed(id, value).await;
                 let _ = reply.send(Ok(()));
@@ -408,6 +413,84 @@ impl Engine {
             self.set_device_state(id, DeviceState::Unmanaged, reason::NOW_UNMANAGED).await;
             self.refresh_available().await;
         }
+    }
+
+    /// Applies new settings to a running activation: what the old plan had
+    /// and the new one lacks goes, the rest is (re)applied with replace
+    /// semantics, so nothing that stays is ever removed.
+    async fn reapply(&mut self, device: u32, dict: SettingsDict) -> Result<(), NmError> {
+        let not_active = || NmError::device("NotActive", "This device is not active");
+        let ac = self.devices.get(&device).and_then(|d| d.active).ok_or_else(not_active)?;
+        let a = self.actives.get(&ac).ok_or_else(not_active)?;
+        let conn = if dict.is_empty() {
+            self.profiles.get(&a.profile).map(|p| p.conn()).ok_or_else(|| err_unknown_connection("applied"))?
+        } else {
+            Self::parse(&dict)?
+        };
+        if conn.uuid() != a.conn.uuid() {
+            return Err(NmError::device("InvalidArgument", "the uuid of the applied profile cannot change"));
+        }
+        let (ifindex, metric) = self.devices.get(&device).map(|d| (d.ifindex, d.metric)).ok_or_else(not_active)?;
+        let plan = ipconfig::plan(&conn, metric);
+        let old = a.plan.clone();
+        let stale = ipconfig::Plan {
+            addresses: old.addresses.iter().filter(|x| !plan.addresses.contains(x)).cloned().collect(),
+            routes: old.routes.iter().filter(|r| !plan.routes.contains(r)).cloned().collect(),
+            v6: if old.v6 == FamilyMethod::Disabled && plan.v6 != FamilyMethod::Disabled {
+                FamilyMethod::Disabled
+            } else {
+                FamilyMethod::Ignore
+            },
+            ..old.clone()
+        };
+        self.unapply_plan(ifindex, &stale).await;
+        if let Some(mtu) = plan.mtu.filter(|m| Some(*m) != old.mtu) {
+            self.platform.set_mtu(ifindex, mtu).await.map_err(|e| NmError::device("Failed", e.to_string()))?;
+        }
+        self.apply_plan(ifindex, &plan).await.map_err(|e| NmError::device("Failed", e))?;
+        let (ip4, ip6) = {
+            let a = self.actives.get_mut(&ac).ok_or_else(not_active)?;
+            a.plan = plan;
+            a.conn = conn;
+            (a.ip4.take(), a.ip6.take())
+        };
+        let server = self.bus.object_server();
+        if let Some((p, _)) = ip4 {
+            let _ = server.remove::<Ip4ConfigIface, _>(&p).await;
+        }
+        if let Some((p, _)) = ip6 {
+            let _ = server.remove::<Ip6ConfigIface, _>(&p).await;
+        }
+        // Families the new settings no longer configure show no object.
+        if let Some(a) = self.actives.get(&ac) {
+            let mut p = a.props.lock();
+            p.ip4_config = root();
+            p.ip6_config = root();
+        }
+        if let Some(d) = self.devices.get(&device) {
+            {
+                let mut p = d.props.lock();
+                p.ip4_config = root();
+                p.ip6_config = root();
+            }
+            emit_changed(
+                &self.bus,
+                &d.path,
+                DEVICE_IFACE,
+                vec![("Ip4Config", Variant::from(root())), ("Ip6Config", Variant::from(root()))],
+            )
+            .await;
+        }
+        self.export_ip_configs(ac).await;
+        self.publish_actives().await;
+        self.update_dns().await;
+        if let Some(d) = self.dispatch(ac, "reapply") {
+            tokio::spawn({
+                let bus = self.bus.clone();
+                async move { dispatcher::call(&bus, d).await }
+            });
+        }
+        Ok(())
     }
 
     async fn save_hostname(&mut self, hostname: &str) -> Result<(), NmError> {
