@@ -525,7 +525,7 @@ impl Engine {
                 nm_dbus::names::SYSTEM_INTERFACE,
             )
             .await?;
-            proxy.get_property::<String>("Hostname").await.map_err(zbus::Error::from)
+            proxy.get_property::<String>("Hostname").await
         };
         match hostname.await {
             Ok(h) => self.set_hostname(h).await,
