@@ -621,6 +621,7 @@ pub struct DeviceProps {
     pub carrier: bool,
     pub ip4_config: OwnedObjectPath,
     pub ip6_config: OwnedObjectPath,
+    pub dhcp4_config: OwnedObjectPath,
     pub interface_flags: u32,
     pub type_description: String,
     pub software: bool,
@@ -728,7 +729,7 @@ impl DeviceIface {
     }
     #[zbus(property)]
     fn dhcp4_config(&self) -> OwnedObjectPath {
-        root()
+        self.props.lock().dhcp4_config.clone()
     }
     #[zbus(property)]
     fn ip6_config(&self) -> OwnedObjectPath {
@@ -917,6 +918,7 @@ pub struct ActiveProps {
     pub default6: bool,
     pub ip4_config: OwnedObjectPath,
     pub ip6_config: OwnedObjectPath,
+    pub dhcp4_config: OwnedObjectPath,
 }
 
 pub struct ActiveIface {
@@ -967,7 +969,7 @@ impl ActiveIface {
     }
     #[zbus(property)]
     fn dhcp4_config(&self) -> OwnedObjectPath {
-        root()
+        self.props.lock().dhcp4_config.clone()
     }
     #[zbus(property)]
     fn default6(&self) -> bool {
@@ -1020,13 +1022,13 @@ fn var_dict(entries: Vec<(&str, Variant<'static>)>) -> HashMap<String, OwnedVari
 }
 
 impl IpProps {
-    fn address_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
+    pub fn address_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
         self.addresses
             .iter()
             .map(|(a, p)| var_dict(vec![("address", Variant::from(a.to_string())), ("prefix", Variant::from(*p))]))
             .collect()
     }
-    fn route_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
+    pub fn route_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
         self.routes
             .iter()
             .map(|(d, p, nh, m, t)| {
@@ -1065,7 +1067,7 @@ impl Ip4ConfigIface {
         p.addresses.iter().enumerate().map(|(i, (a, pl))| vec![v4_u32(a), *pl, if i == 0 { gw } else { 0 }]).collect()
     }
     #[zbus(property)]
-    fn address_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
+    pub fn address_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
         self.props.lock().address_data()
     }
     #[zbus(property)]
@@ -1082,7 +1084,7 @@ impl Ip4ConfigIface {
             .collect()
     }
     #[zbus(property)]
-    fn route_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
+    pub fn route_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
         self.props.lock().route_data()
     }
     #[zbus(property)]
@@ -1148,7 +1150,7 @@ impl Ip6ConfigIface {
             .collect()
     }
     #[zbus(property)]
-    fn address_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
+    pub fn address_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
         self.props.lock().address_data()
     }
     #[zbus(property)]
@@ -1164,7 +1166,7 @@ impl Ip6ConfigIface {
             .collect()
     }
     #[zbus(property)]
-    fn route_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
+    pub fn route_data(&self) -> Vec<HashMap<String, OwnedVariant>> {
         self.props.lock().route_data()
     }
     #[zbus(property)]
@@ -1187,6 +1189,22 @@ impl Ip6ConfigIface {
     #[zbus(property)]
     fn dns_priority(&self) -> i32 {
         self.props.lock().priority
+    }
+}
+
+/// A DHCPv4 lease's options, as `nmcli -f DHCP4 device show` lists them.
+pub struct Dhcp4ConfigIface {
+    pub props: Props<std::collections::BTreeMap<String, String>>,
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.DHCP4Config")]
+impl Dhcp4ConfigIface {
+    #[zbus(property)]
+    fn options(&self) -> HashMap<String, OwnedVariant> {
+        let p = self.props.lock();
+        p.iter()
+            .filter_map(|(k, v)| OwnedVariant::try_from(Variant::from(v.clone())).ok().map(|v| (k.clone(), v)))
+            .collect()
     }
 }
 

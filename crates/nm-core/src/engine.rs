@@ -23,6 +23,8 @@ use zbus::{Connection as Bus, OwnedObjectPath, Variant};
 use crate::api::{self, *};
 use crate::config::{Config, DnsMode};
 use crate::device::{AcState, DeviceState, DeviceType, LinkFacts, ac_reason, is_managed, reason};
+use crate::dhcp;
+use crate::dhcp_client::{self, DhcpEvent};
 use crate::dispatcher::{self, Dispatch};
 use crate::dns;
 use crate::ipconfig::{self, FamilyMethod, Plan};
@@ -34,6 +36,7 @@ type Reply<T> = oneshot::Sender<Result<T, NmError>>;
 
 pub enum Input {
     Platform(PlatformEvent),
+    Dhcp(DhcpEvent),
     Settings(SettingsEvent),
     Call(Call),
     Timer(Timer),
@@ -102,12 +105,33 @@ struct Device {
     props: Props<DeviceProps>,
 }
 
+/// Where DHCPv4 of an activation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum V4Status {
+    /// Not DHCP (static, disabled, …).
+    NotUsed,
+    Waiting,
+    Bound,
+    Failed,
+}
+
+struct Dhcp4 {
+    status: V4Status,
+    transaction: Option<OwnedObjectPath>,
+    lease: dhcp::LeasePlan,
+    config: Option<(OwnedObjectPath, Props<BTreeMap<String, String>>)>,
+}
+
 struct Active {
     path: OwnedObjectPath,
     profile: u32,
     device: u32,
     state: AcState,
+    /// What the profile asks by itself; `plan` adds the lease to it.
+    static_plan: Plan,
     plan: Plan,
+    dhcp: Dhcp4,
+    assumed: bool,
     conn: Connection,
     ip4: Option<(OwnedObjectPath, Props<IpProps>)>,
     ip6: Option<(OwnedObjectPath, Props<IpProps>)>,
@@ -124,6 +148,7 @@ struct Counters {
     active: u32,
     ip4: u32,
     ip6: u32,
+    dhcp4: u32,
 }
 
 fn next(n: &mut u32) -> u32 {
@@ -220,6 +245,12 @@ impl Engine {
         self.schedule(wait, Timer::StartupWait);
         let (bus, tx) = (self.bus.clone(), self.tx.clone());
         tokio::spawn(async move {
+            if let Err(e) = dhcp_client::watch(bus, tx).await {
+                warn!("following DHCP events stopped: {e}");
+            }
+        });
+        let (bus, tx) = (self.bus.clone(), self.tx.clone());
+        tokio::spawn(async move {
             if let Err(e) = settings_view::run(bus, tx).await {
                 warn!("following {SYSTEM_SETTINGS} stopped: {e}");
             }
@@ -240,6 +271,7 @@ impl Engine {
             Input::Settings(e) => self.settings_event(e).await,
             Input::Call(c) => self.call(c).await,
             Input::Timer(t) => self.timer(t).await,
+            Input::Dhcp(e) => self.dhcp_event(e).await,
         }
         self.check_startup().await;
     }
@@ -952,6 +984,7 @@ impl Engine {
             carrier: link.carrier,
             ip4_config: root(),
             ip6_config: root(),
+            dhcp4_config: root(),
             interface_flags: iface_flags(&link),
             type_description: kind.description().into(),
             software: !link.physical,
@@ -1252,6 +1285,7 @@ impl Engine {
             default6: false,
             ip4_config: root(),
             ip6_config: root(),
+            dhcp4_config: root(),
         });
         // Rule B1: the object is on the bus before the reply names it.
         if let Err(e) = self.bus.object_server().at(&path, ActiveIface { props: props.clone() }).await {
@@ -1264,7 +1298,10 @@ impl Engine {
                 profile,
                 device,
                 state: AcState::Activating,
+                static_plan: plan.clone(),
                 plan: plan.clone(),
+                dhcp: Dhcp4 { status: V4Status::NotUsed, transaction: None, lease: Default::default(), config: None },
+                assumed,
                 conn: conn.clone(),
                 ip4: None,
                 ip6: None,
@@ -1306,16 +1343,38 @@ impl Engine {
             self.set_device_state(device, DeviceState::IpConfig, why).await;
             failure = self.apply_plan(ifindex, &plan).await.err();
         }
-        let families_ok = ip_families_ok(&plan);
-        if failure.is_none() && !families_ok {
-            failure = Some("no IP configuration could be obtained (DHCP arrives with nm-dhcp-helper)".into());
-        }
         if let Some(f) = failure {
             warn!(device = %name, "activation of '{}' failed: {f}", conn.id().unwrap_or_default());
             let _ = self.tx.send(Input::Timer(Timer::Failed { ac: id, reason: reason::IP_CONFIG_UNAVAILABLE }));
             // The caller gets the path; the failure shows as states, as in NetworkManager.
             return Ok(path);
         }
+        if plan.v4 == FamilyMethod::Dhcp {
+            self.start_dhcp(id, None).await;
+        }
+        self.try_complete(id).await;
+        Ok(path)
+    }
+
+    /// Finishes an activation once ip-config is done: every family ready
+    /// or allowed to fail, DHCP not pending. Called after the static part
+    /// and after every DHCP event.
+    async fn try_complete(&mut self, id: u32) {
+        let Some(a) = self.actives.get(&id) else { return };
+        if a.state != AcState::Activating || a.dhcp.status == V4Status::Waiting {
+            return;
+        }
+        if !ip_families_ok(&a.plan, a.dhcp.status) {
+            warn!("activation of '{}' failed: no IP configuration", a.conn.id().unwrap_or_default());
+            let _ = self.tx.send(Input::Timer(Timer::Failed { ac: id, reason: reason::IP_CONFIG_UNAVAILABLE }));
+            return;
+        }
+        let (device, assumed, conn) = (a.device, a.assumed, a.conn.clone());
+        let why = if assumed { reason::CONNECTION_ASSUMED } else { reason::NONE };
+        let Some((ifindex, metric, name)) = self.devices.get(&device).map(|d| (d.ifindex, d.metric, d.name.clone()))
+        else {
+            return;
+        };
         self.set_device_state(device, DeviceState::IpCheck, why).await;
         // pre-up is waited for; its failure does not stop the activation.
         if let Some(d) = self.dispatch(id, "pre-up").filter(|_| !assumed) {
@@ -1340,7 +1399,200 @@ impl Engine {
         self.publish_actives().await;
         self.update_dns().await;
         info!(device = %name, "'{}' activated", conn.id().unwrap_or_default());
-        Ok(path)
+    }
+
+    /// Starts DHCPv4 for an activation (`timeout` overrides the profile's,
+    /// for the restart after a lost lease). Without a helper on the bus
+    /// DHCP simply fails.
+    async fn start_dhcp(&mut self, ac: u32, timeout: Option<u32>) {
+        let Some(a) = self.actives.get(&ac) else { return };
+        let Some(ifindex) = self.devices.get(&a.device).map(|d| d.ifindex) else { return };
+        let hostname = self.settings.lock().hostname.clone();
+        let mut options = dhcp::start_options(&a.conn, &hostname);
+        if let Some(t) = timeout {
+            options.insert("timeout".into(), Value::UInt32(t));
+        }
+        let result = dhcp_client::start(&self.bus, ifindex, &options).await;
+        let Some(a) = self.actives.get_mut(&ac) else { return };
+        match result {
+            Ok(path) => {
+                info!(transaction = %path, "DHCPv4 started for '{}'", a.conn.id().unwrap_or_default());
+                a.dhcp.transaction = Some(path);
+                if a.dhcp.status != V4Status::Bound {
+                    a.dhcp.status = V4Status::Waiting;
+                }
+            }
+            Err(e) => {
+                warn!("DHCPv4 for '{}' could not start: {e}", a.conn.id().unwrap_or_default());
+                a.dhcp.status = V4Status::Failed;
+            }
+        }
+    }
+
+    async fn dhcp_event(&mut self, ev: DhcpEvent) {
+        let Some(ac) =
+            self.actives.iter().find(|(_, a)| a.dhcp.transaction.as_ref() == Some(&ev.transaction)).map(|(id, _)| *id)
+        else {
+            return;
+        };
+        info!(transaction = %ev.transaction, "DHCPv4 {}", ev.state);
+        match ev.state.as_str() {
+            "bound" | "renew" | "rebind" => {
+                let lease = dhcp::Lease::from_dict(&ev.lease);
+                self.apply_lease(ac, &lease).await;
+                let activated = self.actives.get(&ac).is_some_and(|a| a.state == AcState::Activated);
+                if activated {
+                    if let Some(d) = self.dispatch(ac, "dhcp4-change") {
+                        tokio::spawn({
+                            let bus = self.bus.clone();
+                            async move { dispatcher::call(&bus, d).await }
+                        });
+                    }
+                } else {
+                    self.try_complete(ac).await;
+                }
+            }
+            "expire" | "nak" => {
+                // The address is gone; the helper starts over by itself.
+                self.apply_lease(ac, &dhcp::Lease::default()).await;
+                if let Some(a) = self.actives.get_mut(&ac) {
+                    a.dhcp.status = V4Status::Waiting;
+                }
+            }
+            "timeout" | "fail" => {
+                self.apply_lease(ac, &dhcp::Lease::default()).await;
+                let activating = self.actives.get(&ac).is_some_and(|a| a.state == AcState::Activating);
+                if let Some(a) = self.actives.get_mut(&ac) {
+                    a.dhcp.transaction = None;
+                    a.dhcp.status = V4Status::Failed;
+                }
+                if activating {
+                    self.try_complete(ac).await;
+                } else {
+                    // A lease lost while active is looked for without end.
+                    self.start_dhcp(ac, Some(u32::MAX)).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Puts a lease's configuration in the kernel (an empty lease takes the
+    /// previous one away): what the old lease had and the new one lacks is
+    /// removed, the rest is added or refreshed (lifetimes).
+    async fn apply_lease(&mut self, ac: u32, lease: &dhcp::Lease) {
+        let Some(a) = self.actives.get(&ac) else { return };
+        let Some((ifindex, metric)) = self.devices.get(&a.device).map(|d| (d.ifindex, d.metric)) else { return };
+        let new = dhcp::lease_plan(lease, &a.conn, metric);
+        let old = a.dhcp.lease.clone();
+        let stale = Plan {
+            addresses: old
+                .addresses
+                .iter()
+                .filter(|x| !new.addresses.iter().any(|n| n.addr == x.addr && n.prefix == x.prefix))
+                .cloned()
+                .collect(),
+            routes: old.routes.iter().filter(|r| !new.routes.contains(r)).cloned().collect(),
+            v6: FamilyMethod::Ignore,
+            ..a.static_plan.clone()
+        };
+        let fresh = Plan {
+            addresses: new.addresses.clone(),
+            routes: new.routes.clone(),
+            v6: FamilyMethod::Ignore,
+            ..a.static_plan.clone()
+        };
+        let static_mtu = a.static_plan.mtu;
+        self.unapply_plan(ifindex, &stale).await;
+        if let Err(e) = self.apply_plan(ifindex, &fresh).await {
+            warn!("applying the DHCP lease: {e}");
+        }
+        if let Some(mtu) = new.mtu.filter(|_| static_mtu.is_none()) {
+            if let Err(e) = self.platform.set_mtu(ifindex, mtu).await {
+                warn!("setting the lease's MTU {mtu}: {e}");
+            }
+        }
+        let Some(a) = self.actives.get_mut(&ac) else { return };
+        a.plan = merge_lease(&a.static_plan, &new);
+        if lease.address.is_some() {
+            a.dhcp.status = V4Status::Bound;
+        }
+        a.dhcp.lease = new;
+        let options = lease.options.clone();
+        self.publish_dhcp4(ac, options).await;
+        if self.actives.get(&ac).is_some_and(|a| a.state == AcState::Activated) {
+            self.refresh_ip_configs(ac).await;
+            self.publish_actives().await;
+            self.update_dns().await;
+        }
+    }
+
+    /// The DHCP4Config object of an activation (exported at the first lease).
+    async fn publish_dhcp4(&mut self, ac: u32, options: BTreeMap<String, String>) {
+        let Some(a) = self.actives.get(&ac) else { return };
+        if let Some((path, props)) = &a.dhcp.config {
+            *props.lock() = options.clone();
+            let map: HashMap<String, zbus::OwnedVariant> = options
+                .into_iter()
+                .filter_map(|(k, v)| zbus::OwnedVariant::try_from(Variant::from(v)).ok().map(|v| (k, v)))
+                .collect();
+            emit_changed(
+                &self.bus,
+                path,
+                "org.freedesktop.NetworkManager.DHCP4Config",
+                vec![("Options", Variant::from(map))],
+            )
+            .await;
+            return;
+        }
+        if options.is_empty() {
+            return;
+        }
+        let device = a.device;
+        let ac_path = a.path.clone();
+        let path = api::path("DHCP4Config", next(&mut self.counters.dhcp4));
+        let props = Props::new(options);
+        if let Err(e) = self.bus.object_server().at(&path, Dhcp4ConfigIface { props: props.clone() }).await {
+            warn!("exporting {path}: {e}");
+            return;
+        }
+        if let Some(a) = self.actives.get_mut(&ac) {
+            a.dhcp.config = Some((path.clone(), props));
+            a.props.lock().dhcp4_config = path.clone();
+        }
+        emit_changed(&self.bus, &ac_path, ACTIVE_IFACE, vec![("Dhcp4Config", Variant::from(path.clone()))]).await;
+        if let Some(d) = self.devices.get(&device) {
+            d.props.lock().dhcp4_config = path.clone();
+            emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![("Dhcp4Config", Variant::from(path))]).await;
+        }
+    }
+
+    /// Brings the exported IP4Config of an activation up to date with its plan.
+    async fn refresh_ip_configs(&mut self, ac: u32) {
+        let Some(a) = self.actives.get(&ac) else { return };
+        let plan = a.plan.clone();
+        let Some((path, props)) = a.ip4.clone() else {
+            // The family was not configured before the lease: export it now.
+            self.export_ip_configs_family(ac, false).await;
+            return;
+        };
+        let Some(new) = ip_props(&plan, false) else { return };
+        *props.lock() = new.clone();
+        let iface = "org.freedesktop.NetworkManager.IP4Config";
+        let address_data: Vec<HashMap<String, zbus::OwnedVariant>> = new.address_data();
+        let route_data: Vec<HashMap<String, zbus::OwnedVariant>> = new.route_data();
+        emit_changed(
+            &self.bus,
+            &path,
+            iface,
+            vec![
+                ("AddressData", Variant::from(address_data)),
+                ("Gateway", Variant::from(new.gateway.clone())),
+                ("RouteData", Variant::from(route_data)),
+                ("Searches", Variant::from(new.searches.clone())),
+            ],
+        )
+        .await;
     }
 
     async fn apply_plan(&self, ifindex: u32, plan: &Plan) -> Result<(), String> {
@@ -1351,6 +1603,8 @@ impl Engine {
             let mut addr = Address::new(ifindex, a.addr, a.prefix);
             // nm-core adds the prefix route itself, with the device's metric.
             addr.noprefixroute = true;
+            addr.valid_lft = a.lifetime;
+            addr.preferred_lft = a.lifetime;
             self.platform.add_address(&addr).await.map_err(|e| format!("adding {}/{}: {e}", a.addr, a.prefix))?;
         }
         // Routes to the link first: a gateway must be reachable when its route is added.
@@ -1389,60 +1643,57 @@ impl Engine {
     }
 
     async fn export_ip_configs(&mut self, ac: u32) {
-        let Some(a) = self.actives.get(&ac) else {
-            return;
-        };
-        let plan = a.plan.clone();
-        let device = a.device;
-        let mut exported = Vec::new();
         for v6 in [false, true] {
-            let Some(props) = ip_props(&plan, v6) else { continue };
-            let props = Props::new(props);
-            let (path, result) = if v6 {
-                let path = api::path("IP6Config", next(&mut self.counters.ip6));
-                let r = self.bus.object_server().at(&path, Ip6ConfigIface { props: props.clone() }).await.map(|_| ());
-                (path, r)
-            } else {
-                let path = api::path("IP4Config", next(&mut self.counters.ip4));
-                let r = self.bus.object_server().at(&path, Ip4ConfigIface { props: props.clone() }).await.map(|_| ());
-                (path, r)
-            };
-            if let Err(e) = result {
-                warn!("exporting {path}: {e}");
-                continue;
-            }
-            exported.push((v6, path, props));
+            self.export_ip_configs_family(ac, v6).await;
         }
-        let Some(a) = self.actives.get_mut(&ac) else {
-            return;
+    }
+
+    /// Exports the IP4Config (or IP6Config) of an activation, if its plan
+    /// configures that family, and points the AC and the device at it.
+    async fn export_ip_configs_family(&mut self, ac: u32, v6: bool) {
+        let Some(a) = self.actives.get(&ac) else { return };
+        let Some(props) = ip_props(&a.plan, v6) else { return };
+        let device = a.device;
+        let props = Props::new(props);
+        let (path, result) = if v6 {
+            let path = api::path("IP6Config", next(&mut self.counters.ip6));
+            let r = self.bus.object_server().at(&path, Ip6ConfigIface { props: props.clone() }).await.map(|_| ());
+            (path, r)
+        } else {
+            let path = api::path("IP4Config", next(&mut self.counters.ip4));
+            let r = self.bus.object_server().at(&path, Ip4ConfigIface { props: props.clone() }).await.map(|_| ());
+            (path, r)
         };
-        for (v6, path, props) in exported {
-            let prop = if v6 { "Ip6Config" } else { "Ip4Config" };
-            {
-                let mut ap = a.props.lock();
-                if v6 {
-                    ap.ip6_config = path.clone();
-                } else {
-                    ap.ip4_config = path.clone();
-                }
-            }
+        if let Err(e) = result {
+            warn!("exporting {path}: {e}");
+            return;
+        }
+        let Some(a) = self.actives.get_mut(&ac) else { return };
+        let prop = if v6 { "Ip6Config" } else { "Ip4Config" };
+        {
+            let mut ap = a.props.lock();
             if v6 {
-                a.ip6 = Some((path.clone(), props));
+                ap.ip6_config = path.clone();
             } else {
-                a.ip4 = Some((path.clone(), props));
+                ap.ip4_config = path.clone();
             }
-            emit_changed(&self.bus, &a.path, ACTIVE_IFACE, vec![(prop, Variant::from(path.clone()))]).await;
-            if let Some(d) = self.devices.get(&device) {
-                {
-                    let mut dp = d.props.lock();
-                    if v6 {
-                        dp.ip6_config = path.clone();
-                    } else {
-                        dp.ip4_config = path.clone();
-                    }
+        }
+        if v6 {
+            a.ip6 = Some((path.clone(), props));
+        } else {
+            a.ip4 = Some((path.clone(), props));
+        }
+        emit_changed(&self.bus, &a.path, ACTIVE_IFACE, vec![(prop, Variant::from(path.clone()))]).await;
+        if let Some(d) = self.devices.get(&device) {
+            {
+                let mut dp = d.props.lock();
+                if v6 {
+                    dp.ip6_config = path.clone();
+                } else {
+                    dp.ip4_config = path.clone();
                 }
-                emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![(prop, Variant::from(path))]).await;
             }
+            emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![(prop, Variant::from(path))]).await;
         }
     }
 
@@ -1564,8 +1815,18 @@ impl Engine {
         let why_dev = if next_state == DeviceState::Unavailable { reason::CARRIER } else { reason::NONE };
         self.set_device_state(device, next_state, why_dev).await;
         self.publish_actives().await;
+        if let Some(t) = &a.dhcp.transaction {
+            dhcp_client::stop(&self.bus, t, false).await;
+        }
         let server = self.bus.object_server();
         let _ = server.remove::<ActiveIface, _>(&a.path).await;
+        if let Some((p, _)) = &a.dhcp.config {
+            let _ = server.remove::<Dhcp4ConfigIface, _>(p).await;
+            if let Some(d) = self.devices.get(&device) {
+                d.props.lock().dhcp4_config = root();
+                emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![("Dhcp4Config", Variant::from(root()))]).await;
+            }
+        }
         if let Some((p, _)) = a.ip4 {
             let _ = server.remove::<Ip4ConfigIface, _>(&p).await;
         }
@@ -1882,16 +2143,40 @@ fn ip_props(plan: &Plan, v6: bool) -> Option<IpProps> {
 
 /// Whether the ip-config stage succeeded: no family that may not fail
 /// failed, and something (or nothing at all) was asked.
-fn ip_families_ok(plan: &Plan) -> bool {
-    let ok = |m: FamilyMethod| !matches!(m, FamilyMethod::Dhcp);
+fn ip_families_ok(plan: &Plan, dhcp: V4Status) -> bool {
+    let ok = |m: FamilyMethod, bound: bool| !matches!(m, FamilyMethod::Dhcp) || bound;
     let asked = |m: FamilyMethod| !matches!(m, FamilyMethod::Ignore | FamilyMethod::Disabled);
-    let v4_failed = asked(plan.v4) && !ok(plan.v4);
-    let v6_failed = asked(plan.v6) && !ok(plan.v6);
+    let v4_ok = ok(plan.v4, dhcp == V4Status::Bound);
+    let v6_ok = ok(plan.v6, false);
+    let v4_failed = asked(plan.v4) && !v4_ok;
+    let v6_failed = asked(plan.v6) && !v6_ok;
     if (v4_failed && !plan.v4_may_fail) || (v6_failed && !plan.v6_may_fail) {
         return false;
     }
-    let any_ok = (asked(plan.v4) && ok(plan.v4)) || (asked(plan.v6) && ok(plan.v6));
+    let any_ok = (asked(plan.v4) && v4_ok) || (asked(plan.v6) && v6_ok);
     any_ok || (!asked(plan.v4) && !asked(plan.v6))
+}
+
+/// The profile's plan with a lease added: the profile's own addresses,
+/// routes and DNS servers first, then the lease's.
+fn merge_lease(static_plan: &Plan, lease: &dhcp::LeasePlan) -> Plan {
+    let mut plan = static_plan.clone();
+    plan.addresses.extend(lease.addresses.iter().cloned());
+    plan.routes.extend(lease.routes.iter().cloned());
+    if plan.gateway4.is_none() {
+        plan.gateway4 = lease.gateway;
+    }
+    for s in &lease.dns {
+        if !plan.dns4.servers.contains(s) {
+            plan.dns4.servers.push(s.clone());
+        }
+    }
+    for s in &lease.searches {
+        if !plan.dns4.searches.contains(s) {
+            plan.dns4.searches.push(s.clone());
+        }
+    }
+    plan
 }
 
 /// Writes `/proc/sys/net/ipv6/conf/IFACE/KEY` (per network namespace).

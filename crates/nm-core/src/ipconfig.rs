@@ -19,6 +19,8 @@ pub const SCOPE_LINK: u8 = 253;
 pub struct PlannedAddress {
     pub addr: IpAddr,
     pub prefix: u8,
+    /// Valid and preferred lifetime in seconds (a DHCP lease); `None`: forever.
+    pub lifetime: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -161,7 +163,7 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
                 continue;
             };
             let prefix = a.get("prefix").and_then(Value::as_i128).unwrap_or(0) as u8;
-            plan.addresses.push(PlannedAddress { addr, prefix });
+            plan.addresses.push(PlannedAddress { addr, prefix, lifetime: None });
             let full = if addr.is_ipv4() { 32 } else { 128 };
             if prefix < full {
                 plan.routes.push(PlannedRoute {
@@ -262,7 +264,10 @@ mod tests {
             101,
         );
         assert_eq!(p.v4, FamilyMethod::Static);
-        assert_eq!(p.addresses, vec![PlannedAddress { addr: "192.0.2.5".parse().unwrap(), prefix: 24 }]);
+        assert_eq!(
+            p.addresses,
+            vec![PlannedAddress { addr: "192.0.2.5".parse().unwrap(), prefix: 24, lifetime: None }]
+        );
         let dflt = p.routes.iter().find(|r| r.is_default()).unwrap();
         assert_eq!((dflt.gateway, dflt.metric, dflt.table), (Some("192.0.2.1".parse().unwrap()), 101, 254));
         let prefix = p.routes.iter().find(|r| r.dest == "192.0.2.0".parse::<IpAddr>().unwrap()).unwrap();

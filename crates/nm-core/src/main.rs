@@ -4,6 +4,8 @@
 mod api;
 mod config;
 mod device;
+mod dhcp;
+mod dhcp_client;
 mod dispatcher;
 mod dns;
 mod engine;

@@ -1,0 +1,258 @@
+//! DHCPv4 from nm-core's side: what to ask nm-dhcp-helper for (from the
+//! profile), and what a lease puts in the kernel (addresses with lifetimes,
+//! routes, DNS). Pure; the engine talks to the helper.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use nm_model::{Connection, Value};
+
+use crate::ipconfig::{PROTO_STATIC, PlannedAddress, PlannedRoute, SCOPE_LINK, SCOPE_UNIVERSE, TABLE_MAIN};
+
+/// `RTPROT_DHCP`: routes from a lease.
+pub const PROTO_DHCP: u8 = 16;
+/// NetworkManager's default `ipv4.dhcp-timeout`.
+pub const DEFAULT_TIMEOUT: u32 = 45;
+
+/// A lease as the helper reports it (already checked by the helper; the
+/// types are checked again here, and anything malformed is left out).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Lease {
+    pub address: Option<Ipv4Addr>,
+    pub prefix: u8,
+    pub routers: Vec<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    pub search: Vec<String>,
+    pub mtu: Option<u32>,
+    pub lease_time: Option<u32>,
+    /// Classless static routes (option 121): (destination, prefix, next hop).
+    pub classless: Vec<(Ipv4Addr, u8, Ipv4Addr)>,
+    /// Every option as DHCP4Config shows it.
+    pub options: BTreeMap<String, String>,
+}
+
+fn ip4(v: &Value) -> Option<Ipv4Addr> {
+    v.as_str()?.parse().ok()
+}
+
+impl Lease {
+    /// From the helper's `a{sv}`.
+    pub fn from_dict(d: &BTreeMap<String, Value>) -> Lease {
+        let list = |k: &str| d.get(k).and_then(Value::as_str_list).unwrap_or_default();
+        let u32_of = |k: &str| d.get(k).and_then(Value::as_i128).and_then(|n| u32::try_from(n).ok());
+        Lease {
+            address: d.get("address").and_then(ip4),
+            prefix: u32_of("prefix").and_then(|p| u8::try_from(p).ok()).filter(|p| *p <= 32).unwrap_or(32),
+            routers: list("routers").iter().filter_map(|s| s.parse().ok()).collect(),
+            dns: list("dns").iter().filter_map(|s| s.parse().ok()).collect(),
+            domain: d.get("domain-name").and_then(Value::as_str).map(String::from).filter(|s| !s.is_empty()),
+            search: list("search"),
+            mtu: u32_of("mtu").filter(|m| (576..=65535).contains(m)),
+            lease_time: u32_of("lease-time"),
+            classless: d
+                .get("classless-routes")
+                .and_then(Value::as_dict_list)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|r| {
+                    let dest: Ipv4Addr = r.get("dest")?.as_str()?.parse().ok()?;
+                    let prefix = u8::try_from(r.get("prefix")?.as_i128()?).ok().filter(|p| *p <= 32)?;
+                    let nh: Ipv4Addr = r.get("next-hop")?.as_str()?.parse().ok()?;
+                    Some((dest, prefix, nh))
+                })
+                .collect(),
+            options: d.get("options").and_then(Value::as_str_map).unwrap_or_default().into_iter().collect(),
+        }
+    }
+}
+
+/// What a lease adds to an activation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LeasePlan {
+    pub addresses: Vec<PlannedAddress>,
+    pub routes: Vec<PlannedRoute>,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns: Vec<String>,
+    pub searches: Vec<String>,
+    pub mtu: Option<u32>,
+}
+
+fn flag(conn: &Connection, p: &str) -> bool {
+    conn.get("ipv4", p).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// The kernel configuration of a lease under a profile: the address with
+/// the lease's lifetime, its prefix route, the default route (unless
+/// `never-default`; classless routes replace the router option, RFC 3442),
+/// DNS and search domains (unless `ignore-auto-dns`).
+pub fn lease_plan(lease: &Lease, conn: &Connection, metric: u32) -> LeasePlan {
+    let mut plan = LeasePlan::default();
+    let Some(addr) = lease.address else { return plan };
+    plan.addresses.push(PlannedAddress { addr: IpAddr::V4(addr), prefix: lease.prefix, lifetime: lease.lease_time });
+    let table = match conn.get("ipv4", "route-table").and_then(Value::as_i128) {
+        Some(t) if t > 0 => u32::try_from(t).unwrap_or(TABLE_MAIN),
+        _ => TABLE_MAIN,
+    };
+    let route = |dest: Ipv4Addr, prefix: u8, gateway: Option<Ipv4Addr>, protocol: u8| PlannedRoute {
+        dest: IpAddr::V4(dest),
+        prefix,
+        gateway: gateway.map(IpAddr::V4),
+        metric,
+        table,
+        protocol,
+        scope: if gateway.is_none() { SCOPE_LINK } else { SCOPE_UNIVERSE },
+        mtu: None,
+    };
+    if lease.prefix < 32 {
+        let mask = if lease.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(lease.prefix)) };
+        plan.routes.push(route(
+            Ipv4Addr::from(u32::from(addr) & mask),
+            lease.prefix,
+            None,
+            crate::ipconfig::PROTO_KERNEL,
+        ));
+    }
+    let ignore_routes = flag(conn, "ignore-auto-routes");
+    let never_default = flag(conn, "never-default");
+    if !ignore_routes {
+        for (dest, prefix, nh) in &lease.classless {
+            if *prefix == 0 && never_default {
+                continue;
+            }
+            let gw = (!nh.is_unspecified()).then_some(*nh);
+            plan.routes.push(route(*dest, *prefix, gw, PROTO_DHCP));
+            if *prefix == 0 {
+                plan.gateway = gw;
+            }
+        }
+    }
+    if lease.classless.is_empty() && !never_default {
+        if let Some(gw) = lease.routers.first() {
+            plan.routes.push(route(Ipv4Addr::UNSPECIFIED, 0, Some(*gw), PROTO_DHCP));
+            plan.gateway = Some(*gw);
+        }
+    }
+    if !flag(conn, "ignore-auto-dns") {
+        plan.dns = lease.dns.iter().map(|d| d.to_string()).collect();
+        plan.searches =
+            if lease.search.is_empty() { lease.domain.iter().cloned().collect() } else { lease.search.clone() };
+    }
+    plan.mtu = lease.mtu;
+    let _ = PROTO_STATIC;
+    plan
+}
+
+/// The `Start` options for a profile.
+pub fn start_options(conn: &Connection, system_hostname: &str) -> BTreeMap<String, Value> {
+    let mut o = BTreeMap::new();
+    let s = |p: &str| conn.get_str("ipv4", p).filter(|v| !v.is_empty()).map(String::from);
+    if let Some(uuid) = conn.uuid() {
+        o.insert("uuid".into(), Value::Str(uuid.into()));
+    }
+    let send_hostname = conn.get("ipv4", "dhcp-send-hostname").and_then(Value::as_bool).unwrap_or(true);
+    o.insert("send-hostname".into(), Value::Bool(send_hostname));
+    // NetworkManager sends the profile's dhcp-hostname, else the system's
+    // (without its domain), unless it is unset or "localhost".
+    let hostname = s("dhcp-hostname").or_else(|| {
+        let short = system_hostname.split('.').next().unwrap_or("").trim();
+        (!short.is_empty() && short != "localhost").then(|| short.to_string())
+    });
+    if let (true, Some(h)) = (send_hostname, hostname) {
+        o.insert("hostname".into(), Value::Str(h));
+    }
+    let timeout = match conn.get("ipv4", "dhcp-timeout").and_then(Value::as_i128) {
+        Some(t) if t > 0 => u32::try_from(t).unwrap_or(u32::MAX),
+        _ => DEFAULT_TIMEOUT,
+    };
+    o.insert("timeout".into(), Value::UInt32(timeout));
+    if let Some(v) = s("dhcp-vendor-class-identifier") {
+        o.insert("vendor-class".into(), Value::Str(v));
+    }
+    let reject = conn.get("ipv4", "dhcp-reject-servers").and_then(Value::as_str_list).unwrap_or_default();
+    if !reject.is_empty() {
+        o.insert("reject-servers".into(), Value::str_list(reject));
+    }
+    // A client-id given as hex bytes ("01:02:…") goes as bytes; "mac" and
+    // unset leave the helper's default (type 1 + MAC, as NetworkManager).
+    if let Some(id) = s("dhcp-client-id").filter(|id| id.contains(':')) {
+        let bytes: Option<Vec<u8>> = id.split(':').map(|b| u8::from_str_radix(b, 16).ok()).collect();
+        if let Some(b) = bytes {
+            o.insert("client-id".into(), Value::Bytes(b));
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nm_model::{keyfile, validate};
+
+    fn conn(ipv4: &str) -> Connection {
+        validate::normalize_and_validate(
+            keyfile::parse(&format!(
+                "[connection]\nid=d\nuuid=8fb923ad-bd8a-48c8-b85e-737628bb673a\ntype=ethernet\n\n[ipv4]\nmethod=auto\n{ipv4}\n"
+            ))
+            .unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn lease() -> Lease {
+        Lease {
+            address: Some("198.18.0.150".parse().unwrap()),
+            prefix: 24,
+            routers: vec!["198.18.0.1".parse().unwrap()],
+            dns: vec!["198.18.0.1".parse().unwrap()],
+            domain: Some("lab.test".into()),
+            lease_time: Some(120),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_lease_becomes_address_routes_and_dns() {
+        let p = lease_plan(&lease(), &conn(""), 100);
+        assert_eq!(p.addresses[0].lifetime, Some(120));
+        assert!(
+            p.routes
+                .iter()
+                .any(|r| r.prefix == 0 && r.gateway == Some("198.18.0.1".parse().unwrap()) && r.protocol == PROTO_DHCP)
+        );
+        assert!(p.routes.iter().any(|r| r.prefix == 24 && r.scope == SCOPE_LINK && r.metric == 100));
+        assert_eq!(p.dns, vec!["198.18.0.1"]);
+        assert_eq!(p.searches, vec!["lab.test"]);
+    }
+
+    #[test]
+    fn profile_switches_apply() {
+        let p = lease_plan(&lease(), &conn("never-default=true\nignore-auto-dns=true\n"), 100);
+        assert!(p.routes.iter().all(|r| r.prefix != 0));
+        assert!(p.dns.is_empty() && p.searches.is_empty());
+    }
+
+    #[test]
+    fn classless_routes_replace_the_router_option() {
+        let mut l = lease();
+        l.classless = vec![
+            ("10.0.0.0".parse().unwrap(), 8, "198.18.0.2".parse().unwrap()),
+            ("0.0.0.0".parse().unwrap(), 0, "198.18.0.3".parse().unwrap()),
+        ];
+        let p = lease_plan(&l, &conn(""), 100);
+        let defaults: Vec<_> = p.routes.iter().filter(|r| r.prefix == 0).collect();
+        assert_eq!(defaults.len(), 1);
+        assert_eq!(defaults[0].gateway, Some("198.18.0.3".parse().unwrap()));
+    }
+
+    #[test]
+    fn start_options_follow_the_profile() {
+        let o = start_options(&conn("dhcp-timeout=10\ndhcp-client-id=01:aa:bb\n"), "host.example.com");
+        assert_eq!(o["timeout"], Value::UInt32(10));
+        assert_eq!(o["hostname"], Value::Str("host".into()));
+        assert_eq!(o["client-id"], Value::Bytes(vec![1, 0xaa, 0xbb]));
+        let o = start_options(&conn("dhcp-send-hostname=false\n"), "host");
+        assert!(!o.contains_key("hostname"));
+        assert_eq!(o["timeout"], Value::UInt32(DEFAULT_TIMEOUT));
+    }
+}

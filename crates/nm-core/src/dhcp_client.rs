@@ -1,0 +1,81 @@
+//! nm-core's client of nm-dhcp-helper (org.freedesktop.nm_dhcp_helper):
+//! starting and stopping transactions, and turning their `Event` signals
+//! into engine inputs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures_util::StreamExt;
+use nm_dbus::names::DHCP_HELPER;
+use nm_model::Value;
+use tokio::sync::mpsc;
+use tracing::warn;
+use zbus::{Connection as Bus, MatchRule, MessageStream, OwnedObjectPath, OwnedVariant};
+
+use crate::engine::Input;
+
+pub const PATH: &str = "/org/freedesktop/nm_dhcp_helper";
+pub const INTERFACE: &str = "org.freedesktop.nm_dhcp_helper";
+pub const TRANSACTION_INTERFACE: &str = "org.freedesktop.nm_dhcp_helper.Transaction";
+
+#[derive(Debug)]
+pub struct DhcpEvent {
+    pub transaction: OwnedObjectPath,
+    pub state: String,
+    pub lease: BTreeMap<String, Value>,
+}
+
+fn to_wire(options: &BTreeMap<String, Value>) -> HashMap<String, OwnedVariant> {
+    options
+        .iter()
+        .filter_map(|(k, v)| {
+            let v = nm_dbus::to_variant(v).ok()?;
+            Some((k.clone(), OwnedVariant::try_from(v).ok()?))
+        })
+        .collect()
+}
+
+pub async fn start(bus: &Bus, ifindex: u32, options: &BTreeMap<String, Value>) -> zbus::Result<OwnedObjectPath> {
+    let proxy = zbus::Proxy::new(bus, DHCP_HELPER, PATH, INTERFACE).await?;
+    proxy.call("Start", &(ifindex, to_wire(options))).await
+}
+
+pub async fn stop(bus: &Bus, transaction: &OwnedObjectPath, release: bool) {
+    let result = async {
+        let proxy = zbus::Proxy::new(bus, DHCP_HELPER, transaction.clone(), TRANSACTION_INTERFACE).await?;
+        proxy.call::<_, _, ()>("Stop", &(release,)).await
+    };
+    if let Err(e) = result.await {
+        tracing::debug!("stopping DHCP transaction {transaction}: {e}");
+    }
+}
+
+/// Forwards every transaction's `Event` to the engine.
+pub async fn watch(bus: Bus, tx: mpsc::UnboundedSender<Input>) -> anyhow::Result<()> {
+    let rule = MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender(DHCP_HELPER)
+        .interface(TRANSACTION_INTERFACE)
+        .member("Event")
+        .build()?;
+    let mut stream = MessageStream::for_match_rule(rule, &bus, std::num::NonZeroUsize::new(64)).await?;
+    while let Some(msg) = stream.next().await {
+        let Ok(msg) = msg else { continue };
+        let Some(path) = msg.header().path().map(|p| OwnedObjectPath::from(p.to_owned())) else { continue };
+        let body = msg.body();
+        let Ok((state, lease)) = body.deserialize::<(String, HashMap<String, OwnedVariant>)>() else {
+            warn!("malformed DHCP event from {path}");
+            continue;
+        };
+        let lease = lease
+            .iter()
+            .filter_map(|(k, v)| {
+                let v = zbus::Variant::try_from(v).ok()?;
+                Some((k.clone(), nm_dbus::from_variant(&v).ok()?))
+            })
+            .collect();
+        if tx.send(Input::Dhcp(DhcpEvent { transaction: path, state, lease })).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
