@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use nm_model::{Connection, Value};
 
-use crate::ipconfig::{PROTO_STATIC, PlannedAddress, PlannedRoute, SCOPE_LINK, SCOPE_UNIVERSE, TABLE_MAIN};
+use crate::ipconfig::{PlannedAddress, PlannedRoute, SCOPE_LINK, SCOPE_UNIVERSE, TABLE_MAIN};
 
 /// `RTPROT_DHCP`: routes from a lease.
 pub const PROTO_DHCP: u8 = 16;
@@ -127,11 +127,12 @@ pub fn lease_plan(lease: &Lease, conn: &Connection, metric: u32) -> LeasePlan {
             }
         }
     }
-    if lease.classless.is_empty() && !never_default {
-        if let Some(gw) = lease.routers.first() {
-            plan.routes.push(route(Ipv4Addr::UNSPECIFIED, 0, Some(*gw), PROTO_DHCP));
-            plan.gateway = Some(*gw);
-        }
+    if lease.classless.is_empty()
+        && !never_default
+        && let Some(gw) = lease.routers.first()
+    {
+        plan.routes.push(route(Ipv4Addr::UNSPECIFIED, 0, Some(*gw), PROTO_DHCP));
+        plan.gateway = Some(*gw);
     }
     if !flag(conn, "ignore-auto-dns") {
         plan.dns = lease.dns.iter().map(|d| d.to_string()).collect();
@@ -139,7 +140,6 @@ pub fn lease_plan(lease: &Lease, conn: &Connection, metric: u32) -> LeasePlan {
             if lease.search.is_empty() { lease.domain.iter().cloned().collect() } else { lease.search.clone() };
     }
     plan.mtu = lease.mtu;
-    let _ = PROTO_STATIC;
     plan
 }
 

@@ -1507,10 +1507,10 @@ impl Engine {
         if let Err(e) = self.apply_plan(ifindex, &fresh).await {
             warn!("applying the DHCP lease: {e}");
         }
-        if let Some(mtu) = new.mtu.filter(|_| static_mtu.is_none()) {
-            if let Err(e) = self.platform.set_mtu(ifindex, mtu).await {
-                warn!("setting the lease's MTU {mtu}: {e}");
-            }
+        if let Some(mtu) = new.mtu.filter(|_| static_mtu.is_none())
+            && let Err(e) = self.platform.set_mtu(ifindex, mtu).await
+        {
+            warn!("setting the lease's MTU {mtu}: {e}");
         }
         let Some(a) = self.actives.get_mut(&ac) else { return };
         a.plan = merge_lease(&a.static_plan, &new);
