@@ -716,3 +716,111 @@ async fn reapply_changes_a_running_activation_without_taking_it_down() {
     let devices = c.ok(&["-t", "device", "status"]).await;
     assert_eq!(c.device_state(&devices, &eth), "connected", "{devices}");
 }
+
+/// A stand-in for nm-dhcp-helper: `Start` returns a transaction whose
+/// events the test sends by hand, so nm-core's side of DHCP is tested
+/// without a DHCP server.
+struct FakeHelper {
+    started: tokio::sync::mpsc::UnboundedSender<(u32, VarDict)>,
+}
+
+#[zbus::interface(name = "org.freedesktop.nm_dhcp_helper")]
+impl FakeHelper {
+    fn start(&self, ifindex: u32, options: VarDict) -> zbus::OwnedObjectPath {
+        let _ = self.started.send((ifindex, options));
+        zbus::OwnedObjectPath::try_from("/org/freedesktop/nm_dhcp_helper/Transaction/1").expect("path")
+    }
+}
+
+struct FakeTransaction;
+
+#[zbus::interface(name = "org.freedesktop.nm_dhcp_helper.Transaction")]
+impl FakeTransaction {
+    fn stop(&self, release: bool) {
+        let _ = release;
+    }
+    #[zbus(signal)]
+    async fn event(emitter: &zbus::object_server::SignalEmitter<'_>, state: &str, lease: VarDict) -> zbus::Result<()>;
+}
+
+fn lease(address: &str, lease_time: u32) -> VarDict {
+    let v = |x: zbus::Variant<'static>| zbus::OwnedVariant::try_from(x).expect("variant");
+    let mut options = std::collections::HashMap::new();
+    options.insert("ip_address".to_string(), address.to_string());
+    options.insert("dhcp_lease_time".to_string(), lease_time.to_string());
+    [
+        ("address", v(zbus::Variant::from(address.to_string()))),
+        ("prefix", v(zbus::Variant::from(24u32))),
+        ("routers", v(zbus::Variant::from(vec!["198.18.0.1".to_string()]))),
+        ("dns", v(zbus::Variant::from(vec!["198.18.0.1".to_string()]))),
+        ("domain-name", v(zbus::Variant::from("lab.test".to_string()))),
+        ("lease-time", v(zbus::Variant::from(lease_time))),
+        ("options", v(zbus::Variant::from(options))),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+#[tokio::test]
+async fn a_dhcp_lease_is_applied_renewed_and_taken_away() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let (tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let helper = zbus::connection::Builder::address(c.lab.bus_address())
+        .serve_at("/org/freedesktop/nm_dhcp_helper", FakeHelper { started: tx })
+        .serve_at("/org/freedesktop/nm_dhcp_helper/Transaction/1", FakeTransaction)
+        .name("org.freedesktop.nm_dhcp_helper")
+        .build()
+        .await
+        .expect("the stand-in owns its name");
+    c.ok(&[
+        "connection",
+        "add",
+        "type",
+        "ethernet",
+        "ifname",
+        &eth,
+        "con-name",
+        "dyn",
+        "ipv6.method",
+        "disabled",
+        "connection.autoconnect",
+        "no",
+    ])
+    .await;
+
+    // `connection up` waits for the lease; send it once Start was called.
+    let emitter = zbus::object_server::SignalEmitter::new(&helper, "/org/freedesktop/nm_dhcp_helper/Transaction/1")
+        .expect("emitter");
+    let up = c.nmcli(&["connection", "up", "dyn"]);
+    let serve = async {
+        let (ifindex, options) =
+            tokio::time::timeout(STEP, started.recv()).await.expect("Start within the step").expect("Start");
+        assert!(ifindex > 0);
+        assert!(options.contains_key("timeout") && options.contains_key("uuid"), "{options:?}");
+        FakeTransaction::event(&emitter, "bound", lease("198.18.0.150", 120)).await.expect("bound");
+    };
+    let (out, ()) = tokio::join!(up, serve);
+    assert!(out.success(), "{}{}", out.stdout, out.stderr);
+
+    let addr = c.ip(&["-4", "addr", "show", "dev", &eth]);
+    assert!(addr.contains("198.18.0.150/24"), "{addr}");
+    assert!(addr.contains("valid_lft 1") && !addr.contains("forever"), "the lease's lifetime: {addr}");
+    let routes = c.ip(&["-4", "route", "show", "dev", &eth]);
+    assert!(routes.contains("default via 198.18.0.1 proto dhcp metric 100"), "{routes}");
+    assert!(c.resolv().contains("nameserver 198.18.0.1") && c.resolv().contains("search lab.test"), "{}", c.resolv());
+    let show = c.ok(&["-f", "DHCP4", "device", "show", &eth]).await;
+    assert!(show.contains("ip_address = 198.18.0.150"), "{show}");
+
+    // A renewal with another address moves the configuration.
+    FakeTransaction::event(&emitter, "renew", lease("198.18.0.151", 120)).await.expect("renew");
+    c.until("the renewed address", |c| c.ip(&["-4", "addr", "show", "dev", &eth]).contains("198.18.0.151/24")).await;
+    assert!(!c.ip(&["-4", "addr", "show", "dev", &eth]).contains("198.18.0.150"));
+    // Expiry takes it away; the activation waits for a new lease.
+    FakeTransaction::event(&emitter, "expire", VarDict::new()).await.expect("expire");
+    c.until("the address removed", |c| !c.ip(&["-4", "addr", "show", "dev", &eth]).contains("198.18.0.151")).await;
+    assert!(!c.ip(&["-4", "route"]).contains("default"));
+    FakeTransaction::event(&emitter, "bound", lease("198.18.0.152", 120)).await.expect("bound again");
+    c.until("the address back", |c| c.ip(&["-4", "addr", "show", "dev", &eth]).contains("198.18.0.152/24")).await;
+}
