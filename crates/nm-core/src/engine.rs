@@ -1742,8 +1742,12 @@ impl Engine {
         let Some(a) = self.actives.get(&ac) else {
             return;
         };
-        let (device, by_user, conn) = (a.device, a.by_user, a.conn.clone());
+        let (device, by_user, conn, plan) = (a.device, a.by_user, a.conn.clone(), a.plan.clone());
         self.set_device_state(device, DeviceState::Failed, why).await;
+        // Whatever part of the configuration made it into the kernel goes.
+        if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
+            self.unapply_plan(ifindex, &plan).await;
+        }
         if !by_user {
             let uuid = conn.uuid().unwrap_or_default().to_string();
             self.retries_for(&uuid).failed(&conn, Instant::now());
