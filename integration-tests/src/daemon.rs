@@ -68,6 +68,7 @@ pub struct DaemonSpec<'lab> {
     root_arg: bool,
     uid: Option<u32>,
     gid: Option<u32>,
+    caps: Vec<String>,
     env: Vec<(OsString, OsString)>,
     timeout: Duration,
 }
@@ -83,6 +84,7 @@ impl<'lab> DaemonSpec<'lab> {
             root_arg: true,
             uid: None,
             gid: None,
+            caps: Vec::new(),
             env: Vec::new(),
             timeout: DEFAULT_READY_TIMEOUT,
         }
@@ -136,6 +138,18 @@ impl<'lab> DaemonSpec<'lab> {
 
     pub fn gid(mut self, gid: u32) -> Self {
         self.gid = Some(gid);
+        self
+    }
+
+    /// With [`uid`](Self::uid): the daemon keeps exactly these capabilities
+    /// (names as `setpriv` spells them, e.g. `net_raw`) as ambient ones
+    /// across the uid change; its bounding set holds nothing else.
+    pub fn caps<I, S>(mut self, caps: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.caps.extend(caps.into_iter().map(Into::into));
         self
     }
 
@@ -195,10 +209,15 @@ impl<'lab> DaemonSpec<'lab> {
         cmd.args(["netns", "exec", lab.client_netns()]);
         if let Some(uid) = self.uid {
             let gid = self.gid.unwrap_or(uid);
-            cmd.arg("setpriv")
-                .arg(format!("--reuid={uid}"))
-                .arg(format!("--regid={gid}"))
-                .args(["--clear-groups", "--"]);
+            cmd.arg("setpriv").arg(format!("--reuid={uid}")).arg(format!("--regid={gid}")).arg("--clear-groups");
+            if !self.caps.is_empty() {
+                let plus: Vec<String> = self.caps.iter().map(|c| format!("+{c}")).collect();
+                let set = format!("-all,{}", plus.join(","));
+                cmd.arg(format!("--inh-caps={set}"))
+                    .arg(format!("--ambient-caps={set}"))
+                    .arg(format!("--bounding-set={set}"));
+            }
+            cmd.arg("--");
         }
         cmd.arg(&program);
         if self.root_arg {

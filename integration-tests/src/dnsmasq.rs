@@ -1,7 +1,7 @@
 //! dnsmasq on the far side of the uplinks: DHCPv4, router advertisements,
 //! DHCPv6 and a DNS server that knows only `lab.test`.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,8 +36,26 @@ pub(crate) struct Dnsmasq {
     process: Guarded,
 }
 
+/// What a test may change about dnsmasq.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) ipv6: bool,
+    /// The DHCP lease time in dnsmasq's syntax (`1h`, `2m`, `150`); dnsmasq
+    /// refuses less than two minutes.
+    pub(crate) lease: String,
+    /// More arguments, after the lab's (e.g. `--dhcp-option=option:T1,5`).
+    pub(crate) extra: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { ipv6: true, lease: "1h".into(), extra: Vec::new() }
+    }
+}
+
 /// dnsmasq's arguments for these uplinks; files go into `dir`.
-pub(crate) fn args(uplinks: &[Uplink], ipv6: bool, dir: &Path) -> Vec<String> {
+pub(crate) fn args(uplinks: &[Uplink], opts: &Options, dir: &Path) -> Vec<String> {
+    let ipv6 = opts.ipv6;
     let mut args: Vec<String> = [
         "--keep-in-foreground",
         "--log-facility=-",
@@ -63,7 +81,7 @@ pub(crate) fn args(uplinks: &[Uplink], ipv6: bool, dir: &Path) -> Vec<String> {
     for up in uplinks {
         args.push(format!("--interface={}", up.server_if));
         let (lo, hi) = up.dhcp_range;
-        args.push(format!("--dhcp-range={lo},{hi},255.255.255.0,1h"));
+        args.push(format!("--dhcp-range={lo},{hi},255.255.255.0,{}", opts.lease));
         if ipv6 {
             let (lo, hi) = up.dhcp6_range;
             args.push(format!("--dhcp-range={lo},{hi},64,1h"));
@@ -72,19 +90,25 @@ pub(crate) fn args(uplinks: &[Uplink], ipv6: bool, dir: &Path) -> Vec<String> {
     if ipv6 && !uplinks.is_empty() {
         args.push("--enable-ra".into());
     }
+    args.extend(opts.extra.iter().cloned());
     args
 }
 
 impl Dnsmasq {
     /// Starts dnsmasq in `netns` and returns once it logged that it started.
-    pub(crate) fn start(netns: &str, uplinks: &[Uplink], ipv6: bool, dir: &Path) -> Result<Dnsmasq, LabError> {
+    pub(crate) fn start(netns: &str, uplinks: &[Uplink], opts: &Options, dir: &Path) -> Result<Dnsmasq, LabError> {
         std::fs::create_dir_all(dir).map_err(|e| LabError::io(format!("creating {}", dir.display()), e))?;
         let log = dir.join("dnsmasq.log");
-        let mut log_file = File::create(&log).map_err(|e| LabError::io(format!("creating {}", log.display()), e))?;
+        // Appended to: a dnsmasq started again keeps the first one's log.
+        let mut log_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| LabError::io(format!("creating {}", log.display()), e))?;
 
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", netns, "dnsmasq"])
-            .args(args(uplinks, ipv6, dir))
+            .args(args(uplinks, opts, dir))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -159,7 +183,7 @@ mod tests {
     fn one_range_per_uplink_and_no_ping() {
         let names = Names::new(1, 2);
         let ups = vec![Uplink::new(&names, 0).unwrap(), Uplink::new(&names, 1).unwrap()];
-        let a = args(&ups, true, Path::new("/tmp/x/dnsmasq"));
+        let a = args(&ups, &Options::default(), Path::new("/tmp/x/dnsmasq"));
         assert!(a.contains(&"--no-ping".to_string()));
         assert!(a.contains(&"--interface=nmt1x2s0".to_string()));
         assert!(a.contains(&"--interface=nmt1x2s1".to_string()));
@@ -178,8 +202,11 @@ mod tests {
             ]
         );
 
-        let v4 = args(&ups, false, Path::new("/tmp/x"));
+        let opts = Options { ipv6: false, lease: "2m".into(), extra: vec!["--dhcp-option=option:T1,5".into()] };
+        let v4 = args(&ups, &opts, Path::new("/tmp/x"));
         assert!(!v4.contains(&"--enable-ra".to_string()));
         assert!(!v4.iter().any(|s| s.contains("fd4c")));
+        assert!(v4.contains(&"--dhcp-range=198.18.0.100,198.18.0.199,255.255.255.0,2m".to_string()));
+        assert_eq!(v4.last().map(String::as_str), Some("--dhcp-option=option:T1,5"));
     }
 }

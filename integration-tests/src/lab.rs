@@ -10,7 +10,7 @@ use crate::LabError;
 use crate::bus::{Bus, default_policy_dir};
 use crate::command::LabCommand;
 use crate::daemon::{DaemonHandle, DaemonSpec, bin_dir, well_known_name};
-use crate::dnsmasq::Dnsmasq;
+use crate::dnsmasq::{self, Dnsmasq};
 use crate::names::Names;
 use crate::process::{euid, ip, kill_netns_processes};
 
@@ -85,11 +85,18 @@ pub struct LabBuilder {
     dnsmasq: bool,
     ipv6: bool,
     policy_dirs: Vec<PathBuf>,
+    dnsmasq_opts: dnsmasq::Options,
 }
 
 impl Default for LabBuilder {
     fn default() -> Self {
-        LabBuilder { uplinks: 1, dnsmasq: true, ipv6: true, policy_dirs: vec![default_policy_dir()] }
+        LabBuilder {
+            uplinks: 1,
+            dnsmasq: true,
+            ipv6: true,
+            policy_dirs: vec![default_policy_dir()],
+            dnsmasq_opts: dnsmasq::Options::default(),
+        }
     }
 }
 
@@ -111,6 +118,19 @@ impl LabBuilder {
     /// Whether the uplinks get IPv6 (addresses, RA, DHCPv6; default yes).
     pub fn ipv6(mut self, on: bool) -> Self {
         self.ipv6 = on;
+        self
+    }
+
+    /// dnsmasq's DHCP lease time (default `1h`; dnsmasq's least is `2m`).
+    pub fn dhcp_lease(mut self, lease: &str) -> Self {
+        self.dnsmasq_opts.lease = lease.to_owned();
+        self
+    }
+
+    /// One more dnsmasq argument (e.g. `--dhcp-option=option:T1,5` for an
+    /// early renewal).
+    pub fn dnsmasq_arg(mut self, arg: &str) -> Self {
+        self.dnsmasq_opts.extra.push(arg.to_owned());
         self
     }
 
@@ -137,6 +157,7 @@ impl LabBuilder {
             bus: None,
             dnsmasq: None,
             ipv6: self.ipv6,
+            dnsmasq_opts: dnsmasq::Options { ipv6: self.ipv6, ..self.dnsmasq_opts },
         };
         // From here on, an early return drops `lab`, which tears down
         // whatever exists.
@@ -154,7 +175,7 @@ impl LabBuilder {
         if self.dnsmasq
             && let Some(srv) = &lab.server_netns
         {
-            lab.dnsmasq = Some(Dnsmasq::start(srv, &lab.uplinks, self.ipv6, &lab.dir.join("dnsmasq"))?);
+            lab.dnsmasq = Some(Dnsmasq::start(srv, &lab.uplinks, &lab.dnsmasq_opts, &lab.dir.join("dnsmasq"))?);
         }
         Ok(lab)
     }
@@ -206,6 +227,7 @@ pub struct Lab {
     bus: Option<Bus>,
     dnsmasq: Option<Dnsmasq>,
     ipv6: bool,
+    dnsmasq_opts: dnsmasq::Options,
 }
 
 impl Lab {
@@ -303,6 +325,24 @@ impl Lab {
     /// Whether dnsmasq (if the lab has one) is still running.
     pub fn dnsmasq_running(&mut self) -> bool {
         self.dnsmasq.as_mut().is_some_and(Dnsmasq::is_running)
+    }
+
+    /// Stops dnsmasq (SIGKILL to its PID, reaped): the DHCP server is gone.
+    pub fn stop_dnsmasq(&mut self) {
+        self.dnsmasq.take();
+    }
+
+    /// Starts dnsmasq again as the lab first did (its lease file and log
+    /// are kept); nothing when it runs or the lab has no uplinks.
+    pub fn start_dnsmasq(&mut self) -> Result<(), LabError> {
+        if self.dnsmasq_running() {
+            return Ok(());
+        }
+        if let Some(srv) = &self.server_netns {
+            let d = Dnsmasq::start(srv, &self.uplinks, &self.dnsmasq_opts, &self.dir.join("dnsmasq"))?;
+            self.dnsmasq = Some(d);
+        }
+        Ok(())
     }
 
     /// dnsmasq's log (every DHCP exchange, with `--log-dhcp`).

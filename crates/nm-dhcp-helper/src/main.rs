@@ -1,0 +1,73 @@
+//! nm-dhcp-helper: DHCPv4 client transactions for nm-core on the system bus
+//! as `org.freedesktop.nm_dhcp_helper`. It parses packets from anyone on the
+//! link, so it runs as its own user with only CAP_NET_RAW and
+//! CAP_NET_BIND_SERVICE, never changes the host (nm-core applies leases),
+//! and never hands a string to a shell.
+//!
+//! - `machine.rs`: the RFC 2131 state machine, pure (state, input, now).
+//! - `packet.rs`: messages built and read by dhcproto, with the checks.
+//! - `sanitize.rs`: what a server's strings must look like to be passed on.
+//! - `lease.rs`: the lease, its `a{sv}`, the options view, the lease file.
+//! - `frame.rs` / `net.rs`: IPv4/UDP headers, the raw and UDP sockets.
+//! - `service.rs` / `transaction.rs`: the bus objects and the per-transaction task.
+
+mod frame;
+mod lease;
+mod machine;
+mod net;
+mod packet;
+mod sanitize;
+mod service;
+mod transaction;
+
+use anyhow::Context;
+use clap::Parser;
+use nm_runtime::{CommonArgs, Paths};
+use tracing::info;
+
+use crate::service::{BUS_NAME, Manager, PATH, Shared};
+
+#[derive(Parser, Debug)]
+#[command(version, about = "nm-rs DHCPv4 client service")]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    nm_runtime::init_logging();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+/// The effective capabilities as /proc shows them (for the start-up log).
+fn effective_caps() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("CapEff:").map(|v| v.trim().to_owned())))
+        .unwrap_or_else(|| "?".into())
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let paths = Paths::new(args.common.root.as_deref());
+    // SAFETY: getuid(2) cannot fail.
+    let uid = unsafe { libc::getuid() };
+    info!(uid, cap_eff = %effective_caps(), "nm-dhcp-helper starting");
+    let shared = Shared::new(paths);
+    let bus = zbus::connection::Builder::system()
+        .serve_at(PATH, Manager { shared: shared.clone() })
+        .build()
+        .await
+        .context("connecting to the system bus")?;
+    tokio::spawn(service::follow_owners(bus.clone(), shared.clone()));
+    bus.request_name(BUS_NAME).await.with_context(|| format!("owning {BUS_NAME}"))?;
+    nm_runtime::notify_ready("serving DHCPv4");
+    nm_runtime::spawn_watchdog();
+    info!("ready on the bus as {BUS_NAME}");
+    nm_runtime::shutdown_signal().await?;
+    // Leases are not released on the way out: nm-core keeps the addresses
+    // (NetworkManager does the same) and the next start does INIT-REBOOT.
+    nm_runtime::notify_stopping();
+    Ok(())
+}
