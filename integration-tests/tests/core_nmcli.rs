@@ -28,6 +28,27 @@ impl Core {
         c
     }
 
+    /// Like [`Core::start`], with dnsmasq on the far side and the real
+    /// nm-dhcp-helper running as nobody with only its two capabilities.
+    async fn start_with_dhcp() -> (Core, DaemonHandle) {
+        let lab = Lab::builder().uplinks(1).build().expect("lab");
+        lab.write_core_config("carrier-grace-ms = 300\ncarrier-wait-ms = 2000\n").expect("config");
+        let state = lab.root_path("/var/lib/NetworkManager");
+        std::fs::create_dir_all(&state).expect("state dir");
+        std::os::unix::fs::chown(&state, Some(nm_lab::NOBODY), Some(nm_lab::NOBODY)).expect("chown the state dir");
+        let helper = lab
+            .daemon("nm-dhcp-helper")
+            .uid(nm_lab::NOBODY)
+            .caps(["net_raw", "net_bind_service"])
+            .spawn()
+            .await
+            .expect("nm-dhcp-helper");
+        let mut c = Core { lab, settings: None, core: None };
+        c.settings = Some(c.lab.spawn_daemon("nm-system-settings", &[]).await.expect("nm-system-settings"));
+        c.core = Some(c.lab.spawn_daemon("nm-core", &[]).await.expect("nm-core"));
+        (c, helper)
+    }
+
     async fn restart_core(&mut self) {
         if let Some(mut old) = self.core.take() {
             let status = old.stop().await.expect("SIGTERM stops nm-core");
@@ -823,4 +844,39 @@ async fn a_dhcp_lease_is_applied_renewed_and_taken_away() {
     assert!(!c.ip(&["-4", "route"]).contains("default"));
     FakeTransaction::event(&emitter, "bound", lease("198.18.0.152", 120)).await.expect("bound again");
     c.until("the address back", |c| c.ip(&["-4", "addr", "show", "dev", &eth]).contains("198.18.0.152/24")).await;
+}
+
+#[tokio::test]
+async fn dhcp_against_dnsmasq_through_the_unprivileged_helper() {
+    let (c, _helper) = Core::start_with_dhcp().await;
+    let eth = c.uplink(0);
+    c.ok(&[
+        "connection",
+        "add",
+        "type",
+        "ethernet",
+        "ifname",
+        &eth,
+        "con-name",
+        "dyn",
+        "ipv4.method",
+        "auto",
+        "ipv6.method",
+        "disabled",
+    ])
+    .await;
+    c.ok(&["connection", "up", "dyn"]).await;
+    let addr = c.ip(&["-4", "addr", "show", "dev", &eth]);
+    assert!(addr.contains("inet 198.18.0.1") && addr.contains("/24"), "an address from the pool: {addr}");
+    assert!(!addr.contains("forever"), "the address carries the lease's lifetime: {addr}");
+    let routes = c.ip(&["-4", "route", "show", "dev", &eth]);
+    assert!(routes.contains("default via 198.18.0.1 proto dhcp metric 100"), "{routes}");
+    assert!(routes.contains("198.18.0.0/24 proto kernel scope link"), "{routes}");
+    let resolv = c.resolv();
+    assert!(resolv.contains("nameserver 198.18.0.1") && resolv.contains("lab.test"), "{resolv}");
+    let dhcp = c.ok(&["-f", "DHCP4", "device", "show", &eth]).await;
+    assert!(dhcp.contains("ip_address = 198.18.0.1"), "{dhcp}");
+    assert!(dhcp.contains("dhcp_server_identifier = 198.18.0.1"), "{dhcp}");
+    c.ok(&["connection", "down", "dyn"]).await;
+    assert!(!c.ip(&["-4", "addr", "show", "dev", &eth]).contains("198.18.0.1"), "down removes the lease's address");
 }

@@ -488,7 +488,7 @@ impl SettingsIface {
 /// timestamp merged in) answer `GetSettings` without a round trip.
 #[derive(Clone, Debug)]
 pub struct ConnectionProps {
-    pub conn: nm_model::Connection,
+    pub conn: std::sync::Arc<nm_model::Connection>,
     pub unsaved: bool,
     pub filename: String,
 }

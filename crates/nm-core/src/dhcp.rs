@@ -26,6 +26,9 @@ pub struct Lease {
     pub search: Vec<String>,
     pub mtu: Option<u32>,
     pub lease_time: Option<u32>,
+    /// When the lease ends (seconds since the epoch), as the helper computed
+    /// it when the lease was granted: a `rebind` event repeats the old lease.
+    pub expiry: Option<u64>,
     /// Classless static routes (option 121): (destination, prefix, next hop).
     pub classless: Vec<(Ipv4Addr, u8, Ipv4Addr)>,
     /// Every option as DHCP4Config shows it.
@@ -37,6 +40,16 @@ fn ip4(v: &Value) -> Option<Ipv4Addr> {
 }
 
 impl Lease {
+    /// The address lifetime left at `now` (seconds since the epoch); `None`
+    /// for an infinite lease.
+    pub fn lifetime(&self, now: u64) -> Option<u32> {
+        match (self.lease_time, self.expiry) {
+            (Some(u32::MAX), _) => None,
+            (_, Some(end)) => Some(u32::try_from(end.saturating_sub(now)).unwrap_or(u32::MAX - 1)),
+            (t, None) => t,
+        }
+    }
+
     /// From the helper's `a{sv}`.
     pub fn from_dict(d: &BTreeMap<String, Value>) -> Lease {
         let list = |k: &str| d.get(k).and_then(Value::as_str_list).unwrap_or_default();
@@ -50,6 +63,10 @@ impl Lease {
             search: list("search"),
             mtu: u32_of("mtu").filter(|m| (576..=65535).contains(m)),
             lease_time: u32_of("lease-time"),
+            expiry: d
+                .get("options")
+                .and_then(Value::as_str_map)
+                .and_then(|o| o.get("expiry").and_then(|e| e.parse().ok())),
             classless: d
                 .get("classless-routes")
                 .and_then(Value::as_dict_list)
@@ -86,10 +103,10 @@ fn flag(conn: &Connection, p: &str) -> bool {
 /// the lease's lifetime, its prefix route, the default route (unless
 /// `never-default`; classless routes replace the router option, RFC 3442),
 /// DNS and search domains (unless `ignore-auto-dns`).
-pub fn lease_plan(lease: &Lease, conn: &Connection, metric: u32) -> LeasePlan {
+pub fn lease_plan(lease: &Lease, conn: &Connection, metric: u32, now: u64) -> LeasePlan {
     let mut plan = LeasePlan::default();
     let Some(addr) = lease.address else { return plan };
-    plan.addresses.push(PlannedAddress { addr: IpAddr::V4(addr), prefix: lease.prefix, lifetime: lease.lease_time });
+    plan.addresses.push(PlannedAddress { addr: IpAddr::V4(addr), prefix: lease.prefix, lifetime: lease.lifetime(now) });
     let table = match conn.get("ipv4", "route-table").and_then(Value::as_i128) {
         Some(t) if t > 0 => u32::try_from(t).unwrap_or(TABLE_MAIN),
         _ => TABLE_MAIN,
@@ -213,7 +230,7 @@ mod tests {
 
     #[test]
     fn a_lease_becomes_address_routes_and_dns() {
-        let p = lease_plan(&lease(), &conn(""), 100);
+        let p = lease_plan(&lease(), &conn(""), 100, 0);
         assert_eq!(p.addresses[0].lifetime, Some(120));
         assert!(
             p.routes
@@ -226,8 +243,19 @@ mod tests {
     }
 
     #[test]
+    fn lifetimes_count_down_to_the_expiry() {
+        let mut l = lease();
+        assert_eq!(l.lifetime(1000), Some(120));
+        l.expiry = Some(1100);
+        assert_eq!(l.lifetime(1000), Some(100), "a repeated (rebind) lease keeps its end");
+        assert_eq!(l.lifetime(2000), Some(0));
+        l.lease_time = Some(u32::MAX);
+        assert_eq!(l.lifetime(1000), None, "infinite");
+    }
+
+    #[test]
     fn profile_switches_apply() {
-        let p = lease_plan(&lease(), &conn("never-default=true\nignore-auto-dns=true\n"), 100);
+        let p = lease_plan(&lease(), &conn("never-default=true\nignore-auto-dns=true\n"), 100, 0);
         assert!(p.routes.iter().all(|r| r.prefix != 0));
         assert!(p.dns.is_empty() && p.searches.is_empty());
     }
@@ -239,7 +267,7 @@ mod tests {
             ("10.0.0.0".parse().unwrap(), 8, "198.18.0.2".parse().unwrap()),
             ("0.0.0.0".parse().unwrap(), 0, "198.18.0.3".parse().unwrap()),
         ];
-        let p = lease_plan(&l, &conn(""), 100);
+        let p = lease_plan(&l, &conn(""), 100, 0);
         let defaults: Vec<_> = p.routes.iter().filter(|r| r.prefix == 0).collect();
         assert_eq!(defaults.len(), 1);
         assert_eq!(defaults[0].gateway, Some("198.18.0.3".parse().unwrap()));

@@ -3,8 +3,11 @@
 //! started by it. Its absence is not an error.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use nm_dbus::names::DISPATCHER;
 use nm_model::dbus_dict::SettingsDict;
 use tracing::{debug, warn};
@@ -98,20 +101,36 @@ fn ip6_dict(p: &IpProps) -> VarDict {
     ])
 }
 
-/// Whether a dispatcher is on the bus or can be activated by it.
-async fn available(bus: &Bus) -> bool {
-    let Ok(dbus) = zbus::fdo::DBusProxy::new(bus).await else { return false };
-    let Ok(name) = DISPATCHER.try_into() else { return false };
-    if dbus.name_has_owner(name).await.unwrap_or(false) {
-        return true;
+/// Whether a dispatcher is on the bus or can be started by it, kept
+/// current by [`watch`] so that an activation does not ask the bus.
+#[derive(Clone, Default)]
+pub struct Presence(Arc<AtomicBool>);
+
+impl Presence {
+    fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
-    dbus.list_activatable_names().await.is_ok_and(|names| names.iter().any(|n| n.as_str() == DISPATCHER))
+}
+
+/// Follows the dispatcher's name on the bus.
+pub async fn watch(bus: Bus, presence: Presence) -> anyhow::Result<()> {
+    let dbus = zbus::fdo::DBusProxy::new(&bus).await?;
+    let mut changes = dbus.receive_name_owner_changed_with_args(&[(0, DISPATCHER)]).await?;
+    let activatable = dbus.list_activatable_names().await?.iter().any(|n| n.as_str() == DISPATCHER);
+    let owned = dbus.name_has_owner(DISPATCHER.try_into()?).await?;
+    presence.0.store(activatable || owned, Ordering::Relaxed);
+    while let Some(change) = changes.next().await {
+        if let Ok(args) = change.args() {
+            presence.0.store(activatable || args.new_owner().is_some(), Ordering::Relaxed);
+        }
+    }
+    Ok(())
 }
 
 /// Calls `Action`; returns when the dispatcher has run its scripts (or the
 /// limit passed). Errors are logged, never returned.
-pub async fn call(bus: &Bus, d: Dispatch) {
-    if !available(bus).await {
+pub async fn call(bus: &Bus, presence: &Presence, d: Dispatch) {
+    if !presence.get() {
         debug!(action = d.action, "no dispatcher on the bus");
         return;
     }

@@ -5,6 +5,7 @@
 //! order in which things happen, which is what clients observe.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use nm_dbus::errors::NmError;
@@ -49,6 +50,8 @@ pub enum Timer {
     StartupWait,
     /// A profile's autoconnect block may have expired.
     RetryCheck,
+    /// Write the timestamps file (batched: one write for many activations).
+    FlushTimestamps,
     /// An activation failed while its ActivateConnection call was being
     /// answered: it is torn down after the reply, so that the client first
     /// sees the object the reply names (libnm insists), then its failure.
@@ -82,7 +85,8 @@ struct Profile {
 }
 
 impl Profile {
-    fn conn(&self) -> Connection {
+    /// The profile (shared, not copied: policy looks at every profile often).
+    fn conn(&self) -> Arc<Connection> {
         self.props.lock().conn.clone()
     }
 }
@@ -132,7 +136,7 @@ struct Active {
     plan: Plan,
     dhcp: Dhcp4,
     assumed: bool,
-    conn: Connection,
+    conn: Arc<Connection>,
     ip4: Option<(OwnedObjectPath, Props<IpProps>)>,
     ip6: Option<(OwnedObjectPath, Props<IpProps>)>,
     props: Props<ActiveProps>,
@@ -179,7 +183,12 @@ pub struct Engine {
     startup: bool,
     networking_enabled: bool,
     last_resolv: Option<String>,
+    timestamps_dirty: bool,
+    dispatcher: dispatcher::Presence,
 }
+
+/// How long timestamps may wait before they are written.
+const TIMESTAMPS_DELAY: Duration = Duration::from_secs(2);
 
 fn err_unknown_connection(what: &str) -> NmError {
     NmError::manager("UnknownConnection", format!("Connection '{what}' is not known"))
@@ -231,6 +240,8 @@ impl Engine {
             startup: true,
             networking_enabled: true,
             last_resolv: None,
+            timestamps_dirty: false,
+            dispatcher: dispatcher::Presence::default(),
         };
         Ok((engine, rx))
     }
@@ -243,6 +254,12 @@ impl Engine {
         }
         let wait = Duration::from_millis(self.config.core.carrier_wait_ms);
         self.schedule(wait, Timer::StartupWait);
+        let (bus, presence) = (self.bus.clone(), self.dispatcher.clone());
+        tokio::spawn(async move {
+            if let Err(e) = dispatcher::watch(bus, presence).await {
+                warn!("following nm-dispatcher's presence stopped: {e}");
+            }
+        });
         let (bus, tx) = (self.bus.clone(), self.tx.clone());
         tokio::spawn(async move {
             if let Err(e) = dhcp_client::watch(bus, tx).await {
@@ -255,6 +272,14 @@ impl Engine {
                 warn!("following {SYSTEM_SETTINGS} stopped: {e}");
             }
         });
+    }
+
+    /// Writes what waits to be written (also on the way out).
+    pub fn flush(&mut self) {
+        if self.timestamps_dirty {
+            state_files::save_timestamps(&self.paths, &self.timestamps);
+            self.timestamps_dirty = false;
+        }
     }
 
     fn schedule(&self, after: Duration, timer: Timer) {
@@ -457,7 +482,7 @@ impl Engine {
         let conn = if dict.is_empty() {
             self.profiles.get(&a.profile).map(|p| p.conn()).ok_or_else(|| err_unknown_connection("applied"))?
         } else {
-            Self::parse(&dict)?
+            Arc::new(Self::parse(&dict)?)
         };
         if conn.uuid() != a.conn.uuid() {
             return Err(NmError::device("InvalidArgument", "the uuid of the applied profile cannot change"));
@@ -518,8 +543,8 @@ impl Engine {
         self.update_dns().await;
         if let Some(d) = self.dispatch(ac, "reapply") {
             tokio::spawn({
-                let bus = self.bus.clone();
-                async move { dispatcher::call(&bus, d).await }
+                let (bus, presence) = (self.bus.clone(), self.dispatcher.clone());
+                async move { dispatcher::call(&bus, &presence, d).await }
             });
         }
         Ok(())
@@ -637,7 +662,7 @@ impl Engine {
         let now = Instant::now();
         let active_elsewhere: Vec<u32> =
             self.actives.values().filter(|a| a.device != device).map(|a| a.profile).collect();
-        let conns: Vec<(u32, Connection, u64)> = self
+        let conns: Vec<(u32, Arc<Connection>, u64)> = self
             .profiles
             .iter()
             .filter(|(id, _)| !active_elsewhere.contains(id))
@@ -709,7 +734,7 @@ impl Engine {
                 .map_err(NmError::from)?;
         // The service's NewConnection signal may already be queued; the
         // profile is matched by its remote path then, and not added twice.
-        let id = self.profile_loaded(remote, conn.without_secrets()).await;
+        let id = self.profile_loaded(remote, conn.without_secrets(), false).await;
         self.set_unsaved(id, !save).await;
         Ok(id)
     }
@@ -778,10 +803,13 @@ impl Engine {
                 let mut seen = Vec::new();
                 for (remote, dict) in list {
                     match Self::parse(&dict) {
-                        Ok(conn) => seen.push(self.profile_loaded(remote, conn).await),
+                        Ok(conn) => seen.push(self.profile_loaded(remote, conn, true).await),
                         Err(e) => warn!("profile {remote} from {SYSTEM_SETTINGS} is invalid: {e}"),
                     }
                 }
+                self.publish_connections().await;
+                self.refresh_available().await;
+                let seen: std::collections::HashSet<u32> = seen.into_iter().collect();
                 let gone: Vec<u32> = self.profiles.keys().filter(|id| !seen.contains(id)).copied().collect();
                 for id in gone {
                     self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED).await;
@@ -800,7 +828,7 @@ impl Engine {
             }
             SettingsEvent::Added(remote, dict) => match Self::parse(&dict) {
                 Ok(conn) => {
-                    self.profile_loaded(remote, conn).await;
+                    self.profile_loaded(remote, conn, false).await;
                     self.autoconnect_all().await;
                 }
                 Err(e) => warn!("new profile {remote} is invalid: {e}"),
@@ -838,7 +866,9 @@ impl Engine {
 
     /// A profile the service has: new (exported), or known by uuid (updated,
     /// its remote path refreshed). Returns its id.
-    async fn profile_loaded(&mut self, remote: OwnedObjectPath, conn: Connection) -> u32 {
+    /// `quiet`: part of a whole list (the caller publishes the list and the
+    /// devices' available profiles once at the end).
+    async fn profile_loaded(&mut self, remote: OwnedObjectPath, conn: Connection, quiet: bool) -> u32 {
         let uuid = conn.uuid().unwrap_or_default().to_string();
         if let Some(id) = self.profiles.iter().find(|(_, p)| p.uuid == uuid || p.remote == remote).map(|(id, _)| *id) {
             if let Some(p) = self.profiles.get_mut(&id) {
@@ -849,22 +879,32 @@ impl Engine {
         }
         let id = next(&mut self.counters.profile);
         let path = api::path("Settings", id);
-        let props =
-            Props::new(ConnectionProps { conn: self.with_timestamp(conn), unsaved: false, filename: String::new() });
+        let props = Props::new(ConnectionProps {
+            conn: Arc::new(self.with_timestamp(conn)),
+            unsaved: false,
+            filename: String::new(),
+        });
         let iface = ConnectionIface { id, props: props.clone(), engine: self.handle.clone() };
         if let Err(e) = self.bus.object_server().at(&path, iface).await {
             warn!("exporting {path}: {e}");
         }
         self.profiles.insert(id, Profile { path: path.clone(), remote, uuid, props });
+        if let Ok(emitter) = SignalEmitter::new(&self.bus, SETTINGS_PATH) {
+            let _ = SettingsIface::new_connection(&emitter, path).await;
+        }
+        if !quiet {
+            self.publish_connections().await;
+            self.refresh_available().await;
+        }
+        id
+    }
+
+    /// `Settings.Connections`.
+    async fn publish_connections(&mut self) {
         let connections: Vec<OwnedObjectPath> = self.profiles.values().map(|p| p.path.clone()).collect();
         self.settings.lock().connections = connections.clone();
         emit_changed(&self.bus, &settings_path(), SETTINGS_IFACE, vec![("Connections", Variant::from(connections))])
             .await;
-        if let Ok(emitter) = SignalEmitter::new(&self.bus, SETTINGS_PATH) {
-            let _ = SettingsIface::new_connection(&emitter, path).await;
-        }
-        self.refresh_available().await;
-        id
     }
 
     async fn profile_changed(&mut self, id: u32, conn: Connection) {
@@ -874,10 +914,10 @@ impl Engine {
         };
         {
             let mut props = p.props.lock();
-            if props.conn == conn {
+            if *props.conn == conn {
                 return;
             }
-            props.conn = conn;
+            props.conn = Arc::new(conn);
         }
         let path = p.path.clone();
         if let Ok(emitter) = SignalEmitter::new(&self.bus, path) {
@@ -915,7 +955,7 @@ impl Engine {
 
     /// Recomputes every device's `AvailableConnections`.
     async fn refresh_available(&mut self) {
-        let conns: Vec<(OwnedObjectPath, Connection)> =
+        let conns: Vec<(OwnedObjectPath, Arc<Connection>)> =
             self.profiles.values().map(|p| (p.path.clone(), p.conn())).collect();
         let mut changes = Vec::new();
         for d in self.devices.values() {
@@ -1378,7 +1418,7 @@ impl Engine {
         self.set_device_state(device, DeviceState::IpCheck, why).await;
         // pre-up is waited for; its failure does not stop the activation.
         if let Some(d) = self.dispatch(id, "pre-up").filter(|_| !assumed) {
-            dispatcher::call(&self.bus, d).await;
+            dispatcher::call(&self.bus, &self.dispatcher, d).await;
         }
         self.set_device_state(device, DeviceState::Secondaries, why).await;
         self.export_ip_configs(id).await;
@@ -1386,15 +1426,18 @@ impl Engine {
         self.set_ac_state(id, AcState::Activated, ac_reason::NONE).await;
         if let Some(d) = self.dispatch(id, "up").filter(|_| !assumed) {
             tokio::spawn({
-                let bus = self.bus.clone();
-                async move { dispatcher::call(&bus, d).await }
+                let (bus, presence) = (self.bus.clone(), self.dispatcher.clone());
+                async move { dispatcher::call(&bus, &presence, d).await }
             });
         }
         let uuid = conn.uuid().unwrap_or_default().to_string();
         state_files::save_device(&self.paths, ifindex, Some(&DeviceRecord { uuid: uuid.clone(), metric }));
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         self.timestamps.insert(uuid.clone(), now);
-        state_files::save_timestamps(&self.paths, &self.timestamps);
+        if !self.timestamps_dirty {
+            self.timestamps_dirty = true;
+            self.schedule(TIMESTAMPS_DELAY, Timer::FlushTimestamps);
+        }
         self.retries_for(&uuid).succeeded(&conn);
         self.publish_actives().await;
         self.update_dns().await;
@@ -1444,8 +1487,8 @@ impl Engine {
                 if activated {
                     if let Some(d) = self.dispatch(ac, "dhcp4-change") {
                         tokio::spawn({
-                            let bus = self.bus.clone();
-                            async move { dispatcher::call(&bus, d).await }
+                            let (bus, presence) = (self.bus.clone(), self.dispatcher.clone());
+                            async move { dispatcher::call(&bus, &presence, d).await }
                         });
                     }
                 } else {
@@ -1483,7 +1526,8 @@ impl Engine {
     async fn apply_lease(&mut self, ac: u32, lease: &dhcp::Lease) {
         let Some(a) = self.actives.get(&ac) else { return };
         let Some((ifindex, metric)) = self.devices.get(&a.device).map(|d| (d.ifindex, d.metric)) else { return };
-        let new = dhcp::lease_plan(lease, &a.conn, metric);
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let new = dhcp::lease_plan(lease, &a.conn, metric, now);
         let old = a.dhcp.lease.clone();
         let stale = Plan {
             addresses: old
@@ -1769,7 +1813,7 @@ impl Engine {
         self.set_device_state(device, DeviceState::Deactivating, device_reason).await;
         // pre-down is waited for, except when the carrier is already gone.
         if let Some(d) = self.dispatch(ac, "pre-down").filter(|_| was_up && device_reason != reason::CARRIER) {
-            dispatcher::call(&self.bus, d).await;
+            dispatcher::call(&self.bus, &self.dispatcher, d).await;
         }
         let down = self.dispatch(ac, "down").filter(|_| was_up);
         if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
@@ -1779,8 +1823,8 @@ impl Engine {
         self.finish_deactivation(ac, why).await;
         if let Some(d) = down {
             tokio::spawn({
-                let bus = self.bus.clone();
-                async move { dispatcher::call(&bus, d).await }
+                let (bus, presence) = (self.bus.clone(), self.dispatcher.clone());
+                async move { dispatcher::call(&bus, &presence, d).await }
             });
         }
     }
@@ -2044,6 +2088,7 @@ impl Engine {
                 }
             }
             Timer::StartupWait => self.carrier_wait_over = true,
+            Timer::FlushTimestamps => self.flush(),
             Timer::RetryCheck => self.autoconnect_all().await,
             Timer::Failed { ac, reason } => {
                 self.fail_activation(ac, reason).await;

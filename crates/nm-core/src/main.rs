@@ -63,5 +63,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     // Addresses and routes stay: the next start takes them back (DESIGN §2, issue 3 item 7).
     nm_runtime::notify_stopping();
+    engine.flush();
     Ok(())
 }

@@ -50,7 +50,8 @@ pub fn parse_device(text: &str) -> Option<DeviceRecord> {
 pub fn save_device(paths: &Paths, ifindex: u32, record: Option<&DeviceRecord>) {
     let file = device_file(paths, ifindex);
     let result = match record {
-        Some(r) => nm_runtime::write_atomic(&file, render_device(r).as_bytes(), 0o644),
+        // /run is a tmpfs: atomic, but no fsync (it costs a disk flush per device).
+        Some(r) => nm_runtime::write_replace(&file, render_device(r).as_bytes(), 0o644),
         None => match std::fs::remove_file(&file) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             other => other,

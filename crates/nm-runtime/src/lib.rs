@@ -181,6 +181,23 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
+/// Replaces `path` by rename, without fsync: for runtime state under /run
+/// (a tmpfs that a crash empties anyway), where a reader must never see
+/// half a file but durability buys nothing.
+pub fn write_replace(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path.parent().ok_or_else(|| io::Error::other("path has no directory"))?;
+    fs::create_dir_all(dir)?;
+    let name = path.file_name().ok_or_else(|| io::Error::other("path has no file name"))?.to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+    let result = file.write_all(contents).and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Removes a file and makes the removal durable.
 pub fn remove_durable(path: &Path) -> io::Result<()> {
     fs::remove_file(path)?;
