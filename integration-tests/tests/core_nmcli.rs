@@ -31,7 +31,10 @@ impl Core {
     /// Like [`Core::start`], with dnsmasq on the far side and the real
     /// nm-dhcp-helper running as nobody with only its two capabilities.
     async fn start_with_dhcp() -> (Core, DaemonHandle) {
-        let lab = Lab::builder().uplinks(1).build().expect("lab");
+        Self::start_with_dhcp_lab(Lab::builder().uplinks(1).build().expect("lab")).await
+    }
+
+    async fn start_with_dhcp_lab(lab: Lab) -> (Core, DaemonHandle) {
         lab.write_core_config("carrier-grace-ms = 300\ncarrier-wait-ms = 2000\n").expect("config");
         let state = lab.root_path("/var/lib/NetworkManager");
         std::fs::create_dir_all(&state).expect("state dir");
@@ -879,4 +882,71 @@ async fn dhcp_against_dnsmasq_through_the_unprivileged_helper() {
     assert!(dhcp.contains("dhcp_server_identifier = 198.18.0.1"), "{dhcp}");
     c.ok(&["connection", "down", "dyn"]).await;
     assert!(!c.ip(&["-4", "addr", "show", "dev", &eth]).contains("198.18.0.1"), "down removes the lease's address");
+}
+
+fn valid_lft(addr: &str) -> Option<u32> {
+    addr.split_whitespace().skip_while(|w| *w != "valid_lft").nth(1)?.trim_end_matches("sec").parse().ok()
+}
+
+#[tokio::test]
+async fn a_lease_is_renewed_lost_and_found_again_without_anyone_acting() {
+    // dnsmasq's shortest lease is two minutes: T1 of 3 s and T2 of 6 s make
+    // renewal and rebinding quick; expiry takes the two minutes.
+    let lab = Lab::builder()
+        .uplinks(1)
+        .ipv6(false)
+        .dhcp_lease("2m")
+        .dnsmasq_arg("--dhcp-option=option:T1,3")
+        .dnsmasq_arg("--dhcp-option=option:T2,6")
+        .build()
+        .expect("lab");
+    let (mut c, _helper) = Core::start_with_dhcp_lab(lab).await;
+    let eth = c.uplink(0);
+    c.ok(&[
+        "connection",
+        "add",
+        "type",
+        "ethernet",
+        "ifname",
+        &eth,
+        "con-name",
+        "dyn",
+        "ipv4.method",
+        "auto",
+        "ipv6.method",
+        "disabled",
+    ])
+    .await;
+    c.ok(&["connection", "up", "dyn"]).await;
+    let has_address = |c: &Core| c.ip(&["-4", "addr", "show", "dev", &eth]).contains("inet 198.18.0.1");
+    assert!(has_address(&c));
+
+    // A renewal reaches dnsmasq and refreshes the address's lifetime.
+    let start = Instant::now();
+    c.until("a renewal in dnsmasq's log", |c| {
+        std::fs::read_to_string(c.lab.dnsmasq_log().expect("log")).unwrap_or_default().matches("DHCPACK").count() >= 2
+    })
+    .await;
+    c.until("the lifetime refreshed", |c| {
+        let lft = valid_lft(&c.ip(&["-4", "addr", "show", "dev", &eth])).unwrap_or(0);
+        lft + start.elapsed().as_secs() as u32 > 121
+    })
+    .await;
+
+    // dnsmasq goes: rebinding fails, the lease expires, the address goes.
+    c.lab.stop_dnsmasq();
+    let deadline = Instant::now() + Duration::from_secs(200);
+    while has_address(&c) {
+        assert!(Instant::now() < deadline, "the address outlived its lease\n{}", nm_lab::tail(&c.log(), 30));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(!c.ip(&["-4", "route"]).contains("default"), "its routes went with it");
+    // dnsmasq is back: the address returns by itself.
+    c.lab.start_dnsmasq().expect("dnsmasq again");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !has_address(&c) {
+        assert!(Instant::now() < deadline, "no address after dnsmasq came back\n{}", nm_lab::tail(&c.log(), 30));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    c.until("the default route back", |c| c.ip(&["-4", "route"]).contains("default via 198.18.0.1 proto dhcp")).await;
 }

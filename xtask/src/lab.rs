@@ -12,7 +12,8 @@ use crate::util::{cargo, check, exit_code, header, require_root};
 
 /// The daemons the lab starts, in this order, when their binary exists.
 /// Add each daemon here as it lands (with its bus name in nm_lab's table).
-const LAB_DAEMONS: &[&str] = &["nm-system-settings", "nm-core"];
+/// Started in this order: the helper and the settings before nm-core.
+const LAB_DAEMONS: &[&str] = &["nm-dhcp-helper", "nm-system-settings", "nm-core"];
 
 pub async fn run(command: Option<String>, build: bool) -> Result<ExitCode> {
     require_root("cargo xtask lab")?;
@@ -27,33 +28,36 @@ pub async fn run(command: Option<String>, build: bool) -> Result<ExitCode> {
     header("bringing the lab up");
     let lab = Lab::builder().uplinks(2).build().context("bringing the lab up")?;
     let bin_dir = lab.bin_dir()?;
-    // nm-core manages the lab's uplinks; each gets a static profile on its
-    // server's subnet, so that both come up at once (DHCP arrives later).
+    // nm-core manages the lab's uplinks; each gets a DHCP profile, served
+    // by dnsmasq on the far side through the unprivileged nm-dhcp-helper.
     lab.write_core_config("")?;
     for u in lab.uplinks() {
-        let octets = u.server_v4.octets();
         let text = format!(
             "[connection]\nid=lab-uplink{i}\nuuid={uuid}\ntype=ethernet\ninterface-name={ifname}\n\n[ethernet]\n\n\
-             [ipv4]\naddress1={a}.{b}.{c}.10/{p},{gw}\ndns={gw};\ndns-search=lab.test;\nmethod=manual\n\n\
-             [ipv6]\naddr-gen-mode=default\nmethod=auto\n\n[proxy]\n",
+             [ipv4]\nmethod=auto\n\n[ipv6]\naddr-gen-mode=default\nmethod=auto\n\n[proxy]\n",
             i = u.index,
             uuid = lab_uuid(u.index),
             ifname = u.client_if,
-            a = octets[0],
-            b = octets[1],
-            c = octets[2],
-            p = u.prefix_v4,
-            gw = u.server_v4,
         );
         lab.write_profile(&format!("lab-uplink{}.nmconnection", u.index), &text)?;
     }
+    // The helper runs as nobody with only its two capabilities, as its
+    // systemd unit runs it as its own user; it keeps leases in the state dir.
+    let state = lab.root_path("/var/lib/NetworkManager");
+    std::fs::create_dir_all(&state).context("creating the state dir")?;
+    std::os::unix::fs::chown(&state, Some(nm_lab::NOBODY), Some(nm_lab::NOBODY)).context("chown of the state dir")?;
     let mut daemons: Vec<DaemonHandle> = Vec::new();
     for binary in LAB_DAEMONS {
         if !bin_dir.join(binary).is_file() {
             eprintln!("{binary}: not built, skipped");
             continue;
         }
-        match lab.spawn_daemon(binary, &[]).await {
+        let spawned = if *binary == "nm-dhcp-helper" {
+            lab.daemon(binary).uid(nm_lab::NOBODY).caps(["net_raw", "net_bind_service"]).spawn().await
+        } else {
+            lab.spawn_daemon(binary, &[]).await
+        };
+        match spawned {
             Ok(d) => {
                 eprintln!(
                     "{binary}: PID {}, owns {} after {} ms, log {}",
