@@ -948,5 +948,8 @@ async fn a_lease_is_renewed_lost_and_found_again_without_anyone_acting() {
         assert!(Instant::now() < deadline, "no address after dnsmasq came back\n{}", nm_lab::tail(&c.log(), 30));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    c.until("the default route back", |c| c.ip(&["-4", "route"]).contains("default via 198.18.0.1 proto dhcp")).await;
+    c.until("the default route back", |c| {
+        c.ip(&["-4", "route", "show", "dev", &eth]).contains("default via 198.18.0.1 proto dhcp metric 100")
+    })
+    .await;
 }
