@@ -1,4 +1,6 @@
-//! `cargo xtask bench settings`: nm-system-settings over many keyfiles.
+//! `cargo xtask bench settings`: nm-system-settings over many keyfiles;
+//! `cargo xtask bench core`: nm-rs beside NetworkManager and networkd on the
+//! shared peer-bench lab (in `peers`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,6 +15,9 @@ use nm_lab::Lab;
 use zbus::{OwnedObjectPath, OwnedVariant};
 
 use crate::util::{cargo, check, header, require_root, target_dir};
+
+mod peers;
+pub use peers::{CoreOptions, DAEMONS as CORE_DAEMONS, Group as CoreGroup, core, core_table};
 
 const BINARY: &str = "nm-system-settings";
 const SERVICE: &str = "org.freedesktop.NetworkManagerSystemSettings";

@@ -5,6 +5,8 @@
 //! - `lab [--run CMD]`: a lab with two uplinks and the daemons, and a shell in it.
 //! - `fuzz [--seconds N] [TARGET]`: run the fuzz targets under `fuzz/`.
 //! - `bench settings [--count N]`: load N profiles into nm-system-settings.
+//! - `bench core [--runs N] [--only GROUP] [--daemons …]`: nm-rs beside
+//!   NetworkManager and systemd-networkd on the shared peer-bench lab.
 
 use std::process::ExitCode;
 
@@ -66,6 +68,36 @@ enum Bench {
         #[arg(long, default_value_t = 10_000)]
         count: usize,
     },
+    /// nm-core + nm-system-settings beside NetworkManager and systemd-networkd
+    /// on the peer-bench lab (../shared/peer-bench, or $NM_RS_PEER_BENCH):
+    /// 300 links at start-up, 200,000 foreign routes, re-activation, and
+    /// `nmcli connection up` of a static profile. Prints medians, ratios
+    /// and the targets.
+    Core {
+        /// Runs per daemon and group (default: 3 for links and routes, 5 for
+        /// reactivate and static).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        runs: Option<u32>,
+        /// Only these metric groups (comma-separated).
+        #[arg(long, value_name = "GROUP", value_enum, value_delimiter = ',')]
+        only: Vec<bench::CoreGroup>,
+        /// The daemons to measure, in this order (comma-separated).
+        #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "nm,networkd,nmrs",
+              value_parser = clap::builder::PossibleValuesParser::new(bench::CORE_DAEMONS.iter().copied()))]
+        daemons: Vec<String>,
+        /// Scale links for the links group.
+        #[arg(long, value_name = "N", default_value_t = 300)]
+        links: u32,
+        /// Foreign routes for the routes group.
+        #[arg(long, value_name = "N", default_value_t = 200_000)]
+        routes: u32,
+        /// Use the release binaries already built.
+        #[arg(long)]
+        no_build: bool,
+        /// Run nothing: print the table of an earlier run's results.tsv.
+        #[arg(long, value_name = "RESULTS_TSV")]
+        from: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -75,6 +107,10 @@ fn main() -> ExitCode {
         Task::Lab { run, no_build } => util::block_on(lab::run(run, !no_build)),
         Task::Fuzz { seconds, target } => fuzz::run(seconds, target.as_deref()),
         Task::Bench { what: Bench::Settings { count } } => util::block_on(bench::settings(count)),
+        Task::Bench { what: Bench::Core { from: Some(results), .. } } => bench::core_table(&results),
+        Task::Bench { what: Bench::Core { runs, only, daemons, links, routes, no_build, from: None } } => {
+            bench::core(bench::CoreOptions { runs, only, daemons, links, routes, build: !no_build })
+        }
     };
     match result {
         Ok(code) => code,

@@ -6,19 +6,24 @@
 # adapters only from its own directory.
 #
 # nm-rs is two daemons, both run inside the client namespace's sandbox with
-# the same --root (a directory in the sandbox dir, so nothing outside it is
-# read or written):
+# the same --root ROOT, a directory in the sandbox dir whose run/ and
+# var/lib/NetworkManager lead to the sandbox's own /run and state dir (see
+# dut_prepare), so nothing outside the sandbox is read or written:
 #   nm-system-settings  profiles from ROOT/etc/NetworkManager/system-connections,
 #                       on the bus as org.freedesktop.NetworkManagerSystemSettings
 #   nm-core             devices and activation, org.freedesktop.NetworkManager;
 #                       config ROOT/etc/NetworkManager/nm-rs.toml
+# Both use the lab's private system bus (DBUS_SYSTEM_BUS_ADDRESS); its policy
+# (lab_dbus_start) lets anyone own any name and call anything, so our
+# dbus-policy/ files are not needed there.
 # Both run under the one lab_spawn name "dut" (one wrapper shell that starts
 # nm-system-settings, waits for its bus name, then execs nm-core), so the
 # lab's cgroup accounting counts the CPU of both, and dut_pids (RSS/PSS)
 # lists both.
 #
-# Profiles mirror adapters/nm.sh, with one difference: nm-rs has no DHCP yet,
-# so the "DHCP link" profile lab-dhcp is STATIC: 198.18.0.10/24 (inside
+# Profiles mirror adapters/nm.sh, with one difference: this adapter was
+# written before nm-rs had DHCP and does not start nm-dhcp-helper, so the
+# "DHCP link" profile lab-dhcp is STATIC: 198.18.0.10/24 (inside
 # dnsmasq's subnet, outside its pool .100-.250) with the server 198.18.0.1 as
 # gateway, which satisfies lab_ready4 (address + default route). IPv6 is
 # "auto" as for NetworkManager (nm-rs leaves SLAAC to the kernel). In
@@ -27,6 +32,8 @@
 # Knobs: NM_RS_BIN_DIR (directory of the two binaries; default: from PATH),
 #        NMRS_LOG (NM_RS_LOG filter for both daemons, default info),
 #        NMCLI (default nmcli).
+# Written to work under `set -u`, but does not set it: it is sourced into the
+# peer scripts, which are not.
 
 DUT_NAME=nmrs
 NMRS_BIN_DIR=${NM_RS_BIN_DIR:-}
@@ -69,8 +76,16 @@ dut_prepare() {
   DUT_SB=$sb
   NMRS_ROOT=$sb/nmrs-root
   conns=$NMRS_ROOT/etc/NetworkManager/system-connections
-  mkdir -p "$conns" "$NMRS_ROOT/run/NetworkManager" "$NMRS_ROOT/var/lib/NetworkManager"
+  mkdir -p "$conns" "$NMRS_ROOT/var/lib"
   chmod 700 "$conns"
+  # Runtime and state files where NetworkManager's go in the sandbox: ROOT/run
+  # is the sandbox's tmpfs /run (not the disk under LAB_WORK, where every
+  # fsync would cost what NetworkManager does not pay), ROOT/var/lib/
+  # NetworkManager the sandbox's private directory. The links resolve inside
+  # the daemons' mount namespace only; `rm -rf` of the sandbox removes just
+  # the links.
+  ln -sfn /run "$NMRS_ROOT/run"
+  ln -sfn /var/lib/NetworkManager "$NMRS_ROOT/var/lib/NetworkManager"
   # veths are unmanaged by default (DESIGN §4); manage exactly the lab's
   # links, as adapters/nm.sh does. dns=none as NetworkManager's dns=none.
   cat > "$NMRS_ROOT/etc/NetworkManager/nm-rs.toml" <<EOF
