@@ -876,23 +876,29 @@ impl GenericIface {
 
 pub struct StatisticsIface {
     pub props: Props<DeviceProps>,
+    /// As in NetworkManager, counters are read only while a client asked
+    /// for them (`RefreshRateMs` > 0); otherwise they read 0 and cost
+    /// nothing (GetManagedObjects would read /sys for every device).
+    pub refresh_rate_ms: u32,
 }
 
 #[interface(name = "org.freedesktop.NetworkManager.Device.Statistics")]
 impl StatisticsIface {
     #[zbus(property)]
     fn refresh_rate_ms(&self) -> u32 {
-        0
+        self.refresh_rate_ms
     }
     #[zbus(property)]
-    fn set_refresh_rate_ms(&mut self, _value: u32) {}
+    fn set_refresh_rate_ms(&mut self, value: u32) {
+        self.refresh_rate_ms = value;
+    }
     #[zbus(property)]
     fn tx_bytes(&self) -> u64 {
-        read_stat(&self.props.lock().interface, "tx_bytes")
+        if self.refresh_rate_ms == 0 { 0 } else { read_stat(&self.props.lock().interface, "tx_bytes") }
     }
     #[zbus(property)]
     fn rx_bytes(&self) -> u64 {
-        read_stat(&self.props.lock().interface, "rx_bytes")
+        if self.refresh_rate_ms == 0 { 0 } else { read_stat(&self.props.lock().interface, "rx_bytes") }
     }
 }
 

@@ -1038,7 +1038,7 @@ impl Engine {
                 }
                 _ => server.at(&path, GenericIface { props: props.clone() }).await.map(|_| ())?,
             };
-            server.at(&path, StatisticsIface { props: props.clone() }).await?;
+            server.at(&path, StatisticsIface { props: props.clone(), refresh_rate_ms: 0 }).await?;
             server.at(&path, DeviceIface { id, props: props.clone(), engine: self.handle.clone() }).await
         };
         if let Err(e) = exported.await {

@@ -47,6 +47,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     bus.request_name(NETWORK_MANAGER).await.with_context(|| format!("owning {NETWORK_MANAGER}"))?;
     nm_runtime::notify_ready("managing devices");
     nm_runtime::spawn_watchdog();
+    nm_runtime::spawn_heap_trimmer(std::time::Duration::from_secs(2));
     info!("ready on the bus as {NETWORK_MANAGER}");
 
     let shutdown = nm_runtime::shutdown_signal();

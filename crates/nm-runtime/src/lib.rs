@@ -93,6 +93,23 @@ pub fn spawn_watchdog() {
     });
 }
 
+/// Gives freed heap back to the system now and then. glibc keeps what a
+/// burst (a large D-Bus reply, parsing many files) freed, fragmented, so
+/// the resident size stays at the burst's peak; trimming costs little on a
+/// small heap.
+pub fn spawn_heap_trimmer(every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            // SAFETY: malloc_trim only walks glibc's own heap and takes no pointers.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    });
+}
+
 /// Resolves when SIGTERM or SIGINT arrives.
 pub async fn shutdown_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
