@@ -1884,6 +1884,19 @@ impl Engine {
         self.update_dns().await;
     }
 
+    /// The activated connection with the lowest-metric default route of a
+    /// family, as (metric, id).
+    fn best_default_route(&self, v6: bool) -> Option<(u32, u32)> {
+        self.actives
+            .iter()
+            .filter(|(_, a)| a.state == AcState::Activated)
+            .filter_map(|(id, a)| {
+                let routes = a.plan.routes.iter().filter(|r| r.is_default() && r.dest.is_ipv6() == v6);
+                routes.map(|r| r.metric).min().map(|m| (m, *id))
+            })
+            .min()
+    }
+
     /// Manager's ActiveConnections, ActivatingConnection, PrimaryConnection,
     /// State and Connectivity, and each AC's Default flags.
     async fn publish_actives(&mut self) {
@@ -1891,34 +1904,8 @@ impl Engine {
         let activating =
             self.actives.values().find(|a| a.state == AcState::Activating).map(|a| a.path.clone()).unwrap_or_else(root);
         // The primary connection holds the best (lowest metric) IPv4 default route.
-        let primary4 = self
-            .actives
-            .iter()
-            .filter(|(_, a)| a.state == AcState::Activated)
-            .filter_map(|(id, a)| {
-                a.plan
-                    .routes
-                    .iter()
-                    .filter(|r| r.is_default() && r.dest.is_ipv4())
-                    .map(|r| r.metric)
-                    .min()
-                    .map(|m| (m, *id))
-            })
-            .min();
-        let primary6 = self
-            .actives
-            .iter()
-            .filter(|(_, a)| a.state == AcState::Activated)
-            .filter_map(|(id, a)| {
-                a.plan
-                    .routes
-                    .iter()
-                    .filter(|r| r.is_default() && r.dest.is_ipv6())
-                    .map(|r| r.metric)
-                    .min()
-                    .map(|m| (m, *id))
-            })
-            .min();
+        let primary4 = self.best_default_route(false);
+        let primary6 = self.best_default_route(true);
         let primary = primary4.or(primary6).map(|(_, id)| id);
         for (id, a) in &self.actives {
             let d4 = primary4.is_some_and(|(_, p)| p == *id);
