@@ -219,8 +219,13 @@ impl ManagerIface {
         Err(NmError::manager("NotSupported", "sleep is not supported by nm-rs"))
     }
 
-    fn get_permissions(&self) -> HashMap<String, String> {
-        // Without polkit (a later issue) root may do everything, others nothing.
+    /// What the caller may do: without polkit (a later issue), root may
+    /// do everything and others nothing, which is what nm-core enforces.
+    async fn get_permissions(
+        &self,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<HashMap<String, String>, NmError> {
         const NAMES: &[&str] = &[
             "enable-disable-network",
             "enable-disable-wifi",
@@ -240,7 +245,8 @@ impl ManagerIface {
             "enable-disable-connectivity-check",
             "wifi.scan",
         ];
-        NAMES.iter().map(|n| (format!("org.freedesktop.NetworkManager.{n}"), "yes".to_string())).collect()
+        let answer = if caller_uid(bus, &hdr).await? == 0 { "yes" } else { "no" };
+        Ok(NAMES.iter().map(|n| (format!("org.freedesktop.NetworkManager.{n}"), answer.to_string())).collect())
     }
 
     fn get_logging(&self) -> (String, String) {

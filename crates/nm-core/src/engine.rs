@@ -52,6 +52,8 @@ pub enum Timer {
     RetryCheck,
     /// Write the timestamps file (batched: one write for many activations).
     FlushTimestamps,
+    /// Give freed heap back to the system.
+    TrimHeap,
     /// An activation failed while its ActivateConnection call was being
     /// answered: it is torn down after the reply, so that the client first
     /// sees the object the reply names (libnm insists), then its failure.
@@ -2076,6 +2078,7 @@ impl Engine {
             }
             Timer::StartupWait => self.carrier_wait_over = true,
             Timer::FlushTimestamps => self.flush(),
+            Timer::TrimHeap => nm_runtime::trim_heap(),
             Timer::RetryCheck => self.autoconnect_all().await,
             Timer::Failed { ac, reason } => {
                 self.fail_activation(ac, reason).await;
@@ -2099,6 +2102,11 @@ impl Engine {
             self.manager.lock().startup = false;
             emit_changed(&self.bus, &nm_path(), NM_IFACE, vec![("Startup", Variant::from(false))]).await;
             info!("start-up complete");
+            // Start-up's bursts (every client's GetManagedObjects while it
+            // waited) leave freed heap behind; give it back now and once
+            // the last waiting clients are served.
+            nm_runtime::trim_heap();
+            self.schedule(Duration::from_millis(500), Timer::TrimHeap);
         }
     }
 }
@@ -2180,7 +2188,11 @@ fn ip_props(plan: &Plan, v6: bool) -> Option<IpProps> {
 /// Whether the ip-config stage succeeded: no family that may not fail
 /// failed, and something (or nothing at all) was asked.
 fn ip_families_ok(plan: &Plan, dhcp: V4Status) -> bool {
-    let ok = |m: FamilyMethod, bound: bool| !matches!(m, FamilyMethod::Dhcp) || bound;
+    let ok = |m: FamilyMethod, bound: bool| match m {
+        FamilyMethod::Dhcp => bound,
+        FamilyMethod::Unsupported => false,
+        _ => true,
+    };
     let asked = |m: FamilyMethod| !matches!(m, FamilyMethod::Ignore | FamilyMethod::Disabled);
     let v4_ok = ok(plan.v4, dhcp == V4Status::Bound);
     let v6_ok = ok(plan.v6, false);

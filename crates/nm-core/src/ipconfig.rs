@@ -46,8 +46,11 @@ impl PlannedRoute {
 pub enum FamilyMethod {
     /// Static addresses (or none needed): ready at once.
     Static,
-    /// Needs a DHCP lease (arrives with the DHCP issue): not ready yet.
+    /// Needs a DHCP lease from nm-dhcp-helper: not ready until bound.
     Dhcp,
+    /// A method nm-rs does not do yet (IPv4 link-local, shared): the
+    /// family fails, and `may-fail` decides.
+    Unsupported,
     /// The kernel does it (IPv6 SLAAC and link-local): ready at once.
     Kernel,
     /// IPv6 switched off on the link.
@@ -142,8 +145,7 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
             ("ipv6", "disabled") => FamilyMethod::Disabled,
             ("ipv4", "auto") | ("ipv6", "dhcp") => FamilyMethod::Dhcp,
             ("ipv6", "auto" | "link-local") => FamilyMethod::Kernel,
-            // link-local IPv4 and shared arrive with later issues.
-            _ => FamilyMethod::Dhcp,
+            _ => FamilyMethod::Unsupported,
         };
         if family == "ipv4" {
             plan.v4 = fm;

@@ -102,12 +102,17 @@ pub fn spawn_heap_trimmer(every: std::time::Duration) {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            // SAFETY: malloc_trim only walks glibc's own heap and takes no pointers.
-            unsafe {
-                libc::malloc_trim(0);
-            }
+            trim_heap();
         }
     });
+}
+
+/// Returns freed heap to the system at once (after a known burst).
+pub fn trim_heap() {
+    // SAFETY: malloc_trim only walks glibc's own heap and takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.
