@@ -40,23 +40,29 @@ async fn main() -> ExitCode {
         eprintln!("fake-daemon: DBUS_SYSTEM_BUS_ADDRESS is not set");
         return ExitCode::FAILURE;
     };
-    let conn = match connect(&address, &name).await {
+    let conn = match connect(&address).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("fake-daemon: cannot own {name}: {e}");
+            eprintln!("fake-daemon: cannot connect to the bus: {e}");
             return ExitCode::FAILURE;
         }
     };
     // With an object server, calls to unknown objects get an error reply at
     // once (instead of no reply), like they would from a real daemon.
     let _ = conn.object_server();
+    // Logged before the name is taken: whoever waits for the name then
+    // finds the line already in the log.
     eprintln!("fake-daemon: ready as {name}");
+    if let Err(e) = conn.request_name(name.to_owned()).await {
+        eprintln!("fake-daemon: cannot own {name}: {e}");
+        return ExitCode::FAILURE;
+    }
     term.recv().await;
     eprintln!("fake-daemon: SIGTERM, stopping");
     drop(conn);
     ExitCode::SUCCESS
 }
 
-async fn connect(address: &str, name: &str) -> zbus::Result<zbus::Connection> {
-    zbus::connection::Builder::address(address).name(name.to_owned()).build().await
+async fn connect(address: &str) -> zbus::Result<zbus::Connection> {
+    zbus::connection::Builder::address(address).build().await
 }
