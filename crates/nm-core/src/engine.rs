@@ -1065,15 +1065,7 @@ impl Engine {
                 props,
             },
         );
-        let devices: Vec<OwnedObjectPath> = self.devices.values().map(|d| d.path.clone()).collect();
-        self.manager.lock().devices = devices.clone();
-        emit_changed(
-            &self.bus,
-            &nm_path(),
-            NM_IFACE,
-            vec![("Devices", Variant::from(devices.clone())), ("AllDevices", Variant::from(devices))],
-        )
-        .await;
+        self.publish_devices().await;
         if let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH) {
             let _ = ManagerIface::device_added(&emitter, path).await;
         }
@@ -1186,6 +1178,14 @@ impl Engine {
         let _ = server.remove::<StatisticsIface, _>(&d.path).await;
         let _ = server.remove::<WiredIface, _>(&d.path).await;
         let _ = server.remove::<GenericIface, _>(&d.path).await;
+        self.publish_devices().await;
+        if let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH) {
+            let _ = ManagerIface::device_removed(&emitter, d.path.clone()).await;
+        }
+    }
+
+    /// `Manager.Devices` and `AllDevices` (the same list: no placeholders).
+    async fn publish_devices(&mut self) {
         let devices: Vec<OwnedObjectPath> = self.devices.values().map(|d| d.path.clone()).collect();
         self.manager.lock().devices = devices.clone();
         emit_changed(
@@ -1195,9 +1195,6 @@ impl Engine {
             vec![("Devices", Variant::from(devices.clone())), ("AllDevices", Variant::from(devices))],
         )
         .await;
-        if let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH) {
-            let _ = ManagerIface::device_removed(&emitter, d.path.clone()).await;
-        }
     }
 
     /// Rule B4: `StateReason` changes together with `State`, then `StateChanged`.

@@ -35,10 +35,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    nm_runtime::init_logging();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(run(args))
+    nm_runtime::run_daemon(run(Args::parse()))
 }
 
 /// The effective capabilities as /proc shows them (for the start-up log).

@@ -39,6 +39,13 @@ impl Paths {
     }
 }
 
+/// Runs a daemon's main future: logging set up, on a single-threaded
+/// runtime (each daemon is one event loop, DESIGN.md §3).
+pub fn run_daemon<F: std::future::Future<Output = anyhow::Result<()>>>(main: F) -> anyhow::Result<()> {
+    init_logging();
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(main)
+}
+
 /// Logs to journald when stderr is connected to the journal (systemd sets
 /// `JOURNAL_STREAM` to its device and inode), to stderr otherwise. The
 /// filter comes from `NM_RS_LOG` (e.g. `debug`, `nm_system_settings=trace`).
