@@ -1,0 +1,275 @@
+//! The bus side: NetworkManager's public API only (so nmctl works against
+//! NetworkManager too). Objects come from `GetManagedObjects` on
+//! `/org/freedesktop` and are kept current from signals ([`Watch`]); methods
+//! are plain calls on `org.freedesktop.NetworkManager`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{Context, Result};
+use futures_util::{StreamExt, stream};
+use nm_dbus::{WireSettings, from_variant, settings_from_wire, settings_to_wire};
+use nm_model::dbus_dict::SettingsDict;
+use zbus::fdo::{DBusProxy, NameOwnerChangedStream};
+use zbus::proxy::CacheProperties;
+use zbus::{MatchRule, MessageStream, OwnedObjectPath, OwnedVariant, Proxy};
+
+use crate::exit::{self, fail, from_bus};
+use crate::objects::*;
+use crate::view::Profile;
+
+const NM: &str = "org.freedesktop.NetworkManager";
+const OBJECT_MANAGER_PATH: &str = "/org/freedesktop";
+const ROOT: &str = "/";
+
+type WireObjects = HashMap<OwnedObjectPath, HashMap<String, HashMap<String, OwnedVariant>>>;
+
+fn props_from_wire(path: &str, wire: HashMap<String, OwnedVariant>) -> Props {
+    wire.into_iter()
+        .filter_map(|(k, v)| match from_variant(&v) {
+            Ok(v) => Some((k, v)),
+            Err(_) => {
+                // A property nmctl cannot represent is one it does not need.
+                let _ = path;
+                None
+            }
+        })
+        .collect()
+}
+
+fn interfaces_from_wire(path: &str, wire: HashMap<String, HashMap<String, OwnedVariant>>) -> Interfaces {
+    wire.into_iter().map(|(iface, props)| (iface, props_from_wire(path, props))).collect()
+}
+
+pub struct Client {
+    bus: zbus::Connection,
+}
+
+impl Client {
+    /// The system bus (`DBUS_SYSTEM_BUS_ADDRESS` when set).
+    pub async fn connect() -> Result<Client> {
+        let bus = zbus::Connection::system().await.map_err(|e| fail(exit::NOT_RUNNING, format!("no system bus: {e}")))?;
+        Ok(Client { bus })
+    }
+
+    async fn proxy<'a>(&self, path: &'a str, iface: &'a str) -> Result<Proxy<'a>> {
+        zbus::proxy::Builder::new(&self.bus)
+            .destination(NM)
+            .path(path)
+            .interface(iface)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .context("making a D-Bus proxy")
+    }
+
+    pub async fn running(&self) -> Result<bool> {
+        let dbus = DBusProxy::new(&self.bus).await?;
+        Ok(dbus.name_has_owner(NM.try_into()?).await?)
+    }
+
+    /// Fails with "NetworkManager is not running" (status 8) when it is not.
+    pub async fn require_running(&self) -> Result<()> {
+        if self.running().await? { Ok(()) } else { Err(fail(exit::NOT_RUNNING, "NetworkManager is not running")) }
+    }
+
+    pub async fn objects(&self) -> Result<ObjectStore> {
+        let om = self.proxy(OBJECT_MANAGER_PATH, "org.freedesktop.DBus.ObjectManager").await?;
+        let wire: WireObjects =
+            om.call("GetManagedObjects", &()).await.map_err(|e| from_bus("reading NetworkManager's objects", e))?;
+        Ok(ObjectStore::new(
+            wire.into_iter().map(|(p, ifaces)| (p.to_string(), interfaces_from_wire(p.as_str(), ifaces))).collect(),
+        ))
+    }
+
+    pub async fn get_settings(&self, path: &str) -> Result<SettingsDict> {
+        let p = self.proxy(path, SETTINGS_CONNECTION).await?;
+        let wire: WireSettings = p.call("GetSettings", &()).await.map_err(|e| from_bus("reading a profile", e))?;
+        settings_from_wire(&wire).map_err(|e| fail(exit::FAILURE, format!("profile {path}: {e}")))
+    }
+
+    /// Every profile with its settings (profiles that cannot be read are left out).
+    pub async fn profiles(&self, store: &ObjectStore) -> Result<Vec<Profile>> {
+        let paths: Vec<String> = store.with_interface(SETTINGS_CONNECTION).map(str::to_string).collect();
+        let mut out: Vec<Profile> = stream::iter(paths)
+            .map(|path| async move {
+                let settings = self.get_settings(&path).await.ok()?;
+                let filename = store.str(&path, SETTINGS_CONNECTION, "Filename");
+                Some(Profile { path, settings, filename })
+            })
+            .buffer_unordered(16)
+            .filter_map(|p| async move { p })
+            .collect()
+            .await;
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    pub async fn add_connection(&self, dict: &SettingsDict, temporary: bool) -> Result<String> {
+        let wire = settings_to_wire(dict).map_err(|e| fail(exit::USAGE, e.to_string()))?;
+        let p = self.proxy(SETTINGS_PATH, SETTINGS).await?;
+        let method = if temporary { "AddConnectionUnsaved" } else { "AddConnection" };
+        let path: OwnedObjectPath = p.call(method, &(wire,)).await.map_err(|e| from_bus("adding the connection", e))?;
+        Ok(path.to_string())
+    }
+
+    pub async fn update(&self, path: &str, dict: &SettingsDict, temporary: bool) -> Result<()> {
+        let wire = settings_to_wire(dict).map_err(|e| fail(exit::USAGE, e.to_string()))?;
+        let p = self.proxy(path, SETTINGS_CONNECTION).await?;
+        let method = if temporary { "UpdateUnsaved" } else { "Update" };
+        p.call::<_, _, ()>(method, &(wire,)).await.map_err(|e| from_bus("updating the connection", e))
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        let p = self.proxy(path, SETTINGS_CONNECTION).await?;
+        p.call::<_, _, ()>("Delete", &()).await.map_err(|e| from_bus("deleting the connection", e))
+    }
+
+    fn object_path(p: Option<&str>) -> Result<OwnedObjectPath> {
+        Ok(OwnedObjectPath::try_from(p.unwrap_or(ROOT).to_string())?)
+    }
+
+    /// `ActivateConnection`: the new active connection's path.
+    pub async fn activate(&self, profile: Option<&str>, device: Option<&str>) -> Result<Result<String, zbus::Error>> {
+        let p = self.proxy(MANAGER_PATH, MANAGER).await?;
+        let args = (Self::object_path(profile)?, Self::object_path(device)?, Self::object_path(None)?);
+        Ok(p.call::<_, _, OwnedObjectPath>("ActivateConnection", &args).await.map(|ac| ac.to_string()))
+    }
+
+    /// `AddAndActivateConnection` of a nearly empty profile the daemon completes.
+    pub async fn add_and_activate(&self, dict: &SettingsDict, device: &str) -> Result<String> {
+        let wire = settings_to_wire(dict).map_err(|e| fail(exit::USAGE, e.to_string()))?;
+        let p = self.proxy(MANAGER_PATH, MANAGER).await?;
+        let args = (wire, Self::object_path(Some(device))?, Self::object_path(None)?);
+        let (_, ac): (OwnedObjectPath, OwnedObjectPath) =
+            p.call("AddAndActivateConnection", &args).await.map_err(|e| from_bus("activating", e))?;
+        Ok(ac.to_string())
+    }
+
+    pub async fn deactivate(&self, ac: &str) -> Result<()> {
+        let p = self.proxy(MANAGER_PATH, MANAGER).await?;
+        p.call::<_, _, ()>("DeactivateConnection", &(Self::object_path(Some(ac))?,))
+            .await
+            .map_err(|e| from_bus("deactivating", e))
+    }
+
+    pub async fn disconnect(&self, device: &str) -> Result<()> {
+        let p = self.proxy(device, DEVICE).await?;
+        p.call::<_, _, ()>("Disconnect", &()).await.map_err(|e| from_bus("disconnecting", e))
+    }
+
+    /// Subscribes to NetworkManager's signals, then reads its objects (in
+    /// that order, so nothing falls between).
+    pub async fn watch(&self) -> Result<Watch> {
+        let rule = MatchRule::builder().msg_type(zbus::message::Type::Signal).sender(NM).build()?;
+        let signals = MessageStream::for_match_rule(rule, &self.bus, std::num::NonZeroUsize::new(4096)).await?;
+        let dbus = DBusProxy::new(&self.bus).await?;
+        let owners = dbus.receive_name_owner_changed_with_args(&[(0, NM)]).await?;
+        let present = self.running().await?;
+        let store = if present { self.objects().await.unwrap_or_default() } else { ObjectStore::default() };
+        Ok(Watch { signals, owners, store, present })
+    }
+}
+
+/// What changed, after it was applied to [`Watch::store`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Properties { path: String, iface: String, changed: Vec<String> },
+    Added { path: String, interfaces: Vec<String> },
+    /// The object's interfaces as they were before removal.
+    Removed { path: String, old: Interfaces },
+    ActiveStateChanged { path: String, state: u32, reason: u32 },
+    DeviceStateChanged { path: String, new: u32, old: u32, reason: u32 },
+    ProfileUpdated { path: String },
+    /// NetworkManager took its name (the store was read again).
+    Appeared,
+    /// NetworkManager left the bus (the store is empty).
+    Vanished,
+    Other,
+}
+
+/// NetworkManager's objects, followed.
+pub struct Watch {
+    signals: MessageStream,
+    owners: NameOwnerChangedStream,
+    pub store: ObjectStore,
+    pub present: bool,
+}
+
+impl Watch {
+    /// Waits for the next signal and applies it.
+    pub async fn next(&mut self, client: &Client) -> Result<Event> {
+        tokio::select! {
+            Some(change) = self.owners.next() => {
+                let now = change.args().ok().and_then(|a| a.new_owner().as_ref().map(|_| ())).is_some();
+                self.present = now;
+                if now {
+                    self.store = client.objects().await.unwrap_or_default();
+                    Ok(Event::Appeared)
+                } else {
+                    self.store = ObjectStore::default();
+                    Ok(Event::Vanished)
+                }
+            }
+            Some(msg) = self.signals.next() => {
+                let msg = msg.context("reading a signal")?;
+                Ok(self.apply(&msg))
+            }
+            else => Err(anyhow::anyhow!("the bus connection closed")),
+        }
+    }
+
+    fn apply(&mut self, msg: &zbus::Message) -> Event {
+        let h = msg.header();
+        let (Some(iface), Some(member), Some(path)) = (h.interface(), h.member(), h.path()) else {
+            return Event::Other;
+        };
+        let path = path.as_str().to_string();
+        let body = msg.body();
+        match (iface.as_str(), member.as_str()) {
+            ("org.freedesktop.DBus.Properties", "PropertiesChanged") => {
+                let Ok((iface, changed, _)) = body.deserialize::<(String, HashMap<String, OwnedVariant>, Vec<String>)>()
+                else {
+                    return Event::Other;
+                };
+                let props = props_from_wire(&path, changed);
+                let names = props.keys().cloned().collect();
+                self.store.change(&path, &iface, props);
+                Event::Properties { path, iface, changed: names }
+            }
+            ("org.freedesktop.DBus.ObjectManager", "InterfacesAdded") => {
+                let Ok((obj, ifaces)) = body.deserialize::<(OwnedObjectPath, HashMap<String, HashMap<String, OwnedVariant>>)>()
+                else {
+                    return Event::Other;
+                };
+                let interfaces = interfaces_from_wire(obj.as_str(), ifaces);
+                let names = interfaces.keys().cloned().collect();
+                self.store.add(obj.as_str(), interfaces);
+                Event::Added { path: obj.to_string(), interfaces: names }
+            }
+            ("org.freedesktop.DBus.ObjectManager", "InterfacesRemoved") => {
+                let Ok((obj, ifaces)) = body.deserialize::<(OwnedObjectPath, Vec<String>)>() else {
+                    return Event::Other;
+                };
+                let old = self.store.remove(obj.as_str(), &ifaces);
+                Event::Removed { path: obj.to_string(), old }
+            }
+            (ACTIVE, "StateChanged") => match body.deserialize::<(u32, u32)>() {
+                Ok((state, reason)) => {
+                    let mut p = BTreeMap::new();
+                    p.insert("State".to_string(), nm_model::Value::UInt32(state));
+                    if self.store.has(&path, ACTIVE) {
+                        self.store.change(&path, ACTIVE, p);
+                    }
+                    Event::ActiveStateChanged { path, state, reason }
+                }
+                Err(_) => Event::Other,
+            },
+            (DEVICE, "StateChanged") => match body.deserialize::<(u32, u32, u32)>() {
+                Ok((new, old, reason)) => Event::DeviceStateChanged { path, new, old, reason },
+                Err(_) => Event::Other,
+            },
+            (SETTINGS_CONNECTION, "Updated") => Event::ProfileUpdated { path },
+            _ => Event::Other,
+        }
+    }
+}
