@@ -95,6 +95,8 @@ fn xml_escape(s: &str) -> String {
 pub(crate) struct Bus {
     pub(crate) address: String,
     pub(crate) log: PathBuf,
+    /// Where `.service` files make names activatable.
+    pub(crate) service_dir: PathBuf,
     process: Guarded,
 }
 
@@ -141,7 +143,7 @@ impl Bus {
                 log_tail: crate::tail(&text, 20),
             });
         }
-        Ok(Bus { address, log, process })
+        Ok(Bus { address, log, service_dir, process })
     }
 
     pub(crate) fn pid(&self) -> u32 {

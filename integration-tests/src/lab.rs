@@ -304,6 +304,31 @@ impl Lab {
         self.bus.as_ref().map(|b| b.log.as_path())
     }
 
+    /// Makes `binary` bus-activatable on the lab bus, the way a package's
+    /// `/usr/share/dbus-1/system-services/<name>.service` does: the bus
+    /// starts it on the first call to its name, in the client namespace
+    /// with `--root <root>` and `args`. Its output goes to the bus log.
+    pub fn install_bus_service(&self, binary: &str, args: &[&str]) -> Result<PathBuf, LabError> {
+        let name = well_known_name(binary)
+            .ok_or_else(|| LabError::Invalid(format!("{binary} has no known bus name to activate")))?;
+        let bus = self.bus.as_ref().ok_or_else(|| LabError::Invalid("this lab has no bus".into()))?;
+        let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+            .into_iter()
+            .find(|p| Path::new(p).is_file())
+            .ok_or_else(|| LabError::Invalid("ip(8) not found".into()))?;
+        let program = bin_dir()?.join(binary);
+        let mut exec =
+            format!("{ip} netns exec {} {} --root {}", self.client_netns, program.display(), self.root.display());
+        for a in args {
+            exec.push(' ');
+            exec.push_str(a);
+        }
+        let file = bus.service_dir.join(format!("{name}.service"));
+        let text = format!("[D-BUS Service]\nName={name}\nExec={exec}\nUser=root\n");
+        fs::write(&file, text).map_err(|e| LabError::io(file.display().to_string(), e))?;
+        Ok(file)
+    }
+
     /// The namespace daemons and clients run in.
     pub fn client_netns(&self) -> &str {
         &self.client_netns

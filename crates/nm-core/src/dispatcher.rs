@@ -2,12 +2,9 @@
 //! with its `Action` contract, when the dispatcher is on the bus or can be
 //! started by it. Its absence is not an error.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use nm_dbus::names::DISPATCHER;
 use nm_model::dbus_dict::SettingsDict;
 use tracing::{debug, warn};
@@ -17,11 +14,12 @@ use crate::api::IpProps;
 
 pub const PATH: &str = "/org/freedesktop/nm_dispatcher";
 pub const INTERFACE: &str = "org.freedesktop.nm_dispatcher";
-/// How long a waited-for action (pre-up, pre-down) may hold an activation.
-/// NetworkManager waits up to 10 minutes; nm-core's engine waits inline
-/// for now, so it caps the wait (stages move off the engine with the
-/// dispatcher issue).
-pub const WAIT_LIMIT: Duration = Duration::from_secs(10);
+/// How long nm-core waits for an answer: NetworkManager's 10 minutes (the
+/// dispatcher's own limit per script is as long), except for `pre-down`,
+/// which the engine waits for inline before it takes a device down, and so
+/// caps shorter.
+const WAIT_LIMIT: Duration = Duration::from_secs(600);
+const INLINE_WAIT_LIMIT: Duration = Duration::from_secs(10);
 
 pub struct Dispatch {
     pub action: &'static str,
@@ -33,7 +31,40 @@ pub struct Dispatch {
     pub device_path: OwnedObjectPath,
     pub ip4: Option<IpProps>,
     pub ip6: Option<IpProps>,
+    /// The DHCPv4 lease's options, as DHCP4Config shows them.
+    pub dhcp4: BTreeMap<String, String>,
     pub connectivity: &'static str,
+}
+
+impl Dispatch {
+    /// An action about the host, not a device: `hostname`, `connectivity-change`.
+    pub fn global(action: &'static str, connectivity: &'static str) -> Dispatch {
+        let root = || OwnedObjectPath::try_from("/").expect("/ is an object path");
+        Dispatch {
+            action,
+            connection: SettingsDict::new(),
+            connection_path: root(),
+            interface: String::new(),
+            device_type: 0,
+            device_state: 0,
+            device_path: root(),
+            ip4: None,
+            ip6: None,
+            dhcp4: BTreeMap::new(),
+            connectivity,
+        }
+    }
+}
+
+/// NMConnectivityState as the dispatcher spells it.
+pub fn connectivity_name(state: u32) -> &'static str {
+    match state {
+        4 => "FULL",
+        3 => "LIMITED",
+        2 => "PORTAL",
+        1 => "NONE",
+        _ => "UNKNOWN",
+    }
 }
 
 type VarDict = HashMap<String, OwnedVariant>;
@@ -101,39 +132,12 @@ fn ip6_dict(p: &IpProps) -> VarDict {
     ])
 }
 
-/// Whether a dispatcher is on the bus or can be started by it, kept
-/// current by [`watch`] so that an activation does not ask the bus.
-#[derive(Clone, Default)]
-pub struct Presence(Arc<AtomicBool>);
-
-impl Presence {
-    fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// Follows the dispatcher's name on the bus.
-pub async fn watch(bus: Bus, presence: Presence) -> anyhow::Result<()> {
-    let dbus = zbus::fdo::DBusProxy::new(&bus).await?;
-    let mut changes = dbus.receive_name_owner_changed_with_args(&[(0, DISPATCHER)]).await?;
-    let activatable = dbus.list_activatable_names().await?.iter().any(|n| n.as_str() == DISPATCHER);
-    let owned = dbus.name_has_owner(DISPATCHER.try_into()?).await?;
-    presence.0.store(activatable || owned, Ordering::Relaxed);
-    while let Some(change) = changes.next().await {
-        if let Ok(args) = change.args() {
-            presence.0.store(activatable || args.new_owner().is_some(), Ordering::Relaxed);
-        }
-    }
-    Ok(())
-}
-
-/// Calls `Action`; returns when the dispatcher has run its scripts (or the
-/// limit passed). Errors are logged, never returned.
-pub async fn call(bus: &Bus, presence: &Presence, d: Dispatch) {
-    if !presence.get() {
-        debug!(action = d.action, "no dispatcher on the bus");
-        return;
-    }
+/// Calls `Action` (the bus starts the dispatcher if it is installed);
+/// returns when it has run its scripts, or the limit passed. NetworkManager
+/// calls without asking first whether a dispatcher exists, and so does
+/// nm-core: the bus answers at once when none is installed, and a service
+/// file installed later is found. Errors are logged, never returned.
+pub async fn call(bus: &Bus, d: Dispatch) {
     let wire = match nm_dbus::settings_to_wire(&d.connection) {
         Ok(w) => w,
         Err(e) => {
@@ -146,13 +150,18 @@ pub async fn call(bus: &Bus, presence: &Presence, d: Dispatch) {
         ("filename", Variant::from(String::new())),
         ("external", Variant::from(false)),
     ]);
-    let device_properties = dict(vec![
-        ("interface", Variant::from(d.interface.clone())),
-        ("ip-interface", Variant::from(d.interface.clone())),
-        ("type", Variant::from(d.device_type)),
-        ("state", Variant::from(d.device_state)),
-        ("path", Variant::from(d.device_path.clone())),
-    ]);
+    let device_properties = if d.interface.is_empty() {
+        VarDict::new()
+    } else {
+        dict(vec![
+            ("interface", Variant::from(d.interface.clone())),
+            ("ip-interface", Variant::from(d.interface.clone())),
+            ("type", Variant::from(d.device_type)),
+            ("state", Variant::from(d.device_state)),
+            ("path", Variant::from(d.device_path.clone())),
+        ])
+    };
+    let dhcp4 = dict(d.dhcp4.iter().map(|(k, v)| (k.as_str(), Variant::from(v.clone()))).collect());
     let ip4 = d.ip4.as_ref().map(ip4_dict).unwrap_or_default();
     let ip6 = d.ip6.as_ref().map(ip6_dict).unwrap_or_default();
     let empty = VarDict::new;
@@ -164,7 +173,7 @@ pub async fn call(bus: &Bus, presence: &Presence, d: Dispatch) {
         empty(),
         ip4,
         ip6,
-        empty(),
+        dhcp4,
         empty(),
         d.connectivity,
         "",
@@ -174,10 +183,11 @@ pub async fn call(bus: &Bus, presence: &Presence, d: Dispatch) {
         false,
     );
     let call = async {
-        let proxy = zbus::Proxy::new(bus, DISPATCHER, PATH, INTERFACE).await?;
-        proxy.call::<_, _, Vec<(String, u32, String)>>("Action", &args).await
+        let reply = bus.call_method(Some(DISPATCHER), PATH, Some(INTERFACE), "Action", &args).await?;
+        reply.body().deserialize::<Vec<(String, u32, String)>>()
     };
-    match tokio::time::timeout(WAIT_LIMIT, call).await {
+    let limit = if d.action == "pre-down" { INLINE_WAIT_LIMIT } else { WAIT_LIMIT };
+    match tokio::time::timeout(limit, call).await {
         Ok(Ok(results)) => {
             for (script, result, message) in results {
                 if result != 1 {
@@ -185,7 +195,12 @@ pub async fn call(bus: &Bus, presence: &Presence, d: Dispatch) {
                 }
             }
         }
+        Ok(Err(zbus::Error::MethodError(name, _, _)))
+            if name.as_str() == "org.freedesktop.DBus.Error.ServiceUnknown" =>
+        {
+            debug!(action = d.action, "no dispatcher installed")
+        }
         Ok(Err(e)) => warn!(action = d.action, "dispatcher: {e}"),
-        Err(_) => warn!(action = d.action, "dispatcher did not answer within {WAIT_LIMIT:?}"),
+        Err(_) => warn!(action = d.action, "dispatcher did not answer within {limit:?}"),
     }
 }

@@ -58,6 +58,8 @@ pub enum Timer {
     /// answered: it is torn down after the reply, so that the client first
     /// sees the object the reply names (libnm insists), then its failure.
     Failed { ac: u32, reason: u32 },
+    /// The dispatcher has run an activation's pre-up scripts.
+    PreUpDone { ac: u32 },
 }
 
 pub enum Call {
@@ -145,6 +147,8 @@ struct Active {
     /// Started by a user (not by autoconnect): a failure does not count
     /// against the profile's retries.
     by_user: bool,
+    /// In IP_CHECK, waiting for the dispatcher's pre-up scripts.
+    pre_up_pending: bool,
 }
 
 #[derive(Default)]
@@ -186,7 +190,6 @@ pub struct Engine {
     networking_enabled: bool,
     last_resolv: Option<String>,
     timestamps_dirty: bool,
-    dispatcher: dispatcher::Presence,
 }
 
 /// How long timestamps may wait before they are written.
@@ -243,7 +246,6 @@ impl Engine {
             networking_enabled: true,
             last_resolv: None,
             timestamps_dirty: false,
-            dispatcher: dispatcher::Presence::default(),
         };
         Ok((engine, rx))
     }
@@ -256,12 +258,6 @@ impl Engine {
         }
         let wait = Duration::from_millis(self.config.core.carrier_wait_ms);
         self.schedule(wait, Timer::StartupWait);
-        let (bus, presence) = (self.bus.clone(), self.dispatcher.clone());
-        tokio::spawn(async move {
-            if let Err(e) = dispatcher::watch(bus, presence).await {
-                warn!("following nm-dispatcher's presence stopped: {e}");
-            }
-        });
         let (bus, tx) = (self.bus.clone(), self.tx.clone());
         tokio::spawn(async move {
             if let Err(e) = dhcp_client::watch(bus, tx).await {
@@ -544,10 +540,7 @@ impl Engine {
         self.publish_actives().await;
         self.update_dns().await;
         if let Some(d) = self.dispatch(ac, "reapply") {
-            tokio::spawn({
-                let (bus, presence) = (self.bus.clone(), self.dispatcher.clone());
-                async move { dispatcher::call(&bus, &presence, d).await }
-            });
+            self.dispatch_later(d);
         }
         Ok(())
     }
@@ -572,6 +565,8 @@ impl Engine {
         }
         self.settings.lock().hostname = hostname.clone();
         emit_changed(&self.bus, &settings_path(), SETTINGS_IFACE, vec![("Hostname", Variant::from(hostname))]).await;
+        let connectivity = dispatcher::connectivity_name(self.manager.lock().connectivity);
+        self.dispatch_later(Dispatch::global("hostname", connectivity));
     }
 
     /// The hostname as nm-system-settings has it.
@@ -1346,6 +1341,7 @@ impl Engine {
                 ip6: None,
                 props,
                 by_user,
+                pre_up_pending: false,
             },
         );
         if let Some(d) = self.devices.get_mut(&device) {
@@ -1400,12 +1396,38 @@ impl Engine {
     /// and after every DHCP event.
     async fn try_complete(&mut self, id: u32) {
         let Some(a) = self.actives.get(&id) else { return };
-        if a.state != AcState::Activating || a.dhcp.status == V4Status::Waiting {
+        if a.state != AcState::Activating || a.dhcp.status == V4Status::Waiting || a.pre_up_pending {
             return;
         }
         if !ip_families_ok(&a.plan, a.dhcp.status) {
             warn!("activation of '{}' failed: no IP configuration", a.conn.id().unwrap_or_default());
             let _ = self.tx.send(Input::Timer(Timer::Failed { ac: id, reason: reason::IP_CONFIG_UNAVAILABLE }));
+            return;
+        }
+        let (device, assumed) = (a.device, a.assumed);
+        let why = if assumed { reason::CONNECTION_ASSUMED } else { reason::NONE };
+        self.set_device_state(device, DeviceState::IpCheck, why).await;
+        // pre-up is waited for (off the engine: the device stays in
+        // IP_CHECK meanwhile); its failure does not stop the activation.
+        if let Some(d) = self.dispatch(id, "pre-up").filter(|_| !assumed) {
+            if let Some(a) = self.actives.get_mut(&id) {
+                a.pre_up_pending = true;
+            }
+            let (bus, tx) = (self.bus.clone(), self.tx.clone());
+            tokio::spawn(async move {
+                dispatcher::call(&bus, d).await;
+                let _ = tx.send(Input::Timer(Timer::PreUpDone { ac: id }));
+            });
+            return;
+        }
+        self.finish_activation(id).await;
+    }
+
+    /// IP_CHECK passed: SECONDARIES, ACTIVATED, the `up` scripts, the
+    /// device's record and the profile's timestamp.
+    async fn finish_activation(&mut self, id: u32) {
+        let Some(a) = self.actives.get(&id) else { return };
+        if a.state != AcState::Activating {
             return;
         }
         let (device, assumed, conn) = (a.device, a.assumed, a.conn.clone());
@@ -1414,20 +1436,12 @@ impl Engine {
         else {
             return;
         };
-        self.set_device_state(device, DeviceState::IpCheck, why).await;
-        // pre-up is waited for; its failure does not stop the activation.
-        if let Some(d) = self.dispatch(id, "pre-up").filter(|_| !assumed) {
-            dispatcher::call(&self.bus, &self.dispatcher, d).await;
-        }
         self.set_device_state(device, DeviceState::Secondaries, why).await;
         self.export_ip_configs(id).await;
         self.set_device_state(device, DeviceState::Activated, why).await;
         self.set_ac_state(id, AcState::Activated, ac_reason::NONE).await;
         if let Some(d) = self.dispatch(id, "up").filter(|_| !assumed) {
-            tokio::spawn({
-                let (bus, presence) = (self.bus.clone(), self.dispatcher.clone());
-                async move { dispatcher::call(&bus, &presence, d).await }
-            });
+            self.dispatch_later(d);
         }
         let uuid = conn.uuid().unwrap_or_default().to_string();
         state_files::save_device(&self.paths, ifindex, Some(&DeviceRecord { uuid: uuid.clone(), metric }));
@@ -1485,10 +1499,7 @@ impl Engine {
                 let activated = self.actives.get(&ac).is_some_and(|a| a.state == AcState::Activated);
                 if activated {
                     if let Some(d) = self.dispatch(ac, "dhcp4-change") {
-                        tokio::spawn({
-                            let (bus, presence) = (self.bus.clone(), self.dispatcher.clone());
-                            async move { dispatcher::call(&bus, &presence, d).await }
-                        });
+                        self.dispatch_later(d);
                     }
                 } else {
                     self.try_complete(ac).await;
@@ -1740,17 +1751,17 @@ impl Engine {
         }
     }
 
+    /// Runs an action's scripts without waiting for them.
+    fn dispatch_later(&self, d: Dispatch) {
+        let bus = self.bus.clone();
+        tokio::spawn(async move { dispatcher::call(&bus, d).await });
+    }
+
     /// The dispatcher's view of an activation.
     fn dispatch(&self, ac: u32, action: &'static str) -> Option<Dispatch> {
         let a = self.actives.get(&ac)?;
         let d = self.devices.get(&a.device)?;
-        let connectivity = match self.manager.lock().connectivity {
-            4 => "FULL",
-            3 => "LIMITED",
-            2 => "PORTAL",
-            1 => "NONE",
-            _ => "UNKNOWN",
-        };
+        let connectivity = dispatcher::connectivity_name(self.manager.lock().connectivity);
         Some(Dispatch {
             action,
             connection: dbus_dict::to_dbus(&a.conn, false),
@@ -1761,6 +1772,7 @@ impl Engine {
             device_path: d.path.clone(),
             ip4: ip_props(&a.plan, false),
             ip6: ip_props(&a.plan, true),
+            dhcp4: a.dhcp.config.as_ref().map(|(_, options)| options.lock().clone()).unwrap_or_default(),
             connectivity,
         })
     }
@@ -1812,7 +1824,7 @@ impl Engine {
         self.set_device_state(device, DeviceState::Deactivating, device_reason).await;
         // pre-down is waited for, except when the carrier is already gone.
         if let Some(d) = self.dispatch(ac, "pre-down").filter(|_| was_up && device_reason != reason::CARRIER) {
-            dispatcher::call(&self.bus, &self.dispatcher, d).await;
+            dispatcher::call(&self.bus, d).await;
         }
         let down = self.dispatch(ac, "down").filter(|_| was_up);
         if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
@@ -1821,10 +1833,7 @@ impl Engine {
         }
         self.finish_deactivation(ac, why).await;
         if let Some(d) = down {
-            tokio::spawn({
-                let (bus, presence) = (self.bus.clone(), self.dispatcher.clone());
-                async move { dispatcher::call(&bus, &presence, d).await }
-            });
+            self.dispatch_later(d);
         }
     }
 
@@ -1953,6 +1962,7 @@ impl Engine {
             .map(|a| a.conn.connection_type().unwrap_or_default().to_string())
             .unwrap_or_default();
         let mut changed = Vec::new();
+        let mut connectivity_changed = false;
         let old_state;
         {
             let mut m = self.manager.lock();
@@ -1974,6 +1984,7 @@ impl Engine {
             if m.connectivity != connectivity {
                 m.connectivity = connectivity;
                 changed.push(("Connectivity", Variant::from(connectivity)));
+                connectivity_changed = true;
             }
             if m.state != state {
                 m.state = state;
@@ -1981,6 +1992,9 @@ impl Engine {
             }
         }
         emit_changed(&self.bus, &nm_path(), NM_IFACE, changed).await;
+        if connectivity_changed {
+            self.dispatch_later(Dispatch::global("connectivity-change", dispatcher::connectivity_name(connectivity)));
+        }
         if old_state != state
             && let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH)
         {
@@ -2080,6 +2094,11 @@ impl Engine {
             Timer::Failed { ac, reason } => {
                 self.fail_activation(ac, reason).await;
                 self.autoconnect_all().await;
+            }
+            Timer::PreUpDone { ac } => {
+                let Some(a) = self.actives.get_mut(&ac) else { return };
+                a.pre_up_pending = false;
+                self.finish_activation(ac).await;
             }
         }
     }

@@ -60,7 +60,11 @@ pub fn init_logging() {
         registry.with(layer).init();
         return;
     }
-    let fmt = tracing_subscriber::fmt::layer().with_writer(io::stderr).with_target(false);
+    // Colour only for a person at a terminal, not in log files.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(io::stderr)
+        .with_target(false)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()));
     registry.with(fmt).init();
 }
 
