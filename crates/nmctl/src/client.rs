@@ -47,7 +47,8 @@ pub struct Client {
 impl Client {
     /// The system bus (`DBUS_SYSTEM_BUS_ADDRESS` when set).
     pub async fn connect() -> Result<Client> {
-        let bus = zbus::Connection::system().await.map_err(|e| fail(exit::NOT_RUNNING, format!("no system bus: {e}")))?;
+        let bus =
+            zbus::Connection::system().await.map_err(|e| fail(exit::NOT_RUNNING, format!("no system bus: {e}")))?;
         Ok(Client { bus })
     }
 
@@ -173,13 +174,34 @@ impl Client {
 /// What changed, after it was applied to [`Watch::store`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    Properties { path: String, iface: String, changed: Vec<String> },
-    Added { path: String, interfaces: Vec<String> },
+    Properties {
+        path: String,
+        iface: String,
+        changed: Vec<String>,
+    },
+    Added {
+        path: String,
+        interfaces: Vec<String>,
+    },
     /// The object's interfaces as they were before removal.
-    Removed { path: String, old: Interfaces },
-    ActiveStateChanged { path: String, state: u32, reason: u32 },
-    DeviceStateChanged { path: String, new: u32, old: u32, reason: u32 },
-    ProfileUpdated { path: String },
+    Removed {
+        path: String,
+        old: Interfaces,
+    },
+    ActiveStateChanged {
+        path: String,
+        state: u32,
+        reason: u32,
+    },
+    DeviceStateChanged {
+        path: String,
+        new: u32,
+        old: u32,
+        reason: u32,
+    },
+    ProfileUpdated {
+        path: String,
+    },
     /// NetworkManager took its name (the store was read again).
     Appeared,
     /// NetworkManager left the bus (the store is empty).
@@ -227,7 +249,8 @@ impl Watch {
         let body = msg.body();
         match (iface.as_str(), member.as_str()) {
             ("org.freedesktop.DBus.Properties", "PropertiesChanged") => {
-                let Ok((iface, changed, _)) = body.deserialize::<(String, HashMap<String, OwnedVariant>, Vec<String>)>()
+                let Ok((iface, changed, _)) =
+                    body.deserialize::<(String, HashMap<String, OwnedVariant>, Vec<String>)>()
                 else {
                     return Event::Other;
                 };
@@ -237,7 +260,8 @@ impl Watch {
                 Event::Properties { path, iface, changed: names }
             }
             ("org.freedesktop.DBus.ObjectManager", "InterfacesAdded") => {
-                let Ok((obj, ifaces)) = body.deserialize::<(OwnedObjectPath, HashMap<String, HashMap<String, OwnedVariant>>)>()
+                let Ok((obj, ifaces)) =
+                    body.deserialize::<(OwnedObjectPath, HashMap<String, HashMap<String, OwnedVariant>>)>()
                 else {
                     return Event::Other;
                 };

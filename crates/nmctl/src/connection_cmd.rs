@@ -53,7 +53,9 @@ pub async fn run(ctx: &Ctx, client: &Client, action: ConnectionAction) -> Result
             let profiles = client.profiles(&store).await?;
             match connection {
                 None => ctx.show(&view::connection_list(&store, &profiles, active), |l, s| render::connections(l, s)),
-                Some(key) => ctx.show(&view::connection_detail(&store, find(&profiles, &key)?), render::connection_detail),
+                Some(key) => {
+                    ctx.show(&view::connection_detail(&store, find(&profiles, &key)?), render::connection_detail)
+                }
             }
         }
         ConnectionAction::Add { temporary, properties } => add(ctx, client, &properties, temporary).await?,
@@ -90,7 +92,8 @@ pub async fn run(ctx: &Ctx, client: &Client, action: ConnectionAction) -> Result
         ConnectionAction::Import { file, format, temporary } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let format = format.unwrap_or_else(|| edit::format_of(&file));
-            let conn = edit::decode(&text, format).map_err(|e| fail(exit::USAGE, format!("{}: {e}", file.display())))?;
+            let conn =
+                edit::decode(&text, format).map_err(|e| fail(exit::USAGE, format!("{}: {e}", file.display())))?;
             let path = client.add_connection(&to_dbus(&conn, true), temporary).await?;
             let (name, uuid) = (conn.id().unwrap_or_default(), conn.uuid().unwrap_or_default());
             ctx.done(&Named { name, uuid, path: &path }, &format!("Connection '{name}' ({uuid}) imported."));
@@ -235,7 +238,11 @@ async fn edit_profile(ctx: &Ctx, client: &Client, key: &str, format: Format) -> 
         }
         let problem = match edit::decode(&edited, format) {
             Ok(conn) if conn.uuid() != original.uuid() => {
-                format!("{}: connection.uuid cannot be changed (it was {})", file.display(), original.uuid().unwrap_or(""))
+                format!(
+                    "{}: connection.uuid cannot be changed (it was {})",
+                    file.display(),
+                    original.uuid().unwrap_or("")
+                )
             }
             Ok(conn) => match client.update(&p.path, &to_dbus(&conn, true), false).await {
                 Ok(()) => {

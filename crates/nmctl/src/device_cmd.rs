@@ -50,7 +50,8 @@ pub async fn connect(ctx: &Ctx, client: &Client, iface: &str) -> Result<()> {
     };
     let name = watch.store.str(&ac, ACTIVE, "Id");
     if let Some(timeout) = ctx.wait(CONNECT_WAIT) {
-        wait::wait_activation(client, &mut watch, &ac, Some(dev.clone()), &format!("device '{iface}'"), timeout).await?;
+        wait::wait_activation(client, &mut watch, &ac, Some(dev.clone()), &format!("device '{iface}'"), timeout)
+            .await?;
     }
     let d = view::device_summary(&watch.store, &dev);
     let name = d.connection.clone().unwrap_or(name);

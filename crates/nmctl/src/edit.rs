@@ -60,7 +60,11 @@ fn find_line(text: &str, setting: &str, property: &str) -> Option<usize> {
             continue;
         }
         let key = l.split(['=', ' ']).next().unwrap_or_default().trim();
-        if in_group && keys.iter().any(|k| key == *k || key.strip_prefix(k).is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))) {
+        if in_group
+            && keys
+                .iter()
+                .any(|k| key == *k || key.strip_prefix(k).is_some_and(|n| n.chars().all(|c| c.is_ascii_digit())))
+        {
             return Some(i + 1);
         }
     }
@@ -122,10 +126,11 @@ pub async fn run_editor(path: &Path) -> Result<()> {
     let cmd = editor_command(std::env::var("VISUAL").ok().as_deref(), std::env::var("EDITOR").ok().as_deref());
     let (program, args) = cmd.split_first().context("no editor")?;
     let (program, args, path) = (program.clone(), args.to_vec(), path.to_path_buf());
-    let status = tokio::task::spawn_blocking(move || std::process::Command::new(&program).args(&args).arg(&path).status())
-        .await
-        .context("running the editor")?
-        .with_context(|| format!("starting the editor {}", cmd.join(" ")))?;
+    let status =
+        tokio::task::spawn_blocking(move || std::process::Command::new(&program).args(&args).arg(&path).status())
+            .await
+            .context("running the editor")?
+            .with_context(|| format!("starting the editor {}", cmd.join(" ")))?;
     if !status.success() {
         anyhow::bail!("the editor {} exited with {status}", cmd.join(" "));
     }

@@ -217,9 +217,13 @@ pub fn parse_value(spec: &SettingSpec, prop: &PropertySpec, s: &str) -> Result<V
                 .collect::<Result<_, _>>()?;
             Value::str_map(&map)
         }
-        Kind::Addresses => Value::dict_list(items(t).map(|a| text::parse_address(family, a)).collect::<Result<_, _>>()?),
+        Kind::Addresses => {
+            Value::dict_list(items(t).map(|a| text::parse_address(family, a)).collect::<Result<_, _>>()?)
+        }
         Kind::Routes => Value::dict_list(items(t).map(|r| parse_route(family, r)).collect::<Result<_, _>>()?),
-        Kind::RoutingRules => Value::dict_list(items(t).map(|r| text::parse_rule(family, r)).collect::<Result<_, _>>()?),
+        Kind::RoutingRules => {
+            Value::dict_list(items(t).map(|r| text::parse_rule(family, r)).collect::<Result<_, _>>()?)
+        }
         Kind::BridgeVlans => Value::dict_list(items(t).map(text::parse_bridge_vlan).collect::<Result<_, _>>()?),
         Kind::WireguardPeers => {
             return Err("peers cannot be set on the command line; use `nmctl connection edit`".into());
@@ -283,13 +287,9 @@ pub fn format_value(setting: &str, prop: &str, v: &Value) -> String {
             .join(", "),
         (_, Value::Bytes(b)) => text::format_byte_list(b),
         (_, Value::Array { .. }) if v.as_str_list().is_some() => v.as_str_list().unwrap_or_default().join(", "),
-        (_, Value::Dict { .. }) if v.as_str_map().is_some() => v
-            .as_str_map()
-            .unwrap_or_default()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        (_, Value::Dict { .. }) if v.as_str_map().is_some() => {
+            v.as_str_map().unwrap_or_default().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+        }
         (_, other) => text::scalar_text(other),
     }
 }
@@ -400,7 +400,10 @@ mod tests {
         assert_eq!(parse_pairs(&args(&["ipv4.bogus", "1"])).unwrap_err(), "unknown property 'ipv4.bogus'");
         assert_eq!(parse_pairs(&args(&["nosuch.x", "1"])).unwrap_err(), "unknown setting 'nosuch' in 'nosuch.x'");
         assert_eq!(parse_pairs(&args(&["ipv4.method"])).unwrap_err(), "'ipv4.method' lacks a value");
-        assert_eq!(parse_pairs(&args(&["+ipv4.method", "auto"])).unwrap_err(), "'+ipv4.method': ipv4.method is not a list");
+        assert_eq!(
+            parse_pairs(&args(&["+ipv4.method", "auto"])).unwrap_err(),
+            "'+ipv4.method': ipv4.method is not a list"
+        );
         assert!(parse_pairs(&args(&["method", "auto"])).unwrap_err().contains("expected setting.property"));
     }
 

@@ -119,7 +119,10 @@ pub fn device_detail(d: &DeviceDetail, style: Style) -> String {
         ("GENERAL.TYPE".into(), Cell::new(&s.kind)),
         ("GENERAL.HWADDR".into(), Cell::new(or_dash(&d.hw_address))),
         ("GENERAL.MTU".into(), Cell::new(d.mtu.to_string())),
-        ("GENERAL.STATE".into(), Cell::toned(format!("{} ({})", s.state_code, s.state), names::device_tone(s.state_code))),
+        (
+            "GENERAL.STATE".into(),
+            Cell::toned(format!("{} ({})", s.state_code, s.state), names::device_tone(s.state_code)),
+        ),
         ("GENERAL.REASON".into(), Cell::new(format!("{} ({})", s.reason_code, s.reason))),
         ("GENERAL.CONNECTION".into(), Cell::new(or_dash(s.connection.as_deref().unwrap_or("")))),
         ("GENERAL.MANAGED".into(), Cell::new(yes_no(s.managed))),

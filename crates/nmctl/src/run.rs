@@ -50,12 +50,8 @@ pub async fn run(cli: Cli) -> Result<()> {
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let ctx = Ctx { json: cli.json, style: Style { colour }, wait: cli.wait };
     if let Some(Command::WaitOnline(w)) = &cli.command {
-        let q = OnlineQuery {
-            interfaces: w.interfaces.clone(),
-            ipv4: w.ipv4,
-            ipv6: w.ipv6,
-            startup_only: w.startup_only,
-        };
+        let q =
+            OnlineQuery { interfaces: w.interfaces.clone(), ipv4: w.ipv4, ipv6: w.ipv6, startup_only: w.startup_only };
         wait::wait_online(&q, Duration::from_secs(w.timeout)).await?;
         ctx.done(&serde_json::json!({"online": true}), "online");
         return Ok(());

@@ -283,14 +283,29 @@ fn setting_rank(name: &str) -> usize {
     }
 }
 
+/// The profile's properties in their stored form: the legacy twins
+/// NetworkManager also sends (`addresses` as `aau`, `dns` as `au`, …) are
+/// folded into the new ones by nm-model, as libnm does.
+fn stored(p: &Profile) -> SettingsDict {
+    match nm_model::dbus_dict::from_dbus(&p.settings) {
+        Ok(conn) => conn
+            .settings
+            .iter()
+            .map(|(name, setting)| (name.clone(), setting.props.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+            .collect(),
+        Err(_) => p.settings.clone(),
+    }
+}
+
 pub fn connection_detail(s: &ObjectStore, p: &Profile) -> ConnectionDetail {
-    let mut order: Vec<&String> = p.settings.keys().collect();
+    let dict = stored(p);
+    let mut order: Vec<&String> = dict.keys().collect();
     order.sort_by_key(|n| (setting_rank(n), n.to_string()));
     let mut settings = BTreeMap::new();
     let mut lines = Vec::new();
     for sname in order {
         let mut json = BTreeMap::new();
-        for (prop, v) in &p.settings[sname] {
+        for (prop, v) in &dict[sname] {
             let shown = props::display_name(sname, prop);
             lines.push((format!("{sname}.{shown}"), props::format_value(sname, prop, v)));
             json.insert(shown, props::json_value(sname, prop, v));
@@ -309,7 +324,15 @@ pub fn connection_detail(s: &ObjectStore, p: &Profile) -> ConnectionDetail {
             ip6: ip_of(s, &ac, ACTIVE, "Ip6Config", IP6),
         }
     });
-    ConnectionDetail { name: p.id(), uuid: p.uuid(), kind: p.kind(), filename: p.filename.clone(), settings, active, lines }
+    ConnectionDetail {
+        name: p.id(),
+        uuid: p.uuid(),
+        kind: p.kind(),
+        filename: p.filename.clone(),
+        settings,
+        active,
+        lines,
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -354,10 +377,16 @@ pub fn overview(s: &ObjectStore) -> Overview {
         let d = device_detail(s, &dev);
         for (family, ip) in [("ipv4", &d.ip4), ("ipv6", &d.ip6)] {
             let Some(ip) = ip else { continue };
-            let defaults: Vec<&Route> = ip.routes.iter().filter(|r| r.dest.ends_with("/0") && r.next_hop.is_some()).collect();
+            let defaults: Vec<&Route> =
+                ip.routes.iter().filter(|r| r.dest.ends_with("/0") && r.next_hop.is_some()).collect();
             for r in &defaults {
                 let gateway = r.next_hop.clone().unwrap_or_default();
-                routes.push(DefaultRoute { family: family.into(), gateway, device: d.summary.device.clone(), metric: r.metric });
+                routes.push(DefaultRoute {
+                    family: family.into(),
+                    gateway,
+                    device: d.summary.device.clone(),
+                    metric: r.metric,
+                });
             }
             if let (true, Some(gw)) = (defaults.is_empty(), &ip.gateway) {
                 routes.push(DefaultRoute {
@@ -381,7 +410,8 @@ pub fn overview(s: &ObjectStore) -> Overview {
             addresses,
         });
     }
-    routes.sort_by(|a, b| a.family.cmp(&b.family).then(a.metric.unwrap_or(u32::MAX).cmp(&b.metric.unwrap_or(u32::MAX))));
+    routes
+        .sort_by(|a, b| a.family.cmp(&b.family).then(a.metric.unwrap_or(u32::MAX).cmp(&b.metric.unwrap_or(u32::MAX))));
     // The resolver's view (DnsManager.Configuration) when it is exported.
     let mut dns = Vec::new();
     if s.has(DNS_MANAGER_PATH, DNS_MANAGER) {

@@ -55,7 +55,8 @@ pub fn online_obs(running: bool, s: &ObjectStore) -> OnlineObs {
         .map(|d| DeviceObs {
             iface: s.str(d, DEVICE, "Interface"),
             state: s.device_state(d).0,
-            loopback: s.u32(d, DEVICE, "DeviceType") == names::DEVICE_TYPE_LOOPBACK || s.str(d, DEVICE, "Interface") == "lo",
+            loopback: s.u32(d, DEVICE, "DeviceType") == names::DEVICE_TYPE_LOOPBACK
+                || s.str(d, DEVICE, "Interface") == "lo",
             ipv4: has_address(s, d, "Ip4Config", IP4),
             ipv6: has_address(s, d, "Ip6Config", IP6),
         })
@@ -296,16 +297,14 @@ mod tests {
         assert_eq!(online(&q, &up), Ok(()));
         let starting = obs(true, vec![dev("eth0", 100, true, false)]);
         assert_eq!(online(&q, &starting), Err(vec!["NetworkManager is still starting up".to_string()]));
-        let down = obs(false, vec![dev("lo", 100, true, true), dev("eth0", 20, false, false), dev("eth1", 30, false, false)]);
+        let down =
+            obs(false, vec![dev("lo", 100, true, true), dev("eth0", 20, false, false), dev("eth1", 30, false, false)]);
         assert_eq!(
             online(&q, &down),
             Err(vec!["no device is connected (eth0 is unavailable, eth1 is disconnected)".to_string()])
         );
         assert_eq!(online(&q, &obs(false, vec![])), Err(vec!["no network device".to_string()]));
-        assert_eq!(
-            online(&q, &OnlineObs::default()),
-            Err(vec!["NetworkManager is not running".to_string()])
-        );
+        assert_eq!(online(&q, &OnlineObs::default()), Err(vec!["NetworkManager is not running".to_string()]));
     }
 
     #[test]
@@ -330,7 +329,10 @@ mod tests {
         let o = obs(true, vec![dev("eth0", 30, false, false)]);
         assert_eq!(online(&q, &o), Err(vec!["eth0 is disconnected".to_string(), "eth9 does not exist".to_string()]));
         let q = OnlineQuery { interfaces: vec!["eth0".into()], ipv4: true, ..Default::default() };
-        assert_eq!(online(&q, &obs(true, vec![dev("eth0", 100, false, true)])), Err(vec!["eth0 has no IPv4 address".to_string()]));
+        assert_eq!(
+            online(&q, &obs(true, vec![dev("eth0", 100, false, true)])),
+            Err(vec!["eth0 has no IPv4 address".to_string()])
+        );
         assert_eq!(online(&q, &obs(true, vec![dev("eth0", 100, true, false)])), Ok(()));
     }
 
@@ -347,7 +349,13 @@ mod tests {
 
     #[test]
     fn a_failure_names_the_device_reason_first() {
-        let o = ActivationObs { state: Some(4), gone: true, reason: Some(5), device_state: Some(30), device_failure: Some(5) };
+        let o = ActivationObs {
+            state: Some(4),
+            gone: true,
+            reason: Some(5),
+            device_state: Some(30),
+            device_failure: Some(5),
+        };
         assert_eq!(
             activation(&o),
             Progress::Failed(
