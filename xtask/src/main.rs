@@ -7,12 +7,15 @@
 //! - `bench settings [--count N]`: load N profiles into nm-system-settings.
 //! - `bench core [--runs N] [--only GROUP] [--daemons …]`: nm-rs beside
 //!   NetworkManager and systemd-networkd on the shared peer-bench lab.
+//! - `completions --out DIR`, `man --out DIR`: nmctl's shell completions and
+//!   man pages from its clap definitions.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod docs;
 mod fuzz;
 mod lab;
 mod test;
@@ -52,6 +55,16 @@ enum Task {
         seconds: u64,
         /// Only this target (default: all).
         target: Option<String>,
+    },
+    /// Write nmctl's shell completions (bash, zsh, fish, elvish, PowerShell) into a directory.
+    Completions {
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
+    /// Write nmctl's man pages (nmctl.1 and one per subcommand) into a directory.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
     },
     /// Benchmarks (release builds; not part of the tests).
     Bench {
@@ -106,6 +119,8 @@ fn main() -> ExitCode {
         Task::Test { full } => test::run(full),
         Task::Lab { run, no_build } => util::block_on(lab::run(run, !no_build)),
         Task::Fuzz { seconds, target } => fuzz::run(seconds, target.as_deref()),
+        Task::Completions { out } => docs::completions(&out),
+        Task::Man { out } => docs::man(&out),
         Task::Bench { what: Bench::Settings { count } } => util::block_on(bench::settings(count)),
         Task::Bench { what: Bench::Core { from: Some(results), .. } } => bench::core_table(&results),
         Task::Bench { what: Bench::Core { runs, only, daemons, links, routes, no_build, from: None } } => {

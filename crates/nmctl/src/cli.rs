@@ -62,6 +62,13 @@ pub enum Command {
     #[command(visible_alias = "m")]
     Monitor,
     /// Wait until the network is online (for network-online.target).
+    ///
+    /// Online means: NetworkManager's start-up is complete (what `nm-online -s`
+    /// waits for) and a device other than loopback is connected, with an IPv4
+    /// and/or IPv6 address when --ipv4/--ipv6 ask. With --interface, each
+    /// named device must be connected instead (start-up need not be complete).
+    /// NetworkManager not yet on the bus is waited for too. Exits 0 when
+    /// online, 3 after --timeout naming what is missing.
     WaitOnline(WaitOnline),
 }
 
