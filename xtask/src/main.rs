@@ -9,14 +9,18 @@
 //!   NetworkManager and systemd-networkd on the shared peer-bench lab.
 //! - `completions --out DIR`, `man --out DIR`: nmctl's shell completions and
 //!   man pages from its clap definitions.
+//! - `install [--destdir DIR]`, `deb`: the FHS layout and a Debian package.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod checks;
+mod deb;
 mod docs;
 mod fuzz;
+mod install;
 mod lab;
 mod test;
 mod util;
@@ -65,6 +69,35 @@ enum Task {
     Man {
         #[arg(long, value_name = "DIR")]
         out: std::path::PathBuf,
+    },
+    /// Install binaries, systemd units, bus policies and activation files,
+    /// tmpfiles/sysusers, man pages, completions and docs (FHS places).
+    Install {
+        /// Install under this directory instead of / (for packaging).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        destdir: std::path::PathBuf,
+        /// Install the debug build instead of a release build.
+        #[arg(long)]
+        debug: bool,
+        /// Use the binaries already built.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// The packaging checks of `test` alone: `systemd-analyze verify` and
+    /// `security` on the units, dbus-daemon on the policies and activation
+    /// files, all installed (debug build, as built) into a temp root.
+    CheckPackaging,
+    /// Build a Debian package (target/deb/nm-rs_<version>_<arch>.deb).
+    Deb {
+        /// Write the package into this directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+        /// Package the debug build instead of a release build.
+        #[arg(long)]
+        debug: bool,
+        /// Use the binaries already built.
+        #[arg(long)]
+        no_build: bool,
     },
     /// Benchmarks (release builds; not part of the tests).
     Bench {
@@ -119,6 +152,14 @@ fn main() -> ExitCode {
         Task::Test { full } => test::run(full),
         Task::Lab { run, no_build } => util::block_on(lab::run(run, !no_build)),
         Task::Fuzz { seconds, target } => fuzz::run(seconds, target.as_deref()),
+        Task::Install { destdir, debug, no_build } => {
+            install::install(&destdir, !debug, no_build).map(|()| ExitCode::SUCCESS)
+        }
+        Task::CheckPackaging => checks::run().map(|()| ExitCode::SUCCESS),
+        Task::Deb { out, debug, no_build } => deb::build(out.as_deref(), !debug, no_build).map(|deb| {
+            println!("{}", deb.display());
+            ExitCode::SUCCESS
+        }),
         Task::Completions { out } => docs::completions(&out),
         Task::Man { out } => docs::man(&out),
         Task::Bench { what: Bench::Settings { count } } => util::block_on(bench::settings(count)),

@@ -58,7 +58,18 @@ pub fn run(full: bool) -> Result<ExitCode> {
     header("cargo build --workspace --bins");
     let mut build = cargo();
     build.args(["build", "--workspace", "--bins"]);
-    tally.step(status(build)?.success());
+    let built = status(build)?.success();
+    tally.step(built);
+
+    // What ships: units verified by systemd, policies loaded by dbus-daemon.
+    if built {
+        header("systemd units and bus files, installed into a temp root");
+        let checked = crate::checks::run();
+        if let Err(e) = &checked {
+            eprintln!("xtask: {e:#}");
+        }
+        tally.step(checked.is_ok());
+    }
 
     header("cargo test --workspace --no-fail-fast");
     if !is_root() {
