@@ -886,6 +886,37 @@ async fn dhcp_against_dnsmasq_through_the_unprivileged_helper() {
     assert!(!c.ip(&["-4", "addr", "show", "dev", &eth]).contains("198.18.0.1"), "down removes the lease's address");
 }
 
+#[tokio::test]
+async fn dhcp_with_address_conflict_detection_activates() {
+    // ipv4.dad-timeout asks the helper to probe the offered address first
+    // (RFC 5227); nobody else has it, so the activation goes on after that.
+    let (c, helper) = Core::start_with_dhcp_lab(Lab::builder().uplinks(1).ipv6(false).build().expect("lab")).await;
+    let eth = c.uplink(0);
+    c.ok(&[
+        "connection",
+        "add",
+        "type",
+        "ethernet",
+        "ifname",
+        &eth,
+        "con-name",
+        "dyn",
+        "ipv4.method",
+        "auto",
+        "ipv4.dad-timeout",
+        "400",
+        "ipv6.method",
+        "disabled",
+    ])
+    .await;
+    c.ok(&["connection", "up", "dyn"]).await;
+    let addr = c.ip(&["-4", "addr", "show", "dev", &eth]);
+    assert!(addr.contains("inet 198.18.0.1") && addr.contains("/24"), "an address from the pool: {addr}");
+    let log = helper.log();
+    assert!(log.contains("acd=Some(400ms)"), "nm-core asked for the check:\n{}", nm_lab::tail(&log, 20));
+    assert!(!log.contains("address conflict"), "{}", nm_lab::tail(&log, 20));
+}
+
 fn valid_lft(addr: &str) -> Option<u32> {
     addr.split_whitespace().skip_while(|w| *w != "valid_lft").nth(1)?.trim_end_matches("sec").parse().ok()
 }

@@ -338,6 +338,207 @@ async fn a_transaction_without_a_server_times_out() {
 }
 
 // ---------------------------------------------------------------------------
+// Address conflict detection (RFC 5227, `acd-timeout`).
+
+/// Plays another host on the link that has `address` (with `mac`): on
+/// `ifname` in `netns`, answers every ARP request for it from someone else,
+/// probes included, as RFC 826 and 5227 say a host does, until `done`.
+/// Returns how many it answered.
+fn arp_holder(
+    netns: &str,
+    ifname: &str,
+    address: Ipv4Addr,
+    mac: [u8; 6],
+    done: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<u32> {
+    let ifname = std::ffi::CString::new(ifname).expect("interface name");
+    in_netns(netns, move || {
+        // SAFETY: a NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) } as i32;
+        assert!(ifindex > 0, "if_nametoindex: {}", std::io::Error::last_os_error());
+        let proto = (libc::ETH_P_ARP as u16).to_be();
+        // SAFETY: socket(2) with constant arguments, owned at once.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, i32::from(proto)) };
+        assert!(fd >= 0, "ARP socket: {}", std::io::Error::last_os_error());
+        // SAFETY: a fresh descriptor.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_ll is plain data.
+        let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sa.sll_family = libc::AF_PACKET as u16;
+        sa.sll_protocol = proto;
+        sa.sll_ifindex = ifindex;
+        let sa_len = size_of::<libc::sockaddr_ll>() as u32;
+        // SAFETY: binding to a sockaddr_ll of the right size.
+        let r = unsafe { libc::bind(fd.as_raw_fd(), (&sa as *const libc::sockaddr_ll).cast(), sa_len) };
+        assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
+        let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+        // SAFETY: a timeval option.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                size_of::<libc::timeval>() as u32,
+            );
+        }
+        let mut answered = 0;
+        let mut buf = [0u8; 1500];
+        while !done.load(Ordering::Relaxed) {
+            // SAFETY: a live buffer of the stated size.
+            let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let Ok(n) = usize::try_from(n) else { continue };
+            let p = &buf[..n];
+            if n < 28 || p[..8] != [0, 1, 8, 0, 6, 4, 0, 1] || p[24..28] != address.octets() || p[8..14] == mac {
+                continue;
+            }
+            let mut reply = vec![0, 1, 8, 0, 6, 4, 0, 2];
+            reply.extend_from_slice(&mac);
+            reply.extend_from_slice(&address.octets());
+            reply.extend_from_slice(&p[8..18]);
+            let mut to = sa;
+            to.sll_halen = 6;
+            to.sll_addr[..6].copy_from_slice(&p[8..14]);
+            // SAFETY: a live buffer and a sockaddr_ll of the right size.
+            unsafe {
+                libc::sendto(
+                    fd.as_raw_fd(),
+                    reply.as_ptr().cast(),
+                    reply.len(),
+                    0,
+                    (&to as *const libc::sockaddr_ll).cast(),
+                    sa_len,
+                );
+            }
+            answered += 1;
+        }
+        answered
+    })
+}
+
+/// The values `State` takes on `path`, up to and including `last`.
+async fn states_until(stream: &mut MessageStream, path: &OwnedObjectPath, last: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let wait = async {
+        while let Some(msg) = stream.next().await {
+            let msg = msg.expect("message");
+            if msg.header().path().map(|p| p.as_str()) != Some(path.as_str()) {
+                continue;
+            }
+            let Ok((_, changed, _)) = msg.body().deserialize::<(String, Lease, Vec<String>)>() else { continue };
+            if let Some(state) = changed.get("State").and_then(|v| String::try_from(v.try_clone().ok()?).ok()) {
+                let done = state == last;
+                seen.push(state);
+                if done {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+    seen
+}
+
+#[tokio::test]
+async fn an_address_in_use_is_declined_and_another_taken() {
+    const CLIENT_MAC: &str = "02:00:00:00:00:77";
+    const TAKEN: &str = "198.18.0.77";
+    const HOLDER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
+    // dnsmasq (with --no-ping) offers the client an address another host
+    // on the link already has.
+    let lab = Lab::builder()
+        .uplinks(1)
+        .ipv6(false)
+        .dnsmasq_arg(&format!("--dhcp-host={CLIENT_MAC},{TAKEN}"))
+        .build()
+        .expect("lab");
+    let helper = helper(&lab).await;
+    let ifname = lab.uplinks()[0].client_if.clone();
+    ip(lab.client_netns(), &["link", "set", "dev", &ifname, "address", CLIENT_MAC]);
+    let (_, ifindex) = client_link(&lab);
+    // Another host on the link has the address (not the server itself:
+    // dnsmasq's unicast OFFER to it would stay on the server).
+    let server_ns = lab.server_netns().expect("server netns").to_owned();
+    let done = Arc::new(AtomicBool::new(false));
+    let holder =
+        arp_holder(&server_ns, &lab.uplinks()[0].server_if, TAKEN.parse().expect("address"), HOLDER_MAC, done.clone());
+
+    let bus = lab.bus().await.expect("bus");
+    let mut stream = events(&bus).await;
+    let t0 = Instant::now();
+    let path = start(&bus, ifindex, vec![("uuid", Variant::from(UUID)), ("acd-timeout", Variant::from(300u32))])
+        .await
+        .expect("Start");
+
+    // The probe is answered: the client declines the address at the server.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let declined = |log: &str| log.lines().any(|l| l.contains("DHCPDECLINE") && l.contains(TAKEN));
+    while !declined(&dnsmasq_log(&lab)) {
+        assert!(
+            Instant::now() < deadline,
+            "no DHCPDECLINE at dnsmasq:\n{}\nhelper log:\n{}",
+            nm_lab::tail(&dnsmasq_log(&lab), 20),
+            nm_lab::tail(&helper.log(), 30)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = helper.log();
+    assert!(
+        log.lines().any(|l| l.contains("address conflict") && l.contains(TAKEN) && l.contains("02:00:00:00:00:99")),
+        "the helper names the address and the other host:\n{}",
+        nm_lab::tail(&log, 30)
+    );
+    assert_eq!(state(&bus, &path).await.expect("State"), "init", "waiting before discovering again");
+    let file = lab.root_path(format!("/var/lib/NetworkManager/nm-rs-dhcp-{ifname}-{UUID}.lease"));
+    assert!(!file.exists(), "a declined lease is not saved");
+
+    // RFC 2131 §3.1.5: ten seconds later the client discovers again; dnsmasq
+    // does not offer a declined address, the pool's is checked and taken.
+    // The first event of the transaction is that lease: the taken address
+    // was never announced as bound.
+    let lease = expect_event(&mut stream, &path, "bound", Duration::from_secs(20), &helper).await;
+    let address = s(&lease, "address");
+    assert!(in_pool(&address) && address != TAKEN, "{lease:?}");
+    assert!(t0.elapsed() >= Duration::from_secs(10), "bound after {:?}", t0.elapsed());
+    assert!(std::fs::read_to_string(&file).expect("lease file").contains(&format!("ADDRESS={address}")));
+    done.store(true, Ordering::Relaxed);
+    assert!(holder.join().expect("ARP holder") >= 1, "the probe was answered");
+    stop(&bus, &path, false).await.expect("Stop");
+    drop(helper);
+}
+
+#[tokio::test]
+async fn a_free_address_is_bound_after_the_check() {
+    let lab = Lab::builder().uplinks(1).ipv6(false).build().expect("lab");
+    let helper = helper(&lab).await;
+    let (_, ifindex) = client_link(&lab);
+    let bus = lab.bus().await.expect("bus");
+    let mut stream = events(&bus).await;
+    let rule = MatchRule::builder()
+        .msg_type(Type::Signal)
+        .interface("org.freedesktop.DBus.Properties")
+        .member("PropertiesChanged")
+        .build()
+        .expect("match rule");
+    let mut changes = MessageStream::for_match_rule(rule, &bus, None).await.expect("subscribe");
+    let t0 = Instant::now();
+    let path = start(&bus, ifindex, vec![("acd-timeout", Variant::from(600u32))]).await.expect("Start");
+    let lease = expect_event(&mut stream, &path, "bound", Duration::from_secs(15), &helper).await;
+    let took = t0.elapsed();
+    assert!(in_pool(&s(&lease, "address")), "{lease:?}");
+    assert!(took >= Duration::from_millis(600), "bound after {took:?}, before the check could end");
+    let states = states_until(&mut changes, &path, "bound").await;
+    assert_eq!(states.iter().rev().take(2).collect::<Vec<_>>(), ["bound", "checking"], "{states:?}");
+    // Three probes, then one announcement, as the helper logs them.
+    let log = helper.log();
+    assert_eq!(log.matches("sent ARP probe").count(), 3, "{}", nm_lab::tail(&log, 30));
+    assert_eq!(log.matches("sent ARP announcement").count(), 1, "{}", nm_lab::tail(&log, 30));
+    assert!(!log.contains("address conflict"));
+    stop(&bus, &path, false).await.expect("Stop");
+    drop(helper);
+}
+
+// ---------------------------------------------------------------------------
 // A hostile server.
 
 /// Runs `f` on a thread inside the network namespace `netns`.

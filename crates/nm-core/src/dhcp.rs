@@ -13,6 +13,8 @@ use crate::ipconfig::{PlannedAddress, PlannedRoute, SCOPE_LINK, SCOPE_UNIVERSE, 
 pub const PROTO_DHCP: u8 = 16;
 /// NetworkManager's default `ipv4.dhcp-timeout`.
 pub const DEFAULT_TIMEOUT: u32 = 45;
+/// `ipv4.dad-timeout`'s maximum (ms).
+pub const MAX_DAD_TIMEOUT: u32 = 30_000;
 
 /// A lease as the helper reports it (already checked by the helper; the
 /// types are checked again here, and anything malformed is left out).
@@ -183,6 +185,13 @@ pub fn start_options(conn: &Connection, system_hostname: &str) -> BTreeMap<Strin
         _ => DEFAULT_TIMEOUT,
     };
     o.insert("timeout".into(), Value::UInt32(timeout));
+    // Address conflict detection (RFC 5227) before a lease is taken: only
+    // when ipv4.dad-timeout asks for it (-1, NetworkManager's default
+    // without configuration, means off, as 0 does).
+    if let Some(t) = conn.get("ipv4", "dad-timeout").and_then(Value::as_i128).filter(|t| *t > 0) {
+        let ms = u32::try_from(t).unwrap_or(u32::MAX).min(MAX_DAD_TIMEOUT);
+        o.insert("acd-timeout".into(), Value::UInt32(ms));
+    }
     if let Some(v) = s("dhcp-vendor-class-identifier") {
         o.insert("vendor-class".into(), Value::Str(v));
     }
@@ -282,5 +291,15 @@ mod tests {
         let o = start_options(&conn("dhcp-send-hostname=false\n"), "host");
         assert!(!o.contains_key("hostname"));
         assert_eq!(o["timeout"], Value::UInt32(DEFAULT_TIMEOUT));
+    }
+
+    #[test]
+    fn dad_timeout_asks_for_conflict_detection() {
+        let acd = |ipv4: &str| start_options(&conn(ipv4), "host").get("acd-timeout").cloned();
+        assert_eq!(acd("dad-timeout=300\n"), Some(Value::UInt32(300)));
+        assert_eq!(acd(""), None, "-1 (default) is off");
+        assert_eq!(acd("dad-timeout=-1\n"), None);
+        assert_eq!(acd("dad-timeout=0\n"), None);
+        assert_eq!(acd("dad-timeout=90000\n"), Some(Value::UInt32(MAX_DAD_TIMEOUT)));
     }
 }

@@ -12,6 +12,12 @@
 //!                            ▲   └─ACK+Rapid Commit──┘│            expiry │ NAK
 //!                            └────────── NAK ─────────┴───────────────────┘
 //! ```
+//!
+//! With address conflict detection on (`acd`), an ACK that brings a new
+//! address goes through CHECKING first (RFC 5227 probes, [`Sockets::Arp`]):
+//! silence until the end of the timeout binds as above; another host
+//! answering for the address makes the client DECLINE it, wait 10 s and
+//! discover again.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -19,6 +25,7 @@ use std::time::Duration;
 use dhcproto::v4::MessageType;
 use tracing::{debug, warn};
 
+use crate::arp;
 use crate::lease::Lease;
 use crate::packet::{self, ClientParams, Outgoing, Reply};
 
@@ -40,6 +47,9 @@ const REBOOT_TRIES: u32 = 1;
 const MIN_EXTEND_RETX: Duration = Duration::from_secs(60);
 /// Wait after a DECLINE before starting again (RFC 2131 §3.1.5).
 const DECLINE_WAIT: Duration = Duration::from_secs(10);
+/// ARP probes sent while checking an address, spread evenly over the
+/// timeout (RFC 5227's PROBE_NUM; like n-acd, the timing scales with it).
+const PROBES: u32 = 3;
 
 /// A transaction's settings.
 #[derive(Debug, Clone)]
@@ -52,6 +62,9 @@ pub struct Config {
     /// Offers and answers from these servers (address, prefix) are ignored.
     pub reject_servers: Vec<(Ipv4Addr, u8)>,
     pub previous: Option<Previous>,
+    /// Address conflict detection (RFC 5227): probe a new address for this
+    /// long before taking it (`ipv4.dad-timeout`); `None`: off.
+    pub acd: Option<Duration>,
 }
 
 /// What the client knows from before.
@@ -71,15 +84,15 @@ pub enum Input<'a> {
         payload: &'a [u8],
         from: Ipv4Addr,
     },
+    /// The payload of an ARP frame that arrived on the interface.
+    Arp {
+        payload: &'a [u8],
+    },
     /// The deadline passed.
     Timer,
     Stop {
         release: bool,
     },
-    /// The bound address turned out to be in use (RFC 2131 §3.1.5). Nothing
-    /// sends it yet: address conflict detection is not built.
-    #[allow(dead_code)]
-    Decline,
 }
 
 /// How a message leaves.
@@ -132,6 +145,11 @@ pub enum Action {
         kind: EventKind,
         lease: Option<Lease>,
     },
+    /// An ARP packet to broadcast on the link.
+    Arp {
+        payload: Vec<u8>,
+        what: &'static str,
+    },
     SaveLease(Lease),
     RemoveLease,
     /// The transaction is over; nothing more will come.
@@ -146,6 +164,8 @@ pub enum Sockets {
     Packet,
     /// UDP on port 68 bound to the device: the address is ours.
     Udp,
+    /// An ARP packet socket: an address is being checked (RFC 5227).
+    Arp,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -154,6 +174,9 @@ struct Retx {
     interval: u32,
 }
 
+/// Where the client is. In `Checking` it probes for `lease.address` until
+/// `until` before binding; `old` is the lease held when a renewal brought
+/// another address.
 #[derive(Debug, Clone)]
 enum Phase {
     Idle,
@@ -163,6 +186,7 @@ enum Phase {
     Bound { lease: Box<Lease> },
     Renewing { lease: Box<Lease>, xid: u32, next: Time },
     Rebinding { lease: Box<Lease>, xid: u32, next: Time },
+    Checking { lease: Box<Lease>, old: Option<Box<Lease>>, until: Time, probes: u32, next: Time },
     Waiting { until: Time },
     Stopped,
 }
@@ -201,6 +225,7 @@ impl Machine {
             Phase::Bound { .. } => "bound",
             Phase::Renewing { .. } => "renewing",
             Phase::Rebinding { .. } => "rebinding",
+            Phase::Checking { .. } => "checking",
             Phase::Stopped => "stopped",
         }
     }
@@ -209,6 +234,7 @@ impl Machine {
         match self.phase {
             Phase::Selecting { .. } | Phase::Requesting { .. } | Phase::Rebooting { .. } => Sockets::Packet,
             Phase::Bound { .. } | Phase::Renewing { .. } | Phase::Rebinding { .. } => Sockets::Udp,
+            Phase::Checking { .. } => Sockets::Arp,
             Phase::Idle | Phase::Waiting { .. } | Phase::Stopped => Sockets::None,
         }
     }
@@ -217,6 +243,7 @@ impl Machine {
     pub fn lease(&self) -> Option<&Lease> {
         match &self.phase {
             Phase::Bound { lease } | Phase::Renewing { lease, .. } | Phase::Rebinding { lease, .. } => Some(lease),
+            Phase::Checking { old, .. } => old.as_deref(),
             _ => None,
         }
     }
@@ -231,6 +258,7 @@ impl Machine {
             Phase::Bound { lease } => lease_times(lease).map(|(t1, _, _)| t1),
             Phase::Renewing { lease, next, .. } => lease_times(lease).map(|(_, t2, _)| t2.min(*next)),
             Phase::Rebinding { lease, next, .. } => lease_times(lease).map(|(_, _, exp)| exp.min(*next)),
+            Phase::Checking { next, until, .. } => Some((*next).min(*until)),
             Phase::Waiting { until } => Some(*until),
         };
         let timeout = self.timeout_at();
@@ -261,7 +289,7 @@ impl Machine {
                 }
             }
             Input::Stop { release } => self.stop(release, now, &mut out),
-            Input::Decline => self.decline(now, &mut out),
+            Input::Arp { payload } => self.on_arp(payload, now, &mut out),
             Input::Timer => self.on_timer(now, &mut out),
             Input::Packet { payload, from } => self.on_packet(payload, from, now, &mut out),
         }
@@ -339,15 +367,48 @@ impl Machine {
         out.push(Action::Finished);
     }
 
-    fn decline(&mut self, now: Time, out: &mut Vec<Action>) {
-        let Some(lease) = self.lease().cloned() else {
-            return;
-        };
+    /// DHCPDECLINE for an address in use, then INIT after 10 s
+    /// (RFC 2131 §3.1.5).
+    fn decline(&mut self, lease: &Lease, now: Time, out: &mut Vec<Action>) {
         let xid = self.new_xid();
         let what = Outgoing::Decline { address: lease.address, server: lease.server_id };
         self.send(what, xid, now, Via::RawBroadcast, out);
         out.push(Action::RemoveLease);
         self.phase = Phase::Waiting { until: now + DECLINE_WAIT };
+    }
+
+    fn probe(&self, address: Ipv4Addr, out: &mut Vec<Action>) {
+        out.push(Action::Arp { payload: arp::probe(self.cfg.params.mac, address), what: "ARP probe" });
+    }
+
+    /// An ARP packet: while checking, one that says another host uses the
+    /// address (RFC 5227 §2.1.1) makes the client decline it.
+    fn on_arp(&mut self, payload: &[u8], now: Time, out: &mut Vec<Action>) {
+        let Phase::Checking { lease, old, .. } = &self.phase else {
+            return;
+        };
+        let Some(a) = arp::parse(payload) else {
+            return;
+        };
+        let address = lease.address;
+        let ours = a.sender_mac == self.cfg.params.mac;
+        let answers = a.sender_ip == address;
+        let probes_too = a.sender_ip.is_unspecified() && a.op == arp::OP_REQUEST && a.target_ip == address;
+        if ours || !(answers || probes_too) {
+            return;
+        }
+        let (lease, old) = (lease.clone(), old.clone());
+        warn!(
+            address = %address,
+            mac = %arp::mac_string(&a.sender_mac),
+            "address conflict: {address} is in use by {}; declining the lease",
+            arp::mac_string(&a.sender_mac)
+        );
+        self.decline(&lease, now, out);
+        // A renewal that moved us to this address ended the old lease too.
+        if let Some(old) = old {
+            out.push(Action::Event { kind: EventKind::Expire, lease: Some(*old) });
+        }
     }
 
     fn on_timer(&mut self, now: Time, out: &mut Vec<Action>) {
@@ -392,6 +453,22 @@ impl Machine {
             }
             Phase::Bound { lease } | Phase::Renewing { lease, .. } | Phase::Rebinding { lease, .. } => {
                 self.lease_timer(lease, now, out);
+            }
+            Phase::Checking { lease, until, .. } if now >= until => {
+                debug!(address = %lease.address, "no conflict: the address is free");
+                out.push(Action::Arp {
+                    payload: arp::announcement(self.cfg.params.mac, lease.address),
+                    what: "ARP announcement",
+                });
+                self.bind(*lease, EventKind::Bound, out);
+            }
+            Phase::Checking { lease, old, until, probes, next } => {
+                if now >= next && probes < PROBES {
+                    self.probe(lease.address, out);
+                    let probes = probes + 1;
+                    let next = if probes < PROBES { next + self.probe_step() } else { until };
+                    self.phase = Phase::Checking { lease, old, until, probes, next };
+                }
             }
             Phase::Waiting { until } => {
                 if now >= until {
@@ -535,9 +612,30 @@ impl Machine {
             }
         };
         self.naks = 0;
+        if let Some(timeout) = self.cfg.acd
+            && kind == EventKind::Bound
+        {
+            let old = self.lease().cloned().map(Box::new);
+            debug!(address = %lease.address, ?timeout, "checking that the address is free");
+            self.probe(lease.address, out);
+            let until = now + timeout;
+            let next = if PROBES > 1 { now + self.probe_step() } else { until };
+            self.phase = Phase::Checking { lease: Box::new(lease), old, until, probes: 1, next };
+            return;
+        }
+        self.bind(lease, kind, out);
+    }
+
+    /// The time between two probes.
+    fn probe_step(&self) -> Duration {
+        self.cfg.acd.unwrap_or_default() / PROBES
+    }
+
+    fn bind(&mut self, lease: Lease, kind: EventKind, out: &mut Vec<Action>) {
         self.bound_once = true;
-        out.push(Action::Event { kind, lease: Some(lease.clone()) });
+        // Saved first: whoever hears the event finds the file.
         out.push(Action::SaveLease(lease.clone()));
+        out.push(Action::Event { kind, lease: Some(lease.clone()) });
         self.phase = Phase::Bound { lease: Box::new(lease) };
     }
 
@@ -586,8 +684,39 @@ mod tests {
     }
 
     fn cfg() -> Config {
-        Config { params: params(false), timeout: Some(Duration::from_secs(45)), reject_servers: vec![], previous: None }
+        Config {
+            params: params(false),
+            timeout: Some(Duration::from_secs(45)),
+            reject_servers: vec![],
+            previous: None,
+            acd: None,
+        }
     }
+
+    fn acd_cfg() -> Config {
+        Config { acd: Some(Duration::from_millis(300)), ..cfg() }
+    }
+
+    /// The ARP packets the machine sends.
+    fn arps(acts: &[Action]) -> Vec<arp::Arp> {
+        acts.iter()
+            .filter_map(|a| match a {
+                Action::Arp { payload, .. } => Some(arp::parse(payload).expect("own ARP parses")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// An ARP packet on the wire (`op`, sender MAC and IP, target IP).
+    fn arp_packet(op: u16, mac: [u8; 6], sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+        let mut p = arp::probe(mac, target);
+        p[6..8].copy_from_slice(&op.to_be_bytes());
+        p[14..18].copy_from_slice(&sender.octets());
+        p.resize(46, 0);
+        p
+    }
+
+    const OTHER_MAC: [u8; 6] = [2, 0x99, 0, 0, 0, 7];
 
     /// A machine and a virtual clock.
     struct Rig {
@@ -607,6 +736,15 @@ mod tests {
         }
         fn feed_raw(&mut self, b: &[u8]) -> Vec<Action> {
             self.m.handle(Input::Packet { payload: b, from: SERVER }, self.now)
+        }
+        fn feed_arp(&mut self, b: &[u8]) -> Vec<Action> {
+            self.m.handle(Input::Arp { payload: b }, self.now)
+        }
+        /// DISCOVER, OFFER, REQUEST, ACK: the actions after the ACK.
+        fn acked(&mut self) -> Vec<Action> {
+            let xid = sent(&self.start())[0].xid();
+            self.feed(&reply(MessageType::Offer, xid));
+            self.feed(&reply(MessageType::Ack, xid))
         }
         /// Jumps to the deadline and fires it.
         fn fire(&mut self) -> Vec<Action> {
@@ -955,19 +1093,168 @@ mod tests {
     }
 
     #[test]
-    fn decline_waits_then_discovers() {
-        let mut r = Rig::new(cfg());
-        let lease = r.bound();
-        let acts = r.m.handle(Input::Decline, r.now);
-        assert_eq!(vias(&acts), [Via::RawBroadcast]);
-        let d = &sent(&acts)[0];
-        assert_eq!(d.opts().msg_type(), Some(MessageType::Decline));
-        assert_eq!(d.opts().get(OptionCode::RequestedIpAddress), Some(&DhcpOption::RequestedIpAddress(lease.address)));
-        assert!(acts.contains(&Action::RemoveLease));
-        let before = r.now;
+    fn acd_without_conflict_binds_at_the_timeout() {
+        let mut r = Rig::new(acd_cfg());
+        r.now = Duration::from_millis(5);
+        let acts = r.acked();
+        assert!(kinds(&acts).is_empty(), "no event before the check");
+        assert!(!acts.iter().any(|a| matches!(a, Action::SaveLease(_))));
+        assert_eq!(r.m.state_name(), "checking");
+        assert_eq!(r.m.sockets(), Sockets::Arp);
+        assert_eq!(r.m.lease(), None);
+        let mut probes = arps(&acts);
+        let mut times = vec![r.now];
+        for _ in 1..PROBES {
+            let acts = r.fire();
+            assert!(kinds(&acts).is_empty());
+            probes.extend(arps(&acts));
+            times.push(r.now);
+        }
+        assert_eq!(times, [5, 105, 205].map(Duration::from_millis));
+        for p in &probes {
+            assert_eq!(
+                (p.op, p.sender_mac, p.sender_ip, p.target_mac),
+                (arp::OP_REQUEST, MAC, Ipv4Addr::UNSPECIFIED, [0; 6])
+            );
+            assert_eq!(p.target_ip, ADDR);
+        }
+        // ARP from others about other addresses, our own probes echoed back,
+        // and garbage change nothing.
+        let noise = [
+            arp_packet(arp::OP_REQUEST, OTHER_MAC, Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 9)),
+            arp_packet(arp::OP_REPLY, OTHER_MAC, Ipv4Addr::new(198, 18, 0, 1), ADDR),
+            arp::probe(MAC, ADDR),
+            arp_packet(arp::OP_REPLY, MAC, ADDR, Ipv4Addr::UNSPECIFIED),
+            arp::announcement(MAC, ADDR),
+            vec![0; 3],
+            arp_packet(arp::OP_REPLY, OTHER_MAC, ADDR, ADDR)[..27].to_vec(),
+        ];
+        for n in &noise {
+            assert!(r.feed_arp(n).is_empty());
+        }
+        assert_eq!(r.m.state_name(), "checking");
         let acts = r.fire();
-        assert_eq!(r.now - before, DECLINE_WAIT);
-        assert_eq!(sent(&acts)[0].opts().msg_type(), Some(MessageType::Discover));
+        assert_eq!(r.now, Duration::from_millis(305), "bound at the end of the timeout");
+        let lease = event(&acts, EventKind::Bound).expect("bound");
+        assert_eq!(lease.address, ADDR);
+        assert_eq!(lease.acquired, Duration::from_millis(5), "the lease counts from the ACK");
+        assert!(acts.contains(&Action::SaveLease(lease.clone())));
+        let ann = arps(&acts);
+        assert_eq!(ann.len(), 1);
+        assert_eq!((ann[0].sender_ip, ann[0].target_ip), (ADDR, ADDR), "an announcement");
+        assert_eq!(r.m.state_name(), "bound");
+        assert_eq!(r.m.sockets(), Sockets::Udp);
+        // Once bound, ARP is not listened to.
+        assert!(r.feed_arp(&arp_packet(arp::OP_REPLY, OTHER_MAC, ADDR, ADDR)).is_empty());
+        // A renewal of the same address is not checked again.
+        let acts = r.fire();
+        let xid = sent(&acts)[0].xid();
+        let acts = r.feed(&reply(MessageType::Ack, xid));
+        assert_eq!(kinds(&acts), [EventKind::Renew]);
+        assert!(arps(&acts).is_empty());
+    }
+
+    #[test]
+    fn acd_conflict_declines_waits_and_discovers() {
+        for conflict in [
+            // Another host answers our probe, …
+            arp_packet(arp::OP_REPLY, OTHER_MAC, ADDR, Ipv4Addr::UNSPECIFIED),
+            // … announces or asks from the address, …
+            arp_packet(arp::OP_REQUEST, OTHER_MAC, ADDR, Ipv4Addr::new(198, 18, 0, 1)),
+            // … or probes for it at the same time (RFC 5227 §2.1.1).
+            arp_packet(arp::OP_REQUEST, OTHER_MAC, Ipv4Addr::UNSPECIFIED, ADDR),
+        ] {
+            let mut r = Rig::new(acd_cfg());
+            r.acked();
+            r.fire(); // the second probe
+            let acts = r.feed_arp(&conflict);
+            assert!(kinds(&acts).is_empty(), "no bound event");
+            assert!(!acts.iter().any(|a| matches!(a, Action::SaveLease(_))));
+            assert!(acts.contains(&Action::RemoveLease));
+            assert_eq!(vias(&acts), [Via::RawBroadcast]);
+            let d = &sent(&acts)[0];
+            assert_eq!(d.opts().msg_type(), Some(MessageType::Decline));
+            assert_eq!(d.ciaddr(), Ipv4Addr::UNSPECIFIED);
+            assert_eq!(d.opts().get(OptionCode::RequestedIpAddress), Some(&DhcpOption::RequestedIpAddress(ADDR)));
+            assert_eq!(d.opts().get(OptionCode::ServerIdentifier), Some(&DhcpOption::ServerIdentifier(SERVER)));
+            assert_eq!(r.m.state_name(), "init");
+            assert_eq!(r.m.sockets(), Sockets::None);
+            // Nothing more from ARP, nothing from a late ACK.
+            assert!(r.feed_arp(&conflict).is_empty());
+            let before = r.now;
+            let acts = r.fire();
+            assert_eq!(r.now - before, DECLINE_WAIT);
+            let discover = &sent(&acts)[0];
+            assert_eq!(discover.opts().msg_type(), Some(MessageType::Discover));
+            assert_eq!(discover.opts().get(OptionCode::RequestedIpAddress), None, "no hint for a declined address");
+            // The next address is checked too.
+            let xid = discover.xid();
+            r.feed(&reply(MessageType::Offer, xid));
+            let acts = r.feed(&reply(MessageType::Ack, xid));
+            assert_eq!(arps(&acts).len(), 1);
+            assert_eq!(r.m.state_name(), "checking");
+        }
+    }
+
+    #[test]
+    fn acd_keeps_the_dhcp_timeout() {
+        // Declined at once, and no other server: the start's timeout ends it.
+        let mut r = Rig::new(acd_cfg());
+        r.acked();
+        r.feed_arp(&arp_packet(arp::OP_REPLY, OTHER_MAC, ADDR, Ipv4Addr::UNSPECIFIED));
+        let mut acts = Vec::new();
+        while !acts.contains(&Action::Finished) {
+            acts = r.fire();
+        }
+        assert_eq!(r.now, Duration::from_secs(45));
+        assert_eq!(kinds(&acts), [EventKind::Timeout]);
+        // A check still running when the timeout comes ends the same way.
+        let mut r =
+            Rig::new(Config { acd: Some(Duration::from_secs(30)), timeout: Some(Duration::from_secs(20)), ..cfg() });
+        r.acked();
+        let mut acts = Vec::new();
+        while !acts.contains(&Action::Finished) {
+            acts = r.fire();
+        }
+        assert_eq!(r.now, Duration::from_secs(20));
+        assert_eq!(kinds(&acts), [EventKind::Timeout]);
+    }
+
+    #[test]
+    fn acd_checks_an_address_a_renewal_moves_to() {
+        let moved_to = Ipv4Addr::new(198, 18, 0, 151);
+        let mut r = Rig::new(acd_cfg());
+        r.acked();
+        for _ in 0..PROBES {
+            r.fire();
+        }
+        assert_eq!(r.m.state_name(), "bound");
+        let acts = r.fire(); // T1
+        let xid = sent(&acts)[0].xid();
+        let mut moved = reply(MessageType::Ack, xid);
+        moved.set_yiaddr(moved_to);
+        let acts = r.feed(&moved);
+        assert!(kinds(&acts).is_empty());
+        assert_eq!(arps(&acts)[0].target_ip, moved_to);
+        assert_eq!(r.m.state_name(), "checking");
+        assert_eq!(r.m.lease().map(|l| l.address), Some(ADDR), "the old lease is still held");
+        let acts = r.feed_arp(&arp_packet(arp::OP_REPLY, OTHER_MAC, moved_to, Ipv4Addr::UNSPECIFIED));
+        assert_eq!(
+            sent(&acts)[0].opts().get(OptionCode::RequestedIpAddress),
+            Some(&DhcpOption::RequestedIpAddress(moved_to))
+        );
+        assert_eq!(event(&acts, EventKind::Expire).map(|l| l.address), Some(ADDR), "the old lease ends");
+        assert_eq!(r.m.state_name(), "init");
+    }
+
+    #[test]
+    fn arp_is_ignored_without_acd() {
+        let mut r = Rig::new(cfg());
+        let acts = r.acked();
+        assert_eq!(kinds(&acts), [EventKind::Bound], "bound at the ACK, as before");
+        assert!(arps(&acts).is_empty());
+        assert!(r.feed_arp(&arp_packet(arp::OP_REPLY, OTHER_MAC, ADDR, ADDR)).is_empty());
+        assert_eq!(r.m.state_name(), "bound");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - `frame.rs` / `net.rs`: IPv4/UDP headers, the raw and UDP sockets.
 //! - `service.rs` / `transaction.rs`: the bus objects and the per-transaction task.
 
+mod arp;
 mod frame;
 mod lease;
 mod machine;

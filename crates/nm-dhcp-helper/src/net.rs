@@ -1,11 +1,14 @@
-//! The two sockets of a transaction (CAP_NET_RAW, CAP_NET_BIND_SERVICE):
+//! The sockets of a transaction (CAP_NET_RAW, CAP_NET_BIND_SERVICE):
 //!
 //! - while the client has no address, an `AF_PACKET`/`SOCK_DGRAM` socket on
 //!   the interface with a classic BPF filter that lets only unfragmented
 //!   IPv4/UDP to port 68 up; it is created with protocol 0 (deaf), filtered,
 //!   and only then bound, so nothing unfiltered is ever queued;
 //! - once bound, a UDP socket on port 68 bound to the device
-//!   (`SO_BINDTODEVICE`) for the unicast renewals and broadcast rebinds.
+//!   (`SO_BINDTODEVICE`) for the unicast renewals and broadcast rebinds;
+//! - while a new address is checked for conflicts (RFC 5227), an
+//!   `AF_PACKET`/`SOCK_DGRAM` socket for ARP on the interface, created deaf
+//!   and bound to `ETH_P_ARP` the same way.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -107,11 +110,11 @@ fn bpf_program() -> Vec<libc::sock_filter> {
     ]
 }
 
-fn sockaddr_ll(ifindex: u32, broadcast: bool) -> libc::sockaddr_ll {
+fn sockaddr_ll(ifindex: u32, ethertype: libc::c_int, broadcast: bool) -> libc::sockaddr_ll {
     // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
     let mut sa: libc::sockaddr_ll = unsafe { zeroed() };
     sa.sll_family = libc::AF_PACKET as u16;
-    sa.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+    sa.sll_protocol = (ethertype as u16).to_be();
     sa.sll_ifindex = ifindex as i32;
     if broadcast {
         sa.sll_halen = 6;
@@ -134,15 +137,7 @@ impl PacketSocket {
         let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
         setsockopt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)?;
         setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_AUXDATA, &1 as &libc::c_int)?;
-        let sa = sockaddr_ll(ifindex, false);
-        // SAFETY: binding to a sockaddr_ll of the right size.
-        cvt(unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sa as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        })?;
+        bind_ll(&fd, ifindex, libc::ETH_P_IP)?;
         // SAFETY: the descriptor is owned by the AsyncFd and stays open as long
         // as it is registered.
         let fd = unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)?;
@@ -153,19 +148,7 @@ impl PacketSocket {
     pub fn send_broadcast(&self, payload: &[u8]) -> io::Result<()> {
         let frame = frame::build(Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, CLIENT_PORT, SERVER_PORT, payload)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "message too large"))?;
-        let sa = sockaddr_ll(self.ifindex, true);
-        // SAFETY: sending a live buffer to a sockaddr_ll of the right size.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.get_ref().as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&sa as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+        send_ll_broadcast(self.fd.get_ref(), self.ifindex, libc::ETH_P_IP, &frame)
     }
 
     /// The next DHCP payload (and its IP source) that passed the filter and
@@ -178,6 +161,75 @@ impl PacketSocket {
                 && d.dport == CLIENT_PORT
             {
                 return Ok((d.src, d.payload.to_vec()));
+            }
+        }
+    }
+}
+
+/// Binds a packet socket to `ifindex` and `ethertype`: only then does it
+/// receive.
+fn bind_ll(fd: &OwnedFd, ifindex: u32, ethertype: libc::c_int) -> io::Result<()> {
+    let sa = sockaddr_ll(ifindex, ethertype, false);
+    // SAFETY: binding to a sockaddr_ll of the right size.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// Sends `payload` to the link's broadcast MAC as `ethertype`.
+fn send_ll_broadcast(fd: &OwnedFd, ifindex: u32, ethertype: libc::c_int, payload: &[u8]) -> io::Result<()> {
+    let sa = sockaddr_ll(ifindex, ethertype, true);
+    // SAFETY: sending a live buffer to a sockaddr_ll of the right size.
+    let n = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            payload.as_ptr().cast(),
+            payload.len(),
+            0,
+            (&sa as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// The ARP socket used while an address is checked (RFC 5227). It needs
+/// CAP_NET_RAW only; what it reads is handed over unparsed.
+pub struct ArpSocket {
+    fd: AsyncFd<OwnedFd>,
+    ifindex: u32,
+    buf: Vec<u8>,
+}
+
+impl ArpSocket {
+    pub fn open(ifindex: u32) -> io::Result<ArpSocket> {
+        // Protocol 0 hears nothing until bound to the interface, so no
+        // other interface's ARP is ever queued.
+        let fd = socket(libc::AF_PACKET, libc::SOCK_DGRAM, 0)?;
+        bind_ll(&fd, ifindex, libc::ETH_P_ARP)?;
+        // SAFETY: the descriptor is owned by the AsyncFd and stays open as long
+        // as it is registered.
+        let fd = unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)?;
+        Ok(ArpSocket { fd, ifindex, buf: vec![0; 1536] })
+    }
+
+    /// Broadcasts one ARP packet (`ff:ff:ff:ff:ff:ff`).
+    pub fn send_broadcast(&self, payload: &[u8]) -> io::Result<()> {
+        send_ll_broadcast(self.fd.get_ref(), self.ifindex, libc::ETH_P_ARP, payload)
+    }
+
+    /// The next ARP payload from another host (our own outgoing frames and
+    /// truncated ones are skipped).
+    pub async fn recv(&mut self) -> io::Result<Vec<u8>> {
+        loop {
+            let (len, _) = self.fd.async_io(Interest::READABLE, |fd| recv_one(fd, &mut self.buf)).await?;
+            if let Some(len) = len {
+                return Ok(self.buf[..len].to_vec());
             }
         }
     }

@@ -37,6 +37,8 @@ const DEFAULT_TIMEOUT: u32 = 45;
 /// `ipv4.dhcp-timeout` at or above this is infinite (NetworkManager's
 /// `NM_DHCP_TIMEOUT_INFINITY`).
 const INFINITE_TIMEOUT: u32 = 2_147_483_647;
+/// The longest `acd-timeout` (ms): `ipv4.dad-timeout`'s maximum.
+const MAX_ACD_TIMEOUT: u32 = 30_000;
 
 /// A command for a transaction's task.
 pub enum Control {
@@ -109,6 +111,8 @@ struct StartOptions {
     vendor_class: Option<Vec<u8>>,
     reject_servers: Vec<(Ipv4Addr, u8)>,
     last_address: Option<Ipv4Addr>,
+    /// Address conflict detection before taking an address (RFC 5227).
+    acd_timeout: Option<Duration>,
 }
 
 fn invalid(key: &str, why: impl std::fmt::Display) -> fdo::Error {
@@ -163,6 +167,13 @@ fn parse_options(options: &HashMap<String, OwnedVariant>) -> fdo::Result<StartOp
             "timeout" => match v {
                 Variant::U32(n) => timeout = *n,
                 _ => return Err(invalid(key, "expected seconds (u)")),
+            },
+            "acd-timeout" => match v {
+                Variant::U32(n) if *n <= MAX_ACD_TIMEOUT => {
+                    o.acd_timeout = (*n > 0).then(|| Duration::from_millis(u64::from(*n)));
+                }
+                Variant::U32(_) => return Err(invalid(key, format!("at most {MAX_ACD_TIMEOUT} ms"))),
+                _ => return Err(invalid(key, "expected milliseconds (u)")),
             },
             "lease-file" => o.lease_file = Some(get_str(key, v)?),
             "uuid" => {
@@ -299,7 +310,13 @@ impl Manager {
             max_message_size: u16::try_from(link.mtu.clamp(576, 65535)).unwrap_or(1500),
         };
         let prev = previous(&file, opts.last_address);
-        let cfg = Config { params, timeout: opts.timeout, reject_servers: opts.reject_servers.clone(), previous: prev };
+        let cfg = Config {
+            params,
+            timeout: opts.timeout,
+            reject_servers: opts.reject_servers.clone(),
+            previous: prev,
+            acd: opts.acd_timeout,
+        };
         let view = ClientView { requested: REQUESTED.iter().map(|(_, n)| *n).collect(), client_id, expiry: None };
 
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -309,7 +326,7 @@ impl Manager {
         let iface = TransactionIface { state: state.clone(), control: control.clone() };
         bus.object_server().at(path.clone(), iface).await.map_err(|e| fdo::Error::Failed(e.to_string()))?;
         self.shared.running().insert(id, Running { ifindex, owner, control });
-        info!(device = %link.ifname, transaction = id, lease_file = %file.display(), previous = ?prev, "DHCPv4 started");
+        info!(device = %link.ifname, transaction = id, lease_file = %file.display(), previous = ?prev, acd = ?cfg.acd, "DHCPv4 started");
         let setup = Setup { id, path: path.clone(), link, cfg, view, lease_file: file, state, seed: random_seed() };
         tokio::spawn(transaction::run(bus.clone(), self.shared.clone(), setup, raw, inbox));
         Ok(path)
@@ -395,6 +412,17 @@ mod tests {
         assert!(o.send_hostname && !o.rapid_commit && !o.request_broadcast);
         assert_eq!(o.timeout, Some(Duration::from_secs(45)));
         assert_eq!(o.client_id, None);
+        assert_eq!(o.acd_timeout, None);
+    }
+
+    #[test]
+    fn acd_timeout_is_milliseconds() {
+        let acd = |v: Variant<'static>| opts(vec![("acd-timeout", v)]).map(|o| o.acd_timeout);
+        assert_eq!(acd(Variant::from(300u32)).unwrap(), Some(Duration::from_millis(300)));
+        assert_eq!(acd(Variant::from(0u32)).unwrap(), None, "0 is off");
+        assert_eq!(acd(Variant::from(MAX_ACD_TIMEOUT)).unwrap(), Some(Duration::from_secs(30)));
+        assert!(acd(Variant::from(MAX_ACD_TIMEOUT + 1)).is_err());
+        assert!(acd(Variant::from(300i32)).is_err(), "typed");
     }
 
     #[test]

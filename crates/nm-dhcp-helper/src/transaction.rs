@@ -18,7 +18,7 @@ use zbus::{Connection, OwnedObjectPath, Variant};
 
 use crate::lease::{self, ClientView, Lease};
 use crate::machine::{Action, Config, EventKind, Input, Machine, Sockets, Via};
-use crate::net::{Link, PacketSocket, UdpSocket};
+use crate::net::{ArpSocket, Link, PacketSocket, UdpSocket};
 use crate::service::{Control, Shared, TRANSACTION_INTERFACE, TransactionIface};
 
 pub struct Setup {
@@ -38,6 +38,7 @@ struct Driver {
     epoch: Instant,
     raw: Option<PacketSocket>,
     udp: Option<UdpSocket>,
+    arp: Option<ArpSocket>,
     published: &'static str,
     lease_write_failed: bool,
 }
@@ -51,6 +52,13 @@ async fn recv_raw(s: &mut Option<PacketSocket>) -> std::io::Result<(Ipv4Addr, Ve
 }
 
 async fn recv_udp(s: &mut Option<UdpSocket>) -> std::io::Result<(Ipv4Addr, Vec<u8>)> {
+    match s {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_arp(s: &mut Option<ArpSocket>) -> std::io::Result<Vec<u8>> {
     match s {
         Some(s) => s.recv().await,
         None => std::future::pending().await,
@@ -79,6 +87,7 @@ pub async fn run(
         epoch: Instant::now(),
         raw: Some(raw),
         udp: None,
+        arp: None,
         published: "init",
         lease_write_failed: false,
     };
@@ -127,6 +136,19 @@ pub async fn run(
                     break;
                 }
             },
+            r = recv_arp(&mut d.arp) => match r {
+                Ok(payload) => machine.handle(Input::Arp { payload: &payload }, d.now()),
+                Err(e) if !fatal(&e) => {
+                    debug!(device = %d.setup.link.ifname, "ARP socket: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Vec::new()
+                }
+                Err(e) => {
+                    warn!(device = %d.setup.link.ifname, "ARP socket: {e}");
+                    d.event(EventKind::Fail, None).await;
+                    break;
+                }
+            },
             () = sleep_until(deadline) => machine.handle(Input::Timer, d.now()),
             c = inbox.recv() => match c {
                 Some(Control::Stop { release, done }) => {
@@ -139,6 +161,7 @@ pub async fn run(
     }
     d.raw = None;
     d.udp = None;
+    d.arp = None;
     d.publish_state("stopped").await;
     shared.forget(id);
     if let Err(e) = d.bus.object_server().remove::<TransactionIface, _>(&d.setup.path).await {
@@ -162,8 +185,11 @@ impl Driver {
         self.epoch.elapsed()
     }
 
-    /// Opens the socket the machine needs to receive on and closes the other.
+    /// Opens the socket the machine needs to receive on and closes the others.
     fn sync_sockets(&mut self, want: Sockets) -> std::io::Result<()> {
+        if want != Sockets::Arp {
+            self.arp = None;
+        }
         match want {
             Sockets::Packet => {
                 self.udp = None;
@@ -173,12 +199,26 @@ impl Driver {
                 self.raw = None;
                 self.open_udp()?;
             }
+            Sockets::Arp => {
+                self.raw = None;
+                self.udp = None;
+                self.open_arp()?;
+            }
             Sockets::None => {
                 self.raw = None;
                 self.udp = None;
             }
         }
         Ok(())
+    }
+
+    fn open_arp(&mut self) -> std::io::Result<&ArpSocket> {
+        if self.arp.is_none() {
+            let s = ArpSocket::open(self.setup.link.ifindex)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("opening the ARP socket: {e}")))?;
+            self.arp = Some(s);
+        }
+        Ok(self.arp.as_ref().expect("just opened"))
     }
 
     fn open_raw(&mut self) -> std::io::Result<&PacketSocket> {
@@ -215,6 +255,16 @@ impl Driver {
                         debug!(device = %self.setup.link.ifname, ?via, "sent {what}");
                     }
                 }
+                Action::Arp { payload, what } => match self.open_arp().and_then(|s| s.send_broadcast(&payload)) {
+                    Ok(()) => debug!(device = %self.setup.link.ifname, "sent {what}"),
+                    Err(e) => {
+                        warn!(device = %self.setup.link.ifname, "sending {what}: {e}");
+                        if fatal(&e) {
+                            self.event(EventKind::Fail, None).await;
+                            return true;
+                        }
+                    }
+                },
                 Action::Event { kind, lease } => self.event(kind, lease.as_ref()).await,
                 Action::SaveLease(lease) => self.save(&lease),
                 Action::RemoveLease => match std::fs::remove_file(&self.setup.lease_file) {
