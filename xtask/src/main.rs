@@ -10,12 +10,14 @@
 //! - `completions --out DIR`, `man --out DIR`: nmctl's shell completions and
 //!   man pages from its clap definitions.
 //! - `install [--destdir DIR]`, `deb`: the FHS layout and a Debian package.
+//! - `boot-test`: the package booted under systemd-nspawn, checked end to end.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod boot_test;
 mod checks;
 mod deb;
 mod docs;
@@ -87,6 +89,14 @@ enum Task {
     /// `security` on the units, dbus-daemon on the policies and activation
     /// files, all installed (debug build, as built) into a temp root.
     CheckPackaging,
+    /// Boot a Debian system with the package under systemd-nspawn, in a lab
+    /// namespace with dnsmasq, and check it end to end (root; the Debian
+    /// tree is cached in /var/cache/nm-rs/boot-test).
+    BootTest {
+        /// Package the binaries already built (debug).
+        #[arg(long)]
+        no_build: bool,
+    },
     /// Build a Debian package (target/deb/nm-rs_<version>_<arch>.deb).
     Deb {
         /// Write the package into this directory.
@@ -155,6 +165,7 @@ fn main() -> ExitCode {
         Task::Install { destdir, debug, no_build } => {
             install::install(&destdir, !debug, no_build).map(|()| ExitCode::SUCCESS)
         }
+        Task::BootTest { no_build } => util::block_on(boot_test::run(no_build)).map(|()| ExitCode::SUCCESS),
         Task::CheckPackaging => checks::run().map(|()| ExitCode::SUCCESS),
         Task::Deb { out, debug, no_build } => deb::build(out.as_deref(), !debug, no_build).map(|deb| {
             println!("{}", deb.display());
