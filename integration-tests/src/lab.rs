@@ -12,6 +12,7 @@ use crate::command::LabCommand;
 use crate::daemon::{DaemonHandle, DaemonSpec, bin_dir, well_known_name};
 use crate::dnsmasq::{self, Dnsmasq};
 use crate::names::Names;
+use crate::polkit::PolkitSpec;
 use crate::process::{euid, ip, kill_netns_processes};
 
 /// Most uplinks one lab may have (interface names and 198.18.<i>.0/24 must fit).
@@ -85,6 +86,7 @@ pub struct LabBuilder {
     dnsmasq: bool,
     ipv6: bool,
     policy_dirs: Vec<PathBuf>,
+    polkit: bool,
     dnsmasq_opts: dnsmasq::Options,
 }
 
@@ -95,6 +97,7 @@ impl Default for LabBuilder {
             dnsmasq: true,
             ipv6: true,
             policy_dirs: vec![default_policy_dir()],
+            polkit: false,
             dnsmasq_opts: dnsmasq::Options::default(),
         }
     }
@@ -140,6 +143,14 @@ impl LabBuilder {
         self
     }
 
+    /// Whether the bus carries polkit's own policy (a copy of the polkitd
+    /// package's, so only user `polkitd` may own `org.freedesktop.PolicyKit1`),
+    /// for [`Lab::polkitd`]. Default no.
+    pub fn polkit(mut self, on: bool) -> Self {
+        self.polkit = on;
+        self
+    }
+
     /// Brings the lab up. On error everything made so far is torn down.
     pub fn build(self) -> Result<Lab, LabError> {
         if euid() != 0 {
@@ -171,7 +182,11 @@ impl LabBuilder {
                 lab.add_uplink(i)?;
             }
         }
-        lab.bus = Some(Bus::start(&lab.dir.join("bus"), &self.policy_dirs)?);
+        let mut policy_dirs = self.policy_dirs.clone();
+        if self.polkit {
+            policy_dirs.push(crate::polkit::bus_policy_dir(&lab.dir)?);
+        }
+        lab.bus = Some(Bus::start(&lab.dir.join("bus"), &policy_dirs)?);
         if self.dnsmasq
             && let Some(srv) = &lab.server_netns
         {
@@ -396,6 +411,13 @@ impl Lab {
     /// A daemon to start: `lab.daemon("nm-system-settings").uid(1000).spawn().await`.
     pub fn daemon(&self, binary: &str) -> DaemonSpec<'_> {
         DaemonSpec::new(self, binary)
+    }
+
+    /// Debian's real polkitd on the lab bus, with the actions and rules the
+    /// test gives (see [`crate::polkit`]); the lab must be built with
+    /// [`LabBuilder::polkit`].
+    pub fn polkitd(&self) -> PolkitSpec<'_> {
+        PolkitSpec::new(self)
     }
 
     /// Starts one of the project's daemons (`<bin dir>/<binary> --root <root>

@@ -38,6 +38,7 @@ mod dnsmasq;
 mod error;
 mod lab;
 mod names;
+pub mod polkit;
 mod process;
 
 pub use bus::{bus_config, default_policy_dir};
@@ -46,6 +47,7 @@ pub use daemon::{DaemonHandle, DaemonSpec, KNOWN_DAEMONS, default_bin_dir, well_
 pub use error::LabError;
 pub use lab::{Lab, LabBuilder, SCRUBBED_ENV, Uplink};
 pub use names::{IFNAMSIZ_MAX, Names};
+pub use polkit::PolkitSpec;
 pub use process::pid_running;
 
 /// Uid of the unprivileged user (`nobody`) tests use for "not root" callers.

@@ -6,8 +6,9 @@
 //! Debian ships `nmcli`, `nm-online` and libnm's clients in the same package
 //! as NetworkManager's daemon, and those clients are what nm-rs is a drop-in
 //! for, so the package does not conflict with `network-manager` as a whole:
-//! - the two files both packages ship (the dispatcher's activation file and
-//!   the main bus policy) are diverted while nm-rs is installed;
+//! - the files both packages ship (the dispatcher's activation file, the
+//!   main bus policy and the polkit actions) are diverted while nm-rs is
+//!   installed;
 //! - `nm-core.service` has `Conflicts=NetworkManager.service`, and on first
 //!   install the NetworkManager units that were enabled are disabled (and
 //!   recorded, so removal enables them again).
@@ -29,6 +30,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const DIVERTED: &[&str] = &[
     "/usr/share/dbus-1/system-services/org.freedesktop.nm_dispatcher.service",
     "/usr/share/dbus-1/system.d/org.freedesktop.NetworkManager.conf",
+    "/usr/share/polkit-1/actions/org.freedesktop.NetworkManager.policy",
 ];
 /// Enabled on install.
 pub const ENABLED_UNITS: &[&str] = &["nm-core.service", "nm-system-settings.service", "nm-wait-online.service"];
