@@ -2,6 +2,8 @@
 //! `--destdir`, built from what is already compiled):
 //! - `systemd-analyze verify` of every unit we ship, against the host's own
 //!   units (copied in) plus ours, with `--root` so no host path is touched;
+//!   user units with `--user` (which has no `--root`) on copies whose
+//!   `ExecStart=` points into the tree;
 //! - `systemd-analyze security` of nm-dhcp-helper.service: exposure < 3.0;
 //! - dbus-daemon loading every policy file we ship (a broken one stops it),
 //!   and listing every activation file's name as activatable.
@@ -12,7 +14,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-use crate::install::{self, ACTIVATION_DIR, POLICY_DIR, UNIT_DIR};
+use crate::install::{self, ACTIVATION_DIR, POLICY_DIR, UNIT_DIR, USER_UNIT_DIR};
 
 /// nm-dhcp-helper's unit must score below this (`systemd-analyze security`, ×10).
 const HELPER_EXPOSURE_MAX: &str = "30";
@@ -74,6 +76,7 @@ pub fn verify_units(tree: &Tree) -> Result<()> {
         bail!("systemd-analyze verify: {}\n{stderr}", ours.join("\n"));
     }
     eprintln!("systemd-analyze verify: {} units clean", units.len());
+    verify_user_units(tree)?;
     let out = Command::new("systemd-analyze")
         .args(["security", "--offline=true", "--no-pager"])
         .arg(format!("--root={}", tree.root.display()))
@@ -86,6 +89,40 @@ pub fn verify_units(tree: &Tree) -> Result<()> {
     if !out.status.success() {
         bail!("nm-dhcp-helper.service is exposed more than {HELPER_EXPOSURE_MAX}/10: {score}");
     }
+    Ok(())
+}
+
+/// `systemd-analyze --user verify` of every user unit we ship. The user
+/// manager cannot take `--root`, so each unit is checked as a copy whose
+/// `ExecStart=` names the binary in the tree; it needs a runtime directory.
+fn verify_user_units(tree: &Tree) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let installed = tree.root.join(USER_UNIT_DIR.trim_start_matches('/'));
+    let units = names(&installed, ".service")?;
+    let scratch = tree.root.join("user-unit-check");
+    fs::create_dir_all(&scratch)?;
+    fs::set_permissions(&scratch, fs::Permissions::from_mode(0o700))?;
+    let prefix = format!("ExecStart={}/", tree.root.display());
+    let mut copies = Vec::new();
+    for unit in &units {
+        let text = fs::read_to_string(installed.join(unit))?;
+        let text = text.replace("ExecStart=/", &prefix);
+        let copy = scratch.join(unit);
+        fs::write(&copy, text)?;
+        copies.push(copy);
+    }
+    let out = Command::new("systemd-analyze")
+        .args(["--user", "verify"])
+        .env("XDG_RUNTIME_DIR", &scratch)
+        .args(&copies)
+        .output()
+        .context("running systemd-analyze --user")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ours: Vec<&str> = stderr.lines().filter(|l| units.iter().any(|u| l.contains(u.as_str()))).collect();
+    if !out.status.success() || !ours.is_empty() {
+        bail!("systemd-analyze --user verify: {}\n{stderr}", ours.join("\n"));
+    }
+    eprintln!("systemd-analyze --user verify: {} user units clean", units.len());
     Ok(())
 }
 

@@ -14,11 +14,13 @@ use anyhow::{Context, Result, bail};
 use crate::util::{cargo, check, header, target_dir, workspace_root};
 
 /// The daemons, installed to `/usr/libexec/nm-rs/` (the units name them there).
-pub const DAEMONS: &[&str] = &["nm-core", "nm-system-settings", "nm-dhcp-helper", "nm-dispatcher"];
+pub const DAEMONS: &[&str] = &["nm-core", "nm-system-settings", "nm-user-settings", "nm-dhcp-helper", "nm-dispatcher"];
 /// The command line, installed to `/usr/bin/`.
 pub const CLIENTS: &[&str] = &["nmctl"];
 pub const LIBEXEC: &str = "/usr/libexec/nm-rs";
 pub const UNIT_DIR: &str = "/usr/lib/systemd/system";
+/// systemd user units (`systemd/user/`): run by each user's manager.
+pub const USER_UNIT_DIR: &str = "/usr/lib/systemd/user";
 pub const POLICY_DIR: &str = "/usr/share/dbus-1/system.d";
 pub const ACTIVATION_DIR: &str = "/usr/share/dbus-1/system-services";
 
@@ -62,6 +64,9 @@ pub fn layout(bin_dir: &Path) -> Result<Vec<Entry>> {
     }
     for unit in files(&root.join("systemd"), ".service")? {
         out.push(entry(unit.clone(), format!("{UNIT_DIR}/{}", name(&unit)), 0o644));
+    }
+    for unit in files(&root.join("systemd/user"), ".service")? {
+        out.push(entry(unit.clone(), format!("{USER_UNIT_DIR}/{}", name(&unit)), 0o644));
     }
     for f in files(&root.join("systemd"), ".tmpfiles")? {
         let stem = name(&f).trim_end_matches(".tmpfiles").to_string();
@@ -174,12 +179,14 @@ mod tests {
         }
         assert!(to.contains(&"/usr/bin/nmctl".to_string()));
         assert!(to.contains(&format!("{UNIT_DIR}/nm-core.service")));
+        assert!(to.contains(&format!("{USER_UNIT_DIR}/nm-user-settings.service")));
+        assert!(!to.contains(&format!("{UNIT_DIR}/nm-user-settings.service")), "a user unit is not a system unit");
         assert!(to.contains(&format!("{POLICY_DIR}/org.freedesktop.NetworkManager.conf")));
         assert!(to.contains(&format!("{ACTIVATION_DIR}/org.freedesktop.nm_dispatcher.service")));
         assert!(to.contains(&"/usr/lib/sysusers.d/nm-dhcp-helper.conf".to_string()));
         assert!(to.iter().all(|t| !t.ends_with(".lab.conf")), "{to:?}");
         // Every unit's ExecStart names an installed binary.
-        for e in entries.iter().filter(|e| e.to.starts_with(UNIT_DIR)) {
+        for e in entries.iter().filter(|e| e.to.starts_with(UNIT_DIR) || e.to.starts_with(USER_UNIT_DIR)) {
             let text = fs::read_to_string(&e.from).expect("unit");
             for line in text.lines().filter_map(|l| l.strip_prefix("ExecStart=")) {
                 let program = line.split_whitespace().next().unwrap_or_default();

@@ -1,27 +1,15 @@
 //! Profile files on disk: which names count, the ownership and permission
-//! rules, parsing into a validated profile, and writing one back.
+//! rules (whose files are trusted is the scope's), parsing into a validated
+//! profile, and writing one back.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nm_model::{keyfile, toml_codec, validate};
-use nm_runtime::Paths;
 
+use crate::scope::Scope;
 use crate::store::{DirKind, FileProfile, Format};
-
-pub const ETC_DIR: &str = "/etc/NetworkManager/system-connections";
-pub const RUN_DIR: &str = "/run/NetworkManager/system-connections";
-pub const USR_LIB_DIR: &str = "/usr/lib/NetworkManager/system-connections";
-
-/// The three profile directories under the root, lowest precedence first.
-pub fn profile_dirs(paths: &Paths) -> [(DirKind, PathBuf); 3] {
-    [
-        (DirKind::UsrLib, paths.path(USR_LIB_DIR)),
-        (DirKind::Etc, paths.path(ETC_DIR)),
-        (DirKind::Run, paths.path(RUN_DIR)),
-    ]
-}
 
 /// Whether a directory entry is a profile at all (temporaries, backups,
 /// certificates and package leftovers are not).
@@ -31,7 +19,7 @@ pub fn is_profile_name(name: &str) -> bool {
 
 /// Reads one profile file. `Ok(None)`: not a profile file (ignored quietly).
 /// `Err`: a profile file that must be skipped, with the reason to log.
-pub fn load(path: &Path, dir: DirKind) -> Result<Option<FileProfile>, String> {
+pub fn load(path: &Path, dir: DirKind, scope: &Scope) -> Result<Option<FileProfile>, String> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     if !is_profile_name(name) {
         return Ok(None);
@@ -48,8 +36,7 @@ pub fn load(path: &Path, dir: DirKind) -> Result<Option<FileProfile>, String> {
     if !meta.file_type().is_file() {
         return Err("not a regular file".into());
     }
-    let own_uid = effective_uid();
-    if meta.uid() != 0 && meta.uid() != own_uid {
+    if !scope.trusts_file_owner(meta.uid()) {
         return Err(format!("File owner ({}) is insecure", meta.uid()));
     }
     let mode = meta.permissions().mode() & 0o7777;
@@ -83,12 +70,24 @@ fn line_of(text: &str, e: &nm_model::PropertyError) -> Option<usize> {
     text.lines().position(|l| l.trim_start().starts_with(wanted)).map(|i| i + 1)
 }
 
-fn effective_uid() -> u32 {
-    // The owner of our own /proc entry is our effective uid.
-    fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
-}
-
 /// Writes a profile atomically, 0600.
 pub fn save(profile: &FileProfile) -> std::io::Result<()> {
     nm_runtime::write_atomic(&profile.path, profile.text().as_bytes(), 0o600)
+}
+
+/// Creates the scope's writable folders that are missing, with the scope's
+/// mode (a user's are 0700).
+pub fn create_dirs(scope: &Scope) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::os::unix::fs::DirBuilderExt;
+    for (kind, dir) in &scope.dirs {
+        if scope.creates(*kind) && !dir.is_dir() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(scope.dir_mode())
+                .create(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
+        }
+    }
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! The settings-service interface on the bus (DESIGN.md §1, reference §4):
-//! `org.freedesktop.NetworkManagerSettings` (+ `.System`) at
-//! `/org/freedesktop/NetworkManagerSettings`, and one object per visible
-//! profile with `.Connection` and `.Connection.Secrets`.
+//! `org.freedesktop.NetworkManagerSettings` (+ `.System` on the system
+//! service) at `/org/freedesktop/NetworkManagerSettings`, and one object per
+//! visible profile with `.Connection` and `.Connection.Secrets`. The same
+//! code serves both scopes; what differs is asked from `Daemon::scope`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,11 +18,13 @@ use zbus::object_server::{IntoDBusError, SignalEmitter};
 use zbus::{BoxDBusError, Connection as Bus, OwnedObjectPath, interface};
 
 use crate::config::Config;
-use crate::files::{self, ETC_DIR, RUN_DIR};
+use crate::files;
+use crate::scope::Scope;
 use crate::store::{Change, DirKind, FileProfile, Format, Store, file_name_for};
 
 /// State shared by every interface object and the file watcher.
 pub struct Daemon {
+    pub scope: Scope,
     pub store: Mutex<Store>,
     pub paths: Paths,
     pub config: Config,
@@ -35,13 +38,38 @@ impl Daemon {
 
     /// A new file for a profile in one of the writable directories, named
     /// after its id as NetworkManager names them.
-    fn new_file(&self, store: &Store, conn: &Connection, dir: DirKind, format: Format) -> FileProfile {
-        let folder = self.paths.path(if dir == DirKind::Run { RUN_DIR } else { ETC_DIR });
+    fn new_file(
+        &self,
+        store: &Store,
+        conn: &Connection,
+        dir: DirKind,
+        format: Format,
+    ) -> Result<FileProfile, BoxDBusError> {
+        let folder = self.scope.dir(dir).ok_or_else(|| {
+            fail(SettingsError::NotSupported(match dir {
+                DirKind::Runtime => "no folder for unsaved profiles: the service was started without \
+                                     XDG_RUNTIME_DIR"
+                    .into(),
+                _ => format!("this service has no {dir:?} profile folder"),
+            }))
+        })?;
         let uuid = conn.uuid().unwrap_or_default();
         let name = file_name_for(conn.id().unwrap_or_default(), uuid, format, |n| {
             store.has_path(&folder.join(n)) || folder.join(n).exists()
         });
-        FileProfile::new(folder.join(name), dir, format, conn)
+        Ok(FileProfile::new(folder.join(name), dir, format, conn))
+    }
+
+    /// Refuses callers the scope does not let change profiles or read
+    /// secrets with `org.freedesktop.DBus.Error.AccessDenied`.
+    async fn require_modifier(&self, bus: &Bus, hdr: &Header<'_>, what: &str) -> Result<(), BoxDBusError> {
+        let uid = caller_uid(bus, hdr).await.map_err(fail)?;
+        if !self.scope.may_modify(uid) {
+            let who = self.scope.modifiers();
+            warn!(uid, "refused: {what} is for {who} only");
+            return Err(fail(zbus::fdo::Error::AccessDenied(format!("only {who} may {what}"))));
+        }
+        Ok(())
     }
 
     fn hostname_path(&self) -> PathBuf {
@@ -58,17 +86,6 @@ async fn caller_uid(bus: &Bus, hdr: &Header<'_>) -> zbus::fdo::Result<u32> {
     let sender = hdr.sender().ok_or_else(|| zbus::fdo::Error::AccessDenied("message without sender".into()))?;
     let dbus = zbus::fdo::DBusProxy::new(bus).await?;
     dbus.get_connection_unix_user(sender.clone().into()).await
-}
-
-/// Only root may change profiles or read secrets; everybody else gets
-/// `org.freedesktop.DBus.Error.AccessDenied`.
-async fn require_root(bus: &Bus, hdr: &Header<'_>, what: &str) -> Result<(), BoxDBusError> {
-    let uid = caller_uid(bus, hdr).await.map_err(fail)?;
-    if uid != 0 {
-        warn!(uid, "refused: {what} needs root");
-        return Err(fail(zbus::fdo::Error::AccessDenied(format!("only root may {what}"))));
-    }
-    Ok(())
 }
 
 /// Any D-Bus error as what a method returns; it is replied with its own name.
@@ -169,7 +186,7 @@ impl SettingsIface {
         #[zbus(connection)] bus: &Bus,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<OwnedObjectPath, BoxDBusError> {
-        self.add(connection, DirKind::Etc, bus, &hdr).await
+        self.add(connection, DirKind::Saved, bus, &hdr).await
     }
 
     /// An nm-rs extension of the 0.8 interface (NetworkManager 1.x has it on
@@ -180,7 +197,7 @@ impl SettingsIface {
         #[zbus(connection)] bus: &Bus,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<OwnedObjectPath, BoxDBusError> {
-        self.add(connection, DirKind::Run, bus, &hdr).await
+        self.add(connection, DirKind::Runtime, bus, &hdr).await
     }
 
     #[zbus(signal)]
@@ -195,7 +212,7 @@ impl SettingsIface {
         bus: &Bus,
         hdr: &Header<'_>,
     ) -> Result<OwnedObjectPath, BoxDBusError> {
-        require_root(bus, hdr, "add profiles").await?;
+        self.daemon.require_modifier(bus, hdr, "add profiles").await?;
         let conn = connection_from_wire(&connection).map_err(fail)?;
         let uuid = conn.uuid().unwrap_or_default().to_string();
         let (id, changes) = {
@@ -204,8 +221,8 @@ impl SettingsIface {
                 return Err(fail(SettingsError::UuidExists(format!("a profile with uuid {uuid} already exists"))));
             }
             // /run holds keyfiles only, as in NetworkManager.
-            let format = if dir == DirKind::Run { Format::Keyfile } else { self.daemon.config.settings.format };
-            let profile = self.daemon.new_file(&store, &conn, dir, format);
+            let format = if dir == DirKind::Runtime { Format::Keyfile } else { self.daemon.config.settings.format };
+            let profile = self.daemon.new_file(&store, &conn, dir, format)?;
             files::save(&profile)
                 .map_err(|e| fail(SettingsError::Failed(format!("writing {}: {e}", profile.path.display()))))?;
             info!(uuid = %uuid, file = %profile.path.display(), "profile added");
@@ -231,7 +248,7 @@ impl SystemIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), BoxDBusError> {
-        require_root(bus, &hdr, "set the hostname").await?;
+        self.daemon.require_modifier(bus, &hdr, "set the hostname").await?;
         if !valid_hostname(hostname) {
             return Err(fail(SettingsError::InvalidHostname(format!("'{hostname}' is not a valid hostname"))));
         }
@@ -307,12 +324,12 @@ impl ConnectionIface {
     }
 
     async fn delete(&self, #[zbus(connection)] bus: &Bus, #[zbus(header)] hdr: Header<'_>) -> Result<(), BoxDBusError> {
-        require_root(bus, &hdr, "delete profiles").await?;
+        self.daemon.require_modifier(bus, &hdr, "delete profiles").await?;
         let changes = {
             let mut store = self.daemon.store();
             let current = store.get(self.id).cloned().ok_or_else(gone)?;
             let files: Vec<FileProfile> = store.files_of(current.uuid()).into_iter().cloned().collect();
-            if files.iter().any(|f| f.dir == DirKind::UsrLib) {
+            if files.iter().any(|f| f.dir == DirKind::Vendor) {
                 return Err(fail(SettingsError::ReadOnlyConnection(format!(
                     "{} is a read-only vendor profile and cannot be deleted",
                     current.path.display()
@@ -349,7 +366,7 @@ impl ConnectionIface {
         bus: &Bus,
         hdr: &Header<'_>,
     ) -> Result<(), BoxDBusError> {
-        require_root(bus, hdr, "change profiles").await?;
+        self.daemon.require_modifier(bus, hdr, "change profiles").await?;
         let mut conn = {
             let dict =
                 settings_from_wire(&properties).map_err(|e| fail(ConnectionError::InvalidProperty(e.to_string())))?;
@@ -367,7 +384,7 @@ impl ConnectionIface {
             }
             // A saved change stays in /etc or moves there (from /run or /usr/lib);
             // an unsaved one goes to /run.
-            let target = if to_disk { DirKind::Etc } else { DirKind::Run };
+            let target = if to_disk { DirKind::Saved } else { DirKind::Runtime };
             let profile = if target == old.dir {
                 old.with_connection(&conn)
             } else {
@@ -378,8 +395,8 @@ impl ConnectionIface {
                         &store,
                         &conn,
                         target,
-                        if target == DirKind::Run { Format::Keyfile } else { old.format },
-                    ),
+                        if target == DirKind::Runtime { Format::Keyfile } else { old.format },
+                    )?,
                 }
             };
             files::save(&profile)
@@ -391,7 +408,7 @@ impl ConnectionIface {
                 let in_memory: Vec<PathBuf> = store
                     .files_of(old.uuid())
                     .into_iter()
-                    .filter(|f| f.dir == DirKind::Run)
+                    .filter(|f| f.dir == DirKind::Runtime)
                     .map(|f| f.path.clone())
                     .collect();
                 for p in in_memory {
@@ -422,7 +439,7 @@ impl SecretsIface {
         #[zbus(connection)] bus: &Bus,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<WireSettings, BoxDBusError> {
-        require_root(bus, &hdr, "read secrets").await?;
+        self.daemon.require_modifier(bus, &hdr, "read secrets").await?;
         let profile = self.daemon.store().get(self.id).cloned().ok_or_else(gone)?;
         settings_to_wire(&parsed(&profile)?.secrets(setting_name))
             .map_err(|e| fail(ConnectionError::Failed(e.to_string())))

@@ -10,14 +10,18 @@ use std::path::{Path, PathBuf};
 use nm_model::{Connection, keyfile, toml_codec};
 
 /// Where a profile file lives; the order is the precedence (last wins).
+/// Which folder each kind is depends on the scope (`scope.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DirKind {
-    /// `/usr/lib/NetworkManager/system-connections`: read-only, vendor.
-    UsrLib,
-    /// `/etc/NetworkManager/system-connections`: persistent.
-    Etc,
-    /// `/run/NetworkManager/system-connections`: in memory until reboot.
-    Run,
+    /// Read-only, shipped by packages: `/usr/lib/NetworkManager/system-connections`
+    /// (the system scope only).
+    Vendor,
+    /// Saved profiles: `/etc/NetworkManager/system-connections`, or the
+    /// user's `$XDG_CONFIG_HOME/nm-rs/connections`.
+    Saved,
+    /// Unsaved profiles, in memory until reboot or logout:
+    /// `/run/NetworkManager/system-connections`, or `$XDG_RUNTIME_DIR/nm-rs/connections`.
+    Runtime,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,9 +256,9 @@ mod tests {
     #[test]
     fn run_shadows_etc_shadows_usr_lib() {
         let mut s = Store::default();
-        let lib = profile(DirKind::UsrLib, "/usr/lib/a", "u1", "vendor");
-        let etc = profile(DirKind::Etc, "/etc/a", "u1", "admin");
-        let run = profile(DirKind::Run, "/run/a", "u1", "runtime");
+        let lib = profile(DirKind::Vendor, "/usr/lib/a", "u1", "vendor");
+        let etc = profile(DirKind::Saved, "/etc/a", "u1", "admin");
+        let run = profile(DirKind::Runtime, "/run/a", "u1", "runtime");
         assert_eq!(s.set_file(Path::new("/usr/lib/a"), Some(lib)), vec![Change::Added(0)]);
         assert_eq!(s.set_file(Path::new("/run/a"), Some(run)), vec![Change::Updated(0)]);
         assert_eq!(s.get(0).unwrap().connection().unwrap().id(), Some("runtime"));
@@ -270,10 +274,10 @@ mod tests {
     #[test]
     fn rewriting_the_same_content_is_silent_and_uuid_moves_are_seen() {
         let mut s = Store::default();
-        let p = profile(DirKind::Etc, "/etc/a", "u1", "x");
+        let p = profile(DirKind::Saved, "/etc/a", "u1", "x");
         assert_eq!(s.set_file(Path::new("/etc/a"), Some(p.clone())), vec![Change::Added(0)]);
         assert_eq!(s.set_file(Path::new("/etc/a"), Some(p)), vec![]);
-        let q = profile(DirKind::Etc, "/etc/a", "u2", "x");
+        let q = profile(DirKind::Saved, "/etc/a", "u2", "x");
         assert_eq!(s.set_file(Path::new("/etc/a"), Some(q)), vec![Change::Removed(0), Change::Added(1)]);
     }
 

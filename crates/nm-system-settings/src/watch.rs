@@ -57,7 +57,7 @@ pub async fn reload(bus: &Bus, daemon: &Arc<Daemon>, kind: DirKind, path: PathBu
     if !files::is_profile_name(name) {
         return;
     }
-    let profile = match files::load(&path, kind) {
+    let profile = match files::load(&path, kind, &daemon.scope) {
         Ok(p) => p,
         Err(reason) => {
             warn!(file = %path.display(), "skipping {}: {reason}", path.display());

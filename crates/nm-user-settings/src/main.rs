@@ -1,0 +1,43 @@
+//! nm-user-settings: one user's private profiles on the system bus as
+//! `org.freedesktop.NetworkManagerUserSettings`, for nm-core to merge with
+//! the system's. Runs as that user (a systemd user unit). The service is
+//! nm-system-settings' library in its user scope: the same interfaces, the
+//! user's own folders and files, writes and secrets for the user and root.
+
+use anyhow::Context;
+use clap::Parser;
+use nm_runtime::{CommonArgs, Paths};
+use nm_system_settings::{Config, Scope, UserDirs, scope};
+
+/// nm-rs user settings service.
+///
+/// Profiles live in $XDG_CONFIG_HOME/nm-rs/connections (default
+/// ~/.config/nm-rs/connections), unsaved ones in
+/// $XDG_RUNTIME_DIR/nm-rs/connections; the configuration file is
+/// $XDG_CONFIG_HOME/nm-rs/nm-rs.toml unless --config names another. With
+/// --root, these paths are taken under that directory as every other path.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Run even as root (the service belongs to a user; root only for tests).
+    #[arg(long)]
+    allow_root: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    nm_runtime::run_daemon(run(Args::parse()))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let uid = scope::effective_uid();
+    scope::check_user_service_uid(uid, args.allow_root).map_err(anyhow::Error::msg)?;
+    let dirs = UserDirs::from_env(|name| std::env::var_os(name)).map_err(anyhow::Error::msg)?;
+    let paths = Paths::new(args.common.root.as_deref());
+    let config_file = args.common.config.clone().unwrap_or_else(|| paths.path(&dirs.config_file));
+    let config: Config = nm_runtime::load_config(&paths, Some(&config_file))
+        .with_context(|| format!("loading {}", config_file.display()))?;
+    let scope = Scope::user(&paths, uid, &dirs);
+    nm_system_settings::serve(scope, paths, config).await
+}
