@@ -139,6 +139,11 @@ fn hostile_lab(pwned: &Path) -> Lab {
         .uplinks(1)
         .dnsmasq_arg(&format!("--dhcp-option-force=12,$(touch {p})"))
         .dnsmasq_arg(&format!("--dhcp-option-force=17,x & touch {p} & *"))
+        // Renewal after 3 s, so that dhcp4-change comes within the test
+        // (as in core_nmcli: dnsmasq's shortest lease, short T1 and T2).
+        .dhcp_lease("2m")
+        .dnsmasq_arg("--dhcp-option=option:T1,3")
+        .dnsmasq_arg("--dhcp-option=option:T2,6")
         .build()
         .expect("lab")
 }
@@ -240,6 +245,22 @@ async fn scripts_run_for_every_action_with_networkmanagers_arguments_and_environ
     let pre_up = s.env("pre-up");
     assert!(var(&pre_up, "IP4_ADDRESS_0").is_some(), "pre-up scripts see the addresses: {pre_up:?}");
     assert_eq!(var(&pre_up, "CONNECTION_ID"), Some("dyn"));
+
+    // connectivity-change came with the activation; dhcp4-change with the
+    // renewal; reapply with `device reapply`.
+    // (NONE at start-up, then FULL once the uplink is up.)
+    s.until("connectivity-change to FULL", |s| {
+        var(&s.env("connectivity-change"), "CONNECTIVITY_STATE") == Some("FULL")
+    })
+    .await;
+    assert_eq!(var(&s.env("connectivity-change"), "DEVICE_IFACE"), None);
+    s.until("dhcp4-change", |s| s.read("calls").lines().any(|l| l == format!("dhcp4-change {eth}"))).await;
+    let renewed = s.env("dhcp4-change");
+    assert_eq!(var(&renewed, "DHCP4_IP_ADDRESS"), var(&up, "DHCP4_IP_ADDRESS"), "{renewed:?}");
+    assert_eq!(var(&renewed, "IP4_ADDRESS_0"), Some(address), "{renewed:?}");
+    s.ok(&["device", "reapply", &eth]).await;
+    s.until("reapply", |s| s.read("calls").lines().any(|l| l == format!("reapply {eth}"))).await;
+    assert_eq!(var(&s.env("reapply"), "CONNECTION_UUID"), Some(uuid.as_str()));
 
     s.ok(&["connection", "down", "dyn"]).await;
     s.until("down", |s| s.read("calls").lines().any(|l| l.starts_with("down "))).await;
