@@ -23,6 +23,8 @@ pub const UNIT_DIR: &str = "/usr/lib/systemd/system";
 pub const USER_UNIT_DIR: &str = "/usr/lib/systemd/user";
 pub const POLICY_DIR: &str = "/usr/share/dbus-1/system.d";
 pub const ACTIVATION_DIR: &str = "/usr/share/dbus-1/system-services";
+/// polkit actions (`polkit/*.policy`): NetworkManager's action ids nm-core asks about.
+pub const POLKIT_ACTIONS_DIR: &str = "/usr/share/polkit-1/actions";
 
 /// One file to install: from the tree (or the build), to an absolute path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +84,9 @@ pub fn layout(bin_dir: &Path) -> Result<Vec<Entry>> {
     }
     for activation in files(&root.join("dbus-policy"), ".service")? {
         out.push(entry(activation.clone(), format!("{ACTIVATION_DIR}/{}", name(&activation)), 0o644));
+    }
+    for policy in files(&root.join("polkit"), ".policy")? {
+        out.push(entry(policy.clone(), format!("{POLKIT_ACTIONS_DIR}/{}", name(&policy)), 0o644));
     }
     for doc in ["README.md", "ARCHITECTURE.md"] {
         out.push(entry(root.join(doc), format!("/usr/share/doc/nm-rs/{doc}"), 0o644));
@@ -183,6 +188,7 @@ mod tests {
         assert!(!to.contains(&format!("{UNIT_DIR}/nm-user-settings.service")), "a user unit is not a system unit");
         assert!(to.contains(&format!("{POLICY_DIR}/org.freedesktop.NetworkManager.conf")));
         assert!(to.contains(&format!("{ACTIVATION_DIR}/org.freedesktop.nm_dispatcher.service")));
+        assert!(to.contains(&format!("{POLKIT_ACTIONS_DIR}/org.freedesktop.NetworkManager.policy")));
         assert!(to.contains(&"/usr/lib/sysusers.d/nm-dhcp-helper.conf".to_string()));
         assert!(to.iter().all(|t| !t.ends_with(".lab.conf")), "{to:?}");
         // Every unit's ExecStart names an installed binary.

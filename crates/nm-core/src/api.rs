@@ -19,6 +19,7 @@ use zbus::names::InterfaceName;
 use zbus::object_server::SignalEmitter;
 use zbus::{Connection as Bus, OwnedObjectPath, OwnedVariant, Variant, interface};
 
+use crate::auth::{self, Action, Caller, Domain};
 use crate::engine::{Call, Input};
 
 pub const NM_PATH: &str = "/org/freedesktop/NetworkManager";
@@ -87,18 +88,46 @@ impl EngineHandle {
     }
 }
 
-async fn caller_uid(bus: &Bus, hdr: &Header<'_>) -> Result<u32, NmError> {
-    let sender = hdr.sender().ok_or_else(|| NmError::access_denied("message without sender"))?;
-    let dbus = zbus::fdo::DBusProxy::new(bus).await.map_err(NmError::from)?;
-    dbus.get_connection_unix_user(sender.clone().into()).await.map_err(|e| NmError::failed(e.to_string()))
+/// `connection.permissions` and id of the profile exported at `path`
+/// (`None` when nothing is: the engine then says the path is unknown).
+async fn profile_acl(bus: &Bus, path: &str) -> Option<(Vec<String>, String)> {
+    let iface = bus.object_server().interface::<_, ConnectionIface>(path).await.ok()?;
+    let iface = iface.get().await;
+    let props = iface.props.lock();
+    Some((auth::permissions_of(&props.conn), props.conn.id().unwrap_or_default().to_string()))
 }
 
-/// Changing anything needs root (polkit arrives with the authorization issue).
-async fn require_root(bus: &Bus, hdr: &Header<'_>) -> Result<(), NmError> {
-    match caller_uid(bus, hdr).await? {
-        0 => Ok(()),
-        uid => Err(NmError::manager("PermissionDenied", format!("uid {uid} is not allowed to change the network"))),
-    }
+/// The profile an active connection was made from, as [`profile_acl`].
+async fn active_profile_acl(bus: &Bus, active: &str) -> Option<(Vec<String>, String)> {
+    let iface = bus.object_server().interface::<_, ActiveIface>(active).await.ok()?;
+    let connection = iface.get().await.props.lock().connection.clone();
+    profile_acl(bus, connection.as_str()).await
+}
+
+/// AddAndActivate makes a profile and activates it: network-control, the
+/// right to add that profile, and the caller among its users.
+async fn authorize_add_and_activate(
+    bus: &Bus,
+    hdr: &Header<'_>,
+    dict: &nm_model::dbus_dict::SettingsDict,
+) -> Result<(), NmError> {
+    let caller = auth::authorize(bus, hdr, Action::NetworkControl, Domain::Manager).await?;
+    let perms = auth::permissions_in_dict(dict);
+    let interactive = auth::interactive(hdr);
+    auth::check(bus, &caller, auth::modify_action(&[&perms]), interactive, Domain::Manager).await?;
+    auth::check_acl(&caller, &perms, &id_in_dict(dict), Domain::Manager).await
+}
+
+/// A device property set through `Properties.Set` (Managed, Autoconnect):
+/// network-control, as NetworkManager asks.
+async fn authorize_setter(bus: &Bus, hdr: Option<&Header<'_>>) -> Result<(), NmError> {
+    let hdr = hdr.ok_or_else(|| NmError::access_denied("property set without a message"))?;
+    auth::authorize(bus, hdr, Action::NetworkControl, Domain::Device).await.map(drop)
+}
+
+/// `connection.id` of a profile given on the bus.
+fn id_in_dict(dict: &nm_model::dbus_dict::SettingsDict) -> String {
+    dict.get("connection").and_then(|s| s.get("id")).and_then(|v| v.as_str()).unwrap_or_default().to_string()
 }
 
 // ------------------------------------------------------------ manager ---
@@ -160,7 +189,10 @@ impl ManagerIface {
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<OwnedObjectPath, NmError> {
         let _ = specific_object;
-        require_root(bus, &hdr).await?;
+        let caller = auth::authorize(bus, &hdr, Action::NetworkControl, Domain::Manager).await?;
+        if let Some((perms, id)) = profile_acl(bus, connection.as_str()).await {
+            auth::check_acl(&caller, &perms, &id, Domain::Manager).await?;
+        }
         self.engine.call(|reply| Call::Activate { connection, device, reply }).await
     }
 
@@ -173,8 +205,8 @@ impl ManagerIface {
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(OwnedObjectPath, OwnedObjectPath), NmError> {
         let _ = specific_object;
-        require_root(bus, &hdr).await?;
         let dict = nm_dbus::settings_from_wire(&connection).map_err(|e| NmError::connection("InvalidProperty", e.0))?;
+        authorize_add_and_activate(bus, &hdr, &dict).await?;
         self.engine.call(|reply| Call::AddAndActivate { dict, device, reply }).await
     }
 
@@ -188,8 +220,8 @@ impl ManagerIface {
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(OwnedObjectPath, OwnedObjectPath, HashMap<String, OwnedVariant>), NmError> {
         let _ = (specific_object, options);
-        require_root(bus, &hdr).await?;
         let dict = nm_dbus::settings_from_wire(&connection).map_err(|e| NmError::connection("InvalidProperty", e.0))?;
+        authorize_add_and_activate(bus, &hdr, &dict).await?;
         let (p, a) = self.engine.call(|reply| Call::AddAndActivate { dict, device, reply }).await?;
         Ok((p, a, HashMap::new()))
     }
@@ -200,7 +232,10 @@ impl ManagerIface {
         #[zbus(connection)] bus: &Bus,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), NmError> {
-        require_root(bus, &hdr).await?;
+        let caller = auth::authorize(bus, &hdr, Action::NetworkControl, Domain::Manager).await?;
+        if let Some((perms, id)) = active_profile_acl(bus, active_connection.as_str()).await {
+            auth::check_acl(&caller, &perms, &id, Domain::Manager).await?;
+        }
         self.engine.call(|reply| Call::Deactivate { active: active_connection, reply }).await
     }
 
@@ -210,7 +245,7 @@ impl ManagerIface {
         #[zbus(connection)] bus: &Bus,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), NmError> {
-        require_root(bus, &hdr).await?;
+        auth::authorize(bus, &hdr, Action::EnableDisableNetwork, Domain::Manager).await?;
         self.engine.call(|reply| Call::EnableNetworking { enable, reply }).await
     }
 
@@ -219,34 +254,16 @@ impl ManagerIface {
         Err(NmError::manager("NotSupported", "sleep is not supported by nm-rs"))
     }
 
-    /// What the caller may do: without polkit (a later issue), root may
-    /// do everything and others nothing, which is what nm-core enforces.
+    /// What the caller may do, as nm-core would decide it now: polkit's
+    /// answer per action ("yes", "auth" for a challenge, "no"), or without
+    /// polkit "yes" for root and members of `auth-group`.
     async fn get_permissions(
         &self,
         #[zbus(connection)] bus: &Bus,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<HashMap<String, String>, NmError> {
-        const NAMES: &[&str] = &[
-            "enable-disable-network",
-            "enable-disable-wifi",
-            "enable-disable-wwan",
-            "enable-disable-wimax",
-            "sleep-wake",
-            "network-control",
-            "wifi.share.protected",
-            "wifi.share.open",
-            "settings.modify.system",
-            "settings.modify.own",
-            "settings.modify.hostname",
-            "settings.modify.global-dns",
-            "reload",
-            "checkpoint-rollback",
-            "enable-disable-statistics",
-            "enable-disable-connectivity-check",
-            "wifi.scan",
-        ];
-        let answer = if caller_uid(bus, &hdr).await? == 0 { "yes" } else { "no" };
-        Ok(NAMES.iter().map(|n| (format!("org.freedesktop.NetworkManager.{n}"), answer.to_string())).collect())
+        let caller = Caller::of(bus, &hdr).await?;
+        auth::permissions(bus, &caller).await
     }
 
     fn get_logging(&self) -> (String, String) {
@@ -402,8 +419,10 @@ impl SettingsIface {
         bus: &Bus,
         hdr: &Header<'_>,
     ) -> Result<OwnedObjectPath, NmError> {
-        require_root(bus, hdr).await?;
         let dict = nm_dbus::settings_from_wire(&connection).map_err(|e| NmError::connection("InvalidProperty", e.0))?;
+        let perms = auth::permissions_in_dict(&dict);
+        let caller = auth::authorize(bus, hdr, auth::modify_action(&[&perms]), Domain::Settings).await?;
+        auth::check_acl(&caller, &perms, &id_in_dict(&dict), Domain::Settings).await?;
         self.engine.call(|reply| Call::AddConnection { dict, save, reply }).await
     }
 }
@@ -463,7 +482,7 @@ impl SettingsIface {
         #[zbus(connection)] bus: &Bus,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), NmError> {
-        require_root(bus, &hdr).await?;
+        auth::authorize(bus, &hdr, Action::SettingsModifyHostname, Domain::Settings).await?;
         self.engine.call(|reply| Call::SaveHostname { hostname, reply }).await
     }
 
@@ -507,7 +526,17 @@ pub struct ConnectionIface {
 
 #[interface(name = "org.freedesktop.NetworkManager.Settings.Connection")]
 impl ConnectionIface {
-    fn get_settings(&self) -> Result<WireSettings, NmError> {
+    /// A profile limited by `connection.permissions` is shown only to its
+    /// users and root.
+    async fn get_settings(
+        &self,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<WireSettings, NmError> {
+        let (perms, id) = self.acl();
+        if !auth::acl_users(&perms).is_empty() {
+            auth::check_acl(&Caller::of(bus, &hdr).await?, &perms, &id, Domain::Settings).await?;
+        }
         let dict = dbus_dict::to_dbus(&self.props.lock().conn, false);
         nm_dbus::settings_to_wire(&dict).map_err(|e| NmError::failed(e.0))
     }
@@ -518,7 +547,7 @@ impl ConnectionIface {
         #[zbus(connection)] bus: &Bus,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<WireSettings, NmError> {
-        require_root(bus, &hdr).await?;
+        self.authorize_modify(bus, &hdr, None).await?;
         let id = self.id;
         let dict = self.engine.call(|reply| Call::GetSecrets { id, setting: setting_name, reply }).await?;
         nm_dbus::settings_to_wire(&dict).map_err(|e| NmError::failed(e.0))
@@ -561,7 +590,7 @@ impl ConnectionIface {
             let to_disk = flags & (0x2 | 0x4 | 0x8) == 0;
             self.update_with(settings, to_disk, bus, &hdr).await?;
         } else {
-            require_root(bus, &hdr).await?;
+            self.authorize_modify(bus, &hdr, None).await?;
         }
         Ok(HashMap::new())
     }
@@ -569,7 +598,7 @@ impl ConnectionIface {
     fn save(&self) {}
 
     async fn delete(&self, #[zbus(connection)] bus: &Bus, #[zbus(header)] hdr: Header<'_>) -> Result<(), NmError> {
-        require_root(bus, &hdr).await?;
+        self.authorize_modify(bus, &hdr, None).await?;
         let id = self.id;
         self.engine.call(|reply| Call::DeleteConnection { id, reply }).await
     }
@@ -594,6 +623,35 @@ impl ConnectionIface {
 }
 
 impl ConnectionIface {
+    /// `connection.permissions` and id of this profile.
+    fn acl(&self) -> (Vec<String>, String) {
+        let props = self.props.lock();
+        (auth::permissions_of(&props.conn), props.conn.id().unwrap_or_default().to_string())
+    }
+
+    /// NetworkManager's rule for changing (or reading the secrets of) a
+    /// profile: the caller must be among its users (and among the new
+    /// settings' users), and needs `settings.modify.own` when each names
+    /// only one user, `settings.modify.system` otherwise.
+    async fn authorize_modify(
+        &self,
+        bus: &Bus,
+        hdr: &Header<'_>,
+        new: Option<&nm_model::dbus_dict::SettingsDict>,
+    ) -> Result<Caller, NmError> {
+        let (perms, id) = self.acl();
+        let new_perms = new.map(auth::permissions_in_dict);
+        let mut involved: Vec<&[String]> = vec![&perms];
+        involved.extend(new_perms.as_deref());
+        let caller = auth::authorize(bus, hdr, auth::modify_action(&involved), Domain::Settings).await?;
+        auth::check_acl(&caller, &perms, &id, Domain::Settings).await?;
+        if let (Some(new_perms), Some(new)) = (&new_perms, new) {
+            let new_id = Some(id_in_dict(new)).filter(|i| !i.is_empty()).unwrap_or(id);
+            auth::check_acl(&caller, new_perms, &new_id, Domain::Settings).await?;
+        }
+        Ok(caller)
+    }
+
     async fn update_with(
         &self,
         properties: WireSettings,
@@ -601,8 +659,8 @@ impl ConnectionIface {
         bus: &Bus,
         hdr: &Header<'_>,
     ) -> Result<(), NmError> {
-        require_root(bus, hdr).await?;
         let dict = nm_dbus::settings_from_wire(&properties).map_err(|e| NmError::connection("InvalidProperty", e.0))?;
+        self.authorize_modify(bus, hdr, Some(&dict)).await?;
         let id = self.id;
         self.engine.call(|reply| Call::UpdateConnection { id, dict, to_disk, reply }).await
     }
@@ -642,7 +700,7 @@ pub struct DeviceIface {
 #[interface(name = "org.freedesktop.NetworkManager.Device")]
 impl DeviceIface {
     async fn disconnect(&self, #[zbus(connection)] bus: &Bus, #[zbus(header)] hdr: Header<'_>) -> Result<(), NmError> {
-        require_root(bus, &hdr).await?;
+        auth::authorize(bus, &hdr, Action::NetworkControl, Domain::Device).await?;
         let id = self.id;
         self.engine.call(|reply| Call::DeviceDisconnect { id, reply }).await
     }
@@ -662,7 +720,7 @@ impl DeviceIface {
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), NmError> {
         let _ = version_id;
-        require_root(bus, &hdr).await?;
+        auth::authorize(bus, &hdr, Action::NetworkControl, Domain::Device).await?;
         if flags & !0x1 != 0 {
             return Err(NmError::device("InvalidArgument", format!("unknown flags 0x{flags:x}")));
         }
@@ -751,24 +809,30 @@ impl DeviceIface {
     }
     /// `nmcli device set IFACE managed yes|no`.
     #[zbus(property)]
-    async fn set_managed(&mut self, value: bool) -> Result<(), zbus::fdo::Error> {
+    async fn set_managed(
+        &self,
+        value: bool,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+    ) -> Result<(), NmError> {
+        authorize_setter(bus, hdr.as_ref()).await?;
         let id = self.id;
-        self.engine
-            .call(|reply| Call::SetManaged { id, value, reply })
-            .await
-            .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))
+        self.engine.call(|reply| Call::SetManaged { id, value, reply }).await
     }
     #[zbus(property)]
     fn autoconnect(&self) -> bool {
         self.props.lock().autoconnect
     }
     #[zbus(property)]
-    async fn set_autoconnect(&mut self, value: bool) -> Result<(), zbus::fdo::Error> {
+    async fn set_autoconnect(
+        &self,
+        value: bool,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+    ) -> Result<(), NmError> {
+        authorize_setter(bus, hdr.as_ref()).await?;
         let id = self.id;
-        self.engine
-            .call(|reply| Call::SetDeviceAutoconnect { id, value, reply })
-            .await
-            .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))
+        self.engine.call(|reply| Call::SetDeviceAutoconnect { id, value, reply }).await
     }
     #[zbus(property)]
     fn firmware_missing(&self) -> bool {

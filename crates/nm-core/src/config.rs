@@ -8,6 +8,8 @@
 //! resolv-conf = "/etc/resolv.conf"
 //! carrier-grace-ms = 3000     # carrier loss tolerated before deactivating
 //! carrier-wait-ms = 5000      # how long start-up waits for carriers
+//! auth-polkit = true          # ask polkit about non-root callers (when it runs)
+//! auth-group = "netdev"       # without polkit: this group may do what root may
 //! ```
 
 use serde::Deserialize;
@@ -34,6 +36,11 @@ pub struct CoreConfig {
     pub resolv_conf: String,
     pub carrier_grace_ms: u64,
     pub carrier_wait_ms: u64,
+    /// NetworkManager's `main.auth-polkit`: false never asks polkit.
+    pub auth_polkit: bool,
+    /// Without polkit, members of this group (by NSS) may change things;
+    /// unset, only root may.
+    pub auth_group: Option<String>,
 }
 
 impl Default for CoreConfig {
@@ -45,6 +52,27 @@ impl Default for CoreConfig {
             resolv_conf: "/etc/resolv.conf".into(),
             carrier_grace_ms: 3000,
             carrier_wait_ms: 5000,
+            auth_polkit: true,
+            auth_group: None,
         }
+    }
+}
+
+impl CoreConfig {
+    pub fn auth(&self) -> crate::auth::AuthConfig {
+        crate::auth::AuthConfig { polkit: self.auth_polkit, group: self.auth_group.clone().filter(|g| !g.is_empty()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_settings() {
+        let c: Config = toml::from_str("[core]\nauth-polkit = false\nauth-group = \"netdev\"\n").unwrap();
+        assert_eq!(c.core.auth(), crate::auth::AuthConfig { polkit: false, group: Some("netdev".into()) });
+        let d = Config::default();
+        assert_eq!(d.core.auth(), crate::auth::AuthConfig { polkit: true, group: None });
     }
 }

@@ -2,6 +2,7 @@
 //! D-Bus API, so that the real nmcli drives nm-rs.
 
 mod api;
+mod auth;
 mod config;
 mod device;
 mod dhcp;
@@ -38,6 +39,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config: config::Config = nm_runtime::load_config(&paths, args.common.config.as_deref())?;
     let (platform, mut kernel_events) = nm_platform::Platform::new().await.context("opening the kernel's netlink")?;
     let bus = zbus::connection::Builder::system().build().await.context("connecting to the system bus")?;
+    auth::init(config.core.auth());
+    auth::spawn_permission_watch(bus.clone(), api::NM_PATH);
     let (mut engine, mut inputs) = Engine::start(bus.clone(), platform, paths, config).await?;
     engine.discover().await;
     // The name last: a client that sees it sees every device.
