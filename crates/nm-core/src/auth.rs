@@ -14,7 +14,6 @@
 //! call asks polkit again, so a changed rule counts at once.
 
 use std::collections::HashMap;
-use std::ffi::{CStr, CString};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -26,6 +25,8 @@ use nm_model::value::Value;
 use zbus::message::{Flags, Header};
 use zbus::object_server::SignalEmitter;
 use zbus::{Connection as Bus, MatchRule, MessageStream, Variant};
+
+use crate::users;
 
 pub const POLKIT: &str = "org.freedesktop.PolicyKit1";
 const AUTHORITY_PATH: &str = "/org/freedesktop/PolicyKit1/Authority";
@@ -432,84 +433,12 @@ pub async fn check_acl(caller: &Caller, perms: &[String], id: &str, domain: Doma
 /// Whether `uid`'s user is in `group` (a name or a number), by NSS.
 pub async fn uid_in_group(uid: u32, group: &str) -> bool {
     let group = group.to_string();
-    tokio::task::spawn_blocking(move || {
-        let Some((name, primary)) = passwd(uid) else { return false };
-        let Some(gid) = group.parse::<u32>().ok().or_else(|| group_gid(&group)) else {
-            tracing::warn!("auth-group '{group}' does not exist");
-            return false;
-        };
-        is_member(gid, primary, &group_list(&name, primary))
-    })
-    .await
-    .unwrap_or(false)
+    tokio::task::spawn_blocking(move || users::in_group(uid, &group)).await.unwrap_or(false)
 }
 
 /// The user name of `uid`, by NSS.
 pub async fn user_name(uid: u32) -> Option<String> {
-    tokio::task::spawn_blocking(move || passwd(uid).map(|(n, _)| n)).await.ok().flatten()
-}
-
-/// Membership given the group's gid, the user's primary gid and its list.
-pub fn is_member(gid: u32, primary: u32, list: &[u32]) -> bool {
-    gid == primary || list.contains(&gid)
-}
-
-fn passwd(uid: u32) -> Option<(String, u32)> {
-    let mut buf = vec![0u8; 1024];
-    loop {
-        // SAFETY: zeroed passwd is a valid out-parameter; buf outlives the result.
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut out: *mut libc::passwd = std::ptr::null_mut();
-        let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 || out.is_null() || pw.pw_name.is_null() {
-            return None;
-        }
-        // SAFETY: pw_name points into buf, NUL-terminated by NSS.
-        let name = unsafe { CStr::from_ptr(pw.pw_name) }.to_string_lossy().into_owned();
-        return Some((name, pw.pw_gid));
-    }
-}
-
-fn group_gid(name: &str) -> Option<u32> {
-    let cname = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 1024];
-    loop {
-        // SAFETY: as in passwd().
-        let mut gr: libc::group = unsafe { std::mem::zeroed() };
-        let mut out: *mut libc::group = std::ptr::null_mut();
-        let rc = unsafe { libc::getgrnam_r(cname.as_ptr(), &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 || out.is_null() {
-            return None;
-        }
-        return Some(gr.gr_gid);
-    }
-}
-
-fn group_list(user: &str, primary: u32) -> Vec<u32> {
-    let Ok(cuser) = CString::new(user) else { return vec![] };
-    let mut n: libc::c_int = 32;
-    loop {
-        let mut groups = vec![0 as libc::gid_t; n as usize];
-        let mut count = n;
-        // SAFETY: groups has room for `count` entries; getgrouplist updates count.
-        let rc = unsafe { libc::getgrouplist(cuser.as_ptr(), primary, groups.as_mut_ptr(), &mut count) };
-        if rc >= 0 {
-            groups.truncate(count.max(0) as usize);
-            return groups;
-        }
-        if count <= n || n > 65536 {
-            return vec![];
-        }
-        n = count;
-    }
+    tokio::task::spawn_blocking(move || users::name_of(uid)).await.ok().flatten()
 }
 
 #[cfg(test)]
@@ -606,19 +535,5 @@ mod tests {
         assert_eq!(modify_action(&[&[], &own]), Action::SettingsModifySystem);
         assert_eq!(modify_action(&[&two]), Action::SettingsModifySystem);
         assert_eq!(modify_action(&[]), Action::SettingsModifySystem);
-    }
-
-    #[test]
-    fn membership_counts_the_primary_group() {
-        assert!(is_member(109, 109, &[]));
-        assert!(is_member(109, 100, &[100, 109]));
-        assert!(!is_member(109, 100, &[100]));
-    }
-
-    #[test]
-    fn nss_knows_root() {
-        assert_eq!(passwd(0), Some(("root".to_string(), 0)));
-        assert_eq!(group_gid("root"), Some(0));
-        assert!(group_list("root", 0).contains(&0));
     }
 }

@@ -30,7 +30,7 @@ use crate::dispatcher::{self, Dispatch};
 use crate::dns;
 use crate::ipconfig::{self, FamilyMethod, Plan};
 use crate::policy::{self, Candidate, DeviceView, Retries};
-use crate::settings_view::{self, SettingsEvent};
+use crate::settings_view::{self, Owner, SettingsEvent, Source};
 use crate::state_files::{self, DeviceRecord};
 
 type Reply<T> = oneshot::Sender<Result<T, NmError>>;
@@ -38,7 +38,7 @@ type Reply<T> = oneshot::Sender<Result<T, NmError>>;
 pub enum Input {
     Platform(PlatformEvent),
     Dhcp(DhcpEvent),
-    Settings(SettingsEvent),
+    Settings(Source, SettingsEvent),
     Call(Call),
     Timer(Timer),
 }
@@ -83,6 +83,8 @@ pub enum Call {
 
 struct Profile {
     path: OwnedObjectPath,
+    /// Which settings service has it, and its path there.
+    source: Source,
     remote: OwnedObjectPath,
     uuid: String,
     props: Props<ConnectionProps>,
@@ -184,6 +186,8 @@ pub struct Engine {
     retries: HashMap<String, Retries>,
     /// The first list of profiles arrived (or the service is absent).
     settings_known: bool,
+    /// The user whose settings service is on the bus.
+    user_owner: Option<Owner>,
     /// Start-up's wait for carriers is over.
     carrier_wait_over: bool,
     startup: bool,
@@ -241,6 +245,7 @@ impl Engine {
             timestamps,
             retries: HashMap::new(),
             settings_known: false,
+            user_owner: None,
             carrier_wait_over: false,
             startup: true,
             networking_enabled: true,
@@ -264,12 +269,14 @@ impl Engine {
                 warn!("following DHCP events stopped: {e}");
             }
         });
-        let (bus, tx) = (self.bus.clone(), self.tx.clone());
-        tokio::spawn(async move {
-            if let Err(e) = settings_view::run(bus, tx).await {
-                warn!("following {SYSTEM_SETTINGS} stopped: {e}");
-            }
-        });
+        for source in [Source::System, Source::User] {
+            let (bus, tx) = (self.bus.clone(), self.tx.clone());
+            tokio::spawn(async move {
+                if let Err(e) = settings_view::run(bus, tx, source).await {
+                    warn!("following {} stopped: {e}", source.bus_name());
+                }
+            });
+        }
     }
 
     /// Writes what waits to be written (also on the way out).
@@ -291,7 +298,7 @@ impl Engine {
     pub async fn handle(&mut self, input: Input) {
         match input {
             Input::Platform(e) => self.platform_event(e).await,
-            Input::Settings(e) => self.settings_event(e).await,
+            Input::Settings(source, e) => self.settings_event(source, e).await,
             Input::Call(c) => self.call(c).await,
             Input::Timer(t) => self.timer(t).await,
             Input::Dhcp(e) => self.dhcp_event(e).await,
@@ -671,7 +678,12 @@ impl Engine {
             .collect();
         policy::best(
             &Self::view(d),
-            conns.iter().map(|(id, conn, ts)| Candidate { id: *id, conn, timestamp: *ts, system: true }),
+            conns.iter().map(|(id, conn, ts)| Candidate {
+                id: *id,
+                conn,
+                timestamp: *ts,
+                system: self.profiles.get(id).is_some_and(|p| p.source == Source::System),
+            }),
         )
     }
 
@@ -714,8 +726,22 @@ impl Engine {
         Ok(validate::normalize_and_validate(conn)?)
     }
 
+    /// New profiles go to the system service (a user's own are added to
+    /// that user's service directly, not through nm-core).
     async fn remote_settings(&self) -> Result<nm_dbus::settings_service::SettingsProxy<'static>, NmError> {
-        settings_view::settings_proxy(&self.bus).await.map_err(NmError::from)
+        settings_view::settings_proxy(&self.bus, Source::System).await.map_err(NmError::from)
+    }
+
+    /// Where a profile lives: its service and its path there.
+    fn remote_of(&self, id: u32) -> Result<(Source, OwnedObjectPath), NmError> {
+        self.profiles
+            .get(&id)
+            .map(|p| (p.source, p.remote.clone()))
+            .ok_or_else(|| err_unknown_connection(&id.to_string()))
+    }
+
+    fn profile_by_remote(&self, source: Source, remote: &OwnedObjectPath) -> Option<u32> {
+        self.profiles.iter().find(|(_, p)| p.source == source && &p.remote == remote).map(|(id, _)| *id)
     }
 
     async fn add_connection(&mut self, dict: SettingsDict, save: bool) -> Result<u32, NmError> {
@@ -731,7 +757,10 @@ impl Engine {
                 .map_err(NmError::from)?;
         // The service's NewConnection signal may already be queued; the
         // profile is matched by its remote path then, and not added twice.
-        let id = self.profile_loaded(remote, conn.without_secrets(), false).await;
+        let id = self
+            .profile_loaded(Source::System, remote, conn.without_secrets(), false)
+            .await
+            .ok_or_else(|| NmError::settings("UuidExists", format!("a profile with the uuid {uuid} already exists")))?;
         self.set_unsaved(id, !save).await;
         Ok(id)
     }
@@ -742,9 +771,9 @@ impl Engine {
         if Some(profile.uuid.as_str()) != conn.uuid() {
             return Err(NmError::connection("InvalidProperty", "connection.uuid: the uuid of a profile cannot change"));
         }
-        let remote = profile.remote.clone();
+        let (source, remote) = (profile.source, profile.remote.clone());
         let wire = settings_to_wire(&dbus_dict::to_dbus(&conn, true)).map_err(|e| NmError::failed(e.0))?;
-        let proxy = settings_view::connection_proxy(&self.bus, &remote).await.map_err(NmError::from)?;
+        let proxy = settings_view::connection_proxy(&self.bus, source, &remote).await.map_err(NmError::from)?;
         if to_disk { proxy.update(wire).await } else { proxy.update_unsaved(wire).await }.map_err(NmError::from)?;
         self.profile_changed(id, conn.without_secrets()).await;
         self.set_unsaved(id, !to_disk).await;
@@ -774,70 +803,100 @@ impl Engine {
     }
 
     async fn delete_connection(&mut self, id: u32) -> Result<(), NmError> {
-        let remote =
-            self.profiles.get(&id).map(|p| p.remote.clone()).ok_or_else(|| err_unknown_connection(&id.to_string()))?;
+        let (source, remote) = self.remote_of(id)?;
         // Rule B3: an active connection never points at a missing profile.
         self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED).await;
-        let proxy = settings_view::connection_proxy(&self.bus, &remote).await.map_err(NmError::from)?;
+        let proxy = settings_view::connection_proxy(&self.bus, source, &remote).await.map_err(NmError::from)?;
         proxy.delete().await.map_err(NmError::from)?;
         self.profile_removed(id).await;
         Ok(())
     }
 
     async fn get_secrets(&self, id: u32, setting: &str) -> Result<SettingsDict, NmError> {
-        let remote =
-            self.profiles.get(&id).map(|p| p.remote.clone()).ok_or_else(|| err_unknown_connection(&id.to_string()))?;
+        let (source, remote) = self.remote_of(id)?;
         let proxy =
-            zbus::Proxy::new(&self.bus, SYSTEM_SETTINGS, remote, SECRETS_INTERFACE).await.map_err(NmError::from)?;
+            zbus::Proxy::new(&self.bus, source.bus_name(), remote, SECRETS_INTERFACE).await.map_err(NmError::from)?;
         let wire: nm_dbus::WireSettings =
             proxy.call("GetSecrets", &(setting, Vec::<String>::new(), false)).await.map_err(NmError::from)?;
         settings_from_wire(&wire).map_err(|e| NmError::failed(e.0))
     }
 
-    async fn settings_event(&mut self, event: SettingsEvent) {
+    async fn settings_event(&mut self, source: Source, event: SettingsEvent) {
+        let name = source.bus_name();
         match event {
-            SettingsEvent::Loaded(list) => {
+            SettingsEvent::Loaded(list, owner) => {
                 let mut seen = Vec::new();
                 for (remote, dict) in list {
-                    match Self::parse(&dict) {
-                        Ok(conn) => seen.push(self.profile_loaded(remote, conn, true).await),
-                        Err(e) => warn!("profile {remote} from {SYSTEM_SETTINGS} is invalid: {e}"),
+                    match Self::parse(&dict).map(|c| Self::owned_by(source, &owner, c)) {
+                        Ok(conn) => {
+                            if let Some(id) = self.profile_loaded(source, remote.clone(), conn, true).await {
+                                seen.push(id);
+                            }
+                        }
+                        Err(e) => warn!("profile {remote} from {name} is invalid: {e}"),
                     }
+                }
+                if source == Source::User {
+                    info!(uid = owner.uid, profiles = seen.len(), "a user's profiles are known");
+                    self.user_owner = Some(owner);
                 }
                 self.publish_connections().await;
                 self.refresh_available().await;
                 let seen: std::collections::HashSet<u32> = seen.into_iter().collect();
-                let gone: Vec<u32> = self.profiles.keys().filter(|id| !seen.contains(id)).copied().collect();
+                let gone: Vec<u32> = self
+                    .profiles
+                    .iter()
+                    .filter(|(id, p)| p.source == source && !seen.contains(id))
+                    .map(|(id, _)| *id)
+                    .collect();
                 for id in gone {
                     self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED).await;
                     self.profile_removed(id).await;
                 }
-                self.settings_known = true;
-                info!(profiles = self.profiles.len(), "profiles known");
-                self.fetch_hostname().await;
-                self.assume_recorded().await;
+                if source == Source::System {
+                    self.settings_known = true;
+                    info!(profiles = self.profiles.len(), "profiles known");
+                    self.fetch_hostname().await;
+                    self.assume_recorded().await;
+                }
                 self.autoconnect_all().await;
             }
-            SettingsEvent::Absent => {
+            SettingsEvent::Absent if source == Source::System => {
                 // Active profiles stay (and stay exported); new activations wait.
                 self.settings_known = true;
                 self.assume_recorded().await;
             }
-            SettingsEvent::Added(remote, dict) => match Self::parse(&dict) {
-                Ok(conn) => {
-                    self.profile_loaded(remote, conn, false).await;
-                    self.autoconnect_all().await;
+            SettingsEvent::Absent => {
+                // The user logged out: their profiles go, and what they
+                // activated goes down with them (as in the split design).
+                self.user_owner = None;
+                let gone: Vec<u32> =
+                    self.profiles.iter().filter(|(_, p)| p.source == Source::User).map(|(id, _)| *id).collect();
+                for id in gone {
+                    self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED).await;
+                    self.profile_removed(id).await;
                 }
-                Err(e) => warn!("new profile {remote} is invalid: {e}"),
-            },
+                self.autoconnect_all().await;
+            }
+            SettingsEvent::Added(remote, dict) => {
+                let owner = self.owner_of(source);
+                match Self::parse(&dict).map(|c| Self::owned_by(source, &owner, c)) {
+                    Ok(conn) => {
+                        self.profile_loaded(source, remote, conn, false).await;
+                        self.autoconnect_all().await;
+                    }
+                    Err(e) => warn!("new profile {remote} from {name} is invalid: {e}"),
+                }
+            }
             SettingsEvent::Updated(remote, dict) => {
-                let Some(id) = self.profiles.iter().find(|(_, p)| p.remote == remote).map(|(id, _)| *id) else {
+                let Some(id) = self.profile_by_remote(source, &remote) else {
                     return;
                 };
-                match Self::parse(&dict) {
+                let owner = self.owner_of(source);
+                match Self::parse(&dict).map(|c| Self::owned_by(source, &owner, c)) {
                     Ok(conn) => self.profile_changed(id, conn).await,
                     Err(e) => {
-                        warn!("profile {remote} was updated into an invalid one: {e}; dropping it");
+                        warn!("profile {remote} from {name} was updated into an invalid one: {e}; dropping it");
                         self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED).await;
                         self.profile_removed(id).await;
                     }
@@ -845,12 +904,36 @@ impl Engine {
                 self.autoconnect_all().await;
             }
             SettingsEvent::Removed(remote) => {
-                let Some(id) = self.profiles.iter().find(|(_, p)| p.remote == remote).map(|(id, _)| *id) else {
+                let Some(id) = self.profile_by_remote(source, &remote) else {
                     return;
                 };
                 self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED).await;
                 self.profile_removed(id).await;
             }
+        }
+    }
+
+    /// A user's profile belongs to that user alone: unless it says
+    /// otherwise, its `connection.permissions` names the user, so that the
+    /// rules for per-user profiles (who sees it, who may activate it) apply.
+    fn owned_by(source: Source, owner: &Owner, mut conn: Connection) -> Connection {
+        if source != Source::User {
+            return conn;
+        }
+        let listed = conn
+            .get("connection", "permissions")
+            .is_some_and(|v| !matches!(v, Value::Array { items, .. } if items.is_empty()));
+        if !listed && let Some(user) = &owner.name {
+            conn.set("connection", "permissions", Value::str_list([format!("user:{user}:")]));
+        }
+        conn
+    }
+
+    /// Who runs a service (root for the system's).
+    fn owner_of(&self, source: Source) -> Owner {
+        match (source, &self.user_owner) {
+            (Source::User, Some(owner)) => owner.clone(),
+            _ => Owner { uid: 0, name: Some("root".into()) },
         }
     }
 
@@ -861,18 +944,38 @@ impl Engine {
         conn
     }
 
-    /// A profile the service has: new (exported), or known by uuid (updated,
-    /// its remote path refreshed). Returns its id.
+    /// A profile a service has: new (exported), or known by uuid (updated,
+    /// its remote path refreshed). Returns its id; `None` when a user's
+    /// profile has the uuid of a system one (the system's wins).
     /// `quiet`: part of a whole list (the caller publishes the list and the
     /// devices' available profiles once at the end).
-    async fn profile_loaded(&mut self, remote: OwnedObjectPath, conn: Connection, quiet: bool) -> u32 {
+    async fn profile_loaded(
+        &mut self,
+        source: Source,
+        remote: OwnedObjectPath,
+        conn: Connection,
+        quiet: bool,
+    ) -> Option<u32> {
         let uuid = conn.uuid().unwrap_or_default().to_string();
-        if let Some(id) = self.profiles.iter().find(|(_, p)| p.uuid == uuid || p.remote == remote).map(|(id, _)| *id) {
+        let known = self
+            .profiles
+            .iter()
+            .find(|(_, p)| p.uuid == uuid || (p.source == source && p.remote == remote))
+            .map(|(id, p)| (*id, p.source));
+        if let Some((id, known_source)) = known {
+            if known_source != source {
+                warn!(
+                    "{} has a profile with the uuid {uuid} of one of {}; ignoring it",
+                    source.bus_name(),
+                    known_source.bus_name()
+                );
+                return None;
+            }
             if let Some(p) = self.profiles.get_mut(&id) {
                 p.remote = remote;
             }
             self.profile_changed(id, conn).await;
-            return id;
+            return Some(id);
         }
         let id = next(&mut self.counters.profile);
         let path = api::path("Settings", id);
@@ -885,7 +988,7 @@ impl Engine {
         if let Err(e) = self.bus.object_server().at(&path, iface).await {
             warn!("exporting {path}: {e}");
         }
-        self.profiles.insert(id, Profile { path: path.clone(), remote, uuid, props });
+        self.profiles.insert(id, Profile { path: path.clone(), source, remote, uuid, props });
         if let Ok(emitter) = SignalEmitter::new(&self.bus, SETTINGS_PATH) {
             let _ = SettingsIface::new_connection(&emitter, path).await;
         }
@@ -893,7 +996,7 @@ impl Engine {
             self.publish_connections().await;
             self.refresh_available().await;
         }
-        id
+        Some(id)
     }
 
     /// `Settings.Connections`.

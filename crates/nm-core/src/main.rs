@@ -14,6 +14,7 @@ mod ipconfig;
 mod policy;
 mod settings_view;
 mod state_files;
+mod users;
 
 use anyhow::Context;
 use clap::Parser;

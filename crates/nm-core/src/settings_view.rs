@@ -1,23 +1,51 @@
-//! The profiles of nm-system-settings, followed over the bus: the first
-//! list when the service appears (or nm-core starts), then its NewConnection,
-//! Updated and Removed signals, and its disappearance. Each becomes a
-//! [`SettingsEvent`] for the engine.
+//! The profiles of the settings services, followed over the bus: the
+//! system service (`nm-system-settings`) and, while a user is logged in,
+//! that user's service (`nm-user-settings`), as NetworkManager 0.7/0.8 did
+//! (reference §4.3). For each: the first list when the service appears (or
+//! nm-core starts), then its NewConnection, Updated and Removed signals,
+//! and its disappearance. Each becomes a [`SettingsEvent`] for the engine.
 
 use futures_util::{StreamExt, TryStreamExt, stream};
-use nm_dbus::names::{CONNECTION_INTERFACE, SETTINGS_INTERFACE, SETTINGS_PATH, SYSTEM_SETTINGS};
+use nm_dbus::names::{CONNECTION_INTERFACE, SETTINGS_INTERFACE, SETTINGS_PATH, SYSTEM_SETTINGS, USER_SETTINGS};
 use nm_dbus::settings_service::{SettingsConnectionProxy, SettingsProxy};
 use nm_dbus::{WireSettings, settings_from_wire};
 use nm_model::dbus_dict::SettingsDict;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use zbus::{Connection as Bus, MatchRule, MessageStream, OwnedObjectPath};
 
 use crate::engine::Input;
 
+/// Which settings service a profile comes from. Both use the same object
+/// paths, so a profile is known by (source, path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    System,
+    User,
+}
+
+impl Source {
+    pub fn bus_name(self) -> &'static str {
+        match self {
+            Source::System => SYSTEM_SETTINGS,
+            Source::User => USER_SETTINGS,
+        }
+    }
+}
+
+/// The user a settings service runs as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    /// The user's name (NSS), for `connection.permissions`.
+    pub name: Option<String>,
+}
+
 #[derive(Debug)]
 pub enum SettingsEvent {
-    /// Every profile of the service, when it appears (or at start).
-    Loaded(Vec<(OwnedObjectPath, SettingsDict)>),
+    /// Every profile of the service, when it appears (or at start), and
+    /// the user it runs as.
+    Loaded(Vec<(OwnedObjectPath, SettingsDict)>, Owner),
     /// The service is not on the bus (at start, or it left).
     Absent,
     Added(OwnedObjectPath, SettingsDict),
@@ -28,58 +56,77 @@ pub enum SettingsEvent {
 /// GetSettings calls in flight while loading.
 const PARALLEL: usize = 32;
 
-pub async fn connection_proxy(bus: &Bus, path: &OwnedObjectPath) -> zbus::Result<SettingsConnectionProxy<'static>> {
+pub async fn connection_proxy(
+    bus: &Bus,
+    source: Source,
+    path: &OwnedObjectPath,
+) -> zbus::Result<SettingsConnectionProxy<'static>> {
     SettingsConnectionProxy::builder(bus)
-        .destination(SYSTEM_SETTINGS)
+        .destination(source.bus_name())
         .path(path.clone())
         .cache_properties(zbus::proxy::CacheProperties::No)
         .build()
         .await
 }
 
-pub async fn settings_proxy(bus: &Bus) -> zbus::Result<SettingsProxy<'static>> {
+pub async fn settings_proxy(bus: &Bus, source: Source) -> zbus::Result<SettingsProxy<'static>> {
     SettingsProxy::builder(bus)
-        .destination(SYSTEM_SETTINGS)
+        .destination(source.bus_name())
         .cache_properties(zbus::proxy::CacheProperties::No)
         .build()
         .await
 }
 
-async fn get(bus: &Bus, path: &OwnedObjectPath) -> anyhow::Result<SettingsDict> {
-    let wire: WireSettings = connection_proxy(bus, path).await?.get_settings().await?;
+async fn get(bus: &Bus, source: Source, path: &OwnedObjectPath) -> anyhow::Result<SettingsDict> {
+    let wire: WireSettings = connection_proxy(bus, source, path).await?.get_settings().await?;
     Ok(settings_from_wire(&wire)?)
 }
 
-async fn load_all(bus: &Bus) -> anyhow::Result<Vec<(OwnedObjectPath, SettingsDict)>> {
-    let paths = settings_proxy(bus).await?.list_connections().await?;
-    stream::iter(paths)
-        .map(|p| async move { get(bus, &p).await.map(|d| (p, d)) })
+/// Every profile of the service, and the user the service runs as.
+async fn load_all(
+    bus: &Bus,
+    dbus: &zbus::fdo::DBusProxy<'_>,
+    source: Source,
+) -> anyhow::Result<(Vec<(OwnedObjectPath, SettingsDict)>, Owner)> {
+    let uid = dbus.get_connection_unix_user(source.bus_name().try_into()?).await?;
+    // NSS may ask a directory service: not on the engine's task.
+    let name = tokio::task::spawn_blocking(move || crate::users::name_of(uid)).await.ok().flatten();
+    let owner = Owner { uid, name };
+    let paths = settings_proxy(bus, source).await?.list_connections().await?;
+    let list = stream::iter(paths)
+        .map(|p| async move { get(bus, source, &p).await.map(|d| (p, d)) })
         .buffer_unordered(PARALLEL)
         .try_collect()
-        .await
+        .await?;
+    Ok((list, owner))
 }
 
-/// Follows the system settings service for as long as nm-core runs.
-pub async fn run(bus: Bus, tx: mpsc::UnboundedSender<Input>) -> anyhow::Result<()> {
+/// Follows one settings service for as long as nm-core runs.
+pub async fn run(bus: Bus, tx: mpsc::UnboundedSender<Input>, source: Source) -> anyhow::Result<()> {
+    let name = source.bus_name();
     let send = |e: SettingsEvent| {
-        let _ = tx.send(Input::Settings(e));
+        let _ = tx.send(Input::Settings(source, e));
     };
     // Subscribe before listing, so that nothing falls between the two.
     let rule = MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
-        .sender(SYSTEM_SETTINGS)
+        .sender(name)
         .path_namespace(SETTINGS_PATH)
         .build()?;
     let mut signals = MessageStream::for_match_rule(rule, &bus, std::num::NonZeroUsize::new(256)).await?;
     let dbus = zbus::fdo::DBusProxy::new(&bus).await?;
-    let mut owners = dbus.receive_name_owner_changed_with_args(&[(0, SYSTEM_SETTINGS)]).await?;
+    let mut owners = dbus.receive_name_owner_changed_with_args(&[(0, name)]).await?;
 
-    let mut present = dbus.name_has_owner(SYSTEM_SETTINGS.try_into()?).await?;
+    // The two services share object paths and interfaces, and a match rule
+    // on a well-known name is not enough to tell their signals apart in one
+    // process: signals count only when sent by the name's current owner.
+    let mut owner: Option<String> = dbus.get_name_owner(name.try_into()?).await.ok().map(|o| o.to_string());
+    let mut present = owner.is_some();
     if present {
-        match load_all(&bus).await {
-            Ok(list) => send(SettingsEvent::Loaded(list)),
+        match load_all(&bus, &dbus, source).await {
+            Ok((list, owner)) => send(SettingsEvent::Loaded(list, owner)),
             Err(e) => {
-                warn!("loading profiles from {SYSTEM_SETTINGS} failed: {e}");
+                warn!("loading profiles from {name} failed: {e}");
                 send(SettingsEvent::Absent);
             }
         }
@@ -91,17 +138,20 @@ pub async fn run(bus: Bus, tx: mpsc::UnboundedSender<Input>) -> anyhow::Result<(
         tokio::select! {
             Some(change) = owners.next() => {
                 let Ok(args) = change.args() else { continue };
-                let now_present = args.new_owner().is_some();
+                owner = args.new_owner().as_ref().map(|o| o.to_string());
+                let now_present = owner.is_some();
                 if now_present && !present {
-                    debug!("{SYSTEM_SETTINGS} appeared");
-                    // Give a freshly started service a moment? No: it owns its
-                    // name only once every profile is exported.
-                    match load_all(&bus).await {
-                        Ok(list) => send(SettingsEvent::Loaded(list)),
-                        Err(e) => warn!("loading profiles from {SYSTEM_SETTINGS} failed: {e}"),
+                    debug!("{name} appeared");
+                    // A service owns its name only once every profile is exported.
+                    match load_all(&bus, &dbus, source).await {
+                        Ok((list, owner)) => send(SettingsEvent::Loaded(list, owner)),
+                        Err(e) => warn!("loading profiles from {name} failed: {e}"),
                     }
                 } else if !now_present && present {
-                    warn!("{SYSTEM_SETTINGS} left the bus; keeping what is active");
+                    match source {
+                        Source::System => warn!("{name} left the bus; keeping what is active"),
+                        Source::User => info!("{name} left the bus (the user logged out)"),
+                    }
                     send(SettingsEvent::Absent);
                 }
                 present = now_present;
@@ -109,12 +159,15 @@ pub async fn run(bus: Bus, tx: mpsc::UnboundedSender<Input>) -> anyhow::Result<(
             Some(msg) = signals.next() => {
                 let Ok(msg) = msg else { continue };
                 let header = msg.header();
+                if owner.is_none() || header.sender().map(|s| s.as_str()) != owner.as_deref() {
+                    continue;
+                }
                 let (Some(iface), Some(member), Some(path)) = (header.interface(), header.member(), header.path()) else { continue };
                 let path = OwnedObjectPath::from(path.to_owned());
                 match (iface.as_str(), member.as_str()) {
                     (SETTINGS_INTERFACE, "NewConnection") => {
                         let Ok(new_path) = msg.body().deserialize::<OwnedObjectPath>() else { continue };
-                        match get(&bus, &new_path).await {
+                        match get(&bus, source, &new_path).await {
                             Ok(dict) => send(SettingsEvent::Added(new_path, dict)),
                             Err(e) => warn!("reading new profile {new_path}: {e}"),
                         }
