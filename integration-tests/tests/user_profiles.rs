@@ -87,7 +87,9 @@ fn nobodys_dirs(lab: &Lab) -> std::path::PathBuf {
 #[tokio::test]
 async fn a_users_profiles_come_and_go_with_the_users_service() {
     let lab = Lab::builder().uplinks(1).dnsmasq(false).build().expect("lab");
-    lab.write_core_config("carrier-grace-ms = 300\ncarrier-wait-ms = 2000\n").expect("config");
+    // nobody's primary group may control the network (no polkit in this lab).
+    lab.write_core_config("carrier-grace-ms = 300\ncarrier-wait-ms = 2000\nauth-group = \"nogroup\"\n")
+        .expect("config");
     let eth = lab.uplinks()[0].client_if.clone();
     lab.write_profile(
         "system.nmconnection",
@@ -140,7 +142,10 @@ async fn a_users_profiles_come_and_go_with_the_users_service() {
     );
     s.until_profiles("a profile the user added", |l| l.lines().any(|n| n == "nobody-later")).await;
 
-    s.ok(&["connection", "up", "nobody-net"]).await;
+    // The user activates their own profile.
+    let up = s.lab.command("nmcli").uid(NOBODY).args(["connection", "up", "nobody-net"]).timeout(STEP).output().await;
+    let up = up.expect("nmcli runs");
+    assert!(up.success(), "nobody's up: {}{}\n{}", up.stdout, up.stderr, s.core.log());
     assert!(s.addresses().contains("inet 192.0.2.77/24"), "{}", s.addresses());
 
     // Logout: the service leaves; its profiles go, and their activation with them.
@@ -157,4 +162,39 @@ async fn a_users_profiles_come_and_go_with_the_users_service() {
     s.until_profiles("the user's profiles again", |l| l.lines().any(|n| n == "nobody-net")).await;
     s.ok(&["connection", "up", "system-net"]).await;
     assert!(s.addresses().contains("inet 192.0.2.70/24"), "{}", s.addresses());
+}
+
+/// Only root may own nm-core's and the system settings' names (the shipped
+/// bus policy); a user can't stand in for either.
+#[tokio::test]
+async fn nobody_but_root_owns_the_core_and_system_settings_names() {
+    let lab = Lab::builder().uplinks(0).dnsmasq(false).build().expect("lab");
+    for name in ["org.freedesktop.NetworkManager", "org.freedesktop.NetworkManagerSystemSettings"] {
+        for uid in [NOBODY, 1] {
+            let out = lab
+                .command("busctl")
+                .uid(uid)
+                .args(["call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus"])
+                .args(["RequestName", "su", name, "0"])
+                .timeout(STEP)
+                .output()
+                .await
+                .expect("busctl runs");
+            assert!(!out.success(), "uid {uid} owned {name}: {}", out.stdout);
+            assert!(
+                out.stderr.contains("Access denied") || out.stderr.contains("not allowed to own"),
+                "{}",
+                out.stderr
+            );
+        }
+        let out = lab
+            .command("busctl")
+            .args(["call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus"])
+            .args(["RequestName", "su", name, "0"])
+            .timeout(STEP)
+            .output()
+            .await
+            .expect("busctl runs");
+        assert!(out.success() && out.stdout.trim() == "u 1", "root owns {name}: {}{}", out.stdout, out.stderr);
+    }
 }
