@@ -195,15 +195,15 @@ async fn the_user_keeps_private_profiles_that_root_reads_and_others_cannot_touch
     assert!(text.contains("id=cafe-2\n") && text.contains(&format!("psk={SECRET}")), "{text}");
     assert_eq!(mode_and_owner(&file), (0o600, NOBODY));
 
-    // Another local user may read (no secrets) but not write or get secrets.
+    // Another local user may neither read nor write nor get secrets.
     let other_uuid = "8e2f3a4b-5c6d-4e7f-9081-92a3b4c5d6e7";
     refused(&call(&lab, OTHER_UID, p, SECRETS_IFACE, "GetSecrets", &secret_args).await, "GetSecrets");
     refused(&call(&lab, OTHER_UID, p, CONN_IFACE, "Update", &ethernet("hijacked", uuid)).await, "Update");
     refused(&call(&lab, OTHER_UID, p, CONN_IFACE, "Delete", &[]).await, "Delete");
     let add = ethernet("planted", other_uuid);
     refused(&call(&lab, OTHER_UID, SETTINGS_PATH, SETTINGS_IFACE, "AddConnection", &add).await, "AddConnection");
-    let out = call(&lab, OTHER_UID, p, CONN_IFACE, "GetSettings", &[]).await;
-    assert!(out.success() && !out.stdout.contains(SECRET), "{}", out.stderr);
+    refused(&call(&lab, OTHER_UID, p, CONN_IFACE, "GetSettings", &[]).await, "GetSettings");
+    refused(&call(&lab, OTHER_UID, SETTINGS_PATH, SETTINGS_IFACE, "ListConnections", &[]).await, "ListConnections");
     assert_eq!(settings.list_connections().await.expect("list").len(), 1);
 
     // The user service has no hostname interface.
@@ -237,7 +237,7 @@ async fn the_user_keeps_private_profiles_that_root_reads_and_others_cannot_touch
     let log = daemon.log();
     assert!(log.contains("ready on the bus as org.freedesktop.NetworkManagerUserSettings"), "{log}");
     let refusals = log.lines().filter(|l| l.contains("refused") && l.contains("uid=1")).count();
-    assert_eq!(refusals, 4, "the four refusals of uid 1 are logged:\n{log}");
+    assert_eq!(refusals, 6, "the six refusals of uid 1 are logged:\n{log}");
     assert!(log.contains("refused: read secrets is for uid 65534 (the owner of these profiles) and root only"));
     assert!(!log.contains(SECRET), "the secret leaked into the log:\n{log}");
 }

@@ -113,6 +113,17 @@ impl Scope {
         }
     }
 
+    /// Whether a caller may list profiles and read their settings: anyone on
+    /// the system service (root's profiles are for everybody; secrets are
+    /// never in them); the user and root on a user's service, whose
+    /// profiles are nobody else's business.
+    pub fn may_read(&self, caller_uid: u32) -> bool {
+        match self.kind {
+            Kind::System => true,
+            Kind::User => self.may_modify(caller_uid),
+        }
+    }
+
     /// Who [`may_modify`](Self::may_modify), in words, for refusals.
     pub fn modifiers(&self) -> String {
         match self.kind {

@@ -72,6 +72,20 @@ impl Daemon {
         Ok(())
     }
 
+    /// Refuses callers the scope does not let read profiles.
+    async fn require_reader(&self, bus: &Bus, hdr: &Header<'_>, what: &str) -> Result<(), BoxDBusError> {
+        if self.scope.may_read(u32::MAX) {
+            return Ok(());
+        }
+        let uid = caller_uid(bus, hdr).await.map_err(fail)?;
+        if !self.scope.may_read(uid) {
+            let who = self.scope.modifiers();
+            warn!(uid, "refused: {what} is for {who} only");
+            return Err(fail(zbus::fdo::Error::AccessDenied(format!("only {who} may {what}"))));
+        }
+        Ok(())
+    }
+
     fn hostname_path(&self) -> PathBuf {
         self.paths.path(&self.config.settings.hostname_file)
     }
@@ -176,8 +190,13 @@ pub struct SettingsIface {
 
 #[interface(name = "org.freedesktop.NetworkManagerSettings")]
 impl SettingsIface {
-    fn list_connections(&self) -> Vec<OwnedObjectPath> {
-        self.daemon.store().ids().map(object_path).collect()
+    async fn list_connections(
+        &self,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<Vec<OwnedObjectPath>, BoxDBusError> {
+        self.daemon.require_reader(bus, &hdr, "list profiles").await?;
+        Ok(self.daemon.store().ids().map(object_path).collect())
     }
 
     async fn add_connection(
@@ -299,7 +318,12 @@ impl ConnectionIface {
 
 #[interface(name = "org.freedesktop.NetworkManagerSettings.Connection")]
 impl ConnectionIface {
-    fn get_settings(&self) -> Result<WireSettings, BoxDBusError> {
+    async fn get_settings(
+        &self,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<WireSettings, BoxDBusError> {
+        self.daemon.require_reader(bus, &hdr, "read profiles").await?;
         profile_settings(&self.current()?, false)
     }
 
