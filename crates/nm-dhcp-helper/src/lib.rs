@@ -10,9 +10,17 @@
 //! - `lease.rs`: the lease, its `a{sv}`, the options view, the lease file.
 //! - `frame.rs` / `net.rs`: IPv4/UDP headers, the raw and UDP sockets.
 //! - `service.rs` / `transaction.rs`: the bus objects and the per-transaction task.
+//! - `fuzzing.rs` (feature `fuzzing`, for `fuzz/`): the machine driven by
+//!   arbitrary bytes on a virtual clock.
+//!
+//! The daemon is this library; `main.rs` only calls [`main`], so the fuzz
+//! target can reach the pure modules without a second copy of them.
 
 mod arp;
 mod frame;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod lease;
 mod machine;
 mod net;
@@ -35,7 +43,8 @@ struct Args {
     common: CommonArgs,
 }
 
-fn main() -> anyhow::Result<()> {
+/// The daemon (the binary is only this call).
+pub fn main() -> anyhow::Result<()> {
     nm_runtime::run_daemon(run(Args::parse()))
 }
 

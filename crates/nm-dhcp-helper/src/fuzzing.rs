@@ -1,0 +1,272 @@
+//! The fuzz target's entry (`fuzz/fuzz_targets/dhcp.rs`, feature `fuzzing`):
+//! arbitrary bytes become a session of one client — its settings, then a
+//! script of server replies, ARP packets, timer ticks on a virtual clock and
+//! the occasional `Stop` (after which a new machine starts from the lease
+//! it had, as the daemon's next `Start` would). Every packet goes through
+//! [`packet::parse_reply`] inside [`Machine::handle`], so decoding and the
+//! transitions are exercised together.
+//!
+//! Random bytes would almost never carry the transaction id and hardware
+//! address the machine waits for, so most packet steps patch them in: the
+//! fuzzer's bytes then decide the header fields and the options. One step
+//! kind builds a well-formed reply (message type, server id, lease time,
+//! mask, router) with the fuzzer's bytes as further options, so OFFER → ACK →
+//! BOUND → RENEWING → … is reached quickly.
+//!
+//! Besides "no panic", it checks what must hold whatever the server sends:
+//! the client's own messages decode, a bound lease has a usable address,
+//! and its lease file reads back as that address (no option value can add
+//! lines to it).
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use dhcproto::Decodable;
+use dhcproto::v4::Message;
+
+use crate::lease::{self, ClientView};
+use crate::machine::{Action, Config, EventKind, Input, Machine, Previous, Time};
+use crate::packet::{self, ClientParams};
+
+const MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x10, 0x20, 0x30];
+const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// Steps per input: enough for several leases, bounded so one input is fast.
+const MAX_STEPS: usize = 512;
+/// Offset of the options in a BOOTP message, after the magic cookie.
+const OPTIONS_AT: usize = 240;
+const COOKIE: [u8; 4] = [99, 130, 83, 99];
+
+/// A cursor over the fuzzer's bytes; reads past the end give zeros.
+struct Bytes<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Bytes<'a> {
+    fn done(&self) -> bool {
+        self.at >= self.data.len()
+    }
+    fn u8(&mut self) -> u8 {
+        let b = self.data.get(self.at).copied().unwrap_or(0);
+        self.at += 1;
+        b
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let start = self.at.min(self.data.len());
+        let end = self.at.saturating_add(n).min(self.data.len());
+        self.at = self.at.saturating_add(n);
+        &self.data[start..end]
+    }
+}
+
+/// What the session remembers from the machine's actions.
+#[derive(Default)]
+struct Seen {
+    /// Transaction id of the last message the client sent.
+    xid: u32,
+    /// The address the last ARP probe asked about.
+    probed: Option<Ipv4Addr>,
+    /// The last lease the client held.
+    lease: Option<Ipv4Addr>,
+}
+
+fn config(b: &mut Bytes<'_>, previous: Option<Previous>) -> Config {
+    let flags = b.u8();
+    Config {
+        params: ClientParams {
+            mac: MAC,
+            client_id: [&[1u8][..], &MAC].concat(),
+            hostname: (flags & 1 != 0).then(|| "fuzz".to_string()),
+            vendor_class: None,
+            request_broadcast: flags & 2 != 0,
+            rapid_commit: flags & 4 != 0,
+            max_message_size: 1500,
+        },
+        timeout: (flags & 8 != 0).then(|| Duration::from_secs(u64::from(b.u8()) + 1)),
+        reject_servers: if flags & 16 != 0 { vec![(Ipv4Addr::new(10, 0, 0, 0), b.u8() % 33)] } else { vec![] },
+        previous,
+        acd: (flags & 32 != 0).then(|| Duration::from_millis(u64::from(b.u16()))),
+    }
+}
+
+/// Runs one session; panics only when an invariant above breaks.
+pub fn fuzz_entry(data: &[u8]) {
+    let mut b = Bytes { data, at: 0 };
+    let first = b.u8();
+    let previous = match first % 3 {
+        0 => None,
+        1 => Some(Previous::Reboot(Ipv4Addr::new(198, 18, 0, b.u8()))),
+        _ => Some(Previous::Hint(Ipv4Addr::new(198, 18, 0, b.u8()))),
+    };
+    let seed = u64::from(b.u16()) << 16 | u64::from(b.u16());
+    let mut machine = Machine::new(config(&mut b, previous), seed);
+    let mut now: Time = Duration::ZERO;
+    let mut seen = Seen::default();
+    apply(&machine.handle(Input::Start, now), &mut seen);
+
+    for _ in 0..MAX_STEPS {
+        if b.done() {
+            break;
+        }
+        let op = b.u8();
+        let acts = match op % 10 {
+            // The deadline (or a second later when there is none).
+            0 | 1 => {
+                now = machine.deadline().map_or(now + Duration::from_secs(1), |d| d.max(now));
+                machine.handle(Input::Timer, now)
+            }
+            // Some time passes, then a tick (possibly early).
+            2 => {
+                now += Duration::from_millis(u64::from(b.u16()) * 50);
+                machine.handle(Input::Timer, now)
+            }
+            // Raw bytes from anyone.
+            3 => {
+                let n = usize::from(b.u16() % 1500);
+                let payload = b.take(n).to_vec();
+                machine.handle(Input::Packet { payload: &payload, from: SERVER }, now)
+            }
+            // The fuzzer's header and options, with our xid and MAC.
+            4 | 5 => {
+                let n = usize::from(b.u16() % 1500);
+                let payload = patched(b.take(n), seen.xid);
+                machine.handle(Input::Packet { payload: &payload, from: SERVER }, now)
+            }
+            // A well-formed reply, the fuzzer's bytes as extra options.
+            6 | 7 => {
+                let kind = b.u8();
+                let yiaddr = b.u8();
+                let lease_time = u32::from(b.u16());
+                let n = usize::from(b.u8());
+                let payload = reply(seen.xid, kind, yiaddr, lease_time, b.take(n));
+                machine.handle(Input::Packet { payload: &payload, from: SERVER }, now)
+            }
+            // ARP: raw bytes, or a host answering for the probed address.
+            8 => {
+                let mode = b.u8();
+                let payload = if mode & 1 == 0 {
+                    let n = usize::from(b.u8() % 64);
+                    b.take(n).to_vec()
+                } else {
+                    let target = seen.probed.unwrap_or(SERVER);
+                    let sender = if mode & 2 == 0 { target } else { Ipv4Addr::UNSPECIFIED };
+                    arp_packet(if mode & 4 == 0 { 2 } else { 1 }, sender, target)
+                };
+                machine.handle(Input::Arp { payload: &payload }, now)
+            }
+            // Stop, and start again from what the client held (the next
+            // `Start` of the daemon).
+            _ => {
+                let mut acts = machine.handle(Input::Stop { release: op & 0x10 != 0 }, now);
+                let previous = seen.lease.map(if op & 0x20 != 0 { Previous::Reboot } else { Previous::Hint });
+                machine = Machine::new(config(&mut b, previous), seed.wrapping_add(now.as_millis() as u64));
+                acts.extend(machine.handle(Input::Start, now));
+                acts
+            }
+        };
+        apply(&acts, &mut seen);
+        let _ = (machine.state_name(), machine.sockets(), machine.lease());
+    }
+}
+
+/// Notes what the client did and checks it.
+fn apply(acts: &[Action], seen: &mut Seen) {
+    for a in acts {
+        match a {
+            Action::Send { payload, .. } => {
+                let msg = Message::from_bytes(payload).expect("the client's own message decodes");
+                seen.xid = msg.xid();
+            }
+            Action::Arp { payload, .. } => {
+                if let Some(a) = crate::arp::parse(payload) {
+                    seen.probed = Some(a.target_ip);
+                }
+            }
+            Action::Event { kind: EventKind::Bound | EventKind::Renew, lease: Some(l) } => {
+                assert!(packet::usable_address(l.address), "bound to {}", l.address);
+                seen.lease = Some(l.address);
+                let client = ClientView { requested: vec![], client_id: MAC.to_vec(), expiry: Some(1_000_000) };
+                let text = lease::file_text(l, &client);
+                let back = lease::parse_file(&text).map(|(a, _)| a);
+                assert_eq!(back, Some(l.address), "the lease file reads back as its address:\n{text}");
+                let _ = lease::to_dbus(Some(l), &client);
+            }
+            Action::Event { .. } | Action::SaveLease(_) | Action::RemoveLease | Action::Finished => {}
+        }
+    }
+}
+
+/// The fuzzer's bytes as a BOOTP reply to `xid` from our server, for our MAC.
+fn patched(bytes: &[u8], xid: u32) -> Vec<u8> {
+    let mut p = bytes.to_vec();
+    if p.len() < OPTIONS_AT {
+        p.resize(OPTIONS_AT, 0);
+    }
+    p[0] = 2; // BOOTREPLY
+    p[1] = 1; // Ethernet
+    p[2] = 6;
+    p[4..8].copy_from_slice(&xid.to_be_bytes());
+    p[28..34].copy_from_slice(&MAC);
+    p[236..240].copy_from_slice(&COOKIE);
+    p
+}
+
+/// A reply of message type `kind` (1..=8 mostly) offering 198.18.0.`yiaddr`.
+fn reply(xid: u32, kind: u8, yiaddr: u8, lease_time: u32, extra: &[u8]) -> Vec<u8> {
+    let mut p = patched(&[], xid);
+    p[16..20].copy_from_slice(&[198, 18, 0, yiaddr]);
+    let kind = if kind < 0xf0 { kind % 8 + 1 } else { kind };
+    p.extend_from_slice(&[53, 1, kind]);
+    p.extend_from_slice(&[54, 4, 198, 18, 0, 1]);
+    p.extend_from_slice(&[51, 4]);
+    p.extend_from_slice(&(if lease_time == 0xffff { u32::MAX } else { lease_time }).to_be_bytes());
+    p.extend_from_slice(&[1, 4, 255, 255, 255, 0, 3, 4, 198, 18, 0, 1]);
+    p.extend_from_slice(extra);
+    p.push(255);
+    p
+}
+
+fn arp_packet(op: u16, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut p = crate::arp::probe([2, 0x99, 0, 0, 0, 7], target);
+    p[6..8].copy_from_slice(&op.to_be_bytes());
+    p[14..18].copy_from_slice(&sender.octets());
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survives_samples() {
+        for seed in 0u8..=255 {
+            let data: Vec<u8> = (0..400u32).map(|i| seed.wrapping_mul(i as u8).wrapping_add((i * 7) as u8)).collect();
+            fuzz_entry(&data);
+        }
+    }
+
+    #[test]
+    fn reaches_bound_with_a_well_formed_script() {
+        // no previous lease; flags 0; then OFFER (kind 1 → 2), ACK (kind 4 → 5)
+        let data = [0u8, 0, 0, 0, 0, 0, 6, 1, 150, 0x10, 0x0e, 0, 6, 4, 150, 0x10, 0x0e, 0];
+        let mut b = Bytes { data: &data, at: 0 };
+        let _ = b.u8();
+        let _ = b.u16();
+        let _ = b.u16();
+        let mut m = Machine::new(config(&mut b, None), 1);
+        let mut seen = Seen::default();
+        apply(&m.handle(Input::Start, Duration::ZERO), &mut seen);
+        let offer = reply(seen.xid, 1, 150, 3600, &[]);
+        apply(&m.handle(Input::Packet { payload: &offer, from: SERVER }, Duration::ZERO), &mut seen);
+        assert_eq!(m.state_name(), "requesting");
+        let ack = reply(seen.xid, 4, 150, 3600, &[]);
+        apply(&m.handle(Input::Packet { payload: &ack, from: SERVER }, Duration::ZERO), &mut seen);
+        assert_eq!(m.state_name(), "bound");
+        assert_eq!(seen.lease, Some(Ipv4Addr::new(198, 18, 0, 150)));
+        // and the whole entry with that script
+        fuzz_entry(&data);
+    }
+}
