@@ -1,6 +1,7 @@
 //! `cargo xtask bench settings`: nm-system-settings over many keyfiles;
 //! `cargo xtask bench core`: nm-rs beside NetworkManager and networkd on the
-//! shared peer-bench lab (in `peers`).
+//! shared peer-bench lab (in `peers`); `cargo xtask bench dhcp`: DHCPv4 on
+//! that lab, with `peers`' runner and table (in `dhcp`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -16,8 +17,10 @@ use zbus::{OwnedObjectPath, OwnedVariant};
 
 use crate::util::{cargo, check, header, require_root, target_dir};
 
+mod dhcp;
 mod peers;
-pub use peers::{CoreOptions, DAEMONS as CORE_DAEMONS, Group as CoreGroup, core, core_table};
+pub use dhcp::{DhcpOptions, Group as DhcpGroup, dhcp, render as dhcp_render};
+pub use peers::{CoreOptions, DAEMONS as CORE_DAEMONS, Group as CoreGroup, core, render as core_render, table_from};
 
 const BINARY: &str = "nm-system-settings";
 const SERVICE: &str = "org.freedesktop.NetworkManagerSystemSettings";

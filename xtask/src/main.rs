@@ -7,6 +7,7 @@
 //! - `bench settings [--count N]`: load N profiles into nm-system-settings.
 //! - `bench core [--runs N] [--only GROUP] [--daemons …]`: nm-rs beside
 //!   NetworkManager and systemd-networkd on the shared peer-bench lab.
+//! - `bench dhcp [--runs N] [--only GROUP] [--daemons …]`: DHCPv4 there.
 //! - `completions --out DIR`, `man --out DIR`: nmctl's shell completions and
 //!   man pages from its clap definitions.
 //! - `install [--destdir DIR]`, `deb`: the FHS layout and a Debian package.
@@ -154,6 +155,29 @@ enum Bench {
         #[arg(long, value_name = "RESULTS_TSV")]
         from: Option<std::path::PathBuf>,
     },
+    /// DHCPv4: nm-core + nm-system-settings + the unprivileged nm-dhcp-helper
+    /// beside NetworkManager and systemd-networkd on the peer-bench lab
+    /// (dnsmasq --no-ping): cold start to address + default route (minus the
+    /// harness's own fixed cost), down → up, a 1 s carrier flap, CPU to the
+    /// first address, memory. Prints medians, ratios and the targets.
+    Dhcp {
+        /// Runs per daemon and group.
+        #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Only these metric groups (comma-separated).
+        #[arg(long, value_name = "GROUP", value_enum, value_delimiter = ',')]
+        only: Vec<bench::DhcpGroup>,
+        /// The daemons to measure, in this order (comma-separated).
+        #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "nm,networkd,nmrs",
+              value_parser = clap::builder::PossibleValuesParser::new(bench::CORE_DAEMONS.iter().copied()))]
+        daemons: Vec<String>,
+        /// Use the release binaries already built.
+        #[arg(long)]
+        no_build: bool,
+        /// Run nothing: print the table of an earlier run's results.tsv.
+        #[arg(long, value_name = "RESULTS_TSV")]
+        from: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -174,9 +198,17 @@ fn main() -> ExitCode {
         Task::Completions { out } => docs::completions(&out),
         Task::Man { out } => docs::man(&out),
         Task::Bench { what: Bench::Settings { count } } => util::block_on(bench::settings(count)),
-        Task::Bench { what: Bench::Core { from: Some(results), .. } } => bench::core_table(&results),
+        Task::Bench { what: Bench::Core { from: Some(results), .. } } => {
+            bench::table_from(&results, bench::core_render)
+        }
         Task::Bench { what: Bench::Core { runs, only, daemons, links, routes, no_build, from: None } } => {
             bench::core(bench::CoreOptions { runs, only, daemons, links, routes, build: !no_build })
+        }
+        Task::Bench { what: Bench::Dhcp { from: Some(results), .. } } => {
+            bench::table_from(&results, bench::dhcp_render)
+        }
+        Task::Bench { what: Bench::Dhcp { runs, only, daemons, no_build, from: None } } => {
+            bench::dhcp(bench::DhcpOptions { runs, only, daemons, build: !no_build })
         }
     };
     match result {

@@ -5,33 +5,35 @@
 # copies it into adapters/ beside a copy of lab.sh, because lab.sh loads
 # adapters only from its own directory.
 #
-# nm-rs is two daemons, both run inside the client namespace's sandbox with
+# nm-rs is three daemons, all run inside the client namespace's sandbox with
 # the same --root ROOT, a directory in the sandbox dir whose run/ and
 # var/lib/NetworkManager lead to the sandbox's own /run and state dir (see
 # dut_prepare), so nothing outside the sandbox is read or written:
+#   nm-dhcp-helper      the DHCPv4 client, as its systemd unit runs it: an
+#                       unprivileged user (nobody here) with only CAP_NET_RAW
+#                       and CAP_NET_BIND_SERVICE (setpriv, with the flags of
+#                       integration-tests/src/daemon.rs); leases in the state dir
 #   nm-system-settings  profiles from ROOT/etc/NetworkManager/system-connections,
 #                       on the bus as org.freedesktop.NetworkManagerSystemSettings
 #   nm-core             devices and activation, org.freedesktop.NetworkManager;
 #                       config ROOT/etc/NetworkManager/nm-rs.toml
-# Both use the lab's private system bus (DBUS_SYSTEM_BUS_ADDRESS); its policy
+# All use the lab's private system bus (DBUS_SYSTEM_BUS_ADDRESS); its policy
 # (lab_dbus_start) lets anyone own any name and call anything, so our
 # dbus-policy/ files are not needed there.
-# Both run under the one lab_spawn name "dut" (one wrapper shell that starts
-# nm-system-settings, waits for its bus name, then execs nm-core), so the
-# lab's cgroup accounting counts the CPU of both, and dut_pids (RSS/PSS)
-# lists both.
+# All run under the one lab_spawn name "dut" (one wrapper shell that starts
+# nm-dhcp-helper and nm-system-settings, waits for their bus names, then
+# execs nm-core), so the lab's cgroup accounting counts the CPU of all three
+# (and of the wrapper and its gdbus waits), and dut_pids (RSS/PSS) lists them.
+# nmrs_cpu_ns gives the CPU of the three daemons alone (per-thread schedstat).
 #
-# Profiles mirror adapters/nm.sh, with one difference: this adapter was
-# written before nm-rs had DHCP and does not start nm-dhcp-helper, so the
-# "DHCP link" profile lab-dhcp is STATIC: 198.18.0.10/24 (inside
-# dnsmasq's subnet, outside its pool .100-.250) with the server 198.18.0.1 as
-# gateway, which satisfies lab_ready4 (address + default route). IPv6 is
-# "auto" as for NetworkManager (nm-rs leaves SLAAC to the kernel). In
-# MODE=scale every scale link gets the static /30 the peers get.
+# Profiles mirror adapters/nm.sh: lab-dhcp is ipv4.method=auto (a real
+# DHCPv4 lease from the lab's dnsmasq through nm-dhcp-helper) and IPv6 "auto"
+# (nm-rs leaves SLAAC to the kernel). In MODE=scale every scale link gets the
+# static /30 the peers get.
 #
-# Knobs: NM_RS_BIN_DIR (directory of the two binaries; default: from PATH),
-#        NMRS_LOG (NM_RS_LOG filter for both daemons, default info),
-#        NMCLI (default nmcli).
+# Knobs: NM_RS_BIN_DIR (directory of the three binaries; default: from PATH),
+#        NMRS_LOG (NM_RS_LOG filter for the daemons, default info),
+#        NMRS_HELPER_UID (default 65534, nobody), NMCLI (default nmcli).
 # Written to work under `set -u`, but does not set it: it is sourced into the
 # peer scripts, which are not.
 
@@ -39,8 +41,9 @@ DUT_NAME=nmrs
 NMRS_BIN_DIR=${NM_RS_BIN_DIR:-}
 NMRS_LOG=${NMRS_LOG:-info}
 NMCLI=${NMCLI:-nmcli}
+NMRS_HELPER_UID=${NMRS_HELPER_UID:-65534}
 NMRS_SETTINGS_NAME=org.freedesktop.NetworkManagerSystemSettings
-NMRS_DHCP_ADDR=198.18.0.10/24   # static stand-in for the DHCP lease
+NMRS_HELPER_NAME=org.freedesktop.nm_dhcp_helper
 DUT_SB=
 NMRS_ROOT=
 
@@ -93,9 +96,10 @@ dut_prepare() {
 managed = ["interface-name:${LAB_PREFIX}-*"]
 dns = "none"
 EOF
+  # the helper (not root) keeps its leases in the state dir
+  chown "$NMRS_HELPER_UID:$NMRS_HELPER_UID" "$sb/var-lib-nm"
   nmrs_profile "$conns/lab-dhcp.nmconnection" lab-dhcp 6c61622d-6468-4370-8000-000000000001 "$LAB_CLI_IF" \
-    "method=manual
-address1=$NMRS_DHCP_ADDR,$LAB_SRV_V4" \
+    "method=auto" \
     "method=auto
 addr-gen-mode=eui64"
   if [[ $mode == scale ]]; then
@@ -108,58 +112,86 @@ address1=$(lab_scale_addr "$i")" "method=disabled"
   fi
 }
 
-# The wrapper run as "dut" in the sandbox: nm-system-settings in the
-# background, then (once it owns its name, so that nm-core's first profile
-# list is complete and "startup complete" means something) exec nm-core, which
-# keeps the recorded PID. gdbus wait follows NameOwnerChanged (no polling).
-# The settings daemon's PID goes to $LAB_WORK/nmrs-settings.pid for dut_stop.
+# The wrapper run as "dut" in the sandbox: nm-dhcp-helper (unprivileged,
+# two capabilities) and nm-system-settings in the background, then (once both
+# own their names, so that nm-core's first profile list is complete, its
+# first DHCP Start finds the helper, and "startup complete" means something)
+# exec nm-core, which keeps the recorded PID. gdbus wait follows
+# NameOwnerChanged (no polling). The two PIDs (with their start times) go to
+# $LAB_WORK/nmrs-helpers.pids for dut_stop, dut_pids and nmrs_cpu_ns.
 NMRS_WRAPPER='
 set -u
-settings=$1 core=$2 root=$3 pidfile=$4
+settings=$1 core=$2 helper=$3 uid=$4 root=$5 pidfile=$6
+caps=-all,+net_raw,+net_bind_service
+setpriv --reuid="$uid" --regid="$uid" --clear-groups --inh-caps=$caps --ambient-caps=$caps \
+  --bounding-set=$caps -- "$helper" --root "$root" &
+hp=$!
 "$settings" --root "$root" &
-echo "$! $(awk "{print \$22}" /proc/$!/stat)" > "$pidfile"
-if ! gdbus wait --system --timeout 60 '"$NMRS_SETTINGS_NAME"'; then
-  echo "nmrs adapter: nm-system-settings never owned its name" >&2
-  kill -TERM $! 2>/dev/null
-  exit 1
-fi
+sp=$!
+start() { local f; read -ra f < /proc/$1/stat; echo "${f[21]}"; }
+printf "%s %s\n%s %s\n" "$hp" "$(start $hp)" "$sp" "$(start $sp)" > "$pidfile"
+for name in '"$NMRS_SETTINGS_NAME $NMRS_HELPER_NAME"'; do
+  if ! gdbus wait --system --timeout 60 "$name"; then
+    echo "nmrs adapter: $name never appeared on the bus" >&2
+    kill -TERM $hp $sp 2>/dev/null
+    exit 1
+  fi
+done
 exec "$core" --root "$root"
 '
 
 dut_start() {
-  local settings core
-  settings=$(nmrs_bin nm-system-settings) && core=$(nmrs_bin nm-core) || { lab_log "nmrs: binaries not found"; return 1; }
-  [[ -x $settings && -x $core ]] || { lab_log "nmrs: $settings or $core is not executable"; return 1; }
+  local settings core helper
+  settings=$(nmrs_bin nm-system-settings) && core=$(nmrs_bin nm-core) && helper=$(nmrs_bin nm-dhcp-helper) ||
+    { lab_log "nmrs: binaries not found"; return 1; }
+  [[ -x $settings && -x $core && -x $helper ]] || { lab_log "nmrs: $settings, $core or $helper is not executable"; return 1; }
   lab_spawn dut "$LAB_CLI_NS" "$DUT_SB" "$LAB_WORK/dut.log" \
     env DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS" NM_RS_LOG="$NMRS_LOG" \
-    bash -c "$NMRS_WRAPPER" nmrs-dut "$settings" "$core" "$NMRS_ROOT" "$LAB_WORK/nmrs-settings.pid" >/dev/null
+    bash -c "$NMRS_WRAPPER" nmrs-dut "$settings" "$core" "$helper" "$NMRS_HELPER_UID" "$NMRS_ROOT" \
+    "$LAB_WORK/nmrs-helpers.pids" >/dev/null
 }
 
-# PID of nm-system-settings if it is still the process the wrapper started
-nmrs_settings_pid() {
-  local p s f=$LAB_WORK/nmrs-settings.pid
-  [[ -f $f ]] || return 1
-  read -r p s < "$f"
-  [[ -n ${p:-} && $(lab_pid_start "$p") == "${s:-x}" ]] && echo "$p"
+# PIDs of nm-dhcp-helper and nm-system-settings that are still the
+# processes the wrapper started
+nmrs_helper_pids() {
+  local p s f=$LAB_WORK/nmrs-helpers.pids
+  [[ -f $f ]] || return 0
+  while read -r p s; do
+    [[ -n ${p:-} && $(lab_pid_start "$p") == "${s:-x}" ]] && echo "$p"
+  done < "$f"
+  return 0
 }
+# nm-dhcp-helper's PID (the first line)
+nmrs_dhcp_pid() { nmrs_helper_pids | head -n1; }
 
 dut_stop() {
   local p
-  # TERM the settings daemon as well, at once: lab_kill waits (5 s) for the
+  # TERM the other daemons as well, at once: lab_kill waits (5 s) for the
   # whole cgroup to empty before it KILLs what is left.
-  p=$(nmrs_settings_pid) && kill -TERM "$p" 2>/dev/null
+  for p in $(nmrs_helper_pids); do kill -TERM "$p" 2>/dev/null; done
   lab_kill dut
-  p=$(nmrs_settings_pid) && kill -KILL "$p" 2>/dev/null
-  rm -f "$LAB_WORK/nmrs-settings.pid"
+  for p in $(nmrs_helper_pids); do kill -KILL "$p" 2>/dev/null; done
+  rm -f "$LAB_WORK/nmrs-helpers.pids"
   return 0
 }
 
-# Both daemons (the cgroup holds exactly them once gdbus has exited).
+# The three daemons (the cgroup holds exactly them once gdbus has exited).
 dut_pids() {
   local pids
   pids=$(lab_cg_pids dut)
-  if [[ -z $pids ]]; then pids="$(lab_pid dut) $(nmrs_settings_pid)"; fi
-  echo $pids
+  if [[ -z $pids ]]; then pids="$(lab_pid dut) $(nmrs_helper_pids)"; fi
+  printf '%s\n' $pids
+}
+
+# CPU nanoseconds of the three daemons alone (not the wrapper shell or its
+# gdbus waits, which the cgroup figure includes): the sum of every thread's
+# run time from /proc/PID/task/*/schedstat (ns, unlike /proc/PID/stat's ticks).
+# With PIDs: of those processes only.
+nmrs_cpu_ns() {
+  local p pids=("$@")
+  (( ${#pids[@]} )) || pids=($(lab_pid dut) $(nmrs_helper_pids))
+  for p in "${pids[@]}"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done |
+    awk '{s += $1} END {printf "%d\n", s}'
 }
 
 nmrs_cli() { lab_in dut env DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS" "$NMCLI" "$@"; }

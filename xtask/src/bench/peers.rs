@@ -27,7 +27,8 @@ const PEER_BENCH_DEFAULT: &str = "../shared/peer-bench";
 const PEER_BENCH_ENV: &str = "NM_RS_PEER_BENCH";
 /// Our own bench material (adapter, scripts), relative to the workspace root.
 const OWN_BENCH_DIR: &str = "xtask/bench";
-const BINARIES: &[&str] = &["nm-core", "nm-system-settings"];
+/// What the nmrs adapter starts (release builds).
+const BINARIES: &[&str] = &["nm-core", "nm-system-settings", "nm-dhcp-helper"];
 
 /// Daemon names as the adapters call themselves, in table order.
 pub const DAEMONS: &[&str] = &["nm", "networkd", "nmrs"];
@@ -39,7 +40,7 @@ pub enum Group {
     Links,
     /// bench-scale-routes.sh: 200,000 foreign routes while running.
     Routes,
-    /// bench-reactivate.sh: down/up of the "DHCP" link (static for nm-rs).
+    /// bench-reactivate.sh: down/up of the DHCP link.
     Reactivate,
     /// bench-static-up.sh (ours): `nmcli connection up` of a static profile.
     Static,
@@ -83,60 +84,8 @@ pub struct CoreOptions {
 }
 
 pub fn core(opts: CoreOptions) -> Result<ExitCode> {
-    require_root("cargo xtask bench core")?;
     let groups: Vec<Group> = if opts.only.is_empty() { Group::ALL.to_vec() } else { opts.only.clone() };
-    for d in &opts.daemons {
-        if !DAEMONS.contains(&d.as_str()) {
-            bail!("unknown daemon `{d}` (known: {})", DAEMONS.join(", "));
-        }
-    }
-    let peer_dir = peer_bench_dir();
-    for f in ["lab.sh", "adapters/nm.sh", "adapters/networkd.sh"]
-        .iter()
-        .chain(groups.iter().filter(|g| **g != Group::Static).map(|g| g.script()).collect::<Vec<_>>().iter())
-    {
-        if !peer_dir.join(f).is_file() {
-            bail!(
-                "{} not found: the peer-bench scripts are expected in {} (set {PEER_BENCH_ENV})",
-                peer_dir.join(f).display(),
-                peer_dir.display()
-            );
-        }
-    }
-    check_tools(&opts.daemons)?;
-    let prefix = std::env::var("LAB_PREFIX").unwrap_or_else(|_| "lab".into());
-    refuse_existing_lab(&prefix)?;
-
-    if opts.build {
-        header("cargo build --release -p nm-core -p nm-system-settings");
-        let mut build = cargo();
-        build.args(["build", "--release", "-p", "nm-core", "-p", "nm-system-settings"]);
-        check(build)?;
-    }
-    let release = target_dir().join("release");
-    for b in BINARIES {
-        if !release.join(b).is_file() {
-            bail!("{} is missing (build it, or drop --no-build)", release.join(b).display());
-        }
-    }
-
-    let dir = std::env::temp_dir().join(format!("nm-rs-bench-core-{}", std::process::id()));
-    let bench = dir.join("bench");
-    header(&format!("staging {} + our adapter in {}", peer_dir.display(), bench.display()));
-    stage(&peer_dir, &workspace_root().join(OWN_BENCH_DIR), &bench)?;
-    // The binaries are copied: a `cargo build --release` by someone else
-    // during the run (it takes many minutes) must not change what is measured.
-    let bin_dir = dir.join("bin");
-    fs::create_dir_all(&bin_dir).with_context(|| format!("creating {}", bin_dir.display()))?;
-    for b in BINARIES {
-        fs::copy(release.join(b), bin_dir.join(b))
-            .with_context(|| format!("copying {b} into {}", bin_dir.display()))?;
-    }
-    let version = source_version();
-    let results = dir.join("results.tsv");
-    File::create(&results).with_context(|| format!("creating {}", results.display()))?;
-
-    let mut problems = Vec::new();
+    let mut steps = Vec::new();
     for &g in &groups {
         let daemons = g.daemons(&opts.daemons);
         if daemons.is_empty() {
@@ -150,9 +99,93 @@ pub fn core(opts: CoreOptions) -> Result<ExitCode> {
             Group::Reactivate | Group::Static => {}
         }
         args.extend(daemons.iter().map(|d| d.to_string()));
+        steps.push(Step { script: g.script(), args });
+    }
+    run_suite(Suite { name: "core", steps, daemons: &opts.daemons, build: opts.build, render })
+}
+
+/// One run of a lab script: its file name (in the peer-bench folder or in
+/// ours) and its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Step {
+    pub script: &'static str,
+    pub args: Vec<String>,
+}
+
+/// A benchmark on the peer-bench lab: scripts run one after the other into
+/// one `results.tsv`, then one table.
+pub(super) struct Suite<'a> {
+    /// `core`, `dhcp`: names the temp dir and the messages.
+    pub name: &'static str,
+    pub steps: Vec<Step>,
+    /// The adapters named on the command line (for the tool check).
+    pub daemons: &'a [String],
+    pub build: bool,
+    pub render: fn(&[Row]) -> String,
+}
+
+pub(super) fn run_suite(suite: Suite<'_>) -> Result<ExitCode> {
+    require_root(&format!("cargo xtask bench {}", suite.name))?;
+    for d in suite.daemons {
+        if !DAEMONS.contains(&d.as_str()) {
+            bail!("unknown daemon `{d}` (known: {})", DAEMONS.join(", "));
+        }
+    }
+    let peer_dir = peer_bench_dir();
+    let own_dir = workspace_root().join(OWN_BENCH_DIR);
+    for f in ["lab.sh", "adapters/nm.sh", "adapters/networkd.sh"]
+        .into_iter()
+        .chain(suite.steps.iter().map(|s| s.script).filter(|s| !own_dir.join(s).is_file()))
+    {
+        if !peer_dir.join(f).is_file() {
+            bail!(
+                "{} not found: the peer-bench scripts are expected in {} (set {PEER_BENCH_ENV})",
+                peer_dir.join(f).display(),
+                peer_dir.display()
+            );
+        }
+    }
+    check_tools(suite.daemons)?;
+    let prefix = std::env::var("LAB_PREFIX").unwrap_or_else(|_| "lab".into());
+    refuse_existing_lab(&prefix)?;
+
+    if suite.build {
+        let packages: Vec<&str> = BINARIES.iter().flat_map(|b| ["-p", b]).collect();
+        header(&format!("cargo build --release {}", packages.join(" ")));
+        let mut build = cargo();
+        build.args(["build", "--release"]).args(&packages);
+        check(build)?;
+    }
+    let release = target_dir().join("release");
+    for b in BINARIES {
+        if !release.join(b).is_file() {
+            bail!("{} is missing (build it, or drop --no-build)", release.join(b).display());
+        }
+    }
+
+    let dir = std::env::temp_dir().join(format!("nm-rs-bench-{}-{}", suite.name, std::process::id()));
+    let bench = dir.join("bench");
+    header(&format!("staging {} + our adapters in {}", peer_dir.display(), bench.display()));
+    stage(&peer_dir, &own_dir, &bench)?;
+    // The binaries are copied: a `cargo build --release` by someone else
+    // during the run (it takes many minutes) must not change what is measured.
+    let bin_dir = dir.join("bin");
+    fs::create_dir_all(&bin_dir).with_context(|| format!("creating {}", bin_dir.display()))?;
+    // readable and runnable by the helper's unprivileged user
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+    for b in BINARIES {
+        fs::copy(release.join(b), bin_dir.join(b))
+            .with_context(|| format!("copying {b} into {}", bin_dir.display()))?;
+    }
+    let version = source_version();
+    let results = dir.join("results.tsv");
+    File::create(&results).with_context(|| format!("creating {}", results.display()))?;
+
+    let mut problems = Vec::new();
+    for step in &suite.steps {
         let mut cmd = Command::new("bash");
-        cmd.arg(bench.join(g.script()))
-            .args(&args)
+        cmd.arg(bench.join(step.script))
+            .args(&step.args)
             .current_dir(&dir)
             .env("LAB_RESULTS", &results)
             .env("LAB_WORK", dir.join("work"))
@@ -160,25 +193,25 @@ pub fn core(opts: CoreOptions) -> Result<ExitCode> {
             .env("NM_RS_BIN_DIR", &bin_dir)
             // nm-rs logs into the lab's dut.log: no colour codes there
             .env("NO_COLOR", "1");
-        let log = dir.join(format!("{}.log", g.script().trim_end_matches(".sh")));
+        let log = dir.join(format!("{}.log", step.script.trim_end_matches(".sh")));
         header(&format!("{}   (log {})", show(&cmd), log.display()));
         let started = Instant::now();
         match run_logged(cmd, &log) {
             Ok(st) if st.success() => {}
-            Ok(st) => problems.push(format!("{} exited with {st}; see {}", g.script(), log.display())),
-            Err(e) => problems.push(format!("{}: {e:#}", g.script())),
+            Ok(st) => problems.push(format!("{} exited with {st}; see {}", step.script, log.display())),
+            Err(e) => problems.push(format!("{}: {e:#}", step.script)),
         }
-        eprintln!("    {} done in {:.0} s", g.script(), started.elapsed().as_secs_f64());
+        eprintln!("    {} done in {:.0} s", step.script, started.elapsed().as_secs_f64());
     }
 
     let text = fs::read_to_string(&results).with_context(|| format!("reading {}", results.display()))?;
     let rows = parse_results(&text);
-    let mut table = render(&rows);
-    let _ = writeln!(table, "nm-rs measured: release build of {version}.");
+    let mut table = (suite.render)(&rows);
+    let _ = writeln!(table, "nm-rs measured: release build of {version}; load before the run: {}.", loadavg());
     fs::write(dir.join("table.txt"), &table).context("writing table.txt")?;
     println!();
     print!("{table}");
-    for r in rows.iter().filter(|r| r.value.is_none()) {
+    for r in rows.iter().filter(|r| r.value.is_none() && DAEMONS.contains(&r.daemon.as_str())) {
         problems.push(format!("{} {}: {} {}", r.daemon, r.metric, r.raw, r.note));
     }
     eprintln!("\nresults, logs and the lab's work dir: {}", dir.display());
@@ -191,6 +224,14 @@ pub fn core(opts: CoreOptions) -> Result<ExitCode> {
         }
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// /proc/loadavg's three averages, for the table's last line (figures taken
+/// on a busy machine say little).
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// The commit the binaries were built from, and whether the sources differed.
@@ -213,8 +254,8 @@ fn source_version() -> String {
     if dirty { format!("{rev} with uncommitted changes under crates/") } else { rev }
 }
 
-/// `bench core --from FILE`: the table of an earlier run's results.
-pub fn core_table(results: &Path) -> Result<ExitCode> {
+/// `bench core|dhcp --from FILE`: the table of an earlier run's results.
+pub fn table_from(results: &Path, render: fn(&[Row]) -> String) -> Result<ExitCode> {
     let text = fs::read_to_string(results).with_context(|| format!("reading {}", results.display()))?;
     print!("{}", render(&parse_results(&text)));
     Ok(ExitCode::SUCCESS)
@@ -235,7 +276,7 @@ fn check_tools(daemons: &[String]) -> Result<()> {
         match d.as_str() {
             "nm" => need.extend(["NetworkManager", "nmcli", "nm-online"]),
             "networkd" => need.push("networkctl"),
-            "nmrs" => need.extend(["nmcli", "nm-online", "gdbus"]),
+            "nmrs" => need.extend(["nmcli", "nm-online", "gdbus", "setpriv"]),
             _ => {}
         }
     }
@@ -394,7 +435,7 @@ pub fn collect(rows: &[Row]) -> BTreeMap<String, BTreeMap<String, Vec<f64>>> {
 
 /// The issue's target for nm-rs on one metric.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Target {
+pub(super) enum Target {
     /// value ≤ limit (in the metric's own unit)
     AtMost(f64),
     /// value = limit
@@ -462,33 +503,60 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
-/// The table: metric, unit, the three medians, nm-rs/NM, nm-rs/networkd,
-/// the issue's target for nm-rs and whether it is met.
+/// `bench core`'s table (see [`table`]).
 pub fn render(rows: &[Row]) -> String {
-    let data = collect(rows);
-    let units: BTreeMap<&str, &str> = rows.iter().map(|r| (r.metric.as_str(), r.unit.as_str())).collect();
     let routes = rows
         .iter()
         .find(|r| r.metric == "routes_add_wall_ms")
         .and_then(|r| r.note.split_whitespace().find_map(|w| w.strip_prefix("n=")))
         .and_then(|n| n.parse().ok())
         .unwrap_or(200_000.0);
-    let known = known_metrics(routes);
-    let mut order: Vec<(String, Option<Target>)> =
-        known.iter().filter(|(m, _)| data.contains_key(*m)).map(|(m, t)| (m.to_string(), *t)).collect();
-    let rest: Vec<&String> = data.keys().filter(|m| !known.iter().any(|(k, _)| k == m)).collect();
+    let mut out = table(&collect(rows), rows, &known_metrics(routes));
+    let _ = writeln!(
+        out,
+        "\nmedians over the runs; nm-rs = nm-core + nm-system-settings + nm-dhcp-helper (CPU and RSS/PSS summed).\n\
+         lab-dhcp is a DHCP profile for every daemon; static_up_* time the same static profile through nmcli."
+    );
+    out
+}
+
+/// The table: metric, unit, the three medians, nm-rs/NM, nm-rs/networkd,
+/// the issue's target for nm-rs and whether it is met. Metrics in `known`
+/// come first, in its order; the others follow alphabetically.
+pub(super) fn table<K: AsRef<str>>(
+    data: &BTreeMap<String, BTreeMap<String, Vec<f64>>>,
+    rows: &[Row],
+    known: &[(K, Option<Target>)],
+) -> String {
+    let units: BTreeMap<&str, &str> = rows.iter().map(|r| (r.metric.as_str(), r.unit.as_str())).collect();
+    let mut order: Vec<(String, Option<Target>)> = known
+        .iter()
+        .filter(|(m, _)| data.contains_key(m.as_ref()))
+        .map(|(m, t)| (m.as_ref().to_string(), *t))
+        .collect();
+    let rest: Vec<&String> = data.keys().filter(|m| !known.iter().any(|(k, _)| k.as_ref() == m.as_str())).collect();
     order.extend(rest.into_iter().map(|m| (m.clone(), None)));
     let med = |metric: &str, daemon: &str| data.get(metric).and_then(|d| d.get(daemon)).and_then(|v| median(v));
 
     let head = ["metric", "unit", "NetworkManager", "networkd", "nm-rs", "nm-rs/NM", "nm-rs/networkd", "target", "met"];
     let mut lines: Vec<[String; 9]> = Vec::new();
     for (metric, target) in &order {
-        let unit_raw = units.get(metric.as_str()).copied().unwrap_or(if metric.ends_with("_kb") { "kB" } else { "" });
+        let unit_raw = units.get(metric.as_str()).copied().unwrap_or(if metric.ends_with("_kb") {
+            "kB"
+        } else if metric.ends_with("_ms") {
+            "ms"
+        } else {
+            ""
+        });
         let (unit, scale) = display_unit(metric, unit_raw);
         let (nm, nd, rs) = (med(metric, "nm"), med(metric, "networkd"), med(metric, "nmrs"));
         let counted = matches!(unit.as_str(), "n" | "bool");
-        let cell = |v: Option<f64>| {
-            v.map_or_else(|| "-".into(), |v| if counted { format!("{v:.0}") } else { fmt_num(v * scale) })
+        let cell = |v: Option<f64>| match v {
+            None => "-".into(),
+            Some(v) if unit == "bool" && (v == 0.0 || v == 1.0) => if v == 1.0 { "yes" } else { "no" }.into(),
+            Some(v) if unit == "bool" => format!("{v:.1}"),
+            Some(v) if counted => format!("{v:.0}"),
+            Some(v) => fmt_num(v * scale),
         };
         let (target_text, met) = match target {
             None => ("".to_string(), "".to_string()),
@@ -515,17 +583,9 @@ pub fn render(rows: &[Row]) -> String {
                 (text, met)
             }
         };
-        lines.push([
-            metric.clone(),
-            unit,
-            cell(nm),
-            cell(nd),
-            cell(rs),
-            ratio(rs, nm),
-            ratio(rs, nd),
-            target_text,
-            met,
-        ]);
+        let cells = [cell(nm), cell(nd), cell(rs)];
+        let [nm_cell, nd_cell, rs_cell] = cells;
+        lines.push([metric.clone(), unit, nm_cell, nd_cell, rs_cell, ratio(rs, nm), ratio(rs, nd), target_text, met]);
     }
 
     let mut widths = head.map(str::len);
@@ -552,13 +612,6 @@ pub fn render(rows: &[Row]) -> String {
     for l in &lines {
         put(&mut out, l);
     }
-    let _ = writeln!(
-        out,
-        "\nmedians over the runs; nm-rs = nm-core + nm-system-settings (CPU and RSS/PSS of both daemons summed).\n\
-         the nmrs adapter runs no DHCP: its lab-dhcp profile is static (198.18.0.10/24, gateway 198.18.0.1), so its\n\
-         scale_*/routes_* start from a static uplink and its react_* rows time a static up, the peers' a DHCP one;\n\
-         static_up_* compare like with like (the same static profile through nmcli)."
-    );
     out
 }
 
