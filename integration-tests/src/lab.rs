@@ -87,6 +87,7 @@ pub struct LabBuilder {
     ipv6: bool,
     policy_dirs: Vec<PathBuf>,
     polkit: bool,
+    supplicant: bool,
     dnsmasq_opts: dnsmasq::Options,
 }
 
@@ -98,6 +99,7 @@ impl Default for LabBuilder {
             ipv6: true,
             policy_dirs: vec![default_policy_dir()],
             polkit: false,
+            supplicant: false,
             dnsmasq_opts: dnsmasq::Options::default(),
         }
     }
@@ -151,6 +153,13 @@ impl LabBuilder {
         self
     }
 
+    /// Whether the bus carries wpa_supplicant's own policy (a copy of the
+    /// wpasupplicant package's), for [`Lab::wpa_supplicant`]. Default no.
+    pub fn supplicant(mut self, on: bool) -> Self {
+        self.supplicant = on;
+        self
+    }
+
     /// Brings the lab up. On error everything made so far is torn down.
     pub fn build(self) -> Result<Lab, LabError> {
         if euid() != 0 {
@@ -185,6 +194,9 @@ impl LabBuilder {
         let mut policy_dirs = self.policy_dirs.clone();
         if self.polkit {
             policy_dirs.push(crate::polkit::bus_policy_dir(&lab.dir)?);
+        }
+        if self.supplicant {
+            policy_dirs.push(crate::dot1x::bus_policy_dir(&lab.dir)?);
         }
         lab.bus = Some(Bus::start(&lab.dir.join("bus"), &policy_dirs)?);
         if self.dnsmasq

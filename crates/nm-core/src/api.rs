@@ -1286,19 +1286,40 @@ impl Dhcp4ConfigIface {
 
 // ------------------------------------------------------------ others ---
 
-/// Secret agents arrive with the authorization issue; registering is
-/// accepted so that nmcli's agent does not complain.
-pub struct AgentManagerIface;
+/// Secret agents register here, keyed by their unique bus name; the
+/// registry (`agents.rs`) is what activations ask for secrets.
+pub struct AgentManagerIface {
+    pub agents: crate::agents::Registry,
+}
+
+fn sender_of(hdr: &Header<'_>) -> Result<String, NmError> {
+    hdr.sender().map(|s| s.to_string()).ok_or_else(|| NmError::access_denied("message without sender"))
+}
 
 #[interface(name = "org.freedesktop.NetworkManager.AgentManager")]
 impl AgentManagerIface {
-    fn register(&self, identifier: String) {
-        tracing::debug!(identifier, "secret agent registered");
+    async fn register(
+        &self,
+        identifier: String,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), NmError> {
+        self.agents.register(bus, &sender_of(&hdr)?, identifier, 0).await
     }
-    fn register_with_capabilities(&self, identifier: String, capabilities: u32) {
-        tracing::debug!(identifier, capabilities, "secret agent registered");
+
+    async fn register_with_capabilities(
+        &self,
+        identifier: String,
+        capabilities: u32,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), NmError> {
+        self.agents.register(bus, &sender_of(&hdr)?, identifier, capabilities).await
     }
-    fn unregister(&self) {}
+
+    fn unregister(&self, #[zbus(header)] hdr: Header<'_>) -> Result<(), NmError> {
+        self.agents.unregister(&sender_of(&hdr)?)
+    }
 }
 
 #[derive(Clone, Debug, Default)]

@@ -27,6 +27,10 @@ pub mod reason {
     pub const NOW_MANAGED: u32 = 2;
     pub const NOW_UNMANAGED: u32 = 3;
     pub const IP_CONFIG_UNAVAILABLE: u32 = 5;
+    pub const NO_SECRETS: u32 = 7;
+    pub const SUPPLICANT_CONFIG_FAILED: u32 = 9;
+    pub const SUPPLICANT_FAILED: u32 = 10;
+    pub const SUPPLICANT_TIMEOUT: u32 = 11;
     pub const REMOVED: u32 = 36;
     pub const CONNECTION_REMOVED: u32 = 38;
     pub const USER_REQUESTED: u32 = 39;

@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use zbus::object_server::SignalEmitter;
 use zbus::{Connection as Bus, OwnedObjectPath, Variant};
 
+use crate::agents;
 use crate::api::{self, *};
 use crate::config::{Config, DnsMode};
 use crate::device::{AcState, DeviceState, DeviceType, LinkFacts, ac_reason, is_managed, reason};
@@ -32,6 +33,7 @@ use crate::ipconfig::{self, FamilyMethod, Plan};
 use crate::policy::{self, Candidate, DeviceView, Retries};
 use crate::settings_view::{self, Owner, SettingsEvent, Source};
 use crate::state_files::{self, DeviceRecord};
+use crate::supplicant;
 
 type Reply<T> = oneshot::Sender<Result<T, NmError>>;
 
@@ -41,6 +43,16 @@ pub enum Input {
     Settings(Source, SettingsEvent),
     Call(Call),
     Timer(Timer),
+    /// An answer for the 802.1X stage of an activation.
+    Auth(u32, AuthInput),
+}
+
+pub enum AuthInput {
+    /// The stored secrets from the profile's settings service.
+    ServiceSecrets(Result<SettingsDict, NmError>),
+    /// What the secret agents gave, if anything.
+    AgentSecrets(agents::Answer),
+    Supplicant(supplicant::Event),
 }
 
 pub enum Timer {
@@ -151,6 +163,17 @@ struct Active {
     by_user: bool,
     /// In IP_CHECK, waiting for the dispatcher's pre-up scripts.
     pre_up_pending: bool,
+    /// The 802.1X stage, for profiles with an `802-1x` setting.
+    auth: Option<Auth8021x>,
+}
+
+/// The 802.1X stage of an activation (dropped with it: the agents' request
+/// is cancelled and wpa_supplicant's interface removed).
+struct Auth8021x {
+    machine: supplicant::Machine,
+    session: Option<supplicant::Session>,
+    /// Dropping it cancels the request to the agents.
+    cancel: Option<oneshot::Sender<()>>,
 }
 
 #[derive(Default)]
@@ -178,6 +201,7 @@ pub struct Engine {
     manager: Props<ManagerProps>,
     settings: Props<SettingsProps>,
     dns_props: Props<DnsProps>,
+    agents: agents::Registry,
     profiles: BTreeMap<u32, Profile>,
     devices: BTreeMap<u32, Device>,
     actives: BTreeMap<u32, Active>,
@@ -225,7 +249,9 @@ impl Engine {
         server.at("/org/freedesktop", zbus::fdo::ObjectManager).await?;
         server.at(NM_PATH, ManagerIface { props: manager.clone(), engine: handle.clone() }).await?;
         server.at(SETTINGS_PATH, SettingsIface { props: settings.clone(), engine: handle.clone() }).await?;
-        server.at(AGENT_MANAGER_PATH, AgentManagerIface).await?;
+        let agents = agents::Registry::default();
+        server.at(AGENT_MANAGER_PATH, AgentManagerIface { agents: agents.clone() }).await?;
+        agents::spawn_name_watch(bus.clone(), agents.clone());
         server.at(DNS_MANAGER_PATH, DnsManagerIface { props: dns_props.clone() }).await?;
         let timestamps = state_files::load_timestamps(&paths);
         let engine = Engine {
@@ -238,6 +264,7 @@ impl Engine {
             manager,
             settings,
             dns_props,
+            agents,
             profiles: BTreeMap::new(),
             devices: BTreeMap::new(),
             actives: BTreeMap::new(),
@@ -302,6 +329,7 @@ impl Engine {
             Input::Call(c) => self.call(c).await,
             Input::Timer(t) => self.timer(t).await,
             Input::Dhcp(e) => self.dhcp_event(e).await,
+            Input::Auth(ac, e) => self.auth_input(ac, e).await,
         }
         self.check_startup().await;
     }
@@ -814,11 +842,7 @@ impl Engine {
 
     async fn get_secrets(&self, id: u32, setting: &str) -> Result<SettingsDict, NmError> {
         let (source, remote) = self.remote_of(id)?;
-        let proxy =
-            zbus::Proxy::new(&self.bus, source.bus_name(), remote, SECRETS_INTERFACE).await.map_err(NmError::from)?;
-        let wire: nm_dbus::WireSettings =
-            proxy.call("GetSecrets", &(setting, Vec::<String>::new(), false)).await.map_err(NmError::from)?;
-        settings_from_wire(&wire).map_err(|e| NmError::failed(e.0))
+        fetch_secrets(&self.bus, source, remote, setting).await
     }
 
     async fn settings_event(&mut self, source: Source, event: SettingsEvent) {
@@ -1445,6 +1469,7 @@ impl Engine {
                 props,
                 by_user,
                 pre_up_pending: false,
+                auth: None,
             },
         );
         if let Some(d) = self.devices.get_mut(&device) {
@@ -1476,22 +1501,165 @@ impl Engine {
                 failure = Some(format!("setting the link up: {e}"));
             }
         }
-        // Stage 3 (ip-config): addresses and routes; DHCP slots in here.
-        if failure.is_none() {
-            self.set_device_state(device, DeviceState::IpConfig, why).await;
-            failure = self.apply_plan(ifindex, &plan).await.err();
-        }
         if let Some(f) = failure {
             warn!(device = %name, "activation of '{}' failed: {f}", conn.id().unwrap_or_default());
             let _ = self.tx.send(Input::Timer(Timer::Failed { ac: id, reason: reason::IP_CONFIG_UNAVAILABLE }));
             // The caller gets the path; the failure shows as states, as in NetworkManager.
             return Ok(path);
         }
+        // Still stage 2: 802.1X (secrets, then wpa_supplicant). Its answers
+        // come back as inputs; the last one goes on to ip-config.
+        if !assumed && supplicant::wants_8021x(&conn) {
+            if let Some(a) = self.actives.get_mut(&id) {
+                a.auth = Some(Auth8021x { machine: supplicant::Machine::new(by_user), session: None, cancel: None });
+            }
+            self.auth_step(id, supplicant::Step::Start).await;
+            return Ok(path);
+        }
+        self.ip_config_stage(id).await;
+        Ok(path)
+    }
+
+    /// Stage 3 (ip-config): addresses and routes; DHCP slots in here.
+    async fn ip_config_stage(&mut self, id: u32) {
+        let Some(a) = self.actives.get(&id) else { return };
+        let (device, assumed, plan, conn) = (a.device, a.assumed, a.plan.clone(), a.conn.clone());
+        let Some((ifindex, name)) = self.devices.get(&device).map(|d| (d.ifindex, d.name.clone())) else { return };
+        let why = if assumed { reason::CONNECTION_ASSUMED } else { reason::NONE };
+        self.set_device_state(device, DeviceState::IpConfig, why).await;
+        if let Err(f) = self.apply_plan(ifindex, &plan).await {
+            warn!(device = %name, "activation of '{}' failed: {f}", conn.id().unwrap_or_default());
+            let _ = self.tx.send(Input::Timer(Timer::Failed { ac: id, reason: reason::IP_CONFIG_UNAVAILABLE }));
+            return;
+        }
         if plan.v4 == FamilyMethod::Dhcp {
             self.start_dhcp(id, None).await;
         }
         self.try_complete(id).await;
-        Ok(path)
+    }
+
+    // ----------------------------------------------------------- 802.1X ---
+
+    /// An answer for the 802.1X stage: secrets go into the applied
+    /// connection only (the log names the setting and the source, never a
+    /// value), then the stage's machine decides.
+    async fn auth_input(&mut self, ac: u32, input: AuthInput) {
+        let Some(a) = self.actives.get_mut(&ac) else { return };
+        let id = a.conn.id().unwrap_or_default().to_string();
+        let step = match input {
+            AuthInput::ServiceSecrets(answer) => {
+                match answer {
+                    Ok(dict) => {
+                        let mut conn = (*a.conn).clone();
+                        let got = agents::merge_secrets(&mut conn, supplicant::SETTING, &dict);
+                        a.conn = Arc::new(conn);
+                        if !got.is_empty() {
+                            info!("secrets of '{id}' ({}) from the settings service", got.join(", "));
+                        }
+                    }
+                    Err(e) => warn!("stored secrets of '{id}' unavailable: {e}"),
+                }
+                supplicant::Step::ServiceAnswered
+            }
+            AuthInput::AgentSecrets(answer) => {
+                if let Some(auth) = a.auth.as_mut() {
+                    auth.cancel = None;
+                }
+                if let Some((agent, dict)) = answer {
+                    let mut conn = (*a.conn).clone();
+                    let got = agents::merge_secrets(&mut conn, supplicant::SETTING, &dict);
+                    a.conn = Arc::new(conn);
+                    info!("secrets of '{id}' ({}) from secret agent '{agent}'", got.join(", "));
+                }
+                supplicant::Step::AgentsAnswered
+            }
+            AuthInput::Supplicant(e) => supplicant::Step::Supplicant(e),
+        };
+        self.auth_step(ac, step).await;
+    }
+
+    /// Runs the 802.1X stage one step and does what it decides.
+    async fn auth_step(&mut self, ac: u32, step: supplicant::Step) {
+        use supplicant::Action;
+        let Some(a) = self.actives.get_mut(&ac) else { return };
+        if a.state != AcState::Activating {
+            return;
+        }
+        let missing = !supplicant::missing_secrets(&a.conn).is_empty();
+        let Some(auth) = a.auth.as_mut() else { return };
+        let action = auth.machine.step(step, missing);
+        let (device, profile) = (a.device, a.profile);
+        let (bus, tx) = (self.bus.clone(), self.tx.clone());
+        match action {
+            Action::Nothing => {}
+            Action::AskService => {
+                let remote = self.remote_of(profile);
+                tokio::spawn(async move {
+                    let answer = match remote {
+                        Ok((source, remote)) => fetch_secrets(&bus, source, remote, supplicant::SETTING).await,
+                        Err(e) => Err(e),
+                    };
+                    let _ = tx.send(Input::Auth(ac, AuthInput::ServiceSecrets(answer)));
+                });
+            }
+            Action::AskAgents { flags } => {
+                if flags & agents::flags::REQUEST_NEW != 0 {
+                    let mut conn = (*a.conn).clone();
+                    agents::forget_secrets(&mut conn, supplicant::SETTING);
+                    a.conn = Arc::new(conn);
+                }
+                let conn = a.conn.clone();
+                let Some(path) = self.profiles.get(&profile).map(|p| p.path.clone()) else { return };
+                let request = agents::Request {
+                    connection: dbus_dict::to_dbus(&conn, false),
+                    path,
+                    setting: supplicant::SETTING.into(),
+                    hints: supplicant::missing_secrets(&conn).iter().map(|(s, _)| s.to_string()).collect(),
+                    flags,
+                    permissions: crate::auth::permissions_of(&conn),
+                    requester: None,
+                };
+                let (cancel, cancelled) = oneshot::channel();
+                if let Some(auth) = self.actives.get_mut(&ac).and_then(|a| a.auth.as_mut()) {
+                    auth.cancel = Some(cancel);
+                }
+                info!("asking secret agents for the secrets of '{}' (flags {flags:#x})", conn.id().unwrap_or_default());
+                self.set_device_state(device, DeviceState::NeedAuth, reason::NONE).await;
+                let registry = self.agents.clone();
+                tokio::spawn(async move {
+                    let answer = agents::ask(bus, registry, request, cancelled).await;
+                    let _ = tx.send(Input::Auth(ac, AuthInput::AgentSecrets(answer)));
+                });
+            }
+            Action::Authenticate => {
+                let conn = a.conn.clone();
+                let network = match supplicant::network_config(&conn) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        warn!("802.1X for '{}' cannot start: {e}", conn.id().unwrap_or_default());
+                        let why = reason::SUPPLICANT_CONFIG_FAILED;
+                        let _ = self.tx.send(Input::Timer(Timer::Failed { ac, reason: why }));
+                        return;
+                    }
+                };
+                let Some(ifname) = self.devices.get(&device).map(|d| d.name.clone()) else { return };
+                if let Some(auth) = self.actives.get_mut(&ac).and_then(|a| a.auth.as_mut()) {
+                    let session = auth.session.get_or_insert_with(|| {
+                        supplicant::Session::start(bus, ifname.clone(), move |e| {
+                            let _ = tx.send(Input::Auth(ac, AuthInput::Supplicant(e)));
+                        })
+                    });
+                    session.authenticate(network, supplicant::auth_timeout(&conn));
+                }
+                info!(device = %ifname, "802.1X authentication of '{}' with wpa_supplicant", conn.id().unwrap_or_default());
+                self.set_device_state(device, DeviceState::Config, reason::NONE).await;
+            }
+            Action::Proceed => self.ip_config_stage(ac).await,
+            Action::Fail { reason } => {
+                warn!("802.1X for '{}' failed (reason {reason})", a.conn.id().unwrap_or_default());
+                let _ = self.tx.send(Input::Timer(Timer::Failed { ac, reason }));
+            }
+        }
     }
 
     /// Finishes an activation once ip-config is done: every family ready
@@ -1911,7 +2079,14 @@ impl Engine {
             self.retries_for(&uuid).failed(&conn, Instant::now());
             self.schedule(policy::RETRY_RESET, Timer::RetryCheck);
         }
-        self.finish_deactivation(ac, ac_reason::IP_CONFIG_INVALID).await;
+        // As NetworkManager: the device's failure (no secrets, 802.1X
+        // supplicant failed, …) shows as DEVICE_DISCONNECTED, and nmcli then
+        // prints the device's reason.
+        let ac_why = match why {
+            reason::IP_CONFIG_UNAVAILABLE => ac_reason::IP_CONFIG_INVALID,
+            _ => ac_reason::DEVICE_DISCONNECTED,
+        };
+        self.finish_deactivation(ac, ac_why).await;
     }
 
     /// Rule B2: the AC goes to DEACTIVATING, the configuration goes, the AC
@@ -2236,6 +2411,20 @@ const CONNECTION_IFACE: &str = "org.freedesktop.NetworkManager.Settings.Connecti
 const DEVICE_IFACE: &str = "org.freedesktop.NetworkManager.Device";
 const WIRED_IFACE: &str = "org.freedesktop.NetworkManager.Device.Wired";
 const ACTIVE_IFACE: &str = "org.freedesktop.NetworkManager.Connection.Active";
+
+/// The stored secrets of one setting of a profile, from the settings
+/// service that has it.
+async fn fetch_secrets(
+    bus: &Bus,
+    source: Source,
+    remote: OwnedObjectPath,
+    setting: &str,
+) -> Result<SettingsDict, NmError> {
+    let proxy = zbus::Proxy::new(bus, source.bus_name(), remote, SECRETS_INTERFACE).await.map_err(NmError::from)?;
+    let wire: nm_dbus::WireSettings =
+        proxy.call("GetSecrets", &(setting, Vec::<String>::new(), false)).await.map_err(NmError::from)?;
+    settings_from_wire(&wire).map_err(|e| NmError::failed(e.0))
+}
 
 fn nm_path() -> OwnedObjectPath {
     OwnedObjectPath::try_from(NM_PATH).expect("valid path")

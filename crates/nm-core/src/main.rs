@@ -1,6 +1,7 @@
 //! nm-core: devices, policy and activation behind NetworkManager's own
 //! D-Bus API, so that the real nmcli drives nm-rs.
 
+mod agents;
 mod api;
 mod auth;
 mod config;
@@ -14,6 +15,7 @@ mod ipconfig;
 mod policy;
 mod settings_view;
 mod state_files;
+mod supplicant;
 mod users;
 
 use anyhow::Context;
