@@ -161,11 +161,17 @@ pub fn render(rows: &[Row]) -> String {
         unit: "bool".into(),
         note: String::new(),
     });
-    let mut out = table(&derive(rows), &units, &known());
+    let mut data = derive(rows);
+    data.remove("sandbox_overhead_ms");
+    let mut out = table(&data, &units, &known());
     let runs = all.get(&m("cold_v4_ms")).and_then(|d| d.get(NULL)).map_or(0, Vec::len);
+    let sandbox = all.get("sandbox_overhead_ms").and_then(|d| d.get("sandbox")).and_then(|v| median(v));
     let fixed_text = fixed.map_or_else(
         || "not measured (run the cold group)".to_string(),
-        |f| format!("{f:.1} ms (median of {runs} null-adapter cold starts)"),
+        |f| {
+            let sb = sandbox.map_or_else(String::new, |s| format!(", of which the sandbox set-up alone {s:.1} ms"));
+            format!("{f:.1} ms (median of {runs} null-adapter cold starts{sb})")
+        },
     );
     let _ = writeln!(
         out,
@@ -227,7 +233,8 @@ mod tests {
         assert!(flap.contains(" yes ") && flap.contains(" no ") && flap.ends_with("yes"), "{flap}");
         assert!(line("react_ready_ms[noping]").ends_with("yes"));
         assert!(line("helper_rss_kb").ends_with("no"));
-        assert!(t.contains("harness fixed cost: 21.0 ms (median of 2"), "{t}");
+        assert!(t.contains("harness fixed cost: 21.0 ms (median of 2 null-adapter cold starts, of which the sandbox set-up alone 31.0 ms)"), "{t}");
+        assert!(!t.contains("sandbox_overhead_ms"), "{t}");
         assert!(t.find("cold_net_ms").unwrap() < t.find("helper_rss_kb").unwrap());
     }
 }
