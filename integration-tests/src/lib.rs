@@ -13,7 +13,9 @@
 //! - a client network namespace where daemons and clients run, and — when the
 //!   lab has uplinks — a server namespace joined to it by veth pairs, with
 //!   dnsmasq (`--no-ping`) serving DHCPv4, router advertisements, DHCPv6 and
-//!   DNS on the far side of every uplink.
+//!   DNS on the far side of every uplink;
+//! - on request, a user's session bus ([`Lab::session_bus_for`]) with
+//!   gnome-keyring's Secret Service on it ([`SessionBus::secret_service`]).
 //!
 //! Every name carries the test process's pid and a per-process counter
 //! (`nmt<pid>x<n>`), so tests run in parallel. Everything is torn down in
@@ -41,6 +43,7 @@ mod lab;
 mod names;
 pub mod polkit;
 mod process;
+mod session;
 
 pub use bus::{bus_config, default_policy_dir};
 pub use command::{LabCommand, Output};
@@ -51,6 +54,7 @@ pub use lab::{Lab, LabBuilder, SCRUBBED_ENV, Uplink};
 pub use names::{IFNAMSIZ_MAX, Names};
 pub use polkit::PolkitSpec;
 pub use process::pid_running;
+pub use session::{GNOME_KEYRING_DAEMON, SECRETS_NAME, SecretService, SessionBus, session_bus_config};
 
 /// Uid of the unprivileged user (`nobody`) tests use for "not root" callers.
 pub const NOBODY: u32 = 65534;

@@ -324,3 +324,191 @@ async fn the_name_is_owned_only_as_the_policy_allows_and_never_by_root_by_accide
     let owner = dbus.get_connection_unix_user(USER_SETTINGS.try_into().expect("name")).await.expect("owner uid");
     assert_eq!(owner, NOBODY);
 }
+
+/// The Secret Service as the test sees it (root on the user's session bus).
+struct Keyring {
+    bus: zbus::Connection,
+    session: OwnedObjectPath,
+}
+
+const SECRETS: &str = "org.freedesktop.secrets";
+
+impl Keyring {
+    async fn open(session_bus: &nm_lab::SessionBus) -> Keyring {
+        let bus = session_bus.connect().await.expect("session bus");
+        let reply = bus
+            .call_method(
+                Some(SECRETS),
+                "/org/freedesktop/secrets",
+                Some("org.freedesktop.Secret.Service"),
+                "OpenSession",
+                &("plain", zbus::Variant::from("")),
+            )
+            .await
+            .expect("OpenSession");
+        let (_, session): (zbus::OwnedVariant, OwnedObjectPath) = reply.body().deserialize().expect("reply");
+        Keyring { bus, session }
+    }
+
+    /// The items of a profile (unlocked ones: the login keyring is).
+    async fn items(&self, uuid: &str) -> Vec<OwnedObjectPath> {
+        let query = std::collections::HashMap::from([("connection-uuid", uuid)]);
+        let reply = self
+            .bus
+            .call_method(
+                Some(SECRETS),
+                "/org/freedesktop/secrets",
+                Some("org.freedesktop.Secret.Service"),
+                "SearchItems",
+                &(query,),
+            )
+            .await
+            .expect("SearchItems");
+        let (unlocked, locked): (Vec<OwnedObjectPath>, Vec<OwnedObjectPath>) =
+            reply.body().deserialize().expect("reply");
+        assert!(locked.is_empty(), "the login keyring is unlocked");
+        unlocked
+    }
+
+    async fn property<T: TryFrom<zbus::OwnedVariant>>(&self, item: &OwnedObjectPath, name: &str) -> T {
+        let props = zbus::fdo::PropertiesProxy::builder(&self.bus)
+            .destination(SECRETS)
+            .path(item.clone())
+            .build()
+            .await
+            .expect("proxy");
+        let iface = zbus::names::InterfaceName::try_from("org.freedesktop.Secret.Item").expect("name");
+        let value = props.get(iface, name).await.expect("Get");
+        T::try_from(value).unwrap_or_else(|_| panic!("{name} has another type"))
+    }
+
+    async fn secret(&self, item: &OwnedObjectPath) -> String {
+        let reply = self
+            .bus
+            .call_method(Some(SECRETS), item, Some("org.freedesktop.Secret.Item"), "GetSecret", &(&self.session,))
+            .await
+            .expect("GetSecret");
+        let ((_, _, value, _),): ((OwnedObjectPath, Vec<u8>, Vec<u8>, String),) =
+            reply.body().deserialize().expect("reply");
+        String::from_utf8(value).expect("text")
+    }
+}
+
+async fn get_secret(bus: &zbus::Connection, path: &OwnedObjectPath, setting: &str) -> Option<Value> {
+    let wire = secrets(bus, path).await.get_secrets(setting, vec![], false).await.expect("GetSecrets");
+    settings_from_wire(&wire).expect("wire").get(setting).and_then(|s| s.get("psk")).cloned()
+}
+
+#[tokio::test]
+async fn with_a_secret_service_the_users_secrets_live_in_the_keyring() {
+    let lab = Lab::builder().uplinks(0).build().expect("lab");
+    let home = nobodys_dir(&lab, HOME);
+    let session_bus = lab.session_bus_for(NOBODY).expect("nobody's session bus");
+    let secret_service = session_bus.secret_service(&home).await.expect("gnome-keyring runs as nobody");
+    let daemon = start(
+        &lab,
+        &[("HOME", HOME), ("XDG_RUNTIME_DIR", RUNTIME), ("DBUS_SESSION_BUS_ADDRESS", session_bus.address())],
+    )
+    .await;
+    let bus = lab.bus().await.expect("lab bus");
+    let keyring = Keyring::open(&session_bus).await;
+    let wsec = "802-11-wireless-security";
+
+    // The user adds a wifi profile; the psk (flags 0) goes to the keyring.
+    let uuid = "5c6d7e8f-9a0b-4c1d-8e2f-3a4b5c6d7e8f";
+    let out = call(&lab, NOBODY, SETTINGS_PATH, SETTINGS_IFACE, "AddConnection", &wifi("cafe", uuid)).await;
+    let path = path_of(&out);
+    let file = lab.root_path(USER_DIR).join("cafe.nmconnection");
+    let text = fs::read_to_string(&file).expect("read");
+    assert!(!text.contains(SECRET) && !text.contains("psk="), "the file holds no secret:\n{text}");
+    assert!(text.contains("key-mgmt=wpa-psk"), "{text}");
+    let items = keyring.items(uuid).await;
+    assert_eq!(items.len(), 1, "one item for the psk");
+    let attrs: std::collections::HashMap<String, String> = keyring.property(&items[0], "Attributes").await;
+    assert_eq!(attrs.get("xdg:schema").map(String::as_str), Some("org.freedesktop.NetworkManager.Connection"));
+    assert_eq!(attrs.get("connection-uuid").map(String::as_str), Some(uuid));
+    assert_eq!(attrs.get("setting-name").map(String::as_str), Some(wsec));
+    assert_eq!(attrs.get("setting-key").map(String::as_str), Some("psk"));
+    let label: String = keyring.property(&items[0], "Label").await;
+    assert_eq!(label, format!("Network secret for cafe/{wsec}/psk"));
+    assert_eq!(keyring.secret(&items[0]).await, SECRET);
+
+    // GetSecrets answers from the keyring; GetSettings carries no secret.
+    assert_eq!(get_secret(&bus, &path, wsec).await, Some(Value::Str(SECRET.into())));
+    let wire = connection(&bus, &path).await.get_settings().await.expect("GetSettings");
+    assert!(!wire[wsec].contains_key("psk"));
+
+    // An update without the psk keeps it; the item is replaced, not doubled.
+    let renamed = dict(&[
+        ("connection", &[("id", V::S("cafe-2")), ("uuid", V::S(uuid)), ("type", V::S("802-11-wireless"))]),
+        ("802-11-wireless", &[("ssid", V::Ay(b"cafe")), ("mode", V::S("infrastructure"))]),
+        (wsec, &[("key-mgmt", V::S("wpa-psk"))]),
+    ]);
+    let out = call(&lab, NOBODY, path.as_str(), CONN_IFACE, "Update", &renamed).await;
+    assert!(out.success(), "{}", out.stderr);
+    assert!(!fs::read_to_string(&file).expect("read").contains(SECRET));
+    let items = keyring.items(uuid).await;
+    assert_eq!(items.len(), 1);
+    let label: String = keyring.property(&items[0], "Label").await;
+    assert_eq!(label, format!("Network secret for cafe-2/{wsec}/psk"));
+    assert_eq!(get_secret(&bus, &path, wsec).await, Some(Value::Str(SECRET.into())));
+
+    // A file written before the keyring ran keeps its secret until the next
+    // write, which moves it to the keyring.
+    let old_uuid = "6d7e8f9a-0b1c-4d2e-8f3a-4b5c6d7e8f9a";
+    let old_secret = "written-before-4712";
+    let mut added = user_settings(&bus).await.receive_new_connection().await.expect("subscribe");
+    let old_file = lab.root_path(USER_DIR).join("old.nmconnection");
+    let old_text = format!(
+        "[connection]\nid=old\nuuid={old_uuid}\ntype=wifi\n\n[wifi]\nssid=old\n\n[wifi-security]\nkey-mgmt=wpa-psk\npsk={old_secret}\n"
+    );
+    fs::write(&old_file, old_text).expect("write");
+    fs::set_permissions(&old_file, fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::os::unix::fs::chown(&old_file, Some(NOBODY), Some(NOBODY)).expect("chown");
+    let old_path = next(&mut added, "NewConnection").await.args().expect("args").connection;
+    assert!(keyring.items(old_uuid).await.is_empty(), "loading does not move secrets");
+    assert_eq!(get_secret(&bus, &old_path, wsec).await, Some(Value::Str(old_secret.into())));
+    let update = dict(&[
+        ("connection", &[("id", V::S("old")), ("uuid", V::S(old_uuid)), ("type", V::S("802-11-wireless"))]),
+        ("802-11-wireless", &[("ssid", V::Ay(b"old")), ("mode", V::S("infrastructure"))]),
+        (wsec, &[("key-mgmt", V::S("wpa-psk"))]),
+    ]);
+    let out = call(&lab, NOBODY, old_path.as_str(), CONN_IFACE, "Update", &update).await;
+    assert!(out.success(), "{}", out.stderr);
+    assert!(!fs::read_to_string(&old_file).expect("read").contains(old_secret), "moved out of the file");
+    let items = keyring.items(old_uuid).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(keyring.secret(&items[0]).await, old_secret);
+    assert_eq!(get_secret(&bus, &old_path, wsec).await, Some(Value::Str(old_secret.into())));
+
+    // Delete takes the items with the profile.
+    for (p, u) in [(&path, uuid), (&old_path, old_uuid)] {
+        let out = call(&lab, NOBODY, p.as_str(), CONN_IFACE, "Delete", &[]).await;
+        assert!(out.success(), "{}", out.stderr);
+        assert!(keyring.items(u).await.is_empty(), "the items of {u} are gone");
+    }
+
+    // Without the Secret Service, secrets go to the file again (one warning).
+    let dbus = zbus::fdo::DBusProxy::new(&keyring.bus).await.expect("proxy");
+    let mut owners = dbus.receive_name_owner_changed_with_args(&[(0, SECRETS)]).await.expect("subscribe");
+    drop(secret_service);
+    loop {
+        let signal = next(&mut owners, "NameOwnerChanged").await;
+        if signal.args().expect("args").new_owner().is_none() {
+            break;
+        }
+    }
+    let plain_uuid = "7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a0b";
+    let out = call(&lab, NOBODY, SETTINGS_PATH, SETTINGS_IFACE, "AddConnection", &wifi("plain", plain_uuid)).await;
+    let plain = path_of(&out);
+    let plain_file = lab.root_path(USER_DIR).join("plain.nmconnection");
+    assert!(fs::read_to_string(&plain_file).expect("read").contains(&format!("psk={SECRET}")));
+    assert_eq!(mode_and_owner(&plain_file), (0o600, NOBODY));
+    assert_eq!(get_secret(&bus, &plain, wsec).await, Some(Value::Str(SECRET.into())));
+
+    let log = daemon.log();
+    assert!(log.contains("secrets stored in the user's keyring"), "{log}");
+    assert!(log.contains("secrets deleted from the user's keyring"), "{log}");
+    assert_eq!(log.matches("the profile's secrets stay in its 0600 file").count(), 1, "{log}");
+    assert!(!log.contains(SECRET) && !log.contains(old_secret), "a secret leaked into the log:\n{log}");
+}

@@ -16,9 +16,19 @@ use crate::util::{cargo, check, header, is_root, show, status, succeeds};
 /// Debian packages the lab tests need: dbus-daemon and dbus-send (dbus),
 /// dnsmasq (dnsmasq-base), ip and ss (iproute2), nmcli (network-manager),
 /// busctl (systemd) for calls with nested dictionaries as another uid,
-/// polkitd (Debian's real one, run on the lab bus by the authorization tests).
-pub const PACKAGES: &[&str] =
-    &["dbus", "dnsmasq-base", "hostapd", "iproute2", "network-manager", "polkitd", "systemd", "wpasupplicant"];
+/// polkitd (Debian's real one, run on the lab bus by the authorization tests),
+/// gnome-keyring (a user's Secret Service, for nm-user-settings' keyring test).
+pub const PACKAGES: &[&str] = &[
+    "dbus",
+    "dnsmasq-base",
+    "gnome-keyring",
+    "hostapd",
+    "iproute2",
+    "network-manager",
+    "polkitd",
+    "systemd",
+    "wpasupplicant",
+];
 
 /// Seconds per fuzz target in `test --full`.
 const FULL_FUZZ_SECONDS: u64 = 30;

@@ -3,10 +3,12 @@
 //! scopes (`scope.rs`): the system's profiles as
 //! `org.freedesktop.NetworkManagerSystemSettings` (the `nm-system-settings`
 //! binary, root) and one user's as `org.freedesktop.NetworkManagerUserSettings`
-//! (the `nm-user-settings` binary, run as that user).
+//! (the `nm-user-settings` binary, run as that user), whose secrets go to
+//! the user's keyring when a Secret Service runs (`keyring.rs`).
 
 pub mod config;
 mod files;
+pub mod keyring;
 pub mod scope;
 mod service;
 mod store;
@@ -57,7 +59,11 @@ pub async fn serve(scope: Scope, paths: Paths, config: Config) -> anyhow::Result
     let bus_name = scope.bus_name();
     let dirs = scope.dirs.clone();
     let serves_hostname = scope.serves_hostname();
-    let daemon = Arc::new(Daemon { scope, store: Mutex::new(store), paths, config });
+    if let Some(address) = &scope.session_bus {
+        info!(address = %address, "secrets go to the keyring when a Secret Service runs on this session bus");
+    }
+    let keyring = keyring::Keyring::new(scope.session_bus.clone());
+    let daemon = Arc::new(Daemon { scope, store: Mutex::new(store), paths, config, keyring });
     let mut builder =
         zbus::connection::Builder::system().serve_at(SETTINGS_PATH, SettingsIface { daemon: daemon.clone() });
     if serves_hostname {

@@ -40,6 +40,9 @@ pub struct Scope {
     /// here cannot be written (a user without `$XDG_RUNTIME_DIR` has no
     /// folder for unsaved profiles).
     pub dirs: Vec<(DirKind, PathBuf)>,
+    /// The user's session bus, where a Secret Service keeps the user's
+    /// secrets (see `keyring.rs`); never on the system scope.
+    pub session_bus: Option<String>,
 }
 
 impl Scope {
@@ -53,16 +56,18 @@ impl Scope {
                 (DirKind::Saved, paths.path(ETC_DIR)),
                 (DirKind::Runtime, paths.path(RUN_DIR)),
             ],
+            session_bus: None,
         }
     }
 
-    /// The user's folders (see [`UserDirs`]) under the root.
-    pub fn user(paths: &Paths, own_uid: u32, dirs: &UserDirs) -> Scope {
+    /// The user's folders (see [`UserDirs`]) under the root, and the
+    /// user's session bus if there is one.
+    pub fn user(paths: &Paths, own_uid: u32, dirs: &UserDirs, session_bus: Option<String>) -> Scope {
         let mut list = vec![(DirKind::Saved, paths.path(&dirs.saved))];
         if let Some(runtime) = &dirs.runtime {
             list.push((DirKind::Runtime, paths.path(runtime)));
         }
-        Scope { kind: Kind::User, own_uid, dirs: list }
+        Scope { kind: Kind::User, own_uid, dirs: list, session_bus }
     }
 
     pub fn bus_name(&self) -> &'static str {
@@ -172,6 +177,35 @@ impl UserDirs {
     }
 }
 
+/// The user's session bus, as sd-bus and GDBus find it:
+/// `DBUS_SESSION_BUS_ADDRESS` when set and not empty, else
+/// `unix:path=$XDG_RUNTIME_DIR/bus` when that socket exists (`runtime_bus`
+/// is that path, under the root). `None`: the user has no session bus.
+pub fn session_bus_address(
+    env_address: Option<OsString>,
+    runtime_bus: Option<PathBuf>,
+    exists: impl Fn(&Path) -> bool,
+) -> Option<String> {
+    if let Some(address) = env_address.and_then(|a| a.into_string().ok()).filter(|a| !a.is_empty()) {
+        return Some(address);
+    }
+    let socket = runtime_bus.filter(|p| p.is_absolute() && exists(p))?;
+    Some(format!("unix:path={}", escape_address_value(&socket.to_string_lossy())))
+}
+
+/// A value in a D-Bus address: bytes other than `[-0-9A-Za-z_/.\*]` as `%xx`.
+fn escape_address_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_/.\\*".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02x}"));
+        }
+    }
+    out
+}
+
 /// A user's service runs as its user: started as root it would write
 /// root-owned files into a home and serve "a user's" profiles as root.
 /// `--allow-root` is for tests and rescue shells.
@@ -245,7 +279,7 @@ mod tests {
     #[test]
     fn user_scope_belongs_to_its_user_and_root() {
         let dirs = UserDirs::from_env(env(&[("HOME", "/home/ann"), ("XDG_RUNTIME_DIR", "/run/user/1000")])).unwrap();
-        let s = Scope::user(&Paths::new(Some(Path::new("/lab"))), 1000, &dirs);
+        let s = Scope::user(&Paths::new(Some(Path::new("/lab"))), 1000, &dirs, None);
         assert_eq!(s.bus_name(), USER_SETTINGS);
         assert!(!s.serves_hostname());
         assert_eq!(s.dir(DirKind::Vendor), None);
@@ -263,9 +297,26 @@ mod tests {
         assert_eq!(s.modifiers(), "uid 1000 (the owner of these profiles) and root");
 
         let no_runtime = UserDirs::from_env(env(&[("HOME", "/home/ann")])).unwrap();
-        let s = Scope::user(&Paths::new(None), 1000, &no_runtime);
+        let s = Scope::user(&Paths::new(None), 1000, &no_runtime, None);
         assert_eq!(s.dir(DirKind::Runtime), None);
         assert_eq!(s.dirs.len(), 1);
+    }
+
+    #[test]
+    fn the_session_bus_is_found_as_sd_bus_finds_it() {
+        let runtime = || Some(PathBuf::from("/run/user/1000/bus"));
+        let env = |a: &str| Some(OsString::from(a));
+        assert_eq!(
+            session_bus_address(env("unix:path=/tmp/b"), runtime(), |_| true).as_deref(),
+            Some("unix:path=/tmp/b")
+        );
+        assert_eq!(session_bus_address(env(""), runtime(), |_| true).as_deref(), Some("unix:path=/run/user/1000/bus"));
+        assert_eq!(session_bus_address(None, runtime(), |_| false), None, "no socket, no bus");
+        assert_eq!(session_bus_address(None, None, |_| true), None);
+        assert_eq!(
+            session_bus_address(None, Some(PathBuf::from("/r/a b,c=d/bus")), |_| true).as_deref(),
+            Some("unix:path=/r/a%20b%2cc%3dd/bus")
+        );
     }
 
     #[test]

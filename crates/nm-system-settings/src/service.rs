@@ -19,7 +19,8 @@ use zbus::{BoxDBusError, Connection as Bus, OwnedObjectPath, interface};
 
 use crate::config::Config;
 use crate::files;
-use crate::scope::Scope;
+use crate::keyring::{self, Entry, Keyring, Unavailable};
+use crate::scope::{Kind, Scope};
 use crate::store::{Change, DirKind, FileProfile, Format, Store, file_name_for};
 
 /// State shared by every interface object and the file watcher.
@@ -28,6 +29,8 @@ pub struct Daemon {
     pub store: Mutex<Store>,
     pub paths: Paths,
     pub config: Config,
+    /// The user's keyring (a user's service only).
+    pub keyring: Keyring,
 }
 
 impl Daemon {
@@ -84,6 +87,64 @@ impl Daemon {
             return Err(fail(zbus::fdo::Error::AccessDenied(format!("only {who} may {what}"))));
         }
         Ok(())
+    }
+
+    /// Whether secrets may go to a keyring at all (the user's service).
+    fn uses_keyring(&self) -> bool {
+        self.scope.kind == Kind::User
+    }
+
+    /// The profile as its file in `dir` should hold it: without the secrets
+    /// the user's keyring now holds (`Some`: what was stored), or whole when
+    /// the keyring is not used (`None`; one warning if secrets meant for it
+    /// stay in the file).
+    async fn stash_secrets(&self, conn: Connection, dir: DirKind) -> (Connection, Option<Vec<Entry>>) {
+        if !self.uses_keyring() {
+            return (conn, None);
+        }
+        let (file, entries) = keyring::split(&conn, dir);
+        if entries.is_empty() {
+            return (conn, Some(entries));
+        }
+        let uuid = conn.uuid().unwrap_or_default();
+        match self.keyring.store(uuid, conn.id().unwrap_or_default(), &entries).await {
+            Ok(()) => {
+                info!(uuid, secrets = entries.len(), "secrets stored in the user's keyring");
+                (file, Some(entries))
+            }
+            Err(e) => {
+                warn!(uuid, "{e}; the profile's secrets stay in its 0600 file");
+                (conn, None)
+            }
+        }
+    }
+
+    /// The keyring's secrets of a profile (of one setting, or all when
+    /// empty); none without a keyring.
+    async fn keyring_secrets(&self, uuid: &str, setting: &str) -> Vec<Entry> {
+        if !self.uses_keyring() {
+            return Vec::new();
+        }
+        match self.keyring.load(uuid, setting).await {
+            Ok(entries) => entries,
+            Err(Unavailable::Absent(_)) => Vec::new(),
+            Err(e) => {
+                warn!(uuid, "reading secrets from the keyring: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Deletes a profile's keyring items: all of them, or those `doomed` names.
+    async fn forget_secrets(&self, uuid: &str, doomed: Option<&[(String, String)]>) {
+        if !self.uses_keyring() || doomed.is_some_and(<[_]>::is_empty) {
+            return;
+        }
+        match self.keyring.delete(uuid, doomed).await {
+            Ok(0) | Err(Unavailable::Absent(_)) => {}
+            Ok(n) => info!(uuid, items = n, "secrets deleted from the user's keyring"),
+            Err(e) => warn!(uuid, "deleting secrets from the keyring: {e}"),
+        }
     }
 
     fn hostname_path(&self) -> PathBuf {
@@ -234,10 +295,16 @@ impl SettingsIface {
         self.daemon.require_modifier(bus, hdr, "add profiles").await?;
         let conn = connection_from_wire(&connection).map_err(fail)?;
         let uuid = conn.uuid().unwrap_or_default().to_string();
+        let exists = || fail(SettingsError::UuidExists(format!("a profile with uuid {uuid} already exists")));
+        // Checked before the keyring is written: its items are keyed by uuid.
+        if self.daemon.store().id_of_uuid(&uuid).is_some() {
+            return Err(exists());
+        }
+        let (conn, _) = self.daemon.stash_secrets(conn, dir).await;
         let (id, changes) = {
             let mut store = self.daemon.store();
             if store.id_of_uuid(&uuid).is_some() {
-                return Err(fail(SettingsError::UuidExists(format!("a profile with uuid {uuid} already exists"))));
+                return Err(exists());
             }
             // /run holds keyfiles only, as in NetworkManager.
             let format = if dir == DirKind::Runtime { Format::Keyfile } else { self.daemon.config.settings.format };
@@ -349,7 +416,7 @@ impl ConnectionIface {
 
     async fn delete(&self, #[zbus(connection)] bus: &Bus, #[zbus(header)] hdr: Header<'_>) -> Result<(), BoxDBusError> {
         self.daemon.require_modifier(bus, &hdr, "delete profiles").await?;
-        let changes = {
+        let (uuid, changes) = {
             let mut store = self.daemon.store();
             let current = store.get(self.id).cloned().ok_or_else(gone)?;
             let files: Vec<FileProfile> = store.files_of(current.uuid()).into_iter().cloned().collect();
@@ -366,8 +433,9 @@ impl ConnectionIface {
                 info!(uuid = %f.uuid(), file = %f.path.display(), "profile deleted");
                 changes.extend(store.set_file(&f.path, None));
             }
-            changes
+            (current.uuid().to_string(), changes)
         };
+        self.daemon.forget_secrets(&uuid, None).await;
         publish(bus, &self.daemon, changes).await;
         Ok(())
     }
@@ -396,19 +464,33 @@ impl ConnectionIface {
                 settings_from_wire(&properties).map_err(|e| fail(ConnectionError::InvalidProperty(e.to_string())))?;
             dbus_dict::from_dbus(&dict).map_err(|e| fail(ConnectionError::from(e)))?
         };
+        // The stored secrets (the file's, then the keyring's) stay unless
+        // the update carries new ones.
+        let old = self.daemon.store().get(self.id).cloned().ok_or_else(gone)?;
+        let mut old_conn = parsed(&old)?;
+        let in_keyring = self.daemon.keyring_secrets(old.uuid(), "").await;
+        keyring::merge(&mut old_conn, &in_keyring);
+        conn.keep_secrets_from(&old_conn);
+        let conn = validate::normalize_and_validate(conn).map_err(|e| fail(ConnectionError::from(e)))?;
+        if conn.uuid() != Some(old.uuid()) {
+            return Err(fail(ConnectionError::InvalidProperty(
+                "connection.uuid: the uuid of a profile cannot change".into(),
+            )));
+        }
+        // A saved change stays in /etc or moves there (from /run or /usr/lib);
+        // an unsaved one goes to /run.
+        let target = if to_disk { DirKind::Saved } else { DirKind::Runtime };
+        let (file_conn, stored) = self.daemon.stash_secrets(conn.clone(), target).await;
+        if let Some(stored) = stored {
+            // Items no longer the service's (a setting gone, a secret now
+            // not saved) go; a file that held secrets loses them below.
+            let found: Vec<(String, String)> = in_keyring.into_iter().map(|e| (e.setting, e.key)).collect();
+            self.daemon.forget_secrets(old.uuid(), Some(&keyring::stale(&found, &stored, &conn))).await;
+        }
+        let conn = file_conn;
         let changes = {
             let mut store = self.daemon.store();
             let old = store.get(self.id).cloned().ok_or_else(gone)?;
-            conn.keep_secrets_from(&parsed(&old)?);
-            let conn = validate::normalize_and_validate(conn).map_err(|e| fail(ConnectionError::from(e)))?;
-            if conn.uuid() != Some(old.uuid()) {
-                return Err(fail(ConnectionError::InvalidProperty(
-                    "connection.uuid: the uuid of a profile cannot change".into(),
-                )));
-            }
-            // A saved change stays in /etc or moves there (from /run or /usr/lib);
-            // an unsaved one goes to /run.
-            let target = if to_disk { DirKind::Saved } else { DirKind::Runtime };
             let profile = if target == old.dir {
                 old.with_connection(&conn)
             } else {
@@ -465,7 +547,8 @@ impl SecretsIface {
     ) -> Result<WireSettings, BoxDBusError> {
         self.daemon.require_modifier(bus, &hdr, "read secrets").await?;
         let profile = self.daemon.store().get(self.id).cloned().ok_or_else(gone)?;
-        settings_to_wire(&parsed(&profile)?.secrets(setting_name))
-            .map_err(|e| fail(ConnectionError::Failed(e.to_string())))
+        let mut conn = parsed(&profile)?;
+        keyring::merge(&mut conn, &self.daemon.keyring_secrets(profile.uuid(), setting_name).await);
+        settings_to_wire(&conn.secrets(setting_name)).map_err(|e| fail(ConnectionError::Failed(e.to_string())))
     }
 }

@@ -2,7 +2,8 @@
 //! `org.freedesktop.NetworkManagerUserSettings`, for nm-core to merge with
 //! the system's. Runs as that user (a systemd user unit). The service is
 //! nm-system-settings' library in its user scope: the same interfaces, the
-//! user's own folders and files, writes and secrets for the user and root.
+//! user's own folders and files, writes and secrets for the user and root;
+//! secrets in the user's keyring (Secret Service) when one runs.
 
 use anyhow::Context;
 use clap::Parser;
@@ -16,6 +17,11 @@ use nm_system_settings::{Config, Scope, UserDirs, scope};
 /// $XDG_RUNTIME_DIR/nm-rs/connections; the configuration file is
 /// $XDG_CONFIG_HOME/nm-rs/nm-rs.toml unless --config names another. With
 /// --root, these paths are taken under that directory as every other path.
+///
+/// Secrets the service keeps go to the user's keyring through the Secret
+/// Service (org.freedesktop.secrets on the session bus named by
+/// DBUS_SESSION_BUS_ADDRESS, or $XDG_RUNTIME_DIR/bus) when one runs and its
+/// default collection is unlocked, and into the 0600 profile file otherwise.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
@@ -38,6 +44,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config_file = args.common.config.clone().unwrap_or_else(|| paths.path(&dirs.config_file));
     let config: Config = nm_runtime::load_config(&paths, Some(&config_file))
         .with_context(|| format!("loading {}", config_file.display()))?;
-    let scope = Scope::user(&paths, uid, &dirs);
+    // The Secret Service's socket is found under the root like every path.
+    let runtime_bus = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|d| d.is_absolute())
+        .map(|d| paths.path(d.join("bus")));
+    let session_bus =
+        scope::session_bus_address(std::env::var_os("DBUS_SESSION_BUS_ADDRESS"), runtime_bus, |p| p.exists());
+    let scope = Scope::user(&paths, uid, &dirs, session_bus);
     nm_system_settings::serve(scope, paths, config).await
 }
