@@ -34,6 +34,12 @@ impl Setup {
     /// (scripts time out after `timeout_ms`), and with `dhcp` dnsmasq and
     /// the helper.
     async fn start(lab: Lab, dhcp: bool, timeout_ms: u64) -> Setup {
+        Self::start_with(lab, dhcp, timeout_ms, true).await
+    }
+
+    /// As [`Setup::start`]; `installed`: whether the dispatcher's bus
+    /// service file is there from the start.
+    async fn start_with(lab: Lab, dhcp: bool, timeout_ms: u64, installed: bool) -> Setup {
         lab.write_core_config(&format!(
             "carrier-grace-ms = 300\ncarrier-wait-ms = 2000\n[dispatcher]\nscript-timeout-ms = {timeout_ms}\n"
         ))
@@ -43,7 +49,9 @@ impl Setup {
         for dir in [scripts.join("pre-up.d"), scripts.join("pre-down.d"), scripts.join("no-wait.d"), out.clone()] {
             std::fs::create_dir_all(&dir).expect("script folders");
         }
-        lab.install_bus_service("nm-dispatcher", &[]).expect("activatable dispatcher");
+        if installed {
+            lab.install_bus_service("nm-dispatcher", &[]).expect("activatable dispatcher");
+        }
         let helper = if dhcp {
             let state = lab.root_path("/var/lib/NetworkManager");
             std::fs::create_dir_all(&state).expect("state dir");
@@ -343,4 +351,51 @@ async fn pre_up_holds_the_device_in_ip_check_and_hostname_changes_are_dispatched
     let env = s.env("hostname");
     assert_eq!(var(&env, "NM_DISPATCHER_ACTION"), Some("hostname"));
     assert_eq!(var(&env, "DEVICE_IFACE"), None, "{env:?}");
+}
+
+/// Without a dispatcher nm-core makes no calls; one installed later (the
+/// bus reloads its service files) is found without restarting nm-core.
+#[tokio::test]
+async fn a_dispatcher_installed_later_is_found() {
+    let lab = Lab::builder().uplinks(1).dnsmasq(false).build().expect("lab");
+    let s = Setup::start_with(lab, false, 60_000, false).await;
+    let eth = s.uplink();
+    s.script("10-record", RECORD, 0o755);
+    s.ok(&[
+        "connection",
+        "add",
+        "type",
+        "ethernet",
+        "ifname",
+        &eth,
+        "con-name",
+        "later",
+        "ipv4.method",
+        "manual",
+        "ipv4.addresses",
+        "192.0.2.41/24",
+        "ipv6.method",
+        "disabled",
+        "connection.autoconnect",
+        "no",
+    ])
+    .await;
+    s.ok(&["connection", "up", "later"]).await;
+    s.ok(&["connection", "down", "later"]).await;
+    assert_eq!(s.read("calls"), "", "no dispatcher, no scripts");
+
+    s.lab.install_bus_service("nm-dispatcher", &[]).expect("install the dispatcher");
+    // The bus picks the file up by itself (inotify) and says so.
+    let deadline = Instant::now() + STEP;
+    loop {
+        let out =
+            s.lab.command("busctl").args(["list", "--activatable", "--no-legend"]).output().await.expect("busctl");
+        if out.stdout.lines().any(|l| l.starts_with("org.freedesktop.nm_dispatcher ")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bus never listed the dispatcher:\n{}", out.stdout);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.ok(&["connection", "up", "later"]).await;
+    s.until("up", |s| s.read("calls").lines().any(|l| l == format!("up {eth}"))).await;
 }

@@ -3,12 +3,16 @@
 //! started by it. Its absence is not an error.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use futures_util::StreamExt;
 
 use nm_dbus::names::DISPATCHER;
 use nm_model::dbus_dict::SettingsDict;
 use tracing::{debug, warn};
-use zbus::{Connection as Bus, OwnedObjectPath, OwnedVariant, Variant};
+use zbus::{Connection as Bus, MatchRule, MessageStream, OwnedObjectPath, OwnedVariant, Variant};
 
 use crate::api::IpProps;
 
@@ -132,12 +136,70 @@ fn ip6_dict(p: &IpProps) -> VarDict {
     ])
 }
 
+/// Whether a dispatcher is on the bus or can be started by it. Calls are
+/// skipped only when the bus said so (a ServiceUnknown answer, or the name
+/// neither owned nor activatable); it is asked again whenever the name's
+/// owner changes or the bus reloads its service files
+/// (`ActivatableServicesChanged`, e.g. after a package installed one), so
+/// a dispatcher installed later is found. Until the bus has answered, the
+/// dispatcher is assumed to be there (one call costs one ServiceUnknown).
+#[derive(Clone)]
+pub struct Presence(Arc<AtomicBool>);
+
+impl Default for Presence {
+    fn default() -> Self {
+        Presence(Arc::new(AtomicBool::new(true)))
+    }
+}
+
+impl Presence {
+    pub fn present(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, present: bool) {
+        self.0.store(present, Ordering::Relaxed);
+    }
+}
+
+async fn installed_or_running(dbus: &zbus::fdo::DBusProxy<'_>) -> zbus::Result<bool> {
+    if dbus.name_has_owner(DISPATCHER.try_into()?).await? {
+        return Ok(true);
+    }
+    Ok(dbus.list_activatable_names().await?.iter().any(|n| n.as_str() == DISPATCHER))
+}
+
+/// Keeps [`Presence`] current for as long as nm-core runs.
+pub async fn watch(bus: Bus, presence: Presence) -> anyhow::Result<()> {
+    let dbus = zbus::fdo::DBusProxy::new(&bus).await?;
+    let mut owners = dbus.receive_name_owner_changed_with_args(&[(0, DISPATCHER)]).await?;
+    let rule = MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender("org.freedesktop.DBus")
+        .interface("org.freedesktop.DBus")
+        .member("ActivatableServicesChanged")
+        .build()?;
+    let mut reloads = MessageStream::for_match_rule(rule, &bus, None).await?;
+    presence.set(installed_or_running(&dbus).await?);
+    loop {
+        tokio::select! {
+            Some(_) = owners.next() => {}
+            Some(_) = reloads.next() => {}
+            else => break,
+        }
+        presence.set(installed_or_running(&dbus).await?);
+    }
+    Ok(())
+}
+
 /// Calls `Action` (the bus starts the dispatcher if it is installed);
-/// returns when it has run its scripts, or the limit passed. NetworkManager
-/// calls without asking first whether a dispatcher exists, and so does
-/// nm-core: the bus answers at once when none is installed, and a service
-/// file installed later is found. Errors are logged, never returned.
-pub async fn call(bus: &Bus, d: Dispatch) {
+/// returns when it has run its scripts, or the limit passed. Errors are
+/// logged, never returned.
+pub async fn call(bus: &Bus, presence: &Presence, d: Dispatch) {
+    if !presence.present() {
+        debug!(action = d.action, "no dispatcher installed");
+        return;
+    }
     let wire = match nm_dbus::settings_to_wire(&d.connection) {
         Ok(w) => w,
         Err(e) => {
@@ -198,7 +260,8 @@ pub async fn call(bus: &Bus, d: Dispatch) {
         Ok(Err(zbus::Error::MethodError(name, _, _)))
             if name.as_str() == "org.freedesktop.DBus.Error.ServiceUnknown" =>
         {
-            debug!(action = d.action, "no dispatcher installed")
+            debug!(action = d.action, "no dispatcher installed");
+            presence.set(false);
         }
         Ok(Err(e)) => warn!(action = d.action, "dispatcher: {e}"),
         Err(_) => warn!(action = d.action, "dispatcher did not answer within {limit:?}"),

@@ -210,6 +210,8 @@ pub struct Engine {
     retries: HashMap<String, Retries>,
     /// The first list of profiles arrived (or the service is absent).
     settings_known: bool,
+    /// Whether nm-dispatcher is installed (or running).
+    dispatcher: dispatcher::Presence,
     /// The user whose settings service is on the bus.
     user_owner: Option<Owner>,
     /// Start-up's wait for carriers is over.
@@ -272,6 +274,7 @@ impl Engine {
             timestamps,
             retries: HashMap::new(),
             settings_known: false,
+            dispatcher: dispatcher::Presence::default(),
             user_owner: None,
             carrier_wait_over: false,
             startup: true,
@@ -294,6 +297,12 @@ impl Engine {
         tokio::spawn(async move {
             if let Err(e) = dhcp_client::watch(bus, tx).await {
                 warn!("following DHCP events stopped: {e}");
+            }
+        });
+        let (bus, presence) = (self.bus.clone(), self.dispatcher.clone());
+        tokio::spawn(async move {
+            if let Err(e) = dispatcher::watch(bus, presence).await {
+                warn!("following nm-dispatcher's presence stopped: {e}");
             }
         });
         for source in [Source::System, Source::User] {
@@ -1680,13 +1689,13 @@ impl Engine {
         self.set_device_state(device, DeviceState::IpCheck, why).await;
         // pre-up is waited for (off the engine: the device stays in
         // IP_CHECK meanwhile); its failure does not stop the activation.
-        if let Some(d) = self.dispatch(id, "pre-up").filter(|_| !assumed) {
+        if let Some(d) = self.dispatch(id, "pre-up").filter(|_| !assumed && self.dispatcher.present()) {
             if let Some(a) = self.actives.get_mut(&id) {
                 a.pre_up_pending = true;
             }
-            let (bus, tx) = (self.bus.clone(), self.tx.clone());
+            let (bus, presence, tx) = (self.bus.clone(), self.dispatcher.clone(), self.tx.clone());
             tokio::spawn(async move {
-                dispatcher::call(&bus, d).await;
+                dispatcher::call(&bus, &presence, d).await;
                 let _ = tx.send(Input::Timer(Timer::PreUpDone { ac: id }));
             });
             return;
@@ -2024,8 +2033,11 @@ impl Engine {
 
     /// Runs an action's scripts without waiting for them.
     fn dispatch_later(&self, d: Dispatch) {
-        let bus = self.bus.clone();
-        tokio::spawn(async move { dispatcher::call(&bus, d).await });
+        if !self.dispatcher.present() {
+            return;
+        }
+        let (bus, presence) = (self.bus.clone(), self.dispatcher.clone());
+        tokio::spawn(async move { dispatcher::call(&bus, &presence, d).await });
     }
 
     /// The dispatcher's view of an activation.
@@ -2102,7 +2114,7 @@ impl Engine {
         self.set_device_state(device, DeviceState::Deactivating, device_reason).await;
         // pre-down is waited for, except when the carrier is already gone.
         if let Some(d) = self.dispatch(ac, "pre-down").filter(|_| was_up && device_reason != reason::CARRIER) {
-            dispatcher::call(&self.bus, d).await;
+            dispatcher::call(&self.bus, &self.dispatcher, d).await;
         }
         let down = self.dispatch(ac, "down").filter(|_| was_up);
         if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
