@@ -319,6 +319,11 @@ impl Driver {
         if let Err(e) = sent.await {
             warn!("emitting Event on {}: {e}", self.setup.path);
         }
+        // The exchange is over until the renewal: what it allocated (the
+        // bus connection's buffers, decoded packets) goes back to the system.
+        if kind == EventKind::Bound {
+            nm_runtime::trim_heap();
+        }
     }
 
     fn save(&mut self, lease: &Lease) {

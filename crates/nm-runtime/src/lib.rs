@@ -48,11 +48,20 @@ pub fn run_daemon<F: std::future::Future<Output = anyhow::Result<()>>>(main: F) 
 
 /// Logs to journald when stderr is connected to the journal (systemd sets
 /// `JOURNAL_STREAM` to its device and inode), to stderr otherwise. The
-/// filter comes from `NM_RS_LOG` (e.g. `debug`, `nm_system_settings=trace`).
+/// filter comes from `NM_RS_LOG`: a level and/or `target=level` directives
+/// (e.g. `debug`, `info,nm_system_settings=trace`). `Targets` rather than
+/// `EnvFilter`: no regular-expression engine in every daemon.
 pub fn init_logging() {
+    use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NM_RS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let default = || Targets::new().with_default(tracing::Level::INFO);
+    let filter = match std::env::var("NM_RS_LOG") {
+        Ok(spec) => spec.parse::<Targets>().unwrap_or_else(|e| {
+            eprintln!("NM_RS_LOG={spec:?} is not a log filter ({e}); logging at info");
+            default()
+        }),
+        Err(_) => default(),
+    };
     let registry = tracing_subscriber::registry().with(filter);
     if stderr_is_journal()
         && let Ok(layer) = tracing_journald::layer()
