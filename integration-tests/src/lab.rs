@@ -334,7 +334,8 @@ impl Lab {
     /// Makes `binary` bus-activatable on the lab bus, the way a package's
     /// `/usr/share/dbus-1/system-services/<name>.service` does: the bus
     /// starts it on the first call to its name, in the client namespace
-    /// with `--root <root>` and `args`. Its output goes to the bus log.
+    /// with `--root <root>` and `args`. Its output goes to the bus log. The
+    /// bus reloads its configuration, so the name is activatable on return.
     pub fn install_bus_service(&self, binary: &str, args: &[&str]) -> Result<PathBuf, LabError> {
         let name = well_known_name(binary)
             .ok_or_else(|| LabError::Invalid(format!("{binary} has no known bus name to activate")))?;
@@ -353,6 +354,20 @@ impl Lab {
         let file = bus.service_dir.join(format!("{name}.service"));
         let text = format!("[D-BUS Service]\nName={name}\nExec={exec}\nUser=root\n");
         fs::write(&file, text).map_err(|e| LabError::io(file.display().to_string(), e))?;
+        // As a package's postinst does (`systemctl reload dbus`): the bus
+        // notices new files by itself only once its watches are set up, and
+        // lists them as activatable only after reading them.
+        let out = std::process::Command::new("busctl")
+            .arg(format!("--address={}", bus.address))
+            .args(["call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "ReloadConfig"])
+            .output()
+            .map_err(|e| LabError::io("running busctl", e))?;
+        if !out.status.success() {
+            return Err(LabError::Invalid(format!(
+                "the bus did not reload its configuration: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
         Ok(file)
     }
 

@@ -463,9 +463,18 @@ async fn check_booted(b: &Booted, uplink: &str, boot_started: Instant) -> Result
     {
         bail!("the address went during the restart: before {before}, after {after}\nip monitor:\n{seen}");
     }
-    let devices = b.run(&["nmcli", "-t", "-f", "DEVICE,STATE", "device", "status"]).await?;
-    if !devices.lines().any(|l| l == format!("{uplink}:connected")) {
-        bail!("after the restart: {devices}");
+    // The restarted nm-core takes the device back (its DHCP client asks the
+    // server again, INIT-REBOOT); the address stays meanwhile.
+    let deadline = Instant::now() + STEP_LIMIT;
+    loop {
+        let devices = b.run(&["nmcli", "-t", "-f", "DEVICE,STATE", "device", "status"]).await?;
+        if devices.lines().any(|l| l == format!("{uplink}:connected")) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("after the restart: {devices}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
 }

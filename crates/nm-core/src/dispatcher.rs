@@ -137,12 +137,13 @@ fn ip6_dict(p: &IpProps) -> VarDict {
 }
 
 /// Whether a dispatcher is on the bus or can be started by it. Calls are
-/// skipped only when the bus said so (a ServiceUnknown answer, or the name
-/// neither owned nor activatable); it is asked again whenever the name's
-/// owner changes or the bus reloads its service files
-/// (`ActivatableServicesChanged`, e.g. after a package installed one), so
-/// a dispatcher installed later is found. Until the bus has answered, the
-/// dispatcher is assumed to be there (one call costs one ServiceUnknown).
+/// skipped only after the bus said so: a call answered ServiceUnknown (the
+/// bus looks at its service folders again before it answers that), or a
+/// reload of its service files (`ActivatableServicesChanged`) or an owner
+/// change after which the name is neither owned nor activatable. The
+/// start-up listing only ever says "there": the bus may not have read a
+/// file written just before. So a host without a dispatcher pays one call,
+/// and a dispatcher installed later is found.
 #[derive(Clone)]
 pub struct Presence(Arc<AtomicBool>);
 
@@ -180,7 +181,9 @@ pub async fn watch(bus: Bus, presence: Presence) -> anyhow::Result<()> {
         .member("ActivatableServicesChanged")
         .build()?;
     let mut reloads = MessageStream::for_match_rule(rule, &bus, None).await?;
-    presence.set(installed_or_running(&dbus).await?);
+    if installed_or_running(&dbus).await? {
+        presence.set(true);
+    }
     loop {
         tokio::select! {
             Some(_) = owners.next() => {}
