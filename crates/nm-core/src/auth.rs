@@ -227,9 +227,7 @@ pub struct Caller {
 impl Caller {
     pub async fn of(bus: &Bus, hdr: &Header<'_>) -> Result<Caller, NmError> {
         let sender = hdr.sender().ok_or_else(|| NmError::access_denied("message without sender"))?;
-        let dbus = zbus::fdo::DBusProxy::new(bus).await.map_err(NmError::from)?;
-        let uid =
-            dbus.get_connection_unix_user(sender.clone().into()).await.map_err(|e| NmError::failed(e.to_string()))?;
+        let uid = nm_dbus::caller_uid(bus, hdr).await.map_err(|e| NmError::failed(e.to_string()))?;
         Ok(Caller { uid, sender: sender.to_string() })
     }
 }

@@ -29,6 +29,14 @@ pub mod names {
     pub const SYSTEM_INTERFACE: &str = "org.freedesktop.NetworkManagerSettings.System";
 }
 
+/// The uid of the process that sent a message, asked from the bus (the
+/// daemons' one way of knowing who calls).
+pub async fn caller_uid(bus: &zbus::Connection, hdr: &zbus::message::Header<'_>) -> zbus::fdo::Result<u32> {
+    let sender = hdr.sender().ok_or_else(|| zbus::fdo::Error::AccessDenied("message without sender".into()))?;
+    let dbus = zbus::fdo::DBusProxy::new(bus).await?;
+    dbus.get_connection_unix_user(sender.clone().into()).await
+}
+
 /// `a{sa{sv}}` as zbus sends and receives it.
 pub type WireSettings = HashMap<String, HashMap<String, OwnedVariant>>;
 

@@ -15,7 +15,7 @@ use zbus::{Connection, fdo, interface};
 use crate::request::{Request, VarDict, Wire};
 use crate::{env, runner, scripts};
 
-pub const BUS_NAME: &str = "org.freedesktop.nm_dispatcher";
+pub const BUS_NAME: &str = nm_dbus::names::DISPATCHER;
 pub const PATH: &str = "/org/freedesktop/nm_dispatcher";
 
 /// PATH for scripts when the dispatcher itself has none.
@@ -31,9 +31,7 @@ pub struct Dispatcher {
 }
 
 async fn require_root(bus: &Connection, hdr: &Header<'_>) -> fdo::Result<()> {
-    let sender = hdr.sender().ok_or_else(|| fdo::Error::AccessDenied("message without sender".into()))?;
-    let dbus = fdo::DBusProxy::new(bus).await?;
-    let uid = dbus.get_connection_unix_user(sender.clone().into()).await?;
+    let uid = nm_dbus::caller_uid(bus, hdr).await?;
     if uid != 0 {
         warn!(uid, "refused an Action call: only root may run dispatcher scripts");
         return Err(fdo::Error::AccessDenied("only root may run dispatcher scripts".into()));

@@ -66,22 +66,27 @@ impl Daemon {
     /// Refuses callers the scope does not let change profiles or read
     /// secrets with `org.freedesktop.DBus.Error.AccessDenied`.
     async fn require_modifier(&self, bus: &Bus, hdr: &Header<'_>, what: &str) -> Result<(), BoxDBusError> {
-        let uid = caller_uid(bus, hdr).await.map_err(fail)?;
-        if !self.scope.may_modify(uid) {
-            let who = self.scope.modifiers();
-            warn!(uid, "refused: {what} is for {who} only");
-            return Err(fail(zbus::fdo::Error::AccessDenied(format!("only {who} may {what}"))));
-        }
-        Ok(())
+        self.require(bus, hdr, what, Scope::may_modify).await
     }
 
-    /// Refuses callers the scope does not let read profiles.
+    /// Refuses callers the scope does not let read profiles (nobody is
+    /// asked about on the system service, whose reads are open).
     async fn require_reader(&self, bus: &Bus, hdr: &Header<'_>, what: &str) -> Result<(), BoxDBusError> {
         if self.scope.may_read(u32::MAX) {
             return Ok(());
         }
-        let uid = caller_uid(bus, hdr).await.map_err(fail)?;
-        if !self.scope.may_read(uid) {
+        self.require(bus, hdr, what, Scope::may_read).await
+    }
+
+    async fn require(
+        &self,
+        bus: &Bus,
+        hdr: &Header<'_>,
+        what: &str,
+        allowed: fn(&Scope, u32) -> bool,
+    ) -> Result<(), BoxDBusError> {
+        let uid = nm_dbus::caller_uid(bus, hdr).await.map_err(fail)?;
+        if !allowed(&self.scope, uid) {
             let who = self.scope.modifiers();
             warn!(uid, "refused: {what} is for {who} only");
             return Err(fail(zbus::fdo::Error::AccessDenied(format!("only {who} may {what}"))));
@@ -154,13 +159,6 @@ impl Daemon {
 
 pub fn object_path(id: u32) -> OwnedObjectPath {
     OwnedObjectPath::try_from(format!("{SETTINGS_PATH}/{id}")).expect("a number makes a valid object path")
-}
-
-/// The uid of the process that sent a message, asked from the bus.
-async fn caller_uid(bus: &Bus, hdr: &Header<'_>) -> zbus::fdo::Result<u32> {
-    let sender = hdr.sender().ok_or_else(|| zbus::fdo::Error::AccessDenied("message without sender".into()))?;
-    let dbus = zbus::fdo::DBusProxy::new(bus).await?;
-    dbus.get_connection_unix_user(sender.clone().into()).await
 }
 
 /// Any D-Bus error as what a method returns; it is replied with its own name.
