@@ -4,6 +4,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use nm_lab::{Lab, LabError, NOBODY, pid_running};
 use zbus::fdo::DBusProxy;
 
@@ -162,10 +164,20 @@ async fn launcher_waits_for_the_name_and_stops_on_sigterm() {
     assert!(log.contains(&format!("root={}", lab.root().display())), "{log}");
     assert!(daemon.ready_after() > Duration::ZERO);
 
+    // The bus learns of the exit from the closed socket, a moment after the
+    // process is reaped: wait for its NameOwnerChanged (subscribed first).
+    let mut changes =
+        dbus.receive_name_owner_changed_with_args(&[(0, SETTINGS_NAME)]).await.expect("subscribe NameOwnerChanged");
     let status = daemon.stop().await.expect("stop");
     assert!(status.success(), "{status}");
     assert!(daemon.log().contains("SIGTERM, stopping"));
-    assert!(!dbus.name_has_owner(SETTINGS_NAME.try_into().expect("name")).await.expect("ask"));
+    if dbus.name_has_owner(SETTINGS_NAME.try_into().expect("name")).await.expect("ask") {
+        let change = tokio::time::timeout(Duration::from_secs(5), changes.next())
+            .await
+            .expect("the name is released within 5 s")
+            .expect("signal stream");
+        assert!(change.args().expect("args").new_owner().is_none(), "the name went to someone else");
+    }
 }
 
 #[tokio::test]
