@@ -11,8 +11,8 @@
 # address and default route, then read at once
 #   dhcp_cpu_daemons_ms  CPU of nm-dhcp-helper + nm-system-settings + nm-core
 #                        until then (adapter's nmrs_cpu_ns: per-thread
-#                        schedstat), without the adapter's wrapper shell and
-#                        its gdbus waits, which the cgroup's cpu_ready_ms counts
+#                        schedstat), without the adapter's wrapper shell,
+#                        which the cgroup's cpu_ready_ms counts
 #   dhcp_cpu_cgroup_ms   the cgroup's figure at the same moment (as cpu_ready_ms)
 #   dhcp_cpu_{helper,settings,core}_ms  each daemon's share
 # and, once the daemons are idle (lab_wait_quiet),

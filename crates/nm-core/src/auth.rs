@@ -314,7 +314,7 @@ async fn ask_polkit(bus: &Bus, sender: &str, action: Action, interactive: bool) 
     let call = bus.call_method(Some(POLKIT), AUTHORITY_PATH, Some(AUTHORITY_IFACE), "CheckAuthorization", &body);
     let reply = match tokio::time::timeout(limit, call).await {
         Err(_) => return Err(format!("polkit did not answer about {} within {} s", action.id(), limit.as_secs())),
-        Ok(Err(e)) if polkit_absent(&e) => return Ok(None),
+        Ok(Err(e)) if nm_dbus::service_absent(&e) => return Ok(None),
         Ok(Err(e)) => return Err(format!("polkit could not be asked about {}: {e}", action.id())),
         Ok(Ok(reply)) => reply,
     };
@@ -325,17 +325,6 @@ async fn ask_polkit(bus: &Bus, sender: &str, action: Action, interactive: bool) 
         (false, true) => Answer::Challenge,
         (false, false) => Answer::No,
     }))
-}
-
-/// Whether a failed call says nobody owns polkit's name (and the bus could
-/// not start it). zbus reports the bus's own errors as `Error::FDO`.
-fn polkit_absent(e: &zbus::Error) -> bool {
-    let name = match e {
-        zbus::Error::MethodError(name, _, _) => name.as_str().to_string(),
-        zbus::Error::FDO(fdo) => zbus::DBusError::name(fdo.as_ref()).as_str().to_string(),
-        _ => return false,
-    };
-    matches!(name.as_str(), "org.freedesktop.DBus.Error.ServiceUnknown" | "org.freedesktop.DBus.Error.NameHasNoOwner")
 }
 
 /// Emits `CheckPermissions` whenever polkit's rules or sessions change

@@ -8,6 +8,7 @@
 //! resolv-conf = "/etc/resolv.conf"
 //! carrier-grace-ms = 3000     # carrier loss tolerated before deactivating
 //! carrier-wait-ms = 5000      # how long start-up waits for carriers
+//! settings-wait-ms = 5000     # how long start-up waits for nm-system-settings
 //! auth-polkit = true          # ask polkit about non-root callers (when it runs)
 //! auth-group = "netdev"       # without polkit: this group may do what root may
 //! ```
@@ -36,6 +37,10 @@ pub struct CoreConfig {
     pub resolv_conf: String,
     pub carrier_grace_ms: u64,
     pub carrier_wait_ms: u64,
+    /// When nm-system-settings is not on the bus at start (it may start
+    /// beside nm-core), how long to wait for it before going on without
+    /// profiles.
+    pub settings_wait_ms: u64,
     /// NetworkManager's `main.auth-polkit`: false never asks polkit.
     pub auth_polkit: bool,
     /// Without polkit, members of this group (by NSS) may change things;
@@ -52,6 +57,7 @@ impl Default for CoreConfig {
             resolv_conf: "/etc/resolv.conf".into(),
             carrier_grace_ms: 3000,
             carrier_wait_ms: 5000,
+            settings_wait_ms: 5000,
             auth_polkit: true,
             auth_group: None,
         }

@@ -49,7 +49,8 @@ pub async fn stop(bus: &Bus, transaction: &OwnedObjectPath, release: bool) {
     }
 }
 
-/// Forwards every transaction's `Event` to the engine.
+/// Forwards every transaction's `Event` to the engine, and the helper's
+/// coming and going.
 pub async fn watch(bus: Bus, tx: mpsc::UnboundedSender<Input>) -> anyhow::Result<()> {
     let rule = MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
@@ -58,7 +59,23 @@ pub async fn watch(bus: Bus, tx: mpsc::UnboundedSender<Input>) -> anyhow::Result
         .member("Event")
         .build()?;
     let mut stream = MessageStream::for_match_rule(rule, &bus, std::num::NonZeroUsize::new(64)).await?;
-    while let Some(msg) = stream.next().await {
+    let dbus = zbus::fdo::DBusProxy::new(&bus).await?;
+    let mut owners = dbus.receive_name_owner_changed_with_args(&[(0, DHCP_HELPER)]).await?;
+    loop {
+        let msg = tokio::select! {
+            Some(change) = owners.next() => {
+                let Ok(args) = change.args() else { continue };
+                // A new owner in place of an old one is a leave and a return.
+                let left = args.old_owner().is_some().then_some(false);
+                let came = args.new_owner().is_some().then_some(true);
+                if [left, came].into_iter().flatten().any(|p| tx.send(Input::DhcpHelper(p)).is_err()) {
+                    break;
+                }
+                continue;
+            }
+            Some(msg) = stream.next() => msg,
+            else => break,
+        };
         let Ok(msg) = msg else { continue };
         let Some(path) = msg.header().path().map(|p| OwnedObjectPath::from(p.to_owned())) else { continue };
         let body = msg.body();

@@ -260,9 +260,7 @@ pub async fn call(bus: &Bus, presence: &Presence, d: Dispatch) {
                 }
             }
         }
-        Ok(Err(zbus::Error::MethodError(name, _, _)))
-            if name.as_str() == "org.freedesktop.DBus.Error.ServiceUnknown" =>
-        {
+        Ok(Err(e)) if nm_dbus::service_absent(&e) => {
             debug!(action = d.action, "no dispatcher installed");
             presence.set(false);
         }

@@ -40,6 +40,8 @@ type Reply<T> = oneshot::Sender<Result<T, NmError>>;
 pub enum Input {
     Platform(PlatformEvent),
     Dhcp(DhcpEvent),
+    /// nm-dhcp-helper came onto the bus (true) or left it (false).
+    DhcpHelper(bool),
     Settings(Source, SettingsEvent),
     Call(Call),
     Timer(Timer),
@@ -72,6 +74,8 @@ pub enum Timer {
     Failed { ac: u32, reason: u32 },
     /// The dispatcher has run an activation's pre-up scripts.
     PreUpDone { ac: u32 },
+    /// An activation waited its DHCP timeout for nm-dhcp-helper to appear.
+    DhcpHelperWait { ac: u32 },
 }
 
 pub enum Call {
@@ -253,7 +257,6 @@ impl Engine {
         server.at(SETTINGS_PATH, SettingsIface { props: settings.clone(), engine: handle.clone() }).await?;
         let agents = agents::Registry::default();
         server.at(AGENT_MANAGER_PATH, AgentManagerIface { agents: agents.clone() }).await?;
-        agents::spawn_name_watch(bus.clone(), agents.clone());
         server.at(DNS_MANAGER_PATH, DnsManagerIface { props: dns_props.clone() }).await?;
         let timestamps = state_files::load_timestamps(&paths);
         let engine = Engine {
@@ -285,12 +288,19 @@ impl Engine {
         Ok((engine, rx))
     }
 
-    /// Exports every link the kernel has, then starts following the
-    /// settings service and the start-up carrier wait.
+    /// Exports every link the kernel has.
     pub async fn discover(&mut self) {
         for link in self.platform.links() {
             self.link_appeared(link).await;
         }
+    }
+
+    /// Starts the start-up carrier wait and following the other services.
+    /// The bus daemon answers one AddMatch at a time (zbus waits for each
+    /// reply), so the subscriptions that activations need come first: DHCP
+    /// events before the first profile can start DHCP, then the settings
+    /// services; agents and polkit after.
+    pub fn follow(&mut self) {
         let wait = Duration::from_millis(self.config.core.carrier_wait_ms);
         self.schedule(wait, Timer::StartupWait);
         let (bus, tx) = (self.bus.clone(), self.tx.clone());
@@ -299,20 +309,26 @@ impl Engine {
                 warn!("following DHCP events stopped: {e}");
             }
         });
+        self.follow_settings(Source::System);
         let (bus, presence) = (self.bus.clone(), self.dispatcher.clone());
         tokio::spawn(async move {
             if let Err(e) = dispatcher::watch(bus, presence).await {
                 warn!("following nm-dispatcher's presence stopped: {e}");
             }
         });
-        for source in [Source::System, Source::User] {
-            let (bus, tx) = (self.bus.clone(), self.tx.clone());
-            tokio::spawn(async move {
-                if let Err(e) = settings_view::run(bus, tx, source).await {
-                    warn!("following {} stopped: {e}", source.bus_name());
-                }
-            });
-        }
+        self.follow_settings(Source::User);
+        agents::spawn_name_watch(self.bus.clone(), self.agents.clone());
+    }
+
+    fn follow_settings(&self, source: Source) {
+        let (bus, tx) = (self.bus.clone(), self.tx.clone());
+        // A user's service comes and goes with their session: no wait.
+        let wait = (source == Source::System).then(|| Duration::from_millis(self.config.core.settings_wait_ms));
+        tokio::spawn(async move {
+            if let Err(e) = settings_view::run(bus, tx, source, wait).await {
+                warn!("following {} stopped: {e}", source.bus_name());
+            }
+        });
     }
 
     /// Writes what waits to be written (also on the way out).
@@ -338,6 +354,7 @@ impl Engine {
             Input::Call(c) => self.call(c).await,
             Input::Timer(t) => self.timer(t).await,
             Input::Dhcp(e) => self.dhcp_event(e).await,
+            Input::DhcpHelper(present) => self.dhcp_helper(present).await,
             Input::Auth(ac, e) => self.auth_input(ac, e).await,
         }
         self.check_startup().await;
@@ -615,15 +632,21 @@ impl Engine {
 
     /// The hostname as nm-system-settings has it.
     async fn fetch_hostname(&mut self) {
+        // One Properties.Get: a Proxy would first look up the owner and
+        // subscribe to changes, three more round trips before autoconnect.
         let hostname = async {
-            let proxy = zbus::Proxy::new(
-                &self.bus,
-                SYSTEM_SETTINGS,
-                nm_dbus::names::SETTINGS_PATH,
-                nm_dbus::names::SYSTEM_INTERFACE,
-            )
-            .await?;
-            proxy.get_property::<String>("Hostname").await
+            let reply = self
+                .bus
+                .call_method(
+                    Some(SYSTEM_SETTINGS),
+                    nm_dbus::names::SETTINGS_PATH,
+                    Some("org.freedesktop.DBus.Properties"),
+                    "Get",
+                    &(nm_dbus::names::SYSTEM_INTERFACE, "Hostname"),
+                )
+                .await?;
+            let value: zbus::OwnedVariant = reply.body().deserialize()?;
+            String::try_from(value).map_err(zbus::Error::from)
         };
         match hostname.await {
             Ok(h) => self.set_hostname(h).await,
@@ -1738,8 +1761,9 @@ impl Engine {
     }
 
     /// Starts DHCPv4 for an activation (`timeout` overrides the profile's,
-    /// for the restart after a lost lease). Without a helper on the bus
-    /// DHCP simply fails.
+    /// for the restart after a lost lease). When nm-dhcp-helper is not on
+    /// the bus (and the bus cannot start it), the activation waits for it
+    /// as long as its DHCP timeout, and starts when it appears.
     async fn start_dhcp(&mut self, ac: u32, timeout: Option<u32>) {
         let Some(a) = self.actives.get(&ac) else { return };
         let Some(ifindex) = self.devices.get(&a.device).map(|d| d.ifindex) else { return };
@@ -1758,10 +1782,50 @@ impl Engine {
                     a.dhcp.status = V4Status::Waiting;
                 }
             }
+            Err(e) if nm_dbus::service_absent(&e) => {
+                info!("DHCPv4 for '{}' waits for nm-dhcp-helper to come onto the bus", a.conn.id().unwrap_or_default());
+                a.dhcp.transaction = None;
+                if a.dhcp.status != V4Status::Bound {
+                    a.dhcp.status = V4Status::Waiting;
+                }
+                let wait = options.get("timeout").and_then(Value::as_i128).unwrap_or(dhcp::DEFAULT_TIMEOUT.into());
+                // A lost lease is looked for without end (u32::MAX): no timer.
+                if let Ok(secs) = u32::try_from(wait)
+                    && secs != u32::MAX
+                {
+                    self.schedule(Duration::from_secs(secs.into()), Timer::DhcpHelperWait { ac });
+                }
+            }
             Err(e) => {
                 warn!("DHCPv4 for '{}' could not start: {e}", a.conn.id().unwrap_or_default());
                 a.dhcp.status = V4Status::Failed;
             }
+        }
+    }
+
+    /// nm-dhcp-helper came or went. Its transactions end with it; when it
+    /// is back, every DHCP activation starts again (the helper takes its
+    /// saved lease back with INIT-REBOOT; the kernel keeps the address
+    /// meanwhile, with the lifetimes of the last lease).
+    async fn dhcp_helper(&mut self, present: bool) {
+        if !present {
+            for a in self.actives.values_mut().filter(|a| a.dhcp.transaction.is_some()) {
+                info!("nm-dhcp-helper left the bus; DHCPv4 for '{}' waits for it", a.conn.id().unwrap_or_default());
+                a.dhcp.transaction = None;
+            }
+            return;
+        }
+        let waiting: Vec<u32> = self
+            .actives
+            .iter()
+            .filter(|(_, a)| {
+                a.dhcp.transaction.is_none() && matches!(a.dhcp.status, V4Status::Waiting | V4Status::Bound)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for ac in waiting {
+            let lost_while_active = self.actives.get(&ac).is_some_and(|a| a.state != AcState::Activating);
+            self.start_dhcp(ac, lost_while_active.then_some(u32::MAX)).await;
         }
     }
 
@@ -2384,6 +2448,17 @@ impl Engine {
             Timer::Failed { ac, reason } => {
                 self.fail_activation(ac, reason).await;
                 self.autoconnect_all().await;
+            }
+            Timer::DhcpHelperWait { ac } => {
+                let Some(a) = self.actives.get_mut(&ac) else { return };
+                if a.dhcp.transaction.is_some() || a.dhcp.status != V4Status::Waiting {
+                    return;
+                }
+                warn!("DHCPv4 for '{}': nm-dhcp-helper never came onto the bus", a.conn.id().unwrap_or_default());
+                a.dhcp.status = V4Status::Failed;
+                if a.state == AcState::Activating {
+                    self.try_complete(ac).await;
+                }
             }
             Timer::PreUpDone { ac } => {
                 let Some(a) = self.actives.get_mut(&ac) else { return };

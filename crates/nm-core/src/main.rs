@@ -43,11 +43,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (platform, mut kernel_events) = nm_platform::Platform::new().await.context("opening the kernel's netlink")?;
     let bus = zbus::connection::Builder::system().build().await.context("connecting to the system bus")?;
     auth::init(config.core.auth());
-    auth::spawn_permission_watch(bus.clone(), api::NM_PATH);
     let (mut engine, mut inputs) = Engine::start(bus.clone(), platform, paths, config).await?;
     engine.discover().await;
-    // The name last: a client that sees it sees every device.
+    // The name once every device is exported (a client that sees it sees
+    // them all), and before the subscriptions: they are answered one by one.
     bus.request_name(NETWORK_MANAGER).await.with_context(|| format!("owning {NETWORK_MANAGER}"))?;
+    engine.follow();
+    auth::spawn_permission_watch(bus.clone(), api::NM_PATH);
     nm_runtime::notify_ready("managing devices");
     nm_runtime::spawn_watchdog();
     nm_runtime::spawn_heap_trimmer(std::time::Duration::from_secs(2));

@@ -88,11 +88,19 @@ async fn load_all(
     dbus: &zbus::fdo::DBusProxy<'_>,
     source: Source,
 ) -> anyhow::Result<(Vec<(OwnedObjectPath, SettingsDict)>, Owner)> {
-    let uid = dbus.get_connection_unix_user(source.bus_name().try_into()?).await?;
-    // NSS may ask a directory service: not on the engine's task.
-    let name = tokio::task::spawn_blocking(move || crate::users::name_of(uid)).await.ok().flatten();
+    // Both questions at once: each is a round trip through the bus.
+    let (uid, paths) = futures_util::future::try_join(
+        async { Ok::<_, anyhow::Error>(dbus.get_connection_unix_user(source.bus_name().try_into()?).await?) },
+        async { Ok(settings_proxy(bus, source).await?.list_connections().await?) },
+    )
+    .await?;
+    // Only a user's name is needed (`connection.permissions`); NSS may ask
+    // a directory service, so not on the engine's task.
+    let name = match source {
+        Source::User => tokio::task::spawn_blocking(move || crate::users::name_of(uid)).await.ok().flatten(),
+        Source::System => None,
+    };
     let owner = Owner { uid, name };
-    let paths = settings_proxy(bus, source).await?.list_connections().await?;
     let list = stream::iter(paths)
         .map(|p| async move { get(bus, source, &p).await.map(|d| (p, d)) })
         .buffer_unordered(PARALLEL)
@@ -102,7 +110,19 @@ async fn load_all(
 }
 
 /// Follows one settings service for as long as nm-core runs.
-pub async fn run(bus: Bus, tx: mpsc::UnboundedSender<Input>, source: Source) -> anyhow::Result<()> {
+///
+/// `startup_wait`: when the service is not on the bus yet at start, how
+/// long to wait for it before telling the engine it is absent. The system
+/// service may start beside nm-core rather than before it; until it is
+/// there (or the wait is over) nm-core neither autoconnects nor says its
+/// start-up is complete, so that `nm-online -s` does not pass on an empty
+/// profile list.
+pub async fn run(
+    bus: Bus,
+    tx: mpsc::UnboundedSender<Input>,
+    source: Source,
+    startup_wait: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
     let name = source.bus_name();
     let send = |e: SettingsEvent| {
         let _ = tx.send(Input::Settings(source, e));
@@ -130,18 +150,36 @@ pub async fn run(bus: Bus, tx: mpsc::UnboundedSender<Input>, source: Source) -> 
                 send(SettingsEvent::Absent);
             }
         }
-    } else {
-        send(SettingsEvent::Absent);
     }
+    // Absent from the start: say so now, or once the start-up wait is over.
+    let absent_at = match (present, startup_wait) {
+        (true, _) => None,
+        (false, None) => {
+            send(SettingsEvent::Absent);
+            None
+        }
+        (false, Some(wait)) => Some(tokio::time::Instant::now() + wait),
+    };
+    let waiting = tokio::time::sleep_until(absent_at.unwrap_or_else(tokio::time::Instant::now));
+    tokio::pin!(waiting);
+    let mut still_waiting = absent_at.is_some();
 
     loop {
         tokio::select! {
+            () = &mut waiting, if still_waiting => {
+                still_waiting = false;
+                if !present {
+                    warn!("{name} is not on the bus after {} ms; going on without profiles", startup_wait.unwrap_or_default().as_millis());
+                    send(SettingsEvent::Absent);
+                }
+            }
             Some(change) = owners.next() => {
                 let Ok(args) = change.args() else { continue };
                 owner = args.new_owner().as_ref().map(|o| o.to_string());
                 let now_present = owner.is_some();
                 if now_present && !present {
                     debug!("{name} appeared");
+                    still_waiting = false;
                     // A service owns its name only once every profile is exported.
                     match load_all(&bus, &dbus, source).await {
                         Ok((list, owner)) => send(SettingsEvent::Loaded(list, owner)),

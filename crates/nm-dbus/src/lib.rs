@@ -29,6 +29,21 @@ pub mod names {
     pub const SYSTEM_INTERFACE: &str = "org.freedesktop.NetworkManagerSettings.System";
 }
 
+/// Whether a call failed because nobody owns the name it went to and the
+/// bus could not start an owner (ServiceUnknown, NameHasNoOwner), as
+/// opposed to the service refusing. zbus reports the bus's own errors as
+/// `Error::FDO`, a service's as `Error::MethodError`: both are looked at.
+pub fn service_absent(e: &zbus::Error) -> bool {
+    let absent = |name: &str| {
+        matches!(name, "org.freedesktop.DBus.Error.ServiceUnknown" | "org.freedesktop.DBus.Error.NameHasNoOwner")
+    };
+    match e {
+        zbus::Error::MethodError(name, _, _) => absent(name.as_str()),
+        zbus::Error::FDO(fdo) => absent(zbus::DBusError::name(fdo.as_ref()).as_str()),
+        _ => false,
+    }
+}
+
 /// The uid of the process that sent a message, asked from the bus (the
 /// daemons' one way of knowing who calls).
 pub async fn caller_uid(bus: &zbus::Connection, hdr: &zbus::message::Header<'_>) -> zbus::fdo::Result<u32> {
@@ -185,6 +200,15 @@ pub fn settings_to_wire(dict: &SettingsDict) -> Result<WireSettings, ConversionE
 mod tests {
     use super::*;
     use nm_model::{dbus_dict, keyfile};
+
+    #[test]
+    fn absent_services_are_told_from_refusals() {
+        let fdo = |e: zbus::fdo::Error| zbus::Error::FDO(Box::new(e));
+        assert!(service_absent(&fdo(zbus::fdo::Error::ServiceUnknown("no .service file".into()))));
+        assert!(service_absent(&fdo(zbus::fdo::Error::NameHasNoOwner("gone".into()))));
+        assert!(!service_absent(&fdo(zbus::fdo::Error::AccessDenied("not you".into()))));
+        assert!(!service_absent(&zbus::Error::InvalidReply));
+    }
 
     #[test]
     fn every_shape_survives_the_wire() {

@@ -21,10 +21,11 @@
 # (lab_dbus_start) lets anyone own any name and call anything, so our
 # dbus-policy/ files are not needed there.
 # All run under the one lab_spawn name "dut" (one wrapper shell that starts
-# nm-dhcp-helper and nm-system-settings, waits for their bus names, then
-# execs nm-core), so the lab's cgroup accounting counts the CPU of all three
-# (and of the wrapper and its gdbus waits), and dut_pids (RSS/PSS) lists them.
-# nmrs_cpu_ns gives the CPU of the three daemons alone (per-thread schedstat).
+# nm-dhcp-helper and nm-system-settings, then execs nm-core), so the lab's
+# cgroup accounting counts the CPU of all three (and of the wrapper and of
+# setpriv), and dut_pids (RSS/PSS) lists them. nmrs_cpu_ns gives the CPU of
+# the three daemons alone (per-thread schedstat, less the wrapper's and
+# setpriv's time).
 #
 # Profiles mirror adapters/nm.sh: lab-dhcp is ipv4.method=auto (a real
 # DHCPv4 lease from the lab's dnsmasq through nm-dhcp-helper) and IPv6 "auto"
@@ -112,32 +113,34 @@ address1=$(lab_scale_addr "$i")" "method=disabled"
   fi
 }
 
-# The wrapper run as "dut" in the sandbox: nm-dhcp-helper (unprivileged,
-# two capabilities) and nm-system-settings in the background, then (once both
-# own their names, so that nm-core's first profile list is complete, its
-# first DHCP Start finds the helper, and "startup complete" means something)
-# exec nm-core, which keeps the recorded PID. gdbus wait follows
-# NameOwnerChanged (no polling); the two waits run side by side. The two PIDs (with their start times) go to
-# $LAB_WORK/nmrs-helpers.pids for dut_stop, dut_pids and nmrs_cpu_ns.
+# The wrapper run as "dut" in the sandbox, a POSIX sh (dash starts in a
+# fraction of bash's time): nm-dhcp-helper (unprivileged, two capabilities)
+# and nm-system-settings in the background, then exec nm-core, which keeps
+# the recorded PID. No waits: the three start side by side, as systemd
+# starts them, and nm-core copes with either service coming later (it waits
+# for nm-system-settings before autoconnecting and for nm-dhcp-helper
+# before starting DHCP). The two PIDs (with their start times, read with
+# the shell's own `read`: no subshell) go to $LAB_WORK/nmrs-helpers.pids for
+# dut_stop, dut_pids and nmrs_cpu_ns; the wrapper's own CPU time until the
+# exec goes to $LAB_WORK/nmrs-wrapper.ns, for nmrs_cpu_ns to take off
+# nm-core's (the exec keeps the PID, and so the shell's time).
 NMRS_WRAPPER='
-set -u
-settings=$1 core=$2 helper=$3 uid=$4 root=$5 pidfile=$6
+settings=$1 core=$2 helper=$3 uid=$4 root=$5 pidfile=$6 wrapper_ns=$7 helper_ns=$8
 caps=-all,+net_raw,+net_bind_service
+# setpriv does in a process what systemd does before it execs the unit
+# (and takes some 2 ms to do it); the shell between it and the helper
+# writes that time (to fd 3, opened here as root) for nmrs_cpu_ns.
 setpriv --reuid="$uid" --regid="$uid" --clear-groups --inh-caps=$caps --ambient-caps=$caps \
-  --bounding-set=$caps -- "$helper" --root "$root" &
+  --bounding-set=$caps -- sh -c '"'"'read -r ns _ < /proc/$$/schedstat; echo "$ns" >&3; exec 3>&-; exec "$0" "$@"'"'"' \
+  "$helper" --root "$root" 3> "$helper_ns" &
 hp=$!
 "$settings" --root "$root" &
 sp=$!
-start() { local f; read -ra f < /proc/$1/stat; echo "${f[21]}"; }
-printf "%s %s\n%s %s\n" "$hp" "$(start $hp)" "$sp" "$(start $sp)" > "$pidfile"
-# both waits at once: each gdbus costs some 4-5 ms of start-up
-gdbus wait --system --timeout 60 '"$NMRS_SETTINGS_NAME"' & w1=$!
-gdbus wait --system --timeout 60 '"$NMRS_HELPER_NAME"' & w2=$!
-if ! wait $w1 || ! wait $w2; then
-  echo "nmrs adapter: nm-system-settings or nm-dhcp-helper never appeared on the bus" >&2
-  kill -TERM $hp $sp 2>/dev/null
-  exit 1
-fi
+read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ hs _ < /proc/$hp/stat
+read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ ss _ < /proc/$sp/stat
+printf "%s %s\n%s %s\n" "$hp" "$hs" "$sp" "$ss" > "$pidfile"
+read -r ns _ < /proc/$$/schedstat
+echo "$ns" > "$wrapper_ns"
 exec "$core" --root "$root"
 '
 
@@ -148,8 +151,8 @@ dut_start() {
   [[ -x $settings && -x $core && -x $helper ]] || { lab_log "nmrs: $settings, $core or $helper is not executable"; return 1; }
   lab_spawn dut "$LAB_CLI_NS" "$DUT_SB" "$LAB_WORK/dut.log" \
     env DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS" NM_RS_LOG="$NMRS_LOG" \
-    bash -c "$NMRS_WRAPPER" nmrs-dut "$settings" "$core" "$helper" "$NMRS_HELPER_UID" "$NMRS_ROOT" \
-    "$LAB_WORK/nmrs-helpers.pids" >/dev/null
+    sh -c "$NMRS_WRAPPER" nmrs-dut "$settings" "$core" "$helper" "$NMRS_HELPER_UID" "$NMRS_ROOT" \
+    "$LAB_WORK/nmrs-helpers.pids" "$LAB_WORK/nmrs-wrapper.ns" "$LAB_WORK/nmrs-helper-start.ns" >/dev/null
 }
 
 # PIDs of nm-dhcp-helper and nm-system-settings that are still the
@@ -172,11 +175,11 @@ dut_stop() {
   for p in $(nmrs_helper_pids); do kill -TERM "$p" 2>/dev/null; done
   lab_kill dut
   for p in $(nmrs_helper_pids); do kill -KILL "$p" 2>/dev/null; done
-  rm -f "$LAB_WORK/nmrs-helpers.pids"
+  rm -f "$LAB_WORK/nmrs-helpers.pids" "$LAB_WORK/nmrs-wrapper.ns" "$LAB_WORK/nmrs-helper-start.ns"
   return 0
 }
 
-# The three daemons (the cgroup holds exactly them once gdbus has exited).
+# The three daemons (the cgroup holds exactly them).
 dut_pids() {
   local pids
   pids=$(lab_cg_pids dut)
@@ -184,15 +187,23 @@ dut_pids() {
   printf '%s\n' $pids
 }
 
-# CPU nanoseconds of the three daemons alone (not the wrapper shell or its
-# gdbus waits, which the cgroup figure includes): the sum of every thread's
-# run time from /proc/PID/task/*/schedstat (ns, unlike /proc/PID/stat's ticks).
-# With PIDs: of those processes only.
+# CPU nanoseconds of the three daemons alone: the sum of every thread's run
+# time from /proc/PID/task/*/schedstat (ns, unlike /proc/PID/stat's ticks),
+# less what ran under the same PID before the daemon's exec: the wrapper
+# shell before it became nm-core, setpriv (and its shell) before it became
+# nm-dhcp-helper. With PIDs: of those processes only.
 nmrs_cpu_ns() {
-  local p pids=("$@")
+  local p pids=("$@") core helper less wrapper=0 setpriv=0
   (( ${#pids[@]} )) || pids=($(lab_pid dut) $(nmrs_helper_pids))
-  for p in "${pids[@]}"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done |
-    awk '{s += $1} END {printf "%d\n", s}'
+  core=$(lab_pid dut) helper=$(nmrs_dhcp_pid)
+  [[ -r $LAB_WORK/nmrs-wrapper.ns ]] && read -r wrapper < "$LAB_WORK/nmrs-wrapper.ns"
+  [[ -r $LAB_WORK/nmrs-helper-start.ns ]] && read -r setpriv < "$LAB_WORK/nmrs-helper-start.ns"
+  for p in "${pids[@]}"; do
+    less=0
+    [[ $p == "$core" ]] && less=${wrapper:-0}
+    [[ $p == "$helper" ]] && less=${setpriv:-0}
+    cat /proc/"$p"/task/*/schedstat 2>/dev/null | awk -v less="$less" '{s += $1} END {printf "%d\n", s - less}'
+  done | awk '{s += $1} END {printf "%d\n", s}'
 }
 
 nmrs_cli() { lab_in dut env DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS" "$NMCLI" "$@"; }

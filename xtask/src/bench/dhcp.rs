@@ -177,7 +177,7 @@ pub fn render(rows: &[Row]) -> String {
         out,
         "\nmedians over the runs, dnsmasq --no-ping; nm-rs = nm-core + nm-system-settings + nm-dhcp-helper (unprivileged,\n\
          CAP_NET_RAW + CAP_NET_BIND_SERVICE). harness fixed cost: {fixed_text}; cold_net_ms = cold_v4_ms minus it.\n\
-         cpu_ready_ms is each daemon's cgroup (for nm-rs: also the adapter's wrapper shell and gdbus waits);\n\
+         cpu_ready_ms is each daemon's cgroup (for nm-rs: also the adapter's wrapper shell and setpriv);\n\
          dhcp_cpu_daemons_ms the three nm-rs daemons alone (schedstat). pss_kb: all processes of each daemon, after settling."
     );
     out

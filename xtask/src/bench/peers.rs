@@ -276,7 +276,7 @@ fn check_tools(daemons: &[String]) -> Result<()> {
         match d.as_str() {
             "nm" => need.extend(["NetworkManager", "nmcli", "nm-online"]),
             "networkd" => need.push("networkctl"),
-            "nmrs" => need.extend(["nmcli", "nm-online", "gdbus", "setpriv"]),
+            "nmrs" => need.extend(["sh", "nmcli", "nm-online", "setpriv"]),
             _ => {}
         }
     }
