@@ -646,7 +646,7 @@ impl Engine {
                 )
                 .await?;
             let value: zbus::OwnedVariant = reply.body().deserialize()?;
-            String::try_from(value).map_err(zbus::Error::from)
+            String::try_from(value)
         };
         match hostname.await {
             Ok(h) => self.set_hostname(h).await,
