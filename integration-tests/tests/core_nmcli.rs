@@ -39,13 +39,7 @@ impl Core {
         let state = lab.root_path("/var/lib/NetworkManager");
         std::fs::create_dir_all(&state).expect("state dir");
         std::os::unix::fs::chown(&state, Some(nm_lab::NOBODY), Some(nm_lab::NOBODY)).expect("chown the state dir");
-        let helper = lab
-            .daemon("nm-dhcp-helper")
-            .uid(nm_lab::NOBODY)
-            .caps(["net_raw", "net_bind_service"])
-            .spawn()
-            .await
-            .expect("nm-dhcp-helper");
+        let helper = unprivileged_helper(&lab).await;
         let mut c = Core { lab, settings: None, core: None };
         c.settings = Some(c.lab.spawn_daemon("nm-system-settings", &[]).await.expect("nm-system-settings"));
         c.core = Some(c.lab.spawn_daemon("nm-core", &[]).await.expect("nm-core"));
@@ -240,7 +234,10 @@ async fn device_connect_without_a_profile_completes_one() {
     let eth = c.uplink(0);
     // No profile: nmcli falls back to AddAndActivateConnection, whose
     // partial profile nm-core completes (type, uuid, interface-name, auto).
-    let out = c.nmcli(&["device", "connect", &eth]).await;
+    // The lab has no DHCP helper: the activation waits for one (up to the
+    // DHCP timeout, as for a server that does not answer), so nmcli is told
+    // not to wait for it.
+    let out = c.nmcli(&["--wait", "2", "device", "connect", &eth]).await;
     let profiles = c.ok(&["-t", "-f", "NAME,TYPE", "connection", "show"]).await;
     assert!(profiles.contains(&format!("{eth}:802-3-ethernet")), "{profiles}\n{}{}", out.stdout, out.stderr);
 }
@@ -285,6 +282,16 @@ async fn monitor_prints_state_changes() {
 }
 
 /// A static autoconnect profile for uplink `i`, addressed on its server's subnet.
+/// nm-dhcp-helper as its unit runs it: nobody, with only its two capabilities.
+async fn unprivileged_helper(lab: &Lab) -> DaemonHandle {
+    lab.daemon("nm-dhcp-helper")
+        .uid(nm_lab::NOBODY)
+        .caps(["net_raw", "net_bind_service"])
+        .spawn()
+        .await
+        .expect("nm-dhcp-helper")
+}
+
 fn uplink_profile(c: &Core, i: usize) -> String {
     let u = &c.lab.uplinks()[i];
     let o = u.server_v4.octets();
@@ -884,6 +891,69 @@ async fn dhcp_against_dnsmasq_through_the_unprivileged_helper() {
     assert!(dhcp.contains("dhcp_server_identifier = 198.18.0.1"), "{dhcp}");
     c.ok(&["connection", "down", "dyn"]).await;
     assert!(!c.ip(&["-4", "addr", "show", "dev", &eth]).contains("198.18.0.1"), "down removes the lease's address");
+}
+
+/// nm-core started first, as it may be when its services start beside it:
+/// it says start-up is not complete until nm-system-settings is there,
+/// then waits for nm-dhcp-helper before DHCP; and when the helper restarts
+/// under it, the lease is taken back without the address going.
+#[tokio::test]
+async fn nm_core_started_before_its_services_waits_for_them() {
+    let lab = Lab::builder().uplinks(1).ipv6(false).build().expect("lab");
+    lab.write_core_config("carrier-grace-ms = 300\ncarrier-wait-ms = 2000\nsettings-wait-ms = 60000\n")
+        .expect("config");
+    let state = lab.root_path("/var/lib/NetworkManager");
+    std::fs::create_dir_all(&state).expect("state dir");
+    std::os::unix::fs::chown(&state, Some(nm_lab::NOBODY), Some(nm_lab::NOBODY)).expect("chown the state dir");
+    let eth = lab.uplinks()[0].client_if.clone();
+    lab.write_profile(
+        "dyn.nmconnection",
+        &format!(
+            "[connection]\nid=dyn\nuuid=64796e61-6d69-4300-8000-000000000001\ntype=ethernet\ninterface-name={eth}\n\n\
+             [ipv4]\nmethod=auto\n\n[ipv6]\nmethod=disabled\n"
+        ),
+    )
+    .expect("profile");
+    let mut c = Core { lab, settings: None, core: None };
+    c.core = Some(c.lab.spawn_daemon("nm-core", &[]).await.expect("nm-core"));
+    let online = |t: &'static str| {
+        let cmd = c.lab.command("nm-online").args(["-s", "-q", "-t", t]).timeout(STEP);
+        async move { cmd.output().await.expect("nm-online") }
+    };
+    assert!(!online("0").await.success(), "start-up is not complete without the profiles");
+    assert!(c.ok(&["-t", "-f", "NAME", "connection", "show"]).await.trim().is_empty(), "no profiles yet");
+
+    c.settings = Some(c.lab.spawn_daemon("nm-system-settings", &[]).await.expect("nm-system-settings"));
+    c.until("the activation waiting for the helper", |c| c.log().contains("waits for nm-dhcp-helper")).await;
+    assert!(!c.ip(&["-4", "addr", "show", "dev", &eth]).contains("inet "), "no address without the helper");
+
+    let mut helper = unprivileged_helper(&c.lab).await;
+    c.until("the lease's address", |c| c.ip(&["-4", "addr", "show", "dev", &eth]).contains("inet 198.18.0.1")).await;
+    assert!(
+        online("10").await.success(),
+        "start-up complete once the profile is active\n{}",
+        nm_lab::tail(&c.log(), 30)
+    );
+    let addr = c.ip(&["-4", "-o", "addr", "show", "dev", &eth]);
+
+    // The helper stops: the address stays (with its lease's lifetime); it
+    // comes back: nm-core starts the transaction again, and the helper asks
+    // for the same address (INIT-REBOOT from its lease file).
+    let status = helper.stop().await.expect("SIGTERM stops nm-dhcp-helper");
+    assert!(status.success(), "{status:?}");
+    c.until("nm-core seeing the helper go", |c| c.log().contains("nm-dhcp-helper left the bus")).await;
+    assert!(c.ip(&["-4", "addr", "show", "dev", &eth]).contains("inet 198.18.0.1"), "the address stays");
+    let helper = unprivileged_helper(&c.lab).await;
+    c.until("a second transaction", |c| c.log().matches("DHCPv4 started for 'dyn'").count() >= 2).await;
+    let deadline = Instant::now() + STEP;
+    while !helper.log().contains("bound") {
+        assert!(Instant::now() < deadline, "the lease is bound again\n{}", nm_lab::tail(&helper.log(), 30));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ip_of = |line: &str| line.split_whitespace().nth(3).map(str::to_string);
+    let again = c.ip(&["-4", "-o", "addr", "show", "dev", &eth]);
+    assert_eq!(ip_of(&again), ip_of(&addr), "the same address, kept throughout");
+    assert!(c.ok(&["-t", "-f", "GENERAL.STATE", "device", "show", &eth]).await.contains("100"), "still activated");
 }
 
 #[tokio::test]

@@ -10,14 +10,15 @@ use nm_lab::{DaemonHandle, Lab, Output};
 
 const STEP: Duration = Duration::from_secs(20);
 
-/// What scripts record: every call appends `action iface` to `calls`,
-/// writes its environment to `env.<action>`.
+/// What scripts record: every call writes its environment to
+/// `env.<action>` (whole, by rename), then appends `action iface` to
+/// `calls`, so a test that sees the call reads the whole environment.
 const RECORD: &str = r#"#!/bin/sh
 out="$(dirname "$0")"
 case "$out" in */pre-up.d|*/pre-down.d) out="$(dirname "$out")" ;; esac
 out="$out/../out"
+env > "$out/.env.$2.$$" && mv "$out/.env.$2.$$" "$out/env.$2"
 echo "$2 $1" >> "$out/calls"
-env > "$out/env.$2"
 "#;
 
 struct Setup {
