@@ -104,6 +104,8 @@ struct Profile {
     remote: OwnedObjectPath,
     uuid: String,
     props: Props<ConnectionProps>,
+    /// Type and interface name, for matching without the settings lookups.
+    binding: policy::Binding,
 }
 
 impl Profile {
@@ -703,11 +705,12 @@ impl Engine {
 
     /// The device a profile should run on when the caller named none.
     fn device_for_profile(&self, profile: u32) -> Result<u32, NmError> {
-        let conn = self.profiles[&profile].conn();
+        let p = &self.profiles[&profile];
+        let conn = p.conn();
         let fits: Vec<&u32> = self
             .devices
             .iter()
-            .filter(|(_, d)| d.managed && policy::compatible(&conn, &Self::view(d)))
+            .filter(|(_, d)| d.managed && p.binding.admits(&Self::view(d)) && policy::compatible(&conn, &Self::view(d)))
             .map(|(id, _)| id)
             .collect();
         let ready = fits.iter().find(|id| self.devices[id].state >= DeviceState::Disconnected);
@@ -723,13 +726,14 @@ impl Engine {
 
     fn best_profile(&self, device: u32, auto: bool) -> Option<u32> {
         let d = &self.devices[&device];
+        let view = Self::view(d);
         let now = Instant::now();
-        let active_elsewhere: Vec<u32> =
+        let active_elsewhere: std::collections::HashSet<u32> =
             self.actives.values().filter(|a| a.device != device).map(|a| a.profile).collect();
         let conns: Vec<(u32, Arc<Connection>, u64)> = self
             .profiles
             .iter()
-            .filter(|(id, _)| !active_elsewhere.contains(id))
+            .filter(|(id, p)| p.binding.admits(&view) && !active_elsewhere.contains(id))
             .map(|(id, p)| (*id, p.conn(), self.timestamps.get(&p.uuid).copied().unwrap_or(0)))
             .filter(|(_, c, _)| !auto || policy::autoconnects(c))
             .filter(|(_, c, _)| {
@@ -737,7 +741,7 @@ impl Engine {
             })
             .collect();
         policy::best(
-            &Self::view(d),
+            &view,
             conns.iter().map(|(id, conn, ts)| Candidate {
                 id: *id,
                 conn,
@@ -1044,7 +1048,8 @@ impl Engine {
         if let Err(e) = self.bus.object_server().at(&path, iface).await {
             warn!("exporting {path}: {e}");
         }
-        self.profiles.insert(id, Profile { path: path.clone(), source, remote, uuid, props });
+        let binding = policy::Binding::of(&props.lock().conn);
+        self.profiles.insert(id, Profile { path: path.clone(), source, remote, uuid, props, binding });
         if let Ok(emitter) = SignalEmitter::new(&self.bus, SETTINGS_PATH) {
             let _ = SettingsIface::new_connection(&emitter, path).await;
         }
@@ -1065,7 +1070,7 @@ impl Engine {
 
     async fn profile_changed(&mut self, id: u32, conn: Connection) {
         let conn = self.with_timestamp(conn);
-        let Some(p) = self.profiles.get(&id) else {
+        let Some(p) = self.profiles.get_mut(&id) else {
             return;
         };
         {
@@ -1073,6 +1078,7 @@ impl Engine {
             if *props.conn == conn {
                 return;
             }
+            p.binding = policy::Binding::of(&conn);
             props.conn = Arc::new(conn);
         }
         let path = p.path.clone();
@@ -1111,12 +1117,17 @@ impl Engine {
 
     /// Recomputes every device's `AvailableConnections`.
     async fn refresh_available(&mut self) {
-        let conns: Vec<(OwnedObjectPath, Arc<Connection>)> =
-            self.profiles.values().map(|p| (p.path.clone(), p.conn())).collect();
+        let conns: Vec<(OwnedObjectPath, &policy::Binding, Arc<Connection>)> =
+            self.profiles.values().map(|p| (p.path.clone(), &p.binding, p.conn())).collect();
         let mut changes = Vec::new();
         for d in self.devices.values() {
+            let view = Self::view(d);
             let list: Vec<OwnedObjectPath> = if d.managed {
-                conns.iter().filter(|(_, c)| policy::compatible(c, &Self::view(d))).map(|(p, _)| p.clone()).collect()
+                conns
+                    .iter()
+                    .filter(|(_, b, c)| b.admits(&view) && policy::compatible(c, &view))
+                    .map(|(p, _, _)| p.clone())
+                    .collect()
             } else {
                 vec![]
             };

@@ -32,6 +32,30 @@ pub struct Candidate<'a> {
     pub system: bool,
 }
 
+/// What a profile binds to by type and `interface-name`: the first part of
+/// [`compatible`], kept with each profile so that matching hundreds of
+/// profiles against hundreds of devices skips the settings lookups for the
+/// pairs that cannot fit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Binding {
+    ctype: Option<String>,
+    iface: Option<String>,
+}
+
+impl Binding {
+    pub fn of(conn: &Connection) -> Binding {
+        Binding {
+            ctype: conn.connection_type().map(str::to_string),
+            iface: conn.get_str("connection", "interface-name").filter(|n| !n.is_empty()).map(str::to_string),
+        }
+    }
+
+    /// False only when [`compatible`] is false too.
+    pub fn admits(&self, dev: &DeviceView<'_>) -> bool {
+        self.ctype.as_deref() == Some(dev.kind.connection_type()) && self.iface.as_deref().is_none_or(|n| n == dev.name)
+    }
+}
+
 /// Whether a profile can run on a device: its type, `interface-name` and
 /// `mac-address` agree with the device.
 pub fn compatible(conn: &Connection, dev: &DeviceView<'_>) -> bool {
@@ -160,6 +184,24 @@ mod tests {
         assert!(compatible(&profile(""), &veth));
         let bridge = DeviceView { name: "eth0", kind: DeviceType::Bridge, perm_mac: None };
         assert!(!compatible(&profile(""), &bridge));
+    }
+
+    #[test]
+    fn the_binding_refuses_only_what_is_incompatible() {
+        let others = [
+            dev(),
+            DeviceView { name: "eth1", kind: DeviceType::Ethernet, perm_mac: None },
+            DeviceView { name: "eth0", kind: DeviceType::Veth, perm_mac: None },
+            DeviceView { name: "eth0", kind: DeviceType::Bridge, perm_mac: None },
+        ];
+        for extra in ["", "interface-name=eth0\n", "interface-name=eth1\n", "interface-name=\n"] {
+            let p = profile(extra);
+            for d in &others {
+                assert!(Binding::of(&p).admits(d) || !compatible(&p, d), "{extra:?} on {d:?}");
+            }
+        }
+        assert!(!Binding::of(&profile("interface-name=eth1\n")).admits(&dev()));
+        assert!(Binding::of(&profile("")).admits(&dev()));
     }
 
     #[test]
