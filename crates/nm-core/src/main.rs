@@ -19,25 +19,24 @@ mod supplicant;
 mod users;
 
 use anyhow::Context;
-use clap::Parser;
 use nm_dbus::names::NETWORK_MANAGER;
-use nm_runtime::{CommonArgs, Paths};
+use nm_runtime::Paths;
 use tracing::info;
 
 use crate::engine::{Engine, Input};
 
-#[derive(Parser, Debug)]
-#[command(version, about = "nm-rs core daemon (org.freedesktop.NetworkManager)")]
-struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
-}
+const CLI: nm_runtime::DaemonCli = nm_runtime::DaemonCli {
+    name: "nm-core",
+    version: env!("CARGO_PKG_VERSION"),
+    about: "nm-rs core daemon (org.freedesktop.NetworkManager)",
+    switches: &[],
+};
 
 fn main() -> anyhow::Result<()> {
-    nm_runtime::run_daemon(run(Args::parse()))
+    nm_runtime::run_daemon(run(CLI.parse()))
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: nm_runtime::Args) -> anyhow::Result<()> {
     let paths = Paths::new(args.common.root.as_deref());
     let config: config::Config = nm_runtime::load_config(&paths, args.common.config.as_deref())?;
     let (platform, mut kernel_events) = nm_platform::Platform::new().await.context("opening the kernel's netlink")?;

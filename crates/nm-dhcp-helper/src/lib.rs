@@ -30,22 +30,21 @@ mod service;
 mod transaction;
 
 use anyhow::Context;
-use clap::Parser;
-use nm_runtime::{CommonArgs, Paths};
+use nm_runtime::Paths;
 use tracing::info;
 
 use crate::service::{BUS_NAME, Manager, PATH, Shared};
 
-#[derive(Parser, Debug)]
-#[command(version, about = "nm-rs DHCPv4 client service")]
-struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
-}
+const CLI: nm_runtime::DaemonCli = nm_runtime::DaemonCli {
+    name: "nm-dhcp-helper",
+    version: env!("CARGO_PKG_VERSION"),
+    about: "nm-rs DHCPv4 client service",
+    switches: &[],
+};
 
 /// The daemon (the binary is only this call).
 pub fn main() -> anyhow::Result<()> {
-    nm_runtime::run_daemon(run(Args::parse()))
+    nm_runtime::run_daemon(run(CLI.parse()))
 }
 
 /// The effective capabilities as /proc shows them (for the start-up log).
@@ -56,7 +55,7 @@ fn effective_caps() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: nm_runtime::Args) -> anyhow::Result<()> {
     let paths = Paths::new(args.common.root.as_deref());
     // SAFETY: getuid(2) cannot fail.
     let uid = unsafe { libc::getuid() };

@@ -19,23 +19,19 @@ mod service;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
-use nm_runtime::{CommonArgs, Paths};
+use nm_runtime::Paths;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tracing::info;
 
 use crate::service::{BUS_NAME, Dispatcher, PATH};
 
-#[derive(Parser, Debug)]
-#[command(version, about = "nm-rs dispatcher: runs NetworkManager dispatcher scripts")]
-struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
-    /// Stay on the bus instead of leaving when idle.
-    #[arg(long)]
-    persist: bool,
-}
+const CLI: nm_runtime::DaemonCli = nm_runtime::DaemonCli {
+    name: "nm-dispatcher",
+    version: env!("CARGO_PKG_VERSION"),
+    about: "nm-rs dispatcher: runs NetworkManager dispatcher scripts",
+    switches: &[("persist", "Stay on the bus instead of leaving when idle")],
+};
 
 /// `[dispatcher]` in `/etc/NetworkManager/nm-rs.toml`:
 ///
@@ -65,7 +61,7 @@ impl Default for DispatcherConfig {
 }
 
 fn main() -> anyhow::Result<()> {
-    nm_runtime::run_daemon(run(Args::parse()))
+    nm_runtime::run_daemon(run(CLI.parse()))
 }
 
 /// The bus that started us (`DBUS_STARTER_ADDRESS`, set by the bus for an
@@ -79,11 +75,11 @@ fn bus_builder() -> zbus::connection::Builder<'static> {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: nm_runtime::Args) -> anyhow::Result<()> {
     let paths = Paths::new(args.common.root.as_deref());
     let config: Config = nm_runtime::load_config(&paths, args.common.config.as_deref())?;
     let limit = Duration::from_millis(config.dispatcher.script_timeout_ms.max(1));
-    let idle = (!args.persist).then(|| Duration::from_millis(config.dispatcher.idle_exit_ms.max(1)));
+    let idle = (!args.switch("persist")).then(|| Duration::from_millis(config.dispatcher.idle_exit_ms.max(1)));
     let (queue, mut requests) = mpsc::unbounded_channel();
     let bus =
         bus_builder().serve_at(PATH, Dispatcher { queue }).build().await.context("connecting to the system bus")?;

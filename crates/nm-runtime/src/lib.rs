@@ -1,6 +1,6 @@
 //! What every nm-rs daemon shares: logging (journald when stderr is the
-//! journal), `sd_notify`, clean stop on SIGTERM/SIGINT, the `--root` prefix
-//! for every path, the TOML configuration, and atomic file writes.
+//! journal), `sd_notify`, clean stop on SIGTERM/SIGINT, the command line
+//! and its `--root` prefix for every path, the TOML configuration, and atomic file writes.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -10,16 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::de::DeserializeOwned;
 
-/// Options every daemon accepts.
-#[derive(Debug, Clone, clap::Args)]
-pub struct CommonArgs {
-    /// Prefix every file path with DIR (tests and the lab run daemons this way).
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
-    /// The configuration file (default: /etc/NetworkManager/nm-rs.toml under the root).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-}
+mod cli;
+pub use cli::{Args, Cli, CommonArgs, DaemonCli};
 
 /// Maps the absolute paths a daemon uses into its `--root`.
 #[derive(Debug, Clone)]

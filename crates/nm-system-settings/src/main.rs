@@ -3,22 +3,21 @@
 //! `org.freedesktop.NetworkManagerSystemSettings`. The service is the
 //! library; this is its system scope.
 
-use clap::Parser;
-use nm_runtime::{CommonArgs, Paths};
+use nm_runtime::Paths;
 use nm_system_settings::{Config, Scope, scope};
 
-#[derive(Parser, Debug)]
-#[command(version, about = "nm-rs system settings service")]
-struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
-}
+const CLI: nm_runtime::DaemonCli = nm_runtime::DaemonCli {
+    name: "nm-system-settings",
+    version: env!("CARGO_PKG_VERSION"),
+    about: "nm-rs system settings service",
+    switches: &[],
+};
 
 fn main() -> anyhow::Result<()> {
-    nm_runtime::run_daemon(run(Args::parse()))
+    nm_runtime::run_daemon(run(CLI.parse()))
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: nm_runtime::Args) -> anyhow::Result<()> {
     let paths = Paths::new(args.common.root.as_deref());
     let config: Config = nm_runtime::load_config(&paths, args.common.config.as_deref())?;
     let scope = Scope::system(&paths, scope::effective_uid());

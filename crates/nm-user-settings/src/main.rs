@@ -6,8 +6,7 @@
 //! secrets in the user's keyring (Secret Service) when one runs.
 
 use anyhow::Context;
-use clap::Parser;
-use nm_runtime::{CommonArgs, Paths};
+use nm_runtime::Paths;
 use nm_system_settings::{Config, Scope, UserDirs, scope};
 
 /// nm-rs user settings service.
@@ -22,23 +21,20 @@ use nm_system_settings::{Config, Scope, UserDirs, scope};
 /// Service (org.freedesktop.secrets on the session bus named by
 /// DBUS_SESSION_BUS_ADDRESS, or $XDG_RUNTIME_DIR/bus) when one runs and its
 /// default collection is unlocked, and into the 0600 profile file otherwise.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
-    /// Run even as root (the service belongs to a user; root only for tests).
-    #[arg(long)]
-    allow_root: bool,
-}
+const CLI: nm_runtime::DaemonCli = nm_runtime::DaemonCli {
+    name: "nm-user-settings",
+    version: env!("CARGO_PKG_VERSION"),
+    about: "nm-rs user settings service (a user's profiles on the bus as org.freedesktop.NetworkManagerUserSettings)",
+    switches: &[("allow-root", "Run even as root (the service belongs to a user; root only for tests)")],
+};
 
 fn main() -> anyhow::Result<()> {
-    nm_runtime::run_daemon(run(Args::parse()))
+    nm_runtime::run_daemon(run(CLI.parse()))
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: nm_runtime::Args) -> anyhow::Result<()> {
     let uid = scope::effective_uid();
-    scope::check_user_service_uid(uid, args.allow_root).map_err(anyhow::Error::msg)?;
+    scope::check_user_service_uid(uid, args.switch("allow-root")).map_err(anyhow::Error::msg)?;
     let dirs = UserDirs::from_env(|name| std::env::var_os(name)).map_err(anyhow::Error::msg)?;
     let paths = Paths::new(args.common.root.as_deref());
     let config_file = args.common.config.clone().unwrap_or_else(|| paths.path(&dirs.config_file));
