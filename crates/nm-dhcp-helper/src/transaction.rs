@@ -326,9 +326,14 @@ impl Driver {
         }
     }
 
+    /// The lease file is a cache for INIT-REBOOT: replaced by rename (never
+    /// seen half-written) but not synced to disk, which would hold up every
+    /// bound event by two flushes. A crash before the kernel writes it back
+    /// costs the next start a full DISCOVER (systemd-networkd keeps its
+    /// leases on /run and always does).
     fn save(&mut self, lease: &Lease) {
         let text = lease::file_text(lease, &self.view(Some(lease)));
-        match nm_runtime::write_atomic(&self.setup.lease_file, text.as_bytes(), 0o600) {
+        match nm_runtime::write_replace(&self.setup.lease_file, text.as_bytes(), 0o600) {
             Ok(()) => self.lease_write_failed = false,
             Err(e) if !self.lease_write_failed => {
                 self.lease_write_failed = true;

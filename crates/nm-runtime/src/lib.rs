@@ -216,8 +216,9 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
 }
 
 /// Replaces `path` by rename, without fsync: for runtime state under /run
-/// (a tmpfs that a crash empties anyway), where a reader must never see
-/// half a file but durability buys nothing.
+/// (a tmpfs that a crash empties anyway) and caches whose loss costs only
+/// time (DHCP leases), where a reader must never see half a file but
+/// durability buys nothing.
 pub fn write_replace(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().ok_or_else(|| io::Error::other("path has no directory"))?;
     fs::create_dir_all(dir)?;
