@@ -226,6 +226,11 @@ pub struct Engine {
     networking_enabled: bool,
     last_resolv: Option<String>,
     timestamps_dirty: bool,
+    /// While autoconnect starts a batch of activations (no caller waits on
+    /// them), the Manager's properties are published once at the end
+    /// instead of at every step of every activation.
+    publishing_deferred: bool,
+    publish_pending: bool,
 }
 
 /// How long timestamps may wait before they are written.
@@ -286,6 +291,8 @@ impl Engine {
             networking_enabled: true,
             last_resolv: None,
             timestamps_dirty: false,
+            publishing_deferred: false,
+            publish_pending: false,
         };
         Ok((engine, rx))
     }
@@ -2273,6 +2280,10 @@ impl Engine {
     /// Manager's ActiveConnections, ActivatingConnection, PrimaryConnection,
     /// State and Connectivity, and each AC's Default flags.
     async fn publish_actives(&mut self) {
+        if self.publishing_deferred {
+            self.publish_pending = true;
+            return;
+        }
         let list: Vec<OwnedObjectPath> = self.actives.values().map(|a| a.path.clone()).collect();
         let activating =
             self.actives.values().find(|a| a.state == AcState::Activating).map(|a| a.path.clone()).unwrap_or_else(root);
@@ -2427,6 +2438,9 @@ impl Engine {
             .filter(|(_, d)| d.managed && d.autoconnect && d.active.is_none() && d.state == DeviceState::Disconnected)
             .map(|(id, _)| *id)
             .collect();
+        // 300 devices at start-up would otherwise publish ActiveConnections
+        // (up to 300 paths) some 1,500 times; nothing is answered in between.
+        self.publishing_deferred = true;
         for device in ready {
             if self.devices.get(&device).is_none_or(|d| d.active.is_some()) {
                 continue;
@@ -2436,6 +2450,10 @@ impl Engine {
             {
                 warn!("autoconnect: {e}");
             }
+        }
+        self.publishing_deferred = false;
+        if std::mem::take(&mut self.publish_pending) {
+            self.publish_actives().await;
         }
     }
 
