@@ -162,6 +162,14 @@ pub fn lease_plan(lease: &Lease, conn: &Connection, metric: u32, now: u64) -> Le
     plan
 }
 
+/// `ipv4.dhcp-timeout` in seconds (0 or unset: NetworkManager's default).
+pub fn timeout(conn: &Connection) -> u32 {
+    match conn.get("ipv4", "dhcp-timeout").and_then(Value::as_i128) {
+        Some(t) if t > 0 => u32::try_from(t).unwrap_or(u32::MAX),
+        _ => DEFAULT_TIMEOUT,
+    }
+}
+
 /// The `Start` options for a profile.
 pub fn start_options(conn: &Connection, system_hostname: &str) -> BTreeMap<String, Value> {
     let mut o = BTreeMap::new();
@@ -180,11 +188,7 @@ pub fn start_options(conn: &Connection, system_hostname: &str) -> BTreeMap<Strin
     if let (true, Some(h)) = (send_hostname, hostname) {
         o.insert("hostname".into(), Value::Str(h));
     }
-    let timeout = match conn.get("ipv4", "dhcp-timeout").and_then(Value::as_i128) {
-        Some(t) if t > 0 => u32::try_from(t).unwrap_or(u32::MAX),
-        _ => DEFAULT_TIMEOUT,
-    };
-    o.insert("timeout".into(), Value::UInt32(timeout));
+    o.insert("timeout".into(), Value::UInt32(timeout(conn)));
     // Address conflict detection (RFC 5227) before a lease is taken: only
     // when ipv4.dad-timeout asks for it (-1, NetworkManager's default
     // without configuration, means off, as 0 does).

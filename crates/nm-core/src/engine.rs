@@ -1806,12 +1806,10 @@ impl Engine {
                 if a.dhcp.status != V4Status::Bound {
                     a.dhcp.status = V4Status::Waiting;
                 }
-                let wait = options.get("timeout").and_then(Value::as_i128).unwrap_or(dhcp::DEFAULT_TIMEOUT.into());
                 // A lost lease is looked for without end (u32::MAX): no timer.
-                if let Ok(secs) = u32::try_from(wait)
-                    && secs != u32::MAX
-                {
-                    self.schedule(Duration::from_secs(secs.into()), Timer::DhcpHelperWait { ac });
+                let wait = timeout.unwrap_or_else(|| dhcp::timeout(&a.conn));
+                if wait != u32::MAX {
+                    self.schedule(Duration::from_secs(wait.into()), Timer::DhcpHelperWait { ac });
                 }
             }
             Err(e) => {
@@ -1827,9 +1825,18 @@ impl Engine {
     /// meanwhile, with the lifetimes of the last lease).
     async fn dhcp_helper(&mut self, present: bool) {
         if !present {
-            for a in self.actives.values_mut().filter(|a| a.dhcp.transaction.is_some()) {
+            let mut waiting = Vec::new();
+            for (id, a) in self.actives.iter_mut().filter(|(_, a)| a.dhcp.transaction.is_some()) {
                 info!("nm-dhcp-helper left the bus; DHCPv4 for '{}' waits for it", a.conn.id().unwrap_or_default());
                 a.dhcp.transaction = None;
+                if a.state == AcState::Activating {
+                    waiting.push((*id, dhcp::timeout(&a.conn)));
+                }
+            }
+            // An activation that has no lease yet gives up after its DHCP
+            // timeout, as it would have with the helper there.
+            for (ac, secs) in waiting.into_iter().filter(|(_, s)| *s != u32::MAX) {
+                self.schedule(Duration::from_secs(secs.into()), Timer::DhcpHelperWait { ac });
             }
             return;
         }
