@@ -43,8 +43,6 @@ NMRS_BIN_DIR=${NM_RS_BIN_DIR:-}
 NMRS_LOG=${NMRS_LOG:-info}
 NMCLI=${NMCLI:-nmcli}
 NMRS_HELPER_UID=${NMRS_HELPER_UID:-65534}
-NMRS_SETTINGS_NAME=org.freedesktop.NetworkManagerSystemSettings
-NMRS_HELPER_NAME=org.freedesktop.nm_dhcp_helper
 DUT_SB=
 NMRS_ROOT=
 
