@@ -76,6 +76,16 @@ impl Core {
         out.stdout
     }
 
+    /// `nmcli connection add` of the ethernet DHCP profile "dyn" on `eth`
+    /// (IPv6 off), with `extra` property-value pairs.
+    async fn add_dhcp_profile(&self, eth: &str, extra: &[&str]) {
+        let mut args = vec!["connection", "add", "type", "ethernet", "ifname", eth, "con-name", "dyn"];
+        args.extend(["ipv4.method", "auto"]);
+        args.extend_from_slice(extra);
+        args.extend(["ipv6.method", "disabled"]);
+        self.ok(&args).await;
+    }
+
     fn ip(&self, args: &[&str]) -> String {
         let out = std::process::Command::new("ip")
             .arg("-n")
@@ -862,21 +872,7 @@ async fn a_dhcp_lease_is_applied_renewed_and_taken_away() {
 async fn dhcp_against_dnsmasq_through_the_unprivileged_helper() {
     let (c, _helper) = Core::start_with_dhcp().await;
     let eth = c.uplink(0);
-    c.ok(&[
-        "connection",
-        "add",
-        "type",
-        "ethernet",
-        "ifname",
-        &eth,
-        "con-name",
-        "dyn",
-        "ipv4.method",
-        "auto",
-        "ipv6.method",
-        "disabled",
-    ])
-    .await;
+    c.add_dhcp_profile(&eth, &[]).await;
     c.ok(&["connection", "up", "dyn"]).await;
     let addr = c.ip(&["-4", "addr", "show", "dev", &eth]);
     assert!(addr.contains("inet 198.18.0.1") && addr.contains("/24"), "an address from the pool: {addr}");
@@ -962,23 +958,7 @@ async fn dhcp_with_address_conflict_detection_activates() {
     // (RFC 5227); nobody else has it, so the activation goes on after that.
     let (c, helper) = Core::start_with_dhcp_lab(Lab::builder().uplinks(1).ipv6(false).build().expect("lab")).await;
     let eth = c.uplink(0);
-    c.ok(&[
-        "connection",
-        "add",
-        "type",
-        "ethernet",
-        "ifname",
-        &eth,
-        "con-name",
-        "dyn",
-        "ipv4.method",
-        "auto",
-        "ipv4.dad-timeout",
-        "400",
-        "ipv6.method",
-        "disabled",
-    ])
-    .await;
+    c.add_dhcp_profile(&eth, &["ipv4.dad-timeout", "400"]).await;
     c.ok(&["connection", "up", "dyn"]).await;
     let addr = c.ip(&["-4", "addr", "show", "dev", &eth]);
     assert!(addr.contains("inet 198.18.0.1") && addr.contains("/24"), "an address from the pool: {addr}");
