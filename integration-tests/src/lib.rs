@@ -66,9 +66,25 @@ pub fn tail(text: &str, lines: usize) -> String {
     all[start..].join("\n")
 }
 
+/// The arguments of `nmcli connection add` (nmctl takes the same) for an
+/// ethernet profile `name` bound to `ifname`, with property-value pairs.
+pub fn add_ethernet<'a>(ifname: &'a str, name: &'a str, props: &[(&'a str, &'a str)]) -> Vec<&'a str> {
+    let mut args = vec!["connection", "add", "type", "ethernet", "ifname", ifname, "con-name", name];
+    args.extend(props.iter().flat_map(|(property, value)| [*property, *value]));
+    args
+}
+
 #[cfg(test)]
 mod tests {
-    use super::tail;
+    use super::{add_ethernet, tail};
+
+    #[test]
+    fn ethernet_profiles_are_added_with_their_properties() {
+        assert_eq!(
+            add_ethernet("eth0", "p", &[("ipv4.method", "auto")]),
+            ["connection", "add", "type", "ethernet", "ifname", "eth0", "con-name", "p", "ipv4.method", "auto"]
+        );
+    }
 
     #[test]
     fn tail_keeps_the_last_lines() {

@@ -64,28 +64,18 @@ impl Dot1x {
     /// A static ethernet profile with EAP-MD5 as alice (autoconnect off).
     async fn add(&self, name: &str, addr: &str, secret: &[&str]) {
         let eth = self.eth();
-        let mut args = vec![
-            "connection",
-            "add",
-            "type",
-            "ethernet",
-            "ifname",
+        let mut args = nm_lab::add_ethernet(
             &eth,
-            "con-name",
             name,
-            "ipv4.method",
-            "manual",
-            "ipv4.addresses",
-            addr,
-            "ipv6.method",
-            "disabled",
-            "connection.autoconnect",
-            "no",
-            "802-1x.eap",
-            "md5",
-            "802-1x.identity",
-            "alice",
-        ];
+            &[
+                ("ipv4.method", "manual"),
+                ("ipv4.addresses", addr),
+                ("ipv6.method", "disabled"),
+                ("connection.autoconnect", "no"),
+                ("802-1x.eap", "md5"),
+                ("802-1x.identity", "alice"),
+            ],
+        );
         args.extend_from_slice(secret);
         self.ok(&args).await;
     }

@@ -91,24 +91,16 @@ impl Core {
 
     /// `nmcli connection add` of a static ethernet profile, plus `extra`.
     fn add_args(&self, name: &str, addr: &str, extra: &[&str]) -> Vec<String> {
-        let mut v: Vec<String> = [
-            "connection",
-            "add",
-            "type",
-            "ethernet",
-            "ifname",
+        let mut v: Vec<String> = nm_lab::add_ethernet(
             &self.eth(),
-            "con-name",
             name,
-            "ipv4.method",
-            "manual",
-            "ipv4.addresses",
-            addr,
-            "ipv6.method",
-            "disabled",
-            "connection.autoconnect",
-            "no",
-        ]
+            &[
+                ("ipv4.method", "manual"),
+                ("ipv4.addresses", addr),
+                ("ipv6.method", "disabled"),
+                ("connection.autoconnect", "no"),
+            ],
+        )
         .iter()
         .map(|s| s.to_string())
         .collect();

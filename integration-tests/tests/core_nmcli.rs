@@ -78,12 +78,11 @@ impl Core {
 
     /// `nmcli connection add` of the ethernet DHCP profile "dyn" on `eth`
     /// (IPv6 off), with `extra` property-value pairs.
-    async fn add_dhcp_profile(&self, eth: &str, extra: &[&str]) {
-        let mut args = vec!["connection", "add", "type", "ethernet", "ifname", eth, "con-name", "dyn"];
-        args.extend(["ipv4.method", "auto"]);
-        args.extend_from_slice(extra);
-        args.extend(["ipv6.method", "disabled"]);
-        self.ok(&args).await;
+    async fn add_dhcp_profile(&self, eth: &str, extra: &[(&str, &str)]) {
+        let mut props = vec![("ipv4.method", "auto")];
+        props.extend_from_slice(extra);
+        props.push(("ipv6.method", "disabled"));
+        self.ok(&nm_lab::add_ethernet(eth, "dyn", &props)).await;
     }
 
     fn ip(&self, args: &[&str]) -> String {
@@ -134,28 +133,18 @@ impl Core {
 }
 
 fn static_profile(name: &str, ifname: &str, addr: &str, gw: &str, dns: &str) -> Vec<String> {
-    [
-        "connection",
-        "add",
-        "type",
-        "ethernet",
-        "ifname",
+    nm_lab::add_ethernet(
         ifname,
-        "con-name",
         name,
-        "ipv4.method",
-        "manual",
-        "ipv4.addresses",
-        addr,
-        "ipv4.gateway",
-        gw,
-        "ipv4.dns",
-        dns,
-        "ipv6.method",
-        "disabled",
-        "connection.autoconnect",
-        "no",
-    ]
+        &[
+            ("ipv4.method", "manual"),
+            ("ipv4.addresses", addr),
+            ("ipv4.gateway", gw),
+            ("ipv4.dns", dns),
+            ("ipv6.method", "disabled"),
+            ("connection.autoconnect", "no"),
+        ],
+    )
     .iter()
     .map(|s| s.to_string())
     .collect()
@@ -489,20 +478,11 @@ async fn bad_input_gets_networkmanager_errors_and_changes_nothing() {
     assert!(error_name(e).starts_with("org.freedesktop.NetworkManager.ConnectionNotActive"));
 
     // A profile for a device that does not exist.
-    c.ok(&[
-        "connection",
-        "add",
-        "type",
-        "ethernet",
-        "ifname",
+    c.ok(&nm_lab::add_ethernet(
         "nosuchdev0",
-        "con-name",
         "ghost",
-        "ipv4.method",
-        "manual",
-        "ipv4.addresses",
-        "192.0.2.9/24",
-    ])
+        &[("ipv4.method", "manual"), ("ipv4.addresses", "192.0.2.9/24")],
+    ))
     .await;
     let out = c.nmcli(&["connection", "up", "ghost"]).await;
     assert!(!out.success());
@@ -632,36 +612,22 @@ async fn the_dispatcher_hears_pre_up_up_pre_down_down() {
 async fn ipv6_mtu_cloned_mac_and_never_default_reach_the_kernel() {
     let c = Core::start(1, "").await;
     let eth = c.uplink(0);
-    c.ok(&[
-        "connection",
-        "add",
-        "type",
-        "ethernet",
-        "ifname",
+    c.ok(&nm_lab::add_ethernet(
         &eth,
-        "con-name",
         "v6",
-        "ipv4.method",
-        "manual",
-        "ipv4.addresses",
-        "192.0.2.40/24",
-        "ipv4.gateway",
-        "192.0.2.1",
-        "ipv4.never-default",
-        "yes",
-        "ipv6.method",
-        "manual",
-        "ipv6.addresses",
-        "2001:db8::5/64",
-        "ipv6.gateway",
-        "2001:db8::1",
-        "ethernet.mtu",
-        "1400",
-        "ethernet.cloned-mac-address",
-        "02:00:00:00:00:42",
-        "connection.autoconnect",
-        "no",
-    ])
+        &[
+            ("ipv4.method", "manual"),
+            ("ipv4.addresses", "192.0.2.40/24"),
+            ("ipv4.gateway", "192.0.2.1"),
+            ("ipv4.never-default", "yes"),
+            ("ipv6.method", "manual"),
+            ("ipv6.addresses", "2001:db8::5/64"),
+            ("ipv6.gateway", "2001:db8::1"),
+            ("ethernet.mtu", "1400"),
+            ("ethernet.cloned-mac-address", "02:00:00:00:00:42"),
+            ("connection.autoconnect", "no"),
+        ],
+    ))
     .await;
     c.ok(&["connection", "up", "v6"]).await;
     let link = c.ip(&["link", "show", "dev", &eth]);
@@ -817,21 +783,7 @@ async fn a_dhcp_lease_is_applied_renewed_and_taken_away() {
         .build()
         .await
         .expect("the stand-in owns its name");
-    c.ok(&[
-        "connection",
-        "add",
-        "type",
-        "ethernet",
-        "ifname",
-        &eth,
-        "con-name",
-        "dyn",
-        "ipv6.method",
-        "disabled",
-        "connection.autoconnect",
-        "no",
-    ])
-    .await;
+    c.ok(&nm_lab::add_ethernet(&eth, "dyn", &[("ipv6.method", "disabled"), ("connection.autoconnect", "no")])).await;
 
     // `connection up` waits for the lease; send it once Start was called.
     let emitter = zbus::object_server::SignalEmitter::new(&helper, "/org/freedesktop/nm_dhcp_helper/Transaction/1")
@@ -958,7 +910,7 @@ async fn dhcp_with_address_conflict_detection_activates() {
     // (RFC 5227); nobody else has it, so the activation goes on after that.
     let (c, helper) = Core::start_with_dhcp_lab(Lab::builder().uplinks(1).ipv6(false).build().expect("lab")).await;
     let eth = c.uplink(0);
-    c.add_dhcp_profile(&eth, &["ipv4.dad-timeout", "400"]).await;
+    c.add_dhcp_profile(&eth, &[("ipv4.dad-timeout", "400")]).await;
     c.ok(&["connection", "up", "dyn"]).await;
     let addr = c.ip(&["-4", "addr", "show", "dev", &eth]);
     assert!(addr.contains("inet 198.18.0.1") && addr.contains("/24"), "an address from the pool: {addr}");
@@ -985,21 +937,7 @@ async fn a_lease_is_renewed_lost_and_found_again_without_anyone_acting() {
         .expect("lab");
     let (mut c, _helper) = Core::start_with_dhcp_lab(lab).await;
     let eth = c.uplink(0);
-    c.ok(&[
-        "connection",
-        "add",
-        "type",
-        "ethernet",
-        "ifname",
-        &eth,
-        "con-name",
-        "dyn",
-        "ipv4.method",
-        "auto",
-        "ipv6.method",
-        "disabled",
-    ])
-    .await;
+    c.add_dhcp_profile(&eth, &[]).await;
     c.ok(&["connection", "up", "dyn"]).await;
     let has_address = |c: &Core| c.ip(&["-4", "addr", "show", "dev", &eth]).contains("inet 198.18.0.1");
     assert!(has_address(&c));

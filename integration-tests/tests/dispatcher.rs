@@ -195,21 +195,7 @@ async fn scripts_run_for_every_action_with_networkmanagers_arguments_and_environ
     symlink("no-wait.d/35-nowait", s.scripts.join("35-nowait")).expect("symlink");
     s.script("40-after", &format!("#!/bin/sh\necho \"$2\" >> {}\n", s.out.join("after").display()), 0o755);
 
-    s.ok(&[
-        "connection",
-        "add",
-        "type",
-        "ethernet",
-        "ifname",
-        &eth,
-        "con-name",
-        "dyn",
-        "ipv4.method",
-        "auto",
-        "ipv6.method",
-        "disabled",
-    ])
-    .await;
+    s.ok(&nm_lab::add_ethernet(&eth, "dyn", &[("ipv4.method", "auto"), ("ipv6.method", "disabled")])).await;
     let uuid = s.ok(&["-g", "connection.uuid", "connection", "show", "dyn"]).await.trim().to_string();
     s.ok(&["connection", "up", "dyn"]).await;
 
@@ -303,26 +289,17 @@ async fn pre_up_holds_the_device_in_ip_check_and_hostname_changes_are_dispatched
     mkfifo(&fifo);
     s.script("pre-up.d/10-block", &format!("#!/bin/sh\nread x < {}\n", fifo.display()), 0o755);
     s.script("10-record", RECORD, 0o755);
-    s.ok(&[
-        "connection",
-        "add",
-        "type",
-        "ethernet",
-        "ifname",
+    s.ok(&nm_lab::add_ethernet(
         &eth,
-        "con-name",
         "st",
-        "ipv4.method",
-        "manual",
-        "ipv4.addresses",
-        "192.0.2.40/24",
-        "ipv4.gateway",
-        "192.0.2.1",
-        "ipv6.method",
-        "disabled",
-        "connection.autoconnect",
-        "no",
-    ])
+        &[
+            ("ipv4.method", "manual"),
+            ("ipv4.addresses", "192.0.2.40/24"),
+            ("ipv4.gateway", "192.0.2.1"),
+            ("ipv6.method", "disabled"),
+            ("connection.autoconnect", "no"),
+        ],
+    ))
     .await;
     let up = s.lab.command("nmcli").args(["connection", "up", "st"]).timeout(STEP).output();
     // IP_CHECK (80) while the pre-up script blocks; nm-core keeps answering.
@@ -362,24 +339,16 @@ async fn a_dispatcher_installed_later_is_found() {
     let s = Setup::start_with(lab, false, 60_000, false).await;
     let eth = s.uplink();
     s.script("10-record", RECORD, 0o755);
-    s.ok(&[
-        "connection",
-        "add",
-        "type",
-        "ethernet",
-        "ifname",
+    s.ok(&nm_lab::add_ethernet(
         &eth,
-        "con-name",
         "later",
-        "ipv4.method",
-        "manual",
-        "ipv4.addresses",
-        "192.0.2.41/24",
-        "ipv6.method",
-        "disabled",
-        "connection.autoconnect",
-        "no",
-    ])
+        &[
+            ("ipv4.method", "manual"),
+            ("ipv4.addresses", "192.0.2.41/24"),
+            ("ipv6.method", "disabled"),
+            ("connection.autoconnect", "no"),
+        ],
+    ))
     .await;
     s.ok(&["connection", "up", "later"]).await;
     s.ok(&["connection", "down", "later"]).await;

@@ -110,26 +110,17 @@ impl Nm {
     async fn add_office(&self) {
         let eth = self.eth();
         let out = self
-            .ok(&[
-                "connection",
-                "add",
-                "type",
-                "ethernet",
-                "ifname",
+            .ok(&nm_lab::add_ethernet(
                 &eth,
-                "con-name",
                 "office",
-                "ipv4.addresses",
-                "192.0.2.10/24",
-                "gw4",
-                "192.0.2.1",
-                "ipv4.dns",
-                "192.0.2.53",
-                "ipv6.method",
-                "disabled",
-                "autoconnect",
-                "no",
-            ])
+                &[
+                    ("ipv4.addresses", "192.0.2.10/24"),
+                    ("gw4", "192.0.2.1"),
+                    ("ipv4.dns", "192.0.2.53"),
+                    ("ipv6.method", "disabled"),
+                    ("autoconnect", "no"),
+                ],
+            ))
             .await;
         assert!(out.starts_with("Connection 'office' (") && out.trim_end().ends_with(") added."), "{out}");
     }
@@ -346,26 +337,17 @@ async fn errors_exit_non_zero_naming_the_cause() {
 
     // An activation that fails prints the reason: DHCP without a DHCP
     // client service on the bus.
-    nm.ok(&[
-        "connection",
-        "add",
-        "type",
-        "ethernet",
-        "ifname",
+    nm.ok(&nm_lab::add_ethernet(
         &eth,
-        "con-name",
         "dhcp",
-        "ipv4.method",
-        "auto",
-        "ipv4.may-fail",
-        "no",
-        "ipv4.dhcp-timeout",
-        "2",
-        "ipv6.method",
-        "disabled",
-        "autoconnect",
-        "no",
-    ])
+        &[
+            ("ipv4.method", "auto"),
+            ("ipv4.may-fail", "no"),
+            ("ipv4.dhcp-timeout", "2"),
+            ("ipv6.method", "disabled"),
+            ("autoconnect", "no"),
+        ],
+    ))
     .await;
     let out = nm.fails(&["connection", "up", "dhcp"], 4, "activation of 'dhcp' failed: ").await;
     // Without a DHCP client service the lease never comes.
