@@ -309,7 +309,7 @@ impl Engine {
     /// reply), so the subscriptions that activations need come first: DHCP
     /// events before the first profile can start DHCP, then the settings
     /// services; agents and polkit after.
-    pub fn follow(&mut self) {
+    pub fn follow(&self) {
         let wait = Duration::from_millis(self.config.core.carrier_wait_ms);
         self.schedule(wait, Timer::StartupWait);
         let (bus, tx) = (self.bus.clone(), self.tx.clone());
