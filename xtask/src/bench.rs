@@ -1,7 +1,9 @@
 //! `cargo xtask bench settings`: nm-system-settings over many keyfiles;
 //! `cargo xtask bench core`: nm-rs beside NetworkManager and networkd on the
 //! shared peer-bench lab (in `peers`); `cargo xtask bench dhcp`: DHCPv4 on
-//! that lab, with `peers`' runner and table (in `dhcp`).
+//! that lab, with `peers`' runner and table (in `dhcp`); `cargo xtask bench
+//! link-order`: the daemons under callgrind there, for the order of their
+//! functions in release builds (in `link_order`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -18,8 +20,10 @@ use zbus::{OwnedObjectPath, OwnedVariant};
 use crate::util::{cargo, check, header, require_root, target_dir};
 
 mod dhcp;
+mod link_order;
 mod peers;
 pub use dhcp::{DhcpOptions, Group as DhcpGroup, dhcp, render as dhcp_render};
+pub use link_order::link_order;
 pub use peers::{CoreOptions, DAEMONS as CORE_DAEMONS, Group as CoreGroup, core, render as core_render, table_from};
 
 const BINARY: &str = "nm-system-settings";

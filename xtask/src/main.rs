@@ -8,6 +8,8 @@
 //! - `bench core [--runs N] [--only GROUP] [--daemons …]`: nm-rs beside
 //!   NetworkManager and systemd-networkd on the shared peer-bench lab.
 //! - `bench dhcp [--runs N] [--only GROUP] [--daemons …]`: DHCPv4 there.
+//! - `bench link-order`: the daemons under callgrind there; writes the
+//!   order of their functions for release builds (link-order/daemons.order).
 //! - `completions --out DIR`, `man --out DIR`: nmctl's shell completions and
 //!   man pages from its clap definitions.
 //! - `install [--destdir DIR]`, `deb`: the FHS layout and a Debian package.
@@ -178,6 +180,16 @@ enum Bench {
         #[arg(long, value_name = "RESULTS_TSV")]
         from: Option<std::path::PathBuf>,
     },
+    /// Run nm-core, nm-system-settings and nm-dhcp-helper under callgrind
+    /// through the DHCP, nmcli and 300-link scenarios of the peer-bench lab
+    /// and write the functions they ran, first-run first, into
+    /// link-order/daemons.order: release builds link those together, so the
+    /// daemons' resident code shrinks. Then relinks the release binaries.
+    LinkOrder {
+        /// Use the release binaries already built.
+        #[arg(long)]
+        no_build: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -198,6 +210,7 @@ fn main() -> ExitCode {
         Task::Completions { out } => docs::completions(&out),
         Task::Man { out } => docs::man(&out),
         Task::Bench { what: Bench::Settings { count } } => util::block_on(bench::settings(count)),
+        Task::Bench { what: Bench::LinkOrder { no_build } } => bench::link_order(!no_build),
         Task::Bench { what: Bench::Core { from: Some(results), .. } } => {
             bench::table_from(&results, bench::core_render)
         }

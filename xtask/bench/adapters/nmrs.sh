@@ -34,7 +34,9 @@
 #
 # Knobs: NM_RS_BIN_DIR (directory of the three binaries; default: from PATH),
 #        NMRS_LOG (NM_RS_LOG filter for the daemons, default info),
-#        NMRS_HELPER_UID (default 65534, nobody), NMCLI (default nmcli).
+#        NMRS_HELPER_UID (default 65534, nobody), NMCLI (default nmcli),
+#        NMRS_WRAP (words put before each daemon's command, e.g. valgrind
+#        and its options for `cargo xtask bench link-order`; default none).
 # Written to work under `set -u`, but does not set it: it is sourced into the
 # peer scripts, which are not.
 
@@ -121,7 +123,8 @@ address1=$(lab_scale_addr "$i")" "method=disabled"
 # the shell's own `read`: no subshell) go to $LAB_WORK/nmrs-helpers.pids for
 # dut_stop, dut_pids and nmrs_cpu_ns; the wrapper's own CPU time until the
 # exec goes to $LAB_WORK/nmrs-wrapper.ns, for nmrs_cpu_ns to take off
-# nm-core's (the exec keeps the PID, and so the shell's time).
+# nm-core's (the exec keeps the PID, and so the shell's time). $NMRS_WRAP,
+# unquoted on purpose, is empty or a command with its options.
 NMRS_WRAPPER='
 settings=$1 core=$2 helper=$3 uid=$4 root=$5 pidfile=$6 wrapper_ns=$7 helper_ns=$8
 caps=-all,+net_raw,+net_bind_service
@@ -129,17 +132,17 @@ caps=-all,+net_raw,+net_bind_service
 # (and takes some 2 ms to do it); the shell between it and the helper
 # writes that time (to fd 3, opened here as root) for nmrs_cpu_ns.
 setpriv --reuid="$uid" --regid="$uid" --clear-groups --inh-caps=$caps --ambient-caps=$caps \
-  --bounding-set=$caps -- sh -c '"'"'read -r ns _ < /proc/$$/schedstat; echo "$ns" >&3; exec 3>&-; exec "$0" "$@"'"'"' \
+  --bounding-set=$caps -- sh -c '"'"'read -r ns _ < /proc/$$/schedstat; echo "$ns" >&3; exec 3>&-; exec $NMRS_WRAP "$0" "$@"'"'"' \
   "$helper" --root "$root" 3> "$helper_ns" &
 hp=$!
-"$settings" --root "$root" &
+$NMRS_WRAP "$settings" --root "$root" &
 sp=$!
 read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ hs _ < /proc/$hp/stat
 read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ ss _ < /proc/$sp/stat
 printf "%s %s\n%s %s\n" "$hp" "$hs" "$sp" "$ss" > "$pidfile"
 read -r ns _ < /proc/$$/schedstat
 echo "$ns" > "$wrapper_ns"
-exec "$core" --root "$root"
+exec $NMRS_WRAP "$core" --root "$root"
 '
 
 dut_start() {
@@ -148,7 +151,7 @@ dut_start() {
     { lab_log "nmrs: binaries not found"; return 1; }
   [[ -x $settings && -x $core && -x $helper ]] || { lab_log "nmrs: $settings, $core or $helper is not executable"; return 1; }
   lab_spawn dut "$LAB_CLI_NS" "$DUT_SB" "$LAB_WORK/dut.log" \
-    env DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS" NM_RS_LOG="$NMRS_LOG" \
+    env DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS" NM_RS_LOG="$NMRS_LOG" NMRS_WRAP="${NMRS_WRAP:-}" \
     sh -c "$NMRS_WRAPPER" nmrs-dut "$settings" "$core" "$helper" "$NMRS_HELPER_UID" "$NMRS_ROOT" \
     "$LAB_WORK/nmrs-helpers.pids" "$LAB_WORK/nmrs-wrapper.ns" "$LAB_WORK/nmrs-helper-start.ns" >/dev/null
 }

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::peers::{Row, Step, Suite, Target, collect, median, run_suite, table};
+use super::peers::{Row, Step, Suite, Target, collect, median, no_env, run_suite, table};
 
 /// The dnsmasq variant the figures are for.
 const VARIANT: &str = "noping";
@@ -74,7 +74,8 @@ fn steps(opts: &DhcpOptions) -> Vec<Step> {
 
 pub fn dhcp(opts: DhcpOptions) -> Result<ExitCode> {
     let steps = steps(&opts);
-    run_suite(Suite { name: "dhcp", steps, daemons: &opts.daemons, build: opts.build, render })
+    let suite = Suite { name: "dhcp", steps, daemons: &opts.daemons, build: opts.build, render, env: no_env };
+    Ok(run_suite(suite)?.code)
 }
 
 fn m(name: &str) -> String {

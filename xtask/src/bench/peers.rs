@@ -28,7 +28,7 @@ const PEER_BENCH_ENV: &str = "NM_RS_PEER_BENCH";
 /// Our own bench material (adapter, scripts), relative to the workspace root.
 const OWN_BENCH_DIR: &str = "xtask/bench";
 /// What the nmrs adapter starts (release builds).
-const BINARIES: &[&str] = &["nm-core", "nm-system-settings", "nm-dhcp-helper"];
+pub(super) const BINARIES: &[&str] = &["nm-core", "nm-system-settings", "nm-dhcp-helper"];
 
 /// Daemon names as the adapters call themselves, in table order.
 pub const DAEMONS: &[&str] = &["nm", "networkd", "nmrs"];
@@ -101,7 +101,8 @@ pub fn core(opts: CoreOptions) -> Result<ExitCode> {
         args.extend(daemons.iter().map(|d| d.to_string()));
         steps.push(Step { script: g.script(), args });
     }
-    run_suite(Suite { name: "core", steps, daemons: &opts.daemons, build: opts.build, render })
+    let suite = Suite { name: "core", steps, daemons: &opts.daemons, build: opts.build, render, env: no_env };
+    Ok(run_suite(suite)?.code)
 }
 
 /// One run of a lab script: its file name (in the peer-bench folder or in
@@ -122,9 +123,27 @@ pub(super) struct Suite<'a> {
     pub daemons: &'a [String],
     pub build: bool,
     pub render: fn(&[Row]) -> String,
+    /// Extra environment for the scripts, made once the run's directory
+    /// exists (`link-order` points the daemons' wrapper at valgrind there).
+    pub env: fn(&Path) -> Result<Env>,
 }
 
-pub(super) fn run_suite(suite: Suite<'_>) -> Result<ExitCode> {
+/// Environment variables, name and value.
+pub(super) type Env = Vec<(String, String)>;
+
+/// No extra environment.
+pub(super) fn no_env(_: &Path) -> Result<Env> {
+    Ok(Vec::new())
+}
+
+/// What a suite leaves: its verdict and the directory with its results,
+/// logs and the lab's work dir.
+pub(super) struct Outcome {
+    pub code: ExitCode,
+    pub dir: PathBuf,
+}
+
+pub(super) fn run_suite(suite: Suite<'_>) -> Result<Outcome> {
     require_root(&format!("cargo xtask bench {}", suite.name))?;
     for d in suite.daemons {
         if !DAEMONS.contains(&d.as_str()) {
@@ -178,6 +197,7 @@ pub(super) fn run_suite(suite: Suite<'_>) -> Result<ExitCode> {
             .with_context(|| format!("copying {b} into {}", bin_dir.display()))?;
     }
     let version = source_version();
+    let env = (suite.env)(&dir)?;
     let results = dir.join("results.tsv");
     File::create(&results).with_context(|| format!("creating {}", results.display()))?;
 
@@ -192,7 +212,8 @@ pub(super) fn run_suite(suite: Suite<'_>) -> Result<ExitCode> {
             .env("LAB_PREFIX", &prefix)
             .env("NM_RS_BIN_DIR", &bin_dir)
             // nm-rs logs into the lab's dut.log: no colour codes there
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .envs(env.iter().map(|(k, v)| (k, v)));
         let log = dir.join(format!("{}.log", step.script.trim_end_matches(".sh")));
         header(&format!("{}   (log {})", show(&cmd), log.display()));
         let started = Instant::now();
@@ -215,15 +236,16 @@ pub(super) fn run_suite(suite: Suite<'_>) -> Result<ExitCode> {
         problems.push(format!("{} {}: {} {}", r.daemon, r.metric, r.raw, r.note));
     }
     eprintln!("\nresults, logs and the lab's work dir: {}", dir.display());
-    if problems.is_empty() {
-        Ok(ExitCode::SUCCESS)
+    let code = if problems.is_empty() {
+        ExitCode::SUCCESS
     } else {
         eprintln!("\nproblems:");
         for p in &problems {
             eprintln!("  {p}");
         }
-        Ok(ExitCode::FAILURE)
-    }
+        ExitCode::FAILURE
+    };
+    Ok(Outcome { code, dir })
 }
 
 /// /proc/loadavg's three averages, for the table's last line (figures taken

@@ -1,0 +1,263 @@
+//! `cargo xtask bench link-order`: writes `link-order/daemons.order`, the
+//! daemons' functions in the order the benchmark scenarios first run them,
+//! which release builds hand to the linker (crates/nm-link-order).
+//!
+//! The three daemons run under callgrind (`NMRS_WRAP` in the nmrs adapter)
+//! through the peer-bench scenarios the issues measure: DHCP cold start
+//! first (its functions lead the list, so that the smallest set of pages
+//! holds them), then down/up through nmcli, a static `nmcli connection up`,
+//! and 300 links. callgrind names every function that ran, per binary;
+//! their symbol names are the linker's, since symbol names do not depend on
+//! the link (the build script only adds linker arguments).
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+use super::peers::{BINARIES, Env, Row, Step, Suite, run_suite};
+use crate::util::{cargo, check, header, target_dir, workspace_root};
+
+/// Relative to the workspace root; the same path as nm_link_order::ORDER_FILE.
+const ORDER_FILE: &str = "link-order/daemons.order";
+/// Where callgrind writes, in the run's directory.
+const PROFILES: &str = "callgrind";
+/// The helper runs as this user in the lab (the adapter's default).
+const HELPER_UID: u32 = 65534;
+
+fn steps() -> Vec<Step> {
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
+    vec![
+        Step { script: "bench-dhcp-nmrs.sh", args: args(&["-n", "1", "nmrs"]) },
+        Step { script: "bench-reactivate.sh", args: args(&["-n", "2", "-v", "noping", "nmrs"]) },
+        Step { script: "bench-static-up.sh", args: args(&["-n", "2", "nmrs"]) },
+        Step { script: "bench-scale-links.sh", args: args(&["-n", "1", "-l", "300", "nmrs"]) },
+    ]
+}
+
+pub fn link_order(build: bool) -> Result<ExitCode> {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        bail!("valgrind is missing (Debian package valgrind)");
+    }
+    let daemons = ["nmrs".to_string()];
+    let suite = Suite { name: "link-order", steps: steps(), daemons: &daemons, build, render, env: callgrind_env };
+    let outcome = run_suite(suite)?;
+    let profiles = collect_profiles(&outcome.dir.join(PROFILES))?;
+    if profiles.is_empty() {
+        bail!("no callgrind output in {}", outcome.dir.join(PROFILES).display());
+    }
+    let mut texts = Vec::new();
+    for p in &profiles {
+        texts.push(fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?);
+    }
+    let names = executed_functions(texts.iter().map(String::as_str), BINARIES);
+    let order = workspace_root().join(ORDER_FILE);
+    fs::write(&order, order_file(&names)).with_context(|| format!("writing {}", order.display()))?;
+    eprintln!("\n{} functions from {} profiles written to {}", names.len(), profiles.len(), order.display());
+
+    // The build script sees the new list and relinks; then check that the
+    // names are the binaries' own (a new compiler or new dependencies
+    // rename every function: the list would then order nothing).
+    let packages: Vec<&str> = BINARIES.iter().flat_map(|b| ["-p", b]).collect();
+    header(&format!("cargo build --release {}   (relinks in the new order)", packages.join(" ")));
+    let mut cmd = cargo();
+    cmd.args(["build", "--release"]).args(&packages);
+    check(cmd)?;
+    let listed: HashSet<&str> = names.iter().map(String::as_str).collect();
+    for b in BINARIES {
+        let path = target_dir().join("release").join(b);
+        let found = symbols(&path)?.iter().filter(|s| listed.contains(s.as_str())).count();
+        eprintln!("    {b}: {found} of its functions are in the list");
+        if found == 0 {
+            bail!("none of {b}'s functions is in the list: the profile and the build differ");
+        }
+    }
+    Ok(outcome.code)
+}
+
+/// The scripts' own table says little under valgrind: only what failed.
+fn render(rows: &[Row]) -> String {
+    let mut out = String::from("link-order: scenario results under callgrind (times are valgrind's)\n");
+    for r in rows.iter().filter(|r| r.value.is_none()) {
+        let _ = writeln!(out, "  FAIL {} {}: {}", r.daemon, r.metric, r.note);
+    }
+    out
+}
+
+/// `NMRS_WRAP` for the adapter: every daemon under callgrind, one file per
+/// process in the run's `callgrind/` (owned by the helper's user, which
+/// writes there too).
+fn callgrind_env(dir: &Path) -> Result<Env> {
+    let out = dir.join(PROFILES);
+    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    std::os::unix::fs::chown(&out, Some(HELPER_UID), Some(HELPER_UID))
+        .with_context(|| format!("chown {}", out.display()))?;
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o700))?;
+    let wrap =
+        format!("valgrind -q --tool=callgrind --demangle=no --dump-line=no --callgrind-out-file={}/%p", out.display());
+    Ok(vec![("NMRS_WRAP".into(), wrap)])
+}
+
+/// The profiles, oldest first: a daemon's file is written when it exits, so
+/// this is the order of the scenarios.
+fn collect_profiles(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for e in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let e = e?;
+        let modified = e.metadata()?.modified()?;
+        files.push((modified, e.path()));
+    }
+    files.sort();
+    Ok(files.into_iter().map(|(_, p)| p).collect())
+}
+
+/// The symbol names of the functions that ran in `binaries`, in the order
+/// callgrind's files first name them, each once.
+///
+/// callgrind's format: `ob=(N) path` and `fn=(N) name` set the object and
+/// function of the cost lines that follow; a name is spelled out at its
+/// first use only (`fn=(N)` afterwards), also when first seen as a callee
+/// (`cfn=`, `cob=`). Recursion levels carry a `'2` suffix.
+pub fn executed_functions<'a>(profiles: impl Iterator<Item = &'a str>, binaries: &[&str]) -> Vec<String> {
+    let mut order = Vec::new();
+    let mut seen = HashSet::new();
+    for text in profiles {
+        let mut objects = std::collections::HashMap::new();
+        let mut functions = std::collections::HashMap::new();
+        let mut in_binary = false;
+        for line in text.lines() {
+            let Some((key, rest)) = line.split_once('=') else { continue };
+            let (id, name) = match rest.split_once(' ') {
+                Some((id, name)) => (id, Some(name)),
+                None => (rest, None),
+            };
+            match key {
+                "ob" | "cob" => {
+                    if let Some(name) = name {
+                        objects.insert(id.to_string(), name.to_string());
+                    }
+                    if key == "ob" {
+                        let path = objects.get(id).map(String::as_str).unwrap_or("");
+                        let file = path.rsplit('/').next().unwrap_or("");
+                        in_binary = binaries.contains(&file);
+                    }
+                }
+                "fn" | "cfn" => {
+                    if let Some(name) = name {
+                        functions.insert(id.to_string(), name.to_string());
+                    }
+                    if key == "fn"
+                        && in_binary
+                        && let Some(name) = functions.get(id)
+                    {
+                        let name = strip_recursion(name);
+                        if seen.insert(name.to_string()) {
+                            order.push(name.to_string());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    order
+}
+
+/// `foo'2` (callgrind's second recursion level) is `foo`.
+fn strip_recursion(name: &str) -> &str {
+    match name.rsplit_once('\'') {
+        Some((base, level)) if !level.is_empty() && level.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => name,
+    }
+}
+
+fn order_file(names: &[String]) -> String {
+    let mut out = String::from(
+        "# Functions of nm-core, nm-system-settings and nm-dhcp-helper in the order the\n\
+         # benchmark scenarios first ran them, for the linker of release builds\n\
+         # (crates/nm-link-order). Written by `cargo xtask bench link-order`: run it\n\
+         # again after a new compiler, new dependencies or large changes. A name that\n\
+         # no longer exists is skipped; a function not listed is placed after these.\n",
+    );
+    for n in names {
+        out.push_str(n);
+        out.push('\n');
+    }
+    out
+}
+
+/// The function symbols of an ELF file (`nm`).
+fn symbols(binary: &Path) -> Result<Vec<String>> {
+    let out = Command::new("nm").arg(binary).output().context("running nm (Debian package binutils)")?;
+    if !out.status.success() {
+        bail!("nm {} failed", binary.display());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, kind, name) = (f.next()?, f.next()?, f.next()?);
+            matches!(kind, "t" | "T" | "w" | "W").then(|| name.to_string())
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROFILE: &str = "\
+version: 1
+cmd: /tmp/x/bin/nm-core --root /r
+events: Ir
+ob=(1) /usr/lib/x86_64-linux-gnu/libc.so.6
+fn=(1) malloc
+3 10
+ob=(2) /tmp/x/bin/nm-core
+fn=(2) _ZN7nm_core4main17h0123456789abcdefE
+4 20
+cob=(1)
+cfn=(1)
+calls=1 0
+4 5
+cfn=(3) _ZN7nm_core3run17hfedcba9876543210E
+calls=1 0
+5 7
+fn=(3)
+6 30
+fn=(4) _ZN7nm_core3run17hfedcba9876543210E'2
+7 1
+ob=(1)
+fn=(5) free
+8 2
+";
+
+    #[test]
+    fn functions_of_the_binaries_in_first_seen_order() {
+        let names = executed_functions([PROFILE, PROFILE].into_iter(), &["nm-core"]);
+        assert_eq!(names, ["_ZN7nm_core4main17h0123456789abcdefE", "_ZN7nm_core3run17hfedcba9876543210E"]);
+    }
+
+    #[test]
+    fn other_objects_are_left_out() {
+        assert!(executed_functions([PROFILE].into_iter(), &["nm-dhcp-helper"]).is_empty());
+    }
+
+    #[test]
+    fn recursion_levels_are_one_function() {
+        assert_eq!(strip_recursion("f'2"), "f");
+        assert_eq!(strip_recursion("f'"), "f'");
+        assert_eq!(strip_recursion("f"), "f");
+    }
+
+    #[test]
+    fn the_file_is_comments_then_names() {
+        let text = order_file(&["a".into(), "b".into()]);
+        let names: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+}
