@@ -35,12 +35,16 @@
 # Knobs: NM_RS_BIN_DIR (directory of the three binaries; default: from PATH),
 #        NMRS_LOG (NM_RS_LOG filter for the daemons, default info),
 #        NMRS_HELPER_UID (default 65534, nobody), NMCLI (default nmcli),
+#        NMRS_CTL (the tool of dut_down/dut_up: nm-rs's own nmctl, from
+#        NM_RS_BIN_DIR or PATH, as networkd's adapter uses networkctl; set it
+#        to nmcli to measure NetworkManager's tool), NMRS_DUT_NAME (the name
+#        results are filed under, default nmrs),
 #        NMRS_WRAP (words put before each daemon's command, e.g. valgrind
 #        and its options for `cargo xtask bench link-order`; default none).
 # Written to work under `set -u`, but does not set it: it is sourced into the
 # peer scripts, which are not.
 
-DUT_NAME=nmrs
+DUT_NAME=${NMRS_DUT_NAME:-nmrs}
 NMRS_BIN_DIR=${NM_RS_BIN_DIR:-}
 NMRS_LOG=${NMRS_LOG:-info}
 NMCLI=${NMCLI:-nmcli}
@@ -52,6 +56,10 @@ NMRS_ROOT=
 nmrs_bin() {
   if [[ -n $NMRS_BIN_DIR ]]; then echo "$NMRS_BIN_DIR/$1"; else command -v "$1"; fi
 }
+
+# Resolved once here: a lookup inside dut_up would be timed with it.
+NMRS_CTL=${NMRS_CTL:-$(nmrs_bin nmctl)}
+NMRS_CTL=${NMRS_CTL:-$NMCLI}
 
 # nmrs_profile FILE ID UUID IFACE IPV4-LINES IPV6-LINES: one 0600 keyfile
 nmrs_profile() {
@@ -208,8 +216,10 @@ nmrs_cpu_ns() {
 }
 
 nmrs_cli() { lab_in dut env DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS" "$NMCLI" "$@"; }
-dut_down() { nmrs_cli connection down lab-dhcp >/dev/null; }
-dut_up() { nmrs_cli connection up lab-dhcp >/dev/null; }
+nmrs_ctl() { lab_in dut env DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS" "$NMRS_CTL" "$@"; }
+# both wait for the change, as nmcli does
+dut_down() { nmrs_ctl connection down lab-dhcp >/dev/null; }
+dut_up() { nmrs_ctl connection up lab-dhcp >/dev/null; }
 dut_query() { nmrs_cli general >/dev/null; }
 dut_settled() { lab_in dut env DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS" nm-online -s -q -t 0 >/dev/null 2>&1; }
 # single D-Bus round trip into nm-core (no object-tree download like nmcli)

@@ -19,6 +19,11 @@ use super::peers::{Row, Step, Suite, Target, collect, median, no_env, run_suite,
 const VARIANT: &str = "noping";
 /// The adapter that stands for the harness alone (`xtask/bench/adapters/null.sh`).
 const NULL: &str = "null";
+/// nm-rs driven by nmcli instead of its own nmctl (the reactivate group).
+const NMCLI_DUT: &str = "nmrs-nmcli";
+/// The row of down → up through nmcli: NetworkManager's figure and nm-rs's
+/// through the same tool.
+const NMCLI_REACT: &str = "react_ready_ms_via_nmcli";
 
 /// A group of metrics: one script of the lab.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -53,20 +58,32 @@ fn steps(opts: &DhcpOptions) -> Vec<Step> {
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
+    let with_nmrs = opts.daemons.iter().any(|d| d == "nmrs");
     let mut steps = Vec::new();
     for g in groups {
         match g {
             Group::Cold => {
-                steps.push(Step { script: "bench-coldstart.sh", args: common(&[NULL]) });
-                if opts.daemons.iter().any(|d| d == "nmrs") {
-                    steps.push(Step {
-                        script: "bench-dhcp-nmrs.sh",
-                        args: vec!["-n".into(), opts.runs.to_string(), "nmrs".into()],
-                    });
+                steps.push(Step::new("bench-coldstart.sh", common(&[NULL])));
+                if with_nmrs {
+                    let args = vec!["-n".into(), opts.runs.to_string(), "nmrs".into()];
+                    steps.push(Step::new("bench-dhcp-nmrs.sh", args));
                 }
             }
-            Group::Reactivate => steps.push(Step { script: "bench-reactivate.sh", args: common(&[]) }),
-            Group::Flap => steps.push(Step { script: "bench-flap.sh", args: common(&[]) }),
+            Group::Reactivate => {
+                // nm-rs through its own nmctl (as networkd through networkctl),
+                // then once more through nmcli, NetworkManager's tool, filed
+                // apart (NMCLI_DUT) and shown on a row of its own.
+                steps.push(Step::new("bench-reactivate.sh", common(&[])));
+                if with_nmrs {
+                    let args = vec!["-n".into(), opts.runs.to_string(), "-v".into(), VARIANT.into(), "nmrs".into()];
+                    steps.push(
+                        Step::new("bench-reactivate.sh", args)
+                            .with_env("NMRS_CTL", "nmcli")
+                            .with_env("NMRS_DUT_NAME", NMCLI_DUT),
+                    );
+                }
+            }
+            Group::Flap => steps.push(Step::new("bench-flap.sh", common(&[]))),
         }
     }
     steps
@@ -96,6 +113,7 @@ fn known() -> Vec<(String, Option<Target>)> {
         ("dhcp_cpu_settings_ms".into(), None),
         ("dhcp_cpu_core_ms".into(), None),
         (s("react_ready_ms"), Some(AtMost(12.0))),
+        (NMCLI_REACT.into(), None),
         (s("react_cmd_ms"), None),
         (s("react_cpu_ms"), None),
         (s("down_ms"), None),
@@ -133,8 +151,21 @@ fn fixed_cost(data: &BTreeMap<String, BTreeMap<String, Vec<f64>>>) -> Option<f64
 pub fn derive(rows: &[Row]) -> BTreeMap<String, BTreeMap<String, Vec<f64>>> {
     let mut data = collect(rows);
     let fixed = fixed_cost(&data);
+    let mut via_nmcli = BTreeMap::new();
+    if let Some(react) = data.get(&m("react_ready_ms")) {
+        if let Some(nm) = react.get("nm") {
+            via_nmcli.insert("nm".to_string(), nm.clone());
+        }
+        if let Some(nmrs) = react.get(NMCLI_DUT) {
+            via_nmcli.insert("nmrs".to_string(), nmrs.clone());
+        }
+    }
     for by in data.values_mut() {
         by.remove(NULL);
+        by.remove(NMCLI_DUT);
+    }
+    if via_nmcli.contains_key("nmrs") {
+        data.insert(NMCLI_REACT.into(), via_nmcli);
     }
     data.retain(|_, by| !by.is_empty());
     if let Some(fixed) = fixed
@@ -179,7 +210,9 @@ pub fn render(rows: &[Row]) -> String {
         "\nmedians over the runs, dnsmasq --no-ping; nm-rs = nm-core + nm-system-settings + nm-dhcp-helper (unprivileged,\n\
          CAP_NET_RAW + CAP_NET_BIND_SERVICE). harness fixed cost: {fixed_text}; cold_net_ms = cold_v4_ms minus it.\n\
          cpu_ready_ms is each daemon's cgroup (for nm-rs: also the adapter's wrapper shell and setpriv);\n\
-         dhcp_cpu_daemons_ms the three nm-rs daemons alone (schedstat). pss_kb: all processes of each daemon, after settling."
+         dhcp_cpu_daemons_ms the three nm-rs daemons alone (schedstat). pss_kb: all processes of each daemon, after settling.\n\
+         react_*: down and up through each daemon's own tool (nmcli, networkctl, nm-rs's nmctl);\n\
+         {NMCLI_REACT}: NetworkManager's nmcli for both NetworkManager and nm-rs."
     );
     out
 }
@@ -201,6 +234,8 @@ mod tests {
         networkd\tflap_addr_removed[noping]\t1\tbool\t\n\
         nmrs\tflap_addr_removed[noping]\t0\tbool\t\n\
         nmrs\treact_ready_ms[noping]\t11\tms\t\n\
+        nm\treact_ready_ms[noping]\t23\tms\t\n\
+        nmrs-nmcli\treact_ready_ms[noping]\t19\tms\t\n\
         nmrs\thelper_rss_kb\t5000\tkB\t\n";
 
     #[test]
@@ -208,9 +243,15 @@ mod tests {
         let opts = DhcpOptions { runs: 3, only: vec![], daemons: vec!["nm".into(), "nmrs".into()], build: false };
         let s = steps(&opts);
         let scripts: Vec<&str> = s.iter().map(|s| s.script).collect();
-        assert_eq!(scripts, ["bench-coldstart.sh", "bench-dhcp-nmrs.sh", "bench-reactivate.sh", "bench-flap.sh"]);
+        assert_eq!(
+            scripts,
+            ["bench-coldstart.sh", "bench-dhcp-nmrs.sh", "bench-reactivate.sh", "bench-reactivate.sh", "bench-flap.sh"]
+        );
         assert_eq!(s[0].args, ["-n", "3", "-v", "noping", "nm", "nmrs", "null"]);
         assert_eq!(s[2].args, ["-n", "3", "-v", "noping", "nm", "nmrs"]);
+        assert!(s[2].env.is_empty());
+        assert_eq!(s[3].args, ["-n", "3", "-v", "noping", "nmrs"]);
+        assert!(s[3].env.contains(&("NMRS_CTL".into(), "nmcli".into())), "{:?}", s[3].env);
         let only_flap = DhcpOptions { only: vec![Group::Flap], daemons: vec!["nm".into()], ..opts };
         assert_eq!(steps(&only_flap).len(), 1);
     }
@@ -222,6 +263,10 @@ mod tests {
         assert_eq!(d["cold_net_ms"]["nmrs"], vec![19.0, 21.0]);
         assert_eq!(d["flap_kept_addr"]["networkd"], vec![0.0]);
         assert!(!d.values().any(|by| by.contains_key(NULL)), "null is no column");
+        assert_eq!(d[NMCLI_REACT]["nm"], vec![23.0]);
+        assert_eq!(d[NMCLI_REACT]["nmrs"], vec![19.0]);
+        assert!(!d.values().any(|by| by.contains_key(NMCLI_DUT)), "nm-rs through nmcli is a row, not a column");
+        assert_eq!(d[&m("react_ready_ms")]["nmrs"], vec![11.0]);
     }
 
     #[test]

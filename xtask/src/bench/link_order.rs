@@ -32,10 +32,10 @@ const HELPER_UID: u32 = 65534;
 fn steps() -> Vec<Step> {
     let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
     vec![
-        Step { script: "bench-dhcp-nmrs.sh", args: args(&["-n", "1", "nmrs"]) },
-        Step { script: "bench-reactivate.sh", args: args(&["-n", "2", "-v", "noping", "nmrs"]) },
-        Step { script: "bench-static-up.sh", args: args(&["-n", "2", "nmrs"]) },
-        Step { script: "bench-scale-links.sh", args: args(&["-n", "1", "-l", "300", "nmrs"]) },
+        Step::new("bench-dhcp-nmrs.sh", args(&["-n", "1", "nmrs"])),
+        Step::new("bench-reactivate.sh", args(&["-n", "2", "-v", "noping", "nmrs"])),
+        Step::new("bench-static-up.sh", args(&["-n", "2", "nmrs"])),
+        Step::new("bench-scale-links.sh", args(&["-n", "1", "-l", "300", "nmrs"])),
     ]
 }
 

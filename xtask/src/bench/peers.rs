@@ -29,6 +29,9 @@ const PEER_BENCH_ENV: &str = "NM_RS_PEER_BENCH";
 const OWN_BENCH_DIR: &str = "xtask/bench";
 /// What the nmrs adapter starts (release builds).
 pub(super) const BINARIES: &[&str] = &["nm-core", "nm-system-settings", "nm-dhcp-helper"];
+/// nm-rs's own command line, the adapter's tool for down/up (as networkd's
+/// adapter uses networkctl).
+const CONTROL_TOOL: &str = "nmctl";
 
 /// Daemon names as the adapters call themselves, in table order.
 pub const DAEMONS: &[&str] = &["nm", "networkd", "nmrs"];
@@ -99,18 +102,30 @@ pub fn core(opts: CoreOptions) -> Result<ExitCode> {
             Group::Reactivate | Group::Static => {}
         }
         args.extend(daemons.iter().map(|d| d.to_string()));
-        steps.push(Step { script: g.script(), args });
+        steps.push(Step::new(g.script(), args));
     }
     let suite = Suite { name: "core", steps, daemons: &opts.daemons, build: opts.build, render, env: no_env };
     Ok(run_suite(suite)?.code)
 }
 
 /// One run of a lab script: its file name (in the peer-bench folder or in
-/// ours) and its arguments.
+/// ours), its arguments and environment of its own.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Step {
     pub script: &'static str,
     pub args: Vec<String>,
+    pub env: Env,
+}
+
+impl Step {
+    pub fn new(script: &'static str, args: Vec<String>) -> Step {
+        Step { script, args, env: Env::new() }
+    }
+
+    pub fn with_env(mut self, name: &str, value: &str) -> Step {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
 }
 
 /// A benchmark on the peer-bench lab: scripts run one after the other into
@@ -168,15 +183,16 @@ pub(super) fn run_suite(suite: Suite<'_>) -> Result<Outcome> {
     let prefix = std::env::var("LAB_PREFIX").unwrap_or_else(|_| "lab".into());
     refuse_existing_lab(&prefix)?;
 
+    let programs: Vec<&str> = BINARIES.iter().copied().chain([CONTROL_TOOL]).collect();
     if suite.build {
-        let packages: Vec<&str> = BINARIES.iter().flat_map(|b| ["-p", b]).collect();
+        let packages: Vec<&str> = programs.iter().flat_map(|b| ["-p", b]).collect();
         header(&format!("cargo build --release {}", packages.join(" ")));
         let mut build = cargo();
         build.args(["build", "--release"]).args(&packages);
         check(build)?;
     }
     let release = target_dir().join("release");
-    for b in BINARIES {
+    for b in &programs {
         if !release.join(b).is_file() {
             bail!("{} is missing (build it, or drop --no-build)", release.join(b).display());
         }
@@ -192,7 +208,7 @@ pub(super) fn run_suite(suite: Suite<'_>) -> Result<Outcome> {
     fs::create_dir_all(&bin_dir).with_context(|| format!("creating {}", bin_dir.display()))?;
     // readable and runnable by the helper's unprivileged user
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
-    for b in BINARIES {
+    for b in &programs {
         fs::copy(release.join(b), bin_dir.join(b))
             .with_context(|| format!("copying {b} into {}", bin_dir.display()))?;
     }
@@ -213,7 +229,7 @@ pub(super) fn run_suite(suite: Suite<'_>) -> Result<Outcome> {
             .env("NM_RS_BIN_DIR", &bin_dir)
             // nm-rs logs into the lab's dut.log: no colour codes there
             .env("NO_COLOR", "1")
-            .envs(env.iter().map(|(k, v)| (k, v)));
+            .envs(env.iter().chain(&step.env).map(|(k, v)| (k, v)));
         let log = dir.join(format!("{}.log", step.script.trim_end_matches(".sh")));
         header(&format!("{}   (log {})", show(&cmd), log.display()));
         let started = Instant::now();
