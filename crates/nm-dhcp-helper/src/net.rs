@@ -123,6 +123,12 @@ fn sockaddr_ll(ifindex: u32, ethertype: libc::c_int, broadcast: bool) -> libc::s
     sa
 }
 
+/// Room for one received frame or datagram. We ask servers for at most
+/// 1500 bytes (option 57); one that ignores it on a jumbo-frame link still
+/// fits. A bigger frame is dropped (MSG_TRUNC), a bigger UDP datagram is cut
+/// short and fails to parse. (64 KiB, zeroed, cost 96 KiB of resident memory.)
+const RECEIVE_BUFFER: usize = 16 * 1024;
+
 /// The raw socket used until the client has an address.
 pub struct PacketSocket {
     fd: AsyncFd<OwnedFd>,
@@ -141,7 +147,7 @@ impl PacketSocket {
         // SAFETY: the descriptor is owned by the AsyncFd and stays open as long
         // as it is registered.
         let fd = unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)?;
-        Ok(PacketSocket { fd, ifindex, buf: vec![0; 65536] })
+        Ok(PacketSocket { fd, ifindex, buf: vec![0; RECEIVE_BUFFER] })
     }
 
     /// Broadcasts a DHCP message from 0.0.0.0:68 to 255.255.255.255:67.
@@ -312,7 +318,7 @@ impl UdpSocket {
             )
         })?;
         let std_sock = std::net::UdpSocket::from(fd);
-        Ok(UdpSocket { sock: tokio::net::UdpSocket::from_std(std_sock)?, buf: vec![0; 65536] })
+        Ok(UdpSocket { sock: tokio::net::UdpSocket::from_std(std_sock)?, buf: vec![0; RECEIVE_BUFFER] })
     }
 
     pub async fn send_to(&self, payload: &[u8], to: Ipv4Addr) -> io::Result<()> {

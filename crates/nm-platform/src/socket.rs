@@ -23,10 +23,11 @@ pub(crate) const RTNLGRP_IPV4_IFADDR: u32 = 5;
 /// `RTNLGRP_IPV6_IFADDR`.
 pub(crate) const RTNLGRP_IPV6_IFADDR: u32 = 9;
 
-/// Room for one datagram: dumps come in at most 32 KiB pieces unless one
-/// message is bigger; a bigger datagram grows the buffer (and what was cut
-/// off is reported as [`Recv::Truncated`]).
-const BUFFER: usize = 64 * 1024;
+/// Room for one datagram: the kernel cuts dumps into pieces of at most
+/// 32 KiB less its skb overhead, unless one message is bigger; a bigger
+/// datagram grows the buffer (and what was cut off is reported as
+/// [`Recv::Truncated`]). More would only be zeroed and kept resident.
+const BUFFER: usize = 32 * 1024;
 
 /// Datagrams of one answer read before yielding to other tasks (a
 /// datagram of a route dump holds some 300 routes).

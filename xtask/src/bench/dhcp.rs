@@ -23,7 +23,7 @@ const NULL: &str = "null";
 const NMCLI_DUT: &str = "nmrs-nmcli";
 /// The row of down → up through nmcli: NetworkManager's figure and nm-rs's
 /// through the same tool.
-const NMCLI_REACT: &str = "react_ready_ms_via_nmcli";
+const NMCLI_REACT: &str = "react_nmcli_ready_ms";
 
 /// A group of metrics: one script of the lab.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
