@@ -32,7 +32,8 @@
 # (nm-rs leaves SLAAC to the kernel). In MODE=scale every scale link gets the
 # static /30 the peers get.
 #
-# Knobs: NM_RS_BIN_DIR (directory of the three binaries; default: from PATH),
+# Knobs: NM_RS_BIN_DIR (directory of the three daemons and nmctl; default:
+#        from PATH),
 #        NMRS_LOG (NM_RS_LOG filter for the daemons, default info),
 #        NMRS_HELPER_UID (default 65534, nobody), NMCLI (default nmcli),
 #        NMRS_CTL (the tool of dut_down/dut_up: nm-rs's own nmctl, from
