@@ -210,7 +210,9 @@ pub struct Engine {
     agents: agents::Registry,
     profiles: BTreeMap<u32, Profile>,
     devices: BTreeMap<u32, Device>,
-    actives: BTreeMap<u32, Active>,
+    /// Boxed: an `Active` holds two plans and is large, and a map node has
+    /// room for eleven entries whether it holds them or not.
+    actives: BTreeMap<u32, Box<Active>>,
     counters: Counters,
     timestamps: BTreeMap<String, u64>,
     retries: HashMap<String, Retries>,
@@ -1504,7 +1506,7 @@ impl Engine {
         }
         self.actives.insert(
             id,
-            Active {
+            Box::new(Active {
                 path: path.clone(),
                 profile,
                 device,
@@ -1520,7 +1522,7 @@ impl Engine {
                 by_user,
                 pre_up_pending: false,
                 auth: None,
-            },
+            }),
         );
         if let Some(d) = self.devices.get_mut(&device) {
             d.active = Some(id);
