@@ -28,14 +28,19 @@ const ORDER_FILE: &str = "link-order/daemons.order";
 const PROFILES: &str = "callgrind";
 /// The helper runs as this user in the lab (the adapter's default).
 const HELPER_UID: u32 = 65534;
+/// Names the scenario in the profiles' file names (valgrind's `%q{…}`).
+const STEP_VAR: &str = "NMRS_PROFILE_STEP";
 
+/// The scenarios, in the order their functions are listed. Each names its
+/// profiles (`NMRS_PROFILE_STEP`, in callgrind's file name), so the list
+/// does not depend on which daemon happened to exit first.
 fn steps() -> Vec<Step> {
     let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
     vec![
-        Step::new("bench-dhcp-nmrs.sh", args(&["-n", "1", "nmrs"])),
-        Step::new("bench-reactivate.sh", args(&["-n", "2", "-v", "noping", "nmrs"])),
-        Step::new("bench-static-up.sh", args(&["-n", "2", "nmrs"])),
-        Step::new("bench-scale-links.sh", args(&["-n", "1", "-l", "300", "nmrs"])),
+        Step::new("bench-dhcp-nmrs.sh", args(&["-n", "1", "nmrs"])).with_env(STEP_VAR, "1-dhcp"),
+        Step::new("bench-reactivate.sh", args(&["-n", "2", "-v", "noping", "nmrs"])).with_env(STEP_VAR, "2-reactivate"),
+        Step::new("bench-static-up.sh", args(&["-n", "2", "nmrs"])).with_env(STEP_VAR, "3-static"),
+        Step::new("bench-scale-links.sh", args(&["-n", "1", "-l", "300", "nmrs"])).with_env(STEP_VAR, "4-links"),
     ]
 }
 
@@ -50,32 +55,30 @@ pub fn link_order(build: bool) -> Result<ExitCode> {
     if profiles.is_empty() {
         bail!("no callgrind output in {}", outcome.dir.join(PROFILES).display());
     }
-    let mut texts = Vec::new();
-    for p in &profiles {
-        texts.push(fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?);
+    let names = executed_functions(profiles.iter().map(|(_, text)| text.as_str()), BINARIES);
+    // The binaries just profiled carry the names the relinked ones will
+    // (the link does not rename): count each one's listed functions now,
+    // for the file's record that `stale` compares later builds with.
+    let release = target_dir().join("release");
+    let mut found = Vec::new();
+    for b in BINARIES {
+        let n = listed_in(&release.join(b), &names)?;
+        eprintln!("    {b}: {n} of its functions are in the list");
+        if n == 0 {
+            bail!("none of {b}'s functions is in the list: the profile and the build differ");
+        }
+        found.push((b.to_string(), n));
     }
-    let names = executed_functions(texts.iter().map(String::as_str), BINARIES);
     let order = workspace_root().join(ORDER_FILE);
-    fs::write(&order, order_file(&names)).with_context(|| format!("writing {}", order.display()))?;
+    fs::write(&order, order_file(&names, &found)).with_context(|| format!("writing {}", order.display()))?;
     eprintln!("\n{} functions from {} profiles written to {}", names.len(), profiles.len(), order.display());
 
-    // The build script sees the new list and relinks; then check that the
-    // names are the binaries' own (a new compiler or new dependencies
-    // rename every function: the list would then order nothing).
+    // The build script sees the new list and relinks.
     let packages: Vec<&str> = BINARIES.iter().flat_map(|b| ["-p", b]).collect();
     header(&format!("cargo build --release {}   (relinks in the new order)", packages.join(" ")));
     let mut cmd = cargo();
     cmd.args(["build", "--release"]).args(&packages);
     check(cmd)?;
-    let listed: HashSet<&str> = names.iter().map(String::as_str).collect();
-    for b in BINARIES {
-        let path = target_dir().join("release").join(b);
-        let found = symbols(&path)?.iter().filter(|s| listed.contains(s.as_str())).count();
-        eprintln!("    {b}: {found} of its functions are in the list");
-        if found == 0 {
-            bail!("none of {b}'s functions is in the list: the profile and the build differ");
-        }
-    }
     Ok(outcome.code)
 }
 
@@ -97,26 +100,37 @@ fn callgrind_env(dir: &Path) -> Result<Env> {
     std::os::unix::fs::chown(&out, Some(HELPER_UID), Some(HELPER_UID))
         .with_context(|| format!("chown {}", out.display()))?;
     fs::set_permissions(&out, fs::Permissions::from_mode(0o700))?;
-    let wrap =
-        format!("valgrind -q --tool=callgrind --demangle=no --dump-line=no --callgrind-out-file={}/%p", out.display());
+    let wrap = format!(
+        "valgrind -q --tool=callgrind --demangle=no --dump-line=no --callgrind-out-file={}/%q{{{STEP_VAR}}}.%p",
+        out.display()
+    );
     Ok(vec![("NMRS_WRAP".into(), wrap)])
 }
 
-/// The profiles, oldest first: a daemon's file is written when it exits, so
-/// this is the order of the scenarios.
-fn collect_profiles(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The profiles in scenario order (`1-dhcp.PID`, …), and within one by the
+/// program they profiled (callgrind's `cmd:` line), read.
+fn collect_profiles(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
     let mut files = Vec::new();
     for e in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let e = e?;
-        let modified = e.metadata()?.modified()?;
-        files.push((modified, e.path()));
+        let path = e?.path();
+        let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let step =
+            path.file_name().and_then(|n| n.to_str()).and_then(|n| n.split('.').next()).unwrap_or("").to_string();
+        let program = text
+            .lines()
+            .find_map(|l| l.strip_prefix("cmd:"))
+            .and_then(|c| c.split_whitespace().next())
+            .unwrap_or("")
+            .to_string();
+        files.push(((step, program), path, text));
     }
-    files.sort();
-    Ok(files.into_iter().map(|(_, p)| p).collect())
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(files.into_iter().map(|(_, p, t)| (p, t)).collect())
 }
 
-/// The symbol names of the functions that ran in `binaries`, in the order
-/// callgrind's files first name them, each once.
+/// The symbol names of the functions that ran in `binaries`, each once:
+/// profile by profile, those not listed yet in name order (so that two runs
+/// of the same scenarios give the same list).
 ///
 /// callgrind's format: `ob=(N) path` and `fn=(N) name` set the object and
 /// function of the cost lines that follow; a name is spelled out at its
@@ -129,6 +143,7 @@ pub fn executed_functions<'a>(profiles: impl Iterator<Item = &'a str>, binaries:
         let mut objects = std::collections::HashMap::new();
         let mut functions = std::collections::HashMap::new();
         let mut in_binary = false;
+        let mut new = std::collections::BTreeSet::new();
         for line in text.lines() {
             let Some((key, rest)) = line.split_once('=') else { continue };
             let (id, name) = match rest.split_once(' ') {
@@ -156,13 +171,14 @@ pub fn executed_functions<'a>(profiles: impl Iterator<Item = &'a str>, binaries:
                     {
                         let name = strip_recursion(name);
                         if seen.insert(name.to_string()) {
-                            order.push(name.to_string());
+                            new.insert(name.to_string());
                         }
                     }
                 }
                 _ => {}
             }
         }
+        order.extend(new);
     }
     order
 }
@@ -175,19 +191,74 @@ fn strip_recursion(name: &str) -> &str {
     }
 }
 
-fn order_file(names: &[String]) -> String {
+/// The record line: how many listed functions each binary had.
+const FOUND: &str = "# found:";
+
+fn order_file(names: &[String], found: &[(String, usize)]) -> String {
     let mut out = String::from(
         "# Functions of nm-core, nm-system-settings and nm-dhcp-helper in the order the\n\
          # benchmark scenarios first ran them, for the linker of release builds\n\
          # (crates/nm-link-order). Written by `cargo xtask bench link-order`: run it\n\
-         # again after a new compiler, new dependencies or large changes. A name that\n\
-         # no longer exists is skipped; a function not listed is placed after these.\n",
+         # again after changing the daemons (a changed type renames the functions\n\
+         # generic over it; `bench core`/`bench dhcp` warn when names went missing).\n\
+         # A name that no longer exists is skipped; an unlisted function goes after.\n",
     );
+    let record: Vec<String> = found.iter().map(|(b, n)| format!("{b}={n}")).collect();
+    let _ = writeln!(out, "{FOUND} {}", record.join(" "));
     for n in names {
         out.push_str(n);
         out.push('\n');
     }
     out
+}
+
+/// How many of `names` are functions of `binary`.
+fn listed_in(binary: &Path, names: &[String]) -> Result<usize> {
+    let listed: HashSet<&str> = names.iter().map(String::as_str).collect();
+    Ok(symbols(binary)?.iter().filter(|s| listed.contains(s.as_str())).count())
+}
+
+/// Whether the list still fits the release binaries in `release`: each
+/// binary must find as many listed functions as when the list was made.
+/// A few missing names are enough to spread the running code again (nm-core
+/// lost 26 of 1,554 and its resident code grew from 2.1 to 2.6 MB), so any
+/// loss is reported; `None` when the list fits (or says nothing to compare).
+pub(super) fn stale(release: &Path) -> Result<Option<String>> {
+    let path = workspace_root().join(ORDER_FILE);
+    let Ok(text) = fs::read_to_string(&path) else {
+        return Ok(Some(format!("{} is missing", path.display())));
+    };
+    let names: Vec<String> = text.lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect();
+    let mut lost = Vec::new();
+    for (binary, recorded) in recorded_counts(&text) {
+        let file = release.join(&binary);
+        if !file.is_file() {
+            continue;
+        }
+        let now = listed_in(&file, &names)?;
+        if now < recorded {
+            lost.push(format!("{binary} finds {now} of the {recorded} functions it had"));
+        }
+    }
+    Ok((!lost.is_empty()).then(|| {
+        format!(
+            "{ORDER_FILE} is stale ({}): resident code and start-up are measured without the full \
+             order; run `cargo xtask bench link-order` and commit the list",
+            lost.join(", ")
+        )
+    }))
+}
+
+/// The `# found: name=N …` record of an order file.
+fn recorded_counts(text: &str) -> Vec<(String, usize)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(FOUND))
+        .flat_map(|rest| rest.split_whitespace())
+        .filter_map(|pair| {
+            let (b, n) = pair.split_once('=')?;
+            Some((b.to_string(), n.parse().ok()?))
+        })
+        .collect()
 }
 
 /// The function symbols of an ELF file (`nm`).
@@ -237,9 +308,9 @@ fn=(5) free
 ";
 
     #[test]
-    fn functions_of_the_binaries_in_first_seen_order() {
+    fn functions_of_the_binaries_profile_by_profile_in_name_order() {
         let names = executed_functions([PROFILE, PROFILE].into_iter(), &["nm-core"]);
-        assert_eq!(names, ["_ZN7nm_core4main17h0123456789abcdefE", "_ZN7nm_core3run17hfedcba9876543210E"]);
+        assert_eq!(names, ["_ZN7nm_core3run17hfedcba9876543210E", "_ZN7nm_core4main17h0123456789abcdefE"]);
     }
 
     #[test]
@@ -256,8 +327,15 @@ fn=(5) free
 
     #[test]
     fn the_file_is_comments_then_names() {
-        let text = order_file(&["a".into(), "b".into()]);
+        let text = order_file(&["a".into(), "b".into()], &[("nm-core".into(), 2)]);
         let names: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn the_file_records_what_each_binary_found() {
+        let text = order_file(&["a".into()], &[("nm-core".into(), 1554), ("nm-dhcp-helper".into(), 935)]);
+        assert_eq!(recorded_counts(&text), [("nm-core".to_string(), 1554), ("nm-dhcp-helper".to_string(), 935)]);
+        assert!(recorded_counts("# found: nm-core=x\na\n").is_empty());
     }
 }

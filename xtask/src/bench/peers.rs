@@ -198,6 +198,13 @@ pub(super) fn run_suite(suite: Suite<'_>) -> Result<Outcome> {
         }
     }
 
+    // A list that lost names measures memory and start-up without the
+    // order release builds are meant to have: said before and in the table.
+    let stale = if suite.name == "link-order" { None } else { super::link_order::stale(&release)? };
+    if let Some(w) = &stale {
+        eprintln!("\nwarning: {w}\n");
+    }
+
     let dir = std::env::temp_dir().join(format!("nm-rs-bench-{}-{}", suite.name, std::process::id()));
     let bench = dir.join("bench");
     header(&format!("staging {} + our adapters in {}", peer_dir.display(), bench.display()));
@@ -245,6 +252,9 @@ pub(super) fn run_suite(suite: Suite<'_>) -> Result<Outcome> {
     let rows = parse_results(&text);
     let mut table = (suite.render)(&rows);
     let _ = writeln!(table, "nm-rs measured: release build of {version}; load before the run: {}.", loadavg());
+    if let Some(w) = &stale {
+        let _ = writeln!(table, "warning: {w}");
+    }
     fs::write(dir.join("table.txt"), &table).context("writing table.txt")?;
     println!();
     print!("{table}");
