@@ -163,15 +163,26 @@ impl Presence {
     }
 }
 
-async fn installed_or_running(dbus: &zbus::fdo::DBusProxy<'_>) -> zbus::Result<bool> {
-    if dbus.name_has_owner(DISPATCHER.try_into()?).await? {
+/// Whether the dispatcher is on the bus or the bus can start it: both
+/// questions at once, as plain calls (no proxy to set up first).
+async fn installed_or_running(bus: &Bus) -> zbus::Result<bool> {
+    const BUS: &str = "org.freedesktop.DBus";
+    const BUS_PATH: &str = "/org/freedesktop/DBus";
+    let owned = bus.call_method(Some(BUS), BUS_PATH, Some(BUS), "NameHasOwner", &(DISPATCHER,));
+    let activatable = bus.call_method(Some(BUS), BUS_PATH, Some(BUS), "ListActivatableNames", &());
+    let (owned, activatable) = tokio::join!(owned, activatable);
+    if owned?.body().deserialize::<bool>()? {
         return Ok(true);
     }
-    Ok(dbus.list_activatable_names().await?.iter().any(|n| n.as_str() == DISPATCHER))
+    Ok(activatable?.body().deserialize::<Vec<String>>()?.iter().any(|n| n == DISPATCHER))
 }
 
 /// Keeps [`Presence`] current for as long as nm-core runs.
 pub async fn watch(bus: Bus, presence: Presence) -> anyhow::Result<()> {
+    // A first answer before the subscriptions: an activation that reaches
+    // IP_CHECK right after start-up needs it to know whether pre-up
+    // scripts may run (until then it assumes they may).
+    presence.set(installed_or_running(&bus).await?);
     let dbus = zbus::fdo::DBusProxy::new(&bus).await?;
     let mut owners = dbus.receive_name_owner_changed_with_args(&[(0, DISPATCHER)]).await?;
     let rule = MatchRule::builder()
@@ -181,16 +192,15 @@ pub async fn watch(bus: Bus, presence: Presence) -> anyhow::Result<()> {
         .member("ActivatableServicesChanged")
         .build()?;
     let mut reloads = MessageStream::for_match_rule(rule, &bus, None).await?;
-    if installed_or_running(&dbus).await? {
-        presence.set(true);
-    }
+    // Again, now that no change can pass unseen.
+    presence.set(installed_or_running(&bus).await?);
     loop {
         tokio::select! {
             Some(_) = owners.next() => {}
             Some(_) = reloads.next() => {}
             else => break,
         }
-        presence.set(installed_or_running(&dbus).await?);
+        presence.set(installed_or_running(&bus).await?);
     }
     Ok(())
 }

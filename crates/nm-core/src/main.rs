@@ -39,8 +39,11 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: nm_runtime::Args) -> anyhow::Result<()> {
     let paths = Paths::new(args.common.root.as_deref());
     let config: config::Config = nm_runtime::load_config(&paths, args.common.config.as_deref())?;
-    let (platform, mut kernel_events) = nm_platform::Platform::new().await.context("opening the kernel's netlink")?;
-    let bus = zbus::connection::Builder::system().build().await.context("connecting to the system bus")?;
+    // The kernel's dumps and the bus's handshake wait on different peers:
+    // side by side.
+    let (platform, bus) = tokio::join!(nm_platform::Platform::new(), zbus::connection::Builder::system().build());
+    let (platform, mut kernel_events) = platform.context("opening the kernel's netlink")?;
+    let bus = bus.context("connecting to the system bus")?;
     auth::init(config.core.auth());
     let (mut engine, mut inputs) = Engine::start(bus.clone(), platform, paths, config).await?;
     engine.discover().await;
