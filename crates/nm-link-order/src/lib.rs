@@ -1,6 +1,6 @@
 //! Called from the daemons' `build.rs`: in release builds, asks the linker
 //! to place the functions listed in `link-order/daemons.order` first in
-//! `.text`, in that order.
+//! `.text`, in the list's order (scenario by scenario).
 //!
 //! Why: a daemon's resident code is not the code it runs but every page the
 //! kernel maps around each page it runs (fault-around maps 64 KiB at a

@@ -1,6 +1,6 @@
 //! `cargo xtask bench link-order`: writes `link-order/daemons.order`, the
-//! daemons' functions in the order the benchmark scenarios first run them,
-//! which release builds hand to the linker (crates/nm-link-order).
+//! functions the daemons run, scenario by scenario, which release builds
+//! hand to the linker (crates/nm-link-order).
 //!
 //! The three daemons run under callgrind (`NMRS_WRAP` in the nmrs adapter)
 //! through the peer-bench scenarios the issues measure: DHCP cold start
@@ -14,16 +14,15 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
+use nm_link_order::ORDER_FILE;
 
 use super::peers::{BINARIES, Env, Row, Step, Suite, run_suite};
 use crate::util::{cargo, check, header, target_dir, workspace_root};
 
-/// Relative to the workspace root; the same path as nm_link_order::ORDER_FILE.
-const ORDER_FILE: &str = "link-order/daemons.order";
 /// Where callgrind writes, in the run's directory.
 const PROFILES: &str = "callgrind";
 /// The helper runs as this user in the lab (the adapter's default).
@@ -55,7 +54,7 @@ pub fn link_order(build: bool) -> Result<ExitCode> {
     if profiles.is_empty() {
         bail!("no callgrind output in {}", outcome.dir.join(PROFILES).display());
     }
-    let names = executed_functions(profiles.iter().map(|(_, text)| text.as_str()), BINARIES);
+    let names = executed_functions(profiles.iter().map(String::as_str), BINARIES);
     // The binaries just profiled carry the names the relinked ones will
     // (the link does not rename): count each one's listed functions now,
     // for the file's record that `stale` compares later builds with.
@@ -107,9 +106,9 @@ fn callgrind_env(dir: &Path) -> Result<Env> {
     Ok(vec![("NMRS_WRAP".into(), wrap)])
 }
 
-/// The profiles in scenario order (`1-dhcp.PID`, …), and within one by the
-/// program they profiled (callgrind's `cmd:` line), read.
-fn collect_profiles(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+/// The profiles' texts in scenario order (`1-dhcp.PID`, …), and within one
+/// by the program they profiled (callgrind's `cmd:` line).
+fn collect_profiles(dir: &Path) -> Result<Vec<String>> {
     let mut files = Vec::new();
     for e in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = e?.path();
@@ -122,10 +121,10 @@ fn collect_profiles(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
             .and_then(|c| c.split_whitespace().next())
             .unwrap_or("")
             .to_string();
-        files.push(((step, program), path, text));
+        files.push(((step, program), text));
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(files.into_iter().map(|(_, p, t)| (p, t)).collect())
+    Ok(files.into_iter().map(|(_, text)| text).collect())
 }
 
 /// The symbol names of the functions that ran in `binaries`, each once:
