@@ -10,7 +10,7 @@ use futures_util::{StreamExt, stream};
 use nm_dbus::{WireSettings, from_variant, settings_from_wire, settings_to_wire};
 use nm_model::dbus_dict::SettingsDict;
 use zbus::fdo::{DBusProxy, NameOwnerChangedStream};
-use zbus::proxy::CacheProperties;
+use zbus::proxy::{CacheProperties, MethodFlags};
 use zbus::{MatchRule, MessageStream, OwnedObjectPath, OwnedVariant, Proxy};
 
 use crate::exit::{self, fail, from_bus};
@@ -74,12 +74,30 @@ impl Client {
     }
 
     pub async fn objects(&self) -> Result<ObjectStore> {
+        self.objects_if_running()
+            .await?
+            .map_err(|e| from_bus("reading NetworkManager's objects", e))?
+            .ok_or_else(|| fail(exit::NOT_RUNNING, "NetworkManager is not running"))
+    }
+
+    /// `GetManagedObjects`, asked without letting the bus start anything:
+    /// `Ok(None)` when no one owns NetworkManager's name, so one call answers
+    /// both "is it running" and "what does it have".
+    async fn objects_if_running(&self) -> Result<std::result::Result<Option<ObjectStore>, zbus::Error>> {
         let om = self.proxy(OBJECT_MANAGER_PATH, "org.freedesktop.DBus.ObjectManager").await?;
-        let wire: WireObjects =
-            om.call("GetManagedObjects", &()).await.map_err(|e| from_bus("reading NetworkManager's objects", e))?;
-        Ok(ObjectStore::new(
+        let wire =
+            match om.call_with_flags::<_, _, WireObjects>("GetManagedObjects", MethodFlags::NO_AUTO_START, &()).await {
+                Ok(wire) => wire.unwrap_or_default(),
+                Err(zbus::Error::FDO(e))
+                    if matches!(*e, zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_)) =>
+                {
+                    return Ok(Ok(None));
+                }
+                Err(e) => return Ok(Err(e)),
+            };
+        Ok(Ok(Some(ObjectStore::new(
             wire.into_iter().map(|(p, ifaces)| (p.to_string(), interfaces_from_wire(p.as_str(), ifaces))).collect(),
-        ))
+        ))))
     }
 
     pub async fn get_settings(&self, path: &str) -> Result<SettingsDict> {
@@ -158,15 +176,28 @@ impl Client {
         p.call::<_, _, ()>("Disconnect", &()).await.map_err(|e| from_bus("disconnecting", e))
     }
 
-    /// Subscribes to NetworkManager's signals, then reads its objects (in
-    /// that order, so nothing falls between).
+    /// Subscribes to NetworkManager's name and signals, then reads its
+    /// objects; nothing may fall between the subscriptions and the read.
+    /// Two round trips, not four: the signal subscription and the read
+    /// leave side by side, in that order (both are sent on their first poll,
+    /// and the bus handles one connection's messages in order). The name
+    /// subscription goes first on its own, as zbus holds its subscription
+    /// table while a subscription is being made; the answer to the read
+    /// also says whether NetworkManager runs.
     pub async fn watch(&self) -> Result<Watch> {
+        let owners = DBusProxy::new(&self.bus).await?.receive_name_owner_changed_with_args(&[(0, NM)]).await?;
         let rule = MatchRule::builder().msg_type(zbus::message::Type::Signal).sender(NM).build()?;
-        let signals = MessageStream::for_match_rule(rule, &self.bus, std::num::NonZeroUsize::new(4096)).await?;
-        let dbus = DBusProxy::new(&self.bus).await?;
-        let owners = dbus.receive_name_owner_changed_with_args(&[(0, NM)]).await?;
-        let present = self.running().await?;
-        let store = if present { self.objects().await.unwrap_or_default() } else { ObjectStore::default() };
+        let (signals, objects) = tokio::join!(
+            MessageStream::for_match_rule(rule, &self.bus, std::num::NonZeroUsize::new(4096)),
+            self.objects_if_running(),
+        );
+        let signals = signals?;
+        // NetworkManager present but unreadable still counts as present.
+        let (store, present) = match objects? {
+            Ok(Some(store)) => (store, true),
+            Ok(None) => (ObjectStore::default(), false),
+            Err(_) => (ObjectStore::default(), true),
+        };
         Ok(Watch { signals, owners, store, present })
     }
 }
