@@ -57,15 +57,29 @@ pub struct Shared {
     pub paths: Paths,
     next_id: AtomicU32,
     running: Mutex<HashMap<u32, Running>>,
+    /// The unique bus name last found to be root (nm-core's). The bus
+    /// never gives a unique name to a second connection and a connection's
+    /// uid never changes, so the answer holds for as long as the name is
+    /// asked with; keeping it spares every Start and Stop a round trip.
+    root_caller: Mutex<Option<String>>,
 }
 
 impl Shared {
     pub fn new(paths: Paths) -> Arc<Shared> {
-        Arc::new(Shared { paths, next_id: AtomicU32::new(1), running: Mutex::new(HashMap::new()) })
+        Arc::new(Shared {
+            paths,
+            next_id: AtomicU32::new(1),
+            running: Mutex::new(HashMap::new()),
+            root_caller: Mutex::new(None),
+        })
     }
 
     fn running(&self) -> MutexGuard<'_, HashMap<u32, Running>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn root_caller(&self) -> MutexGuard<'_, Option<String>> {
+        self.root_caller.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Called by a transaction's task when it ends.
@@ -86,14 +100,18 @@ pub fn transaction_path(id: u32) -> OwnedObjectPath {
     OwnedObjectPath::try_from(format!("{TRANSACTION_PATH}/{id}")).expect("a number makes a valid object path")
 }
 
-async fn require_root(bus: &Connection, hdr: &Header<'_>, what: &str) -> fdo::Result<()> {
+async fn require_root(shared: &Shared, bus: &Connection, hdr: &Header<'_>, what: &str) -> fdo::Result<()> {
     let sender = hdr.sender().ok_or_else(|| fdo::Error::AccessDenied("message without sender".into()))?;
+    if shared.root_caller().as_deref() == Some(sender.as_str()) {
+        return Ok(());
+    }
     let dbus = fdo::DBusProxy::new(bus).await?;
     let uid = dbus.get_connection_unix_user(sender.clone().into()).await?;
     if uid != 0 {
         warn!(uid, "refused: {what} needs root");
         return Err(fdo::Error::AccessDenied(format!("only root may {what}")));
     }
+    *shared.root_caller() = Some(sender.to_string());
     Ok(())
 }
 
@@ -282,7 +300,7 @@ impl Manager {
         #[zbus(connection)] bus: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> fdo::Result<OwnedObjectPath> {
-        require_root(bus, &hdr, "start DHCP").await?;
+        require_root(&self.shared, bus, &hdr, "start DHCP").await?;
         let owner = hdr.sender().map(|s| s.to_string()).unwrap_or_default();
         let opts = parse_options(&options)?;
         let link = net::link(ifindex).map_err(|e| invalid("ifindex", format!("{ifindex}: {e}")))?;
@@ -323,7 +341,7 @@ impl Manager {
         let path = transaction_path(id);
         let (control, inbox) = mpsc::unbounded_channel();
         let state = Arc::new(Mutex::new("init"));
-        let iface = TransactionIface { state: state.clone(), control: control.clone() };
+        let iface = TransactionIface { state: state.clone(), control: control.clone(), shared: self.shared.clone() };
         bus.object_server().at(path.clone(), iface).await.map_err(|e| fdo::Error::Failed(e.to_string()))?;
         self.shared.running().insert(id, Running { ifindex, owner, control });
         info!(device = %link.ifname, transaction = id, lease_file = %file.display(), previous = ?prev, acd = ?cfg.acd, "DHCPv4 started");
@@ -337,6 +355,7 @@ impl Manager {
 pub struct TransactionIface {
     pub state: Arc<Mutex<&'static str>>,
     control: mpsc::UnboundedSender<Control>,
+    shared: Arc<Shared>,
 }
 
 #[interface(name = "org.freedesktop.nm_dhcp_helper.Transaction")]
@@ -349,7 +368,7 @@ impl TransactionIface {
         #[zbus(connection)] bus: &Connection,
         #[zbus(header)] hdr: Header<'_>,
     ) -> fdo::Result<()> {
-        require_root(bus, &hdr, "stop DHCP").await?;
+        require_root(&self.shared, bus, &hdr, "stop DHCP").await?;
         let (done, wait) = oneshot::channel();
         if self.control.send(Control::Stop { release, done }).is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
