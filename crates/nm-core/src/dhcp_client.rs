@@ -51,7 +51,13 @@ pub async fn stop(bus: &Bus, transaction: &OwnedObjectPath, release: bool) {
 
 /// Forwards every transaction's `Event` to the engine, and the helper's
 /// coming and going.
-pub async fn watch(bus: Bus, tx: mpsc::UnboundedSender<Input>) -> anyhow::Result<()> {
+/// `subscribed` turns true once both subscriptions hold: from then on no
+/// event of a transaction started later can be missed.
+pub async fn watch(
+    bus: Bus,
+    tx: mpsc::UnboundedSender<Input>,
+    subscribed: tokio::sync::watch::Sender<bool>,
+) -> anyhow::Result<()> {
     let rule = MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
         .sender(DHCP_HELPER)
@@ -61,6 +67,7 @@ pub async fn watch(bus: Bus, tx: mpsc::UnboundedSender<Input>) -> anyhow::Result
     let mut stream = MessageStream::for_match_rule(rule, &bus, std::num::NonZeroUsize::new(64)).await?;
     let dbus = zbus::fdo::DBusProxy::new(&bus).await?;
     let mut owners = dbus.receive_name_owner_changed_with_args(&[(0, DHCP_HELPER)]).await?;
+    subscribed.send_replace(true);
     loop {
         let msg = tokio::select! {
             Some(change) = owners.next() => {

@@ -31,7 +31,7 @@ use crate::dispatcher::{self, Dispatch};
 use crate::dns;
 use crate::ipconfig::{self, FamilyMethod, Plan};
 use crate::policy::{self, Candidate, DeviceView, Retries};
-use crate::settings_view::{self, Owner, SettingsEvent, Source};
+use crate::settings_view::{self, Owner, SettingsEvent, Snapshot, Source};
 use crate::state_files::{self, DeviceRecord};
 use crate::supplicant;
 
@@ -220,6 +220,10 @@ pub struct Engine {
     settings_known: bool,
     /// Whether nm-dispatcher is installed (or running).
     dispatcher: dispatcher::Presence,
+    /// True once nm-core hears nm-dhcp-helper's events (see [`Engine::follow`]).
+    dhcp_subscribed: tokio::sync::watch::Receiver<bool>,
+    /// Handed to the task that subscribes, when it starts.
+    dhcp_subscribed_tx: Option<tokio::sync::watch::Sender<bool>>,
     /// The user whose settings service is on the bus.
     user_owner: Option<Owner>,
     /// Start-up's wait for carriers is over.
@@ -268,6 +272,7 @@ impl Engine {
         server.at(AGENT_MANAGER_PATH, AgentManagerIface { agents: agents.clone() }).await?;
         server.at(DNS_MANAGER_PATH, DnsManagerIface { props: dns_props.clone() }).await?;
         let timestamps = state_files::load_timestamps(&paths);
+        let (dhcp_subscribed_tx, dhcp_subscribed) = tokio::sync::watch::channel(false);
         let engine = Engine {
             bus,
             platform,
@@ -287,6 +292,8 @@ impl Engine {
             retries: HashMap::new(),
             settings_known: false,
             dispatcher: dispatcher::Presence::default(),
+            dhcp_subscribed,
+            dhcp_subscribed_tx: Some(dhcp_subscribed_tx),
             user_owner: None,
             carrier_wait_over: false,
             startup: true,
@@ -307,20 +314,23 @@ impl Engine {
     }
 
     /// Starts the start-up carrier wait and following the other services.
-    /// The bus daemon answers one AddMatch at a time (zbus waits for each
-    /// reply), so the subscriptions that activations need come first: DHCP
-    /// events before the first profile can start DHCP, then the settings
-    /// services; agents and polkit after.
-    pub fn follow(&self) {
+    /// zbus makes one subscription (AddMatch) at a time, each a round trip,
+    /// so the order is the order of need: the system settings first (no
+    /// profile, no activation), then nm-dhcp-helper's events (an activation
+    /// that reaches DHCP first waits for them: `dhcp_subscribed`), then the
+    /// dispatcher, a user's settings, agents and polkit.
+    pub fn follow(&mut self) {
         let wait = Duration::from_millis(self.config.core.carrier_wait_ms);
         self.schedule(wait, Timer::StartupWait);
-        let (bus, tx) = (self.bus.clone(), self.tx.clone());
-        tokio::spawn(async move {
-            if let Err(e) = dhcp_client::watch(bus, tx).await {
-                warn!("following DHCP events stopped: {e}");
-            }
-        });
         self.follow_settings(Source::System);
+        if let Some(subscribed) = self.dhcp_subscribed_tx.take() {
+            let (bus, tx) = (self.bus.clone(), self.tx.clone());
+            tokio::spawn(async move {
+                if let Err(e) = dhcp_client::watch(bus, tx, subscribed).await {
+                    warn!("following DHCP events stopped: {e}");
+                }
+            });
+        }
         let (bus, presence) = (self.bus.clone(), self.dispatcher.clone());
         tokio::spawn(async move {
             if let Err(e) = dispatcher::watch(bus, presence).await {
@@ -641,30 +651,6 @@ impl Engine {
         self.dispatch_later(Dispatch::global("hostname", connectivity));
     }
 
-    /// The hostname as nm-system-settings has it.
-    async fn fetch_hostname(&mut self) {
-        // One Properties.Get: a Proxy would first look up the owner and
-        // subscribe to changes, three more round trips before autoconnect.
-        let hostname = async {
-            let reply = self
-                .bus
-                .call_method(
-                    Some(SYSTEM_SETTINGS),
-                    nm_dbus::names::SETTINGS_PATH,
-                    Some("org.freedesktop.DBus.Properties"),
-                    "Get",
-                    &(nm_dbus::names::SYSTEM_INTERFACE, "Hostname"),
-                )
-                .await?;
-            let value: zbus::OwnedVariant = reply.body().deserialize()?;
-            String::try_from(value)
-        };
-        match hostname.await {
-            Ok(h) => self.set_hostname(h).await,
-            Err(e) => warn!("reading the hostname from {SYSTEM_SETTINGS}: {e}"),
-        }
-    }
-
     fn profile_by_path(&self, path: &OwnedObjectPath) -> Option<u32> {
         self.profiles.iter().find(|(_, p)| &p.path == path).map(|(id, _)| *id)
     }
@@ -893,9 +879,9 @@ impl Engine {
     async fn settings_event(&mut self, source: Source, event: SettingsEvent) {
         let name = source.bus_name();
         match event {
-            SettingsEvent::Loaded(list, owner) => {
+            SettingsEvent::Loaded(Snapshot { profiles, owner, hostname }) => {
                 let mut seen = Vec::new();
-                for (remote, dict) in list {
+                for (remote, dict) in profiles {
                     match Self::parse(&dict).map(|c| Self::owned_by(source, &owner, c)) {
                         Ok(conn) => {
                             if let Some(id) = self.profile_loaded(source, remote.clone(), conn, true).await {
@@ -925,7 +911,9 @@ impl Engine {
                 if source == Source::System {
                     self.settings_known = true;
                     info!(profiles = self.profiles.len(), "profiles known");
-                    self.fetch_hostname().await;
+                    if let Some(h) = hostname {
+                        self.set_hostname(h).await;
+                    }
                     self.assume_recorded().await;
                 }
                 self.autoconnect_all().await;
@@ -1792,6 +1780,10 @@ impl Engine {
         if let Some(t) = timeout {
             options.insert("timeout".into(), Value::UInt32(t));
         }
+        // At start-up the subscription may still be on its way (it is
+        // made beside the settings' first list); an error means its task
+        // ended, and waiting longer would not help.
+        let _ = self.dhcp_subscribed.wait_for(|subscribed| *subscribed).await;
         let result = dhcp_client::start(&self.bus, ifindex, &options).await;
         let Some(a) = self.actives.get_mut(&ac) else { return };
         match result {

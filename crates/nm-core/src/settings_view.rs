@@ -6,7 +6,9 @@
 //! and its disappearance. Each becomes a [`SettingsEvent`] for the engine.
 
 use futures_util::{StreamExt, TryStreamExt, stream};
-use nm_dbus::names::{CONNECTION_INTERFACE, SETTINGS_INTERFACE, SETTINGS_PATH, SYSTEM_SETTINGS, USER_SETTINGS};
+use nm_dbus::names::{
+    CONNECTION_INTERFACE, SETTINGS_INTERFACE, SETTINGS_PATH, SYSTEM_INTERFACE, SYSTEM_SETTINGS, USER_SETTINGS,
+};
 use nm_dbus::settings_service::{SettingsConnectionProxy, SettingsProxy};
 use nm_dbus::{WireSettings, settings_from_wire};
 use nm_model::dbus_dict::SettingsDict;
@@ -41,11 +43,21 @@ pub struct Owner {
     pub name: Option<String>,
 }
 
+/// What a settings service has when it appears (or nm-core starts).
+#[derive(Debug)]
+pub struct Snapshot {
+    pub profiles: Vec<(OwnedObjectPath, SettingsDict)>,
+    /// The user the service runs as.
+    pub owner: Owner,
+    /// The system service's `Hostname` (asked together with the list, so
+    /// that DHCP at start-up does not wait for one more round trip); `None`
+    /// from a user's service or when it could not be read.
+    pub hostname: Option<String>,
+}
+
 #[derive(Debug)]
 pub enum SettingsEvent {
-    /// Every profile of the service, when it appears (or at start), and
-    /// the user it runs as.
-    Loaded(Vec<(OwnedObjectPath, SettingsDict)>, Owner),
+    Loaded(Snapshot),
     /// The service is not on the bus (at start, or it left).
     Absent,
     Added(OwnedObjectPath, SettingsDict),
@@ -82,18 +94,38 @@ async fn get(bus: &Bus, source: Source, path: &OwnedObjectPath) -> anyhow::Resul
     Ok(settings_from_wire(&wire)?)
 }
 
-/// Every profile of the service, and the user the service runs as.
-async fn load_all(
-    bus: &Bus,
-    dbus: &zbus::fdo::DBusProxy<'_>,
-    source: Source,
-) -> anyhow::Result<(Vec<(OwnedObjectPath, SettingsDict)>, Owner)> {
-    // Both questions at once: each is a round trip through the bus.
-    let (uid, paths) = futures_util::future::try_join(
+/// The system service's `Hostname`: one `Properties.Get` (a proxy would
+/// first look up the owner and subscribe to changes).
+async fn hostname(bus: &Bus) -> anyhow::Result<String> {
+    let reply = bus
+        .call_method(
+            Some(SYSTEM_SETTINGS),
+            SETTINGS_PATH,
+            Some("org.freedesktop.DBus.Properties"),
+            "Get",
+            &(SYSTEM_INTERFACE, "Hostname"),
+        )
+        .await?;
+    let value: zbus::OwnedVariant = reply.body().deserialize()?;
+    Ok(String::try_from(value)?)
+}
+
+/// Every profile of the service, the user the service runs as and (of the
+/// system service) the hostname.
+async fn load_all(bus: &Bus, dbus: &zbus::fdo::DBusProxy<'_>, source: Source) -> anyhow::Result<Snapshot> {
+    // The questions at once: each is a round trip through the bus.
+    let (uid, paths, hostname) = tokio::join!(
         async { Ok::<_, anyhow::Error>(dbus.get_connection_unix_user(source.bus_name().try_into()?).await?) },
-        async { Ok(settings_proxy(bus, source).await?.list_connections().await?) },
-    )
-    .await?;
+        async { Ok::<_, anyhow::Error>(settings_proxy(bus, source).await?.list_connections().await?) },
+        async {
+            match source {
+                Source::System => Some(hostname(bus).await),
+                Source::User => None,
+            }
+        },
+    );
+    let (uid, paths) = (uid?, paths?);
+    let hostname = hostname.and_then(|h| h.map_err(|e| warn!("reading the hostname from {SYSTEM_SETTINGS}: {e}")).ok());
     // Only a user's name is needed (`connection.permissions`); NSS may ask
     // a directory service, so not on the engine's task.
     let name = match source {
@@ -101,12 +133,12 @@ async fn load_all(
         Source::System => None,
     };
     let owner = Owner { uid, name };
-    let list = stream::iter(paths)
+    let profiles = stream::iter(paths)
         .map(|p| async move { get(bus, source, &p).await.map(|d| (p, d)) })
         .buffer_unordered(PARALLEL)
         .try_collect()
         .await?;
-    Ok((list, owner))
+    Ok(Snapshot { profiles, owner, hostname })
 }
 
 /// Follows one settings service for as long as nm-core runs.
@@ -127,24 +159,31 @@ pub async fn run(
     let send = |e: SettingsEvent| {
         let _ = tx.send(Input::Settings(source, e));
     };
-    // Subscribe before listing, so that nothing falls between the two.
+    // Subscribe before asking and listing, so that nothing falls between:
+    // to the name first, then to the signals and, side by side (sent in
+    // that order on their first poll; the bus handles one connection's
+    // messages in order), who owns the name.
     let rule = MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
         .sender(name)
         .path_namespace(SETTINGS_PATH)
         .build()?;
-    let mut signals = MessageStream::for_match_rule(rule, &bus, std::num::NonZeroUsize::new(256)).await?;
     let dbus = zbus::fdo::DBusProxy::new(&bus).await?;
     let mut owners = dbus.receive_name_owner_changed_with_args(&[(0, name)]).await?;
+    let (signals, owner) = tokio::join!(
+        MessageStream::for_match_rule(rule, &bus, std::num::NonZeroUsize::new(256)),
+        dbus.get_name_owner(name.try_into()?),
+    );
+    let mut signals = signals?;
 
     // The two services share object paths and interfaces, and a match rule
     // on a well-known name is not enough to tell their signals apart in one
     // process: signals count only when sent by the name's current owner.
-    let mut owner: Option<String> = dbus.get_name_owner(name.try_into()?).await.ok().map(|o| o.to_string());
+    let mut owner: Option<String> = owner.ok().map(|o| o.to_string());
     let mut present = owner.is_some();
     if present {
         match load_all(&bus, &dbus, source).await {
-            Ok((list, owner)) => send(SettingsEvent::Loaded(list, owner)),
+            Ok(snapshot) => send(SettingsEvent::Loaded(snapshot)),
             Err(e) => {
                 warn!("loading profiles from {name} failed: {e}");
                 send(SettingsEvent::Absent);
@@ -182,7 +221,7 @@ pub async fn run(
                     still_waiting = false;
                     // A service owns its name only once every profile is exported.
                     match load_all(&bus, &dbus, source).await {
-                        Ok((list, owner)) => send(SettingsEvent::Loaded(list, owner)),
+                        Ok(snapshot) => send(SettingsEvent::Loaded(snapshot)),
                         Err(e) => warn!("loading profiles from {name} failed: {e}"),
                     }
                 } else if !now_present && present {
