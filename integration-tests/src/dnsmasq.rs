@@ -40,6 +40,9 @@ pub(crate) struct Dnsmasq {
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) ipv6: bool,
+    /// Router advertisements also let hosts make their own IPv6 addresses
+    /// (SLAAC: the prefix's A flag), besides stateful DHCPv6.
+    pub(crate) slaac: bool,
     /// The DHCP lease time in dnsmasq's syntax (`1h`, `2m`, `150`); dnsmasq
     /// refuses less than two minutes.
     pub(crate) lease: String,
@@ -49,7 +52,7 @@ pub(crate) struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { ipv6: true, lease: "1h".into(), extra: Vec::new() }
+        Options { ipv6: true, slaac: false, lease: "1h".into(), extra: Vec::new() }
     }
 }
 
@@ -84,7 +87,8 @@ pub(crate) fn args(uplinks: &[Uplink], opts: &Options, dir: &Path) -> Vec<String
         args.push(format!("--dhcp-range={lo},{hi},255.255.255.0,{}", opts.lease));
         if ipv6 {
             let (lo, hi) = up.dhcp6_range;
-            args.push(format!("--dhcp-range={lo},{hi},64,1h"));
+            let mode = if opts.slaac { "slaac," } else { "" };
+            args.push(format!("--dhcp-range={lo},{hi},{mode}64,1h"));
         }
     }
     if ipv6 && !uplinks.is_empty() {
@@ -202,7 +206,11 @@ mod tests {
             ]
         );
 
-        let opts = Options { ipv6: false, lease: "2m".into(), extra: vec!["--dhcp-option=option:T1,5".into()] };
+        let slaac = args(&ups, &Options { slaac: true, ..Options::default() }, Path::new("/tmp/x"));
+        assert!(slaac.contains(&"--dhcp-range=fd4c:6162:0:1::100,fd4c:6162:0:1::1ff,slaac,64,1h".to_string()));
+
+        let opts =
+            Options { ipv6: false, slaac: false, lease: "2m".into(), extra: vec!["--dhcp-option=option:T1,5".into()] };
         let v4 = args(&ups, &opts, Path::new("/tmp/x"));
         assert!(!v4.contains(&"--enable-ra".to_string()));
         assert!(!v4.iter().any(|s| s.contains("fd4c")));

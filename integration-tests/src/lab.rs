@@ -126,6 +126,13 @@ impl LabBuilder {
         self
     }
 
+    /// Router advertisements that let hosts make their own IPv6 addresses
+    /// (SLAAC) besides DHCPv6 (default no: stateful DHCPv6 only).
+    pub fn ipv6_slaac(mut self, on: bool) -> Self {
+        self.dnsmasq_opts.slaac = on;
+        self
+    }
+
     /// dnsmasq's DHCP lease time (default `1h`; dnsmasq's least is `2m`).
     pub fn dhcp_lease(mut self, lease: &str) -> Self {
         self.dnsmasq_opts.lease = lease.to_owned();

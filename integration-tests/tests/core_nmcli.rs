@@ -841,6 +841,71 @@ async fn dhcp_against_dnsmasq_through_the_unprivileged_helper() {
     assert!(!c.ip(&["-4", "addr", "show", "dev", &eth]).contains("198.18.0.1"), "down removes the lease's address");
 }
 
+/// `ipv6.method=auto` against router advertisements that allow SLAAC: the
+/// kernel makes the address and the default route comes at the device's
+/// metric (100, as NetworkManager's), both in IP6Config; `down` takes them
+/// away again, and `manual` takes nothing from routers.
+#[tokio::test]
+async fn ipv6_auto_takes_the_router_advertisement_at_the_device_metric() {
+    let lab = Lab::builder().uplinks(1).ipv6_slaac(true).build().expect("lab");
+    let router = lab.uplinks()[0].server_ll6.to_string();
+    let prefix = lab.uplinks()[0].server_v6.segments();
+    let (c, _helper) = Core::start_with_dhcp_lab(lab).await;
+    let eth = c.uplink(0);
+    let sysctl = |key: &str| {
+        let file = format!("/proc/sys/net/ipv6/conf/{eth}/{key}");
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", c.lab.client_netns(), "cat", &file])
+            .output()
+            .expect("cat");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let global = |c: &Core| c.ip(&["-6", "addr", "show", "dev", &eth, "scope", "global", "-tentative"]);
+    // The first global address in the router's /64.
+    let slaac = |c: &Core| {
+        global(c)
+            .split_whitespace()
+            .skip_while(|w| *w != "inet6")
+            .nth(1)
+            .and_then(|a| a.split('/').next()?.parse::<std::net::Ipv6Addr>().ok())
+            .filter(|a| a.segments()[..4] == prefix[..4])
+    };
+    let default6 = |c: &Core| c.ip(&["-6", "route", "show", "default", "dev", &eth]);
+    c.ok(&nm_lab::add_ethernet(
+        &eth,
+        "dual",
+        &[("ipv4.method", "auto"), ("ipv6.method", "auto"), ("connection.autoconnect", "no")],
+    ))
+    .await;
+    c.ok(&["connection", "up", "dual"]).await;
+    assert_eq!(
+        (sysctl("accept_ra"), sysctl("ra_defrtr_metric")),
+        ("2".to_string(), "100".to_string()),
+        "{}",
+        nm_lab::tail(&c.log(), 30)
+    );
+    // Duplicate address detection first (link-local, then the new address): about two seconds.
+    c.until("a SLAAC address", |c| slaac(c).is_some()).await;
+    c.until("the router's default route", |c| default6(c).contains(&format!("via {router}"))).await;
+    let route = default6(&c);
+    assert!(route.contains("proto ra metric 100"), "{route}");
+    let address = format!("{}/64", slaac(&c).expect("the SLAAC address"));
+    let show = c.ok(&["-t", "-f", "IP6.ADDRESS,IP6.GATEWAY", "device", "show", &eth]).await;
+    assert!(show.contains(&format!(":{address}")), "IP6Config lists the SLAAC address {address}:\n{show}");
+    assert!(show.contains("IP6.ADDRESS[") && show.contains(":fe80::"), "and the link-local one:\n{show}");
+    assert!(show.contains(&format!("IP6.GATEWAY:{router}")), "{show}");
+
+    c.ok(&["connection", "down", "dual"]).await;
+    assert_eq!(sysctl("accept_ra"), "0", "no more advertisements once down");
+    assert!(slaac(&c).is_none(), "down removes the SLAAC address: {}", global(&c));
+    assert!(default6(&c).is_empty(), "down removes the router's route: {}", default6(&c));
+
+    c.ok(&["connection", "modify", "dual", "ipv6.method", "manual", "ipv6.addresses", "2001:db8::9/64"]).await;
+    c.ok(&["connection", "up", "dual"]).await;
+    assert_eq!(sysctl("accept_ra"), "0", "manual takes nothing from routers");
+    assert!(c.ip(&["-6", "addr", "show", "dev", &eth]).contains("2001:db8::9/64"));
+}
+
 /// nm-core started first, as it may be when its services start beside it:
 /// it says start-up is not complete until nm-system-settings is there,
 /// then waits for nm-dhcp-helper before DHCP; and when the helper restarts

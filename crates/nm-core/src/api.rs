@@ -1080,7 +1080,7 @@ impl ActiveIface {
 
 /// An IP configuration as nm-core applied it (only what nm-rs made: a
 /// host's foreign routes are neither held nor exported).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct IpProps {
     /// (address, prefix)
     pub addresses: Vec<(std::net::IpAddr, u32)>,

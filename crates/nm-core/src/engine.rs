@@ -5,6 +5,7 @@
 //! order in which things happen, which is what clients observe.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,7 +15,10 @@ use nm_dbus::{settings_from_wire, settings_to_wire};
 use nm_model::dbus_dict::{self, SettingsDict};
 use nm_model::text::format_mac;
 use nm_model::{Connection, Value, validate};
-use nm_platform::{Address, Link, LinkKind, Platform, PlatformEvent, Route};
+use nm_platform::{
+    Address, Family, IFA_F_PERMANENT, IFA_F_TENTATIVE, Link, LinkKind, Platform, PlatformEvent, RTPROT_RA, Route,
+    RouteFilter,
+};
 use nm_runtime::Paths;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
@@ -578,6 +582,8 @@ impl Engine {
             } else {
                 FamilyMethod::Ignore
             },
+            // What the kernel took from routers goes only when `auto` does.
+            v6_slaac: old.v6_slaac && !plan.v6_slaac,
             ..old.clone()
         };
         self.unapply_plan(ifindex, &stale).await;
@@ -1151,6 +1157,19 @@ impl Engine {
                 }
             }
             PlatformEvent::LinkRemoved { ifindex, .. } => self.link_removed(ifindex).await,
+            PlatformEvent::AddressAdded(a) | PlatformEvent::AddressRemoved(a) if a.addr.is_ipv6() => {
+                // The kernel's IPv6 autoconfiguration shows in IP6Config.
+                let kernel_v6: Vec<u32> = self
+                    .actives
+                    .iter()
+                    .filter(|(_, x)| x.plan.v6 == FamilyMethod::Kernel && x.ip6.is_some())
+                    .filter(|(_, x)| self.devices.get(&x.device).is_some_and(|d| d.ifindex == a.ifindex))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for ac in kernel_v6 {
+                    self.refresh_ip6(ac).await;
+                }
+            }
             PlatformEvent::AddressAdded(_) | PlatformEvent::AddressRemoved(_) | PlatformEvent::Resynced => {}
         }
     }
@@ -1911,12 +1930,16 @@ impl Engine {
                 .collect(),
             routes: old.routes.iter().filter(|r| !new.routes.contains(r)).cloned().collect(),
             v6: FamilyMethod::Ignore,
+            v6_sysctls: Vec::new(),
+            v6_slaac: false,
             ..a.static_plan.clone()
         };
         let fresh = Plan {
             addresses: new.addresses.clone(),
             routes: new.routes.clone(),
             v6: FamilyMethod::Ignore,
+            v6_sysctls: Vec::new(),
+            v6_slaac: false,
             ..a.static_plan.clone()
         };
         let static_mtu = a.static_plan.mtu;
@@ -2016,6 +2039,12 @@ impl Engine {
         if plan.v6 == FamilyMethod::Disabled {
             set_sysctl(&self.devices_name(ifindex), "disable_ipv6", "1");
         }
+        if !plan.v6_sysctls.is_empty() {
+            let name = self.devices_name(ifindex);
+            for (key, value) in &plan.v6_sysctls {
+                set_sysctl(&name, key, value);
+            }
+        }
         for a in &plan.addresses {
             let mut addr = Address::new(ifindex, a.addr, a.prefix);
             // nm-core adds the prefix route itself, with the device's metric.
@@ -2057,6 +2086,34 @@ impl Engine {
         if plan.v6 == FamilyMethod::Disabled {
             set_sysctl(&self.devices_name(ifindex), "disable_ipv6", "0");
         }
+        if plan.v6_slaac {
+            self.forget_router_config(ifindex).await;
+        }
+    }
+
+    /// Ends what the kernel took from router advertisements for an `auto`
+    /// activation, as NetworkManager's deactivation does: no more of them,
+    /// and the addresses (SLAAC, privacy) and routes they gave removed.
+    /// The link-local address and configured addresses stay.
+    async fn forget_router_config(&self, ifindex: u32) {
+        set_sysctl(&self.devices_name(ifindex), "accept_ra", "0");
+        for a in self.platform.addresses(ifindex).into_iter().filter(from_router) {
+            if let Err(e) = self.platform.delete_address(&a).await {
+                tracing::debug!("removing {}/{}: {e}", a.addr, a.prefix);
+            }
+        }
+        let filter =
+            RouteFilter { family: Some(Family::V6), oif: Some(ifindex), protocol: Some(RTPROT_RA), table: None };
+        match self.platform.routes(filter).await {
+            Ok(routes) => {
+                for r in routes {
+                    if let Err(e) = self.platform.delete_route(&r).await {
+                        tracing::debug!("removing route {}/{}: {e}", r.dest, r.prefix);
+                    }
+                }
+            }
+            Err(e) => warn!("listing the routes from routers: {e}"),
+        }
     }
 
     async fn export_ip_configs(&mut self, ac: u32) {
@@ -2065,11 +2122,50 @@ impl Engine {
         }
     }
 
+    /// What an activation's IP4Config (or IP6Config) says now.
+    async fn ip_props_now(&self, ac: u32, v6: bool) -> Option<IpProps> {
+        let a = self.actives.get(&ac)?;
+        let props = ip_props(&a.plan, v6)?;
+        if !v6 || a.plan.v6 != FamilyMethod::Kernel {
+            return Some(props);
+        }
+        let ifindex = self.devices.get(&a.device)?.ifindex;
+        let filter =
+            RouteFilter { family: Some(Family::V6), oif: Some(ifindex), protocol: Some(RTPROT_RA), table: None };
+        let routes = self.platform.routes(filter).await.unwrap_or_else(|e| {
+            warn!("listing the routes from routers: {e}");
+            Vec::new()
+        });
+        Some(with_kernel_ip6(props, &self.platform.addresses(ifindex), &routes))
+    }
+
+    /// The IP6Config of a kernel-configured activation after the kernel
+    /// changed an address of its device.
+    async fn refresh_ip6(&mut self, ac: u32) {
+        let Some(new) = self.ip_props_now(ac, true).await else { return };
+        let Some((path, props)) = self.actives.get(&ac).and_then(|a| a.ip6.clone()) else { return };
+        if *props.lock() == new {
+            return;
+        }
+        *props.lock() = new.clone();
+        emit_changed(
+            &self.bus,
+            &path,
+            "org.freedesktop.NetworkManager.IP6Config",
+            vec![
+                ("AddressData", Variant::from(new.address_data())),
+                ("Gateway", Variant::from(new.gateway.clone())),
+                ("RouteData", Variant::from(new.route_data())),
+            ],
+        )
+        .await;
+    }
+
     /// Exports the IP4Config (or IP6Config) of an activation, if its plan
     /// configures that family, and points the AC and the device at it.
     async fn export_ip_configs_family(&mut self, ac: u32, v6: bool) {
+        let Some(props) = self.ip_props_now(ac, v6).await else { return };
         let Some(a) = self.actives.get(&ac) else { return };
-        let Some(props) = ip_props(&a.plan, v6) else { return };
         let device = a.device;
         let props = Props::new(props);
         let (path, result) = if v6 {
@@ -2610,6 +2706,34 @@ fn ip_props(plan: &Plan, v6: bool) -> Option<IpProps> {
     })
 }
 
+/// An IPv6 address the kernel made from a router's advertisement (SLAAC,
+/// privacy): global, with a lifetime.
+fn from_router(a: &Address) -> bool {
+    matches!(a.addr, IpAddr::V6(v6) if !v6.is_unicast_link_local()) && a.flags & IFA_F_PERMANENT == 0
+}
+
+/// The IP6Config of an activation whose IPv6 the kernel configures (`auto`,
+/// `link-local`): the profile's part plus what the device has: its IPv6
+/// addresses (link-local included, as NetworkManager lists them; not those
+/// still in duplicate address detection), the routes routers gave and the
+/// gateway of the best default route among them.
+fn with_kernel_ip6(mut props: IpProps, addresses: &[Address], routes: &[Route]) -> IpProps {
+    for a in addresses.iter().filter(|a| a.addr.is_ipv6() && a.flags & IFA_F_TENTATIVE == 0) {
+        if !props.addresses.iter().any(|(addr, _)| *addr == a.addr) {
+            props.addresses.push((a.addr, u32::from(a.prefix)));
+        }
+    }
+    let mut from_routers: Vec<&Route> = routes.iter().filter(|r| r.family == Family::V6).collect();
+    from_routers.sort_by_key(|r| (r.prefix, r.metric));
+    if props.gateway.is_empty()
+        && let Some(gw) = from_routers.iter().find(|r| r.prefix == 0).and_then(|r| r.gateway)
+    {
+        props.gateway = gw.to_string();
+    }
+    props.routes.extend(from_routers.iter().map(|r| (r.dest, u32::from(r.prefix), r.gateway, r.metric, r.table)));
+    props
+}
+
 /// Whether the ip-config stage succeeded: no family that may not fail
 /// failed, and something (or nothing at all) was asked.
 fn ip_families_ok(plan: &Plan, dhcp: V4Status) -> bool {
@@ -2660,5 +2784,67 @@ fn set_sysctl(iface: &str, key: &str, value: &str) {
     let file = format!("/proc/sys/net/ipv6/conf/{iface}/{key}");
     if let Err(e) = std::fs::write(&file, value) {
         warn!("writing {file}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv6Addr;
+
+    use super::*;
+
+    fn v6(ifindex: u32, addr: &str, prefix: u8, flags: u32) -> Address {
+        Address { flags, ..Address::new(ifindex, addr.parse().expect("address"), prefix) }
+    }
+
+    fn ra_route(dest: &str, prefix: u8, gateway: Option<&str>, metric: u32) -> Route {
+        Route {
+            family: Family::V6,
+            dest: dest.parse().expect("dest"),
+            prefix,
+            gateway: gateway.map(|g| g.parse().expect("gateway")),
+            oif: Some(2),
+            metric,
+            table: 254,
+            protocol: RTPROT_RA,
+            scope: 0,
+            src: None,
+            mtu: None,
+        }
+    }
+
+    #[test]
+    fn what_routers_gave_is_told_apart_from_what_was_configured() {
+        assert!(from_router(&v6(2, "fd00::5054:ff:fe00:1", 64, 0)), "SLAAC: a lifetime");
+        assert!(!from_router(&v6(2, "fd00::9", 64, IFA_F_PERMANENT)), "configured: forever");
+        assert!(!from_router(&v6(2, "fe80::1", 64, 0)), "link-local stays");
+        assert!(!from_router(&Address::new(2, "192.0.2.5".parse().expect("v4"), 24)), "IPv4 is not a router's");
+    }
+
+    #[test]
+    fn ip6config_of_a_kernel_configured_device_lists_what_the_kernel_has() {
+        let addresses = [
+            v6(2, "fe80::1:2", 64, IFA_F_PERMANENT),
+            v6(2, "fd00::1:2", 64, 0),
+            v6(2, "fd00::dead", 64, IFA_F_TENTATIVE),
+            Address::new(2, "192.0.2.5".parse().expect("v4"), 24),
+        ];
+        let routes = [
+            ra_route("fd00::", 64, None, 256),
+            ra_route("::", 0, Some("fe80::2"), 1024),
+            ra_route("::", 0, Some("fe80::1"), 100),
+        ];
+        let props = with_kernel_ip6(IpProps::default(), &addresses, &routes);
+        let listed: Vec<String> = props.addresses.iter().map(|(a, p)| format!("{a}/{p}")).collect();
+        assert_eq!(listed, ["fe80::1:2/64", "fd00::1:2/64"], "no IPv4, nothing still in DAD");
+        assert_eq!(props.gateway, "fe80::1", "the best default route's");
+        assert_eq!(props.routes.len(), 3);
+        assert_eq!(
+            props.routes[0],
+            (IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0, Some("fe80::1".parse().expect("gw")), 100, 254)
+        );
+
+        let own = IpProps { gateway: "fd00::1".into(), ..IpProps::default() };
+        assert_eq!(with_kernel_ip6(own, &addresses, &routes).gateway, "fd00::1", "a profile's gateway wins");
     }
 }

@@ -82,6 +82,12 @@ pub struct Plan {
     pub mac: Option<[u8; 6]>,
     pub dns4: DnsConfig,
     pub dns6: DnsConfig,
+    /// The kernel's IPv6 settings of the device for this profile: see
+    /// [`ipv6_sysctls`].
+    pub v6_sysctls: Vec<(&'static str, String)>,
+    /// `ipv6.method=auto`: the kernel takes addresses and routes from router
+    /// advertisements, and they go again when the activation ends.
+    pub v6_slaac: bool,
 }
 
 fn network(addr: IpAddr, prefix: u8) -> IpAddr {
@@ -118,6 +124,35 @@ pub fn route_metric(conn: &Connection, family: &str, device_metric: u32) -> u32 
     }
 }
 
+/// The kernel's per-device IPv6 settings (`/proc/sys/net/ipv6/conf/IF/KEY`)
+/// for an IPv6 method. NetworkManager reads router advertisements itself;
+/// nm-rs lets the kernel do it, set up to end the same way: `auto` takes
+/// them (also on a host that forwards) with the default route at the
+/// profile's IPv6 metric (none with `never-default`) and privacy addresses
+/// as `ip6-privacy` says (-1: left as they are); `manual` and `link-local`
+/// take nothing from a router. `disabled` and `ignore` are not here
+/// (`disable_ipv6`, and nothing).
+pub fn ipv6_sysctls(conn: &Connection, method: &str, device_metric: u32) -> Vec<(&'static str, String)> {
+    match method {
+        "auto" => {
+            let default_route = !flag(conn, "ipv6", "never-default", false);
+            let mut out = vec![
+                ("accept_ra", "2".to_string()),
+                ("autoconf", "1".to_string()),
+                ("accept_ra_pinfo", "1".to_string()),
+                ("accept_ra_defrtr", if default_route { "1" } else { "0" }.to_string()),
+                ("ra_defrtr_metric", route_metric(conn, "ipv6", device_metric).to_string()),
+            ];
+            if let Some(p) = int(conn, "ipv6", "ip6-privacy").filter(|p| (0..=2).contains(p)) {
+                out.push(("use_tempaddr", p.to_string()));
+            }
+            out
+        }
+        "manual" | "link-local" => vec![("accept_ra", "0".to_string())],
+        _ => Vec::new(),
+    }
+}
+
 /// Plans the static configuration of a (valid, normalised) profile.
 pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
     let mut plan = Plan {
@@ -133,6 +168,8 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
         mac: None,
         dns4: DnsConfig::default(),
         dns6: DnsConfig::default(),
+        v6_sysctls: Vec::new(),
+        v6_slaac: false,
     };
     for family in ["ipv4", "ipv6"] {
         if conn.setting(family).is_none() {
@@ -151,6 +188,8 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
             plan.v4 = fm;
         } else {
             plan.v6 = fm;
+            plan.v6_sysctls = ipv6_sysctls(conn, method, device_metric);
+            plan.v6_slaac = method == "auto";
         }
         if matches!(fm, FamilyMethod::Ignore | FamilyMethod::Disabled) {
             continue;
@@ -254,6 +293,37 @@ mod tests {
             "[connection]\nid=t\nuuid=8fb923ad-bd8a-48c8-b85e-737628bb673a\ntype=ethernet\n\n[ethernet]\nmtu=1400\ncloned-mac-address=02:00:00:00:00:01\n\n[ipv4]\n{ipv4}\n\n[ipv6]\n{ipv6}\n"
         );
         validate::normalize_and_validate(keyfile::parse(&text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn ipv6_methods_set_the_kernel_up_as_networkmanager_behaves() {
+        let auto = plan(&conn("method=disabled", "method=auto"), 100);
+        assert!(auto.v6_slaac);
+        assert_eq!(
+            auto.v6_sysctls,
+            [
+                ("accept_ra", "2".to_string()),
+                ("autoconf", "1".to_string()),
+                ("accept_ra_pinfo", "1".to_string()),
+                ("accept_ra_defrtr", "1".to_string()),
+                ("ra_defrtr_metric", "100".to_string()),
+            ]
+        );
+        let own =
+            plan(&conn("method=disabled", "method=auto\nnever-default=true\nroute-metric=42\nip6-privacy=2"), 100);
+        let get = |k: &str| own.v6_sysctls.iter().find(|(key, _)| *key == k).map(|(_, v)| v.as_str());
+        assert_eq!(
+            (get("accept_ra_defrtr"), get("ra_defrtr_metric"), get("use_tempaddr")),
+            (Some("0"), Some("42"), Some("2"))
+        );
+        for method in ["method=link-local", "method=manual\naddress1=2001:db8::5/64"] {
+            let p = plan(&conn("method=disabled", method), 100);
+            assert_eq!(p.v6_sysctls, [("accept_ra", "0".to_string())], "{method}");
+            assert!(!p.v6_slaac);
+        }
+        for method in ["method=disabled", "method=ignore"] {
+            assert!(plan(&conn("method=disabled", method), 100).v6_sysctls.is_empty(), "{method}");
+        }
     }
 
     #[test]
