@@ -160,9 +160,9 @@ pub async fn run(
         let _ = tx.send(Input::Settings(source, e));
     };
     // Subscribe before asking and listing, so that nothing falls between:
-    // to the name first, then to the signals and, side by side (sent in
-    // that order on their first poll; the bus handles one connection's
-    // messages in order), who owns the name.
+    // to the name first, as who owns it is asked after; then to the signals
+    // side by side with that question (the list, which must come after the
+    // signal subscription, is asked once both are answered).
     let rule = MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
         .sender(name)
