@@ -2102,18 +2102,21 @@ impl Engine {
                 tracing::debug!("removing {}/{}: {e}", a.addr, a.prefix);
             }
         }
+        for r in self.router_routes(ifindex).await {
+            if let Err(e) = self.platform.delete_route(&r).await {
+                tracing::debug!("removing route {}/{}: {e}", r.dest, r.prefix);
+            }
+        }
+    }
+
+    /// The IPv6 routes the kernel took from router advertisements on a device.
+    async fn router_routes(&self, ifindex: u32) -> Vec<Route> {
         let filter =
             RouteFilter { family: Some(Family::V6), oif: Some(ifindex), protocol: Some(RTPROT_RA), table: None };
-        match self.platform.routes(filter).await {
-            Ok(routes) => {
-                for r in routes {
-                    if let Err(e) = self.platform.delete_route(&r).await {
-                        tracing::debug!("removing route {}/{}: {e}", r.dest, r.prefix);
-                    }
-                }
-            }
-            Err(e) => warn!("listing the routes from routers: {e}"),
-        }
+        self.platform.routes(filter).await.unwrap_or_else(|e| {
+            warn!("listing the routes from routers: {e}");
+            Vec::new()
+        })
     }
 
     async fn export_ip_configs(&mut self, ac: u32) {
@@ -2130,12 +2133,7 @@ impl Engine {
             return Some(props);
         }
         let ifindex = self.devices.get(&a.device)?.ifindex;
-        let filter =
-            RouteFilter { family: Some(Family::V6), oif: Some(ifindex), protocol: Some(RTPROT_RA), table: None };
-        let routes = self.platform.routes(filter).await.unwrap_or_else(|e| {
-            warn!("listing the routes from routers: {e}");
-            Vec::new()
-        });
+        let routes = self.router_routes(ifindex).await;
         Some(with_kernel_ip6(props, &self.platform.addresses(ifindex), &routes))
     }
 
