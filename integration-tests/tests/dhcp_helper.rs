@@ -240,6 +240,59 @@ async fn bound_by_dnsmasq_as_nobody_then_init_reboot_and_release() {
     drop(helper);
 }
 
+/// The value of a /proc status line (`CapEff:\t0000…` -> `0000…`).
+fn status_field<'a>(status: &'a str, field: &str) -> &'a str {
+    status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).map(str::trim).unwrap_or_default()
+}
+
+/// Started as root with `--user` (as an init without systemd starts it),
+/// the helper makes itself what setpriv made it above: nobody, no groups,
+/// the two capabilities in every set that matters and no way to more. Then
+/// it still gets its lease. A `--user` it cannot become stops it before it
+/// owns its name, saying why.
+#[tokio::test]
+async fn started_as_root_with_user_it_drops_to_that_user_and_two_capabilities() {
+    let lab = Lab::builder().uplinks(1).ipv6(false).build().expect("lab");
+    let state = lab.root_path("/var/lib/NetworkManager");
+    std::os::unix::fs::chown(&state, Some(NOBODY), Some(NOBODY)).expect("chown the lab's state dir");
+
+    let mut refused =
+        lab.daemon("nm-dhcp-helper").args(["--user", "no-such-user-here"]).no_bus_name().spawn().await.expect("start");
+    let exit = refused.wait(Duration::from_secs(10)).await.expect("exits");
+    assert!(!exit.success(), "{exit:?}");
+    assert!(refused.log().contains("no such user"), "{}", refused.log());
+
+    let helper = lab
+        .daemon("nm-dhcp-helper")
+        .args(["--user", &NOBODY.to_string()])
+        .env("NM_RS_LOG", "debug")
+        .spawn()
+        .await
+        .expect("nm-dhcp-helper owns its name");
+    let status = proc_status(helper.pid());
+    let nobody = format!("{NOBODY}\t{NOBODY}\t{NOBODY}\t{NOBODY}");
+    assert_eq!(status_field(&status, "Uid"), nobody, "{status}");
+    assert_eq!(status_field(&status, "Gid"), nobody, "{status}");
+    assert_eq!(status_field(&status, "Groups"), "", "{status}");
+    for set in ["CapEff", "CapPrm", "CapBnd"] {
+        assert_eq!(status_field(&status, set), HELPER_CAPS, "{set}: {status}");
+    }
+    for set in ["CapInh", "CapAmb"] {
+        assert_eq!(status_field(&status, set), "0000000000000000", "{set}: {status}");
+    }
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1", "{status}");
+
+    let (ifname, ifindex) = client_link(&lab);
+    let bus = lab.bus().await.expect("bus");
+    let mut stream = events(&bus).await;
+    let path = start(&bus, ifindex, vec![("uuid", Variant::from(UUID))]).await.expect("Start");
+    let lease = expect_event(&mut stream, &path, "bound", Duration::from_secs(15), &helper).await;
+    assert!(in_pool(&s(&lease, "address")), "{lease:?}");
+    let file = lab.root_path(format!("/var/lib/NetworkManager/nm-rs-dhcp-{ifname}-{UUID}.lease"));
+    assert_eq!(std::fs::metadata(&file).expect("lease file").uid(), NOBODY, "written as nobody");
+    drop(helper);
+}
+
 #[tokio::test]
 async fn short_leases_renew_by_unicast() {
     // dnsmasq's shortest lease is two minutes; T1 of 3 s makes renewals come

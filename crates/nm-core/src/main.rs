@@ -30,6 +30,7 @@ const CLI: nm_runtime::DaemonCli = nm_runtime::DaemonCli {
     version: env!("CARGO_PKG_VERSION"),
     about: "nm-rs core daemon (org.freedesktop.NetworkManager)",
     switches: &[],
+    values: &[],
 };
 
 fn main() -> anyhow::Result<()> {

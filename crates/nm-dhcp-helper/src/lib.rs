@@ -10,6 +10,8 @@
 //! - `lease.rs`: the lease, its `a{sv}`, the options view, the lease file.
 //! - `frame.rs` / `net.rs`: IPv4/UDP headers, the raw and UDP sockets.
 //! - `service.rs` / `transaction.rs`: the bus objects and the per-transaction task.
+//! - `privileges.rs`: `--user`, the drop from root to a user and two
+//!   capabilities when no service manager did it.
 //! - `fuzzing.rs` (feature `fuzzing`, for `fuzz/`): the machine driven by
 //!   arbitrary bytes on a virtual clock.
 //!
@@ -25,13 +27,14 @@ mod lease;
 mod machine;
 mod net;
 mod packet;
+mod privileges;
 mod sanitize;
 mod service;
 mod transaction;
 
 use anyhow::Context;
 use nm_runtime::Paths;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::service::{BUS_NAME, Manager, PATH, Shared};
 
@@ -40,6 +43,11 @@ const CLI: nm_runtime::DaemonCli = nm_runtime::DaemonCli {
     version: env!("CARGO_PKG_VERSION"),
     about: "nm-rs DHCPv4 client service",
     switches: &[],
+    values: &[(
+        "user",
+        "user",
+        "Started as root, become USER (a name, UID or UID:GID) with only CAP_NET_RAW and CAP_NET_BIND_SERVICE",
+    )],
 };
 
 /// The daemon (the binary is only this call).
@@ -56,10 +64,19 @@ fn effective_caps() -> String {
 }
 
 async fn run(args: nm_runtime::Args) -> anyhow::Result<()> {
+    // First, while the process has one thread (the runtime is
+    // current-thread and has started none): capabilities are per thread.
+    if let Some(spec) = args.value("user") {
+        let spec = spec.to_str().ok_or_else(|| anyhow::anyhow!("--user {spec:?}: not a user name"))?;
+        privileges::become_user(privileges::resolve(spec)?)?;
+    }
     let paths = Paths::new(args.common.root.as_deref());
     // SAFETY: getuid(2) cannot fail.
     let uid = unsafe { libc::getuid() };
     info!(uid, cap_eff = %effective_caps(), "nm-dhcp-helper starting");
+    if uid == 0 {
+        warn!("running as root: a DHCP client needs only CAP_NET_RAW and CAP_NET_BIND_SERVICE (--user, or its unit)");
+    }
     let shared = Shared::new(paths);
     let bus = zbus::connection::Builder::system()
         .serve_at(PATH, Manager { shared: shared.clone() })

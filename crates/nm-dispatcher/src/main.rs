@@ -31,6 +31,7 @@ const CLI: nm_runtime::DaemonCli = nm_runtime::DaemonCli {
     version: env!("CARGO_PKG_VERSION"),
     about: "nm-rs dispatcher: runs NetworkManager dispatcher scripts",
     switches: &[("persist", "Stay on the bus instead of leaving when idle")],
+    values: &[],
 };
 
 /// `[dispatcher]` in `/etc/NetworkManager/nm-rs.toml`:

@@ -1,5 +1,5 @@
 //! The daemons' command line: `--root DIR`, `--config FILE`, a daemon's own
-//! switches, `--help` and `--version`. A daemon's command line is two
+//! switches and valued options, `--help` and `--version`. A daemon's command line is two
 //! options and a switch, written by a unit file or a test; a full argument
 //! parser was a tenth of each daemon's code (and of its resident memory,
 //! as every page of code is mapped), so this is a small one.
@@ -16,14 +16,16 @@ pub struct CommonArgs {
     pub config: Option<PathBuf>,
 }
 
-/// A daemon's command line: its name, what it is, and its own switches
-/// (`--name` and what it does).
+/// A daemon's command line: its name, what it is, its own switches
+/// (`--name` and what it does) and valued options (`--name VALUE`: the
+/// name, what the value is, what it does).
 #[derive(Debug, Clone, Copy)]
 pub struct DaemonCli {
     pub name: &'static str,
     pub version: &'static str,
     pub about: &'static str,
     pub switches: &'static [(&'static str, &'static str)],
+    pub values: &'static [(&'static str, &'static str, &'static str)],
 }
 
 /// What a command line asked for.
@@ -39,12 +41,19 @@ pub enum Cli {
 pub struct Args {
     pub common: CommonArgs,
     switches: Vec<&'static str>,
+    values: Vec<(&'static str, OsString)>,
 }
 
 impl Args {
     /// Whether the switch `name` (without its dashes) was given.
     pub fn switch(&self, name: &str) -> bool {
         self.switches.contains(&name)
+    }
+
+    /// The value of the option `name` (without its dashes); the last one
+    /// given wins, as with `--root`.
+    pub fn value(&self, name: &str) -> Option<&std::ffi::OsStr> {
+        self.values.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| v.as_os_str())
     }
 }
 
@@ -83,9 +92,15 @@ impl DaemonCli {
                 "--root" => out.common.root = Some(PathBuf::from(value("directory")?)),
                 "--config" => out.common.config = Some(PathBuf::from(value("file")?)),
                 _ => {
-                    let switch = option
-                        .strip_prefix("--")
-                        .and_then(|s| self.switches.iter().find(|(name, _)| *name == s))
+                    let name = option.strip_prefix("--").unwrap_or_default();
+                    if let Some((name, what, _)) = self.values.iter().find(|(n, ..)| *n == name) {
+                        out.values.push((name, value(what)?));
+                        continue;
+                    }
+                    let switch = self
+                        .switches
+                        .iter()
+                        .find(|(n, _)| *n == name)
                         .filter(|_| inline.is_none())
                         .ok_or_else(|| format!("unexpected argument '{text}'"))?;
                     out.switches.push(switch.0);
@@ -107,6 +122,9 @@ impl DaemonCli {
                 "The configuration file (default: /etc/NetworkManager/nm-rs.toml under the root)",
             ),
         ];
+        lines.extend(
+            self.values.iter().map(|(name, value, what)| (format!("--{name} <{}>", value.to_uppercase()), *what)),
+        );
         lines.extend(self.switches.iter().map(|(name, what)| (format!("--{name}"), *what)));
         lines.push(("-h, --help".into(), "Print help"));
         lines.push(("-V, --version".into(), "Print version"));
@@ -128,8 +146,13 @@ impl DaemonCli {
 mod tests {
     use super::*;
 
-    const CLI: DaemonCli =
-        DaemonCli { name: "nm-test", version: "1.2.3", about: "A test daemon", switches: &[("persist", "Stay")] };
+    const CLI: DaemonCli = DaemonCli {
+        name: "nm-test",
+        version: "1.2.3",
+        about: "A test daemon",
+        switches: &[("persist", "Stay")],
+        values: &[("user", "user", "Run as USER")],
+    };
 
     fn parse(args: &[&str]) -> Result<Cli, String> {
         CLI.parse_from(args.iter().map(OsString::from))
@@ -142,6 +165,9 @@ mod tests {
         assert_eq!(a.common.config, Some(PathBuf::from("/etc/x.toml")));
         assert!(a.switch("persist"));
         assert!(!a.switch("other"));
+        assert_eq!(a.value("user"), None);
+        let Ok(Cli::Run(a)) = parse(&["--user", "nobody", "--user=65534:100"]) else { panic!("runs") };
+        assert_eq!(a.value("user"), Some(std::ffi::OsStr::new("65534:100")));
         assert_eq!(parse(&[]), Ok(Cli::Run(Args::default())));
     }
 
@@ -151,6 +177,8 @@ mod tests {
         assert_eq!(parse(&["--bogus"]), Err("unexpected argument '--bogus'".into()));
         assert_eq!(parse(&["stray"]), Err("unexpected argument 'stray'".into()));
         assert_eq!(parse(&["--persist=yes"]), Err("unexpected argument '--persist=yes'".into()));
+        assert_eq!(parse(&["--user"]), Err("--user needs a user".into()));
+        assert_eq!(parse(&["-"]), Err("unexpected argument '-'".into()));
     }
 
     #[test]
@@ -159,7 +187,11 @@ mod tests {
         let Ok(Cli::Print(help)) = parse(&["--root", "/x", "-h"]) else { panic!("help") };
         assert!(help.starts_with("A test daemon\n\nUsage: nm-test [OPTIONS]\n"), "{help}");
         assert!(
-            help.contains("      --root <DIR>") && help.contains("      --persist") && help.contains("  -h, --help")
+            help.contains("      --root <DIR>")
+                && help.contains("      --user <USER>")
+                && help.contains("Run as USER\n")
+                && help.contains("      --persist")
+                && help.contains("  -h, --help")
         );
     }
 }

@@ -11,6 +11,7 @@ const CLI: nm_runtime::DaemonCli = nm_runtime::DaemonCli {
     version: env!("CARGO_PKG_VERSION"),
     about: "nm-rs system settings service",
     switches: &[],
+    values: &[],
 };
 
 fn main() -> anyhow::Result<()> {

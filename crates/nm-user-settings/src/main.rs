@@ -26,6 +26,7 @@ const CLI: nm_runtime::DaemonCli = nm_runtime::DaemonCli {
     version: env!("CARGO_PKG_VERSION"),
     about: "nm-rs user settings service (a user's profiles on the bus as org.freedesktop.NetworkManagerUserSettings)",
     switches: &[("allow-root", "Run even as root (the service belongs to a user; root only for tests)")],
+    values: &[],
 };
 
 fn main() -> anyhow::Result<()> {

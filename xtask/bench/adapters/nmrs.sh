@@ -11,8 +11,9 @@
 # dut_prepare), so nothing outside the sandbox is read or written:
 #   nm-dhcp-helper      the DHCPv4 client, as its systemd unit runs it: an
 #                       unprivileged user (nobody here) with only CAP_NET_RAW
-#                       and CAP_NET_BIND_SERVICE (setpriv, with the flags of
-#                       integration-tests/src/daemon.rs); leases in the state dir
+#                       and CAP_NET_BIND_SERVICE; started as root, it drops to
+#                       them itself (--user, as an init without systemd runs
+#                       it); leases in the state dir
 #   nm-system-settings  profiles from ROOT/etc/NetworkManager/system-connections,
 #                       on the bus as org.freedesktop.NetworkManagerSystemSettings
 #   nm-core             devices and activation, org.freedesktop.NetworkManager;
@@ -22,10 +23,9 @@
 # dbus-policy/ files are not needed there.
 # All run under the one lab_spawn name "dut" (one wrapper shell that starts
 # nm-dhcp-helper and nm-system-settings, then execs nm-core), so the lab's
-# cgroup accounting counts the CPU of all three (and of the wrapper and of
-# setpriv), and dut_pids (RSS/PSS) lists them. nmrs_cpu_ns gives the CPU of
-# the three daemons alone (per-thread schedstat, less the wrapper's and
-# setpriv's time).
+# cgroup accounting counts the CPU of all three (and of the wrapper), and
+# dut_pids (RSS/PSS) lists them. nmrs_cpu_ns gives the CPU of the three
+# daemons alone (per-thread schedstat, less the wrapper's time).
 #
 # Profiles mirror adapters/nm.sh: lab-dhcp is ipv4.method=auto (a real
 # DHCPv4 lease from the lab's dnsmasq through nm-dhcp-helper) and IPv6 "auto"
@@ -123,8 +123,9 @@ address1=$(lab_scale_addr "$i")" "method=disabled"
 }
 
 # The wrapper run as "dut" in the sandbox, a POSIX sh (dash starts in a
-# fraction of bash's time): nm-dhcp-helper (unprivileged, two capabilities)
-# and nm-system-settings in the background, then exec nm-core, which keeps
+# fraction of bash's time): nm-dhcp-helper (which makes itself unprivileged
+# with two capabilities: --user) and nm-system-settings in the background,
+# then exec nm-core, which keeps
 # the recorded PID. No waits: the three start side by side, as systemd
 # starts them, and nm-core copes with either service coming later (it waits
 # for nm-system-settings before autoconnecting and for nm-dhcp-helper
@@ -135,14 +136,8 @@ address1=$(lab_scale_addr "$i")" "method=disabled"
 # nm-core's (the exec keeps the PID, and so the shell's time). $NMRS_WRAP,
 # unquoted on purpose, is empty or a command with its options.
 NMRS_WRAPPER='
-settings=$1 core=$2 helper=$3 uid=$4 root=$5 pidfile=$6 wrapper_ns=$7 helper_ns=$8
-caps=-all,+net_raw,+net_bind_service
-# setpriv does in a process what systemd does before it execs the unit
-# (and takes some 2 ms to do it); the shell between it and the helper
-# writes that time (to fd 3, opened here as root) for nmrs_cpu_ns.
-setpriv --reuid="$uid" --regid="$uid" --clear-groups --inh-caps=$caps --ambient-caps=$caps \
-  --bounding-set=$caps -- sh -c '"'"'read -r ns _ < /proc/$$/schedstat; echo "$ns" >&3; exec 3>&-; exec $NMRS_WRAP "$0" "$@"'"'"' \
-  "$helper" --root "$root" 3> "$helper_ns" &
+settings=$1 core=$2 helper=$3 uid=$4 root=$5 pidfile=$6 wrapper_ns=$7
+$NMRS_WRAP "$helper" --root "$root" --user "$uid" &
 hp=$!
 $NMRS_WRAP "$settings" --root "$root" &
 sp=$!
@@ -162,7 +157,7 @@ dut_start() {
   lab_spawn dut "$LAB_CLI_NS" "$DUT_SB" "$LAB_WORK/dut.log" \
     env DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS" NM_RS_LOG="$NMRS_LOG" NMRS_WRAP="${NMRS_WRAP:-}" \
     sh -c "$NMRS_WRAPPER" nmrs-dut "$settings" "$core" "$helper" "$NMRS_HELPER_UID" "$NMRS_ROOT" \
-    "$LAB_WORK/nmrs-helpers.pids" "$LAB_WORK/nmrs-wrapper.ns" "$LAB_WORK/nmrs-helper-start.ns" >/dev/null
+    "$LAB_WORK/nmrs-helpers.pids" "$LAB_WORK/nmrs-wrapper.ns" >/dev/null
 }
 
 # PIDs of nm-dhcp-helper and nm-system-settings that are still the
@@ -185,7 +180,7 @@ dut_stop() {
   for p in $(nmrs_helper_pids); do kill -TERM "$p" 2>/dev/null; done
   lab_kill dut
   for p in $(nmrs_helper_pids); do kill -KILL "$p" 2>/dev/null; done
-  rm -f "$LAB_WORK/nmrs-helpers.pids" "$LAB_WORK/nmrs-wrapper.ns" "$LAB_WORK/nmrs-helper-start.ns"
+  rm -f "$LAB_WORK/nmrs-helpers.pids" "$LAB_WORK/nmrs-wrapper.ns"
   return 0
 }
 
@@ -199,19 +194,17 @@ dut_pids() {
 
 # CPU nanoseconds of the three daemons alone: the sum of every thread's run
 # time from /proc/PID/task/*/schedstat (ns, unlike /proc/PID/stat's ticks),
-# less what ran under the same PID before the daemon's exec: the wrapper
-# shell before it became nm-core, setpriv (and its shell) before it became
-# nm-dhcp-helper. With PIDs: of those processes only.
+# less what the wrapper shell ran under nm-core's PID before its exec. (The
+# other two are the shell's children: what ran before their exec is a
+# fork's few microseconds.) With PIDs: of those processes only.
 nmrs_cpu_ns() {
-  local p pids=("$@") core helper less wrapper=0 setpriv=0
+  local p pids=("$@") core less wrapper=0
   (( ${#pids[@]} )) || pids=($(lab_pid dut) $(nmrs_helper_pids))
-  core=$(lab_pid dut) helper=$(nmrs_dhcp_pid)
+  core=$(lab_pid dut)
   [[ -r $LAB_WORK/nmrs-wrapper.ns ]] && read -r wrapper < "$LAB_WORK/nmrs-wrapper.ns"
-  [[ -r $LAB_WORK/nmrs-helper-start.ns ]] && read -r setpriv < "$LAB_WORK/nmrs-helper-start.ns"
   for p in "${pids[@]}"; do
     less=0
     [[ $p == "$core" ]] && less=${wrapper:-0}
-    [[ $p == "$helper" ]] && less=${setpriv:-0}
     cat /proc/"$p"/task/*/schedstat 2>/dev/null | awk -v less="$less" '{s += $1} END {printf "%d\n", s - less}'
   done | awk '{s += $1} END {printf "%d\n", s}'
 }

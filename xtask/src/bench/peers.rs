@@ -324,7 +324,7 @@ fn check_tools(daemons: &[String]) -> Result<()> {
         match d.as_str() {
             "nm" => need.extend(["NetworkManager", "nmcli", "nm-online"]),
             "networkd" => need.push("networkctl"),
-            "nmrs" => need.extend(["sh", "nmcli", "nm-online", "setpriv"]),
+            "nmrs" => need.extend(["sh", "nmcli", "nm-online"]),
             _ => {}
         }
     }
