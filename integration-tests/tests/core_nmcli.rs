@@ -906,6 +906,53 @@ async fn ipv6_auto_takes_the_router_advertisement_at_the_device_metric() {
     assert!(c.ip(&["-6", "addr", "show", "dev", &eth]).contains("2001:db8::9/64"));
 }
 
+/// `ipv6.method=auto` against a router that says "managed" (dnsmasq with a
+/// DHCPv6 range and no SLAAC, the lab's default): as with NetworkManager,
+/// the address comes by DHCPv6 (through the unprivileged nm-dhcp-helper)
+/// and goes into the kernel as a /128 with the lease's lifetime; IP6Config
+/// and DHCP6Config show it, the resolver gets the lease's DNS server, and
+/// `down` takes the address away.
+#[tokio::test]
+async fn ipv6_auto_takes_its_address_by_dhcpv6_when_the_router_says_managed() {
+    let lab = Lab::builder().uplinks(1).build().expect("lab");
+    let (low, high) = lab.uplinks()[0].dhcp6_range;
+    let (c, _helper) = Core::start_with_dhcp_lab(lab).await;
+    let eth = c.uplink(0);
+    let leased = |c: &Core| {
+        let out = c.ip(&["-6", "-o", "addr", "show", "dev", &eth, "scope", "global", "-tentative"]);
+        out.split_whitespace()
+            .filter_map(|w| w.strip_suffix("/128")?.parse::<std::net::Ipv6Addr>().ok())
+            .find(|a| (low..=high).contains(a))
+    };
+    c.ok(&nm_lab::add_ethernet(
+        &eth,
+        "managed6",
+        &[("ipv4.method", "auto"), ("ipv6.method", "auto"), ("connection.autoconnect", "no")],
+    ))
+    .await;
+    c.ok(&["connection", "up", "managed6"]).await;
+    // The router's advertisement comes after the link-local address's
+    // duplicate address detection (about two seconds), the lease right after.
+    c.until("an address by DHCPv6", |c| leased(c).is_some()).await;
+    let address = leased(&c).expect("the DHCPv6 address");
+    let line = c.ip(&["-6", "-o", "addr", "show", "dev", &eth, "to", &address.to_string()]);
+    assert!(line.contains("valid_lft") && !line.contains("valid_lft forever"), "the lease's lifetime: {line}");
+    let show = c.ok(&["-t", "-f", "IP6.ADDRESS,IP6.DNS,DHCP6", "device", "show", &eth]).await;
+    assert!(show.contains(&format!(":{address}/128")), "IP6Config lists {address}/128:\n{show}");
+    assert!(show.contains(&format!("ip6_address = {address}")), "DHCP6Config lists the lease:\n{show}");
+    let dns = show
+        .lines()
+        .find_map(|l| l.strip_prefix("IP6.DNS[1]:"))
+        .unwrap_or_else(|| panic!("the lease's DNS server in IP6Config:\n{show}"))
+        .to_string();
+    assert!(c.resolv().contains(&format!("nameserver {dns}")), "{}", c.resolv());
+
+    c.ok(&["connection", "down", "managed6"]).await;
+    assert_eq!(leased(&c), None, "down removes the DHCPv6 address");
+    let show = c.ok(&["-t", "-f", "GENERAL.STATE,DHCP6", "device", "show", &eth]).await;
+    assert!(!show.contains("ip6_address"), "{show}");
+}
+
 /// nm-core started first, as it may be when its services start beside it:
 /// it says start-up is not complete until nm-system-settings is there,
 /// then waits for nm-dhcp-helper before DHCP; and when the helper restarts

@@ -686,6 +686,7 @@ pub struct DeviceProps {
     pub ip4_config: OwnedObjectPath,
     pub ip6_config: OwnedObjectPath,
     pub dhcp4_config: OwnedObjectPath,
+    pub dhcp6_config: OwnedObjectPath,
     pub interface_flags: u32,
     pub type_description: String,
     pub software: bool,
@@ -801,7 +802,7 @@ impl DeviceIface {
     }
     #[zbus(property)]
     fn dhcp6_config(&self) -> OwnedObjectPath {
-        root()
+        self.props.lock().dhcp6_config.clone()
     }
     #[zbus(property)]
     fn managed(&self) -> bool {
@@ -995,6 +996,7 @@ pub struct ActiveProps {
     pub ip4_config: OwnedObjectPath,
     pub ip6_config: OwnedObjectPath,
     pub dhcp4_config: OwnedObjectPath,
+    pub dhcp6_config: OwnedObjectPath,
 }
 
 pub struct ActiveIface {
@@ -1057,7 +1059,7 @@ impl ActiveIface {
     }
     #[zbus(property)]
     fn dhcp6_config(&self) -> OwnedObjectPath {
-        root()
+        self.props.lock().dhcp6_config.clone()
     }
     #[zbus(property)]
     fn vpn(&self) -> bool {
@@ -1268,21 +1270,30 @@ impl Ip6ConfigIface {
     }
 }
 
-/// A DHCPv4 lease's options, as `nmcli -f DHCP4 device show` lists them.
-pub struct Dhcp4ConfigIface {
-    pub props: Props<std::collections::BTreeMap<String, String>>,
+/// A DHCP lease's options, as `nmcli -f DHCP4` (`DHCP6`) `device show`
+/// lists them: one object type per family, the same property.
+macro_rules! dhcp_config_iface {
+    ($name:ident, $interface:literal, $doc:literal) => {
+        #[doc = $doc]
+        pub struct $name {
+            pub props: Props<std::collections::BTreeMap<String, String>>,
+        }
+
+        #[interface(name = $interface)]
+        impl $name {
+            #[zbus(property)]
+            fn options(&self) -> HashMap<String, OwnedVariant> {
+                let p = self.props.lock();
+                p.iter()
+                    .filter_map(|(k, v)| OwnedVariant::try_from(Variant::from(v.clone())).ok().map(|v| (k.clone(), v)))
+                    .collect()
+            }
+        }
+    };
 }
 
-#[interface(name = "org.freedesktop.NetworkManager.DHCP4Config")]
-impl Dhcp4ConfigIface {
-    #[zbus(property)]
-    fn options(&self) -> HashMap<String, OwnedVariant> {
-        let p = self.props.lock();
-        p.iter()
-            .filter_map(|(k, v)| OwnedVariant::try_from(Variant::from(v.clone())).ok().map(|v| (k.clone(), v)))
-            .collect()
-    }
-}
+dhcp_config_iface!(Dhcp4ConfigIface, "org.freedesktop.NetworkManager.DHCP4Config", "A DHCPv4 lease's options.");
+dhcp_config_iface!(Dhcp6ConfigIface, "org.freedesktop.NetworkManager.DHCP6Config", "A DHCPv6 lease's options.");
 
 // ------------------------------------------------------------ others ---
 

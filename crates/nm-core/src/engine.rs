@@ -31,9 +31,10 @@ use crate::config::{Config, DnsMode};
 use crate::device::{AcState, DeviceState, DeviceType, LinkFacts, ac_reason, is_managed, reason};
 use crate::dhcp;
 use crate::dhcp_client::{self, DhcpEvent};
+use crate::dhcp6;
 use crate::dispatcher::{self, Dispatch};
 use crate::dns;
-use crate::ipconfig::{self, FamilyMethod, Plan};
+use crate::ipconfig::{self, FamilyMethod, Plan, PlannedAddress};
 use crate::policy::{self, Candidate, DeviceView, Retries};
 use crate::settings_view::{self, Owner, SettingsEvent, Snapshot, Source};
 use crate::state_files::{self, DeviceRecord};
@@ -154,6 +155,19 @@ struct Dhcp4 {
     config: Option<(OwnedObjectPath, Props<BTreeMap<String, String>>)>,
 }
 
+/// DHCPv6 of an activation: asked for by the profile (`dhcp`) or by a
+/// router (`auto`, see [`dhcp6::mode_for_router`]). It never holds the
+/// activation up: `auto` completes with the router's part, as the kernel
+/// does it, and the lease comes when it comes.
+#[derive(Default)]
+struct Dhcp6 {
+    /// Asked for, and how (kept while the helper is away, to ask again).
+    mode: Option<dhcp6::Mode>,
+    transaction: Option<OwnedObjectPath>,
+    lease: dhcp6::LeasePlan,
+    config: Option<(OwnedObjectPath, Props<BTreeMap<String, String>>)>,
+}
+
 struct Active {
     path: OwnedObjectPath,
     profile: u32,
@@ -163,6 +177,7 @@ struct Active {
     static_plan: Plan,
     plan: Plan,
     dhcp: Dhcp4,
+    dhcp6: Dhcp6,
     assumed: bool,
     conn: Arc<Connection>,
     ip4: Option<(OwnedObjectPath, Props<IpProps>)>,
@@ -194,6 +209,7 @@ struct Counters {
     ip4: u32,
     ip6: u32,
     dhcp4: u32,
+    dhcp6: u32,
 }
 
 fn next(n: &mut u32) -> u32 {
@@ -1151,7 +1167,18 @@ impl Engine {
         match event {
             PlatformEvent::LinkAdded(link) | PlatformEvent::LinkChanged(link) => {
                 if self.devices.values().any(|d| d.ifindex == link.ifindex) {
+                    let ifindex = link.ifindex;
                     self.link_changed(link).await;
+                    // A router advertisement may now ask for DHCPv6.
+                    let on_link: Vec<u32> = self
+                        .actives
+                        .iter()
+                        .filter(|(_, a)| self.devices.get(&a.device).is_some_and(|d| d.ifindex == ifindex))
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for ac in on_link {
+                        self.maybe_start_dhcp6(ac).await;
+                    }
                 } else {
                     self.link_appeared(link).await;
                 }
@@ -1208,6 +1235,7 @@ impl Engine {
             ip4_config: root(),
             ip6_config: root(),
             dhcp4_config: root(),
+            dhcp6_config: root(),
             interface_flags: iface_flags(&link),
             type_description: kind.description().into(),
             software: !link.physical,
@@ -1506,6 +1534,7 @@ impl Engine {
             ip4_config: root(),
             ip6_config: root(),
             dhcp4_config: root(),
+            dhcp6_config: root(),
         });
         // Rule B1: the object is on the bus before the reply names it.
         if let Err(e) = self.bus.object_server().at(&path, ActiveIface { props: props.clone() }).await {
@@ -1521,6 +1550,7 @@ impl Engine {
                 static_plan: plan.clone(),
                 plan: plan.clone(),
                 dhcp: Dhcp4 { status: V4Status::NotUsed, transaction: None, lease: Default::default(), config: None },
+                dhcp6: Dhcp6::default(),
                 assumed,
                 conn: conn.clone(),
                 ip4: None,
@@ -1594,6 +1624,7 @@ impl Engine {
         if plan.v4 == FamilyMethod::Dhcp {
             self.start_dhcp(id, None).await;
         }
+        self.maybe_start_dhcp6(id).await;
         self.try_complete(id).await;
     }
 
@@ -1726,10 +1757,13 @@ impl Engine {
     /// and after every DHCP event.
     async fn try_complete(&mut self, id: u32) {
         let Some(a) = self.actives.get(&id) else { return };
-        if a.state != AcState::Activating || a.dhcp.status == V4Status::Waiting || a.pre_up_pending {
+        // `ipv6.method=dhcp` is waited for too, until its lease or its end.
+        let dhcp6_pending =
+            a.plan.v6 == FamilyMethod::Dhcp && a.dhcp6.transaction.is_some() && a.dhcp6.lease.addresses.is_empty();
+        if a.state != AcState::Activating || a.dhcp.status == V4Status::Waiting || dhcp6_pending || a.pre_up_pending {
             return;
         }
-        if !ip_families_ok(&a.plan, a.dhcp.status) {
+        if !ip_families_ok(&a.plan, a.dhcp.status, !a.dhcp6.lease.addresses.is_empty()) {
             warn!("activation of '{}' failed: no IP configuration", a.conn.id().unwrap_or_default());
             let _ = self.tx.send(Input::Timer(Timer::Failed { ac: id, reason: reason::IP_CONFIG_UNAVAILABLE }));
             return;
@@ -1838,6 +1872,9 @@ impl Engine {
     /// meanwhile, with the lifetimes of the last lease).
     async fn dhcp_helper(&mut self, present: bool) {
         if !present {
+            for a in self.actives.values_mut() {
+                a.dhcp6.transaction = None;
+            }
             let mut waiting = Vec::new();
             for (id, a) in self.actives.iter_mut().filter(|(_, a)| a.dhcp.transaction.is_some()) {
                 info!("nm-dhcp-helper left the bus; DHCPv4 for '{}' waits for it", a.conn.id().unwrap_or_default());
@@ -1865,9 +1902,24 @@ impl Engine {
             let lost_while_active = self.actives.get(&ac).is_some_and(|a| a.state != AcState::Activating);
             self.start_dhcp(ac, lost_while_active.then_some(u32::MAX)).await;
         }
+        let v6: Vec<u32> = self
+            .actives
+            .iter()
+            .filter(|(_, a)| a.dhcp6.mode.is_some() && a.dhcp6.transaction.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for ac in v6 {
+            self.start_dhcp6(ac).await;
+        }
     }
 
     async fn dhcp_event(&mut self, ev: DhcpEvent) {
+        if let Some(ac) =
+            self.actives.iter().find(|(_, a)| a.dhcp6.transaction.as_ref() == Some(&ev.transaction)).map(|(id, _)| *id)
+        {
+            self.dhcp6_event(ac, ev).await;
+            return;
+        }
         let Some(ac) =
             self.actives.iter().find(|(_, a)| a.dhcp.transaction.as_ref() == Some(&ev.transaction)).map(|(id, _)| *id)
         else {
@@ -1953,13 +2005,13 @@ impl Engine {
             warn!("setting the lease's MTU {mtu}: {e}");
         }
         let Some(a) = self.actives.get_mut(&ac) else { return };
-        a.plan = merge_lease(&a.static_plan, &new);
+        a.plan = merge_dhcp6(merge_lease(&a.static_plan, &new), &a.dhcp6.lease);
         if lease.address.is_some() {
             a.dhcp.status = V4Status::Bound;
         }
         a.dhcp.lease = new;
         let options = lease.options.clone();
-        self.publish_dhcp4(ac, options).await;
+        self.publish_dhcp(ac, false, options).await;
         if self.actives.get(&ac).is_some_and(|a| a.state == AcState::Activated) {
             self.refresh_ip_configs(ac).await;
             self.publish_actives().await;
@@ -1967,22 +2019,23 @@ impl Engine {
         }
     }
 
-    /// The DHCP4Config object of an activation (exported at the first lease).
-    async fn publish_dhcp4(&mut self, ac: u32, options: BTreeMap<String, String>) {
+    /// The DHCP4Config (DHCP6Config) object of an activation (exported at
+    /// the first lease), and the device's and the activation's paths to it.
+    async fn publish_dhcp(&mut self, ac: u32, v6: bool, options: BTreeMap<String, String>) {
         let Some(a) = self.actives.get(&ac) else { return };
-        if let Some((path, props)) = &a.dhcp.config {
+        let (interface, property) = if v6 {
+            ("org.freedesktop.NetworkManager.DHCP6Config", "Dhcp6Config")
+        } else {
+            ("org.freedesktop.NetworkManager.DHCP4Config", "Dhcp4Config")
+        };
+        let config = if v6 { &a.dhcp6.config } else { &a.dhcp.config };
+        if let Some((path, props)) = config {
             *props.lock() = options.clone();
             let map: HashMap<String, zbus::OwnedVariant> = options
                 .into_iter()
                 .filter_map(|(k, v)| zbus::OwnedVariant::try_from(Variant::from(v)).ok().map(|v| (k, v)))
                 .collect();
-            emit_changed(
-                &self.bus,
-                path,
-                "org.freedesktop.NetworkManager.DHCP4Config",
-                vec![("Options", Variant::from(map))],
-            )
-            .await;
+            emit_changed(&self.bus, path, interface, vec![("Options", Variant::from(map))]).await;
             return;
         }
         if options.is_empty() {
@@ -1990,20 +2043,151 @@ impl Engine {
         }
         let device = a.device;
         let ac_path = a.path.clone();
-        let path = api::path("DHCP4Config", next(&mut self.counters.dhcp4));
         let props = Props::new(options);
-        if let Err(e) = self.bus.object_server().at(&path, Dhcp4ConfigIface { props: props.clone() }).await {
+        let server = self.bus.object_server();
+        let (path, exported) = if v6 {
+            let path = api::path("DHCP6Config", next(&mut self.counters.dhcp6));
+            (path.clone(), server.at(&path, Dhcp6ConfigIface { props: props.clone() }).await.map(drop))
+        } else {
+            let path = api::path("DHCP4Config", next(&mut self.counters.dhcp4));
+            (path.clone(), server.at(&path, Dhcp4ConfigIface { props: props.clone() }).await.map(drop))
+        };
+        if let Err(e) = exported {
             warn!("exporting {path}: {e}");
             return;
         }
+        let set = |p: &mut OwnedObjectPath| *p = path.clone();
         if let Some(a) = self.actives.get_mut(&ac) {
-            a.dhcp.config = Some((path.clone(), props));
-            a.props.lock().dhcp4_config = path.clone();
+            let mut ap = a.props.lock();
+            if v6 {
+                a.dhcp6.config = Some((path.clone(), props));
+                set(&mut ap.dhcp6_config);
+            } else {
+                a.dhcp.config = Some((path.clone(), props));
+                set(&mut ap.dhcp4_config);
+            }
         }
-        emit_changed(&self.bus, &ac_path, ACTIVE_IFACE, vec![("Dhcp4Config", Variant::from(path.clone()))]).await;
+        emit_changed(&self.bus, &ac_path, ACTIVE_IFACE, vec![(property, Variant::from(path.clone()))]).await;
         if let Some(d) = self.devices.get(&device) {
-            d.props.lock().dhcp4_config = path.clone();
-            emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![("Dhcp4Config", Variant::from(path))]).await;
+            {
+                let mut dp = d.props.lock();
+                set(if v6 { &mut dp.dhcp6_config } else { &mut dp.dhcp4_config });
+            }
+            emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![(property, Variant::from(path.clone()))]).await;
+        }
+    }
+
+    // ---------------------------------------------------------- DHCPv6 ---
+
+    /// Starts DHCPv6 when the profile asks for it (`dhcp`) or, for `auto`,
+    /// when the last router advertisement on the link does (M or O flag);
+    /// once per activation.
+    async fn maybe_start_dhcp6(&mut self, ac: u32) {
+        let Some(a) = self.actives.get(&ac) else { return };
+        if a.dhcp6.mode.is_some() || !matches!(a.state, AcState::Activating | AcState::Activated) {
+            return;
+        }
+        let Some(ifindex) = self.devices.get(&a.device).map(|d| d.ifindex) else { return };
+        let mode = match a.plan.v6 {
+            FamilyMethod::Dhcp => Some(dhcp6::Mode::Managed),
+            // `auto` (link-local takes nothing from routers)
+            FamilyMethod::Kernel if a.static_plan.v6_slaac => {
+                self.platform.link(ifindex).and_then(|l| dhcp6::mode_for_router(l.ra.managed, l.ra.other))
+            }
+            _ => None,
+        };
+        if let Some(mode) = mode {
+            if let Some(a) = self.actives.get_mut(&ac) {
+                a.dhcp6.mode = Some(mode);
+            }
+            self.start_dhcp6(ac).await;
+        }
+    }
+
+    /// Asks nm-dhcp-helper for the activation's DHCPv6 transaction. When
+    /// the helper is not on the bus, its return starts it ([`Self::dhcp_helper`]).
+    async fn start_dhcp6(&mut self, ac: u32) {
+        let Some(a) = self.actives.get(&ac) else { return };
+        let Some(mode) = a.dhcp6.mode else { return };
+        let Some(link) = self.devices.get(&a.device).and_then(|d| self.platform.link(d.ifindex)) else { return };
+        let machine_id = std::fs::read_to_string(self.paths.path("/etc/machine-id")).ok();
+        let Some(duid) = dhcp6::duid(machine_id.as_deref(), link.mac.as_deref()) else {
+            warn!("DHCPv6 for '{}': no machine-id and no MAC to make a DUID of", a.conn.id().unwrap_or_default());
+            return;
+        };
+        let options = dhcp6::start_options(&a.conn, mode, &duid);
+        let name = a.conn.id().unwrap_or_default().to_string();
+        let _ = self.dhcp_subscribed.wait_for(|subscribed| *subscribed).await;
+        match dhcp_client::start(&self.bus, link.ifindex, &options).await {
+            Ok(path) => {
+                info!(transaction = %path, "DHCPv6 ({mode:?}) started for '{name}'");
+                if let Some(a) = self.actives.get_mut(&ac) {
+                    a.dhcp6.transaction = Some(path);
+                }
+            }
+            Err(e) => info!("DHCPv6 for '{name}' waits for nm-dhcp-helper: {e}"),
+        }
+    }
+
+    async fn dhcp6_event(&mut self, ac: u32, ev: DhcpEvent) {
+        info!(transaction = %ev.transaction, "DHCPv6 {}", ev.state);
+        match ev.state.as_str() {
+            "bound" | "renew" | "rebind" => {
+                let Some(lease) = dhcp6::Lease::from_dict(&ev.lease) else {
+                    warn!(transaction = %ev.transaction, "a DHCPv6 event without a DHCPv6 lease");
+                    return;
+                };
+                self.apply_lease6(ac, &lease).await;
+                if self.actives.get(&ac).is_some_and(|a| a.state == AcState::Activated) {
+                    if let Some(d) = self.dispatch(ac, "dhcp6-change") {
+                        self.dispatch_later(d);
+                    }
+                } else {
+                    self.try_complete(ac).await;
+                }
+            }
+            // The address is gone; the helper solicits again by itself.
+            "expire" => self.apply_lease6(ac, &dhcp6::Lease::default()).await,
+            "timeout" | "fail" => {
+                self.apply_lease6(ac, &dhcp6::Lease::default()).await;
+                if let Some(a) = self.actives.get_mut(&ac) {
+                    warn!("DHCPv6 for '{}' ended: {}", a.conn.id().unwrap_or_default(), ev.state);
+                    a.dhcp6.transaction = None;
+                }
+                self.try_complete(ac).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Puts a DHCPv6 lease in the kernel (the address with its lifetime)
+    /// and the resolver; an empty lease takes the previous one away.
+    async fn apply_lease6(&mut self, ac: u32, lease: &dhcp6::Lease) {
+        let Some(a) = self.actives.get(&ac) else { return };
+        let Some(ifindex) = self.devices.get(&a.device).map(|d| d.ifindex) else { return };
+        let new = dhcp6::lease_plan(lease, &a.conn);
+        let only = |addresses: Vec<PlannedAddress>| Plan {
+            addresses,
+            routes: Vec::new(),
+            v4: FamilyMethod::Ignore,
+            v6: FamilyMethod::Ignore,
+            v6_sysctls: Vec::new(),
+            v6_slaac: false,
+            ..a.static_plan.clone()
+        };
+        let stale = only(a.dhcp6.lease.addresses.iter().filter(|x| !new.addresses.contains(x)).cloned().collect());
+        let fresh = only(new.addresses.clone());
+        self.unapply_plan(ifindex, &stale).await;
+        if let Err(e) = self.apply_plan(ifindex, &fresh).await {
+            warn!("applying the DHCPv6 lease: {e}");
+        }
+        let Some(a) = self.actives.get_mut(&ac) else { return };
+        a.plan = merge_dhcp6(merge_lease(&a.static_plan, &a.dhcp.lease), &new);
+        a.dhcp6.lease = new;
+        self.publish_dhcp(ac, true, lease.options.clone()).await;
+        if self.actives.get(&ac).is_some_and(|a| a.state == AcState::Activated) {
+            self.refresh_ip_configs(ac).await;
+            self.update_dns().await;
         }
     }
 
@@ -2338,7 +2522,7 @@ impl Engine {
         let why_dev = if next_state == DeviceState::Unavailable { reason::CARRIER } else { reason::NONE };
         self.set_device_state(device, next_state, why_dev).await;
         self.publish_actives().await;
-        if let Some(t) = &a.dhcp.transaction {
+        for t in [&a.dhcp.transaction, &a.dhcp6.transaction].into_iter().flatten() {
             dhcp_client::stop(&self.bus, t, false).await;
         }
         let server = self.bus.object_server();
@@ -2348,6 +2532,13 @@ impl Engine {
             if let Some(d) = self.devices.get(&device) {
                 d.props.lock().dhcp4_config = root();
                 emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![("Dhcp4Config", Variant::from(root()))]).await;
+            }
+        }
+        if let Some((p, _)) = &a.dhcp6.config {
+            let _ = server.remove::<Dhcp6ConfigIface, _>(p).await;
+            if let Some(d) = self.devices.get(&device) {
+                d.props.lock().dhcp6_config = root();
+                emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![("Dhcp6Config", Variant::from(root()))]).await;
             }
         }
         if let Some((p, _)) = a.ip4 {
@@ -2734,7 +2925,7 @@ fn with_kernel_ip6(mut props: IpProps, addresses: &[Address], routes: &[Route]) 
 
 /// Whether the ip-config stage succeeded: no family that may not fail
 /// failed, and something (or nothing at all) was asked.
-fn ip_families_ok(plan: &Plan, dhcp: V4Status) -> bool {
+fn ip_families_ok(plan: &Plan, dhcp: V4Status, dhcp6_bound: bool) -> bool {
     let ok = |m: FamilyMethod, bound: bool| match m {
         FamilyMethod::Dhcp => bound,
         FamilyMethod::Unsupported => false,
@@ -2742,7 +2933,7 @@ fn ip_families_ok(plan: &Plan, dhcp: V4Status) -> bool {
     };
     let asked = |m: FamilyMethod| !matches!(m, FamilyMethod::Ignore | FamilyMethod::Disabled);
     let v4_ok = ok(plan.v4, dhcp == V4Status::Bound);
-    let v6_ok = ok(plan.v6, false);
+    let v6_ok = ok(plan.v6, dhcp6_bound);
     let v4_failed = asked(plan.v4) && !v4_ok;
     let v6_failed = asked(plan.v6) && !v6_ok;
     if (v4_failed && !plan.v4_may_fail) || (v6_failed && !plan.v6_may_fail) {
@@ -2769,6 +2960,23 @@ fn merge_lease(static_plan: &Plan, lease: &dhcp::LeasePlan) -> Plan {
     for s in &lease.searches {
         if !plan.dns4.searches.contains(s) {
             plan.dns4.searches.push(s.clone());
+        }
+    }
+    plan
+}
+
+/// A plan with a DHCPv6 lease added: its address, and its DNS servers and
+/// domains after those the profile and DHCPv4 have.
+fn merge_dhcp6(mut plan: Plan, lease: &dhcp6::LeasePlan) -> Plan {
+    plan.addresses.extend(lease.addresses.iter().cloned());
+    for s in &lease.dns {
+        if !plan.dns6.servers.contains(s) {
+            plan.dns6.servers.push(s.clone());
+        }
+    }
+    for s in &lease.searches {
+        if !plan.dns6.searches.contains(s) {
+            plan.dns6.searches.push(s.clone());
         }
     }
     plan

@@ -7,6 +7,7 @@ mod auth;
 mod config;
 mod device;
 mod dhcp;
+mod dhcp6;
 mod dhcp_client;
 mod dispatcher;
 mod dns;

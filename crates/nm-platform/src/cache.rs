@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::parse::HostInfo;
-use crate::types::{Address, Link, LinkKind, PlatformEvent};
+use crate::types::{Address, Link, LinkKind, PlatformEvent, RaFlags};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Cache {
@@ -53,6 +53,13 @@ impl Cache {
                 Some(PlatformEvent::LinkAdded(link))
             }
         }
+    }
+
+    /// New router advertisement flags of a link (see `parse_inet6_link`).
+    pub fn set_ra(&mut self, ifindex: u32, ra: RaFlags) -> Option<PlatformEvent> {
+        let link = self.links.get_mut(&ifindex).filter(|l| l.ra != ra)?;
+        link.ra = ra;
+        Some(PlatformEvent::LinkChanged(link.clone()))
     }
 
     /// `RTM_DELLINK`: the link and whatever addresses the cache still
@@ -148,6 +155,7 @@ mod tests {
             master: None,
             driver: Some("veth".into()),
             physical: false,
+            ra: RaFlags::default(),
         }
     }
 

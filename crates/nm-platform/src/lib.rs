@@ -50,5 +50,5 @@ pub use platform::{Platform, PlatformOptions};
 pub use types::{
     Address, Family, IFA_F_DADFAILED, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT, IFA_F_TENTATIVE, Link, LinkKind,
     PlatformEvent, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTPROT_BOOT,
-    RTPROT_DHCP, RTPROT_KERNEL, RTPROT_RA, RTPROT_STATIC, Route, RouteFilter,
+    RTPROT_DHCP, RTPROT_KERNEL, RTPROT_RA, RTPROT_STATIC, RaFlags, Route, RouteFilter,
 };

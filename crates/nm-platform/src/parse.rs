@@ -10,7 +10,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::PlatformError;
-use crate::types::{Address, Family, Link, LinkKind, Route, RouteFilter};
+use crate::types::{Address, Family, Link, LinkKind, RaFlags, Route, RouteFilter};
 
 /// `sizeof(struct nlmsghdr)`.
 pub(crate) const NLMSG_HDRLEN: usize = 16;
@@ -42,6 +42,16 @@ const IFLA_LINKINFO: u16 = 18;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_PERM_ADDRESS: u16 = 54;
 const IFLA_PARENT_DEV_NAME: u16 = 56;
+/// Per-family link data (`IFLA_AF_SPEC`), nested by address family.
+const IFLA_AF_SPEC: u16 = 26;
+/// IPv6's link data in the kernel's `RTNLGRP_IPV6_IFINFO` messages.
+const IFLA_PROTINFO: u16 = 12;
+/// `IFLA_INET6_FLAGS` inside either: the interface's `if_flags`.
+const IFLA_INET6_FLAGS: u16 = 1;
+/// `IF_RA_OTHERCONF` and `IF_RA_MANAGED`: the O and M flags of the last
+/// router advertisement.
+const IF_RA_OTHERCONF: u32 = 0x80;
+const IF_RA_MANAGED: u32 = 0x40;
 
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
@@ -195,6 +205,7 @@ pub(crate) struct LinkMsg {
     pub flags: u32,
     pub master: Option<u32>,
     pub parent_dev: Option<String>,
+    pub ra: RaFlags,
 }
 
 /// What the host says about a link beyond netlink (see `sysfs.rs`).
@@ -234,6 +245,7 @@ impl LinkMsg {
             master: self.master,
             driver,
             physical,
+            ra: self.ra,
         }
     }
 }
@@ -271,6 +283,7 @@ pub(crate) fn parse_link(payload: &[u8]) -> Result<Option<LinkMsg>, PlatformErro
         flags,
         master: None,
         parent_dev: None,
+        ra: RaFlags::default(),
     };
     let mut named = false;
     for (kind, value) in attrs(&payload[IFINFOMSG_LEN..]) {
@@ -290,6 +303,11 @@ pub(crate) fn parse_link(payload: &[u8]) -> Result<Option<LinkMsg>, PlatformErro
             }
             IFLA_PARENT_DEV_NAME => msg.parent_dev = attr_str(value),
             IFLA_WIRELESS => return Ok(None),
+            IFLA_AF_SPEC => {
+                if let Some((_, inet6)) = attrs(value).find(|(k, _)| *k == libc::AF_INET6 as u16) {
+                    msg.ra = ra_flags(inet6);
+                }
+            }
             _ => {}
         }
     }
@@ -297,6 +315,25 @@ pub(crate) fn parse_link(payload: &[u8]) -> Result<Option<LinkMsg>, PlatformErro
         return Err(PlatformError::Malformed(format!("link message without index or name (index {ifindex})")));
     }
     Ok(Some(msg))
+}
+
+/// The router advertisement flags in IPv6's link attributes.
+fn ra_flags(inet6: &[u8]) -> RaFlags {
+    let flags = attrs(inet6).find(|(k, _)| *k == IFLA_INET6_FLAGS).and_then(|(_, v)| attr_u32(v)).unwrap_or(0);
+    RaFlags { managed: flags & IF_RA_MANAGED != 0, other: flags & IF_RA_OTHERCONF != 0 }
+}
+
+/// Reads the `RTM_NEWLINK` of family `AF_INET6` that the kernel sends to
+/// `RTNLGRP_IPV6_IFINFO` when a router advertisement changed the link's
+/// flags (it says nothing else about the link that [`parse_link`] reads);
+/// `None` for any other link message.
+pub(crate) fn parse_inet6_link(payload: &[u8]) -> Option<(u32, RaFlags)> {
+    if payload.len() < IFINFOMSG_LEN || payload[0] != libc::AF_INET6 as u8 {
+        return None;
+    }
+    let ifindex = u32_at(payload, 4).filter(|&i| i != 0)?;
+    let (_, inet6) = attrs(&payload[IFINFOMSG_LEN..]).find(|(k, _)| *k == IFLA_PROTINFO)?;
+    Some((ifindex, ra_flags(inet6)))
 }
 
 /// Reads an `RTM_DELLINK` payload: the index and name of the link gone.
@@ -500,8 +537,48 @@ mod tests {
                 master: None,
                 driver: Some("veth".into()),
                 physical: false,
+                ra: RaFlags::default(),
             }
         );
+    }
+
+    /// A netlink attribute: length, type, payload, padding to 4 bytes.
+    fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
+        let mut out = ((4 + payload.len()) as u16).to_ne_bytes().to_vec();
+        out.extend(kind.to_ne_bytes());
+        out.extend(payload);
+        out.resize(out.len().div_ceil(4) * 4, 0);
+        out
+    }
+
+    /// An ifinfomsg of `family` for link 7 followed by `attributes`.
+    fn ifinfo(family: u8, attributes: &[u8]) -> Vec<u8> {
+        let mut out = vec![family, 0, 1, 0];
+        out.extend(7i32.to_ne_bytes());
+        out.extend([0u8; 8]);
+        out.extend(attributes);
+        out
+    }
+
+    #[test]
+    fn router_advertisement_flags_are_read_from_both_kinds_of_link_message() {
+        let inet6_flags = |flags: u32| nla(IFLA_INET6_FLAGS, &flags.to_ne_bytes());
+        // RTNLGRP_IPV6_IFINFO: family AF_INET6, the flags in IFLA_PROTINFO
+        let ifinfo6 = ifinfo(libc::AF_INET6 as u8, &nla(IFLA_PROTINFO, &inet6_flags(IF_RA_MANAGED | 0x8000_0000)));
+        assert_eq!(parse_inet6_link(&ifinfo6), Some((7, RaFlags { managed: true, other: false })));
+        assert_eq!(parse_link(&ifinfo6).unwrap(), None, "not a whole link");
+        // a whole link: the flags in IFLA_AF_SPEC's AF_INET6 part
+        let mut attributes = nla(IFLA_IFNAME, b"v0\0");
+        let af_spec =
+            [nla(libc::AF_INET as u16, &[]), nla(libc::AF_INET6 as u16, &inet6_flags(IF_RA_OTHERCONF))].concat();
+        attributes.extend(nla(IFLA_AF_SPEC, &af_spec));
+        let link = parse_link(&ifinfo(0, &attributes)).unwrap().unwrap();
+        assert_eq!(link.ra, RaFlags { managed: false, other: true });
+        assert_eq!(parse_inet6_link(&ifinfo(0, &attributes)), None);
+        // cut short anywhere: no panic
+        for cut in 0..ifinfo6.len() {
+            let _ = parse_inet6_link(&ifinfo6[..cut]);
+        }
     }
 
     #[test]

@@ -11,9 +11,11 @@ use crate::cache::Cache;
 use crate::error::PlatformError;
 use crate::parse::{
     HostInfo, LinkMsg, RTM_DELADDR, RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, messages, parse_address,
-    parse_link, parse_link_removed, parse_route,
+    parse_inet6_link, parse_link, parse_link_removed, parse_route,
 };
-use crate::socket::{DumpEnd, NlSocket, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_LINK, Recv, Requester};
+use crate::socket::{
+    DumpEnd, NlSocket, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_IFINFO, RTNLGRP_LINK, Recv, Requester,
+};
 use crate::sysfs;
 use crate::types::{Address, Family, Link, PlatformEvent, Route, RouteFilter};
 
@@ -88,8 +90,10 @@ impl Platform {
     ) -> Result<(Platform, mpsc::UnboundedReceiver<PlatformEvent>), PlatformError> {
         // Subscribe first, then dump: whatever changes during the dump is
         // queued on the event socket and applied after it.
-        let events_sock =
-            NlSocket::events(&[RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR], options.event_buffer)?;
+        let events_sock = NlSocket::events(
+            &[RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_IFINFO],
+            options.event_buffer,
+        )?;
         let mut requester = Requester::open()?;
         let cache = dump_cache(&mut requester, &Cache::default()).await?;
         let cache: Shared = Arc::new(Mutex::new(cache));
@@ -451,6 +455,8 @@ fn apply(cache: &Shared, data: &[u8]) -> Vec<PlatformEvent> {
                 if let Some(msg) = msg {
                     let info = host_info(&lock(cache), &msg);
                     out.extend(lock(cache).put_link(msg.into_link(&info)));
+                } else if let Some((ifindex, ra)) = parse_inet6_link(payload) {
+                    out.extend(lock(cache).set_ra(ifindex, ra));
                 }
             }),
             RTM_DELLINK => parse_link_removed(payload).map(|gone| {

@@ -22,6 +22,8 @@ pub(crate) const RTNLGRP_LINK: u32 = 1;
 pub(crate) const RTNLGRP_IPV4_IFADDR: u32 = 5;
 /// `RTNLGRP_IPV6_IFADDR`.
 pub(crate) const RTNLGRP_IPV6_IFADDR: u32 = 9;
+/// `RTNLGRP_IPV6_IFINFO`: IPv6's link flags, changed by router advertisements.
+pub(crate) const RTNLGRP_IPV6_IFINFO: u32 = 12;
 
 /// Room for one datagram: the kernel cuts dumps into pieces of at most
 /// 32 KiB less its skb overhead, unless one message is bigger; a bigger

@@ -145,6 +145,17 @@ pub struct Link {
     /// Backed by a device on a bus (the kernel names a parent device, or
     /// `/sys/class/net/NAME/device` exists).
     pub physical: bool,
+    /// What the last IPv6 router advertisement asked of hosts.
+    pub ra: RaFlags,
+}
+
+/// The M and O flags of the last router advertisement the kernel took on a
+/// link (RFC 4861): whether addresses (`managed`) or only other
+/// configuration such as DNS (`other`) come from DHCPv6.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RaFlags {
+    pub managed: bool,
+    pub other: bool,
 }
 
 /// An IP address on a link.
