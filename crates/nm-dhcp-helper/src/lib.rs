@@ -1,15 +1,18 @@
-//! nm-dhcp-helper: DHCPv4 client transactions for nm-core on the system bus
+//! nm-dhcp-helper: DHCPv4 and DHCPv6 client transactions for nm-core on the system bus
 //! as `org.freedesktop.nm_dhcp_helper`. It parses packets from anyone on the
 //! link, so it runs as its own user with only CAP_NET_RAW and
 //! CAP_NET_BIND_SERVICE, never changes the host (nm-core applies leases),
 //! and never hands a string to a shell.
 //!
-//! - `machine.rs`: the RFC 2131 state machine, pure (state, input, now).
-//! - `packet.rs`: messages built and read by dhcproto, with the checks.
+//! - `machine.rs`: the RFC 2131 state machine, pure (state, input, now);
+//!   `machine6.rs` the RFC 8415 one (DHCPv6, `Start` with family "ipv6").
+//! - `packet.rs` / `packet6.rs`: messages built and read by dhcproto, with the checks.
 //! - `sanitize.rs`: what a server's strings must look like to be passed on.
-//! - `lease.rs`: the lease, its `a{sv}`, the options view, the lease file.
+//! - `lease.rs` / `lease6.rs`: the lease, its `a{sv}`, the options view, the
+//!   lease file (v4 only).
 //! - `frame.rs` / `net.rs`: IPv4/UDP headers, the raw and UDP sockets.
-//! - `service.rs` / `transaction.rs`: the bus objects and the per-transaction task.
+//! - `service.rs` / `transaction.rs` / `transaction6.rs`: the bus objects and
+//!   the per-transaction tasks.
 //! - `privileges.rs`: `--user`, the drop from root to a user and two
 //!   capabilities when no service manager did it.
 //! - `fuzzing.rs` (feature `fuzzing`, for `fuzz/`): the machine driven by
@@ -24,13 +27,17 @@ mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 mod lease;
+mod lease6;
 mod machine;
+mod machine6;
 mod net;
 mod packet;
+mod packet6;
 mod privileges;
 mod sanitize;
 mod service;
 mod transaction;
+mod transaction6;
 
 use anyhow::Context;
 use nm_runtime::Paths;
@@ -41,7 +48,7 @@ use crate::service::{BUS_NAME, Manager, PATH, Shared};
 const CLI: nm_runtime::DaemonCli = nm_runtime::DaemonCli {
     name: "nm-dhcp-helper",
     version: env!("CARGO_PKG_VERSION"),
-    about: "nm-rs DHCPv4 client service",
+    about: "nm-rs DHCPv4 and DHCPv6 client service",
     switches: &[],
     values: &[(
         "user",

@@ -335,6 +335,70 @@ impl UdpSocket {
     }
 }
 
+/// The DHCPv6 client's socket: UDP on [::]:546 bound to the device (so each
+/// interface can have a transaction), sending to ff02::1:2 on that link
+/// (CAP_NET_BIND_SERVICE for the port, CAP_NET_RAW for SO_BINDTODEVICE on
+/// older kernels). Servers answer unicast to the link-local address.
+pub struct Udp6Socket {
+    sock: tokio::net::UdpSocket,
+    ifindex: u32,
+    buf: Vec<u8>,
+}
+
+impl Udp6Socket {
+    pub fn open(ifname: &str, ifindex: u32) -> io::Result<Udp6Socket> {
+        let fd = socket(libc::AF_INET6, libc::SOCK_DGRAM, 0)?;
+        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &1 as &libc::c_int)?;
+        setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &1 as &libc::c_int)?;
+        let name = ifreq_for(ifname)?.ifr_name;
+        // SAFETY: the name buffer is NUL-terminated (ifreq_for checked the length).
+        cvt(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                name.as_ptr().cast(),
+                name.len() as libc::socklen_t,
+            )
+        })?;
+        setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &(ifindex as libc::c_int))?;
+        // RFC 8415 §7.1: the servers are on the link.
+        setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &1 as &libc::c_int)?;
+        // SAFETY: sockaddr_in6 is plain data; all-zero is a valid value ([::]).
+        let mut sa: libc::sockaddr_in6 = unsafe { zeroed() };
+        sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+        sa.sin6_port = crate::packet6::CLIENT_PORT.to_be();
+        // SAFETY: binding to a sockaddr_in6 of the right size.
+        cvt(unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sa as *const libc::sockaddr_in6).cast(),
+                size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        })?;
+        let std_sock = std::net::UdpSocket::from(fd);
+        Ok(Udp6Socket { sock: tokio::net::UdpSocket::from_std(std_sock)?, ifindex, buf: vec![0; RECEIVE_BUFFER] })
+    }
+
+    /// Sends to All_DHCP_Relay_Agents_and_Servers. While the link-local
+    /// address is tentative this fails (EADDRNOTAVAIL); the retransmissions
+    /// try again.
+    pub async fn send(&self, payload: &[u8]) -> io::Result<()> {
+        let to = std::net::SocketAddrV6::new(crate::packet6::ALL_SERVERS, crate::packet6::SERVER_PORT, 0, self.ifindex);
+        self.sock.send_to(payload, to).await.map(drop)
+    }
+
+    /// The next datagram from port 547 (anything else is skipped).
+    pub async fn recv(&mut self) -> io::Result<Vec<u8>> {
+        loop {
+            let (n, from) = self.sock.recv_from(&mut self.buf).await?;
+            if from.port() == crate::packet6::SERVER_PORT {
+                return Ok(self.buf[..n].to_vec());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,10 +21,14 @@ use zbus::{Connection, OwnedObjectPath, OwnedVariant, Variant, fdo, interface};
 
 use crate::lease::{self, ClientView};
 use crate::machine::{Config, Previous};
+use crate::machine6::Config6;
+use crate::net::Udp6Socket;
 use crate::net::{self, PacketSocket};
 use crate::packet::{ClientParams, REQUESTED};
+use crate::packet6::Params6;
 use crate::sanitize;
 use crate::transaction::{self, Setup};
+use crate::transaction6::{self, Setup6};
 
 pub const BUS_NAME: &str = "org.freedesktop.nm_dhcp_helper";
 pub const PATH: &str = "/org/freedesktop/nm_dhcp_helper";
@@ -47,6 +51,8 @@ pub enum Control {
 
 struct Running {
     ifindex: u32,
+    /// A DHCPv6 transaction (one of each family may run per interface).
+    ipv6: bool,
     /// The unique bus name that started it; it ends when that name goes.
     owner: String,
     control: mpsc::UnboundedSender<Control>,
@@ -131,6 +137,16 @@ struct StartOptions {
     last_address: Option<Ipv4Addr>,
     /// Address conflict detection before taking an address (RFC 5227).
     acd_timeout: Option<Duration>,
+    /// "family" "ipv6": a DHCPv6 transaction.
+    ipv6: bool,
+    /// "mode" "other": stateless DHCPv6 (Information-request).
+    stateless: bool,
+    /// The DHCPv6 client DUID (required with ipv6).
+    duid: Option<Vec<u8>>,
+    iaid: Option<u32>,
+    /// A DHCPv4-only and a DHCPv6-only key that was given, to refuse a mix.
+    v4_key: Option<String>,
+    v6_key: Option<String>,
 }
 
 fn invalid(key: &str, why: impl std::fmt::Display) -> fdo::Error {
@@ -162,6 +178,39 @@ fn parse_options(options: &HashMap<String, OwnedVariant>) -> fdo::Result<StartOp
             v => v,
         };
         match key.as_str() {
+            "client-id" | "hostname" | "send-hostname" | "request-broadcast" | "rapid-commit" | "acd-timeout"
+            | "lease-file" | "vendor-class" | "reject-servers" | "last-address" => o.v4_key = Some(key.clone()),
+            "mode" | "duid" | "iaid" => o.v6_key = Some(key.clone()),
+            _ => {}
+        }
+        match key.as_str() {
+            "family" => {
+                o.ipv6 = match get_str(key, v)?.as_str() {
+                    "ipv4" => false,
+                    "ipv6" => true,
+                    _ => return Err(invalid(key, "must be \"ipv4\" or \"ipv6\"")),
+                }
+            }
+            "mode" => {
+                o.stateless = match get_str(key, v)?.as_str() {
+                    "managed" => false,
+                    "other" => true,
+                    _ => return Err(invalid(key, "must be \"managed\" or \"other\"")),
+                }
+            }
+            "duid" => {
+                let bytes = Vec::<u8>::try_from(v.try_clone().map_err(|e| invalid(key, e))?)
+                    .map_err(|_| invalid(key, "expected bytes (ay)"))?;
+                // RFC 8415 §11.1: a DUID is a 2-byte type and at most 128 bytes more.
+                if !(4..=130).contains(&bytes.len()) {
+                    return Err(invalid(key, "must be 4 to 130 bytes"));
+                }
+                o.duid = Some(bytes);
+            }
+            "iaid" => match v {
+                Variant::U32(n) => o.iaid = Some(*n),
+                _ => return Err(invalid(key, "expected a number (u)")),
+            },
             "client-id" => {
                 let bytes = Vec::<u8>::try_from(v.try_clone().map_err(|e| invalid(key, e))?)
                     .map_err(|_| invalid(key, "expected bytes (ay)"))?;
@@ -224,6 +273,12 @@ fn parse_options(options: &HashMap<String, OwnedVariant>) -> fdo::Result<StartOp
         }
     }
     o.timeout = (timeout != 0 && timeout < INFINITE_TIMEOUT).then(|| Duration::from_secs(u64::from(timeout)));
+    match (o.ipv6, &o.v4_key, &o.v6_key) {
+        (true, Some(k), _) => return Err(invalid(k, "is for family ipv4 only")),
+        (false, _, Some(k)) => return Err(invalid(k, "is for family ipv6 only")),
+        (true, None, _) if o.duid.is_none() => return Err(invalid("duid", "required with family ipv6")),
+        _ => {}
+    }
     Ok(o)
 }
 
@@ -291,8 +346,9 @@ pub struct Manager {
 
 #[interface(name = "org.freedesktop.nm_dhcp_helper")]
 impl Manager {
-    /// Starts a DHCPv4 transaction on `ifindex`; returns its object. A
-    /// transaction already running on that interface is stopped first.
+    /// Starts a DHCPv4 transaction on `ifindex` (DHCPv6 with "family"
+    /// "ipv6"); returns its object. A transaction of the same family already
+    /// running on that interface is stopped first.
     async fn start(
         &self,
         ifindex: u32,
@@ -304,15 +360,19 @@ impl Manager {
         let owner = hdr.sender().map(|s| s.to_string()).unwrap_or_default();
         let opts = parse_options(&options)?;
         let link = net::link(ifindex).map_err(|e| invalid("ifindex", format!("{ifindex}: {e}")))?;
-        let file = lease_file(&self.shared.paths, &opts, &link.ifname)?;
+        let file = if opts.ipv6 { PathBuf::new() } else { lease_file(&self.shared.paths, &opts, &link.ifname)? };
 
         let old: Vec<_> = {
             let running = self.shared.running();
-            running.values().filter(|r| r.ifindex == ifindex).map(|r| r.control.clone()).collect()
+            let same = |r: &&Running| r.ifindex == ifindex && r.ipv6 == opts.ipv6;
+            running.values().filter(same).map(|r| r.control.clone()).collect()
         };
         for control in old {
             info!(device = %link.ifname, "a new Start replaces the running transaction");
             self.shared.stop(&control).await;
+        }
+        if opts.ipv6 {
+            return self.start6(bus, opts, link, owner).await;
         }
 
         let raw = PacketSocket::open(ifindex)
@@ -343,12 +403,47 @@ impl Manager {
         let state = Arc::new(Mutex::new("init"));
         let iface = TransactionIface { state: state.clone(), control: control.clone(), shared: self.shared.clone() };
         bus.object_server().at(path.clone(), iface).await.map_err(|e| fdo::Error::Failed(e.to_string()))?;
-        self.shared.running().insert(id, Running { ifindex, owner, control });
+        self.shared.running().insert(id, Running { ifindex, ipv6: false, owner, control });
         info!(device = %link.ifname, transaction = id, lease_file = %file.display(), previous = ?prev, acd = ?cfg.acd, "DHCPv4 started");
         let setup = Setup { id, path: path.clone(), link, cfg, view, lease_file: file, state, seed: random_seed() };
         tokio::spawn(transaction::run(bus.clone(), self.shared.clone(), setup, raw, inbox));
         Ok(path)
     }
+}
+
+impl Manager {
+    /// The DHCPv6 part of `Start`: its socket, machine and task.
+    async fn start6(
+        &self,
+        bus: &Connection,
+        opts: StartOptions,
+        link: net::Link,
+        owner: String,
+    ) -> fdo::Result<OwnedObjectPath> {
+        let sock = Udp6Socket::open(&link.ifname, link.ifindex)
+            .map_err(|e| fdo::Error::Failed(format!("opening the DHCPv6 socket on {}: {e}", link.ifname)))?;
+        let duid = opts.duid.ok_or_else(|| invalid("duid", "required with family ipv6"))?;
+        let iaid = opts.iaid.unwrap_or_else(|| fnv1a(link.ifname.as_bytes()));
+        let cfg = Config6 { params: Params6 { duid, iaid }, stateless: opts.stateless, timeout: opts.timeout };
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let path = transaction_path(id);
+        let (control, inbox) = mpsc::unbounded_channel();
+        let state = Arc::new(Mutex::new("init"));
+        let iface = TransactionIface { state: state.clone(), control: control.clone(), shared: self.shared.clone() };
+        bus.object_server().at(path.clone(), iface).await.map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        let ifindex = link.ifindex;
+        self.shared.running().insert(id, Running { ifindex, ipv6: true, owner, control });
+        info!(device = %link.ifname, transaction = id, iaid = format!("0x{iaid:08x}"), stateless = cfg.stateless, "DHCPv6 started");
+        let setup = Setup6 { id, path: path.clone(), link, cfg, state, seed: random_seed() };
+        tokio::spawn(transaction6::run(bus.clone(), self.shared.clone(), setup, sock, inbox));
+        Ok(path)
+    }
+}
+
+/// The default IAID: FNV-1a of the interface name, stable across restarts
+/// so the server gives the same address again.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
 }
 
 /// One transaction on the bus.
@@ -473,6 +568,35 @@ mod tests {
         // A bad host name is not sent, but does not fail the start.
         assert_eq!(opts(vec![("hostname", Variant::from("$(reboot)"))]).unwrap().hostname, None);
         assert_eq!(opts(vec![("timeout", Variant::from(INFINITE_TIMEOUT))]).unwrap().timeout, None);
+    }
+
+    #[test]
+    fn ipv6_options_are_checked() {
+        let duid = || ("duid", Variant::from(vec![0u8, 4, 1, 2, 3, 4]));
+        let o = opts(vec![("family", Variant::from("ipv6")), duid(), ("iaid", Variant::from(7u32))]).unwrap();
+        assert!(o.ipv6 && !o.stateless);
+        assert_eq!((o.duid.as_deref(), o.iaid), (Some(&[0u8, 4, 1, 2, 3, 4][..]), Some(7)));
+        let o = opts(vec![("family", Variant::from("ipv6")), ("mode", Variant::from("other")), duid()]).unwrap();
+        assert!(o.stateless);
+        assert!(!opts(vec![("family", Variant::from("ipv4"))]).unwrap().ipv6);
+        for bad in [
+            vec![("family", Variant::from("ipv7"))],
+            vec![("family", Variant::from(6u32))],
+            vec![("family", Variant::from("ipv6"))],
+            vec![("family", Variant::from("ipv6")), ("duid", Variant::from(vec![0u8, 4, 1]))],
+            vec![("family", Variant::from("ipv6")), ("duid", Variant::from(vec![0u8; 131]))],
+            vec![("family", Variant::from("ipv6")), duid(), ("mode", Variant::from("stateful"))],
+            vec![("family", Variant::from("ipv6")), duid(), ("iaid", Variant::from("1"))],
+            vec![("family", Variant::from("ipv6")), duid(), ("hostname", Variant::from("box"))],
+            vec![("family", Variant::from("ipv6")), duid(), ("client-id", Variant::from(vec![1u8, 2]))],
+            vec![duid()],
+            vec![("mode", Variant::from("managed"))],
+        ] {
+            let err = opts(bad.clone()).expect_err("refused");
+            assert!(matches!(err, fdo::Error::InvalidArgs(_)), "{bad:?}: {err}");
+        }
+        assert_eq!(fnv1a(b""), 0x811c_9dc5);
+        assert_eq!(fnv1a(b"a"), 0xe40c_292c);
     }
 
     #[test]

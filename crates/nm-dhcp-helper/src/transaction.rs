@@ -66,7 +66,7 @@ async fn recv_arp(s: &mut Option<ArpSocket>) -> std::io::Result<Vec<u8>> {
 }
 
 /// Errors that say the interface is gone, not that the link is busy.
-fn fatal(e: &std::io::Error) -> bool {
+pub(crate) fn fatal(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENODEV | libc::ENXIO | libc::EPERM | libc::EACCES))
 }
 
@@ -348,20 +348,31 @@ impl Driver {
             return;
         }
         self.published = name;
-        *self.setup.state.lock().unwrap_or_else(|p| p.into_inner()) = name;
-        let sent = async {
-            let emitter = SignalEmitter::new(&self.bus, self.setup.path.clone())?;
-            let changed: HashMap<&str, Variant<'_>> = [("State", Variant::from(name))].into_iter().collect();
-            zbus::fdo::Properties::properties_changed(
-                &emitter,
-                InterfaceName::try_from(TRANSACTION_INTERFACE)?,
-                changed,
-                std::borrow::Cow::Borrowed(&[]),
-            )
-            .await
-        };
-        if let Err(e) = sent.await {
-            debug!("PropertiesChanged on {}: {e}", self.setup.path);
-        }
+        publish_state(&self.bus, &self.setup.path, &self.setup.state, name).await;
+    }
+}
+
+/// Sets the `State` property and says so (PropertiesChanged); shared with
+/// the DHCPv6 driver.
+pub(crate) async fn publish_state(
+    bus: &Connection,
+    path: &OwnedObjectPath,
+    state: &Mutex<&'static str>,
+    name: &'static str,
+) {
+    *state.lock().unwrap_or_else(|p| p.into_inner()) = name;
+    let sent = async {
+        let emitter = SignalEmitter::new(bus, path.clone())?;
+        let changed: HashMap<&str, Variant<'_>> = [("State", Variant::from(name))].into_iter().collect();
+        zbus::fdo::Properties::properties_changed(
+            &emitter,
+            InterfaceName::try_from(TRANSACTION_INTERFACE)?,
+            changed,
+            std::borrow::Cow::Borrowed(&[]),
+        )
+        .await
+    };
+    if let Err(e) = sent.await {
+        debug!("PropertiesChanged on {path}: {e}");
     }
 }
