@@ -137,7 +137,15 @@ address1=$(lab_scale_addr "$i")" "method=disabled"
 # unquoted on purpose, is empty or a command with its options.
 NMRS_WRAPPER='
 settings=$1 core=$2 helper=$3 uid=$4 root=$5 pidfile=$6 wrapper_ns=$7
-$NMRS_WRAP "$helper" --root "$root" --user "$uid" &
+if [ -z "$NMRS_WRAP" ]; then
+  "$helper" --root "$root" --user "$uid" &
+else
+  # Under a profiler the user changes before it starts: callgrind creates
+  # its output file at start and writes it at exit, as whoever it is then.
+  caps=-all,+net_raw,+net_bind_service
+  setpriv --reuid="$uid" --regid="$uid" --clear-groups --inh-caps=$caps --ambient-caps=$caps \
+    --bounding-set=$caps -- $NMRS_WRAP "$helper" --root "$root" &
+fi
 hp=$!
 $NMRS_WRAP "$settings" --root "$root" &
 sp=$!
