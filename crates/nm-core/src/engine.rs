@@ -1909,7 +1909,8 @@ impl Engine {
             .map(|(id, _)| *id)
             .collect();
         for ac in v6 {
-            self.start_dhcp6(ac).await;
+            let active = self.actives.get(&ac).is_some_and(|a| a.state != AcState::Activating);
+            self.start_dhcp6(ac, active).await;
         }
     }
 
@@ -2084,10 +2085,15 @@ impl Engine {
     /// once per activation.
     async fn maybe_start_dhcp6(&mut self, ac: u32) {
         let Some(a) = self.actives.get(&ac) else { return };
-        if a.dhcp6.mode.is_some() || !matches!(a.state, AcState::Activating | AcState::Activated) {
+        if !matches!(a.state, AcState::Activating | AcState::Activated) {
             return;
         }
-        let Some(ifindex) = self.devices.get(&a.device).map(|d| d.ifindex) else { return };
+        // Not before the ip-config stage (the link may still be waiting for
+        // 802.1X, and DHCPv6's timeout would run meanwhile).
+        let Some((ifindex, state)) = self.devices.get(&a.device).map(|d| (d.ifindex, d.state)) else { return };
+        if (state as u32) < DeviceState::IpConfig as u32 {
+            return;
+        }
         let mode = match a.plan.v6 {
             FamilyMethod::Dhcp => Some(dhcp6::Mode::Managed),
             // `auto` (link-local takes nothing from routers)
@@ -2096,17 +2102,28 @@ impl Engine {
             }
             _ => None,
         };
-        if let Some(mode) = mode {
-            if let Some(a) = self.actives.get_mut(&ac) {
-                a.dhcp6.mode = Some(mode);
-            }
-            self.start_dhcp6(ac).await;
+        let running = a.dhcp6.mode;
+        let (Some(mode), None | Some(dhcp6::Mode::Other)) = (mode, running) else { return };
+        if running == Some(mode) {
+            return;
         }
+        // The router now says "managed" where it said "other" before: the
+        // information-only transaction makes way for one with an address.
+        let old = self.actives.get_mut(&ac).and_then(|a| {
+            a.dhcp6.mode = Some(mode);
+            a.dhcp6.transaction.take()
+        });
+        if let Some(t) = old {
+            dhcp_client::stop(&self.bus, &t, false).await;
+        }
+        self.start_dhcp6(ac, false).await;
     }
 
-    /// Asks nm-dhcp-helper for the activation's DHCPv6 transaction. When
-    /// the helper is not on the bus, its return starts it ([`Self::dhcp_helper`]).
-    async fn start_dhcp6(&mut self, ac: u32) {
+    /// Asks nm-dhcp-helper for the activation's DHCPv6 transaction; with
+    /// `forever`, without the profile's timeout (a lease lost while
+    /// activated is looked for without end, as with DHCPv4). When the
+    /// helper is not on the bus, its return starts it ([`Self::dhcp_helper`]).
+    async fn start_dhcp6(&mut self, ac: u32, forever: bool) {
         let Some(a) = self.actives.get(&ac) else { return };
         let Some(mode) = a.dhcp6.mode else { return };
         let Some(link) = self.devices.get(&a.device).and_then(|d| self.platform.link(d.ifindex)) else { return };
@@ -2115,7 +2132,10 @@ impl Engine {
             warn!("DHCPv6 for '{}': no machine-id and no MAC to make a DUID of", a.conn.id().unwrap_or_default());
             return;
         };
-        let options = dhcp6::start_options(&a.conn, mode, &duid);
+        let mut options = dhcp6::start_options(&a.conn, mode, &duid);
+        if forever {
+            options.insert("timeout".into(), Value::UInt32(u32::MAX));
+        }
         let name = a.conn.id().unwrap_or_default().to_string();
         let _ = self.dhcp_subscribed.wait_for(|subscribed| *subscribed).await;
         match dhcp_client::start(&self.bus, link.ifindex, &options).await {
@@ -2150,11 +2170,14 @@ impl Engine {
             "expire" => self.apply_lease6(ac, &dhcp6::Lease::default()).await,
             "timeout" | "fail" => {
                 self.apply_lease6(ac, &dhcp6::Lease::default()).await;
-                if let Some(a) = self.actives.get_mut(&ac) {
-                    warn!("DHCPv6 for '{}' ended: {}", a.conn.id().unwrap_or_default(), ev.state);
-                    a.dhcp6.transaction = None;
+                let Some(a) = self.actives.get_mut(&ac) else { return };
+                warn!("DHCPv6 for '{}' ended: {}", a.conn.id().unwrap_or_default(), ev.state);
+                a.dhcp6.transaction = None;
+                if a.state == AcState::Activating {
+                    self.try_complete(ac).await;
+                } else {
+                    self.start_dhcp6(ac, true).await;
                 }
-                self.try_complete(ac).await;
             }
             _ => {}
         }
@@ -2175,7 +2198,10 @@ impl Engine {
             v6_slaac: false,
             ..a.static_plan.clone()
         };
-        let stale = only(a.dhcp6.lease.addresses.iter().filter(|x| !new.addresses.contains(x)).cloned().collect());
+        // Only what changed address goes: a renewal with other lifetimes
+        // refreshes the address in place (a re-add would run DAD again).
+        let kept = |x: &PlannedAddress| new.addresses.iter().any(|n| n.addr == x.addr && n.prefix == x.prefix);
+        let stale = only(a.dhcp6.lease.addresses.iter().filter(|x| !kept(x)).cloned().collect());
         let fresh = only(new.addresses.clone());
         self.unapply_plan(ifindex, &stale).await;
         if let Err(e) = self.apply_plan(ifindex, &fresh).await {
@@ -2186,7 +2212,7 @@ impl Engine {
         a.dhcp6.lease = new;
         self.publish_dhcp(ac, true, lease.options.clone()).await;
         if self.actives.get(&ac).is_some_and(|a| a.state == AcState::Activated) {
-            self.refresh_ip_configs(ac).await;
+            self.refresh_ip6(ac).await;
             self.update_dns().await;
         }
     }
@@ -2321,8 +2347,8 @@ impl Engine {
         Some(with_kernel_ip6(props, &self.platform.addresses(ifindex), &routes))
     }
 
-    /// The IP6Config of a kernel-configured activation after the kernel
-    /// changed an address of its device.
+    /// The IP6Config of an activation after the kernel changed an address
+    /// of its device or a DHCPv6 lease changed.
     async fn refresh_ip6(&mut self, ac: u32) {
         let Some(new) = self.ip_props_now(ac, true).await else { return };
         let Some((path, props)) = self.actives.get(&ac).and_then(|a| a.ip6.clone()) else { return };
@@ -2338,6 +2364,8 @@ impl Engine {
                 ("AddressData", Variant::from(new.address_data())),
                 ("Gateway", Variant::from(new.gateway.clone())),
                 ("RouteData", Variant::from(new.route_data())),
+                ("Nameservers", Variant::from(nameservers6(&new.nameservers))),
+                ("Searches", Variant::from(new.searches.clone())),
             ],
         )
         .await;
@@ -2963,6 +2991,11 @@ fn merge_lease(static_plan: &Plan, lease: &dhcp::LeasePlan) -> Plan {
         }
     }
     plan
+}
+
+/// IP6Config's `Nameservers` (`aay`).
+fn nameservers6(servers: &[String]) -> Vec<Vec<u8>> {
+    servers.iter().filter_map(|s| s.parse::<std::net::Ipv6Addr>().ok()).map(|a| a.octets().to_vec()).collect()
 }
 
 /// A plan with a DHCPv6 lease added: its address, and its DNS servers and

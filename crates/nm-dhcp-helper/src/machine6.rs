@@ -22,7 +22,9 @@ use tracing::{debug, warn};
 
 use crate::lease6::Lease6;
 use crate::machine::{EventKind, Time};
-use crate::packet6::{self, INFINITE, Out6, Params6, Reply6, STATUS_SUCCESS, status_name};
+use crate::packet6::{
+    self, INFINITE, Out6, Params6, Reply6, STATUS_NO_BINDING, STATUS_NOT_ON_LINK, STATUS_SUCCESS, status_name,
+};
 
 /// Retransmission parameters (RFC 8415 §7.6), in milliseconds; `mrc` 0 is
 /// no limit.
@@ -439,15 +441,31 @@ impl Machine6 {
                 }
             }
             (Phase::Renewing { lease: old, .. } | Phase::Rebinding { lease: old, .. }, MessageType::Reply) => {
-                match self.managed_lease(&r, server, now) {
+                match self.managed_lease(&r, server.clone(), now) {
                     Some(lease) => {
                         let kind = if lease.address == old.address { EventKind::Renew } else { EventKind::Bound };
                         self.bind(lease, kind, out);
                     }
-                    // RFC 8415 §18.2.10.1 would Request on NoBinding; the
-                    // retransmissions go on until T2 or the valid lifetime
-                    // instead, which ends in Solicit the same.
-                    None => debug!(status = status_name(r.status), "a Reply without our address; still trying"),
+                    None => {
+                        // RFC 8415 §18.2.10.1: the server that lost the
+                        // binding (dnsmasq restarted without its lease file)
+                        // is asked for it again; a wrong link starts over;
+                        // anything else is retried until T2 or the valid
+                        // lifetime.
+                        let status =
+                            r.ia.as_ref().map(|ia| ia.status).filter(|s| *s != STATUS_SUCCESS).unwrap_or(r.status);
+                        match (status, old.address) {
+                            (STATUS_NO_BINDING, Some(address)) => {
+                                warn!("the server lost our binding; requesting {address} again");
+                                self.request(server, address, now, out);
+                            }
+                            (STATUS_NOT_ON_LINK, _) => {
+                                warn!("the address is not on this link; soliciting again");
+                                self.solicit(now, out);
+                            }
+                            _ => debug!(status = status_name(status), "a Reply without our address; still trying"),
+                        }
+                    }
                 }
             }
             (Phase::Informing { held, .. }, MessageType::Reply) => {
@@ -775,6 +793,33 @@ mod tests {
         let ev = events(&feed(&mut m, &r, S(302)));
         assert_eq!(ev[0].0, EventKind::Bound);
         assert_eq!(m.lease().and_then(|l| l.address), Some(other));
+    }
+
+    #[test]
+    fn a_lost_binding_is_requested_again_and_a_wrong_link_solicits() {
+        let status = |m: &mut Machine6, code: Status, at: u64| {
+            let ren = sent(&m.handle(Input6::Timer, m.deadline().unwrap()));
+            let mut r = reply(MessageType::Reply, ren[0].xid_num(), None, (0, 0));
+            // the status for the whole message (the IA's own is read first)
+            r.opts_mut().remove(OptionCode::IANA);
+            r.opts_mut().insert(DhcpOption::StatusCode(StatusCode { status: code, msg: String::new() }));
+            sent(&feed(m, &r, S(at)))
+        };
+        let (mut m, _) = bound();
+        let req = status(&mut m, Status::NoBinding, 101);
+        assert_eq!(req[0].msg_type(), MessageType::Request, "RFC 8415 §18.2.10.1");
+        assert_eq!(req[0].opts().get(OptionCode::ServerId), Some(&DhcpOption::ServerId(SERVER_DUID.to_vec())));
+        let Some(DhcpOption::IANA(ia)) = req[0].opts().get(OptionCode::IANA) else { panic!() };
+        assert!(matches!(ia.opts.get(OptionCode::IAAddr), Some(DhcpOption::IAAddr(a)) if a.addr == ADDR));
+        assert_eq!(m.state_name(), "requesting");
+
+        let (mut m, _) = bound();
+        let sol = status(&mut m, Status::NotOnLink, 101);
+        assert_eq!(sol[0].msg_type(), MessageType::Solicit);
+
+        let (mut m, _) = bound();
+        assert!(status(&mut m, Status::UnspecFail, 101).is_empty(), "retried on its schedule");
+        assert_eq!(m.state_name(), "renewing");
     }
 
     #[test]

@@ -153,6 +153,10 @@ pub struct Reply6 {
 }
 
 pub const STATUS_SUCCESS: u16 = 0;
+/// The server no longer knows the binding (RFC 8415 §21.13): ask again.
+pub const STATUS_NO_BINDING: u16 = 3;
+/// The address is not right for this link: start over.
+pub const STATUS_NOT_ON_LINK: u16 = 4;
 
 /// Whether the codec may decode the option `code` with these `data`: its
 /// decoders subtract from the length or decode nested lists.
@@ -164,6 +168,9 @@ fn decodable(code: u16, data: &[u8], depth: u8) -> bool {
         5 => nested(24),
         26 => nested(25),
         13 => data.len() >= 2,
+        // Rapid Commit and Reconfigure Accept carry nothing; the codec
+        // would read any data as further options, unchecked.
+        14 | 20 => data.is_empty(),
         7 | 19 => data.len() == 1,
         8 => data.len() == 2,
         12 => data.len() == 16,
@@ -451,5 +458,13 @@ mod tests {
         for n in 0..p.len() {
             let _ = parse_reply(&p[..n], IAID);
         }
+        // Rapid Commit with data inside an IA_NA: the codec would read the
+        // data as a status code of length 0.
+        let mut p = vec![7, 0, 0, 1];
+        p.extend_from_slice(&[0, 3, 0, 22, 0x1a, 0x2b, 0x3c, 0x4d, 0, 0, 0, 0, 0, 0, 0, 0]);
+        p.extend_from_slice(&[0, 14, 0, 6, 0, 13, 0, 0, 0, 0]);
+        let r = parse_reply(&p, IAID).unwrap();
+        assert_eq!(r.ia, None);
+        assert!(!r.rapid_commit);
     }
 }
