@@ -953,6 +953,36 @@ async fn ipv6_auto_takes_its_address_by_dhcpv6_when_the_router_says_managed() {
     assert!(!show.contains("ip6_address"), "{show}");
 }
 
+/// `ipv6.method=dhcp` without IPv4: DHCPv6 without waiting for a router,
+/// and the activation waits for the lease (as NetworkManager's does), so
+/// once `nmcli connection up` returns the address is in the kernel.
+#[tokio::test]
+async fn ipv6_method_dhcp_alone_activates_with_its_lease() {
+    let lab = Lab::builder().uplinks(1).build().expect("lab");
+    let (low, high) = lab.uplinks()[0].dhcp6_range;
+    let (c, _helper) = Core::start_with_dhcp_lab(lab).await;
+    let eth = c.uplink(0);
+    c.ok(&nm_lab::add_ethernet(
+        &eth,
+        "dhcp6only",
+        &[("ipv4.method", "disabled"), ("ipv6.method", "dhcp"), ("connection.autoconnect", "no")],
+    ))
+    .await;
+    c.ok(&["connection", "up", "dhcp6only"]).await;
+    let out = c.ip(&["-6", "-o", "addr", "show", "dev", &eth, "scope", "global"]);
+    let leased = out
+        .split_whitespace()
+        .filter_map(|w| w.strip_suffix("/128")?.parse::<std::net::Ipv6Addr>().ok())
+        .find(|a| (low..=high).contains(a));
+    let Some(address) = leased else {
+        panic!("no DHCPv6 address once activated: {out}\n{}", nm_lab::tail(&c.log(), 30))
+    };
+    let show = c.ok(&["-t", "-f", "GENERAL.STATE,IP6.ADDRESS", "device", "show", &eth]).await;
+    assert!(show.contains("GENERAL.STATE:100 (connected)") && show.contains(&format!(":{address}/128")), "{show}");
+    c.ok(&["connection", "down", "dhcp6only"]).await;
+    assert!(!c.ip(&["-6", "addr", "show", "dev", &eth]).contains(&address.to_string()), "down removes it");
+}
+
 /// nm-core started first, as it may be when its services start beside it:
 /// it says start-up is not complete until nm-system-settings is there,
 /// then waits for nm-dhcp-helper before DHCP; and when the helper restarts

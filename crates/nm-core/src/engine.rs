@@ -1819,6 +1819,7 @@ impl Engine {
         self.publish_actives().await;
         self.update_dns().await;
         info!(device = %name, "'{}' activated", conn.id().unwrap_or_default());
+        self.maybe_start_dhcp6(id).await;
     }
 
     /// Starts DHCPv4 for an activation (`timeout` overrides the profile's,
@@ -2096,6 +2097,10 @@ impl Engine {
         }
         let mode = match a.plan.v6 {
             FamilyMethod::Dhcp => Some(dhcp6::Mode::Managed),
+            // `auto` does not hold the activation up: while DHCPv4 is still
+            // pending its start waits (one Start round trip less before the
+            // IPv4 lease), and the activation's end starts it.
+            FamilyMethod::Kernel if a.state == AcState::Activating && a.dhcp.status == V4Status::Waiting => None,
             // `auto` (link-local takes nothing from routers)
             FamilyMethod::Kernel if a.static_plan.v6_slaac => {
                 self.platform.link(ifindex).and_then(|l| dhcp6::mode_for_router(l.ra.managed, l.ra.other))
