@@ -861,14 +861,13 @@ async fn ipv6_auto_takes_the_router_advertisement_at_the_device_metric() {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     let global = |c: &Core| c.ip(&["-6", "addr", "show", "dev", &eth, "scope", "global", "-tentative"]);
-    // The first global address in the router's /64.
+    // The first global /64 address in the router's prefix (dnsmasq's
+    // `slaac` mode also says "managed": a DHCPv6 /128 comes beside it).
     let slaac = |c: &Core| {
         global(c)
             .split_whitespace()
-            .skip_while(|w| *w != "inet6")
-            .nth(1)
-            .and_then(|a| a.split('/').next()?.parse::<std::net::Ipv6Addr>().ok())
-            .filter(|a| a.segments()[..4] == prefix[..4])
+            .filter_map(|w| w.strip_suffix("/64")?.parse::<std::net::Ipv6Addr>().ok())
+            .find(|a| a.segments()[..4] == prefix[..4])
     };
     let default6 = |c: &Core| c.ip(&["-6", "route", "show", "default", "dev", &eth]);
     c.ok(&nm_lab::add_ethernet(
@@ -899,6 +898,17 @@ async fn ipv6_auto_takes_the_router_advertisement_at_the_device_metric() {
     assert_eq!(sysctl("accept_ra"), "0", "no more advertisements once down");
     assert!(slaac(&c).is_none(), "down removes the SLAAC address: {}", global(&c));
     assert!(default6(&c).is_empty(), "down removes the router's route: {}", default6(&c));
+
+    // Up again on a link that stayed up: nm-core solicits the router (the
+    // kernel would wait for its next unsolicited advertisement, minutes
+    // away), so address and route are back within the DAD of the address.
+    c.ok(&["connection", "up", "dual"]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while slaac(&c).is_none() || default6(&c).is_empty() {
+        assert!(Instant::now() < deadline, "no router answer 5 s after up:\n{}", nm_lab::tail(&c.log(), 30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.ok(&["connection", "down", "dual"]).await;
 
     c.ok(&["connection", "modify", "dual", "ipv6.method", "manual", "ipv6.addresses", "2001:db8::9/64"]).await;
     c.ok(&["connection", "up", "dual"]).await;

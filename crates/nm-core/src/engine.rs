@@ -16,8 +16,8 @@ use nm_model::dbus_dict::{self, SettingsDict};
 use nm_model::text::format_mac;
 use nm_model::{Connection, Value, validate};
 use nm_platform::{
-    Address, Family, IFA_F_PERMANENT, IFA_F_TENTATIVE, Link, LinkKind, Platform, PlatformEvent, RTPROT_RA, Route,
-    RouteFilter,
+    Address, Family, IFA_F_DADFAILED, IFA_F_PERMANENT, IFA_F_TENTATIVE, Link, LinkKind, Platform, PlatformEvent,
+    RTPROT_RA, Route, RouteFilter,
 };
 use nm_runtime::Paths;
 use tokio::sync::{mpsc, oneshot};
@@ -35,6 +35,7 @@ use crate::dhcp6;
 use crate::dispatcher::{self, Dispatch};
 use crate::dns;
 use crate::ipconfig::{self, FamilyMethod, Plan, PlannedAddress};
+use crate::ndisc;
 use crate::policy::{self, Candidate, DeviceView, Retries};
 use crate::settings_view::{self, Owner, SettingsEvent, Snapshot, Source};
 use crate::state_files::{self, DeviceRecord};
@@ -1621,6 +1622,9 @@ impl Engine {
             let _ = self.tx.send(Input::Timer(Timer::Failed { ac: id, reason: reason::IP_CONFIG_UNAVAILABLE }));
             return;
         }
+        if plan.v6_slaac {
+            self.solicit_routers(ifindex);
+        }
         if plan.v4 == FamilyMethod::Dhcp {
             self.start_dhcp(id, None).await;
         }
@@ -2278,6 +2282,24 @@ impl Engine {
                 .map_err(|e| format!("adding route {}/{}: {e}", r.dest, r.prefix))?;
         }
         Ok(())
+    }
+
+    /// Asks the link's routers to advertise now (see `ndisc.rs`) when its
+    /// link-local address is ready; before that the kernel solicits by
+    /// itself once the address's DAD is done.
+    fn solicit_routers(&self, ifindex: u32) {
+        let ready = self.platform.addresses(ifindex).iter().any(|a| {
+            matches!(a.addr, IpAddr::V6(v6) if v6.is_unicast_link_local())
+                && a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0
+        });
+        if !ready {
+            return;
+        }
+        let mac = self.platform.link(ifindex).and_then(|l| l.mac);
+        match ndisc::solicit_routers(ifindex, mac.as_deref()) {
+            Ok(()) => tracing::debug!(ifindex, "router solicitation sent"),
+            Err(e) => warn!(ifindex, "sending a router solicitation: {e}"),
+        }
     }
 
     fn devices_name(&self, ifindex: u32) -> String {

@@ -13,6 +13,7 @@ mod dispatcher;
 mod dns;
 mod engine;
 mod ipconfig;
+mod ndisc;
 mod policy;
 mod settings_view;
 mod state_files;
