@@ -1622,11 +1622,13 @@ impl Engine {
             let _ = self.tx.send(Input::Timer(Timer::Failed { ac: id, reason: reason::IP_CONFIG_UNAVAILABLE }));
             return;
         }
-        if plan.v6_slaac {
-            self.solicit_routers(ifindex);
-        }
         if plan.v4 == FamilyMethod::Dhcp {
             self.start_dhcp(id, None).await;
+        }
+        // After DHCPv4's start: its first message goes out before the
+        // router's answer keeps the link (and the server) busy.
+        if plan.v6_slaac {
+            self.solicit_routers(ifindex);
         }
         self.maybe_start_dhcp6(id).await;
         self.try_complete(id).await;
