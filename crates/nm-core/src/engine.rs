@@ -1186,16 +1186,19 @@ impl Engine {
             }
             PlatformEvent::LinkRemoved { ifindex, .. } => self.link_removed(ifindex).await,
             PlatformEvent::AddressAdded(a) | PlatformEvent::AddressRemoved(a) if a.addr.is_ipv6() => {
-                // The kernel's IPv6 autoconfiguration shows in IP6Config.
-                let kernel_v6: Vec<u32> = self
+                let on_link: Vec<(u32, bool)> = self
                     .actives
                     .iter()
-                    .filter(|(_, x)| x.plan.v6 == FamilyMethod::Kernel && x.ip6.is_some())
                     .filter(|(_, x)| self.devices.get(&x.device).is_some_and(|d| d.ifindex == a.ifindex))
-                    .map(|(id, _)| *id)
+                    .map(|(id, x)| (*id, x.plan.v6 == FamilyMethod::Kernel && x.ip6.is_some()))
                     .collect();
-                for ac in kernel_v6 {
-                    self.refresh_ip6(ac).await;
+                for (ac, kernel_v6) in on_link {
+                    // The kernel's IPv6 autoconfiguration shows in IP6Config.
+                    if kernel_v6 {
+                        self.refresh_ip6(ac).await;
+                    }
+                    // The link-local address may have become usable.
+                    self.maybe_start_dhcp6(ac).await;
                 }
             }
             PlatformEvent::AddressAdded(_) | PlatformEvent::AddressRemoved(_) | PlatformEvent::Resynced => {}
@@ -2098,7 +2101,9 @@ impl Engine {
         // Not before the ip-config stage (the link may still be waiting for
         // 802.1X, and DHCPv6's timeout would run meanwhile).
         let Some((ifindex, state)) = self.devices.get(&a.device).map(|d| (d.ifindex, d.state)) else { return };
-        if (state as u32) < DeviceState::IpConfig as u32 {
+        // DHCPv6 speaks from the link-local address: not while it is in DAD
+        // (an advertisement can come before; its end is an address event).
+        if (state as u32) < DeviceState::IpConfig as u32 || !self.link_local_ready(ifindex) {
             return;
         }
         let mode = match a.plan.v6 {
@@ -2290,11 +2295,7 @@ impl Engine {
     /// link-local address is ready; before that the kernel solicits by
     /// itself once the address's DAD is done.
     fn solicit_routers(&self, ifindex: u32) {
-        let ready = self.platform.addresses(ifindex).iter().any(|a| {
-            matches!(a.addr, IpAddr::V6(v6) if v6.is_unicast_link_local())
-                && a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0
-        });
-        if !ready {
+        if !self.link_local_ready(ifindex) {
             return;
         }
         let mac = self.platform.link(ifindex).and_then(|l| l.mac);
@@ -2302,6 +2303,14 @@ impl Engine {
             Ok(()) => tracing::debug!(ifindex, "router solicitation sent"),
             Err(e) => warn!(ifindex, "sending a router solicitation: {e}"),
         }
+    }
+
+    /// Whether the link has a link-local IPv6 address past its DAD.
+    fn link_local_ready(&self, ifindex: u32) -> bool {
+        self.platform.addresses(ifindex).iter().any(|a| {
+            matches!(a.addr, IpAddr::V6(v6) if v6.is_unicast_link_local())
+                && a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0
+        })
     }
 
     fn devices_name(&self, ifindex: u32) -> String {
