@@ -993,6 +993,32 @@ async fn ipv6_method_dhcp_alone_activates_with_its_lease() {
     assert!(!c.ip(&["-6", "addr", "show", "dev", &eth]).contains(&address.to_string()), "down removes it");
 }
 
+/// `ipv6.method=dhcp` with no DHCPv6 server and nothing else configured:
+/// after `ipv6.dhcp-timeout` the activation fails, as NetworkManager's does.
+#[tokio::test]
+async fn ipv6_method_dhcp_without_a_server_fails_after_its_timeout() {
+    let lab = Lab::builder().uplinks(1).ipv6(false).build().expect("lab");
+    let (c, _helper) = Core::start_with_dhcp_lab(lab).await;
+    let eth = c.uplink(0);
+    c.ok(&nm_lab::add_ethernet(
+        &eth,
+        "nodhcp6",
+        &[
+            ("ipv4.method", "disabled"),
+            ("ipv6.method", "dhcp"),
+            ("ipv6.dhcp-timeout", "3"),
+            ("connection.autoconnect", "no"),
+        ],
+    ))
+    .await;
+    let started = Instant::now();
+    let out = c.nmcli(&["connection", "up", "nodhcp6"]).await;
+    assert!(!out.success(), "no lease, no activation: {}{}", out.stdout, out.stderr);
+    assert!(started.elapsed() >= Duration::from_secs(3), "only after the timeout: {:?}", started.elapsed());
+    let state = c.ok(&["-t", "-f", "GENERAL.STATE", "device", "show", &eth]).await;
+    assert!(!state.contains("100"), "{state}");
+}
+
 /// nm-core started first, as it may be when its services start beside it:
 /// it says start-up is not complete until nm-system-settings is there,
 /// then waits for nm-dhcp-helper before DHCP; and when the helper restarts

@@ -82,6 +82,9 @@ pub enum Timer {
     PreUpDone { ac: u32 },
     /// An activation waited its DHCP timeout for nm-dhcp-helper to appear.
     DhcpHelperWait { ac: u32 },
+    /// `ipv6.method=dhcp` had no transaction running (the link-local
+    /// address never left DAD, or no helper) within its DHCP timeout.
+    Dhcp6Wait { ac: u32 },
 }
 
 pub enum Call {
@@ -167,6 +170,8 @@ struct Dhcp6 {
     transaction: Option<OwnedObjectPath>,
     lease: dhcp6::LeasePlan,
     config: Option<(OwnedObjectPath, Props<BTreeMap<String, String>>)>,
+    /// No lease came in time: the activation stops waiting for one.
+    gave_up: bool,
 }
 
 struct Active {
@@ -1633,6 +1638,10 @@ impl Engine {
         if plan.v6_slaac {
             self.solicit_routers(ifindex);
         }
+        if plan.v6 == FamilyMethod::Dhcp {
+            let wait = dhcp6::timeout(&conn);
+            self.schedule(Duration::from_secs(wait.into()), Timer::Dhcp6Wait { ac: id });
+        }
         self.maybe_start_dhcp6(id).await;
         self.try_complete(id).await;
     }
@@ -1767,8 +1776,7 @@ impl Engine {
     async fn try_complete(&mut self, id: u32) {
         let Some(a) = self.actives.get(&id) else { return };
         // `ipv6.method=dhcp` is waited for too, until its lease or its end.
-        let dhcp6_pending =
-            a.plan.v6 == FamilyMethod::Dhcp && a.dhcp6.transaction.is_some() && a.dhcp6.lease.addresses.is_empty();
+        let dhcp6_pending = a.plan.v6 == FamilyMethod::Dhcp && !a.dhcp6.gave_up && a.dhcp6.lease.addresses.is_empty();
         if a.state != AcState::Activating || a.dhcp.status == V4Status::Waiting || dhcp6_pending || a.pre_up_pending {
             return;
         }
@@ -2190,6 +2198,7 @@ impl Engine {
                 warn!("DHCPv6 for '{}' ended: {}", a.conn.id().unwrap_or_default(), ev.state);
                 a.dhcp6.transaction = None;
                 if a.state == AcState::Activating {
+                    a.dhcp6.gave_up = true;
                     self.try_complete(ac).await;
                 } else {
                     self.start_dhcp6(ac, true).await;
@@ -2840,6 +2849,18 @@ impl Engine {
                 if a.state == AcState::Activating {
                     self.try_complete(ac).await;
                 }
+            }
+            Timer::Dhcp6Wait { ac } => {
+                let Some(a) = self.actives.get_mut(&ac) else { return };
+                if a.state != AcState::Activating || a.dhcp6.transaction.is_some() || a.dhcp6.gave_up {
+                    return;
+                }
+                warn!(
+                    "DHCPv6 for '{}' never started (link-local address or nm-dhcp-helper)",
+                    a.conn.id().unwrap_or_default()
+                );
+                a.dhcp6.gave_up = true;
+                self.try_complete(ac).await;
             }
             Timer::PreUpDone { ac } => {
                 let Some(a) = self.actives.get_mut(&ac) else { return };
