@@ -837,6 +837,17 @@ async fn dhcp_against_dnsmasq_through_the_unprivileged_helper() {
     let dhcp = c.ok(&["-f", "DHCP4", "device", "show", &eth]).await;
     assert!(dhcp.contains("ip_address = 198.18.0.1"), "{dhcp}");
     assert!(dhcp.contains("dhcp_server_identifier = 198.18.0.1"), "{dhcp}");
+    // Reapply keeps the lease's address and routes (the next renewal is
+    // half an hour away) and changes what the profile says.
+    c.ok(&["connection", "modify", "dyn", "ipv4.dns", "192.0.2.77"]).await;
+    c.ok(&["device", "reapply", &eth]).await;
+    let inet = |text: &str| {
+        text.lines().filter(|l| l.trim_start().starts_with("inet ")).map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(inet(&c.ip(&["-4", "addr", "show", "dev", &eth])), inet(&addr), "reapply keeps the lease's address");
+    let after = c.ip(&["-4", "route", "show", "dev", &eth]);
+    assert!(after.contains("default via 198.18.0.1 proto dhcp metric 100"), "{after}");
+    assert!(c.resolv().contains("nameserver 192.0.2.77"), "{}", c.resolv());
     c.ok(&["connection", "down", "dyn"]).await;
     assert!(!c.ip(&["-4", "addr", "show", "dev", &eth]).contains("198.18.0.1"), "down removes the lease's address");
 }

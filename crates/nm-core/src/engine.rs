@@ -596,9 +596,27 @@ impl Engine {
         let (ifindex, metric) = self.devices.get(&device).map(|d| (d.ifindex, d.metric)).ok_or_else(not_active)?;
         let plan = ipconfig::plan(&conn, metric);
         let old = a.plan.clone();
+        // The leases stay while their method does (their addresses keep
+        // the lifetimes the kernel counts down).
+        let v4_lease = if plan.v4 == FamilyMethod::Dhcp && old.v4 == FamilyMethod::Dhcp {
+            a.dhcp.lease.clone()
+        } else {
+            dhcp::LeasePlan::default()
+        };
+        let v6_lease = if (plan.v6, plan.v6_slaac) == (old.v6, old.v6_slaac) {
+            a.dhcp6.lease.clone()
+        } else {
+            dhcp6::LeasePlan::default()
+        };
+        let full = merge_dhcp6(merge_lease(&plan, &v4_lease), &v6_lease);
         let stale = ipconfig::Plan {
-            addresses: old.addresses.iter().filter(|x| !plan.addresses.contains(x)).cloned().collect(),
-            routes: old.routes.iter().filter(|r| !plan.routes.contains(r)).cloned().collect(),
+            addresses: old
+                .addresses
+                .iter()
+                .filter(|x| !full.addresses.iter().any(|n| n.addr == x.addr && n.prefix == x.prefix))
+                .cloned()
+                .collect(),
+            routes: old.routes.iter().filter(|r| !full.routes.contains(r)).cloned().collect(),
             v6: if old.v6 == FamilyMethod::Disabled && plan.v6 != FamilyMethod::Disabled {
                 FamilyMethod::Disabled
             } else {
@@ -615,7 +633,8 @@ impl Engine {
         self.apply_plan(ifindex, &plan).await.map_err(|e| NmError::device("Failed", e))?;
         let (ip4, ip6) = {
             let a = self.actives.get_mut(&ac).ok_or_else(not_active)?;
-            a.plan = plan;
+            a.static_plan = plan;
+            a.plan = full;
             a.conn = conn;
             (a.ip4.take(), a.ip6.take())
         };
