@@ -124,6 +124,20 @@ impl Core {
         }
     }
 
+    /// Until `nmcli device status` shows `dev` in one of `states` (a
+    /// property write is answered before nm-core acts on it).
+    async fn until_state(&self, dev: &str, states: &[&str]) {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let devices = self.ok(&["-t", "device", "status"]).await;
+            if states.contains(&self.device_state(&devices, dev).as_str()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{dev} not {states:?}: {devices}\n{}", nm_lab::tail(&self.log(), 40));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn device_state(&self, out: &str, dev: &str) -> String {
         out.lines()
             .find(|l| l.starts_with(&format!("{dev}:")))
@@ -692,11 +706,29 @@ async fn managed_can_be_switched_and_the_hostname_goes_through_settings() {
     let devices = c.ok(&["-t", "device", "status"]).await;
     assert_eq!(c.device_state(&devices, &eth), "unmanaged", "{devices}");
     c.ok(&["device", "set", &eth, "managed", "yes"]).await;
-    let devices = c.ok(&["-t", "device", "status"]).await;
-    assert!(["disconnected", "unavailable"].contains(&c.device_state(&devices, &eth).as_str()), "{devices}");
+    c.until_state(&eth, &["disconnected", "unavailable"]).await;
     c.ok(&["device", "set", &eth, "managed", "no"]).await;
-    let devices = c.ok(&["-t", "device", "status"]).await;
-    assert_eq!(c.device_state(&devices, &eth), "unmanaged", "{devices}");
+    c.until_state(&eth, &["unmanaged"]).await;
+
+    // With a profile to autoconnect, taking the device over activates it
+    // and letting it go ends the activation (objects come and go on the bus
+    // while nmcli's property write is answered: it used to hang nm-core);
+    // the kernel keeps the configuration, as with NetworkManager.
+    c.ok(&nm_lab::add_ethernet(&eth, "auto-on", &[("ipv4.method", "manual"), ("ipv4.addresses", "192.0.2.61/24")]))
+        .await;
+    c.ok(&["device", "set", &eth, "managed", "yes"]).await;
+    c.until_state(&eth, &["connected"]).await;
+    c.ok(&["device", "set", &eth, "managed", "no"]).await;
+    c.until_state(&eth, &["unmanaged"]).await;
+    assert!(c.ip(&["-4", "addr", "show", "dev", &eth]).contains("192.0.2.61/24"), "the kernel keeps it");
+    c.ok(&["device", "set", &eth, "managed", "yes"]).await;
+    c.until_state(&eth, &["connected"]).await;
+
+    // The radio switches are kept and reported, with no radio hardware.
+    c.ok(&["radio", "wifi", "off"]).await;
+    assert_eq!(c.ok(&["radio", "wifi"]).await.trim(), "disabled");
+    c.ok(&["radio", "wifi", "on"]).await;
+    assert_eq!(c.ok(&["radio", "wifi"]).await.trim(), "enabled");
 
     c.ok(&["general", "hostname", "lab-host"]).await;
     assert_eq!(std::fs::read_to_string(c.lab.root_path("/etc/hostname")).expect("hostname file"), "lab-host\n");

@@ -86,6 +86,15 @@ impl EngineHandle {
         self.0.send(Input::Call(make(tx))).map_err(|_| NmError::failed("nm-core is stopping"))?;
         rx.await.map_err(|_| NmError::failed("nm-core is stopping"))?
     }
+
+    /// Hands the engine a call without waiting for its answer. For property
+    /// setters: zbus holds the object tree while a `Set` runs, and the
+    /// engine's answer may add or remove objects (an activation starting
+    /// or ending), which would wait for the setter that waits for it.
+    pub fn tell<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, NmError>>) -> Call) -> Result<(), NmError> {
+        let (tx, _answer_not_awaited) = oneshot::channel();
+        self.0.send(Input::Call(make(tx))).map_err(|_| NmError::failed("nm-core is stopping"))
+    }
 }
 
 /// `connection.permissions` and id of the profile exported at `path`
@@ -121,8 +130,12 @@ async fn authorize_add_and_activate(
 /// A device property set through `Properties.Set` (Managed, Autoconnect):
 /// network-control, as NetworkManager asks.
 async fn authorize_setter(bus: &Bus, hdr: Option<&Header<'_>>) -> Result<(), NmError> {
+    authorize_set(bus, hdr, Action::NetworkControl).await
+}
+
+async fn authorize_set(bus: &Bus, hdr: Option<&Header<'_>>, action: Action) -> Result<(), NmError> {
     let hdr = hdr.ok_or_else(|| NmError::access_denied("property set without a message"))?;
-    auth::authorize(bus, hdr, Action::NetworkControl, Domain::Device).await.map(drop)
+    auth::authorize(bus, hdr, action, Domain::Device).await.map(drop)
 }
 
 /// `connection.id` of a profile given on the bus.
@@ -139,6 +152,10 @@ pub struct ManagerProps {
     pub state: u32,
     pub startup: bool,
     pub networking_enabled: bool,
+    /// The radio switches (`nmcli radio`): kept and reported, as
+    /// NetworkManager does without such hardware.
+    pub wireless_enabled: bool,
+    pub wwan_enabled: bool,
     pub connectivity: u32,
     pub primary_connection: OwnedObjectPath,
     pub primary_connection_type: String,
@@ -153,6 +170,8 @@ impl Default for ManagerProps {
             state: 20,
             startup: true,
             networking_enabled: true,
+            wireless_enabled: true,
+            wwan_enabled: true,
             connectivity: 1,
             primary_connection: root(),
             primary_connection_type: String::new(),
@@ -297,20 +316,38 @@ impl ManagerIface {
     }
     #[zbus(property)]
     fn wireless_enabled(&self) -> bool {
-        true
+        self.props.lock().wireless_enabled
     }
     #[zbus(property)]
-    fn set_wireless_enabled(&mut self, _value: bool) {}
+    async fn set_wireless_enabled(
+        &mut self,
+        value: bool,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+    ) -> Result<(), NmError> {
+        authorize_set(bus, hdr.as_ref(), Action::EnableDisableWifi).await?;
+        self.props.lock().wireless_enabled = value;
+        Ok(())
+    }
     #[zbus(property)]
     fn wireless_hardware_enabled(&self) -> bool {
         true
     }
     #[zbus(property)]
     fn wwan_enabled(&self) -> bool {
-        true
+        self.props.lock().wwan_enabled
     }
     #[zbus(property)]
-    fn set_wwan_enabled(&mut self, _value: bool) {}
+    async fn set_wwan_enabled(
+        &mut self,
+        value: bool,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+    ) -> Result<(), NmError> {
+        authorize_set(bus, hdr.as_ref(), Action::EnableDisableWwan).await?;
+        self.props.lock().wwan_enabled = value;
+        Ok(())
+    }
     #[zbus(property)]
     fn wwan_hardware_enabled(&self) -> bool {
         true
@@ -818,7 +855,7 @@ impl DeviceIface {
     ) -> Result<(), NmError> {
         authorize_setter(bus, hdr.as_ref()).await?;
         let id = self.id;
-        self.engine.call(|reply| Call::SetManaged { id, value, reply }).await
+        self.engine.tell(|reply| Call::SetManaged { id, value, reply })
     }
     #[zbus(property)]
     fn autoconnect(&self) -> bool {
@@ -833,7 +870,7 @@ impl DeviceIface {
     ) -> Result<(), NmError> {
         authorize_setter(bus, hdr.as_ref()).await?;
         let id = self.id;
-        self.engine.call(|reply| Call::SetDeviceAutoconnect { id, value, reply }).await
+        self.engine.tell(|reply| Call::SetDeviceAutoconnect { id, value, reply })
     }
     #[zbus(property)]
     fn firmware_missing(&self) -> bool {
