@@ -538,6 +538,12 @@ impl Lab {
             ip(["-n", &srv, "addr", "add", &ll, "dev", sif, "nodad"])?;
             let v6 = format!("{}/64", up.server_v6);
             ip(["-n", &srv, "addr", "add", &v6, "dev", sif, "nodad"])?;
+            // A router forwards: its neighbour advertisements carry the
+            // router flag. Without it the client's kernel takes the "router"
+            // for a host at its first neighbour probe (about 5 s in) and
+            // drops the default routes it learnt from the advertisements.
+            let forwarding = format!("echo 1 > /proc/sys/net/ipv6/conf/{sif}/forwarding");
+            ip(["netns", "exec", &srv, "sh", "-c", &forwarding])?;
         }
         let v4 = format!("{}/{}", up.server_v4, up.prefix_v4);
         ip(["-n", &srv, "addr", "add", &v4, "dev", sif])?;

@@ -936,6 +936,13 @@ async fn ipv6_auto_takes_the_router_advertisement_at_the_device_metric() {
     assert!(show.contains(&format!(":{address}")), "IP6Config lists the SLAAC address {address}:\n{show}");
     assert!(show.contains("IP6.ADDRESS[") && show.contains(":fe80::"), "and the link-local one:\n{show}");
     assert!(show.contains(&format!("IP6.GATEWAY:{router}")), "{show}");
+    // The only IPv6 default route is the router's: this activation is the
+    // IPv6 default one.
+    let deadline = Instant::now() + STEP;
+    while c.ok(&["-g", "GENERAL.DEFAULT6", "connection", "show", "dual"]).await.trim() != "yes" {
+        assert!(Instant::now() < deadline, "GENERAL.DEFAULT6 never yes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     c.ok(&["connection", "down", "dual"]).await;
     assert_eq!(sysctl("accept_ra"), "0", "no more advertisements once down");

@@ -2435,6 +2435,8 @@ impl Engine {
             ],
         )
         .await;
+        // A router's default route may have come or gone (Default6).
+        self.publish_actives().await;
     }
 
     /// Exports the IP4Config (or IP6Config) of an activation, if its plan
@@ -2645,14 +2647,20 @@ impl Engine {
     }
 
     /// The activated connection with the lowest-metric default route of a
-    /// family, as (metric, id).
+    /// family, as (metric, id): its own, and for IPv6 also what routers
+    /// gave (IP6Config lists those).
     fn best_default_route(&self, v6: bool) -> Option<(u32, u32)> {
         self.actives
             .iter()
             .filter(|(_, a)| a.state == AcState::Activated)
             .filter_map(|(id, a)| {
-                let routes = a.plan.routes.iter().filter(|r| r.is_default() && r.dest.is_ipv6() == v6);
-                routes.map(|r| r.metric).min().map(|m| (m, *id))
+                let planned = a.plan.routes.iter().filter(|r| r.is_default() && r.dest.is_ipv6() == v6);
+                let mut metrics: Vec<u32> = planned.map(|r| r.metric).collect();
+                if let Some((_, props)) = a.ip6.as_ref().filter(|_| v6 && a.plan.v6 == FamilyMethod::Kernel) {
+                    let p = props.lock();
+                    metrics.extend(p.routes.iter().filter(|r| r.1 == 0 && r.0.is_ipv6()).map(|r| r.3));
+                }
+                metrics.into_iter().min().map(|m| (m, *id))
             })
             .min()
     }

@@ -148,7 +148,9 @@ pub fn ipv6_sysctls(conn: &Connection, method: &str, device_metric: u32) -> Vec<
             }
             out
         }
-        "manual" | "link-local" => vec![("accept_ra", "0".to_string())],
+        // `dhcp` is DHCPv6 alone, as with NetworkManager: no SLAAC and no
+        // default route from routers.
+        "manual" | "link-local" | "dhcp" => vec![("accept_ra", "0".to_string())],
         _ => Vec::new(),
     }
 }
@@ -316,7 +318,7 @@ mod tests {
             (get("accept_ra_defrtr"), get("ra_defrtr_metric"), get("use_tempaddr")),
             (Some("0"), Some("42"), Some("2"))
         );
-        for method in ["method=link-local", "method=manual\naddress1=2001:db8::5/64"] {
+        for method in ["method=link-local", "method=dhcp", "method=manual\naddress1=2001:db8::5/64"] {
             let p = plan(&conn("method=disabled", method), 100);
             assert_eq!(p.v6_sysctls, [("accept_ra", "0".to_string())], "{method}");
             assert!(!p.v6_slaac);
