@@ -1069,6 +1069,36 @@ async fn ipv6_method_dhcp_without_a_server_fails_after_its_timeout() {
     assert!(!state.contains("100"), "{state}");
 }
 
+/// `connection down` blocks only that profile: the device takes another
+/// one that may autoconnect, as NetworkManager's does; deleting the active
+/// profile does the same; `device disconnect` keeps the device down.
+#[tokio::test]
+async fn down_or_delete_lets_the_device_take_another_profile() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let has = |c: &Core, a: &str| c.ip(&["-4", "addr", "show", "dev", &eth]).contains(a);
+    c.ok(&nm_lab::add_ethernet(&eth, "fallback", &[("ipv4.method", "manual"), ("ipv4.addresses", "192.0.2.70/24")]))
+        .await;
+    c.until("the fallback profile", |c| has(c, "192.0.2.70/24")).await;
+    let manual = [("ipv4.method", "manual"), ("ipv4.addresses", "192.0.2.71/24"), ("connection.autoconnect", "no")];
+    c.ok(&nm_lab::add_ethernet(&eth, "chosen", &manual)).await;
+    c.ok(&["connection", "up", "chosen"]).await;
+    assert!(has(&c, "192.0.2.71/24") && !has(&c, "192.0.2.70/24"));
+
+    c.ok(&["connection", "down", "chosen"]).await;
+    c.until("the fallback after down", |c| has(c, "192.0.2.70/24")).await;
+    c.until_state(&eth, &["connected"]).await;
+
+    c.ok(&["connection", "up", "chosen"]).await;
+    c.ok(&["connection", "delete", "chosen"]).await;
+    c.until("the fallback after delete", |c| has(c, "192.0.2.70/24")).await;
+
+    c.ok(&["device", "disconnect", &eth]).await;
+    assert!(!has(&c, "192.0.2.70/24"), "disconnect keeps the device down");
+    let devices = c.ok(&["-t", "device", "status"]).await;
+    assert_eq!(c.device_state(&devices, &eth), "disconnected", "{devices}");
+}
+
 /// nm-core started first, as it may be when its services start beside it:
 /// it says start-up is not complete until nm-system-settings is there,
 /// then waits for nm-dhcp-helper before DHCP; and when the helper restarts

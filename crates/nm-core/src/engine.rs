@@ -434,6 +434,9 @@ impl Engine {
                             self.retries_for(&uuid).blocked_by_user = true;
                         }
                         self.deactivate(id, reason::USER_REQUESTED, ac_reason::USER_DISCONNECTED).await;
+                        // Only that profile is blocked: the device may take
+                        // another one (`device disconnect` is what stops it).
+                        self.autoconnect_all().await;
                         Ok(())
                     }
                     None => {
@@ -1150,6 +1153,8 @@ impl Engine {
         let _ = self.bus.object_server().remove::<ConnectionIface, _>(&p.path).await;
         self.retries.remove(&p.uuid);
         self.refresh_available().await;
+        // A device it was active on may take another profile.
+        self.autoconnect_all().await;
     }
 
     async fn deactivate_profile(&mut self, profile: u32, why: u32) {
