@@ -1099,6 +1099,36 @@ async fn down_or_delete_lets_the_device_take_another_profile() {
     assert_eq!(c.device_state(&devices, &eth), "disconnected", "{devices}");
 }
 
+/// `nmcli connection load FILE`: a keyfile written into the profile
+/// directory is there when the command returns; files elsewhere or
+/// missing are refused and nothing changes.
+#[tokio::test]
+async fn connection_load_reads_the_named_files() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let file = c.lab.root_path("/etc/NetworkManager/system-connections/loaded.nmconnection");
+    let text = format!(
+        "[connection]\nid=loaded\nuuid=6c6f6164-6564-4000-8000-000000000001\ntype=ethernet\n\
+         interface-name={eth}\nautoconnect=false\n\n[ipv4]\nmethod=disabled\n\n[ipv6]\nmethod=ignore\n"
+    );
+    std::fs::write(&file, text).expect("keyfile");
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("0600");
+    let path = file.display().to_string();
+    c.ok(&["connection", "load", &path]).await;
+    assert!(c.ok(&["-t", "-f", "NAME", "connection", "show"]).await.lines().any(|l| l == "loaded"));
+
+    let outside = c.lab.root_path("/outside.nmconnection");
+    std::fs::copy(&file, &outside).expect("copy");
+    // nmcli names each file that could not be loaded.
+    for bad in [outside.display().to_string(), format!("{path}.missing")] {
+        let out = c.nmcli(&["connection", "load", &bad]).await;
+        let said = format!("{}{}", out.stdout, out.stderr);
+        assert!(said.contains(&format!("Could not load file '{bad}'")), "{said}");
+    }
+    let names = c.ok(&["-t", "-f", "NAME", "connection", "show"]).await;
+    assert_eq!(names.lines().filter(|l| *l == "loaded").count(), 1, "{names}");
+}
+
 /// nm-core started first, as it may be when its services start beside it:
 /// it says start-up is not complete until nm-system-settings is there,
 /// then waits for nm-dhcp-helper before DHCP; and when the helper restarts

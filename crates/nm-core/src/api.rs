@@ -527,6 +527,29 @@ impl SettingsIface {
         true
     }
 
+    /// `nmcli connection load FILE…`: the system settings service reads
+    /// the files now (see its LoadConnections); the profiles then come as
+    /// any new profile does.
+    async fn load_connections(
+        &self,
+        filenames: Vec<String>,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(bool, Vec<String>), NmError> {
+        auth::authorize(bus, &hdr, Action::SettingsModifySystem, Domain::Settings).await?;
+        let reply = bus
+            .call_method(
+                Some(nm_dbus::names::SYSTEM_SETTINGS),
+                nm_dbus::names::SETTINGS_PATH,
+                Some(nm_dbus::names::SETTINGS_INTERFACE),
+                "LoadConnections",
+                &(filenames,),
+            )
+            .await
+            .map_err(|e| NmError::failed(format!("loading the profiles: {e}")))?;
+        reply.body().deserialize().map_err(|e| NmError::failed(format!("loading the profiles: {e}")))
+    }
+
     #[zbus(property)]
     fn connections(&self) -> Vec<OwnedObjectPath> {
         self.props.lock().connections.clone()

@@ -267,6 +267,37 @@ impl SettingsIface {
         self.add(connection, DirKind::Saved, bus, &hdr).await
     }
 
+    /// NetworkManager's `LoadConnections` (`nmcli connection load FILE…`):
+    /// (re)reads the named files now rather than when the directory watch
+    /// sees them, so the profiles are there when the call returns. Only
+    /// files in the profile directories; the others, and files that are no
+    /// profile, are the failures.
+    async fn load_connections(
+        &self,
+        filenames: Vec<String>,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(bool, Vec<String>), BoxDBusError> {
+        self.daemon.require_modifier(bus, &hdr, "load profiles").await?;
+        let mut failures = Vec::new();
+        for name in filenames {
+            let path = std::path::PathBuf::from(&name);
+            let kind =
+                self.daemon.scope.dirs.iter().find(|(_, dir)| path.parent() == Some(dir.as_path())).map(|(k, _)| *k);
+            let file = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            match kind {
+                Some(kind) if path.is_file() && crate::files::is_profile_name(file) => {
+                    crate::watch::reload(bus, &self.daemon, kind, path.clone()).await;
+                    if !self.daemon.store().has_file(&path) {
+                        failures.push(name);
+                    }
+                }
+                _ => failures.push(name),
+            }
+        }
+        Ok((failures.is_empty(), failures))
+    }
+
     /// An nm-rs extension of the 0.8 interface (NetworkManager 1.x has it on
     /// its own Settings): the profile lives in /run, in memory until reboot.
     async fn add_connection_unsaved(

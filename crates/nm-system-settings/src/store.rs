@@ -192,6 +192,11 @@ impl Store {
         self.id_by_uuid.get(uuid).copied()
     }
 
+    /// Whether a profile was read from this file.
+    pub fn has_file(&self, path: &Path) -> bool {
+        self.files.contains_key(path)
+    }
+
     pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
         self.visible.keys().copied()
     }
