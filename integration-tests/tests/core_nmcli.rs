@@ -1129,6 +1129,42 @@ async fn connection_load_reads_the_named_files() {
     assert_eq!(names.lines().filter(|l| *l == "loaded").count(), 1, "{names}");
 }
 
+/// `nmcli general logging` changes nm-core's log level (a debug line shows
+/// up) and reports what was set; bad levels and domains are refused.
+/// `nmcli general reload dns-rc` writes the resolver file again.
+#[tokio::test]
+async fn logging_and_reload_through_nmcli() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    // At ERR the activation's INFO lines stay out of the log; at DEBUG the
+    // next one's DEBUG lines are in it (the lab runs nm-core at INFO).
+    assert!(!c.log().contains("DEBUG"), "the lab's level is INFO");
+    c.ok(&["general", "logging", "level", "ERR", "domains", "ALL"]).await;
+    let quiet = [("ipv4.method", "manual"), ("ipv4.addresses", "192.0.2.79/24"), ("connection.autoconnect", "no")];
+    c.ok(&nm_lab::add_ethernet(&eth, "quiet", &quiet)).await;
+    c.ok(&["connection", "up", "quiet"]).await;
+    assert!(!c.log().contains("activating 'quiet'"), "{}", nm_lab::tail(&c.log(), 10));
+    c.ok(&["general", "logging", "level", "DEBUG", "domains", "ALL"]).await;
+    let shown = c.ok(&["-t", "general", "logging"]).await;
+    assert_eq!(shown.trim(), "DEBUG:ALL", "{shown}");
+    let logged = [("ipv4.method", "manual"), ("ipv4.addresses", "192.0.2.80/24"), ("ipv4.dns", "192.0.2.53")];
+    c.ok(&nm_lab::add_ethernet(&eth, "logged", &logged)).await;
+    c.ok(&["connection", "up", "logged"]).await;
+    assert!(c.log().contains("activating 'logged'") && c.log().contains("DEBUG"), "{}", nm_lab::tail(&c.log(), 10));
+    let out = c.nmcli(&["general", "logging", "level", "LOUD"]).await;
+    assert!(!out.success() && out.stderr.contains("Unknown log level"), "{}", out.stderr);
+    let out = c.nmcli(&["general", "logging", "level", "INFO", "domains", "NOPE"]).await;
+    assert!(!out.success() && out.stderr.contains("Unknown log domain"), "{}", out.stderr);
+    assert_eq!(c.ok(&["-t", "general", "logging"]).await.trim(), "DEBUG:ALL", "nothing changed");
+
+    c.until("the resolver", |c| c.resolv().contains("nameserver 192.0.2.53")).await;
+    let resolv = c.lab.root_path("/etc/resolv.conf");
+    std::fs::write(&resolv, "nameserver 203.0.113.1\n").expect("someone else's resolv.conf");
+    c.ok(&["general", "reload", "dns-rc"]).await;
+    assert!(c.resolv().contains("nameserver 192.0.2.53"), "{}", c.resolv());
+    c.ok(&["general", "reload"]).await;
+}
+
 /// nm-core started first, as it may be when its services start beside it:
 /// it says start-up is not complete until nm-system-settings is there,
 /// then waits for nm-dhcp-helper before DHCP; and when the helper restarts

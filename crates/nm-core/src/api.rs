@@ -145,6 +145,98 @@ fn id_in_dict(dict: &nm_model::dbus_dict::SettingsDict) -> String {
 
 // ------------------------------------------------------------ manager ---
 
+/// NetworkManager's log levels, lowest first.
+const LOG_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERR", "OFF"];
+/// NetworkManager's log domains (and its group names).
+const LOG_DOMAINS: &[&str] = &[
+    "PLATFORM",
+    "RFKILL",
+    "ETHER",
+    "WIFI",
+    "BT",
+    "MB",
+    "DHCP4",
+    "DHCP6",
+    "PPP",
+    "WIFI_SCAN",
+    "IP4",
+    "IP6",
+    "AUTOIP4",
+    "DNS",
+    "VPN",
+    "SHARING",
+    "SUPPLICANT",
+    "AGENTS",
+    "SETTINGS",
+    "SUSPEND",
+    "CORE",
+    "DEVICE",
+    "OLPC",
+    "INFINIBAND",
+    "FIREWALL",
+    "ADSL",
+    "BOND",
+    "VLAN",
+    "BRIDGE",
+    "DBUS_PROPS",
+    "TEAM",
+    "CONCHECK",
+    "DCB",
+    "DISPATCH",
+    "AUDIT",
+    "SYSTEMD",
+    "VPN_PLUGIN",
+    "PROXY",
+    "TC",
+    "NDISC",
+    "OVS",
+    "ALL",
+    "DEFAULT",
+    "DHCP",
+    "IP",
+];
+const DEFAULT_LOG_DOMAINS: &str = "PLATFORM,DEVICE,CORE,SETTINGS,DHCP4,DHCP6,IP4,IP6,DNS,DISPATCH,AGENTS";
+
+/// A `SetLogging` request checked as NetworkManager checks it: the level
+/// (empty or `KEEP`: unchanged) and the domains (`DOMAIN` or
+/// `DOMAIN:LEVEL`, comma-separated; empty: unchanged), upper-cased.
+fn logging_request(level: &str, domains: &str, now: &(String, String)) -> Result<(String, String), NmError> {
+    let known_level = |l: &str| LOG_LEVELS.contains(&l);
+    let level = match level.trim().to_ascii_uppercase().as_str() {
+        "" | "KEEP" => now.0.clone(),
+        l if known_level(l) => l.to_string(),
+        _ => return Err(NmError::manager("InvalidArguments", format!("Unknown log level '{level}'"))),
+    };
+    let mut out = Vec::new();
+    for token in domains.split([',', ' ']).map(str::trim).filter(|t| !t.is_empty()) {
+        let upper = token.to_ascii_uppercase();
+        let (domain, domain_level) = upper.split_once(':').map_or((upper.as_str(), None), |(d, l)| (d, Some(l)));
+        if !LOG_DOMAINS.contains(&domain) {
+            return Err(NmError::manager("InvalidArguments", format!("Unknown log domain '{token}'")));
+        }
+        if let Some(l) = domain_level.filter(|l| !known_level(l) && *l != "KEEP") {
+            return Err(NmError::manager("InvalidArguments", format!("Unknown log level '{l}'")));
+        }
+        out.push(upper.clone());
+    }
+    let domains = if out.is_empty() { now.1.clone() } else { out.join(",") };
+    Ok((level, domains))
+}
+
+/// The tracing filter of a NetworkManager log level.
+fn level_filter(level: &str) -> Option<tracing::level_filters::LevelFilter> {
+    use tracing::level_filters::LevelFilter;
+    Some(match level {
+        "TRACE" => LevelFilter::TRACE,
+        "DEBUG" => LevelFilter::DEBUG,
+        "INFO" => LevelFilter::INFO,
+        "WARN" => LevelFilter::WARN,
+        "ERR" => LevelFilter::ERROR,
+        "OFF" => LevelFilter::OFF,
+        _ => return None,
+    })
+}
+
 #[derive(Clone, Debug)]
 pub struct ManagerProps {
     pub devices: Vec<OwnedObjectPath>,
@@ -152,6 +244,8 @@ pub struct ManagerProps {
     pub state: u32,
     pub startup: bool,
     pub networking_enabled: bool,
+    /// `GetLogging`: (level, domains).
+    pub logging: (String, String),
     /// The radio switches (`nmcli radio`): kept and reported, as
     /// NetworkManager does without such hardware.
     pub wireless_enabled: bool,
@@ -170,6 +264,7 @@ impl Default for ManagerProps {
             state: 20,
             startup: true,
             networking_enabled: true,
+            logging: ("INFO".into(), DEFAULT_LOG_DOMAINS.into()),
             wireless_enabled: true,
             wwan_enabled: true,
             connectivity: 1,
@@ -286,7 +381,49 @@ impl ManagerIface {
     }
 
     fn get_logging(&self) -> (String, String) {
-        ("INFO".into(), "PLATFORM,DEVICE,CORE,SETTINGS".into())
+        self.props.lock().logging.clone()
+    }
+
+    /// `nmcli general logging level L domains D`: the level applies to all
+    /// of nm-core's logging from now on (its log has no domains of
+    /// NetworkManager's kind); the domains are checked and reported back.
+    async fn set_logging(
+        &self,
+        level: String,
+        domains: String,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), NmError> {
+        auth::authorize(bus, &hdr, Action::NetworkControl, Domain::Manager).await?;
+        let (level, domains) = logging_request(&level, &domains, &self.props.lock().logging)?;
+        if let Some(filter) = level_filter(&level) {
+            nm_runtime::set_log_level(filter);
+        }
+        tracing::info!(level = %level, domains = %domains, "logging changed");
+        self.props.lock().logging = (level, domains);
+        Ok(())
+    }
+
+    /// `nmcli general reload [FLAGS]`: the resolver file is written again
+    /// (flags 0, `dns-rc` 0x2, `dns-full` 0x4); the configuration file
+    /// (`conf` 0x1) is read when nm-core starts.
+    async fn reload(
+        &self,
+        flags: u32,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), NmError> {
+        auth::authorize(bus, &hdr, Action::Reload, Domain::Manager).await?;
+        if flags & !0x7 != 0 {
+            return Err(NmError::manager("InvalidArguments", format!("invalid flags for reload: {flags:#x}")));
+        }
+        if flags == 0 || flags & 0x1 != 0 {
+            tracing::info!("reload: nm-core reads its configuration when it starts");
+        }
+        if flags == 0 || flags & 0x6 != 0 {
+            self.engine.call(|reply| Call::RewriteDns { reply }).await?;
+        }
+        Ok(())
     }
 
     fn check_connectivity(&self) -> u32 {
@@ -1429,5 +1566,27 @@ impl DnsManagerIface {
                 ])
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logging_requests_are_checked_as_networkmanager_checks_them() {
+        let now = ("INFO".to_string(), "CORE".to_string());
+        assert_eq!(logging_request("debug", "all", &now).unwrap(), ("DEBUG".into(), "ALL".into()));
+        assert_eq!(logging_request("", "", &now).unwrap(), now, "empty keeps both");
+        assert_eq!(
+            logging_request("KEEP", "dhcp4:trace, ip6", &now).unwrap(),
+            ("INFO".into(), "DHCP4:TRACE,IP6".into())
+        );
+        let bad = |l: &str, d: &str| logging_request(l, d, &now).unwrap_err().to_string();
+        assert!(bad("LOUD", "").contains("Unknown log level 'LOUD'"));
+        assert!(bad("INFO", "CORE,NOPE").contains("Unknown log domain 'NOPE'"));
+        assert!(bad("INFO", "CORE:LOUD").contains("Unknown log level 'LOUD'"));
+        assert_eq!(level_filter("ERR"), Some(tracing::level_filters::LevelFilter::ERROR));
+        assert_eq!(level_filter("KEEP"), None);
     }
 }

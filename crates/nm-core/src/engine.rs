@@ -88,22 +88,84 @@ pub enum Timer {
 }
 
 pub enum Call {
-    DeviceByIface { iface: String, reply: Reply<OwnedObjectPath> },
-    Activate { connection: OwnedObjectPath, device: OwnedObjectPath, reply: Reply<OwnedObjectPath> },
-    AddAndActivate { dict: SettingsDict, device: OwnedObjectPath, reply: Reply<(OwnedObjectPath, OwnedObjectPath)> },
-    Deactivate { active: OwnedObjectPath, reply: Reply<()> },
-    EnableNetworking { enable: bool, reply: Reply<()> },
-    ConnectionByUuid { uuid: String, reply: Reply<OwnedObjectPath> },
-    AddConnection { dict: SettingsDict, save: bool, reply: Reply<OwnedObjectPath> },
-    UpdateConnection { id: u32, dict: SettingsDict, to_disk: bool, reply: Reply<()> },
-    DeleteConnection { id: u32, reply: Reply<()> },
-    GetSecrets { id: u32, setting: String, reply: Reply<SettingsDict> },
-    DeviceDisconnect { id: u32, reply: Reply<()> },
-    AppliedConnection { id: u32, reply: Reply<SettingsDict> },
-    SetDeviceAutoconnect { id: u32, value: bool, reply: Reply<()> },
-    SetManaged { id: u32, value: bool, reply: Reply<()> },
-    Reapply { id: u32, dict: SettingsDict, reply: Reply<()> },
-    SaveHostname { hostname: String, reply: Reply<()> },
+    DeviceByIface {
+        iface: String,
+        reply: Reply<OwnedObjectPath>,
+    },
+    Activate {
+        connection: OwnedObjectPath,
+        device: OwnedObjectPath,
+        reply: Reply<OwnedObjectPath>,
+    },
+    AddAndActivate {
+        dict: SettingsDict,
+        device: OwnedObjectPath,
+        reply: Reply<(OwnedObjectPath, OwnedObjectPath)>,
+    },
+    Deactivate {
+        active: OwnedObjectPath,
+        reply: Reply<()>,
+    },
+    EnableNetworking {
+        enable: bool,
+        reply: Reply<()>,
+    },
+    /// Write the resolver file again, even when nm-core's last text is
+    /// unchanged (`Reload` with a DNS flag).
+    RewriteDns {
+        reply: Reply<()>,
+    },
+    ConnectionByUuid {
+        uuid: String,
+        reply: Reply<OwnedObjectPath>,
+    },
+    AddConnection {
+        dict: SettingsDict,
+        save: bool,
+        reply: Reply<OwnedObjectPath>,
+    },
+    UpdateConnection {
+        id: u32,
+        dict: SettingsDict,
+        to_disk: bool,
+        reply: Reply<()>,
+    },
+    DeleteConnection {
+        id: u32,
+        reply: Reply<()>,
+    },
+    GetSecrets {
+        id: u32,
+        setting: String,
+        reply: Reply<SettingsDict>,
+    },
+    DeviceDisconnect {
+        id: u32,
+        reply: Reply<()>,
+    },
+    AppliedConnection {
+        id: u32,
+        reply: Reply<SettingsDict>,
+    },
+    SetDeviceAutoconnect {
+        id: u32,
+        value: bool,
+        reply: Reply<()>,
+    },
+    SetManaged {
+        id: u32,
+        value: bool,
+        reply: Reply<()>,
+    },
+    Reapply {
+        id: u32,
+        dict: SettingsDict,
+        reply: Reply<()>,
+    },
+    SaveHostname {
+        hostname: String,
+        reply: Reply<()>,
+    },
 }
 
 struct Profile {
@@ -520,6 +582,11 @@ impl Engine {
             }
             Call::SetManaged { id, value, reply } => {
                 self.set_managed(id, value).await;
+                let _ = reply.send(Ok(()));
+            }
+            Call::RewriteDns { reply } => {
+                self.last_resolv = None;
+                self.update_dns().await;
                 let _ = reply.send(Ok(()));
             }
             Call::SaveHostname { hostname, reply } => {

@@ -54,6 +54,8 @@ pub fn init_logging() {
         }),
         Err(_) => default(),
     };
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let _ = LOG_FILTER.set(handle);
     let registry = tracing_subscriber::registry().with(filter);
     if stderr_is_journal()
         && let Ok(layer) = tracing_journald::layer()
@@ -67,6 +69,17 @@ pub fn init_logging() {
         .with_target(false)
         .with_ansi(io::IsTerminal::is_terminal(&io::stderr()));
     registry.with(fmt).init();
+}
+
+/// The running filter, for [`set_log_level`].
+static LOG_FILTER: std::sync::OnceLock<
+    tracing_subscriber::reload::Handle<tracing_subscriber::filter::Targets, tracing_subscriber::Registry>,
+> = std::sync::OnceLock::new();
+
+/// Logs from `level` up from now on, for every target (NetworkManager's
+/// `SetLogging`); `false` before [`init_logging`].
+pub fn set_log_level(level: tracing::level_filters::LevelFilter) -> bool {
+    LOG_FILTER.get().is_some_and(|h| h.reload(tracing_subscriber::filter::Targets::new().with_default(level)).is_ok())
 }
 
 fn stderr_is_journal() -> bool {
