@@ -1084,6 +1084,9 @@ async fn down_or_delete_lets_the_device_take_another_profile() {
     c.ok(&nm_lab::add_ethernet(&eth, "chosen", &manual)).await;
     c.ok(&["connection", "up", "chosen"]).await;
     assert!(has(&c, "192.0.2.71/24") && !has(&c, "192.0.2.70/24"));
+    // The profile says when it was last activated.
+    let stamp = c.ok(&["-g", "connection.timestamp", "connection", "show", "chosen"]).await;
+    assert!(stamp.trim().parse::<u64>().is_ok_and(|t| t > 1_700_000_000), "{stamp}");
 
     c.ok(&["connection", "down", "chosen"]).await;
     c.until("the fallback after down", |c| has(c, "192.0.2.70/24")).await;

@@ -1919,6 +1919,13 @@ impl Engine {
         state_files::save_device(&self.paths, ifindex, Some(&DeviceRecord { uuid: uuid.clone(), metric }));
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         self.timestamps.insert(uuid.clone(), now);
+        // GetSettings shows it (connection.timestamp), as NetworkManager's.
+        if let Some(p) = self.profiles.values().find(|p| p.uuid == uuid) {
+            let mut props = p.props.lock();
+            let mut conn = (*props.conn).clone();
+            conn.set("connection", "timestamp", Value::UInt64(now));
+            props.conn = Arc::new(conn);
+        }
         if !self.timestamps_dirty {
             self.timestamps_dirty = true;
             self.schedule(TIMESTAMPS_DELAY, Timer::FlushTimestamps);

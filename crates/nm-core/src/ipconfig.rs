@@ -208,17 +208,19 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
             let prefix = a.get("prefix").and_then(Value::as_i128).unwrap_or(0) as u8;
             plan.addresses.push(PlannedAddress { addr, prefix, lifetime: None });
             let full = if addr.is_ipv4() { 32 } else { 128 };
-            if prefix < full {
-                plan.routes.push(PlannedRoute {
-                    dest: network(addr, prefix),
-                    prefix,
-                    gateway: None,
-                    metric,
-                    table,
-                    protocol: PROTO_KERNEL,
-                    scope: if addr.is_ipv4() { SCOPE_LINK } else { SCOPE_UNIVERSE },
-                    mtu: None,
-                });
+            let route = PlannedRoute {
+                dest: network(addr, prefix),
+                prefix,
+                gateway: None,
+                metric,
+                table,
+                protocol: PROTO_KERNEL,
+                scope: if addr.is_ipv4() { SCOPE_LINK } else { SCOPE_UNIVERSE },
+                mtu: None,
+            };
+            // Two addresses in one subnet share its route.
+            if prefix < full && !plan.routes.contains(&route) {
+                plan.routes.push(route);
             }
         }
         let gateway = conn.get_str(family, "gateway").and_then(|g| g.parse::<IpAddr>().ok());
@@ -346,6 +348,9 @@ mod tests {
         assert_eq!((dflt.gateway, dflt.metric, dflt.table), (Some("192.0.2.1".parse().unwrap()), 101, 254));
         let prefix = p.routes.iter().find(|r| r.dest == "192.0.2.0".parse::<IpAddr>().unwrap()).unwrap();
         assert_eq!((prefix.prefix, prefix.scope, prefix.protocol), (24, SCOPE_LINK, PROTO_KERNEL));
+        // two addresses in one subnet: one prefix route
+        let two = plan(&conn("method=manual\naddress1=192.0.2.10/24\naddress2=192.0.2.11/24", "method=ignore"), 100);
+        assert_eq!((two.addresses.len(), two.routes.len()), (2, 1), "{:?}", two.routes);
         let r1 = p.routes.iter().find(|r| r.dest == "198.51.100.0".parse::<IpAddr>().unwrap()).unwrap();
         assert_eq!(r1.metric, 7);
         let r2 = p.routes.iter().find(|r| r.dest == "203.0.113.0".parse::<IpAddr>().unwrap()).unwrap();
