@@ -281,6 +281,22 @@ fn recv_one(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<(Option<usize>, bool)> {
     Ok((Some(n as usize), csum_ready))
 }
 
+/// Sends and receives only through the interface (`SO_BINDTODEVICE`).
+fn bind_to_device(fd: &OwnedFd, ifname: &str) -> io::Result<()> {
+    let name = ifreq_for(ifname)?.ifr_name;
+    // SAFETY: the name buffer is NUL-terminated (ifreq_for checked the length).
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
 /// The UDP socket used once the client has an address.
 pub struct UdpSocket {
     sock: tokio::net::UdpSocket,
@@ -292,17 +308,7 @@ impl UdpSocket {
         let fd = socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
         setsockopt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &1 as &libc::c_int)?;
         setsockopt(&fd, libc::SOL_SOCKET, libc::SO_BROADCAST, &1 as &libc::c_int)?;
-        let name = ifreq_for(ifname)?.ifr_name;
-        // SAFETY: the name buffer is NUL-terminated (ifreq_for checked the length).
-        cvt(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_BINDTODEVICE,
-                name.as_ptr().cast(),
-                name.len() as libc::socklen_t,
-            )
-        })?;
+        bind_to_device(&fd, ifname)?;
         let tos: libc::c_int = 0xc0;
         setsockopt(&fd, libc::IPPROTO_IP, libc::IP_TOS, &tos)?;
         // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
@@ -350,17 +356,7 @@ impl Udp6Socket {
         let fd = socket(libc::AF_INET6, libc::SOCK_DGRAM, 0)?;
         setsockopt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &1 as &libc::c_int)?;
         setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &1 as &libc::c_int)?;
-        let name = ifreq_for(ifname)?.ifr_name;
-        // SAFETY: the name buffer is NUL-terminated (ifreq_for checked the length).
-        cvt(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_BINDTODEVICE,
-                name.as_ptr().cast(),
-                name.len() as libc::socklen_t,
-            )
-        })?;
+        bind_to_device(&fd, ifname)?;
         setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &(ifindex as libc::c_int))?;
         // RFC 8415 §7.1: the servers are on the link.
         setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &1 as &libc::c_int)?;

@@ -160,6 +160,16 @@ fn get_str(key: &str, v: &Variant<'_>) -> fdo::Result<String> {
     }
 }
 
+/// An `ay` option of a length in `len`.
+fn get_bytes(key: &str, v: &Variant<'_>, len: std::ops::RangeInclusive<usize>) -> fdo::Result<Vec<u8>> {
+    let bytes = Vec::<u8>::try_from(v.try_clone().map_err(|e| invalid(key, e))?)
+        .map_err(|_| invalid(key, "expected bytes (ay)"))?;
+    if !len.contains(&bytes.len()) {
+        return Err(invalid(key, format!("must be {} to {} bytes", len.start(), len.end())));
+    }
+    Ok(bytes)
+}
+
 fn get_bool(key: &str, v: &Variant<'_>) -> fdo::Result<bool> {
     match v {
         Variant::Bool(b) => Ok(*b),
@@ -198,27 +208,13 @@ fn parse_options(options: &HashMap<String, OwnedVariant>) -> fdo::Result<StartOp
                     _ => return Err(invalid(key, "must be \"managed\" or \"other\"")),
                 }
             }
-            "duid" => {
-                let bytes = Vec::<u8>::try_from(v.try_clone().map_err(|e| invalid(key, e))?)
-                    .map_err(|_| invalid(key, "expected bytes (ay)"))?;
-                // RFC 8415 §11.1: a DUID is a 2-byte type and at most 128 bytes more.
-                if !(4..=130).contains(&bytes.len()) {
-                    return Err(invalid(key, "must be 4 to 130 bytes"));
-                }
-                o.duid = Some(bytes);
-            }
+            // RFC 8415 §11.1: a DUID is a 2-byte type and at most 128 bytes more.
+            "duid" => o.duid = Some(get_bytes(key, v, 4..=130)?),
             "iaid" => match v {
                 Variant::U32(n) => o.iaid = Some(*n),
                 _ => return Err(invalid(key, "expected a number (u)")),
             },
-            "client-id" => {
-                let bytes = Vec::<u8>::try_from(v.try_clone().map_err(|e| invalid(key, e))?)
-                    .map_err(|_| invalid(key, "expected bytes (ay)"))?;
-                if !(2..=255).contains(&bytes.len()) {
-                    return Err(invalid(key, "must be 2 to 255 bytes"));
-                }
-                o.client_id = Some(bytes);
-            }
+            "client-id" => o.client_id = Some(get_bytes(key, v, 2..=255)?),
             "hostname" => {
                 let h = get_str(key, v)?;
                 // NetworkManager sends the host name up to the first dot.
