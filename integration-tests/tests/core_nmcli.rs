@@ -733,6 +733,11 @@ async fn managed_can_be_switched_and_the_hostname_goes_through_settings() {
     c.ok(&["general", "hostname", "lab-host"]).await;
     assert_eq!(std::fs::read_to_string(c.lab.root_path("/etc/hostname")).expect("hostname file"), "lab-host\n");
     assert_eq!(c.ok(&["general", "hostname"]).await.trim(), "lab-host");
+    // An empty name clears the static hostname (the file goes).
+    c.ok(&["general", "hostname", ""]).await;
+    assert!(!c.lab.root_path("/etc/hostname").exists());
+    let out = c.nmcli(&["general", "hostname", "bad_name!"]).await;
+    assert!(!out.success() && out.stderr.contains("not a valid hostname"), "{}", out.stderr);
 }
 
 #[tokio::test]

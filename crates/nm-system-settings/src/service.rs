@@ -364,10 +364,21 @@ impl SystemIface {
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), BoxDBusError> {
         self.daemon.require_modifier(bus, &hdr, "set the hostname").await?;
+        let path = self.daemon.hostname_path();
+        // An empty name clears the static hostname, as with NetworkManager
+        // (and systemd-hostnamed): the file goes.
+        if hostname.is_empty() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(fail(SettingsError::Failed(format!("removing {}: {e}", path.display())))),
+            }
+            info!("static hostname cleared");
+            return Ok(self.hostname_changed(&emitter).await?);
+        }
         if !valid_hostname(hostname) {
             return Err(fail(SettingsError::InvalidHostname(format!("'{hostname}' is not a valid hostname"))));
         }
-        let path = self.daemon.hostname_path();
         nm_runtime::write_atomic(&path, format!("{hostname}\n").as_bytes(), 0o644)
             .map_err(|e| fail(SettingsError::Failed(format!("writing {}: {e}", path.display()))))?;
         info!(hostname, "hostname saved");
