@@ -393,13 +393,7 @@ impl Manager {
         };
         let view = ClientView { requested: REQUESTED.iter().map(|(_, n)| *n).collect(), client_id, expiry: None };
 
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let path = transaction_path(id);
-        let (control, inbox) = mpsc::unbounded_channel();
-        let state = Arc::new(Mutex::new("init"));
-        let iface = TransactionIface { state: state.clone(), control: control.clone(), shared: self.shared.clone() };
-        bus.object_server().at(path.clone(), iface).await.map_err(|e| fdo::Error::Failed(e.to_string()))?;
-        self.shared.running().insert(id, Running { ifindex, ipv6: false, owner, control });
+        let (id, path, state, inbox) = self.register(bus, ifindex, false, owner).await?;
         info!(device = %link.ifname, transaction = id, lease_file = %file.display(), previous = ?prev, acd = ?cfg.acd, "DHCPv4 started");
         let setup = Setup { id, path: path.clone(), link, cfg, view, lease_file: file, state, seed: random_seed() };
         tokio::spawn(transaction::run(bus.clone(), self.shared.clone(), setup, raw, inbox));
@@ -408,6 +402,25 @@ impl Manager {
 }
 
 impl Manager {
+    /// A new transaction's object on the bus and its entry among the
+    /// running ones: (id, path, the `State` it publishes, its inbox).
+    async fn register(
+        &self,
+        bus: &Connection,
+        ifindex: u32,
+        ipv6: bool,
+        owner: String,
+    ) -> fdo::Result<(u32, OwnedObjectPath, Arc<Mutex<&'static str>>, mpsc::UnboundedReceiver<Control>)> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let path = transaction_path(id);
+        let (control, inbox) = mpsc::unbounded_channel();
+        let state = Arc::new(Mutex::new("init"));
+        let iface = TransactionIface { state: state.clone(), control: control.clone(), shared: self.shared.clone() };
+        bus.object_server().at(path.clone(), iface).await.map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        self.shared.running().insert(id, Running { ifindex, ipv6, owner, control });
+        Ok((id, path, state, inbox))
+    }
+
     /// The DHCPv6 part of `Start`: its socket, machine and task.
     async fn start6(
         &self,
@@ -416,19 +429,12 @@ impl Manager {
         link: net::Link,
         owner: String,
     ) -> fdo::Result<OwnedObjectPath> {
+        let duid = opts.duid.ok_or_else(|| invalid("duid", "required with family ipv6"))?;
         let sock = Udp6Socket::open(&link.ifname, link.ifindex)
             .map_err(|e| fdo::Error::Failed(format!("opening the DHCPv6 socket on {}: {e}", link.ifname)))?;
-        let duid = opts.duid.ok_or_else(|| invalid("duid", "required with family ipv6"))?;
         let iaid = opts.iaid.unwrap_or_else(|| fnv1a(link.ifname.as_bytes()));
         let cfg = Config6 { params: Params6 { duid, iaid }, stateless: opts.stateless, timeout: opts.timeout };
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let path = transaction_path(id);
-        let (control, inbox) = mpsc::unbounded_channel();
-        let state = Arc::new(Mutex::new("init"));
-        let iface = TransactionIface { state: state.clone(), control: control.clone(), shared: self.shared.clone() };
-        bus.object_server().at(path.clone(), iface).await.map_err(|e| fdo::Error::Failed(e.to_string()))?;
-        let ifindex = link.ifindex;
-        self.shared.running().insert(id, Running { ifindex, ipv6: true, owner, control });
+        let (id, path, state, inbox) = self.register(bus, link.ifindex, true, owner).await?;
         info!(device = %link.ifname, transaction = id, iaid = format!("0x{iaid:08x}"), stateless = cfg.stateless, "DHCPv6 started");
         let setup = Setup6 { id, path: path.clone(), link, cfg, state, seed: random_seed() };
         tokio::spawn(transaction6::run(bus.clone(), self.shared.clone(), setup, sock, inbox));
