@@ -761,6 +761,54 @@ async fn reapply_changes_a_running_activation_without_taking_it_down() {
     assert!(c.ip(&["-4", "route"]).contains("default via 192.0.2.1"), "the default route stays");
     let devices = c.ok(&["-t", "device", "status"]).await;
     assert_eq!(c.device_state(&devices, &eth), "connected", "{devices}");
+
+    // A change the kernel refuses (a route via a gateway on no link) is
+    // refused as a whole: the new address does not stay, the old one does.
+    let before = (c.ip(&["-4", "addr", "show", "dev", &eth]), c.ip(&["-4", "route"]));
+    let out = c
+        .nmcli(&[
+            "device",
+            "modify",
+            &eth,
+            "ipv4.addresses",
+            "192.0.2.53/24",
+            "ipv4.routes",
+            "198.51.100.0/24 203.0.113.1",
+        ])
+        .await;
+    assert!(!out.success(), "an unaddable route fails the reapply: {}", out.stdout);
+    assert!(out.stderr.contains("198.51.100.0"), "the error names the route: {}", out.stderr);
+    let after = (c.ip(&["-4", "addr", "show", "dev", &eth]), c.ip(&["-4", "route"]));
+    assert_eq!(inet_lines(&after.0), inet_lines(&before.0), "addresses as before");
+    assert_eq!(after.1, before.1, "routes as before");
+    let devices = c.ok(&["-t", "device", "status"]).await;
+    assert_eq!(c.device_state(&devices, &eth), "connected", "{devices}");
+}
+
+#[tokio::test]
+async fn connection_show_names_each_profiles_file() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let add = static_profile("filed", &eth, "192.0.2.60/24", "192.0.2.1", "192.0.2.53");
+    let add: Vec<&str> = add.iter().map(String::as_str).collect();
+    c.ok(&add).await;
+    let filename_of =
+        |shown: &str| shown.lines().find_map(|l| l.strip_prefix("filed:")).map(str::to_string).unwrap_or_default();
+    let file = filename_of(&c.ok(&["-t", "-f", "NAME,FILENAME", "connection", "show"]).await);
+    let file = file.as_str();
+    assert!(file.ends_with("/etc/NetworkManager/system-connections/filed.nmconnection"), "{file}");
+    assert!(std::path::Path::new(file).is_file(), "{file} is the profile's file");
+    assert!(std::fs::read_to_string(file).unwrap_or_default().contains("id=filed"), "{file}");
+    // An unsaved change moves the profile to the runtime folder, and says so.
+    c.ok(&["connection", "modify", "--temporary", "filed", "ipv4.dns", "192.0.2.54"]).await;
+    let moved = filename_of(&c.ok(&["-t", "-f", "NAME,FILENAME", "connection", "show"]).await);
+    assert!(moved.ends_with("/run/NetworkManager/system-connections/filed.nmconnection"), "{moved}");
+    assert!(std::path::Path::new(&moved).is_file(), "{moved}");
+}
+
+/// The `inet` lines of `ip -4 addr show`.
+fn inet_lines(text: &str) -> Vec<String> {
+    text.lines().filter(|l| l.trim_start().starts_with("inet ")).map(str::to_string).collect()
 }
 
 /// A stand-in for nm-dhcp-helper: `Start` returns a transaction whose
@@ -878,10 +926,11 @@ async fn dhcp_against_dnsmasq_through_the_unprivileged_helper() {
     // half an hour away) and changes what the profile says.
     c.ok(&["connection", "modify", "dyn", "ipv4.dns", "192.0.2.77"]).await;
     c.ok(&["device", "reapply", &eth]).await;
-    let inet = |text: &str| {
-        text.lines().filter(|l| l.trim_start().starts_with("inet ")).map(str::to_string).collect::<Vec<_>>()
-    };
-    assert_eq!(inet(&c.ip(&["-4", "addr", "show", "dev", &eth])), inet(&addr), "reapply keeps the lease's address");
+    assert_eq!(
+        inet_lines(&c.ip(&["-4", "addr", "show", "dev", &eth])),
+        inet_lines(&addr),
+        "reapply keeps the lease's address"
+    );
     let after = c.ip(&["-4", "route", "show", "dev", &eth]);
     assert!(after.contains("default via 198.18.0.1 proto dhcp metric 100"), "{after}");
     assert!(c.resolv().contains("nameserver 192.0.2.77"), "{}", c.resolv());
@@ -1016,6 +1065,48 @@ async fn ipv6_auto_takes_its_address_by_dhcpv6_when_the_router_says_managed() {
     assert_eq!(leased(&c), None, "down removes the DHCPv6 address");
     let show = c.ok(&["-t", "-f", "GENERAL.STATE,DHCP6", "device", "show", &eth]).await;
     assert!(!show.contains("ip6_address"), "{show}");
+}
+
+/// A DHCPv6 address another host already has (its duplicate address
+/// detection fails) is taken away and declined, and the device gets
+/// another, as NetworkManager does.
+#[tokio::test]
+async fn a_dhcpv6_address_in_use_is_declined_and_another_taken() {
+    let lab = Lab::builder().uplinks(1).build().expect("lab");
+    let (low, high) = lab.uplinks()[0].dhcp6_range;
+    let server_if = lab.uplinks()[0].server_if.clone();
+    let (c, _helper) = Core::start_with_dhcp_lab(lab).await;
+    let eth = c.uplink(0);
+    let leased = |c: &Core| {
+        let out = c.ip(&["-6", "-o", "addr", "show", "dev", &eth, "scope", "global"]);
+        out.lines()
+            .filter(|l| !l.contains("tentative") && !l.contains("dadfailed"))
+            .flat_map(|l| l.split_whitespace())
+            .filter_map(|w| w.strip_suffix("/128")?.parse::<std::net::Ipv6Addr>().ok())
+            .find(|a| (low..=high).contains(a))
+    };
+    c.ok(&nm_lab::add_ethernet(
+        &eth,
+        "dup6",
+        &[("ipv4.method", "disabled"), ("ipv6.method", "dhcp"), ("connection.autoconnect", "no")],
+    ))
+    .await;
+    c.ok(&["connection", "up", "dup6"]).await;
+    c.until("the first DHCPv6 address past DAD", |c| leased(c).is_some()).await;
+    let first = leased(&c).expect("an address");
+    c.ok(&["connection", "down", "dup6"]).await;
+    // dnsmasq gives the same client the same address again; now the far
+    // end has it too.
+    c.server_ip(&["-6", "addr", "add", &format!("{first}/64"), "dev", &server_if, "nodad"]);
+    c.ok(&["connection", "up", "dup6"]).await;
+    c.until("another DHCPv6 address", |c| leased(c).is_some_and(|a| a != first)).await;
+    let log = std::fs::read_to_string(c.lab.dnsmasq_log().expect("dnsmasq log")).unwrap_or_default();
+    assert!(log.contains("DHCPDECLINE") && log.contains(&first.to_string()), "{log}");
+    assert!(c.log().contains("declining it"), "{}", c.log());
+    let all = c.ip(&["-6", "-o", "addr", "show", "dev", &eth]);
+    assert!(!all.contains(&format!("{first}/128")), "the address in use is gone: {all}");
+    let show = c.ok(&["-t", "-f", "GENERAL.STATE", "device", "show", &eth]).await;
+    assert!(show.contains("100 (connected)"), "{show}");
 }
 
 /// `ipv6.method=dhcp` without IPv4: DHCPv6 without waiting for a router,

@@ -229,3 +229,38 @@ async fn bad_ipv6_options_are_invalid_args() {
         assert!(err.to_string().contains("InvalidArgs"), "{what}: {err}");
     }
 }
+
+async fn decline(bus: &Connection, path: &OwnedObjectPath, address: &str) -> zbus::Result<()> {
+    bus.call_method(Some(NAME), path, Some(TRANSACTION), "Decline", &(address,)).await.map(drop)
+}
+
+/// nm-core's word that the leased address is in use on the link: the
+/// server hears a Decline, and the client is bound to another address.
+#[tokio::test]
+async fn a_declined_address_is_told_to_the_server_and_replaced() {
+    let lab = Lab::builder().uplinks(1).build().expect("lab");
+    let helper = helper(&lab).await;
+    let ifindex = client_link(&lab);
+    let bus = lab.bus().await.expect("bus");
+    let mut stream = events(&bus).await;
+    let path = start(&bus, ifindex, vec![("family", Variant::from("ipv6")), duid()]).await.expect("Start");
+    let lease = expect_event(&mut stream, &path, "bound", Duration::from_secs(15), &helper, &lab).await;
+    let first = s(&lease, "address");
+
+    let err = decline(&bus, &path, "198.51.100.7").await.expect_err("not an IPv6 address");
+    assert!(err.to_string().contains("InvalidArgs"), "{err}");
+    decline(&bus, &path, &first).await.expect("Decline");
+    let again = expect_event(&mut stream, &path, "bound", Duration::from_secs(15), &helper, &lab).await;
+    let second = s(&again, "address");
+    assert_ne!(second, first, "another address after the Decline");
+    let log = dnsmasq_log(&lab);
+    assert!(log.contains("DHCPDECLINE") && log.contains(&first), "{log}");
+    assert!(helper.log().contains("sent DECLINE"), "{}", helper.log());
+
+    // A DHCPv4 transaction has no Decline (it checks its addresses itself).
+    let v4 = start(&bus, ifindex, vec![]).await.expect("Start v4");
+    let err = decline(&bus, &v4, &second).await.expect_err("v4");
+    assert!(err.to_string().contains("NotSupported"), "{err}");
+    stop(&bus, &v4, false).await.expect("Stop v4");
+    stop(&bus, &path, true).await.expect("Stop");
+}

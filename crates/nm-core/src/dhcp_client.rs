@@ -49,6 +49,17 @@ pub async fn stop(bus: &Bus, transaction: &OwnedObjectPath, release: bool) {
     }
 }
 
+/// Tells a DHCPv6 transaction that its address is in use on the link.
+pub async fn decline(bus: &Bus, transaction: &OwnedObjectPath, address: std::net::Ipv6Addr) {
+    let result = async {
+        let proxy = zbus::Proxy::new(bus, DHCP_HELPER, transaction.clone(), TRANSACTION_INTERFACE).await?;
+        proxy.call::<_, _, ()>("Decline", &(address.to_string(),)).await
+    };
+    if let Err(e) = result.await {
+        tracing::warn!("declining {address} on DHCP transaction {transaction}: {e}");
+    }
+}
+
 /// Forwards every transaction's `Event` to the engine, and the helper's
 /// coming and going.
 /// `subscribed` turns true once both subscriptions hold: from then on no

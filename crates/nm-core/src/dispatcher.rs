@@ -29,6 +29,8 @@ pub struct Dispatch {
     pub action: &'static str,
     pub connection: SettingsDict,
     pub connection_path: OwnedObjectPath,
+    /// The profile's file (CONNECTION_FILENAME), empty when unknown.
+    pub connection_filename: String,
     pub interface: String,
     pub device_type: u32,
     pub device_state: u32,
@@ -48,6 +50,7 @@ impl Dispatch {
             action,
             connection: SettingsDict::new(),
             connection_path: root(),
+            connection_filename: String::new(),
             interface: String::new(),
             device_type: 0,
             device_state: 0,
@@ -222,7 +225,7 @@ pub async fn call(bus: &Bus, presence: &Presence, d: Dispatch) {
     };
     let connection_properties = dict(vec![
         ("path", Variant::from(d.connection_path.clone())),
-        ("filename", Variant::from(String::new())),
+        ("filename", Variant::from(d.connection_filename.clone())),
         ("external", Variant::from(false)),
     ]);
     let device_properties = if d.interface.is_empty() {

@@ -37,7 +37,7 @@ use crate::dns;
 use crate::ipconfig::{self, FamilyMethod, Plan, PlannedAddress};
 use crate::ndisc;
 use crate::policy::{self, Candidate, DeviceView, Retries};
-use crate::settings_view::{self, Owner, SettingsEvent, Snapshot, Source};
+use crate::settings_view::{self, Owner, Remote, SettingsEvent, Snapshot, Source, Storage};
 use crate::state_files::{self, DeviceRecord};
 use crate::supplicant;
 
@@ -697,10 +697,38 @@ impl Engine {
             ..old.clone()
         };
         self.unapply_plan(ifindex, &stale).await;
-        if let Some(mtu) = plan.mtu.filter(|m| Some(*m) != old.mtu) {
-            self.platform.set_mtu(ifindex, mtu).await.map_err(|e| NmError::device("Failed", e.to_string()))?;
+        let mtu = plan.mtu.filter(|m| Some(*m) != old.mtu);
+        let applied = match mtu {
+            Some(mtu) => self.platform.set_mtu(ifindex, mtu).await.map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        if let Err(e) = match applied {
+            Ok(()) => self.apply_plan(ifindex, &plan).await,
+            Err(e) => Err(e),
+        } {
+            // Refused as a whole: what the new settings added goes and the
+            // old configuration comes back, so a failed reapply changes nothing.
+            let added = ipconfig::Plan {
+                addresses: full
+                    .addresses
+                    .iter()
+                    .filter(|n| !old.addresses.iter().any(|x| n.addr == x.addr && n.prefix == x.prefix))
+                    .cloned()
+                    .collect(),
+                routes: full.routes.iter().filter(|r| !old.routes.contains(r)).cloned().collect(),
+                v6: FamilyMethod::Ignore,
+                v6_slaac: false,
+                ..old.clone()
+            };
+            self.unapply_plan(ifindex, &added).await;
+            if let (Some(_), Some(was)) = (mtu, old.mtu) {
+                let _ = self.platform.set_mtu(ifindex, was).await;
+            }
+            if let Err(again) = self.apply_plan(ifindex, &old).await {
+                warn!(ifindex, "restoring the configuration after a failed reapply: {again}");
+            }
+            return Err(NmError::device("Failed", e));
         }
-        self.apply_plan(ifindex, &plan).await.map_err(|e| NmError::device("Failed", e))?;
         let (ip4, ip6) = {
             let a = self.actives.get_mut(&ac).ok_or_else(not_active)?;
             a.static_plan = plan;
@@ -934,7 +962,7 @@ impl Engine {
         // The service's NewConnection signal may already be queued; the
         // profile is matched by its remote path then, and not added twice.
         let id = self
-            .profile_loaded(Source::System, remote, conn.without_secrets(), false)
+            .profile_loaded(Source::System, remote, conn.without_secrets(), None, false)
             .await
             .ok_or_else(|| NmError::settings("UuidExists", format!("a profile with the uuid {uuid} already exists")))?;
         self.set_unsaved(id, !save).await;
@@ -956,25 +984,32 @@ impl Engine {
         Ok(())
     }
 
-    /// `Unsaved`/`Flags` of a profile nm-core changed itself (the 0.8
-    /// settings interface does not tell where a profile is stored).
+    /// `Unsaved`/`Flags` of a profile nm-core changed itself, at once (the
+    /// service's word on it follows with its signal).
     async fn set_unsaved(&mut self, id: u32, unsaved: bool) {
+        let Some(filename) = self.profiles.get(&id).map(|p| p.props.lock().filename.clone()) else { return };
+        self.set_storage(id, Storage { filename, unsaved }).await;
+    }
+
+    /// `Filename`, `Unsaved` and `Flags` of a profile, announced when changed.
+    async fn set_storage(&mut self, id: u32, storage: Storage) {
         let Some(p) = self.profiles.get(&id) else { return };
-        let changed = {
+        let mut changed = Vec::new();
+        {
             let mut props = p.props.lock();
-            let changed = props.unsaved != unsaved;
-            props.unsaved = unsaved;
-            changed
-        };
-        if changed {
-            let flags = if unsaved { 0x1u32 } else { 0 };
-            emit_changed(
-                &self.bus,
-                &p.path,
-                CONNECTION_IFACE,
-                vec![("Unsaved", Variant::from(unsaved)), ("Flags", Variant::from(flags))],
-            )
-            .await;
+            if props.unsaved != storage.unsaved {
+                let flags = if storage.unsaved { 0x1u32 } else { 0 };
+                changed.push(("Unsaved", Variant::from(storage.unsaved)));
+                changed.push(("Flags", Variant::from(flags)));
+            }
+            if props.filename != storage.filename {
+                changed.push(("Filename", Variant::from(storage.filename.clone())));
+            }
+            props.unsaved = storage.unsaved;
+            props.filename = storage.filename;
+        }
+        if !changed.is_empty() {
+            emit_changed(&self.bus, &p.path, CONNECTION_IFACE, changed).await;
         }
     }
 
@@ -998,14 +1033,14 @@ impl Engine {
         match event {
             SettingsEvent::Loaded(Snapshot { profiles, owner, hostname }) => {
                 let mut seen = Vec::new();
-                for (remote, dict) in profiles {
+                for Remote { path, dict, storage } in profiles {
                     match Self::parse(&dict).map(|c| Self::owned_by(source, &owner, c)) {
                         Ok(conn) => {
-                            if let Some(id) = self.profile_loaded(source, remote.clone(), conn, true).await {
+                            if let Some(id) = self.profile_loaded(source, path, conn, Some(storage), true).await {
                                 seen.push(id);
                             }
                         }
-                        Err(e) => warn!("profile {remote} from {name} is invalid: {e}"),
+                        Err(e) => warn!("profile {path} from {name} is invalid: {e}"),
                     }
                 }
                 if source == Source::User {
@@ -1052,23 +1087,26 @@ impl Engine {
                 }
                 self.autoconnect_all().await;
             }
-            SettingsEvent::Added(remote, dict) => {
+            SettingsEvent::Added(Remote { path: remote, dict, storage }) => {
                 let owner = self.owner_of(source);
                 match Self::parse(&dict).map(|c| Self::owned_by(source, &owner, c)) {
                     Ok(conn) => {
-                        self.profile_loaded(source, remote, conn, false).await;
+                        self.profile_loaded(source, remote, conn, Some(storage), false).await;
                         self.autoconnect_all().await;
                     }
                     Err(e) => warn!("new profile {remote} from {name} is invalid: {e}"),
                 }
             }
-            SettingsEvent::Updated(remote, dict) => {
+            SettingsEvent::Updated(Remote { path: remote, dict, storage }) => {
                 let Some(id) = self.profile_by_remote(source, &remote) else {
                     return;
                 };
                 let owner = self.owner_of(source);
                 match Self::parse(&dict).map(|c| Self::owned_by(source, &owner, c)) {
-                    Ok(conn) => self.profile_changed(id, conn).await,
+                    Ok(conn) => {
+                        self.set_storage(id, storage).await;
+                        self.profile_changed(id, conn).await;
+                    }
                     Err(e) => {
                         warn!("profile {remote} from {name} was updated into an invalid one: {e}; dropping it");
                         self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED).await;
@@ -1122,12 +1160,14 @@ impl Engine {
     /// its remote path refreshed). Returns its id; `None` when a user's
     /// profile has the uuid of a system one (the system's wins).
     /// `quiet`: part of a whole list (the caller publishes the list and the
-    /// devices' available profiles once at the end).
+    /// devices' available profiles once at the end). `storage`: where the
+    /// service keeps it, when it said (`None`: unchanged).
     async fn profile_loaded(
         &mut self,
         source: Source,
         remote: OwnedObjectPath,
         conn: Connection,
+        storage: Option<Storage>,
         quiet: bool,
     ) -> Option<u32> {
         let uuid = conn.uuid().unwrap_or_default().to_string();
@@ -1148,15 +1188,19 @@ impl Engine {
             if let Some(p) = self.profiles.get_mut(&id) {
                 p.remote = remote;
             }
+            if let Some(storage) = storage {
+                self.set_storage(id, storage).await;
+            }
             self.profile_changed(id, conn).await;
             return Some(id);
         }
         let id = next(&mut self.counters.profile);
         let path = api::path("Settings", id);
+        let storage = storage.unwrap_or_default();
         let props = Props::new(ConnectionProps {
             conn: Arc::new(self.with_timestamp(conn)),
-            unsaved: false,
-            filename: String::new(),
+            unsaved: storage.unsaved,
+            filename: storage.filename,
         });
         let iface = ConnectionIface { id, props: props.clone(), engine: self.handle.clone() };
         if let Err(e) = self.bus.object_server().at(&path, iface).await {
@@ -1281,6 +1325,13 @@ impl Engine {
                 }
             }
             PlatformEvent::LinkRemoved { ifindex, .. } => self.link_removed(ifindex).await,
+            // The kernel marks the address (one without lifetime) or
+            // removes it with the mark (one with, as a lease's).
+            PlatformEvent::AddressAdded(a) | PlatformEvent::AddressRemoved(a)
+                if a.addr.is_ipv6() && a.flags & IFA_F_DADFAILED != 0 =>
+            {
+                self.leased_address_in_use(&a).await;
+            }
             PlatformEvent::AddressAdded(a) | PlatformEvent::AddressRemoved(a) if a.addr.is_ipv6() => {
                 let on_link: Vec<(u32, bool)> = self
                     .actives
@@ -2306,6 +2357,30 @@ impl Engine {
         }
     }
 
+    /// The kernel found a DHCPv6 address in use by another host (its
+    /// duplicate address detection failed): the address goes, the server
+    /// hears so (Decline), and the helper asks for another, as
+    /// NetworkManager does. Other addresses that fail DAD are the kernel's
+    /// and the user's business.
+    async fn leased_address_in_use(&mut self, address: &Address) {
+        let IpAddr::V6(v6) = address.addr else { return };
+        let leased =
+            |a: &Active| a.dhcp6.lease.addresses.iter().any(|p| p.addr == address.addr && p.prefix == address.prefix);
+        let Some(ac) = self
+            .actives
+            .iter()
+            .find(|(_, a)| leased(a) && self.devices.get(&a.device).is_some_and(|d| d.ifindex == address.ifindex))
+            .map(|(id, _)| *id)
+        else {
+            return;
+        };
+        warn!(address = %v6, "the DHCPv6 address is in use on the link (duplicate address detection failed); declining it");
+        self.apply_lease6(ac, &dhcp6::Lease::default()).await;
+        if let Some(transaction) = self.actives.get(&ac).and_then(|a| a.dhcp6.transaction.clone()) {
+            dhcp_client::decline(&self.bus, &transaction, v6).await;
+        }
+    }
+
     /// Puts a DHCPv6 lease in the kernel (the address with its lifetime)
     /// and the resolver; an empty lease takes the previous one away.
     async fn apply_lease6(&mut self, ac: u32, lease: &dhcp6::Lease) {
@@ -2585,6 +2660,11 @@ impl Engine {
             action,
             connection: dbus_dict::to_dbus(&a.conn, false),
             connection_path: self.profiles.get(&a.profile).map(|p| p.path.clone()).unwrap_or_else(root),
+            connection_filename: self
+                .profiles
+                .get(&a.profile)
+                .map(|p| p.props.lock().filename.clone())
+                .unwrap_or_default(),
             interface: d.name.clone(),
             device_type: d.kind.number(),
             device_state: d.state as u32,

@@ -43,10 +43,27 @@ pub struct Owner {
     pub name: Option<String>,
 }
 
+/// Where a service keeps a profile: its `Filename` and `Unsaved`
+/// properties (additions of ours to the 0.8 interface, which did not say);
+/// empty and false from a service without them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Storage {
+    pub filename: String,
+    pub unsaved: bool,
+}
+
+/// A profile as a service has it.
+#[derive(Debug)]
+pub struct Remote {
+    pub path: OwnedObjectPath,
+    pub dict: SettingsDict,
+    pub storage: Storage,
+}
+
 /// What a settings service has when it appears (or nm-core starts).
 #[derive(Debug)]
 pub struct Snapshot {
-    pub profiles: Vec<(OwnedObjectPath, SettingsDict)>,
+    pub profiles: Vec<Remote>,
     /// The user the service runs as.
     pub owner: Owner,
     /// The system service's `Hostname` (asked together with the list, so
@@ -60,8 +77,8 @@ pub enum SettingsEvent {
     Loaded(Snapshot),
     /// The service is not on the bus (at start, or it left).
     Absent,
-    Added(OwnedObjectPath, SettingsDict),
-    Updated(OwnedObjectPath, SettingsDict),
+    Added(Remote),
+    Updated(Remote),
     Removed(OwnedObjectPath),
 }
 
@@ -89,9 +106,40 @@ pub async fn settings_proxy(bus: &Bus, source: Source) -> zbus::Result<SettingsP
         .await
 }
 
-async fn get(bus: &Bus, source: Source, path: &OwnedObjectPath) -> anyhow::Result<SettingsDict> {
-    let wire: WireSettings = connection_proxy(bus, source, path).await?.get_settings().await?;
-    Ok(settings_from_wire(&wire)?)
+/// A profile's settings and storage, asked side by side.
+async fn get(bus: &Bus, source: Source, path: OwnedObjectPath) -> anyhow::Result<Remote> {
+    let (wire, storage) = tokio::join!(
+        async { connection_proxy(bus, source, &path).await?.get_settings().await },
+        storage(bus, source, &path)
+    );
+    let dict = settings_from_wire(&wire?)?;
+    Ok(Remote { path, dict, storage })
+}
+
+/// A profile's [`Storage`]: one `Properties.GetAll`. A service that cannot
+/// say (an error, properties missing) gives the default: the profile
+/// matters more than where it is kept.
+async fn storage(bus: &Bus, source: Source, path: &OwnedObjectPath) -> Storage {
+    let reply = bus
+        .call_method(
+            Some(source.bus_name()),
+            path,
+            Some("org.freedesktop.DBus.Properties"),
+            "GetAll",
+            &(CONNECTION_INTERFACE,),
+        )
+        .await;
+    let mut props: std::collections::HashMap<String, zbus::OwnedVariant> =
+        match reply.and_then(|r| r.body().deserialize()) {
+            Ok(props) => props,
+            Err(e) => {
+                debug!("reading where {path} is stored: {e}");
+                return Storage::default();
+            }
+        };
+    let filename = props.remove("Filename").and_then(|v| String::try_from(v).ok()).unwrap_or_default();
+    let unsaved = props.remove("Unsaved").and_then(|v| bool::try_from(v).ok()).unwrap_or(false);
+    Storage { filename, unsaved }
 }
 
 /// The system service's `Hostname`: one `Properties.Get` (a proxy would
@@ -133,11 +181,7 @@ async fn load_all(bus: &Bus, dbus: &zbus::fdo::DBusProxy<'_>, source: Source) ->
         Source::System => None,
     };
     let owner = Owner { uid, name };
-    let profiles = stream::iter(paths)
-        .map(|p| async move { get(bus, source, &p).await.map(|d| (p, d)) })
-        .buffer_unordered(PARALLEL)
-        .try_collect()
-        .await?;
+    let profiles = stream::iter(paths).map(|p| get(bus, source, p)).buffer_unordered(PARALLEL).try_collect().await?;
     Ok(Snapshot { profiles, owner, hostname })
 }
 
@@ -244,15 +288,19 @@ pub async fn run(
                 match (iface.as_str(), member.as_str()) {
                     (SETTINGS_INTERFACE, "NewConnection") => {
                         let Ok(new_path) = msg.body().deserialize::<OwnedObjectPath>() else { continue };
-                        match get(&bus, source, &new_path).await {
-                            Ok(dict) => send(SettingsEvent::Added(new_path, dict)),
+                        match get(&bus, source, new_path.clone()).await {
+                            Ok(remote) => send(SettingsEvent::Added(remote)),
                             Err(e) => warn!("reading new profile {new_path}: {e}"),
                         }
                     }
                     (CONNECTION_INTERFACE, "Updated") => {
                         let Ok(wire) = msg.body().deserialize::<WireSettings>() else { continue };
                         match settings_from_wire(&wire) {
-                            Ok(dict) => send(SettingsEvent::Updated(path, dict)),
+                            Ok(dict) => {
+                                // An update may move the profile (to /run and back).
+                                let storage = storage(&bus, source, &path).await;
+                                send(SettingsEvent::Updated(Remote { path, dict, storage }));
+                            }
                             Err(e) => warn!("profile {path} updated with bad settings: {e}"),
                         }
                     }

@@ -343,6 +343,12 @@ pub fn fuzz_entry6(data: &[u8]) -> usize {
         };
         check(&acts, &mut xid);
         let _ = (machine.state_name(), machine.lease());
+        // Now and then nm-core finds the address (or one like it) in use.
+        if op == 0xfe {
+            let host = b.u8();
+            let address = std::net::Ipv6Addr::from_bits(fixtures::ADDR.to_bits() & !0xff | u128::from(host));
+            check(&machine.handle(Input6::Decline { address }, now), &mut xid);
+        }
         if op == 0xff {
             let acts = machine.handle(Input6::Stop { release: b.u8() & 1 != 0 }, now);
             check(&acts, &mut xid);

@@ -7,6 +7,7 @@
 //!                        ▲  └──Reply + Rapid Commit──────────▲  ▲ Reply  │     Reply   │
 //!                        │                                   │  └────────┴─────────────┘
 //!                        └──── NoAddrsAvail/NotOnLink, REQ_MAX_RC, valid lifetime over ─┘
+//!             BOUND/RENEW/REBIND ─address failed DAD─▶ DECLINE ─Reply or DEC_MAX_RC─▶ SOLICIT
 //!  stateless: Start ─▶ INFORMATION-REQUEST ─Reply─▶ BOUND ─refresh time─▶ (again)
 //! ```
 //!
@@ -40,6 +41,8 @@ const REQ: Rt = Rt { irt: 1_000, mrt: 30_000, mrc: 10 };
 const REN: Rt = Rt { irt: 10_000, mrt: 600_000, mrc: 0 };
 const REB: Rt = Rt { irt: 10_000, mrt: 600_000, mrc: 0 };
 const INF: Rt = Rt { irt: 1_000, mrt: 3_600_000, mrc: 0 };
+/// DEC_TIMEOUT and DEC_MAX_RC; RFC 8415 gives no MRT (four tries stay far below this one).
+const DEC: Rt = Rt { irt: 1_000, mrt: 3_600_000, mrc: 4 };
 /// Information Refresh Time: default and least (RFC 8415 §21.23).
 const IRT_DEFAULT: u32 = 86_400;
 const IRT_MINIMUM: u32 = 600;
@@ -62,6 +65,10 @@ pub enum Input6<'a> {
     Timer,
     Stop {
         release: bool,
+    },
+    /// nm-core found the leased address in use on the link (its DAD failed).
+    Decline {
+        address: Ipv6Addr,
     },
 }
 
@@ -114,6 +121,12 @@ enum Phase {
         ex: Exchange,
         lease: Box<Lease6>,
     },
+    /// Telling `server` that `address` is in use by another host.
+    Declining {
+        ex: Exchange,
+        server: Vec<u8>,
+        address: Ipv6Addr,
+    },
     /// Stateless; `held` is the information being refreshed.
     Informing {
         ex: Exchange,
@@ -153,6 +166,7 @@ impl Machine6 {
             Phase::Bound { .. } => "bound",
             Phase::Renewing { .. } => "renewing",
             Phase::Rebinding { .. } => "rebinding",
+            Phase::Declining { .. } => "declining",
             Phase::Informing { .. } => "informing",
             Phase::Stopped => "stopped",
         }
@@ -176,7 +190,10 @@ impl Machine6 {
         };
         let phase = match &self.phase {
             Phase::Idle | Phase::Stopped => None,
-            Phase::Soliciting { ex, .. } | Phase::Requesting { ex, .. } | Phase::Informing { ex, .. } => Some(ex.at),
+            Phase::Soliciting { ex, .. }
+            | Phase::Requesting { ex, .. }
+            | Phase::Declining { ex, .. }
+            | Phase::Informing { ex, .. } => Some(ex.at),
             Phase::Bound { lease } if lease.address.is_none() => at(lease, lease.t1),
             Phase::Bound { lease } => min(at(lease, lease.t1), at(lease, lease.valid)),
             Phase::Renewing { ex, lease } => min(Some(ex.at), min(at(lease, lease.t2), at(lease, lease.valid))),
@@ -205,6 +222,7 @@ impl Machine6 {
             }
             Input6::Start => {}
             Input6::Stop { release } => self.stop(release, now, &mut out),
+            Input6::Decline { address } => self.decline(address, now, &mut out),
             Input6::Timer => self.on_timer(now, &mut out),
             Input6::Packet(payload) => self.on_packet(payload, now, &mut out),
         }
@@ -295,6 +313,21 @@ impl Machine6 {
         out.push(Action6::Finished);
     }
 
+    /// RFC 8415 §18.2.8: the held address is in use by another host; the
+    /// server hears so (it will not give it out again for a while), and the
+    /// client solicits anew. Another address than the lease's is no news.
+    fn decline(&mut self, address: Ipv6Addr, now: Time, out: &mut Vec<Action6>) {
+        let Some(lease) = self.lease().filter(|l| l.address == Some(address)).cloned() else {
+            debug!(%address, "asked to decline an address not held; ignored");
+            return;
+        };
+        warn!(%address, "the address is in use on the link; declining it");
+        let ex = self.exchange(DEC, now, false);
+        let server = lease.server_id;
+        self.send(&Out6::Decline { server: &server, address }, &ex, now, out);
+        self.phase = Phase::Declining { ex, server, address };
+    }
+
     fn on_timer(&mut self, now: Time, out: &mut Vec<Action6>) {
         if let Some(at) = self.timeout_at()
             && now >= at
@@ -307,7 +340,10 @@ impl Machine6 {
         let passed = |l: &Lease6, s: u32| secs(s).is_some_and(|d| now >= l.acquired + d);
         match self.phase.clone() {
             Phase::Idle | Phase::Stopped => {}
-            Phase::Soliciting { ex, .. } | Phase::Requesting { ex, .. } | Phase::Informing { ex, .. }
+            Phase::Soliciting { ex, .. }
+            | Phase::Requesting { ex, .. }
+            | Phase::Declining { ex, .. }
+            | Phase::Informing { ex, .. }
                 if now < ex.at => {}
             Phase::Soliciting { ex, best } => match best {
                 // The first RT is over: the best Advertise wins (§18.2.1).
@@ -326,6 +362,16 @@ impl Machine6 {
                     let ex = self.backoff(REQ, ex, now);
                     self.send(&Out6::Request { server: &server, address }, &ex, now, out);
                     self.phase = Phase::Requesting { ex, server, address };
+                }
+            }
+            Phase::Declining { ex, server, address } => {
+                if ex.sent >= DEC.mrc {
+                    debug!("no Reply to {} Declines, soliciting", DEC.mrc);
+                    self.solicit(now, out);
+                } else {
+                    let ex = self.backoff(DEC, ex, now);
+                    self.send(&Out6::Decline { server: &server, address }, &ex, now, out);
+                    self.phase = Phase::Declining { ex, server, address };
                 }
             }
             Phase::Informing { ex, held } => {
@@ -385,6 +431,7 @@ impl Machine6 {
             | Phase::Requesting { ex, .. }
             | Phase::Renewing { ex, .. }
             | Phase::Rebinding { ex, .. }
+            | Phase::Declining { ex, .. }
             | Phase::Informing { ex, .. } => ex.xid,
             _ => return,
         };
@@ -468,6 +515,8 @@ impl Machine6 {
                     }
                 }
             }
+            // §18.2.10.1: the exchange is complete whatever the status.
+            (Phase::Declining { server: told, .. }, MessageType::Reply) if told == server => self.solicit(now, out),
             (Phase::Informing { held, .. }, MessageType::Reply) => {
                 let refresh = r.refresh.unwrap_or(IRT_DEFAULT).max(IRT_MINIMUM);
                 let lease = Lease6 {
@@ -840,6 +889,47 @@ mod tests {
         let mut m = Machine6::new(cfg(false), 9);
         start(&mut m);
         assert_eq!(m.handle(Input6::Stop { release: true }, S(0)), [Action6::Finished]);
+    }
+
+    #[test]
+    fn a_duplicate_address_is_declined_then_solicited_anew() {
+        let (mut m, _) = bound();
+        let other: Ipv6Addr = "fd00::99".parse().unwrap();
+        assert!(m.handle(Input6::Decline { address: other }, S(1)).is_empty(), "not ours: no news");
+        assert_eq!(m.state_name(), "bound");
+        let dec = sent(&m.handle(Input6::Decline { address: ADDR }, S(1)));
+        assert_eq!(dec[0].msg_type(), MessageType::Decline);
+        assert_eq!(dec[0].opts().get(OptionCode::ServerId), Some(&DhcpOption::ServerId(SERVER_DUID.to_vec())));
+        let Some(DhcpOption::IANA(ia)) = dec[0].opts().get(OptionCode::IANA) else { panic!("no IA_NA") };
+        assert!(matches!(ia.opts.get(OptionCode::IAAddr), Some(DhcpOption::IAAddr(a)) if a.addr == ADDR));
+        assert!(dec[0].opts().get(OptionCode::ORO).is_none(), "no Option Request in a Decline");
+        assert_eq!(m.state_name(), "declining");
+        assert!(m.lease().is_none(), "the address is not ours any more");
+        // Retransmitted in the same transaction; the server's Reply ends it.
+        let at = m.deadline().unwrap();
+        assert!(at >= S(1) + Duration::from_millis(900) && at <= S(1) + Duration::from_millis(1100), "{at:?}");
+        let again = sent(&m.handle(Input6::Timer, at));
+        assert_eq!((again[0].msg_type(), again[0].xid()), (MessageType::Decline, dec[0].xid()));
+        let r = reply(MessageType::Reply, dec[0].xid_num(), None, (0, 0));
+        let sol = sent(&feed(&mut m, &r, at));
+        assert_eq!(sol[0].msg_type(), MessageType::Solicit);
+        assert_eq!(m.state_name(), "soliciting");
+    }
+
+    #[test]
+    fn unanswered_declines_end_after_four() {
+        let (mut m, _) = bound();
+        let mut declines = sent(&m.handle(Input6::Decline { address: ADDR }, S(1))).len();
+        loop {
+            let at = m.deadline().unwrap();
+            let s = sent(&m.handle(Input6::Timer, at));
+            if s[0].msg_type() == MessageType::Solicit {
+                break;
+            }
+            assert_eq!(s[0].msg_type(), MessageType::Decline);
+            declines += 1;
+        }
+        assert_eq!(declines, 4, "DEC_MAX_RC");
     }
 
     #[test]

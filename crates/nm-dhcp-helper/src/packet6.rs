@@ -45,6 +45,7 @@ pub enum Out6<'a> {
     Renew { server: &'a [u8], address: Ipv6Addr },
     Rebind { address: Ipv6Addr },
     Release { server: &'a [u8], address: Ipv6Addr },
+    Decline { server: &'a [u8], address: Ipv6Addr },
     InformationRequest,
 }
 
@@ -56,6 +57,7 @@ impl Out6<'_> {
             Out6::Renew { .. } => "RENEW",
             Out6::Rebind { .. } => "REBIND",
             Out6::Release { .. } => "RELEASE",
+            Out6::Decline { .. } => "DECLINE",
             Out6::InformationRequest => "INFORMATION-REQUEST",
         }
     }
@@ -79,6 +81,7 @@ pub fn build(p: &Params6, what: &Out6<'_>, xid: u32, elapsed: u16) -> Vec<u8> {
         Out6::Renew { .. } => MessageType::Renew,
         Out6::Rebind { .. } => MessageType::Rebind,
         Out6::Release { .. } => MessageType::Release,
+        Out6::Decline { .. } => MessageType::Decline,
         Out6::InformationRequest => MessageType::InformationRequest,
     };
     let mut m = Message::new(kind);
@@ -93,7 +96,10 @@ pub fn build(p: &Params6, what: &Out6<'_>, xid: u32, elapsed: u16) -> Vec<u8> {
             // dnsmasq and most servers then answer with a Reply at once.
             o.insert(DhcpOption::RapidCommit);
         }
-        Out6::Request { server, address } | Out6::Renew { server, address } | Out6::Release { server, address } => {
+        Out6::Request { server, address }
+        | Out6::Renew { server, address }
+        | Out6::Release { server, address }
+        | Out6::Decline { server, address } => {
             o.insert(DhcpOption::ServerId(server.to_vec()));
             o.insert(ia_na(p, Some(*address)));
         }
@@ -101,8 +107,8 @@ pub fn build(p: &Params6, what: &Out6<'_>, xid: u32, elapsed: u16) -> Vec<u8> {
         // RFC 8415 §18.2.6: ask for the Information Refresh Time.
         Out6::InformationRequest => oro.push(OptionCode::from(OPT_REFRESH)),
     }
-    // RFC 8415 §18.2.7: a Release carries no Option Request.
-    if !matches!(what, Out6::Release { .. }) {
+    // RFC 8415 §18.2.7, §18.2.8: a Release or Decline carries no Option Request.
+    if !matches!(what, Out6::Release { .. } | Out6::Decline { .. }) {
         o.insert(DhcpOption::ORO(ORO { opts: oro }));
     }
     let mut buf = Vec::with_capacity(128);
@@ -181,9 +187,17 @@ fn decodable(code: u16, data: &[u8], depth: u8) -> bool {
     }
 }
 
-/// Whether every option of a nested list may go to the codec.
+/// Whether every option of a nested list may go to the codec, which
+/// decodes such a list whole: it must end with a whole option. (The codec
+/// reads some options by their type, not their length, so from a truncated
+/// option on it would read other bytes as options than these checks saw.)
 fn list_ok(bytes: &[u8], depth: u8) -> bool {
-    options(bytes).all(|(code, data, _)| decodable(code, data, depth))
+    let mut seen = 0;
+    let all_ok = options(bytes).all(|(code, data, whole)| {
+        seen += whole.len();
+        decodable(code, data, depth)
+    });
+    all_ok && seen == bytes.len()
 }
 
 /// The options of a list: (code, data, the whole option), by the codec's
@@ -466,5 +480,14 @@ mod tests {
         let r = parse_reply(&p, IAID).unwrap();
         assert_eq!(r.ia, None);
         assert!(!r.rapid_commit);
+        // A truncated option in an IA_NA whose type the codec reads by
+        // size (Preference: one byte, whatever its length says), then a
+        // status code of length 0: found by `cargo xtask fuzz dhcp6`.
+        let mut p = vec![7, 0, 0, 1];
+        p.extend_from_slice(&[0, 3, 0, 23, 0x1a, 0x2b, 0x3c, 0x4d, 0, 0, 0, 0, 0, 0, 0, 0]);
+        p.extend_from_slice(&[0, 7, 0, 9, 255, 0, 13, 0, 0, 1, 2]);
+        let r = parse_reply(&p, IAID).unwrap();
+        assert_eq!(r.ia, None);
+        assert_eq!(r.dropped, ["option 3: malformed"]);
     }
 }

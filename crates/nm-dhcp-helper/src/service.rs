@@ -46,7 +46,14 @@ const MAX_ACD_TIMEOUT: u32 = 30_000;
 
 /// A command for a transaction's task.
 pub enum Control {
-    Stop { release: bool, done: oneshot::Sender<()> },
+    Stop {
+        release: bool,
+        done: oneshot::Sender<()>,
+    },
+    /// DHCPv6: the leased address failed duplicate address detection.
+    Decline {
+        address: std::net::Ipv6Addr,
+    },
 }
 
 struct Running {
@@ -415,7 +422,8 @@ impl Manager {
         let path = transaction_path(id);
         let (control, inbox) = mpsc::unbounded_channel();
         let state = Arc::new(Mutex::new("init"));
-        let iface = TransactionIface { state: state.clone(), control: control.clone(), shared: self.shared.clone() };
+        let iface =
+            TransactionIface { state: state.clone(), control: control.clone(), shared: self.shared.clone(), ipv6 };
         bus.object_server().at(path.clone(), iface).await.map_err(|e| fdo::Error::Failed(e.to_string()))?;
         self.shared.running().insert(id, Running { ifindex, ipv6, owner, control });
         Ok((id, path, state, inbox))
@@ -453,6 +461,7 @@ pub struct TransactionIface {
     pub state: Arc<Mutex<&'static str>>,
     control: mpsc::UnboundedSender<Control>,
     shared: Arc<Shared>,
+    ipv6: bool,
 }
 
 #[interface(name = "org.freedesktop.nm_dhcp_helper.Transaction")]
@@ -470,6 +479,26 @@ impl TransactionIface {
         if self.control.send(Control::Stop { release, done }).is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
         }
+        Ok(())
+    }
+
+    /// DHCPv6 only: the leased `address` is in use by another host on the
+    /// link (nm-core saw its duplicate address detection fail). The server
+    /// is told (Decline) and the client solicits another address. (DHCPv4
+    /// checks its addresses itself when `Start` asks: `acd-timeout`.)
+    async fn decline(
+        &self,
+        address: &str,
+        #[zbus(connection)] bus: &Connection,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> fdo::Result<()> {
+        require_root(&self.shared, bus, &hdr, "decline an address").await?;
+        if !self.ipv6 {
+            return Err(fdo::Error::NotSupported("Decline is for DHCPv6 transactions".into()));
+        }
+        let address = address.parse().map_err(|_| invalid("address", format!("'{address}' is not an IPv6 address")))?;
+        // A transaction that just ended has nothing left to decline.
+        let _ = self.control.send(Control::Decline { address });
         Ok(())
     }
 

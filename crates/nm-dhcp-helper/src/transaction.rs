@@ -155,6 +155,8 @@ pub async fn run(
                     stop_done = Some(done);
                     machine.handle(Input::Stop { release }, d.now())
                 }
+                // Refused for DHCPv4 transactions by the service.
+                Some(Control::Decline { .. }) => Vec::new(),
                 None => break,
             },
         };

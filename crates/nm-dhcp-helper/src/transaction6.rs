@@ -85,6 +85,7 @@ pub async fn run(
                     stop_done = Some(done);
                     machine.handle(Input6::Stop { release }, d.now())
                 }
+                Some(Control::Decline { address }) => machine.handle(Input6::Decline { address }, d.now()),
                 None => break,
             },
         };

@@ -90,7 +90,10 @@ impl Cache {
         }
     }
 
-    /// `RTM_DELADDR`.
+    /// `RTM_DELADDR`. The event carries the address as last known, with
+    /// the flags of the deletion: the kernel removes an IPv6 address with a
+    /// lifetime whose duplicate address detection failed, and only the
+    /// deletion says `dadfailed`.
     pub fn remove_address(&mut self, addr: &Address) -> Option<PlatformEvent> {
         let list = self.addrs.get_mut(&addr.ifindex)?;
         let at = list.iter().position(|a| a.same_key(addr))?;
@@ -98,7 +101,7 @@ impl Cache {
         if list.is_empty() {
             self.addrs.remove(&addr.ifindex);
         }
-        Some(PlatformEvent::AddressRemoved(old))
+        Some(PlatformEvent::AddressRemoved(Address { flags: addr.flags, ..old }))
     }
 
     /// Replaces the cache by `fresh` (a new dump) and returns the events that
@@ -210,6 +213,11 @@ mod tests {
         assert_eq!(c.remove_address(&addr(2, "10.0.0.1", 24)), Some(PlatformEvent::AddressRemoved(refreshed)));
         assert_eq!(c.remove_address(&addr(2, "10.0.0.1", 24)), None);
         assert_eq!(c.remove_address(&addr(9, "10.0.0.1", 24)), None);
+        // The deletion's flags win (IPv6 DAD failure shows only there).
+        let mut failed = addr(2, "fd00::1", 80);
+        failed.flags = 0x08;
+        assert_eq!(c.remove_address(&failed), Some(PlatformEvent::AddressRemoved(failed.clone())));
+        assert!(c.put_address(addr(2, "fd00::1", 80)).is_some());
         c.remove_address(&addr(2, "10.0.0.1", 16));
         c.remove_address(&addr(2, "fd00::1", 64));
         assert!(c.addrs.is_empty(), "no empty lists are kept");

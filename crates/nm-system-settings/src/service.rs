@@ -480,6 +480,22 @@ impl ConnectionIface {
         Ok(())
     }
 
+    /// The file the profile is read from. Not in the 0.8 interface: nm-core
+    /// shows it as the modern `Settings.Connection.Filename` (nmcli's
+    /// FILENAME, the dispatcher's CONNECTION_FILENAME). A change of file
+    /// comes with `Updated`.
+    #[zbus(property)]
+    fn filename(&self) -> Result<String, BoxDBusError> {
+        Ok(self.current()?.path.display().to_string())
+    }
+
+    /// Whether the profile lives in the runtime folder only (added or
+    /// updated unsaved): the modern `Unsaved`.
+    #[zbus(property)]
+    fn unsaved(&self) -> Result<bool, BoxDBusError> {
+        Ok(self.current()?.dir == DirKind::Runtime)
+    }
+
     #[zbus(signal)]
     pub async fn updated(emitter: &SignalEmitter<'_>, settings: WireSettings) -> zbus::Result<()>;
 
