@@ -1051,7 +1051,7 @@ async fn ipv6_auto_takes_its_address_by_dhcpv6_when_the_router_says_managed() {
     let address = leased(&c).expect("the DHCPv6 address");
     let line = c.ip(&["-6", "-o", "addr", "show", "dev", &eth, "to", &address.to_string()]);
     assert!(line.contains("valid_lft") && !line.contains("valid_lft forever"), "the lease's lifetime: {line}");
-    let show = c.ok(&["-t", "-f", "IP6.ADDRESS,IP6.DNS,DHCP6", "device", "show", &eth]).await;
+    let show = c.ok(&["-t", "-f", "IP6.ADDRESS,IP6.ROUTE,IP6.DNS,DHCP6", "device", "show", &eth]).await;
     assert!(show.contains(&format!(":{address}/128")), "IP6Config lists {address}/128:\n{show}");
     assert!(show.contains(&format!("ip6_address = {address}")), "DHCP6Config lists the lease:\n{show}");
     let dns = show
@@ -1061,8 +1061,15 @@ async fn ipv6_auto_takes_its_address_by_dhcpv6_when_the_router_says_managed() {
         .to_string();
     assert!(c.resolv().contains(&format!("nameserver {dns}")), "{}", c.resolv());
 
+    assert!(show.contains("IP6.ROUTE") && show.contains("::/64, nh = ::"), "the router's on-link prefix:\n{show}");
+
     c.ok(&["connection", "down", "managed6"]).await;
     assert_eq!(leased(&c), None, "down removes the DHCPv6 address");
+    let routes = c.ip(&["-6", "route", "show", "dev", &eth]);
+    assert!(
+        routes.lines().all(|l| l.starts_with("fe80::/64") || l.starts_with("multicast")),
+        "down removes what routers gave, the on-link prefix too:\n{routes}"
+    );
     let show = c.ok(&["-t", "-f", "GENERAL.STATE,DHCP6", "device", "show", &eth]).await;
     assert!(!show.contains("ip6_address"), "{show}");
 }

@@ -17,7 +17,7 @@ use nm_model::text::format_mac;
 use nm_model::{Connection, Value, validate};
 use nm_platform::{
     Address, Family, IFA_F_DADFAILED, IFA_F_PERMANENT, IFA_F_TENTATIVE, Link, LinkKind, Platform, PlatformEvent,
-    RTPROT_RA, Route, RouteFilter,
+    RTPROT_KERNEL, RTPROT_RA, Route, RouteFilter,
 };
 use nm_runtime::Paths;
 use tokio::sync::{mpsc, oneshot};
@@ -2540,13 +2540,17 @@ impl Engine {
     }
 
     /// The IPv6 routes the kernel took from router advertisements on a device.
+    /// The IPv6 routes the kernel made from router advertisements on the
+    /// link: default and more-specific routes (protocol `ra`) and the
+    /// on-link prefixes (protocol `kernel`, timed out by the kernel; nm-core
+    /// adds its addresses without prefix routes, so those are not its own).
     async fn router_routes(&self, ifindex: u32) -> Vec<Route> {
-        let filter =
-            RouteFilter { family: Some(Family::V6), oif: Some(ifindex), protocol: Some(RTPROT_RA), table: None };
-        self.platform.routes(filter).await.unwrap_or_else(|e| {
+        let filter = RouteFilter { family: Some(Family::V6), oif: Some(ifindex), protocol: None, table: None };
+        let routes = self.platform.routes(filter).await.unwrap_or_else(|e| {
             warn!("listing the routes from routers: {e}");
             Vec::new()
-        })
+        });
+        routes.into_iter().filter(|r| r.protocol == RTPROT_RA || (r.protocol == RTPROT_KERNEL && r.expires)).collect()
     }
 
     async fn export_ip_configs(&mut self, ac: u32) {
@@ -3294,6 +3298,7 @@ mod tests {
             scope: 0,
             src: None,
             mtu: None,
+            expires: true,
         }
     }
 

@@ -65,6 +65,7 @@ const RTA_PRIORITY: u16 = 6;
 const RTA_PREFSRC: u16 = 7;
 const RTA_METRICS: u16 = 8;
 const RTA_MULTIPATH: u16 = 9;
+const RTA_CACHEINFO: u16 = 12;
 const RTA_TABLE: u16 = 15;
 const RTAX_MTU: u16 = 2;
 const RTN_UNICAST: u8 = 1;
@@ -438,6 +439,7 @@ pub(crate) fn parse_route(payload: &[u8], filter: &RouteFilter) -> Result<Option
         scope,
         src: None,
         mtu: None,
+        expires: false,
     };
     for (kind, value) in attrs(&payload[RTMSG_LEN..]) {
         match kind {
@@ -447,6 +449,8 @@ pub(crate) fn parse_route(payload: &[u8], filter: &RouteFilter) -> Result<Option
             RTA_PRIORITY => route.metric = attr_u32(value).unwrap_or(0),
             RTA_PREFSRC => route.src = attr_ip(family, value),
             RTA_TABLE => route.table = attr_u32(value).unwrap_or(route.table),
+            // struct rta_cacheinfo { u32 clntref, lastuse; s32 expires; … }
+            RTA_CACHEINFO => route.expires = i32_at(value, 8).is_some_and(|e| e != 0),
             RTA_METRICS => route.mtu = attrs(value).find(|(k, _)| *k == RTAX_MTU).and_then(|(_, v)| attr_u32(v)),
             RTA_MULTIPATH if route.oif.is_none() => {
                 // struct rtnexthop { u16 len; u8 flags; u8 hops; i32 ifindex; } + attributes
@@ -504,7 +508,7 @@ mod tests {
     use netlink_packet_route::AddressFamily;
     use netlink_packet_route::address::{AddressAttribute, CacheInfo};
     use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType};
-    use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMetric, RouteType};
+    use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteCacheInfo, RouteMetric, RouteType};
 
     fn veth(index: u32, name: &str) -> Vec<LinkAttribute> {
         vec![
@@ -817,6 +821,7 @@ mod tests {
                 scope: RT_SCOPE_UNIVERSE,
                 src: Some("198.18.0.5".parse().unwrap()),
                 mtu: Some(1400),
+                expires: false,
             }
         );
     }
@@ -838,6 +843,13 @@ mod tests {
         assert!(!keep(RouteFilter { family: Some(Family::V6), ..RouteFilter::default() }));
     }
 
+    /// `struct rta_cacheinfo` with only `rta_expires` set.
+    fn route_cache_info(expires: u32) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        b[8..12].copy_from_slice(&expires.to_ne_bytes());
+        b
+    }
+
     #[test]
     fn default_routes_big_tables_and_ipv6() {
         let bytes = route_message(
@@ -851,13 +863,15 @@ mod tests {
                 RouteAttribute::Gateway(RouteAddress::Inet6("fe80::1".parse().unwrap())),
                 RouteAttribute::Oif(2),
                 RouteAttribute::Priority(1024),
+                // A router's route: the kernel times it out.
+                RouteAttribute::CacheInfo(RouteCacheInfo::parse(&route_cache_info(179_900)).unwrap()),
             ],
         );
         let r = parse_route(&bytes, &RouteFilter::default()).unwrap().unwrap();
         assert_eq!(r.family, Family::V6);
         assert!(r.is_default());
         assert_eq!(r.dest, "::".parse::<IpAddr>().unwrap());
-        assert_eq!((r.table, r.metric, r.oif, r.mtu), (100_000, 1024, Some(2), None));
+        assert_eq!((r.table, r.metric, r.oif, r.mtu, r.expires), (100_000, 1024, Some(2), None, true));
     }
 
     #[test]

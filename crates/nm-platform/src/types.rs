@@ -235,6 +235,10 @@ pub struct Route {
     pub src: Option<IpAddr>,
     /// `RTAX_MTU` in `RTA_METRICS`.
     pub mtu: Option<u32>,
+    /// The kernel times it out (`rta_expires` of `RTA_CACHEINFO`): a route
+    /// a router advertisement made, or the prefix route of an address with
+    /// a lifetime. Ignored when adding.
+    pub expires: bool,
 }
 
 impl Route {
@@ -259,6 +263,7 @@ impl Route {
             },
             src: None,
             mtu: None,
+            expires: false,
         }
     }
 
