@@ -811,6 +811,33 @@ fn inet_lines(text: &str) -> Vec<String> {
     text.lines().filter(|l| l.trim_start().starts_with("inet ")).map(str::to_string).collect()
 }
 
+/// At equal `dns-priority` the resolver asks the servers of the device
+/// with the best default route first, whatever came up first (as
+/// NetworkManager orders them); a lower priority still goes first.
+#[tokio::test]
+async fn the_default_route_device_is_asked_first() {
+    let c = Core::start(2, "").await;
+    let (eth0, eth1) = (c.uplink(0), c.uplink(1));
+    for args in [
+        static_profile("first-up", &eth1, "192.0.2.20/24", "192.0.2.1", "192.0.2.201"),
+        static_profile("best", &eth0, "198.51.100.20/24", "198.51.100.1", "198.51.100.201"),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        c.ok(&args).await;
+    }
+    c.ok(&["connection", "modify", "best", "ipv4.route-metric", "50"]).await;
+    c.ok(&["connection", "up", "first-up"]).await;
+    c.ok(&["connection", "up", "best"]).await;
+    let routes = c.ip(&["-4", "route", "show", "default"]);
+    assert!(routes.contains(&format!("dev {eth0} proto static metric 50")), "{routes}");
+    let servers =
+        |c: &Core| c.resolv().lines().filter(|l| l.starts_with("nameserver")).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(servers(&c), ["nameserver 198.51.100.201", "nameserver 192.0.2.201"], "{}", c.resolv());
+    c.ok(&["connection", "modify", "first-up", "ipv4.dns-priority", "50"]).await;
+    c.ok(&["device", "reapply", &eth1]).await;
+    assert_eq!(servers(&c), ["nameserver 192.0.2.201", "nameserver 198.51.100.201"], "{}", c.resolv());
+}
+
 /// A stand-in for nm-dhcp-helper: `Start` returns a transaction whose
 /// events the test sends by hand, so nm-core's side of DHCP is tested
 /// without a DHCP server.

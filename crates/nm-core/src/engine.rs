@@ -2932,17 +2932,24 @@ impl Engine {
     async fn update_dns(&mut self) {
         let mut entries = Vec::new();
         let mut sources = Vec::new();
-        let configs: Vec<(String, ipconfig::DnsConfig)> = self
+        let best4 = self.best_default_route(false).map(|(_, ac)| ac);
+        let best6 = self.best_default_route(true).map(|(_, ac)| ac);
+        let configs: Vec<(String, ipconfig::DnsConfig, bool)> = self
             .actives
-            .values()
-            .filter(|a| a.state == AcState::Activated)
-            .filter_map(|a| self.devices.get(&a.device).map(|d| (d, a)))
-            .flat_map(|(d, a)| [(d.name.clone(), a.plan.dns4.clone()), (d.name.clone(), a.plan.dns6.clone())])
-            .filter(|(_, c)| !c.servers.is_empty() || !c.searches.is_empty())
+            .iter()
+            .filter(|(_, a)| a.state == AcState::Activated)
+            .filter_map(|(id, a)| self.devices.get(&a.device).map(|d| (*id, d, a)))
+            .flat_map(|(id, d, a)| {
+                [
+                    (d.name.clone(), a.plan.dns4.clone(), best4 == Some(id)),
+                    (d.name.clone(), a.plan.dns6.clone(), best6 == Some(id)),
+                ]
+            })
+            .filter(|(_, c, _)| !c.servers.is_empty() || !c.searches.is_empty())
             .collect();
-        for (iface, c) in &configs {
+        for (iface, c, best) in &configs {
             entries.push((iface.clone(), c.servers.clone(), c.searches.clone(), c.priority));
-            sources.push(c);
+            sources.push(dns::Source { config: c, best: *best });
         }
         self.dns_props.lock().entries = entries;
         if self.config.core.dns == DnsMode::None {
