@@ -856,11 +856,15 @@ impl Engine {
         let ready = fits.iter().find(|id| self.devices[id].state >= DeviceState::Disconnected);
         match (ready, fits.first()) {
             (Some(id), _) => Ok(**id),
+            // NetworkManager's words: nmcli prints them after "Connection activation failed: ".
             (None, Some(id)) => Err(NmError::manager(
-                "ConnectionNotAvailable",
-                format!("device {} not available because device has no carrier", self.devices[id].name),
+                "UnknownDevice",
+                format!(
+                    "No suitable device found for this connection (device {} not available because device has no carrier).",
+                    self.devices[id].name
+                ),
             )),
-            (None, None) => Err(NmError::manager("UnknownDevice", "No suitable device found for this connection")),
+            (None, None) => Err(NmError::manager("UnknownDevice", "No suitable device found for this connection.")),
         }
     }
 
