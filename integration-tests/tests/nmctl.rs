@@ -365,9 +365,12 @@ async fn errors_exit_non_zero_naming_the_cause() {
 #[tokio::test]
 async fn without_networkmanager_commands_say_so() {
     let lab = Nm::lab();
-    let out = lab.command(Nm::nmctl_path(&lab)).arg("device").output().await.expect("nmctl runs");
-    assert_eq!(out.status.code(), Some(8), "{out:?}");
-    assert_eq!(out.stderr, "nmctl: error: NetworkManager is not running\n");
+    // `connection up` and `down` learn it from their first read.
+    for args in [&["device"][..], &["connection", "up", "office"], &["connection", "down", "office"]] {
+        let out = lab.command(Nm::nmctl_path(&lab)).args(args).output().await.expect("nmctl runs");
+        assert_eq!(out.status.code(), Some(8), "{args:?}: {out:?}");
+        assert_eq!(out.stderr, "nmctl: error: NetworkManager is not running\n", "{args:?}");
+    }
 }
 
 #[tokio::test]

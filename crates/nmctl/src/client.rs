@@ -249,6 +249,12 @@ pub struct Watch {
 }
 
 impl Watch {
+    /// Fails with "NetworkManager is not running" (status 8) when it was
+    /// not when the watch began.
+    pub fn require_present(&self) -> Result<()> {
+        if self.present { Ok(()) } else { Err(fail(exit::NOT_RUNNING, "NetworkManager is not running")) }
+    }
+
     /// Waits for the next signal and applies it.
     pub async fn next(&mut self, client: &Client) -> Result<Event> {
         tokio::select! {

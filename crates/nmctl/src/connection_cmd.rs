@@ -171,6 +171,7 @@ struct Activated {
 
 async fn up(ctx: &Ctx, client: &Client, key: &str, device: Option<&str>) -> Result<()> {
     let mut watch = client.watch().await?;
+    watch.require_present()?;
     let profiles = client.profiles(&watch.store).await?;
     let p = find(&profiles, key)?;
     let dev = device.map(|d| find_device(&watch.store, d)).transpose()?;
@@ -197,6 +198,7 @@ async fn up(ctx: &Ctx, client: &Client, key: &str, device: Option<&str>) -> Resu
 
 async fn down(ctx: &Ctx, client: &Client, key: &str) -> Result<()> {
     let mut watch = client.watch().await?;
+    watch.require_present()?;
     let profiles = client.profiles(&watch.store).await?;
     let p = find(&profiles, key)?;
     let acs = view::actives_of(&watch.store, &p.path);
