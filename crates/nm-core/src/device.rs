@@ -56,7 +56,6 @@ pub mod ac_reason {
     pub const NONE: u32 = 1;
     pub const USER_DISCONNECTED: u32 = 2;
     pub const DEVICE_DISCONNECTED: u32 = 3;
-    pub const IP_CONFIG_INVALID: u32 = 5;
     pub const CONNECTION_REMOVED: u32 = 11;
     pub const DEVICE_REMOVED: u32 = 14;
 }

@@ -697,15 +697,12 @@ impl Engine {
             ..old.clone()
         };
         self.unapply_plan(ifindex, &stale).await;
-        let mtu = plan.mtu.filter(|m| Some(*m) != old.mtu);
-        let applied = match mtu {
-            Some(mtu) => self.platform.set_mtu(ifindex, mtu).await.map_err(|e| e.to_string()),
-            None => Ok(()),
-        };
-        if let Err(e) = match applied {
-            Ok(()) => self.apply_plan(ifindex, &plan).await,
-            Err(e) => Err(e),
-        } {
+        if let Some(mtu) = plan.mtu.filter(|m| Some(*m) != old.mtu)
+            && let Err(e) = self.platform.set_mtu(ifindex, mtu).await
+        {
+            warn!(ifindex, "MTU {mtu} left out: {e}");
+        }
+        if let Err(e) = self.apply_plan(ifindex, &plan).await {
             // Refused as a whole: what the new settings added goes and the
             // old configuration comes back, so a failed reapply changes nothing.
             let added = ipconfig::Plan {
@@ -721,9 +718,6 @@ impl Engine {
                 ..old.clone()
             };
             self.unapply_plan(ifindex, &added).await;
-            if let (Some(_), Some(was)) = (mtu, old.mtu) {
-                let _ = self.platform.set_mtu(ifindex, was).await;
-            }
             if let Err(again) = self.apply_plan(ifindex, &old).await {
                 warn!(ifindex, "restoring the configuration after a failed reapply: {again}");
             }
@@ -1736,10 +1730,11 @@ impl Engine {
         }
         self.set_device_state(device, DeviceState::Config, why).await;
         if !assumed && failure.is_none() {
+            // An MTU the link cannot take is a warning, as in NetworkManager.
             if let Some(mtu) = plan.mtu
                 && let Err(e) = self.platform.set_mtu(ifindex, mtu).await
             {
-                failure = Some(format!("setting the MTU: {e}"));
+                warn!(device = %name, "MTU {mtu} left out: {e}");
             }
             if let Err(e) = self.platform.set_link_up(ifindex, true).await {
                 failure = Some(format!("setting the link up: {e}"));
@@ -2465,14 +2460,15 @@ impl Engine {
             addr.preferred_lft = a.lifetime;
             self.platform.add_address(&addr).await.map_err(|e| format!("adding {}/{}: {e}", a.addr, a.prefix))?;
         }
-        // Routes to the link first: a gateway must be reachable when its route is added.
+        // Routes to the link first: a gateway must be reachable when its route
+        // is added. A route the kernel refuses (its gateway on no link) is
+        // left out with a warning, as NetworkManager leaves it: the rest of
+        // the configuration stands.
         let (direct, via): (Vec<_>, Vec<_>) = plan.routes.iter().partition(|r| r.gateway.is_none());
         for r in direct.into_iter().chain(via) {
-            let route = platform_route(ifindex, r);
-            self.platform
-                .replace_route(&route)
-                .await
-                .map_err(|e| format!("adding route {}/{}: {e}", r.dest, r.prefix))?;
+            if let Err(e) = self.platform.replace_route(&platform_route(ifindex, r)).await {
+                warn!(ifindex, "route {}/{} left out: {e}", r.dest, r.prefix);
+            }
         }
         Ok(())
     }
@@ -2715,14 +2711,11 @@ impl Engine {
             self.retries_for(&uuid).failed(&conn, Instant::now());
             self.schedule(policy::RETRY_RESET, Timer::RetryCheck);
         }
-        // As NetworkManager: the device's failure (no secrets, 802.1X
-        // supplicant failed, …) shows as DEVICE_DISCONNECTED, and nmcli then
-        // prints the device's reason.
-        let ac_why = match why {
-            reason::IP_CONFIG_UNAVAILABLE => ac_reason::IP_CONFIG_INVALID,
-            _ => ac_reason::DEVICE_DISCONNECTED,
-        };
-        self.finish_deactivation(ac, ac_why).await;
+        // As NetworkManager: the device's failure (no address in time, no
+        // secrets, 802.1X supplicant failed, …) shows as DEVICE_DISCONNECTED,
+        // and nmcli then prints the device's reason (IP_CONFIG_INVALID is
+        // a VPN's: "The VPN service returned invalid configuration").
+        self.finish_deactivation(ac, ac_reason::DEVICE_DISCONNECTED).await;
     }
 
     /// Rule B2: the AC goes to DEACTIVATING, the configuration goes, the AC
