@@ -791,6 +791,48 @@ async fn reapply_changes_a_running_activation_without_taking_it_down() {
     assert!(addr.contains("192.0.2.50/24") && addr.contains("192.0.2.51/24"), "{addr}");
 }
 
+/// `ipvX.routing-rules` reach the kernel's rule list with the activation,
+/// follow a reapply and go with the deactivation; other rules stay.
+#[tokio::test]
+async fn routing_rules_come_and_go_with_the_activation() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    c.ok(&nm_lab::add_ethernet(
+        &eth,
+        "ruled",
+        &[
+            ("ipv4.method", "manual"),
+            ("ipv4.addresses", "192.0.2.10/24"),
+            (
+                "ipv4.routing-rules",
+                "priority 5 from 192.0.2.10 table 100, priority 6 to 198.51.100.0/24 type blackhole",
+            ),
+            ("ipv6.method", "manual"),
+            ("ipv6.addresses", "2001:db8::10/64"),
+            ("ipv6.routing-rules", "priority 7 from 2001:db8::/64 table 200"),
+            ("connection.autoconnect", "no"),
+        ],
+    ))
+    .await;
+    let rules = |c: &Core, v: &str| c.ip(&[v, "rule", "show"]);
+    let foreign = rules(&c, "-4");
+    c.ok(&["connection", "up", "ruled"]).await;
+    let v4 = rules(&c, "-4");
+    assert!(v4.contains("5:\tfrom 192.0.2.10 lookup 100 proto static"), "{v4}");
+    assert!(v4.contains("6:\tfrom all to 198.51.100.0/24 blackhole proto static"), "{v4}");
+    let v6 = rules(&c, "-6");
+    assert!(v6.contains("7:\tfrom 2001:db8::/64 lookup 200 proto static"), "{v6}");
+
+    c.ok(&["device", "modify", &eth, "ipv4.routing-rules", "priority 8 from 192.0.2.10 table 101"]).await;
+    let v4 = rules(&c, "-4");
+    assert!(v4.contains("8:\tfrom 192.0.2.10 lookup 101 proto static"), "{v4}");
+    assert!(!v4.lines().any(|l| l.starts_with("5:") || l.starts_with("6:")), "the old rules go: {v4}");
+
+    c.ok(&["connection", "down", "ruled"]).await;
+    assert_eq!(rules(&c, "-4"), foreign, "only the kernel's own rules are left");
+    assert!(!rules(&c, "-6").contains("lookup 200"), "{}", rules(&c, "-6"));
+}
+
 #[tokio::test]
 async fn connection_show_names_each_profiles_file() {
     let c = Core::start(1, "").await;

@@ -244,6 +244,10 @@ struct Active {
     /// What the profile asks by itself; `plan` adds the lease to it.
     static_plan: Plan,
     plan: Plan,
+    /// The profile's routing rules, added at ip-config and removed with
+    /// the activation (kept apart from `plan`, which leases re-apply:
+    /// the kernel would take a rule twice).
+    rules: Vec<nm_platform::Rule>,
     dhcp: Dhcp4,
     dhcp6: Dhcp6,
     assumed: bool,
@@ -723,10 +727,15 @@ impl Engine {
             }
             return Err(NmError::device("Failed", e));
         }
+        let rules = ipconfig::routing_rules(&conn);
+        let old_rules = self.actives.get(&ac).map(|a| a.rules.clone()).unwrap_or_default();
+        self.remove_rules(&old_rules.iter().filter(|r| !rules.contains(r)).cloned().collect::<Vec<_>>()).await;
+        self.add_rules(&rules.iter().filter(|r| !old_rules.contains(r)).cloned().collect::<Vec<_>>()).await;
         let (ip4, ip6) = {
             let a = self.actives.get_mut(&ac).ok_or_else(not_active)?;
             a.static_plan = plan;
             a.plan = full;
+            a.rules = rules;
             a.conn = conn;
             (a.ip4.take(), a.ip6.take())
         };
@@ -1698,6 +1707,7 @@ impl Engine {
                 state: AcState::Activating,
                 static_plan: plan.clone(),
                 plan: plan.clone(),
+                rules: ipconfig::routing_rules(&conn),
                 dhcp: Dhcp4 { status: V4Status::NotUsed, transaction: None, lease: Default::default(), config: None },
                 dhcp6: Dhcp6::default(),
                 assumed,
@@ -1770,6 +1780,9 @@ impl Engine {
             warn!(device = %name, "activation of '{}' failed: {f}", conn.id().unwrap_or_default());
             let _ = self.tx.send(Input::Timer(Timer::Failed { ac: id, reason: reason::IP_CONFIG_UNAVAILABLE }));
             return;
+        }
+        if let Some(a) = self.actives.get(&id) {
+            self.add_rules(&a.rules).await;
         }
         if plan.v4 == FamilyMethod::Dhcp {
             self.start_dhcp(id, None).await;
@@ -2473,6 +2486,24 @@ impl Engine {
         Ok(())
     }
 
+    /// Adds routing rules; one the kernel refuses is left out with a
+    /// warning, like a route.
+    async fn add_rules(&self, rules: &[nm_platform::Rule]) {
+        for r in rules {
+            if let Err(e) = self.platform.add_rule(r).await {
+                warn!("routing rule left out: {e}");
+            }
+        }
+    }
+
+    async fn remove_rules(&self, rules: &[nm_platform::Rule]) {
+        for r in rules {
+            if let Err(e) = self.platform.delete_rule(r).await {
+                tracing::debug!("removing a routing rule: {e}");
+            }
+        }
+    }
+
     /// Asks the link's routers to advertise now (see `ndisc.rs`) when its
     /// link-local address is ready; before that the kernel solicits by
     /// itself once the address's DAD is done.
@@ -2700,12 +2731,14 @@ impl Engine {
         let Some(a) = self.actives.get(&ac) else {
             return;
         };
-        let (device, by_user, conn, plan) = (a.device, a.by_user, a.conn.clone(), a.plan.clone());
+        let (device, by_user, conn, plan, rules) =
+            (a.device, a.by_user, a.conn.clone(), a.plan.clone(), a.rules.clone());
         self.set_device_state(device, DeviceState::Failed, why).await;
         // Whatever part of the configuration made it into the kernel goes.
         if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
             self.unapply_plan(ifindex, &plan).await;
         }
+        self.remove_rules(&rules).await;
         if !by_user {
             let uuid = conn.uuid().unwrap_or_default().to_string();
             self.retries_for(&uuid).failed(&conn, Instant::now());
@@ -2724,7 +2757,7 @@ impl Engine {
         let Some(a) = self.actives.get(&ac) else {
             return;
         };
-        let (device, plan) = (a.device, a.plan.clone());
+        let (device, plan, rules) = (a.device, a.plan.clone(), a.rules.clone());
         info!(device = %self.devices.get(&device).map(|d| d.name.as_str()).unwrap_or("?"), "deactivating '{}'", a.conn.id().unwrap_or_default());
         let was_up = a.state == AcState::Activated;
         self.set_ac_state(ac, AcState::Deactivating, why).await;
@@ -2738,6 +2771,7 @@ impl Engine {
             self.unapply_plan(ifindex, &plan).await;
             state_files::save_device(&self.paths, ifindex, None);
         }
+        self.remove_rules(&rules).await;
         self.finish_deactivation(ac, why).await;
         if let Some(d) = down {
             self.dispatch_later(d);

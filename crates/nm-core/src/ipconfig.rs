@@ -103,6 +103,51 @@ fn network(addr: IpAddr, prefix: u8) -> IpAddr {
     }
 }
 
+/// The profile's routing rules (`ipv4.routing-rules`, `ipv6.routing-rules`)
+/// for the families it configures, as the kernel takes them. They carry
+/// protocol `static`, as NetworkManager's own rules do.
+pub fn routing_rules(conn: &Connection) -> Vec<nm_platform::Rule> {
+    let mut out = Vec::new();
+    for (family, setting) in [(nm_platform::Family::V4, "ipv4"), (nm_platform::Family::V6, "ipv6")] {
+        if matches!(conn.get_str(setting, "method"), Some("disabled") | Some("ignore")) {
+            continue;
+        }
+        for r in conn.get(setting, "routing-rules").and_then(Value::as_dict_list).unwrap_or_default() {
+            let num = |k: &str| r.get(k).and_then(Value::as_i128);
+            let u32_of = |k: &str| num(k).and_then(|n| u32::try_from(n).ok());
+            let u16_of = |k: &str| num(k).and_then(|n| u16::try_from(n).ok());
+            let u8_of = |k: &str| num(k).and_then(|n| u8::try_from(n).ok());
+            let text = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
+            let net = |k: &str| {
+                let addr = text(k)?.parse::<IpAddr>().ok()?;
+                Some((addr, u8_of(&format!("{k}-len")).unwrap_or(if addr.is_ipv4() { 32 } else { 128 })))
+            };
+            let pair16 = |a: &str, b: &str| Some((u16_of(a)?, u16_of(b).or(u16_of(a))?));
+            let action = u8_of("action").unwrap_or(nm_platform::FR_ACT_TO_TBL);
+            out.push(nm_platform::Rule {
+                family: Some(family),
+                priority: u32_of("priority"),
+                from: net("from"),
+                to: net("to"),
+                table: if action == nm_platform::FR_ACT_TO_TBL { u32_of("table").unwrap_or(TABLE_MAIN) } else { 0 },
+                action,
+                invert: r.get("invert").and_then(Value::as_bool).unwrap_or(false),
+                fwmark: u32_of("fwmark").filter(|m| *m != 0).map(|m| (m, u32_of("fwmask").unwrap_or(u32::MAX))),
+                iif: text("iifname"),
+                oif: text("oifname"),
+                tos: u8_of("tos").unwrap_or(0),
+                ipproto: u8_of("ipproto").filter(|p| *p != 0),
+                sport: pair16("sport-start", "sport-end"),
+                dport: pair16("dport-start", "dport-end"),
+                uid_range: u32_of("uid-range-start").zip(u32_of("uid-range-end")),
+                suppress_prefixlen: num("suppress-prefixlength").and_then(|n| u32::try_from(n).ok()),
+                protocol: nm_platform::RTPROT_STATIC,
+            });
+        }
+    }
+    out
+}
+
 fn int(conn: &Connection, s: &str, p: &str) -> Option<i128> {
     conn.get(s, p).and_then(Value::as_i128)
 }
@@ -297,6 +342,30 @@ mod tests {
             "[connection]\nid=t\nuuid=8fb923ad-bd8a-48c8-b85e-737628bb673a\ntype=ethernet\n\n[ethernet]\nmtu=1400\ncloned-mac-address=02:00:00:00:00:01\n\n[ipv4]\n{ipv4}\n\n[ipv6]\n{ipv6}\n"
         );
         validate::normalize_and_validate(keyfile::parse(&text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn routing_rules_become_kernel_rules() {
+        let c = conn(
+            "method=manual\naddress1=192.0.2.10/24\nrouting-rule1=priority 5 from 192.0.2.10 table 100\n\
+             routing-rule2=priority 6 not to 198.51.100.0/24 fwmark 0x10/0xff iif lo type blackhole\n",
+            "method=manual\naddress1=2001:db8::5/64\nrouting-rule1=priority 7 from 2001:db8::/64 table 200\n",
+        );
+        let rules = routing_rules(&c);
+        assert_eq!(rules.len(), 3, "{rules:?}");
+        let (a, b, v6) = (&rules[0], &rules[1], &rules[2]);
+        assert_eq!(a.family, Some(nm_platform::Family::V4));
+        assert_eq!((a.priority, a.table, a.action, a.invert), (Some(5), 100, nm_platform::FR_ACT_TO_TBL, false));
+        assert_eq!(a.from, Some(("192.0.2.10".parse().unwrap(), 32)));
+        assert_eq!(a.protocol, nm_platform::RTPROT_STATIC);
+        assert_eq!((b.priority, b.table, b.action, b.invert), (Some(6), 0, 6, true));
+        assert_eq!(b.to, Some(("198.51.100.0".parse().unwrap(), 24)));
+        assert_eq!((b.fwmark, b.iif.as_deref()), (Some((0x10, 0xff)), Some("lo")));
+        assert_eq!((v6.family, v6.table), (Some(nm_platform::Family::V6), 200));
+        assert_eq!(v6.from, Some(("2001:db8::".parse().unwrap(), 64)));
+        // A family that is off takes none.
+        let off = conn("method=disabled\nrouting-rule1=priority 5 table 100\n", "method=ignore\n");
+        assert!(routing_rules(&off).is_empty());
     }
 
     #[test]

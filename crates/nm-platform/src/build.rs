@@ -3,7 +3,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage};
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
+};
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
@@ -11,11 +13,12 @@ use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkFlags, LinkM
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
 };
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage, RulePortRange, RuleUidRange};
+use netlink_packet_route::{AddressFamily, IpProtocol, RouteNetlinkMessage};
 
 use crate::error::PlatformError;
 use crate::parse::INFINITY_LIFE_TIME;
-use crate::types::{Address, Family, IFA_F_NOPREFIXROUTE, Route, RouteFilter};
+use crate::types::{Address, Family, IFA_F_NOPREFIXROUTE, Route, RouteFilter, Rule};
 
 /// `RT_SCOPE_NOWHERE`: in a delete request, "any scope".
 const RT_SCOPE_NOWHERE: u8 = 255;
@@ -257,6 +260,81 @@ pub(crate) fn del_route(r: &Route) -> Result<Request, PlatformError> {
     Ok(Request::change(RouteNetlinkMessage::DelRoute(route_message(r, RT_SCOPE_NOWHERE, false)), 0))
 }
 
+fn rule_message(r: &Rule) -> Result<RuleMessage, PlatformError> {
+    let bad = |why: &str| Err(PlatformError::Invalid(format!("routing rule: {why}")));
+    let family = match r.family {
+        Some(f) => f,
+        None => return bad("no family"),
+    };
+    let same = |a: &IpAddr| Family::of(a) == family;
+    if r.from.is_some_and(|(a, l)| !same(&a) || l > family.max_prefix())
+        || r.to.is_some_and(|(a, l)| !same(&a) || l > family.max_prefix())
+    {
+        return bad("an address of another family or too long a prefix");
+    }
+    let mut msg = RuleMessage::default();
+    msg.header.family = af(family);
+    msg.header.tos = r.tos;
+    msg.header.action = RuleAction::from(r.action);
+    msg.header.table = u8::try_from(r.table).unwrap_or(0);
+    if r.invert {
+        msg.header.flags = RuleFlags::Invert;
+    }
+    let attrs = &mut msg.attributes;
+    if let Some(p) = r.priority {
+        attrs.push(RuleAttribute::Priority(p));
+    }
+    if let Some((a, len)) = r.from {
+        msg.header.src_len = len;
+        attrs.push(RuleAttribute::Source(a));
+    }
+    if let Some((a, len)) = r.to {
+        msg.header.dst_len = len;
+        attrs.push(RuleAttribute::Destination(a));
+    }
+    if r.table != 0 {
+        attrs.push(RuleAttribute::Table(r.table));
+    }
+    if let Some((mark, mask)) = r.fwmark {
+        attrs.push(RuleAttribute::FwMark(mark));
+        attrs.push(RuleAttribute::FwMask(mask));
+    }
+    if let Some(i) = &r.iif {
+        attrs.push(RuleAttribute::Iifname(i.clone()));
+    }
+    if let Some(o) = &r.oif {
+        attrs.push(RuleAttribute::Oifname(o.clone()));
+    }
+    if let Some(p) = r.ipproto {
+        attrs.push(RuleAttribute::IpProtocol(IpProtocol::from(p)));
+    }
+    if let Some((start, end)) = r.sport {
+        attrs.push(RuleAttribute::SourcePortRange(RulePortRange { start, end }));
+    }
+    if let Some((start, end)) = r.dport {
+        attrs.push(RuleAttribute::DestinationPortRange(RulePortRange { start, end }));
+    }
+    if let Some((start, end)) = r.uid_range {
+        attrs.push(RuleAttribute::UidRange(RuleUidRange { start, end }));
+    }
+    if let Some(n) = r.suppress_prefixlen {
+        attrs.push(RuleAttribute::SuppressPrefixLen(n));
+    }
+    attrs.push(RuleAttribute::Protocol(RouteProtocol::from(r.protocol)));
+    Ok(msg)
+}
+
+/// Adds `r`; the same rule already there is `EEXIST` (`NLM_F_EXCL`: the
+/// kernel would otherwise add it twice).
+pub(crate) fn new_rule(r: &Rule) -> Result<Request, PlatformError> {
+    Ok(Request::change(RouteNetlinkMessage::NewRule(rule_message(r)?), NLM_F_CREATE | NLM_F_EXCL))
+}
+
+/// Deletes the rule that matches `r` in every field it sets.
+pub(crate) fn del_rule(r: &Rule) -> Result<Request, PlatformError> {
+    Ok(Request::change(RouteNetlinkMessage::DelRule(rule_message(r)?), 0))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -332,6 +410,32 @@ pub(crate) mod tests {
             NetlinkPayload::InnerMessage(m) => (nl.header.flags, m),
             other => panic!("not a request: {other:?}"),
         }
+    }
+
+    #[test]
+    fn rules_carry_what_they_set_and_refuse_mixed_families() {
+        use crate::types::FR_ACT_TO_TBL;
+        let r = Rule {
+            family: Some(Family::V4),
+            priority: Some(5),
+            from: Some(("192.0.2.10".parse().unwrap(), 32)),
+            table: 100,
+            action: FR_ACT_TO_TBL,
+            protocol: RTPROT_STATIC,
+            ..Rule::default()
+        };
+        let req = new_rule(&r).unwrap();
+        assert_eq!(req.flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+        let RouteNetlinkMessage::NewRule(m) = &req.msg else { panic!("{:?}", req.msg) };
+        assert_eq!((m.header.family, m.header.src_len, m.header.table), (AddressFamily::Inet, 32, 100));
+        assert_eq!(m.header.action, RuleAction::ToTable);
+        assert!(m.attributes.contains(&RuleAttribute::Priority(5)));
+        assert!(m.attributes.contains(&RuleAttribute::Source("192.0.2.10".parse().unwrap())));
+        assert!(m.attributes.contains(&RuleAttribute::Table(100)));
+        assert!(del_rule(&r).is_ok());
+        assert!(new_rule(&Rule { family: None, ..r.clone() }).is_err());
+        assert!(new_rule(&Rule { from: Some(("2001:db8::1".parse().unwrap(), 64)), ..r.clone() }).is_err());
+        assert!(new_rule(&Rule { from: Some(("192.0.2.10".parse().unwrap(), 33)), ..r }).is_err());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::socket::{
     DumpEnd, NlSocket, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_IFINFO, RTNLGRP_LINK, Recv, Requester,
 };
 use crate::sysfs;
-use crate::types::{Address, Family, Link, PlatformEvent, Route, RouteFilter};
+use crate::types::{Address, Family, Link, PlatformEvent, Route, RouteFilter, Rule};
 
 /// How often a dump interrupted by concurrent changes is tried again
 /// before it is taken as it is (the event stream then corrects the cache).
@@ -250,6 +250,26 @@ impl Platform {
         let req = build::new_route(route)?;
         let op = || format!("replacing route {}", describe_route(route));
         self.change(req, &op).await
+    }
+
+    /// Adds a routing policy rule; one already there is not an error.
+    pub async fn add_rule(&self, rule: &Rule) -> Result<(), PlatformError> {
+        let req = build::new_rule(rule)?;
+        let op = || format!("adding routing rule {rule:?}");
+        match self.change(req, &op).await {
+            Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Deletes a routing policy rule; one that is not there is not an error.
+    pub async fn delete_rule(&self, rule: &Rule) -> Result<(), PlatformError> {
+        let req = build::del_rule(rule)?;
+        let op = || format!("deleting routing rule {rule:?}");
+        match self.change(req, &op).await {
+            Err(e) if matches!(e.errno(), Some(libc::ENOENT | libc::ESRCH)) => Ok(()),
+            other => other,
+        }
     }
 
     /// Deletes the route with the destination, table, metric, protocol,

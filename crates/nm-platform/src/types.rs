@@ -280,6 +280,38 @@ impl Route {
     }
 }
 
+/// `FR_ACT_*`: what a routing rule does with what it matches.
+pub const FR_ACT_TO_TBL: u8 = 1;
+
+/// A routing policy rule (`ip rule`): the fields NetworkManager's
+/// `ipvX.routing-rules` set. `None` and zero fields are left out of the
+/// request (the kernel's "any").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rule {
+    pub family: Option<Family>,
+    pub priority: Option<u32>,
+    /// `from ADDR/LEN`, `to ADDR/LEN`.
+    pub from: Option<(IpAddr, u8)>,
+    pub to: Option<(IpAddr, u8)>,
+    /// The table to look up (`FR_ACT_TO_TBL`); 0 for the other actions.
+    pub table: u32,
+    /// `FR_ACT_*`.
+    pub action: u8,
+    /// `not`.
+    pub invert: bool,
+    pub fwmark: Option<(u32, u32)>,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub tos: u8,
+    pub ipproto: Option<u8>,
+    pub sport: Option<(u16, u16)>,
+    pub dport: Option<(u16, u16)>,
+    pub uid_range: Option<(u32, u32)>,
+    pub suppress_prefixlen: Option<u32>,
+    /// `RTPROT_*` of the rule (`proto`).
+    pub protocol: u8,
+}
+
 /// What [`crate::Platform::routes`] returns: every field that is set must match.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RouteFilter {
