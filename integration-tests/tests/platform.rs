@@ -582,3 +582,34 @@ fn discovers_300_veths_quickly() {
         assert!(median < Duration::from_millis(100), "{times:?}");
     });
 }
+
+#[test]
+fn creates_a_bridge_takes_ports_and_deletes_it() {
+    let lab = lab();
+    let ns = lab.client_netns().to_owned();
+    let c0 = lab.uplinks()[0].client_if.clone();
+    let bridge = format!("{}b", &c0[..c0.len() - 2]);
+    in_netns(&ns.clone(), move || async move {
+        let (platform, mut events) = Platform::new().await.expect("platform");
+        let options = nm_platform::BridgeOptions { stp: false, forward_delay: 4, ..Default::default() };
+        let br = platform.create_bridge(&bridge, &options).await.expect("create");
+        assert_eq!((br.kind, br.name.as_str()), (LinkKind::Bridge, bridge.as_str()));
+        let j = ip_json(&ns, &["-d", "link", "show", "dev", &bridge])[0].clone();
+        let info = &j["linkinfo"]["info_data"];
+        assert_eq!((info["stp_state"].as_u64(), info["forward_delay"].as_u64()), (Some(0), Some(400)), "{j}");
+        assert!(platform.create_bridge(&bridge, &options).await.is_err(), "a name in use is refused");
+        assert!(platform.create_bridge("no/slash", &options).await.is_err());
+
+        let port = platform.link_by_name(&c0).expect("uplink").ifindex;
+        platform.set_master(port, br.ifindex).await.expect("attach");
+        wait_for(&mut events, "the port's master", changed(port, move |l| l.master == Some(br.ifindex))).await;
+        assert_eq!(link_json(&ns, &c0)["master"], bridge.as_str());
+        platform.set_master(port, 0).await.expect("release");
+        wait_for(&mut events, "no master", changed(port, |l| l.master.is_none())).await;
+
+        platform.delete_link(br.ifindex).await.expect("delete");
+        assert!(platform.link_by_name(&bridge).is_none());
+        platform.delete_link(br.ifindex).await.expect("deleting what is gone is no error");
+        assert!(ip(&ns, &["link", "show", "type", "bridge"]).trim().is_empty());
+    });
+}

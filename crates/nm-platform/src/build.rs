@@ -9,7 +9,9 @@ use netlink_packet_core::{
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
-use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkFlags, LinkMessage};
+use netlink_packet_route::link::{
+    BridgeStpState, InfoBridge, InfoData, InfoKind, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
+};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
 };
@@ -18,7 +20,7 @@ use netlink_packet_route::{AddressFamily, IpProtocol, RouteNetlinkMessage};
 
 use crate::error::PlatformError;
 use crate::parse::INFINITY_LIFE_TIME;
-use crate::types::{Address, Family, IFA_F_NOPREFIXROUTE, Route, RouteFilter, Rule};
+use crate::types::{Address, BridgeOptions, Family, IFA_F_NOPREFIXROUTE, Route, RouteFilter, Rule};
 
 /// `RT_SCOPE_NOWHERE`: in a delete request, "any scope".
 const RT_SCOPE_NOWHERE: u8 = 255;
@@ -103,6 +105,8 @@ pub(crate) enum LinkChange {
     Up(bool),
     Mtu(u32),
     Mac([u8; 6]),
+    /// `IFLA_MASTER`: the bridge to be a port of; 0 for none.
+    Master(u32),
 }
 
 pub(crate) fn set_link(ifindex: u32, change: LinkChange) -> Request {
@@ -115,8 +119,37 @@ pub(crate) fn set_link(ifindex: u32, change: LinkChange) -> Request {
         }
         LinkChange::Mtu(mtu) => msg.attributes.push(LinkAttribute::Mtu(mtu)),
         LinkChange::Mac(mac) => msg.attributes.push(LinkAttribute::Address(mac.to_vec())),
+        LinkChange::Master(m) => msg.attributes.push(LinkAttribute::Controller(m)),
     }
     Request::change(RouteNetlinkMessage::SetLink(msg), 0)
+}
+
+/// Creates the bridge `name` (`NLM_F_EXCL`: a link of that name already
+/// there is `EEXIST`). The kernel counts bridge times in hundredths of a
+/// second.
+pub(crate) fn new_bridge(name: &str, o: &BridgeOptions) -> Result<Request, PlatformError> {
+    if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
+        return Err(PlatformError::Invalid(format!("'{name}' is not an interface name")));
+    }
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+    let stp = if o.stp { BridgeStpState::KernelStp } else { BridgeStpState::Disabled };
+    let data = vec![
+        InfoBridge::StpState(stp),
+        InfoBridge::ForwardDelay(o.forward_delay.saturating_mul(100)),
+        InfoBridge::HelloTime(o.hello_time.saturating_mul(100)),
+        InfoBridge::MaxAge(o.max_age.saturating_mul(100)),
+        InfoBridge::Priority(o.priority),
+    ];
+    msg.attributes
+        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge), LinkInfo::Data(InfoData::Bridge(data))]));
+    Ok(Request::change(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL))
+}
+
+pub(crate) fn del_link(ifindex: u32) -> Request {
+    let mut msg = LinkMessage::default();
+    msg.header.index = ifindex;
+    Request::change(RouteNetlinkMessage::DelLink(msg), 0)
 }
 
 fn check_address(a: &Address) -> Result<(), PlatformError> {

@@ -17,7 +17,7 @@ use crate::socket::{
     DumpEnd, NlSocket, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_IFINFO, RTNLGRP_LINK, Recv, Requester,
 };
 use crate::sysfs;
-use crate::types::{Address, Family, Link, PlatformEvent, Route, RouteFilter, Rule};
+use crate::types::{Address, BridgeOptions, Family, Link, PlatformEvent, Route, RouteFilter, Rule};
 
 /// How often a dump interrupted by concurrent changes is tried again
 /// before it is taken as it is (the event stream then corrects the cache).
@@ -161,6 +161,8 @@ impl Platform {
             LinkChange::Mac(m) => {
                 format!("setting MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} on", m[0], m[1], m[2], m[3], m[4], m[5])
             }
+            LinkChange::Master(0) => "releasing from its bridge".to_owned(),
+            LinkChange::Master(m) => format!("attaching to {} the link", self.describe_link(m)),
         };
         let op = || format!("{what} {}", self.describe_link(ifindex));
         self.change(build::set_link(ifindex, change), &op).await?;
@@ -179,6 +181,31 @@ impl Platform {
 
     pub async fn set_mac(&self, ifindex: u32, mac: [u8; 6]) -> Result<(), PlatformError> {
         self.change_link(ifindex, LinkChange::Mac(mac)).await
+    }
+
+    /// Makes the link a port of the bridge `master` (0: of none).
+    pub async fn set_master(&self, ifindex: u32, master: u32) -> Result<(), PlatformError> {
+        self.change_link(ifindex, LinkChange::Master(master)).await
+    }
+
+    /// Creates a bridge and returns it as the cache has it now.
+    pub async fn create_bridge(&self, name: &str, options: &BridgeOptions) -> Result<Link, PlatformError> {
+        let req = build::new_bridge(name, options)?;
+        let op = || format!("creating bridge {name}");
+        self.change(req, &op).await?;
+        self.settle().await;
+        self.link_by_name(name).ok_or_else(|| PlatformError::Invalid(format!("bridge {name} created but not seen")))
+    }
+
+    /// Deletes a link (a software device); one already gone is not an error.
+    pub async fn delete_link(&self, ifindex: u32) -> Result<(), PlatformError> {
+        let op = || format!("deleting {}", self.describe_link(ifindex));
+        match self.change(build::del_link(ifindex), &op).await {
+            Err(e) if e.errno() == Some(libc::ENODEV) => {}
+            other => other?,
+        }
+        self.settle().await;
+        Ok(())
     }
 
     /// Adds an address, or refreshes it if it exists (`NLM_F_REPLACE`):

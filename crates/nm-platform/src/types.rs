@@ -280,6 +280,24 @@ impl Route {
     }
 }
 
+/// A bridge to create (`ip link add NAME type bridge`) with the spanning
+/// tree settings of NetworkManager's `bridge` setting (times in seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BridgeOptions {
+    pub stp: bool,
+    pub forward_delay: u32,
+    pub hello_time: u32,
+    pub max_age: u32,
+    pub priority: u16,
+}
+
+impl Default for BridgeOptions {
+    /// NetworkManager's defaults.
+    fn default() -> Self {
+        BridgeOptions { stp: true, forward_delay: 15, hello_time: 2, max_age: 20, priority: 0x8000 }
+    }
+}
+
 /// `FR_ACT_*`: what a routing rule does with what it matches.
 pub const FR_ACT_TO_TBL: u8 = 1;
 
