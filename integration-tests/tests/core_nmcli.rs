@@ -833,6 +833,90 @@ async fn routing_rules_come_and_go_with_the_activation() {
     assert!(!rules(&c, "-6").contains("lookup 200"), "{}", rules(&c, "-6"));
 }
 
+/// A bridge profile and a port: `connection up` of the port brings the
+/// bridge up first (made in the kernel with the profile's settings), the
+/// uplink becomes its port and traffic flows through it; `connection down`
+/// of the bridge takes the port down first and deletes the bridge.
+#[tokio::test]
+async fn a_bridge_comes_with_its_port_and_goes_with_its_profile() {
+    let mut c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let br = format!("{}br", &eth[..eth.len() - 2]);
+    c.ok(&[
+        "connection",
+        "add",
+        "type",
+        "bridge",
+        "ifname",
+        &br,
+        "con-name",
+        "br-lab",
+        "autoconnect",
+        "no",
+        "bridge.stp",
+        "no",
+        "ipv4.method",
+        "manual",
+        "ipv4.addresses",
+        "198.18.0.77/24",
+        "ipv6.method",
+        "disabled",
+    ])
+    .await;
+    c.ok(&[
+        "connection",
+        "add",
+        "type",
+        "bridge-slave",
+        "ifname",
+        &eth,
+        "master",
+        &br,
+        "con-name",
+        "br-port",
+        "autoconnect",
+        "no",
+    ])
+    .await;
+    c.ok(&["connection", "up", "br-port"]).await;
+    let link = c.ip(&["-d", "link", "show", "dev", &br]);
+    assert!(link.contains("bridge forward_delay") && link.contains("stp_state 0"), "{link}");
+    assert!(c.ip(&["link", "show", "dev", &eth]).contains(&format!("master {br}")), "the uplink is a port");
+    assert!(c.ip(&["-4", "addr", "show", "dev", &br]).contains("198.18.0.77/24"));
+    let devices = c.ok(&["-t", "-f", "DEVICE,TYPE,STATE,CONNECTION", "device"]).await;
+    assert!(devices.contains(&format!("{br}:bridge:connected:br-lab")), "{devices}");
+    assert!(devices.contains(&format!("{eth}:ethernet:connected:br-port")), "{devices}");
+    let shown = c.ok(&["-t", "-f", "GENERAL.NM-TYPE,BRIDGE.SLAVES", "device", "show", &br]).await;
+    assert_eq!(shown, format!("GENERAL.NM-TYPE:NMDeviceBridge\nBRIDGE.SLAVES:{eth}\n"));
+    // Through the bridge to the far end of the uplink (the lab's own
+    // namespaces): a datagram to it makes the kernel resolve its address
+    // over the bridge.
+    let sent = std::process::Command::new("ip")
+        .args(["netns", "exec", c.lab.client_netns(), "bash", "-c", "echo x > /dev/udp/198.18.0.1/9"])
+        .status()
+        .expect("bash runs");
+    assert!(sent.success());
+    c.until("the far end answering ARP over the bridge", |c| {
+        c.ip(&["neigh", "show", "198.18.0.1", "dev", &br]).contains("lladdr")
+    })
+    .await;
+
+    // A restart takes both back as they are.
+    c.restart_core().await;
+    c.until_state(&br, &["connected"]).await;
+    c.until_state(&eth, &["connected"]).await;
+    let devices = c.ok(&["-t", "-f", "DEVICE,CONNECTION", "device"]).await;
+    assert!(devices.contains(&format!("{br}:br-lab")) && devices.contains(&format!("{eth}:br-port")), "{devices}");
+    assert!(c.ip(&["link", "show", "dev", &eth]).contains(&format!("master {br}")));
+    assert!(c.ip(&["-4", "addr", "show", "dev", &br]).contains("198.18.0.77/24"));
+
+    c.ok(&["connection", "down", "br-lab"]).await;
+    assert!(!c.ip(&["link", "show", "dev", &eth]).contains("master"), "the port is released");
+    assert!(c.ip(&["link", "show", "type", "bridge"]).trim().is_empty(), "the bridge is gone");
+    let active = c.ok(&["-t", "-f", "NAME", "connection", "show", "--active"]).await;
+    assert!(!active.contains("br-lab") && !active.contains("br-port"), "{active}");
+}
+
 #[tokio::test]
 async fn connection_show_names_each_profiles_file() {
     let c = Core::start(1, "").await;

@@ -887,6 +887,8 @@ pub struct DeviceProps {
     pub interface_flags: u32,
     pub type_description: String,
     pub software: bool,
+    /// A bridge's ports (`Device.Bridge.Slaves`).
+    pub ports: Vec<OwnedObjectPath>,
 }
 
 pub struct DeviceIface {
@@ -1086,7 +1088,7 @@ impl DeviceIface {
     }
     #[zbus(property)]
     fn ports(&self) -> Vec<OwnedObjectPath> {
-        vec![]
+        self.props.lock().ports.clone()
     }
 
     #[zbus(signal, name = "StateChanged")]
@@ -1139,6 +1141,26 @@ impl GenericIface {
     #[zbus(property)]
     fn type_description(&self) -> String {
         self.props.lock().type_description.clone()
+    }
+}
+
+pub struct BridgeIface {
+    pub props: Props<DeviceProps>,
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.Device.Bridge")]
+impl BridgeIface {
+    #[zbus(property)]
+    fn hw_address(&self) -> String {
+        self.props.lock().hw_address.clone()
+    }
+    #[zbus(property)]
+    fn carrier(&self) -> bool {
+        self.props.lock().carrier
+    }
+    #[zbus(property)]
+    fn slaves(&self) -> Vec<OwnedObjectPath> {
+        self.props.lock().ports.clone()
     }
 }
 

@@ -36,6 +36,8 @@ pub mod reason {
     pub const USER_REQUESTED: u32 = 39;
     pub const CARRIER: u32 = 40;
     pub const CONNECTION_ASSUMED: u32 = 41;
+    /// A bridge port's bridge went down.
+    pub const DEPENDENCY_FAILED: u32 = 50;
     pub const NEW_ACTIVATION: u32 = 60;
 }
 
@@ -57,6 +59,7 @@ pub mod ac_reason {
     pub const USER_DISCONNECTED: u32 = 2;
     pub const DEVICE_DISCONNECTED: u32 = 3;
     pub const CONNECTION_REMOVED: u32 = 11;
+    pub const DEPENDENCY_FAILED: u32 = 12;
     pub const DEVICE_REMOVED: u32 = 14;
 }
 

@@ -27,6 +27,7 @@ use zbus::{Connection as Bus, OwnedObjectPath, Variant};
 
 use crate::agents;
 use crate::api::{self, *};
+use crate::bridge;
 use crate::config::{Config, DnsMode};
 use crate::device::{AcState, DeviceState, DeviceType, LinkFacts, ac_reason, is_managed, reason};
 use crate::dhcp;
@@ -837,6 +838,10 @@ impl Engine {
         };
         let device_id = match device_id {
             Some(d) => d,
+            // A bridge exists while its profile is up: made now.
+            None if bridge::interface(&self.profiles[&profile_id].conn()).is_some() => {
+                self.realize_bridge(profile_id).await?
+            }
             None => self.device_for_profile(profile_id)?,
         };
         self.retries_for_profile(profile_id).blocked_by_user = false;
@@ -844,6 +849,105 @@ impl Engine {
             d.autoconnect = true;
         }
         self.activate(profile_id, device_id, true, false).await
+    }
+
+    /// The device of a bridge profile: the kernel's bridge, made (with the
+    /// profile's spanning tree settings) if it is not there yet.
+    async fn realize_bridge(&mut self, profile: u32) -> Result<u32, NmError> {
+        let conn = self.profiles.get(&profile).map(|p| p.conn()).ok_or_else(|| err_unknown_connection("bridge"))?;
+        let name = bridge::interface(&conn)
+            .ok_or_else(|| NmError::manager("UnknownDevice", "a bridge profile needs connection.interface-name"))?;
+        if let Some(id) = self.devices.iter().find(|(_, d)| d.name == name).map(|(id, _)| *id) {
+            return Ok(id);
+        }
+        let link = self
+            .platform
+            .create_bridge(name, &bridge::options(&conn))
+            .await
+            .map_err(|e| NmError::manager("Failed", format!("creating bridge {name}: {e}")))?;
+        info!(device = %name, "bridge created for '{}'", conn.id().unwrap_or_default());
+        let ifindex = link.ifindex;
+        // The event the kernel sends about it finds the device there.
+        Box::pin(self.add_device(link, true, false)).await;
+        self.devices
+            .iter()
+            .find(|(_, d)| d.ifindex == ifindex)
+            .map(|(id, _)| *id)
+            .ok_or_else(|| NmError::manager("UnknownDevice", format!("bridge {name} vanished")))
+    }
+
+    /// Bridges that were there before their profiles were known (a restart)
+    /// become nm-core's once a profile names them.
+    async fn adopt_bridges(&mut self) {
+        let names: Vec<String> =
+            self.profiles.values().filter_map(|p| bridge::interface(&p.conn()).map(str::to_string)).collect();
+        let adopt: Vec<u32> = self
+            .devices
+            .iter()
+            .filter(|(_, d)| d.kind == DeviceType::Bridge && !d.managed && names.contains(&d.name))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in adopt {
+            self.set_managed(id, true).await;
+        }
+    }
+
+    /// Stage 2 of a bridge port: its bridge up (activated for it when it is
+    /// not), then the link made its port. Returns why it could not be.
+    async fn attach_port(&mut self, device: u32, master: &str, by_user: bool) -> Result<(), String> {
+        let profile = self.profiles.iter().find(|(_, p)| bridge::is_master_of(&p.conn(), master)).map(|(id, _)| *id);
+        let bridge_device = match profile {
+            Some(profile) => {
+                let id = self.realize_bridge(profile).await.map_err(|e| e.to_string())?;
+                let active = self.devices.get(&id).and_then(|d| d.active);
+                if active.is_none() {
+                    // Autoconnect brings up a bridge only if it may
+                    // autoconnect itself: not one the user took down.
+                    let uuid = self.profiles[&profile].uuid.clone();
+                    if !by_user && self.retries.get(&uuid).is_some_and(|r| !r.may_autoconnect(Instant::now())) {
+                        return Err("its profile may not autoconnect now".to_string());
+                    }
+                    Box::pin(self.activate(profile, id, by_user, false)).await.map_err(|e| e.to_string())?;
+                }
+                id
+            }
+            // A bridge made by someone else, named by its interface.
+            None => self
+                .devices
+                .iter()
+                .find(|(_, d)| d.kind == DeviceType::Bridge && d.name == master)
+                .map(|(id, _)| *id)
+                .ok_or_else(|| format!("no bridge '{master}' and no profile for it"))?,
+        };
+        let (port, bridge_ifindex) = match (self.devices.get(&device), self.devices.get(&bridge_device)) {
+            (Some(p), Some(b)) => (p.ifindex, b.ifindex),
+            _ => return Err(format!("bridge '{master}' is gone")),
+        };
+        self.platform.set_master(port, bridge_ifindex).await.map_err(|e| e.to_string())?;
+        self.publish_ports(bridge_device).await;
+        Ok(())
+    }
+
+    /// A bridge's `Slaves`: the devices whose link has it as master.
+    async fn publish_ports(&mut self, bridge_device: u32) {
+        let Some(b) = self.devices.get(&bridge_device) else { return };
+        let ports: Vec<OwnedObjectPath> = self
+            .devices
+            .values()
+            .filter(|d| self.platform.link(d.ifindex).is_some_and(|l| l.master == Some(b.ifindex)))
+            .map(|d| d.path.clone())
+            .collect();
+        let changed = {
+            let mut p = b.props.lock();
+            let changed = p.ports != ports;
+            p.ports = ports.clone();
+            changed
+        };
+        if changed {
+            let bridge_iface = "org.freedesktop.NetworkManager.Device.Bridge";
+            emit_changed(&self.bus, &b.path, bridge_iface, vec![("Slaves", Variant::from(ports.clone()))]).await;
+            emit_changed(&self.bus, &b.path, DEVICE_IFACE, vec![("Ports", Variant::from(ports))]).await;
+        }
     }
 
     /// The device a profile should run on when the caller named none.
@@ -1067,6 +1171,7 @@ impl Engine {
                     self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED).await;
                     self.profile_removed(id).await;
                 }
+                self.adopt_bridges().await;
                 if source == Source::System {
                     self.settings_known = true;
                     info!(profiles = self.profiles.len(), "profiles known");
@@ -1099,6 +1204,7 @@ impl Engine {
                 match Self::parse(&dict).map(|c| Self::owned_by(source, &owner, c)) {
                     Ok(conn) => {
                         self.profile_loaded(source, remote, conn, Some(storage), false).await;
+                        self.adopt_bridges().await;
                         self.autoconnect_all().await;
                     }
                     Err(e) => warn!("new profile {remote} from {name} is invalid: {e}"),
@@ -1370,8 +1476,19 @@ impl Engine {
     }
 
     async fn link_appeared(&mut self, link: Link) {
+        // A bridge one of the profiles makes is nm-core's (after a restart too).
+        let ours = link.kind == LinkKind::Bridge
+            && self.profiles.values().any(|p| bridge::interface(&p.conn()) == Some(link.name.as_str()));
+        self.add_device(link, ours, true).await;
+    }
+
+    /// A device object for a new link. `ours`: a link nm-core made (or a
+    /// profile of its makes), managed whatever the configuration says of
+    /// other software's links. `autoconnect`: look for a profile for it
+    /// (not when the link was made for one).
+    async fn add_device(&mut self, link: Link, ours: bool, autoconnect: bool) {
         let facts = Self::facts(&link);
-        let managed = is_managed(&facts, &self.config.core.managed, &self.config.core.unmanaged);
+        let managed = ours || is_managed(&facts, &self.config.core.managed, &self.config.core.unmanaged);
         let id = next(&mut self.counters.device);
         let path = api::path("Devices", id);
         let kind = facts.kind;
@@ -1397,6 +1514,7 @@ impl Engine {
             interface_flags: iface_flags(&link),
             type_description: kind.description().into(),
             software: !link.physical,
+            ports: Vec::new(),
         });
         let server = self.bus.object_server();
         let exported = async {
@@ -1405,6 +1523,7 @@ impl Engine {
                 DeviceType::Ethernet | DeviceType::Veth => {
                     server.at(&path, WiredIface { props: props.clone() }).await.map(|_| ())?
                 }
+                DeviceType::Bridge => server.at(&path, BridgeIface { props: props.clone() }).await.map(|_| ())?,
                 _ => server.at(&path, GenericIface { props: props.clone() }).await.map(|_| ())?,
             };
             server.at(&path, StatisticsIface { props: props.clone(), refresh_rate_ms: 0 }).await?;
@@ -1450,7 +1569,7 @@ impl Engine {
             if link.carrier || !kind.needs_carrier() {
                 self.set_device_state(id, DeviceState::Disconnected, reason::CARRIER).await;
             }
-            if self.settings_known {
+            if self.settings_known && autoconnect {
                 self.assume_recorded().await;
                 self.autoconnect_all().await;
             }
@@ -1545,6 +1664,7 @@ impl Engine {
         let _ = server.remove::<StatisticsIface, _>(&d.path).await;
         let _ = server.remove::<WiredIface, _>(&d.path).await;
         let _ = server.remove::<GenericIface, _>(&d.path).await;
+        let _ = server.remove::<BridgeIface, _>(&d.path).await;
         self.publish_devices().await;
         if let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH) {
             let _ = ManagerIface::device_removed(&emitter, d.path.clone()).await;
@@ -1749,6 +1869,12 @@ impl Engine {
             if let Err(e) = self.platform.set_link_up(ifindex, true).await {
                 failure = Some(format!("setting the link up: {e}"));
             }
+        }
+        if failure.is_none()
+            && let Some(master) = bridge::master(&conn)
+            && let Err(e) = self.attach_port(device, master, by_user).await
+        {
+            failure = Some(format!("joining bridge {master}: {e}"));
         }
         if let Some(f) = failure {
             warn!(device = %name, "activation of '{}' failed: {f}", conn.id().unwrap_or_default());
@@ -2757,9 +2883,22 @@ impl Engine {
         let Some(a) = self.actives.get(&ac) else {
             return;
         };
-        let (device, plan, rules) = (a.device, a.plan.clone(), a.rules.clone());
-        info!(device = %self.devices.get(&device).map(|d| d.name.as_str()).unwrap_or("?"), "deactivating '{}'", a.conn.id().unwrap_or_default());
+        let (device, plan, rules, conn) = (a.device, a.plan.clone(), a.rules.clone(), a.conn.clone());
         let was_up = a.state == AcState::Activated;
+        info!(device = %self.devices.get(&device).map(|d| d.name.as_str()).unwrap_or("?"), "deactivating '{}'", a.conn.id().unwrap_or_default());
+        // A bridge's ports go down before it, as NetworkManager takes them
+        // (not when the bridge only takes its profile again).
+        if bridge::interface(&conn).is_some() && device_reason != reason::NEW_ACTIVATION {
+            let ports: Vec<u32> = self
+                .actives
+                .iter()
+                .filter(|(_, p)| bridge::master(&p.conn).is_some_and(|m| bridge::is_master_of(&conn, m)))
+                .map(|(id, _)| *id)
+                .collect();
+            for port in ports {
+                Box::pin(self.deactivate(port, reason::DEPENDENCY_FAILED, ac_reason::DEPENDENCY_FAILED)).await;
+            }
+        }
         self.set_ac_state(ac, AcState::Deactivating, why).await;
         self.set_device_state(device, DeviceState::Deactivating, device_reason).await;
         // pre-down is waited for, except when the carrier is already gone.
@@ -2770,9 +2909,33 @@ impl Engine {
         if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
             self.unapply_plan(ifindex, &plan).await;
             state_files::save_device(&self.paths, ifindex, None);
+            let bridge_device = self
+                .platform
+                .link(ifindex)
+                .and_then(|l| l.master)
+                .and_then(|m| self.devices.iter().find(|(_, d)| d.ifindex == m).map(|(id, _)| *id));
+            if bridge::master(&conn).is_some() {
+                if let Err(e) = self.platform.set_master(ifindex, 0).await {
+                    warn!(ifindex, "leaving the bridge: {e}");
+                }
+                if let Some(b) = bridge_device {
+                    self.publish_ports(b).await;
+                }
+            }
         }
         self.remove_rules(&rules).await;
         self.finish_deactivation(ac, why).await;
+        // A bridge exists while its profile is up (not when the same
+        // device is about to take a profile again).
+        if bridge::interface(&conn).is_some()
+            && device_reason != reason::NEW_ACTIVATION
+            && let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex)
+        {
+            info!(ifindex, "deleting the bridge of '{}'", conn.id().unwrap_or_default());
+            if let Err(e) = self.platform.delete_link(ifindex).await {
+                warn!(ifindex, "deleting the bridge: {e}");
+            }
+        }
         if let Some(d) = down {
             self.dispatch_later(d);
         }
@@ -3007,6 +3170,9 @@ impl Engine {
             .filter(|(_, d)| d.managed && d.active.is_none() && d.state >= DeviceState::Disconnected)
             .filter_map(|(id, d)| state_files::load_device(&self.paths, d.ifindex).map(|r| (*id, r.uuid)))
             .collect();
+        // Bridges before their ports: a port taken back finds its bridge up.
+        let mut candidates = candidates;
+        candidates.sort_by_key(|(id, _)| self.devices.get(id).is_none_or(|d| d.kind != DeviceType::Bridge));
         for (device, uuid) in candidates {
             let Some(profile) = self.profiles.iter().find(|(_, p)| p.uuid == uuid).map(|(id, _)| *id) else {
                 continue;
@@ -3020,6 +3186,25 @@ impl Engine {
     async fn autoconnect_all(&mut self) {
         if !self.settings_known || !self.networking_enabled {
             return;
+        }
+        // Bridges whose profiles autoconnect are made first; as devices
+        // they are then ready like the rest.
+        let now = Instant::now();
+        let missing: Vec<u32> = self
+            .profiles
+            .iter()
+            .filter(|(_, p)| {
+                let conn = p.conn();
+                bridge::interface(&conn).is_some_and(|n| !self.devices.values().any(|d| d.name == n))
+                    && policy::autoconnects(&conn)
+                    && self.retries.get(&p.uuid).is_none_or(|r| r.may_autoconnect(now))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for profile in missing {
+            if let Err(e) = self.realize_bridge(profile).await {
+                warn!("autoconnect: {e}");
+            }
         }
         let ready: Vec<u32> = self
             .devices

@@ -4,6 +4,7 @@
 mod agents;
 mod api;
 mod auth;
+mod bridge;
 mod config;
 mod device;
 mod dhcp;
