@@ -915,6 +915,13 @@ async fn a_bridge_comes_with_its_port_and_goes_with_its_profile() {
     assert!(c.ip(&["link", "show", "type", "bridge"]).trim().is_empty(), "the bridge is gone");
     let active = c.ok(&["-t", "-f", "NAME", "connection", "show", "--active"]).await;
     assert!(!active.contains("br-lab") && !active.contains("br-port"), "{active}");
+
+    // `device delete` takes a bridge down and away; an uplink is not nm-rs's to delete.
+    c.ok(&["connection", "up", "br-lab"]).await;
+    c.ok(&["device", "delete", &br]).await;
+    assert!(c.ip(&["link", "show", "type", "bridge"]).trim().is_empty(), "the bridge is gone");
+    let out = c.nmcli(&["device", "delete", &eth]).await;
+    assert!(!out.success() && out.stderr.contains("not a software device"), "{}", out.stderr);
 }
 
 #[tokio::test]

@@ -905,8 +905,12 @@ impl DeviceIface {
         self.engine.call(|reply| Call::DeviceDisconnect { id, reply }).await
     }
 
-    fn delete(&self) -> Result<(), NmError> {
-        Err(NmError::device("NotSoftware", "this device is not a software device nm-rs created"))
+    /// `nmcli device delete`: a bridge nm-rs made goes (its activation
+    /// first); other devices are not nm-rs's to delete.
+    async fn delete(&self, #[zbus(connection)] bus: &Bus, #[zbus(header)] hdr: Header<'_>) -> Result<(), NmError> {
+        auth::authorize(bus, &hdr, Action::NetworkControl, Domain::Device).await?;
+        let id = self.id;
+        self.engine.call(|reply| Call::DeviceDelete { id, reply }).await
     }
 
     /// `nmcli device reapply` / `device modify`: the profile's (or the given)

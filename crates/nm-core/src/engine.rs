@@ -140,6 +140,10 @@ pub enum Call {
         setting: String,
         reply: Reply<SettingsDict>,
     },
+    DeviceDelete {
+        id: u32,
+        reply: Reply<()>,
+    },
     DeviceDisconnect {
         id: u32,
         reply: Reply<()>,
@@ -557,6 +561,10 @@ impl Engine {
                 let r = self.get_secrets(id, &setting).await;
                 let _ = reply.send(r);
             }
+            Call::DeviceDelete { id, reply } => {
+                let r = self.delete_device(id).await;
+                let _ = reply.send(r);
+            }
             Call::DeviceDisconnect { id, reply } => {
                 let r = match self.devices.get(&id).and_then(|d| d.active) {
                     Some(ac) => {
@@ -874,6 +882,29 @@ impl Engine {
             .find(|(_, d)| d.ifindex == ifindex)
             .map(|(id, _)| *id)
             .ok_or_else(|| NmError::manager("UnknownDevice", format!("bridge {name} vanished")))
+    }
+
+    /// `Device.Delete`: only a bridge a profile of nm-core's makes.
+    async fn delete_device(&mut self, id: u32) -> Result<(), NmError> {
+        let (name, ifindex, active, kind, managed) = self
+            .devices
+            .get(&id)
+            .map(|d| (d.name.clone(), d.ifindex, d.active, d.kind, d.managed))
+            .ok_or_else(|| NmError::device("NotSoftware", "no such device"))?;
+        if kind != DeviceType::Bridge || !managed {
+            return Err(NmError::device("NotSoftware", format!("{name} is not a software device nm-rs created")));
+        }
+        match active {
+            // Its deactivation deletes it; autoconnect does not make it again.
+            Some(ac) => {
+                if let Some(profile) = self.actives.get(&ac).map(|a| a.profile) {
+                    self.retries_for_profile(profile).blocked_by_user = true;
+                }
+                self.deactivate(ac, reason::USER_REQUESTED, ac_reason::USER_DISCONNECTED).await
+            }
+            None => self.platform.delete_link(ifindex).await.map_err(|e| NmError::device("Failed", e.to_string()))?,
+        }
+        Ok(())
     }
 
     /// Bridges that were there before their profiles were known (a restart)
