@@ -924,6 +924,71 @@ async fn a_bridge_comes_with_its_port_and_goes_with_its_profile() {
     assert!(!out.success() && out.stderr.contains("not a software device"), "{}", out.stderr);
 }
 
+/// A bridge with DHCP through its port: the lease comes as soon as the
+/// port forwards (the first DISCOVER may leave before; DHCP asks again
+/// when the bridge's carrier comes rather than seconds later), and the
+/// bridge made again has the same address (its MAC is fixed at creation).
+#[tokio::test]
+async fn a_bridge_takes_its_lease_through_its_port() {
+    let (c, _helper) = Core::start_with_dhcp().await;
+    let eth = c.uplink(0);
+    let br = format!("{}br", &eth[..eth.len() - 2]);
+    c.ok(&[
+        "connection",
+        "add",
+        "type",
+        "bridge",
+        "ifname",
+        &br,
+        "con-name",
+        "brd",
+        "autoconnect",
+        "no",
+        "bridge.stp",
+        "no",
+        "ipv6.method",
+        "disabled",
+    ])
+    .await;
+    c.ok(&[
+        "connection",
+        "add",
+        "type",
+        "ethernet",
+        "slave-type",
+        "bridge",
+        "master",
+        &br,
+        "ifname",
+        &eth,
+        "con-name",
+        "brd-port",
+        "autoconnect",
+        "no",
+    ])
+    .await;
+    // (addresses without their lifetimes, MAC) once the bridge is up: well
+    // before the client's first retransmission (4 s).
+    let up = async |c: &Core| {
+        let started = Instant::now();
+        c.ok(&["connection", "up", "brd-port"]).await;
+        c.until_state(&br, &["connected"]).await;
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(c.ip(&["-4", "route", "show", "default"]).contains(&format!("dev {br}")));
+        let addr: Vec<String> = inet_lines(&c.ip(&["-4", "addr", "show", "dev", &br]))
+            .iter()
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+            .collect();
+        let mac = c.ip(&["link", "show", "dev", &br]).lines().nth(1).unwrap_or_default().to_string();
+        (addr, mac)
+    };
+    let first = up(&c).await;
+    assert!(first.0.iter().any(|a| a.starts_with("198.18.0.")), "{first:?}");
+    c.ok(&["connection", "down", "brd"]).await;
+    assert!(c.ip(&["link", "show", "type", "bridge"]).trim().is_empty());
+    assert_eq!(up(&c).await, first, "made again: same MAC, same lease");
+}
+
 #[tokio::test]
 async fn connection_show_names_each_profiles_file() {
     let c = Core::start(1, "").await;

@@ -31,6 +31,27 @@ pub fn options(conn: &Connection) -> BridgeOptions {
     }
 }
 
+/// The MAC address a new bridge takes: `bridge.mac-address`, else one
+/// derived from the machine-id and the interface name, locally
+/// administered. Fixed at creation because the kernel gives a bridge the
+/// address of a port, or none (all zeros) without ports: a DHCP client on
+/// it would change identity with its ports, and start with none. The same
+/// bridge on the same machine has the same address, so its leases last.
+pub fn mac(conn: &Connection, machine_id: Option<&str>) -> Option<[u8; 6]> {
+    if let Some(m) =
+        conn.get("bridge", "mac-address").and_then(Value::as_bytes).and_then(|b| <[u8; 6]>::try_from(b).ok())
+    {
+        return Some(m);
+    }
+    let name = interface(conn)?;
+    // A fixed namespace of ours; the machine-id never shows in the address.
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e6d_2d72_732d_4252_8000_4d41_4321_4252);
+    let seed = format!("{}:{name}", machine_id.map(str::trim).unwrap_or_default());
+    let h = uuid::Uuid::new_v5(&NAMESPACE, seed.as_bytes());
+    let b = h.as_bytes();
+    Some([(b[0] & 0xfe) | 0x02, b[1], b[2], b[3], b[4], b[5]])
+}
+
 /// The bridge a port profile names (`connection.master`: an interface
 /// name or a profile's uuid); `None` when the profile is no bridge port.
 pub fn master(conn: &Connection) -> Option<&str> {
@@ -67,6 +88,20 @@ mod tests {
         assert!(options(&plain).stp, "NetworkManager's default: STP on");
         let eth = conn("[connection]\nid=e\nuuid=4f0e9a39-33d1-4c77-8f0c-6d4b2f9d1e10\ntype=ethernet\n");
         assert_eq!((interface(&eth), master(&eth)), (None, None));
+    }
+
+    #[test]
+    fn a_new_bridge_has_a_stable_local_address_or_the_profiles() {
+        let b = conn(BRIDGE);
+        let m = mac(&b, Some("4c4c4544004d4410804ab4c04f4d3232")).unwrap();
+        assert_eq!(m[0] & 0x03, 0x02, "locally administered unicast: {m:02x?}");
+        assert_eq!(Some(m), mac(&b, Some("4c4c4544004d4410804ab4c04f4d3232")), "stable");
+        assert_ne!(Some(m), mac(&b, Some("00000000000000000000000000000001")), "per machine");
+        let other =
+            conn("[connection]\nid=b2\nuuid=9c1c3b5e-7ad2-4a51-9a1a-2c1b5f3e4d77\ntype=bridge\ninterface-name=br1\n");
+        assert_ne!(mac(&other, None), mac(&b, None), "per interface");
+        let fixed = conn(&format!("{BRIDGE}mac-address=02:11:22:33:44:55\n"));
+        assert_eq!(mac(&fixed, None), Some([2, 0x11, 0x22, 0x33, 0x44, 0x55]));
     }
 
     #[test]

@@ -875,6 +875,13 @@ impl Engine {
             .map_err(|e| NmError::manager("Failed", format!("creating bridge {name}: {e}")))?;
         info!(device = %name, "bridge created for '{}'", conn.id().unwrap_or_default());
         let ifindex = link.ifindex;
+        let machine_id = std::fs::read_to_string(self.paths.path("/etc/machine-id")).ok();
+        if let Some(mac) = bridge::mac(&conn, machine_id.as_deref())
+            && let Err(e) = self.platform.set_mac(ifindex, mac).await
+        {
+            warn!(device = %name, "setting the bridge's MAC address: {e}");
+        }
+        let link = self.platform.link(ifindex).unwrap_or(link);
         // The event the kernel sends about it finds the device there.
         Box::pin(self.add_device(link, true, false)).await;
         self.devices
@@ -927,35 +934,41 @@ impl Engine {
     /// not), then the link made its port. Returns why it could not be.
     async fn attach_port(&mut self, device: u32, master: &str, by_user: bool) -> Result<(), String> {
         let profile = self.profiles.iter().find(|(_, p)| bridge::is_master_of(&p.conn(), master)).map(|(id, _)| *id);
-        let bridge_device = match profile {
+        let (bridge_device, to_activate) = match profile {
             Some(profile) => {
                 let id = self.realize_bridge(profile).await.map_err(|e| e.to_string())?;
-                let active = self.devices.get(&id).and_then(|d| d.active);
-                if active.is_none() {
+                let idle = self.devices.get(&id).is_some_and(|d| d.active.is_none());
+                if idle {
                     // Autoconnect brings up a bridge only if it may
                     // autoconnect itself: not one the user took down.
                     let uuid = self.profiles[&profile].uuid.clone();
                     if !by_user && self.retries.get(&uuid).is_some_and(|r| !r.may_autoconnect(Instant::now())) {
                         return Err("its profile may not autoconnect now".to_string());
                     }
-                    Box::pin(self.activate(profile, id, by_user, false)).await.map_err(|e| e.to_string())?;
                 }
-                id
+                (id, idle.then_some(profile))
             }
             // A bridge made by someone else, named by its interface.
-            None => self
-                .devices
-                .iter()
-                .find(|(_, d)| d.kind == DeviceType::Bridge && d.name == master)
-                .map(|(id, _)| *id)
-                .ok_or_else(|| format!("no bridge '{master}' and no profile for it"))?,
+            None => (
+                self.devices
+                    .iter()
+                    .find(|(_, d)| d.kind == DeviceType::Bridge && d.name == master)
+                    .map(|(id, _)| *id)
+                    .ok_or_else(|| format!("no bridge '{master}' and no profile for it"))?,
+                None,
+            ),
         };
         let (port, bridge_ifindex) = match (self.devices.get(&device), self.devices.get(&bridge_device)) {
             (Some(p), Some(b)) => (p.ifindex, b.ifindex),
             _ => return Err(format!("bridge '{master}' is gone")),
         };
+        // The port first: the bridge then activates with its carrier (and
+        // its DHCP goes out through the port at once).
         self.platform.set_master(port, bridge_ifindex).await.map_err(|e| e.to_string())?;
         self.publish_ports(bridge_device).await;
+        if let Some(profile) = to_activate {
+            Box::pin(self.activate(profile, bridge_device, by_user, false)).await.map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
 
@@ -1649,6 +1662,21 @@ impl Engine {
         emit_changed(&self.bus, &path, DEVICE_IFACE, changed).await;
         if carrier_changed && matches!(kind, DeviceType::Ethernet | DeviceType::Veth) {
             emit_changed(&self.bus, &path, WIRED_IFACE, vec![("Carrier", Variant::from(link.carrier))]).await;
+        }
+        // The carrier came while DHCPv4 waits for its first lease (a bridge
+        // whose port just joined: the first DISCOVER left before the port
+        // forwarded): ask again now, not at the client's next
+        // retransmission seconds later. A new Start replaces the old one.
+        if managed && carrier_changed && link.carrier {
+            let waiting = self.devices.get(&id).and_then(|d| d.active).filter(|ac| {
+                self.actives.get(ac).is_some_and(|a| {
+                    a.state == AcState::Activating && a.dhcp.status == V4Status::Waiting && a.dhcp.transaction.is_some()
+                })
+            });
+            if let Some(ac) = waiting {
+                tracing::debug!(device = %link.name, "carrier came: DHCPv4 asks again");
+                self.start_dhcp(ac, None).await;
+            }
         }
         if !managed || !carrier_changed || !kind.needs_carrier() {
             return;
