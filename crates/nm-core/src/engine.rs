@@ -917,8 +917,12 @@ impl Engine {
     /// Bridges that were there before their profiles were known (a restart)
     /// become nm-core's once a profile names them.
     async fn adopt_bridges(&mut self) {
-        let names: Vec<String> =
-            self.profiles.values().filter_map(|p| bridge::interface(&p.conn()).map(str::to_string)).collect();
+        let names: Vec<String> = self
+            .profiles
+            .values()
+            .filter(|p| p.binding.is_type("bridge"))
+            .filter_map(|p| bridge::interface(&p.conn()).map(str::to_string))
+            .collect();
         let adopt: Vec<u32> = self
             .devices
             .iter()
@@ -1522,7 +1526,10 @@ impl Engine {
     async fn link_appeared(&mut self, link: Link) {
         // A bridge one of the profiles makes is nm-core's (after a restart too).
         let ours = link.kind == LinkKind::Bridge
-            && self.profiles.values().any(|p| bridge::interface(&p.conn()) == Some(link.name.as_str()));
+            && self
+                .profiles
+                .values()
+                .any(|p| p.binding.is_type("bridge") && bridge::interface(&p.conn()) == Some(link.name.as_str()));
         self.add_device(link, ours, true).await;
     }
 
@@ -3252,6 +3259,7 @@ impl Engine {
         let missing: Vec<u32> = self
             .profiles
             .iter()
+            .filter(|(_, p)| p.binding.is_type("bridge"))
             .filter(|(_, p)| {
                 let conn = p.conn();
                 bridge::interface(&conn).is_some_and(|n| !self.devices.values().any(|d| d.name == n))

@@ -50,6 +50,12 @@ impl Binding {
         }
     }
 
+    /// The profile's `connection.type` is `ctype`: a test that costs no
+    /// settings lookup.
+    pub fn is_type(&self, ctype: &str) -> bool {
+        self.ctype.as_deref() == Some(ctype)
+    }
+
     /// False only when [`compatible`] is false too.
     pub fn admits(&self, dev: &DeviceView<'_>) -> bool {
         self.ctype.as_deref() == Some(dev.kind.connection_type()) && self.iface.as_deref().is_none_or(|n| n == dev.name)
