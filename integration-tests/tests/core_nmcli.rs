@@ -1,6 +1,7 @@
 //! nm-core driven by Debian's real `nmcli` and `nm-online` on the lab bus,
 //! with the kernel's state read back with `ip` after every step. Needs root.
 
+use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
 use nm_lab::{DaemonHandle, Lab, Output};
@@ -105,6 +106,19 @@ impl Core {
             .expect("ip runs");
         assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The DHCPv6 lease's address on `dev`: a /128 in `range`; with
+    /// `past_dad`, only one past duplicate address detection.
+    fn dhcp6_address(&self, dev: &str, range: (Ipv6Addr, Ipv6Addr), past_dad: bool) -> Option<Ipv6Addr> {
+        let mut args = vec!["-6", "-o", "addr", "show", "dev", dev, "scope", "global"];
+        if past_dad {
+            args.push("-tentative");
+        }
+        self.ip(&args)
+            .split_whitespace()
+            .filter_map(|w| w.strip_suffix("/128")?.parse::<Ipv6Addr>().ok())
+            .find(|a| (range.0..=range.1).contains(a))
     }
 
     fn uplink(&self, i: usize) -> String {
@@ -1260,15 +1274,10 @@ async fn ipv6_auto_takes_the_router_advertisement_at_the_device_metric() {
 #[tokio::test]
 async fn ipv6_auto_takes_its_address_by_dhcpv6_when_the_router_says_managed() {
     let lab = Lab::builder().uplinks(1).build().expect("lab");
-    let (low, high) = lab.uplinks()[0].dhcp6_range;
+    let range = lab.uplinks()[0].dhcp6_range;
     let (c, _helper) = Core::start_with_dhcp_lab(lab).await;
     let eth = c.uplink(0);
-    let leased = |c: &Core| {
-        let out = c.ip(&["-6", "-o", "addr", "show", "dev", &eth, "scope", "global", "-tentative"]);
-        out.split_whitespace()
-            .filter_map(|w| w.strip_suffix("/128")?.parse::<std::net::Ipv6Addr>().ok())
-            .find(|a| (low..=high).contains(a))
-    };
+    let leased = |c: &Core| c.dhcp6_address(&eth, range, true);
     c.ok(&nm_lab::add_ethernet(
         &eth,
         "managed6",
@@ -1311,18 +1320,12 @@ async fn ipv6_auto_takes_its_address_by_dhcpv6_when_the_router_says_managed() {
 #[tokio::test]
 async fn a_dhcpv6_address_in_use_is_declined_and_another_taken() {
     let lab = Lab::builder().uplinks(1).build().expect("lab");
-    let (low, high) = lab.uplinks()[0].dhcp6_range;
+    let range = lab.uplinks()[0].dhcp6_range;
     let server_if = lab.uplinks()[0].server_if.clone();
     let (c, _helper) = Core::start_with_dhcp_lab(lab).await;
     let eth = c.uplink(0);
-    let leased = |c: &Core| {
-        let out = c.ip(&["-6", "-o", "addr", "show", "dev", &eth, "scope", "global"]);
-        out.lines()
-            .filter(|l| !l.contains("tentative") && !l.contains("dadfailed"))
-            .flat_map(|l| l.split_whitespace())
-            .filter_map(|w| w.strip_suffix("/128")?.parse::<std::net::Ipv6Addr>().ok())
-            .find(|a| (low..=high).contains(a))
-    };
+    // (the kernel marks an address whose DAD failed tentative too)
+    let leased = |c: &Core| c.dhcp6_address(&eth, range, true);
     c.ok(&nm_lab::add_ethernet(
         &eth,
         "dup6",
@@ -1353,7 +1356,7 @@ async fn a_dhcpv6_address_in_use_is_declined_and_another_taken() {
 #[tokio::test]
 async fn ipv6_method_dhcp_alone_activates_with_its_lease() {
     let lab = Lab::builder().uplinks(1).build().expect("lab");
-    let (low, high) = lab.uplinks()[0].dhcp6_range;
+    let range = lab.uplinks()[0].dhcp6_range;
     let (c, _helper) = Core::start_with_dhcp_lab(lab).await;
     let eth = c.uplink(0);
     c.ok(&nm_lab::add_ethernet(
@@ -1363,12 +1366,8 @@ async fn ipv6_method_dhcp_alone_activates_with_its_lease() {
     ))
     .await;
     c.ok(&["connection", "up", "dhcp6only"]).await;
-    let out = c.ip(&["-6", "-o", "addr", "show", "dev", &eth, "scope", "global"]);
-    let leased = out
-        .split_whitespace()
-        .filter_map(|w| w.strip_suffix("/128")?.parse::<std::net::Ipv6Addr>().ok())
-        .find(|a| (low..=high).contains(a));
-    let Some(address) = leased else {
+    let Some(address) = c.dhcp6_address(&eth, range, false) else {
+        let out = c.ip(&["-6", "-o", "addr", "show", "dev", &eth, "scope", "global"]);
         panic!("no DHCPv6 address once activated: {out}\n{}", nm_lab::tail(&c.log(), 30))
     };
     let show = c.ok(&["-t", "-f", "GENERAL.STATE,IP6.ADDRESS", "device", "show", &eth]).await;
