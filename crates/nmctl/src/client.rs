@@ -198,7 +198,7 @@ impl Client {
             Ok(None) => (ObjectStore::default(), false),
             Err(_) => (ObjectStore::default(), true),
         };
-        Ok(Watch { signals, owners, store, present })
+        Ok(Watch { signals, owners, store, present, focus: None })
     }
 }
 
@@ -246,9 +246,23 @@ pub struct Watch {
     owners: NameOwnerChangedStream,
     pub store: ObjectStore,
     pub present: bool,
+    /// When set, only these objects are kept current (see [`Watch::focus`]).
+    focus: Option<Vec<String>>,
 }
 
 impl Watch {
+    /// From now on only `paths` are kept current; signals about other
+    /// objects are passed over unread. Waiting for an activation, reading
+    /// the IP and DHCP objects it makes (their every option) and the
+    /// manager's changes was most of nmctl's work.
+    pub fn focus(&mut self, paths: Vec<String>) {
+        self.focus = Some(paths);
+    }
+
+    fn in_focus(&self, path: &str) -> bool {
+        self.focus.as_ref().is_none_or(|f| f.iter().any(|p| p == path))
+    }
+
     /// Fails with "NetworkManager is not running" (status 8) when it was
     /// not when the watch began.
     pub fn require_present(&self) -> Result<()> {
@@ -285,6 +299,15 @@ impl Watch {
         let path = path.as_str().to_string();
         let body = msg.body();
         match (iface.as_str(), member.as_str()) {
+            ("org.freedesktop.DBus.Properties", "PropertiesChanged") if !self.in_focus(&path) => Event::Other,
+            ("org.freedesktop.DBus.ObjectManager", "InterfacesAdded")
+                if self.focus.is_some()
+                    && body
+                        .deserialize_ignore_signature::<(OwnedObjectPath,)>()
+                        .is_ok_and(|(obj,)| !self.in_focus(obj.as_str())) =>
+            {
+                Event::Other
+            }
             ("org.freedesktop.DBus.Properties", "PropertiesChanged") => {
                 let Ok((iface, changed, _)) =
                     body.deserialize::<(String, HashMap<String, OwnedVariant>, Vec<String>)>()

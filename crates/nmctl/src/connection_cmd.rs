@@ -181,6 +181,10 @@ async fn up(ctx: &Ctx, client: &Client, key: &str, device: Option<&str>) -> Resu
         .await?
         .map_err(|e| crate::exit::from_bus(&format!("activating '{name}'"), e))?;
     if let Some(timeout) = ctx.wait(UP_WAIT) {
+        // The activation and the devices are all the wait and the answer read.
+        let mut focus: Vec<String> = watch.store.with_interface(DEVICE).map(str::to_string).collect();
+        focus.push(ac.clone());
+        watch.focus(focus);
         wait::wait_activation(client, &mut watch, &ac, dev.clone(), &format!("'{name}'"), timeout).await?;
     }
     let s = &watch.store;
@@ -210,6 +214,8 @@ async fn down(ctx: &Ctx, client: &Client, key: &str) -> Result<()> {
         client.deactivate(ac).await?;
     }
     if let Some(timeout) = ctx.wait(DOWN_WAIT) {
+        // The activations' state is all the wait reads.
+        watch.focus(acs.clone());
         let what = format!("'{name}' to deactivate");
         wait::wait_until(client, &mut watch, &what, timeout, |s| {
             acs.iter().all(|ac| !s.has(ac, ACTIVE) || s.u32(ac, ACTIVE, "State") == names::AC_DEACTIVATED)
