@@ -213,6 +213,8 @@ async fn scripts_run_for_every_action_with_networkmanagers_arguments_and_environ
     assert_eq!(var(&up, "DEVICE_IP_IFACE"), Some(eth.as_str()));
     assert_eq!(var(&up, "CONNECTION_ID"), Some("dyn"));
     assert_eq!(var(&up, "CONNECTION_UUID"), Some(uuid.as_str()));
+    let file = var(&up, "CONNECTION_FILENAME").unwrap_or_default();
+    assert!(file.ends_with("/NetworkManager/system-connections/dyn.nmconnection"), "CONNECTION_FILENAME {file:?}");
     assert!(
         var(&up, "CONNECTION_DBUS_PATH").is_some_and(|p| p.starts_with("/org/freedesktop/NetworkManager/Settings/"))
     );

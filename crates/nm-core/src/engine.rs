@@ -946,7 +946,7 @@ impl Engine {
                     // Autoconnect brings up a bridge only if it may
                     // autoconnect itself: not one the user took down.
                     let uuid = self.profiles[&profile].uuid.clone();
-                    if !by_user && self.retries.get(&uuid).is_some_and(|r| !r.may_autoconnect(Instant::now())) {
+                    if !by_user && !self.may_autoconnect(&uuid, Instant::now()) {
                         return Err("its profile may not autoconnect now".to_string());
                     }
                 }
@@ -998,6 +998,11 @@ impl Engine {
         }
     }
 
+    /// Whether the profile's retries (and the user) let autoconnect try it now.
+    fn may_autoconnect(&self, uuid: &str, now: Instant) -> bool {
+        self.retries.get(uuid).is_none_or(|r| r.may_autoconnect(now))
+    }
+
     /// The device a profile should run on when the caller named none.
     fn device_for_profile(&self, profile: u32) -> Result<u32, NmError> {
         let p = &self.profiles[&profile];
@@ -1035,9 +1040,7 @@ impl Engine {
             .filter(|(id, p)| p.binding.admits(&view) && !active_elsewhere.contains(id))
             .map(|(id, p)| (*id, p.conn(), self.timestamps.get(&p.uuid).copied().unwrap_or(0)))
             .filter(|(_, c, _)| !auto || policy::autoconnects(c))
-            .filter(|(_, c, _)| {
-                !auto || self.retries.get(c.uuid().unwrap_or_default()).is_none_or(|r| r.may_autoconnect(now))
-            })
+            .filter(|(_, c, _)| !auto || self.may_autoconnect(c.uuid().unwrap_or_default(), now))
             .collect();
         policy::best(
             &view,
@@ -2975,12 +2978,12 @@ impl Engine {
         if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
             self.unapply_plan(ifindex, &plan).await;
             state_files::save_device(&self.paths, ifindex, None);
-            let bridge_device = self
-                .platform
-                .link(ifindex)
-                .and_then(|l| l.master)
-                .and_then(|m| self.devices.iter().find(|(_, d)| d.ifindex == m).map(|(id, _)| *id));
             if bridge::master(&conn).is_some() {
+                let bridge_device = self
+                    .platform
+                    .link(ifindex)
+                    .and_then(|l| l.master)
+                    .and_then(|m| self.devices.iter().find(|(_, d)| d.ifindex == m).map(|(id, _)| *id));
                 if let Err(e) = self.platform.set_master(ifindex, 0).await {
                     warn!(ifindex, "leaving the bridge: {e}");
                 }
@@ -3264,7 +3267,7 @@ impl Engine {
                 let conn = p.conn();
                 bridge::interface(&conn).is_some_and(|n| !self.devices.values().any(|d| d.name == n))
                     && policy::autoconnects(&conn)
-                    && self.retries.get(&p.uuid).is_none_or(|r| r.may_autoconnect(now))
+                    && self.may_autoconnect(&p.uuid, now)
             })
             .map(|(id, _)| *id)
             .collect();
