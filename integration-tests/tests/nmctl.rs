@@ -204,7 +204,9 @@ async fn overview_general_device_and_connection_commands() {
     nm.ok(&["connection", "modify", "office", "-ipv4.dns", "192.0.2.53"]).await;
     let show = nm.json(&["connection", "show", "office"]).await;
     assert_eq!(show["settings"]["ipv4"]["dns"], serde_json::json!(["192.0.2.54"]), "{show}");
-    nm.ok(&["connection", "up", "office"]).await;
+    // (On the device named: its objects are read before the activation.)
+    let up = nm.json(&["connection", "up", "office", "--device", &eth]).await;
+    assert_eq!(up["devices"], serde_json::json!([eth]), "{up}");
     let addr = nm.ip(&["-4", "addr", "show", "dev", &eth]);
     assert!(addr.contains("192.0.2.11/24") && !addr.contains("192.0.2.10/24"), "{addr}");
 
@@ -314,6 +316,7 @@ async fn errors_exit_non_zero_naming_the_cause() {
     nm.fails(&["device", "show", "nosuch0"], 10, "no device 'nosuch0'").await;
     nm.fails(&["device", "connect", "nosuch0"], 10, "no device 'nosuch0'").await;
     nm.add_office().await;
+    nm.fails(&["connection", "up", "office", "--device", "nosuch0"], 10, "no device 'nosuch0'").await;
     nm.fails(
         &["connection", "modify", "office", "ipv4.addresses", "300.1.2.3/24"],
         2,

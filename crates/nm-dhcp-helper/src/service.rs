@@ -404,6 +404,8 @@ impl Manager {
         info!(device = %link.ifname, transaction = id, lease_file = %file.display(), previous = ?prev, acd = ?cfg.acd, "DHCPv4 started");
         let setup = Setup { id, path: path.clone(), link, cfg, view, lease_file: file, state, seed: random_seed() };
         tokio::spawn(transaction::run(bus.clone(), self.shared.clone(), setup, raw, inbox));
+        // The transaction sends its first packet before this reply goes out.
+        tokio::task::yield_now().await;
         Ok(path)
     }
 }

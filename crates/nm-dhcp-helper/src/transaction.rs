@@ -78,8 +78,6 @@ pub async fn run(
     mut inbox: mpsc::UnboundedReceiver<Control>,
 ) {
     let id = setup.id;
-    // Let the Start reply (the object path) go out before the first Event.
-    tokio::task::yield_now().await;
     let mut machine = Machine::new(setup.cfg.clone(), setup.seed);
     let mut d = Driver {
         bus,
@@ -92,6 +90,12 @@ pub async fn run(
         lease_write_failed: false,
     };
     let mut actions = machine.handle(Input::Start, d.now());
+    // The first packet leaves at once: the activation waits for the
+    // server's answer to it, not for the Start reply. Everything else, the
+    // Events above all, follows the reply (the object path), so nm-core
+    // knows the transaction its events name.
+    d.send_leading(&mut actions);
+    tokio::task::yield_now().await;
     let mut stop_done = None;
     loop {
         let finished = d.carry_out(actions).await;
@@ -278,6 +282,19 @@ impl Driver {
             }
         }
         finished
+    }
+
+    /// Sends the leading raw broadcasts of `actions` now (the packet socket
+    /// sends without waiting) and takes them off the list; one that fails
+    /// stays, for `carry_out` to try again and report.
+    fn send_leading(&mut self, actions: &mut Vec<Action>) {
+        while let Some(Action::Send { payload, via: Via::RawBroadcast, what }) = actions.first() {
+            if self.open_raw().and_then(|s| s.send_broadcast(payload)).is_err() {
+                return;
+            }
+            debug!(device = %self.setup.link.ifname, via = ?Via::RawBroadcast, "sent {what}");
+            actions.remove(0);
+        }
     }
 
     async fn send(&mut self, payload: &[u8], via: Via) -> std::io::Result<()> {

@@ -109,18 +109,45 @@ impl Client {
     /// Every profile with its settings (profiles that cannot be read are left out).
     pub async fn profiles(&self, store: &ObjectStore) -> Result<Vec<Profile>> {
         let paths: Vec<String> = store.with_interface(SETTINGS_CONNECTION).map(str::to_string).collect();
+        let mut out = self.profiles_at(paths).await;
+        for p in &mut out {
+            p.filename = store.str(&p.path, SETTINGS_CONNECTION, "Filename");
+        }
+        Ok(out)
+    }
+
+    /// The profiles at `paths` with their settings, without file names
+    /// (those are object properties); unreadable ones are left out.
+    pub async fn profiles_at(&self, paths: Vec<String>) -> Vec<Profile> {
         let mut out: Vec<Profile> = stream::iter(paths)
             .map(|path| async move {
                 let settings = self.get_settings(&path).await.ok()?;
-                let filename = store.str(&path, SETTINGS_CONNECTION, "Filename");
-                Some(Profile { path, settings, filename })
+                Some(Profile { path, settings, filename: String::new() })
             })
             .buffer_unordered(16)
             .filter_map(|p| async move { p })
             .collect()
             .await;
         out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(out)
+        out
+    }
+
+    /// `ListConnections`, asked without letting the bus start anything:
+    /// `Ok(None)` when no one owns NetworkManager's name.
+    async fn profile_paths_if_running(&self) -> Result<std::result::Result<Option<Vec<String>>, zbus::Error>> {
+        let settings = self.proxy(SETTINGS_PATH, SETTINGS).await?;
+        match settings
+            .call_with_flags::<_, _, Vec<OwnedObjectPath>>("ListConnections", MethodFlags::NO_AUTO_START, &())
+            .await
+        {
+            Ok(paths) => Ok(Ok(Some(paths.unwrap_or_default().into_iter().map(|p| p.to_string()).collect()))),
+            Err(zbus::Error::FDO(e))
+                if matches!(*e, zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_)) =>
+            {
+                Ok(Ok(None))
+            }
+            Err(e) => Ok(Err(e)),
+        }
     }
 
     pub async fn add_connection(&self, dict: &SettingsDict, temporary: bool) -> Result<String> {
@@ -185,20 +212,40 @@ impl Client {
     /// table while a subscription is being made; the answer to the read
     /// also says whether NetworkManager runs.
     pub async fn watch(&self) -> Result<Watch> {
-        let owners = DBusProxy::new(&self.bus).await?.receive_name_owner_changed_with_args(&[(0, NM)]).await?;
-        let rule = MatchRule::builder().msg_type(zbus::message::Type::Signal).sender(NM).build()?;
-        let (signals, objects) = tokio::join!(
-            MessageStream::for_match_rule(rule, &self.bus, std::num::NonZeroUsize::new(4096)),
-            self.objects_if_running(),
-        );
-        let signals = signals?;
+        let (mut watch, objects) = self.subscribe_and(self.objects_if_running()).await?;
         // NetworkManager present but unreadable still counts as present.
-        let (store, present) = match objects? {
+        (watch.store, watch.present) = match objects {
             Ok(Some(store)) => (store, true),
             Ok(None) => (ObjectStore::default(), false),
             Err(_) => (ObjectStore::default(), true),
         };
-        Ok(Watch { signals, owners, store, present, focus: None })
+        Ok(watch)
+    }
+
+    /// Subscribes as [`Client::watch`] does, but reads only the profiles'
+    /// paths, not the objects: what `connection up` needs before it asks
+    /// (so the activation starts a round of reading sooner). The store
+    /// stays empty until [`Watch::read_objects`].
+    pub async fn watch_profiles(&self) -> Result<(Watch, Vec<String>)> {
+        let (mut watch, paths) = self.subscribe_and(self.profile_paths_if_running()).await?;
+        let (paths, present) = match paths {
+            Ok(Some(paths)) => (paths, true),
+            Ok(None) => (Vec::new(), false),
+            Err(_) => (Vec::new(), true),
+        };
+        watch.present = present;
+        Ok((watch, paths))
+    }
+
+    /// The subscriptions of a [`Watch`] (with an empty store), and `read`'s
+    /// answer: it leaves beside the signals' subscription, after it.
+    async fn subscribe_and<T>(&self, read: impl Future<Output = Result<T>>) -> Result<(Watch, T)> {
+        let owners = DBusProxy::new(&self.bus).await?.receive_name_owner_changed_with_args(&[(0, NM)]).await?;
+        let rule = MatchRule::builder().msg_type(zbus::message::Type::Signal).sender(NM).build()?;
+        let (signals, read) =
+            tokio::join!(MessageStream::for_match_rule(rule, &self.bus, std::num::NonZeroUsize::new(4096)), read);
+        let watch = Watch { signals: signals?, owners, store: ObjectStore::default(), present: true, focus: None };
+        Ok((watch, read?))
     }
 }
 
@@ -257,6 +304,15 @@ impl Watch {
     /// manager's changes was most of nmctl's work.
     pub fn focus(&mut self, paths: Vec<String>) {
         self.focus = Some(paths);
+    }
+
+    /// Reads every object into the store (after [`Client::watch_profiles`]).
+    /// Signals that arrived since the subscription are still to be read and
+    /// applied over it: each shows a state older than the one read, which
+    /// the next signal of its object brings forward again.
+    pub async fn read_objects(&mut self, client: &Client) -> Result<()> {
+        self.store = client.objects().await?;
+        Ok(())
     }
 
     fn in_focus(&self, path: &str) -> bool {

@@ -170,16 +170,27 @@ struct Activated {
 }
 
 async fn up(ctx: &Ctx, client: &Client, key: &str, device: Option<&str>) -> Result<()> {
-    let mut watch = client.watch().await?;
+    // The activation is asked for as soon as the profile (and the device,
+    // when named) is known; the objects are read while it runs.
+    let (mut watch, paths) = client.watch_profiles().await?;
     watch.require_present()?;
-    let profiles = client.profiles(&watch.store).await?;
+    let profiles = client.profiles_at(paths).await;
     let p = find(&profiles, key)?;
-    let dev = device.map(|d| find_device(&watch.store, d)).transpose()?;
+    let dev = match device {
+        Some(d) => {
+            watch.read_objects(client).await?;
+            Some(find_device(&watch.store, d)?)
+        }
+        None => None,
+    };
     let (name, uuid) = (p.id(), p.uuid());
     let ac = client
         .activate(Some(&p.path), dev.as_deref())
         .await?
         .map_err(|e| crate::exit::from_bus(&format!("activating '{name}'"), e))?;
+    if dev.is_none() {
+        watch.read_objects(client).await?;
+    }
     if let Some(timeout) = ctx.wait(UP_WAIT) {
         // The activation and the devices are all the wait and the answer read.
         let mut focus: Vec<String> = watch.store.with_interface(DEVICE).map(str::to_string).collect();
