@@ -938,6 +938,119 @@ async fn a_bridge_comes_with_its_port_and_goes_with_its_profile() {
     assert!(!out.success() && out.stderr.contains("not a software device"), "{}", out.stderr);
 }
 
+/// Sends one datagram from the client namespace to `to`: the kernel
+/// resolves the address first (no ping in the lab).
+fn poke(c: &Core, to: &str) {
+    let sent = std::process::Command::new("ip")
+        .args(["netns", "exec", c.lab.client_netns(), "bash", "-c", &format!("echo x > /dev/udp/{to}/9")])
+        .status()
+        .expect("bash runs");
+    assert!(sent.success());
+}
+
+/// macvlan, vxlan and tun profiles (`nmcli connection add type …`) make
+/// their links when they go up, with the profile's settings, configure
+/// them like any device, show them with their type, and delete them when
+/// they go down.
+#[tokio::test]
+async fn macvlan_vxlan_and_tun_devices_come_and_go_with_their_profiles() {
+    let mut c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let stem = &eth[..eth.len() - 2];
+    let (mv, vx, tap, far_vx) = (format!("{stem}mv"), format!("{stem}vx"), format!("{stem}tp"), format!("{stem}fv"));
+    let static4 =
+        |addr| ["ipv4.method", "manual", "ipv4.addresses", addr, "ipv6.method", "disabled", "autoconnect", "no"];
+
+    // macvlan in bridge mode on the uplink: the far end answers over it.
+    let mut add = vec!["connection", "add", "type", "macvlan", "ifname", &mv, "con-name", "mv-lab", "dev", &eth];
+    add.extend(["mode", "bridge"]);
+    add.extend(static4("198.18.0.78/24"));
+    c.ok(&add).await;
+    c.ok(&["connection", "up", "mv-lab"]).await;
+    let link = c.ip(&["-d", "link", "show", "dev", &mv]);
+    assert!(link.contains(&format!("{mv}@{eth}")) && link.contains("macvlan mode bridge"), "{link}");
+    assert!(c.ip(&["-4", "addr", "show", "dev", &mv]).contains("198.18.0.78/24"));
+    let devices = c.ok(&["-t", "-f", "DEVICE,TYPE,STATE,CONNECTION", "device"]).await;
+    assert!(devices.contains(&format!("{mv}:macvlan:connected:mv-lab")), "{devices}");
+    let shown = c.ok(&["-t", "-f", "GENERAL.NM-TYPE", "device", "show", &mv]).await;
+    assert_eq!(shown, "GENERAL.NM-TYPE:NMDeviceMacvlan\n");
+    poke(&c, "198.18.0.1");
+    c.until("the far end answering ARP over the macvlan", |c| {
+        c.ip(&["neigh", "show", "198.18.0.1", "dev", &mv]).contains("lladdr")
+    })
+    .await;
+    // A restart takes it back as it is.
+    c.restart_core().await;
+    c.until_state(&mv, &["connected"]).await;
+    assert!(c.ip(&["-4", "addr", "show", "dev", &mv]).contains("198.18.0.78/24"));
+    c.ok(&["connection", "down", "mv-lab"]).await;
+    assert!(c.ip(&["link", "show", "type", "macvlan"]).trim().is_empty(), "the macvlan is gone");
+    assert!(c.ip(&["link", "show", "dev", &eth]).contains("UP"), "its parent stays");
+
+    // A tap device for a user, with the profile's flags.
+    let mut add = vec!["connection", "add", "type", "tun", "ifname", &tap, "con-name", "tap-lab", "mode", "tap"];
+    add.extend(["owner", "65534", "tun.vnet-hdr", "yes"]);
+    add.extend(static4("10.88.0.1/24"));
+    c.ok(&add).await;
+    c.ok(&["connection", "up", "tap-lab"]).await;
+    let link = c.ip(&["-d", "link", "show", "dev", &tap]);
+    assert!(link.contains("tun type tap") && link.contains("vnet_hdr on"), "{link}");
+    // (ip names the owner when it can.)
+    assert!(link.contains("persist on") && (link.contains("user nobody") || link.contains("user 65534")), "{link}");
+    assert!(c.ip(&["-4", "addr", "show", "dev", &tap]).contains("10.88.0.1/24"));
+    let shown = c.ok(&["-t", "-f", "GENERAL.TYPE,GENERAL.STATE", "device", "show", &tap]).await;
+    assert_eq!(shown, "GENERAL.TYPE:tun\nGENERAL.STATE:100 (connected)\n");
+    c.ok(&["connection", "down", "tap-lab"]).await;
+    assert!(c.ip(&["link", "show", "type", "tun"]).trim().is_empty(), "the tap is gone");
+
+    // VXLAN over the uplink to a tunnel end the test makes in the far
+    // namespace (the lab's own): the overlay's far address answers.
+    let mut add = vec!["connection", "add", "type", "ethernet", "ifname", &eth, "con-name", "underlay"];
+    add.extend(static4("198.18.0.79/24"));
+    c.ok(&add).await;
+    c.ok(&["connection", "up", "underlay"]).await;
+    let srv = c.lab.server_netns().expect("a server namespace").to_string();
+    let srv_if = c.lab.uplinks()[0].server_if.clone();
+    for cmd in [
+        vec!["link", "add", &far_vx, "type", "vxlan", "id", "4242", "remote", "198.18.0.79", "local", "198.18.0.1"],
+        vec!["addr", "add", "10.77.0.1/24", "dev", &far_vx],
+        vec!["link", "set", &far_vx, "up"],
+    ] {
+        let mut full = vec!["-n", srv.as_str()];
+        full.extend(cmd.iter().copied());
+        if cmd[1] == "add" && cmd[0] == "link" {
+            full.extend(["dstport", "8472", "dev", srv_if.as_str()]);
+        }
+        let ok = std::process::Command::new("ip").args(&full).status().expect("ip runs").success();
+        assert!(ok, "ip {full:?}");
+    }
+    let mut add = vec!["connection", "add", "type", "vxlan", "ifname", &vx, "con-name", "vx-lab", "id", "4242"];
+    add.extend(["remote", "198.18.0.1", "local", "198.18.0.79", "dev", &eth]);
+    add.extend(static4("10.77.0.2/24"));
+    c.ok(&add).await;
+    c.ok(&["connection", "up", "vx-lab"]).await;
+    let link = c.ip(&["-d", "link", "show", "dev", &vx]);
+    assert!(link.contains("vxlan id 4242 remote 198.18.0.1 local 198.18.0.79"), "{link}");
+    assert!(link.contains(&format!("dev {eth}")) && link.contains("dstport 8472"), "{link}");
+    let shown = c.ok(&["-t", "-f", "GENERAL.NM-TYPE,GENERAL.CONNECTION", "device", "show", &vx]).await;
+    assert_eq!(shown, "GENERAL.NM-TYPE:NMDeviceVxlan\nGENERAL.CONNECTION:vx-lab\n");
+    poke(&c, "10.77.0.1");
+    c.until("the tunnel's far end answering ARP through it", |c| {
+        c.ip(&["neigh", "show", "10.77.0.1", "dev", &vx]).contains("lladdr")
+    })
+    .await;
+    c.ok(&["device", "delete", &vx]).await;
+    assert!(c.ip(&["link", "show", "type", "vxlan"]).trim().is_empty(), "the vxlan is gone");
+
+    // A profile whose parent is missing says so, and nothing is made.
+    let mut add = vec!["connection", "add", "type", "macvlan", "ifname", &mv, "con-name", "mv-orphan"];
+    add.extend(["dev", "nosuch0", "mode", "vepa", "autoconnect", "no"]);
+    c.ok(&add).await;
+    let out = c.nmcli(&["connection", "up", "mv-orphan"]).await;
+    assert!(!out.success() && out.stderr.contains("parent device 'nosuch0' not found"), "{}", out.stderr);
+    assert!(c.ip(&["link", "show", "type", "macvlan"]).trim().is_empty());
+}
+
 /// A bridge with DHCP through its port: the lease comes as soon as the
 /// port forwards (the first DISCOVER may leave before; DHCP asks again
 /// when the bridge's carrier comes rather than seconds later), and the

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use nm_lab::Lab;
 use nm_platform::{
-    Address, Family, Link, LinkKind, Platform, PlatformEvent, PlatformOptions, RTPROT_DHCP, RTPROT_KERNEL,
-    RTPROT_STATIC, Route, RouteFilter,
+    Address, Family, Link, LinkDetails, LinkKind, MacvlanOptions, NewLink, Platform, PlatformEvent, PlatformOptions,
+    RTPROT_DHCP, RTPROT_KERNEL, RTPROT_STATIC, Route, RouteFilter, TunOptions, VxlanOptions,
 };
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -583,6 +583,62 @@ fn discovers_300_veths_quickly() {
     });
 }
 
+/// macvlan, vxlan and tun links made with their settings, which the cache
+/// reads back from the kernel as made; a tun name in use is refused (the
+/// kernel would attach to it instead).
+#[test]
+fn creates_macvlan_vxlan_and_tun_links_as_asked() {
+    let lab = lab();
+    let ns = lab.client_netns().to_owned();
+    let c0 = lab.uplinks()[0].client_if.clone();
+    let stem = c0[..c0.len() - 2].to_string();
+    in_netns(&ns.clone(), move || async move {
+        let (platform, _events) = Platform::new().await.expect("platform");
+        let parent = platform.link_by_name(&c0).expect("uplink").ifindex;
+        let macvlan = MacvlanOptions { parent, mode: nm_platform::macvlan_mode::PRIVATE, promiscuous: true };
+        let vxlan = VxlanOptions {
+            id: 99,
+            remote: "198.18.0.1".parse().ok(),
+            local: None,
+            parent: Some(parent),
+            port: 4789,
+            source_ports: (0, 0),
+            tos: 0,
+            ttl: 32,
+            learning: false,
+            ageing: 120,
+            limit: 0,
+            proxy: false,
+            rsc: false,
+            l2miss: false,
+            l3miss: false,
+        };
+        let tun =
+            TunOptions { tap: false, owner: Some(65534), group: None, pi: false, vnet_hdr: false, multi_queue: true };
+        let made = [
+            (format!("{stem}m"), NewLink::Macvlan(macvlan), LinkKind::Macvlan, LinkDetails::Macvlan(macvlan)),
+            (format!("{stem}v"), NewLink::Vxlan(vxlan.clone()), LinkKind::Vxlan, LinkDetails::Vxlan(vxlan)),
+            (format!("{stem}t"), NewLink::Tun(tun), LinkKind::Tun, LinkDetails::Tun(tun)),
+        ];
+        for (name, what, kind, details) in &made {
+            let link = platform.create_link(name, what).await.expect("create");
+            assert_eq!((&link.kind, link.details.as_ref()), (kind, Some(details)), "{name}");
+            assert!(platform.create_link(name, what).await.is_err(), "{name}: a name in use is refused");
+        }
+        let shown = ip(&ns, &["-d", "link", "show", "dev", &made[0].0]);
+        assert!(shown.contains("macvlan mode private"), "{shown}");
+        let shown = ip(&ns, &["-d", "link", "show", "dev", &made[1].0]);
+        assert!(shown.contains("vxlan id 99 remote 198.18.0.1") && shown.contains("dstport 4789"), "{shown}");
+        let shown = ip(&ns, &["-d", "link", "show", "dev", &made[2].0]);
+        assert!(shown.contains("tun type tun pi off") && shown.contains("multi_queue"), "{shown}");
+        for (name, ..) in &made {
+            let ifindex = platform.link_by_name(name).expect("made").ifindex;
+            platform.delete_link(ifindex).await.expect("delete");
+            assert!(platform.link_by_name(name).is_none());
+        }
+    });
+}
+
 #[test]
 fn creates_a_bridge_takes_ports_and_deletes_it() {
     let lab = lab();
@@ -591,14 +647,15 @@ fn creates_a_bridge_takes_ports_and_deletes_it() {
     let bridge = format!("{}b", &c0[..c0.len() - 2]);
     in_netns(&ns.clone(), move || async move {
         let (platform, mut events) = Platform::new().await.expect("platform");
-        let options = nm_platform::BridgeOptions { stp: false, forward_delay: 4, ..Default::default() };
-        let br = platform.create_bridge(&bridge, &options).await.expect("create");
+        let options =
+            NewLink::Bridge(nm_platform::BridgeOptions { stp: false, forward_delay: 4, ..Default::default() });
+        let br = platform.create_link(&bridge, &options).await.expect("create");
         assert_eq!((br.kind, br.name.as_str()), (LinkKind::Bridge, bridge.as_str()));
         let j = ip_json(&ns, &["-d", "link", "show", "dev", &bridge])[0].clone();
         let info = &j["linkinfo"]["info_data"];
         assert_eq!((info["stp_state"].as_u64(), info["forward_delay"].as_u64()), (Some(0), Some(400)), "{j}");
-        assert!(platform.create_bridge(&bridge, &options).await.is_err(), "a name in use is refused");
-        assert!(platform.create_bridge("no/slash", &options).await.is_err());
+        assert!(platform.create_link(&bridge, &options).await.is_err(), "a name in use is refused");
+        assert!(platform.create_link("no/slash", &options).await.is_err());
 
         let port = platform.link_by_name(&c0).expect("uplink").ifindex;
         platform.set_master(port, br.ifindex).await.expect("attach");

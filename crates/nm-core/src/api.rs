@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use nm_dbus::WireSettings;
 use nm_dbus::errors::NmError;
 use nm_model::dbus_dict;
+use nm_platform::{LinkDetails, MacvlanOptions, TunOptions, VxlanOptions};
 use tokio::sync::{mpsc, oneshot};
 use zbus::message::Header;
 use zbus::names::InterfaceName;
@@ -21,6 +22,7 @@ use zbus::{Connection as Bus, OwnedObjectPath, OwnedVariant, Variant, interface}
 
 use crate::auth::{self, Action, Caller, Domain};
 use crate::engine::{Call, Input};
+use crate::software;
 
 pub const NM_PATH: &str = "/org/freedesktop/NetworkManager";
 pub const SETTINGS_PATH: &str = "/org/freedesktop/NetworkManager/Settings";
@@ -889,6 +891,10 @@ pub struct DeviceProps {
     pub software: bool,
     /// A bridge's ports (`Device.Bridge.Slaves`).
     pub ports: Vec<OwnedObjectPath>,
+    /// A macvlan's, vxlan's or tun's settings as the kernel has them.
+    pub details: Option<LinkDetails>,
+    /// The device a macvlan or vxlan sits on ("/" when none is known).
+    pub parent: OwnedObjectPath,
 }
 
 pub struct DeviceIface {
@@ -1165,6 +1171,177 @@ impl BridgeIface {
     #[zbus(property)]
     fn slaves(&self) -> Vec<OwnedObjectPath> {
         self.props.lock().ports.clone()
+    }
+}
+
+/// The type interfaces of macvlan, vxlan and tun devices: what the kernel
+/// says of the link (`Device.Macvlan`, `.Vxlan`, `.Tun`), read from
+/// [`DeviceProps::details`].
+pub struct MacvlanIface {
+    pub props: Props<DeviceProps>,
+}
+
+impl MacvlanIface {
+    fn options(&self) -> Option<MacvlanOptions> {
+        match self.props.lock().details {
+            Some(LinkDetails::Macvlan(o)) => Some(o),
+            _ => None,
+        }
+    }
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.Device.Macvlan")]
+impl MacvlanIface {
+    #[zbus(property)]
+    fn parent(&self) -> OwnedObjectPath {
+        self.props.lock().parent.clone()
+    }
+    #[zbus(property)]
+    fn mode(&self) -> String {
+        self.options().map_or("unknown", |o| software::macvlan_mode_name(o.mode)).to_string()
+    }
+    #[zbus(property)]
+    fn no_promisc(&self) -> bool {
+        self.options().is_some_and(|o| !o.promiscuous)
+    }
+    #[zbus(property)]
+    fn tap(&self) -> bool {
+        false
+    }
+    #[zbus(property)]
+    fn hw_address(&self) -> String {
+        self.props.lock().hw_address.clone()
+    }
+}
+
+pub struct VxlanIface {
+    pub props: Props<DeviceProps>,
+}
+
+impl VxlanIface {
+    fn read<T: Default>(&self, f: impl FnOnce(&VxlanOptions) -> T) -> T {
+        match &self.props.lock().details {
+            Some(LinkDetails::Vxlan(o)) => f(o),
+            _ => T::default(),
+        }
+    }
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.Device.Vxlan")]
+impl VxlanIface {
+    #[zbus(property)]
+    fn parent(&self) -> OwnedObjectPath {
+        self.props.lock().parent.clone()
+    }
+    #[zbus(property)]
+    fn hw_address(&self) -> String {
+        self.props.lock().hw_address.clone()
+    }
+    #[zbus(property)]
+    fn id(&self) -> u32 {
+        self.read(|o| o.id)
+    }
+    #[zbus(property)]
+    fn group(&self) -> String {
+        self.read(|o| o.remote.map(|a| a.to_string()).unwrap_or_default())
+    }
+    #[zbus(property)]
+    fn local(&self) -> String {
+        self.read(|o| o.local.map(|a| a.to_string()).unwrap_or_default())
+    }
+    #[zbus(property)]
+    fn tos(&self) -> u8 {
+        self.read(|o| o.tos)
+    }
+    #[zbus(property)]
+    fn ttl(&self) -> u8 {
+        self.read(|o| o.ttl)
+    }
+    #[zbus(property)]
+    fn learning(&self) -> bool {
+        self.read(|o| o.learning)
+    }
+    #[zbus(property)]
+    fn ageing(&self) -> u32 {
+        self.read(|o| o.ageing)
+    }
+    #[zbus(property)]
+    fn limit(&self) -> u32 {
+        self.read(|o| o.limit)
+    }
+    #[zbus(property)]
+    fn dst_port(&self) -> u16 {
+        self.read(|o| o.port)
+    }
+    #[zbus(property)]
+    fn src_port_min(&self) -> u16 {
+        self.read(|o| o.source_ports.0)
+    }
+    #[zbus(property)]
+    fn src_port_max(&self) -> u16 {
+        self.read(|o| o.source_ports.1)
+    }
+    #[zbus(property)]
+    fn proxy(&self) -> bool {
+        self.read(|o| o.proxy)
+    }
+    #[zbus(property)]
+    fn rsc(&self) -> bool {
+        self.read(|o| o.rsc)
+    }
+    #[zbus(property, name = "L2miss")]
+    fn l2miss(&self) -> bool {
+        self.read(|o| o.l2miss)
+    }
+    #[zbus(property, name = "L3miss")]
+    fn l3miss(&self) -> bool {
+        self.read(|o| o.l3miss)
+    }
+}
+
+pub struct TunIface {
+    pub props: Props<DeviceProps>,
+}
+
+impl TunIface {
+    fn options(&self) -> Option<TunOptions> {
+        match self.props.lock().details {
+            Some(LinkDetails::Tun(o)) => Some(o),
+            _ => None,
+        }
+    }
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.Device.Tun")]
+impl TunIface {
+    /// -1: no owner.
+    #[zbus(property)]
+    fn owner(&self) -> i64 {
+        self.options().and_then(|o| o.owner).map_or(-1, i64::from)
+    }
+    #[zbus(property)]
+    fn group(&self) -> i64 {
+        self.options().and_then(|o| o.group).map_or(-1, i64::from)
+    }
+    #[zbus(property)]
+    fn mode(&self) -> String {
+        if self.options().is_some_and(|o| o.tap) { "tap" } else { "tun" }.to_string()
+    }
+    #[zbus(property)]
+    fn no_pi(&self) -> bool {
+        self.options().is_some_and(|o| !o.pi)
+    }
+    #[zbus(property)]
+    fn vnet_hdr(&self) -> bool {
+        self.options().is_some_and(|o| o.vnet_hdr)
+    }
+    #[zbus(property)]
+    fn multi_queue(&self) -> bool {
+        self.options().is_some_and(|o| o.multi_queue)
+    }
+    #[zbus(property)]
+    fn hw_address(&self) -> String {
+        self.props.lock().hw_address.clone()
     }
 }
 

@@ -116,6 +116,11 @@ impl DeviceType {
         }
     }
 
+    /// A device a profile makes (and nm-core deletes with its activation).
+    pub fn is_software(self) -> bool {
+        matches!(self, DeviceType::Bridge | DeviceType::Macvlan | DeviceType::Vxlan | DeviceType::Tun)
+    }
+
     /// Whether the device needs a carrier before it can activate.
     pub fn needs_carrier(self) -> bool {
         matches!(self, DeviceType::Ethernet | DeviceType::Veth)

@@ -16,8 +16,8 @@ use nm_model::dbus_dict::{self, SettingsDict};
 use nm_model::text::format_mac;
 use nm_model::{Connection, Value, validate};
 use nm_platform::{
-    Address, Family, IFA_F_DADFAILED, IFA_F_PERMANENT, IFA_F_TENTATIVE, Link, LinkKind, Platform, PlatformEvent,
-    RTPROT_KERNEL, RTPROT_RA, Route, RouteFilter,
+    Address, Family, IFA_F_DADFAILED, IFA_F_PERMANENT, IFA_F_TENTATIVE, Link, LinkDetails, LinkKind, NewLink, Platform,
+    PlatformEvent, RTPROT_KERNEL, RTPROT_RA, Route, RouteFilter,
 };
 use nm_runtime::Paths;
 use tokio::sync::{mpsc, oneshot};
@@ -39,6 +39,7 @@ use crate::ipconfig::{self, FamilyMethod, Plan, PlannedAddress};
 use crate::ndisc;
 use crate::policy::{self, Candidate, DeviceView, Retries};
 use crate::settings_view::{self, Owner, Remote, SettingsEvent, Snapshot, Source, Storage};
+use crate::software;
 use crate::state_files::{self, DeviceRecord};
 use crate::supplicant;
 
@@ -846,9 +847,9 @@ impl Engine {
         };
         let device_id = match device_id {
             Some(d) => d,
-            // A bridge exists while its profile is up: made now.
-            None if bridge::interface(&self.profiles[&profile_id].conn()).is_some() => {
-                self.realize_bridge(profile_id).await?
+            // A software device exists while its profile is up: made now.
+            None if software::interface(&self.profiles[&profile_id].conn()).is_some() => {
+                self.realize_software(profile_id).await?
             }
             None => self.device_for_profile(profile_id)?,
         };
@@ -859,27 +860,32 @@ impl Engine {
         self.activate(profile_id, device_id, true, false).await
     }
 
-    /// The device of a bridge profile: the kernel's bridge, made (with the
-    /// profile's spanning tree settings) if it is not there yet.
-    async fn realize_bridge(&mut self, profile: u32) -> Result<u32, NmError> {
-        let conn = self.profiles.get(&profile).map(|p| p.conn()).ok_or_else(|| err_unknown_connection("bridge"))?;
-        let name = bridge::interface(&conn)
-            .ok_or_else(|| NmError::manager("UnknownDevice", "a bridge profile needs connection.interface-name"))?;
+    /// The device of a software profile (bridge, macvlan, vxlan, tun): its
+    /// link, made as the profile says if it is not there yet.
+    async fn realize_software(&mut self, profile: u32) -> Result<u32, NmError> {
+        let conn = self.profiles.get(&profile).map(|p| p.conn()).ok_or_else(|| err_unknown_connection("software"))?;
+        let name = software::interface(&conn).ok_or_else(|| {
+            NmError::manager("UnknownDevice", "a software device's profile needs connection.interface-name")
+        })?;
         if let Some(id) = self.devices.iter().find(|(_, d)| d.name == name).map(|(id, _)| *id) {
             return Ok(id);
         }
+        let parent = software::parent(&conn).and_then(|p| self.parent_ifindex(p));
+        let what = software::new_link(&conn, parent).map_err(|e| NmError::manager("UnknownDevice", e))?;
         let link = self
             .platform
-            .create_bridge(name, &bridge::options(&conn))
+            .create_link(name, &what)
             .await
-            .map_err(|e| NmError::manager("Failed", format!("creating bridge {name}: {e}")))?;
-        info!(device = %name, "bridge created for '{}'", conn.id().unwrap_or_default());
+            .map_err(|e| NmError::manager("Failed", format!("creating {name}: {e}")))?;
+        info!(device = %name, kind = ?link.kind, "created for '{}'", conn.id().unwrap_or_default());
         let ifindex = link.ifindex;
-        let machine_id = std::fs::read_to_string(self.paths.path("/etc/machine-id")).ok();
-        if let Some(mac) = bridge::mac(&conn, machine_id.as_deref())
-            && let Err(e) = self.platform.set_mac(ifindex, mac).await
-        {
-            warn!(device = %name, "setting the bridge's MAC address: {e}");
+        if let NewLink::Bridge(_) = what {
+            let machine_id = std::fs::read_to_string(self.paths.path("/etc/machine-id")).ok();
+            if let Some(mac) = bridge::mac(&conn, machine_id.as_deref())
+                && let Err(e) = self.platform.set_mac(ifindex, mac).await
+            {
+                warn!(device = %name, "setting the bridge's MAC address: {e}");
+            }
         }
         let link = self.platform.link(ifindex).unwrap_or(link);
         // The event the kernel sends about it finds the device there.
@@ -888,17 +894,41 @@ impl Engine {
             .iter()
             .find(|(_, d)| d.ifindex == ifindex)
             .map(|(id, _)| *id)
-            .ok_or_else(|| NmError::manager("UnknownDevice", format!("bridge {name} vanished")))
+            .ok_or_else(|| NmError::manager("UnknownDevice", format!("{name} vanished")))
     }
 
-    /// `Device.Delete`: only a bridge a profile of nm-core's makes.
+    /// The object of the device a macvlan or vxlan link sits on ("/" when
+    /// it has none or it is not a device here).
+    fn parent_path(&self, link: &Link) -> OwnedObjectPath {
+        let parent = match &link.details {
+            Some(LinkDetails::Macvlan(_)) => link.parent,
+            Some(LinkDetails::Vxlan(o)) => o.parent,
+            _ => None,
+        };
+        parent
+            .and_then(|i| self.devices.values().find(|d| d.ifindex == i))
+            .map(|d| d.path.clone())
+            .unwrap_or_else(api::root)
+    }
+
+    /// The link a software profile's `parent` names: an interface, or a
+    /// profile (by uuid) whose interface is there.
+    fn parent_ifindex(&self, parent: &str) -> Option<u32> {
+        let by_name = |n: &str| self.platform.link_by_name(n).map(|l| l.ifindex);
+        by_name(parent).or_else(|| {
+            let p = self.profiles.values().find(|p| p.uuid == parent)?;
+            by_name(p.conn().get_str("connection", "interface-name")?)
+        })
+    }
+
+    /// `Device.Delete`: only a software device a profile of nm-core's makes.
     async fn delete_device(&mut self, id: u32) -> Result<(), NmError> {
         let (name, ifindex, active, kind, managed) = self
             .devices
             .get(&id)
             .map(|d| (d.name.clone(), d.ifindex, d.active, d.kind, d.managed))
             .ok_or_else(|| NmError::device("NotSoftware", "no such device"))?;
-        if kind != DeviceType::Bridge || !managed {
+        if !kind.is_software() || !managed {
             return Err(NmError::device("NotSoftware", format!("{name} is not a software device nm-rs created")));
         }
         match active {
@@ -914,19 +944,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Bridges that were there before their profiles were known (a restart)
-    /// become nm-core's once a profile names them.
-    async fn adopt_bridges(&mut self) {
-        let names: Vec<String> = self
-            .profiles
-            .values()
-            .filter(|p| p.binding.is_type("bridge"))
-            .filter_map(|p| bridge::interface(&p.conn()).map(str::to_string))
-            .collect();
+    /// Software devices that were there before their profiles were known
+    /// (a restart) become nm-core's once a profile names them.
+    async fn adopt_software(&mut self) {
+        let names: Vec<String> =
+            self.profiles.values().filter_map(|p| p.binding.software_interface().map(str::to_string)).collect();
         let adopt: Vec<u32> = self
             .devices
             .iter()
-            .filter(|(_, d)| d.kind == DeviceType::Bridge && !d.managed && names.contains(&d.name))
+            .filter(|(_, d)| d.kind.is_software() && !d.managed && names.contains(&d.name))
             .map(|(id, _)| *id)
             .collect();
         for id in adopt {
@@ -940,7 +966,7 @@ impl Engine {
         let profile = self.profiles.iter().find(|(_, p)| bridge::is_master_of(&p.conn(), master)).map(|(id, _)| *id);
         let (bridge_device, to_activate) = match profile {
             Some(profile) => {
-                let id = self.realize_bridge(profile).await.map_err(|e| e.to_string())?;
+                let id = self.realize_software(profile).await.map_err(|e| e.to_string())?;
                 let idle = self.devices.get(&id).is_some_and(|d| d.active.is_none());
                 if idle {
                     // Autoconnect brings up a bridge only if it may
@@ -1222,7 +1248,7 @@ impl Engine {
                     self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED).await;
                     self.profile_removed(id).await;
                 }
-                self.adopt_bridges().await;
+                self.adopt_software().await;
                 if source == Source::System {
                     self.settings_known = true;
                     info!(profiles = self.profiles.len(), "profiles known");
@@ -1255,7 +1281,7 @@ impl Engine {
                 match Self::parse(&dict).map(|c| Self::owned_by(source, &owner, c)) {
                     Ok(conn) => {
                         self.profile_loaded(source, remote, conn, Some(storage), false).await;
-                        self.adopt_bridges().await;
+                        self.adopt_software().await;
                         self.autoconnect_all().await;
                     }
                     Err(e) => warn!("new profile {remote} from {name} is invalid: {e}"),
@@ -1527,12 +1553,10 @@ impl Engine {
     }
 
     async fn link_appeared(&mut self, link: Link) {
-        // A bridge one of the profiles makes is nm-core's (after a restart too).
-        let ours = link.kind == LinkKind::Bridge
-            && self
-                .profiles
-                .values()
-                .any(|p| p.binding.is_type("bridge") && bridge::interface(&p.conn()) == Some(link.name.as_str()));
+        // A software link one of the profiles makes is nm-core's (after a
+        // restart too).
+        let ours = matches!(link.kind, LinkKind::Bridge | LinkKind::Macvlan | LinkKind::Vxlan | LinkKind::Tun)
+            && self.profiles.values().any(|p| p.binding.software_interface() == Some(link.name.as_str()));
         self.add_device(link, ours, true).await;
     }
 
@@ -1569,6 +1593,8 @@ impl Engine {
             type_description: kind.description().into(),
             software: !link.physical,
             ports: Vec::new(),
+            details: link.details.clone(),
+            parent: self.parent_path(&link),
         });
         let server = self.bus.object_server();
         let exported = async {
@@ -1578,6 +1604,9 @@ impl Engine {
                     server.at(&path, WiredIface { props: props.clone() }).await.map(|_| ())?
                 }
                 DeviceType::Bridge => server.at(&path, BridgeIface { props: props.clone() }).await.map(|_| ())?,
+                DeviceType::Macvlan => server.at(&path, MacvlanIface { props: props.clone() }).await.map(|_| ())?,
+                DeviceType::Vxlan => server.at(&path, VxlanIface { props: props.clone() }).await.map(|_| ())?,
+                DeviceType::Tun => server.at(&path, TunIface { props: props.clone() }).await.map(|_| ())?,
                 _ => server.at(&path, GenericIface { props: props.clone() }).await.map(|_| ())?,
             };
             server.at(&path, StatisticsIface { props: props.clone(), refresh_rate_ms: 0 }).await?;
@@ -1660,6 +1689,8 @@ impl Engine {
             if p.carrier != link.carrier {
                 p.carrier = link.carrier;
             }
+            // (The type interfaces' properties follow from these when read.)
+            p.details = link.details.clone();
             if p.interface != link.name {
                 p.interface = link.name.clone();
                 changed.push(("Interface", Variant::from(link.name.clone())));
@@ -1734,6 +1765,9 @@ impl Engine {
         let _ = server.remove::<WiredIface, _>(&d.path).await;
         let _ = server.remove::<GenericIface, _>(&d.path).await;
         let _ = server.remove::<BridgeIface, _>(&d.path).await;
+        let _ = server.remove::<MacvlanIface, _>(&d.path).await;
+        let _ = server.remove::<VxlanIface, _>(&d.path).await;
+        let _ = server.remove::<TunIface, _>(&d.path).await;
         self.publish_devices().await;
         if let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH) {
             let _ = ManagerIface::device_removed(&emitter, d.path.clone()).await;
@@ -2994,15 +3028,15 @@ impl Engine {
         }
         self.remove_rules(&rules).await;
         self.finish_deactivation(ac, why).await;
-        // A bridge exists while its profile is up (not when the same
-        // device is about to take a profile again).
-        if bridge::interface(&conn).is_some()
+        // A software device exists while its profile is up (not when the
+        // same device is about to take a profile again).
+        if software::interface(&conn).is_some()
             && device_reason != reason::NEW_ACTIVATION
             && let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex)
         {
-            info!(ifindex, "deleting the bridge of '{}'", conn.id().unwrap_or_default());
+            info!(ifindex, "deleting the device of '{}'", conn.id().unwrap_or_default());
             if let Err(e) = self.platform.delete_link(ifindex).await {
-                warn!(ifindex, "deleting the bridge: {e}");
+                warn!(ifindex, "deleting the device: {e}");
             }
         }
         if let Some(d) = down {
@@ -3256,23 +3290,26 @@ impl Engine {
         if !self.settings_known || !self.networking_enabled {
             return;
         }
-        // Bridges whose profiles autoconnect are made first; as devices
-        // they are then ready like the rest.
+        // Software devices whose profiles autoconnect are made first (a
+        // macvlan or vxlan once its parent is there); as devices they are
+        // then ready like the rest.
         let now = Instant::now();
         let missing: Vec<u32> = self
             .profiles
             .iter()
-            .filter(|(_, p)| p.binding.is_type("bridge"))
+            .filter(|(_, p)| {
+                p.binding.software_interface().is_some_and(|n| !self.devices.values().any(|d| d.name == n))
+            })
             .filter(|(_, p)| {
                 let conn = p.conn();
-                bridge::interface(&conn).is_some_and(|n| !self.devices.values().any(|d| d.name == n))
-                    && policy::autoconnects(&conn)
+                policy::autoconnects(&conn)
+                    && software::parent(&conn).is_none_or(|parent| self.parent_ifindex(parent).is_some())
                     && self.may_autoconnect(&p.uuid, now)
             })
             .map(|(id, _)| *id)
             .collect();
         for profile in missing {
-            if let Err(e) = self.realize_bridge(profile).await {
+            if let Err(e) = self.realize_software(profile).await {
                 warn!("autoconnect: {e}");
             }
         }

@@ -17,6 +17,7 @@ mod ipconfig;
 mod ndisc;
 mod policy;
 mod settings_view;
+mod software;
 mod state_files;
 mod supplicant;
 mod users;

@@ -7,6 +7,7 @@ use nm_model::text::{format_mac, parse_mac};
 use nm_model::{Connection, Value};
 
 use crate::device::DeviceType;
+use crate::software;
 
 /// NetworkManager's `AUTOCONNECT_RESET_RETRIES_TIMER`.
 pub const RETRY_RESET: Duration = Duration::from_secs(300);
@@ -50,10 +51,11 @@ impl Binding {
         }
     }
 
-    /// The profile's `connection.type` is `ctype`: a test that costs no
-    /// settings lookup.
-    pub fn is_type(&self, ctype: &str) -> bool {
-        self.ctype.as_deref() == Some(ctype)
+    /// The interface a software profile (bridge, macvlan, vxlan, tun)
+    /// makes: its `interface-name`.
+    pub fn software_interface(&self) -> Option<&str> {
+        self.ctype.as_deref().and_then(software::kind_of_type)?;
+        self.iface.as_deref()
     }
 
     /// False only when [`compatible`] is false too.

@@ -238,6 +238,30 @@ fn validate_specific(conn: &Connection) -> Result<(), PropertyError> {
     {
         fail("vlan", "id", format!("the vlan id must be in range 0-4094 but is {id}"))?;
     }
+    if let Some(id) = conn.get("vxlan", "id").and_then(Value::as_i128)
+        && id > 16_777_215
+    {
+        fail("vxlan", "id", format!("the vxlan id must be in range 0-16777215 but is {id}"))?;
+    }
+    for key in ["local", "remote"] {
+        if let Some(a) = conn.get_str("vxlan", key).filter(|a| !a.is_empty())
+            && a.parse::<std::net::IpAddr>().is_err()
+        {
+            fail("vxlan", key, format!("'{a}' is not a valid IP address"))?;
+        }
+    }
+    for key in ["destination-port", "source-port-min", "source-port-max"] {
+        if let Some(p) = conn.get("vxlan", key).and_then(Value::as_i128)
+            && p > 65535
+        {
+            fail("vxlan", key, format!("{p} is not a valid port"))?;
+        }
+    }
+    if let Some(m) = conn.get("tun", "mode").and_then(Value::as_i128)
+        && !(1..=2).contains(&m)
+    {
+        fail("tun", "mode", format!("'{m}' is not a valid value for the property"))?;
+    }
     for key in ["ageing-time", "forward-delay", "hello-time", "max-age"] {
         let range = match key {
             "forward-delay" => 2..=30,

@@ -10,7 +10,8 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
 use netlink_packet_route::link::{
-    BridgeStpState, InfoBridge, InfoData, InfoKind, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
+    BridgeStpState, InfoBridge, InfoData, InfoKind, InfoMacVlan, InfoVxlan, LinkAttribute, LinkExtentMask, LinkFlags,
+    LinkInfo, LinkMessage, MacVlanFlags, MacVlanMode,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
@@ -20,7 +21,7 @@ use netlink_packet_route::{AddressFamily, IpProtocol, RouteNetlinkMessage};
 
 use crate::error::PlatformError;
 use crate::parse::INFINITY_LIFE_TIME;
-use crate::types::{Address, BridgeOptions, Family, IFA_F_NOPREFIXROUTE, Route, RouteFilter, Rule};
+use crate::types::{Address, Family, IFA_F_NOPREFIXROUTE, NewLink, Route, RouteFilter, Rule};
 
 /// `RT_SCOPE_NOWHERE`: in a delete request, "any scope".
 const RT_SCOPE_NOWHERE: u8 = 255;
@@ -75,6 +76,14 @@ pub(crate) fn dump_links() -> Request {
     Request::dump(RouteNetlinkMessage::GetLink(msg))
 }
 
+/// One link by name: its `RTM_NEWLINK` comes before the acknowledgement.
+pub(crate) fn get_link(name: &str) -> Request {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+    msg.attributes.push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    Request::change(RouteNetlinkMessage::GetLink(msg), 0)
+}
+
 /// Every IPv4 and IPv6 address.
 pub(crate) fn dump_addresses() -> Request {
     Request::dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))
@@ -127,23 +136,84 @@ pub(crate) fn set_link(ifindex: u32, change: LinkChange) -> Request {
 /// Creates the bridge `name` (`NLM_F_EXCL`: a link of that name already
 /// there is `EEXIST`). The kernel counts bridge times in hundredths of a
 /// second.
-pub(crate) fn new_bridge(name: &str, o: &BridgeOptions) -> Result<Request, PlatformError> {
-    if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
-        return Err(PlatformError::Invalid(format!("'{name}' is not an interface name")));
-    }
+/// `RTM_NEWLINK` creating `name` as `what` asks (not tun devices: see
+/// `Platform::create_link`).
+pub(crate) fn new_link(name: &str, what: &NewLink) -> Result<Request, PlatformError> {
+    check_ifname(name)?;
     let mut msg = LinkMessage::default();
     msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-    let stp = if o.stp { BridgeStpState::KernelStp } else { BridgeStpState::Disabled };
-    let data = vec![
-        InfoBridge::StpState(stp),
-        InfoBridge::ForwardDelay(o.forward_delay.saturating_mul(100)),
-        InfoBridge::HelloTime(o.hello_time.saturating_mul(100)),
-        InfoBridge::MaxAge(o.max_age.saturating_mul(100)),
-        InfoBridge::Priority(o.priority),
-    ];
-    msg.attributes
-        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge), LinkInfo::Data(InfoData::Bridge(data))]));
+    let (kind, data) = match what {
+        NewLink::Bridge(o) => {
+            let stp = if o.stp { BridgeStpState::KernelStp } else { BridgeStpState::Disabled };
+            let data = vec![
+                InfoBridge::StpState(stp),
+                InfoBridge::ForwardDelay(o.forward_delay.saturating_mul(100)),
+                InfoBridge::HelloTime(o.hello_time.saturating_mul(100)),
+                InfoBridge::MaxAge(o.max_age.saturating_mul(100)),
+                InfoBridge::Priority(o.priority),
+            ];
+            (InfoKind::Bridge, InfoData::Bridge(data))
+        }
+        NewLink::Macvlan(o) => {
+            if o.parent == 0 {
+                return Err(PlatformError::Invalid(format!("macvlan {name}: no parent link")));
+            }
+            msg.attributes.push(LinkAttribute::Link(o.parent));
+            let mut data = vec![InfoMacVlan::Mode(MacVlanMode::from(o.mode))];
+            if !o.promiscuous {
+                data.push(InfoMacVlan::Flags(MacVlanFlags::NoPromisc));
+            }
+            (InfoKind::MacVlan, InfoData::MacVlan(data))
+        }
+        NewLink::Vxlan(o) => {
+            if o.id > 0x00ff_ffff {
+                return Err(PlatformError::Invalid(format!("vxlan {name}: id {} is above 16777215", o.id)));
+            }
+            let mut data = vec![InfoVxlan::Id(o.id)];
+            match o.remote {
+                Some(IpAddr::V4(a)) => data.push(InfoVxlan::Group(a)),
+                Some(IpAddr::V6(a)) => data.push(InfoVxlan::Group6(a)),
+                None => {}
+            }
+            match o.local {
+                Some(IpAddr::V4(a)) => data.push(InfoVxlan::Local(a)),
+                Some(IpAddr::V6(a)) => data.push(InfoVxlan::Local6(a)),
+                None => {}
+            }
+            if let Some(parent) = o.parent {
+                data.push(InfoVxlan::Link(parent));
+            }
+            data.extend([
+                InfoVxlan::Port(o.port),
+                InfoVxlan::Tos(o.tos),
+                InfoVxlan::Ttl(o.ttl),
+                InfoVxlan::Learning(o.learning),
+                InfoVxlan::Ageing(o.ageing),
+                InfoVxlan::Limit(o.limit),
+                InfoVxlan::Proxy(o.proxy),
+                InfoVxlan::Rsc(o.rsc),
+                InfoVxlan::L2Miss(o.l2miss),
+                InfoVxlan::L3Miss(o.l3miss),
+            ]);
+            if o.source_ports != (0, 0) {
+                data.push(InfoVxlan::PortRange(o.source_ports));
+            }
+            (InfoKind::Vxlan, InfoData::Vxlan(data))
+        }
+        NewLink::Tun(_) => {
+            return Err(PlatformError::Invalid(format!("{name}: tun devices are not made by netlink")));
+        }
+    };
+    msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(kind), LinkInfo::Data(data)]));
     Ok(Request::change(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL))
+}
+
+/// What the kernel takes as an interface name.
+pub(crate) fn check_ifname(name: &str) -> Result<(), PlatformError> {
+    if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', ':']) || name == "." || name == ".." {
+        return Err(PlatformError::Invalid(format!("'{name}' is not an interface name")));
+    }
+    Ok(())
 }
 
 pub(crate) fn del_link(ifindex: u32) -> Request {

@@ -159,6 +159,8 @@ mod tests {
             driver: Some("veth".into()),
             physical: false,
             ra: RaFlags::default(),
+            parent: None,
+            details: None,
         }
     }
 

@@ -43,13 +43,14 @@ mod parse;
 mod platform;
 mod socket;
 mod sysfs;
+mod tun;
 mod types;
 
 pub use error::PlatformError;
 pub use platform::{Platform, PlatformOptions};
 pub use types::{
     Address, BridgeOptions, FR_ACT_TO_TBL, Family, IFA_F_DADFAILED, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT,
-    IFA_F_TENTATIVE, Link, LinkKind, PlatformEvent, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_LOCAL,
-    RT_TABLE_MAIN, RTPROT_BOOT, RTPROT_DHCP, RTPROT_KERNEL, RTPROT_RA, RTPROT_STATIC, RaFlags, Route, RouteFilter,
-    Rule,
+    IFA_F_TENTATIVE, Link, LinkDetails, LinkKind, MacvlanOptions, NewLink, PlatformEvent, RT_SCOPE_HOST, RT_SCOPE_LINK,
+    RT_SCOPE_UNIVERSE, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTPROT_BOOT, RTPROT_DHCP, RTPROT_KERNEL, RTPROT_RA,
+    RTPROT_STATIC, RaFlags, Route, RouteFilter, Rule, TunOptions, VxlanOptions, macvlan_mode,
 };

@@ -10,7 +10,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::PlatformError;
-use crate::types::{Address, Family, Link, LinkKind, RaFlags, Route, RouteFilter};
+use crate::types::{
+    Address, Family, Link, LinkDetails, LinkKind, MacvlanOptions, RaFlags, Route, RouteFilter, TunOptions, VxlanOptions,
+};
 
 /// `sizeof(struct nlmsghdr)`.
 pub(crate) const NLMSG_HDRLEN: usize = 16;
@@ -40,6 +42,39 @@ const IFLA_MASTER: u16 = 10;
 const IFLA_WIRELESS: u16 = 11;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_LINK: u16 = 5;
+/// `IFLA_MACVLAN_*`.
+const IFLA_MACVLAN_MODE: u16 = 1;
+const IFLA_MACVLAN_FLAGS: u16 = 2;
+const MACVLAN_FLAG_NOPROMISC: u16 = 1;
+/// `IFLA_VXLAN_*`.
+const IFLA_VXLAN_ID: u16 = 1;
+const IFLA_VXLAN_GROUP: u16 = 2;
+const IFLA_VXLAN_LINK: u16 = 3;
+const IFLA_VXLAN_LOCAL: u16 = 4;
+const IFLA_VXLAN_TTL: u16 = 5;
+const IFLA_VXLAN_TOS: u16 = 6;
+const IFLA_VXLAN_LEARNING: u16 = 7;
+const IFLA_VXLAN_AGEING: u16 = 8;
+const IFLA_VXLAN_LIMIT: u16 = 9;
+const IFLA_VXLAN_PORT_RANGE: u16 = 10;
+const IFLA_VXLAN_PROXY: u16 = 11;
+const IFLA_VXLAN_RSC: u16 = 12;
+const IFLA_VXLAN_L2MISS: u16 = 13;
+const IFLA_VXLAN_L3MISS: u16 = 14;
+const IFLA_VXLAN_PORT: u16 = 15;
+const IFLA_VXLAN_GROUP6: u16 = 16;
+const IFLA_VXLAN_LOCAL6: u16 = 17;
+/// `IFLA_TUN_*`.
+const IFLA_TUN_OWNER: u16 = 1;
+const IFLA_TUN_GROUP: u16 = 2;
+const IFLA_TUN_TYPE: u16 = 3;
+const IFLA_TUN_PI: u16 = 4;
+const IFLA_TUN_VNET_HDR: u16 = 5;
+const IFLA_TUN_MULTI_QUEUE: u16 = 7;
+/// `IFF_TAP` in `IFLA_TUN_TYPE`.
+const IFF_TAP: u8 = 2;
 const IFLA_PERM_ADDRESS: u16 = 54;
 const IFLA_PARENT_DEV_NAME: u16 = 56;
 /// Per-family link data (`IFLA_AF_SPEC`), nested by address family.
@@ -207,6 +242,8 @@ pub(crate) struct LinkMsg {
     pub master: Option<u32>,
     pub parent_dev: Option<String>,
     pub ra: RaFlags,
+    pub parent: Option<u32>,
+    pub details: Option<LinkDetails>,
 }
 
 /// What the host says about a link beyond netlink (see `sysfs.rs`).
@@ -247,6 +284,8 @@ impl LinkMsg {
             driver,
             physical,
             ra: self.ra,
+            parent: self.parent,
+            details: self.details,
         }
     }
 }
@@ -285,6 +324,8 @@ pub(crate) fn parse_link(payload: &[u8]) -> Result<Option<LinkMsg>, PlatformErro
         master: None,
         parent_dev: None,
         ra: RaFlags::default(),
+        parent: None,
+        details: None,
     };
     let mut named = false;
     for (kind, value) in attrs(&payload[IFINFOMSG_LEN..]) {
@@ -299,8 +340,11 @@ pub(crate) fn parse_link(payload: &[u8]) -> Result<Option<LinkMsg>, PlatformErro
             IFLA_PERM_ADDRESS => msg.perm_mac = Some(value.to_vec()),
             IFLA_MTU => msg.mtu = attr_u32(value).unwrap_or(0),
             IFLA_MASTER => msg.master = attr_u32(value).filter(|&m| m != 0),
+            IFLA_LINK => msg.parent = attr_u32(value).filter(|&l| l != 0),
             IFLA_LINKINFO => {
-                msg.info_kind = attrs(value).find(|(k, _)| *k == IFLA_INFO_KIND).and_then(|(_, v)| attr_str(v))
+                msg.info_kind = attrs(value).find(|(k, _)| *k == IFLA_INFO_KIND).and_then(|(_, v)| attr_str(v));
+                let data = attrs(value).find(|(k, _)| *k == IFLA_INFO_DATA).map(|(_, v)| v);
+                msg.details = msg.info_kind.as_deref().zip(data).and_then(|(kind, data)| link_details(kind, data));
             }
             IFLA_PARENT_DEV_NAME => msg.parent_dev = attr_str(value),
             IFLA_WIRELESS => return Ok(None),
@@ -315,7 +359,93 @@ pub(crate) fn parse_link(payload: &[u8]) -> Result<Option<LinkMsg>, PlatformErro
     if ifindex == 0 || !named {
         return Err(PlatformError::Malformed(format!("link message without index or name (index {ifindex})")));
     }
+    if let Some(LinkDetails::Macvlan(m)) = &mut msg.details {
+        m.parent = msg.parent.unwrap_or(0);
+    }
     Ok(Some(msg))
+}
+
+/// The settings in `IFLA_INFO_DATA` of the kinds nm-rs creates (a bridge's
+/// are not read back).
+fn link_details(kind: &str, data: &[u8]) -> Option<LinkDetails> {
+    let u8_of = |v: &[u8]| (v.len() == 1).then(|| v[0]);
+    let flag = |v: &[u8]| u8_of(v).is_some_and(|b| b != 0);
+    match kind {
+        "macvlan" => {
+            let mut o = MacvlanOptions { parent: 0, mode: 0, promiscuous: true };
+            for (k, v) in attrs(data) {
+                match k {
+                    IFLA_MACVLAN_MODE => o.mode = attr_u32(v).unwrap_or(0),
+                    IFLA_MACVLAN_FLAGS => o.promiscuous = u16_at(v, 0).is_none_or(|f| f & MACVLAN_FLAG_NOPROMISC == 0),
+                    _ => {}
+                }
+            }
+            Some(LinkDetails::Macvlan(o))
+        }
+        "vxlan" => {
+            let mut o = VxlanOptions {
+                id: 0,
+                remote: None,
+                local: None,
+                parent: None,
+                port: 0,
+                source_ports: (0, 0),
+                tos: 0,
+                ttl: 0,
+                learning: false,
+                ageing: 0,
+                limit: 0,
+                proxy: false,
+                rsc: false,
+                l2miss: false,
+                l3miss: false,
+            };
+            // Ports are in network byte order.
+            let be16 = |v: &[u8], at: usize| v.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+            for (k, v) in attrs(data) {
+                match k {
+                    IFLA_VXLAN_ID => o.id = attr_u32(v).unwrap_or(0),
+                    IFLA_VXLAN_GROUP => o.remote = o.remote.or(attr_ip(Family::V4, v)),
+                    IFLA_VXLAN_GROUP6 => o.remote = o.remote.or(attr_ip(Family::V6, v)),
+                    IFLA_VXLAN_LOCAL => o.local = o.local.or(attr_ip(Family::V4, v)),
+                    IFLA_VXLAN_LOCAL6 => o.local = o.local.or(attr_ip(Family::V6, v)),
+                    IFLA_VXLAN_LINK => o.parent = attr_u32(v).filter(|&l| l != 0),
+                    IFLA_VXLAN_PORT => o.port = be16(v, 0).unwrap_or(0),
+                    IFLA_VXLAN_PORT_RANGE => o.source_ports = (be16(v, 0).unwrap_or(0), be16(v, 2).unwrap_or(0)),
+                    IFLA_VXLAN_TOS => o.tos = u8_of(v).unwrap_or(0),
+                    IFLA_VXLAN_TTL => o.ttl = u8_of(v).unwrap_or(0),
+                    IFLA_VXLAN_LEARNING => o.learning = flag(v),
+                    IFLA_VXLAN_AGEING => o.ageing = attr_u32(v).unwrap_or(0),
+                    IFLA_VXLAN_LIMIT => o.limit = attr_u32(v).unwrap_or(0),
+                    IFLA_VXLAN_PROXY => o.proxy = flag(v),
+                    IFLA_VXLAN_RSC => o.rsc = flag(v),
+                    IFLA_VXLAN_L2MISS => o.l2miss = flag(v),
+                    IFLA_VXLAN_L3MISS => o.l3miss = flag(v),
+                    _ => {}
+                }
+            }
+            Some(LinkDetails::Vxlan(o))
+        }
+        "tun" => {
+            let mut o =
+                TunOptions { tap: false, owner: None, group: None, pi: false, vnet_hdr: false, multi_queue: false };
+            // An owner or group of -1 is none.
+            let id = |v: &[u8]| attr_u32(v).filter(|&n| n != u32::MAX);
+            for (k, v) in attrs(data) {
+                match k {
+                    IFLA_TUN_TYPE => o.tap = u8_of(v) == Some(IFF_TAP),
+                    IFLA_TUN_OWNER => o.owner = id(v),
+                    IFLA_TUN_GROUP => o.group = id(v),
+                    IFLA_TUN_PI => o.pi = flag(v),
+                    IFLA_TUN_VNET_HDR => o.vnet_hdr = flag(v),
+                    IFLA_TUN_MULTI_QUEUE => o.multi_queue = flag(v),
+                    _ => {}
+                }
+            }
+            Some(LinkDetails::Tun(o))
+        }
+        _ => None,
+    }
 }
 
 /// The router advertisement flags in IPv6's link attributes.
@@ -520,6 +650,44 @@ mod tests {
         ]
     }
 
+    /// The settings nm-rs creates a software link with are the ones read
+    /// back from the kernel's message about it.
+    #[test]
+    fn software_link_settings_read_back_as_made() {
+        use crate::build::new_link;
+        use crate::types::{NewLink, macvlan_mode};
+        let vxlan = VxlanOptions {
+            id: 42,
+            remote: "192.0.2.2".parse().ok(),
+            local: "192.0.2.1".parse().ok(),
+            parent: Some(3),
+            port: 4789,
+            source_ports: (1000, 2000),
+            tos: 1,
+            ttl: 64,
+            learning: true,
+            ageing: 300,
+            limit: 0,
+            proxy: false,
+            rsc: true,
+            l2miss: false,
+            l3miss: true,
+        };
+        let macvlan = MacvlanOptions { parent: 3, mode: macvlan_mode::BRIDGE, promiscuous: false };
+        for (what, details) in [
+            (NewLink::Vxlan(vxlan.clone()), LinkDetails::Vxlan(vxlan)),
+            (NewLink::Macvlan(macvlan), LinkDetails::Macvlan(macvlan)),
+        ] {
+            let req = new_link("sw0", &what).unwrap();
+            let netlink_packet_route::RouteNetlinkMessage::NewLink(msg) = req.msg else { panic!("not a link") };
+            let bytes = link_message(9, LinkLayerType::Ether, LinkFlags::empty(), msg.attributes);
+            let link = parse_link(&bytes).unwrap().unwrap();
+            assert_eq!(link.details, Some(details));
+        }
+        assert!(new_link("sw0", &NewLink::Macvlan(MacvlanOptions { parent: 0, ..macvlan })).is_err(), "no parent");
+        assert!(new_link("a/b", &NewLink::Macvlan(macvlan)).is_err());
+    }
+
     #[test]
     fn a_veth_link_message_is_read() {
         let bytes = link_message(7, LinkLayerType::Ether, LinkFlags::Up | LinkFlags::LowerUp, veth(7, "v0"));
@@ -542,6 +710,8 @@ mod tests {
                 driver: Some("veth".into()),
                 physical: false,
                 ra: RaFlags::default(),
+                parent: None,
+                details: None,
             }
         );
     }

@@ -17,7 +17,8 @@ use crate::socket::{
     DumpEnd, NlSocket, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_IFINFO, RTNLGRP_LINK, Recv, Requester,
 };
 use crate::sysfs;
-use crate::types::{Address, BridgeOptions, Family, Link, PlatformEvent, Route, RouteFilter, Rule};
+use crate::tun;
+use crate::types::{Address, Family, Link, NewLink, PlatformEvent, Route, RouteFilter, Rule};
 
 /// How often a dump interrupted by concurrent changes is tried again
 /// before it is taken as it is (the event stream then corrects the cache).
@@ -188,13 +189,53 @@ impl Platform {
         self.change_link(ifindex, LinkChange::Master(master)).await
     }
 
-    /// Creates a bridge and returns it as the cache has it now.
-    pub async fn create_bridge(&self, name: &str, options: &BridgeOptions) -> Result<Link, PlatformError> {
-        let req = build::new_bridge(name, options)?;
-        let op = || format!("creating bridge {name}");
-        self.change(req, &op).await?;
+    /// Creates a software link and returns it as the cache has it now. A
+    /// name in use is refused (`EEXIST`).
+    pub async fn create_link(&self, name: &str, what: &NewLink) -> Result<Link, PlatformError> {
+        let op = || format!("creating {name}");
+        match what {
+            NewLink::Tun(o) => {
+                build::check_ifname(name)?;
+                if self.link_by_name(name).is_some() {
+                    // TUNSETIFF would attach to it rather than refuse.
+                    return Err(PlatformError::Invalid(format!("{name} exists already")));
+                }
+                tun::create(name, o).map_err(|e| PlatformError::Kernel {
+                    op: op(),
+                    errno: e.raw_os_error().unwrap_or(libc::EIO),
+                    message: None,
+                })?;
+                // The kernel announces owner and group only for a link that
+                // is up: what it said at creation is read again.
+                self.settle().await;
+                self.read_link(name).await?;
+            }
+            _ => self.change(build::new_link(name, what)?, &op).await?,
+        }
         self.settle().await;
-        self.link_by_name(name).ok_or_else(|| PlatformError::Invalid(format!("bridge {name} created but not seen")))
+        self.link_by_name(name).ok_or_else(|| PlatformError::Invalid(format!("{name} created but not seen")))
+    }
+
+    /// Reads one link from the kernel into the cache (no event).
+    async fn read_link(&self, name: &str) -> Result<(), PlatformError> {
+        let mut read = None;
+        let op = || format!("reading {name}");
+        let mut requests = self.requests.lock().await;
+        requests
+            .run(&build::get_link(name), &op, &mut |kind, payload| {
+                if kind == RTM_NEWLINK
+                    && let Ok(Some(msg)) = parse_link(payload)
+                {
+                    read = Some(msg);
+                }
+            })
+            .await?;
+        if let Some(msg) = read {
+            let mut cache = lock(&self.cache);
+            let info = host_info(&cache, &msg);
+            cache.put_link(msg.into_link(&info));
+        }
+        Ok(())
     }
 
     /// Deletes a link (a software device); one already gone is not an error.

@@ -147,6 +147,92 @@ pub struct Link {
     pub physical: bool,
     /// What the last IPv6 router advertisement asked of hosts.
     pub ra: RaFlags,
+    /// `IFLA_LINK`: the link a macvlan sits on (for a veth: its peer, which
+    /// may be in another namespace).
+    pub parent: Option<u32>,
+    /// The settings of a macvlan, vxlan or tun link (`IFLA_INFO_DATA`).
+    pub details: Option<LinkDetails>,
+}
+
+/// A software link's settings, as created ([`NewLink`]) and as the kernel
+/// reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkDetails {
+    Macvlan(MacvlanOptions),
+    Vxlan(VxlanOptions),
+    Tun(TunOptions),
+}
+
+/// A software link to create: `ip link add NAME type …`, or for tun and
+/// tap devices `ip tuntap add` (the kernel makes those only through
+/// `/dev/net/tun`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewLink {
+    Bridge(BridgeOptions),
+    Macvlan(MacvlanOptions),
+    Vxlan(VxlanOptions),
+    Tun(TunOptions),
+}
+
+/// `MACVLAN_MODE_*`, the kernel's macvlan modes.
+pub mod macvlan_mode {
+    pub const PRIVATE: u32 = 1;
+    pub const VEPA: u32 = 2;
+    pub const BRIDGE: u32 = 4;
+    pub const PASSTHRU: u32 = 8;
+    pub const SOURCE: u32 = 16;
+}
+
+/// A macvlan on `parent` (`ip link add NAME link PARENT type macvlan mode …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacvlanOptions {
+    /// The parent's index (from `IFLA_LINK` when read back; 0 if unknown).
+    pub parent: u32,
+    /// One of [`macvlan_mode`].
+    pub mode: u32,
+    /// `MACVLAN_FLAG_NOPROMISC` unset: passthru mode puts the parent in
+    /// promiscuous mode.
+    pub promiscuous: bool,
+}
+
+/// A VXLAN tunnel endpoint (`ip link add NAME type vxlan id …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VxlanOptions {
+    pub id: u32,
+    /// The remote end or multicast group.
+    pub remote: Option<IpAddr>,
+    pub local: Option<IpAddr>,
+    /// The link the tunnel's packets leave by.
+    pub parent: Option<u32>,
+    /// The UDP destination port.
+    pub port: u16,
+    /// The UDP source port range; (0, 0) is the kernel's choice.
+    pub source_ports: (u16, u16),
+    pub tos: u8,
+    pub ttl: u8,
+    pub learning: bool,
+    /// Seconds a learned address is kept.
+    pub ageing: u32,
+    /// Most forwarding entries (0: no limit).
+    pub limit: u32,
+    pub proxy: bool,
+    pub rsc: bool,
+    pub l2miss: bool,
+    pub l3miss: bool,
+}
+
+/// A persistent tun or tap device (`ip tuntap add NAME mode tun|tap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunOptions {
+    /// A tap device (ethernet frames) rather than tun (IP packets).
+    pub tap: bool,
+    /// Who may open it besides root (`None`: only privileged processes).
+    pub owner: Option<u32>,
+    pub group: Option<u32>,
+    /// Packets carry the packet information header.
+    pub pi: bool,
+    pub vnet_hdr: bool,
+    pub multi_queue: bool,
 }
 
 /// The M and O flags of the last router advertisement the kernel took on a
