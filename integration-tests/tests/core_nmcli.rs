@@ -640,6 +640,11 @@ async fn the_dispatcher_hears_pre_up_up_pre_down_down() {
 async fn ipv6_mtu_cloned_mac_and_never_default_reach_the_kernel() {
     let c = Core::start(1, "").await;
     let eth = c.uplink(0);
+    let mac_of = |c: &Core| {
+        let link = c.ip(&["link", "show", "dev", &eth]);
+        link.split_whitespace().skip_while(|w| *w != "link/ether").nth(1).unwrap_or_default().to_string()
+    };
+    let initial = mac_of(&c);
     c.ok(&nm_lab::add_ethernet(
         &eth,
         "v6",
@@ -686,6 +691,24 @@ async fn ipv6_mtu_cloned_mac_and_never_default_reach_the_kernel() {
     assert_eq!(read(&c), "1");
     c.ok(&["connection", "down", "v6"]).await;
     assert_eq!(read(&c), "0");
+    assert_eq!(mac_of(&c), initial, "the device's own MAC address is back after down");
+
+    // random: a new locally administered address at each activation;
+    // stable: the same one each time; both go at down.
+    let local = |m: &str| u8::from_str_radix(&m[..2], 16).is_ok_and(|b| b & 0x03 == 0x02);
+    c.ok(&["connection", "modify", "v6", "ethernet.cloned-mac-address", "random"]).await;
+    c.ok(&["connection", "up", "v6"]).await;
+    let first = mac_of(&c);
+    c.ok(&["connection", "up", "v6"]).await;
+    let second = mac_of(&c);
+    assert!(local(&first) && local(&second) && first != second && first != initial, "{first} {second}");
+    c.ok(&["connection", "modify", "v6", "ethernet.cloned-mac-address", "stable"]).await;
+    c.ok(&["connection", "up", "v6"]).await;
+    let first = mac_of(&c);
+    c.ok(&["connection", "down", "v6"]).await;
+    assert_eq!(mac_of(&c), initial);
+    c.ok(&["connection", "up", "v6"]).await;
+    assert!(local(&first) && first != initial && mac_of(&c) == first, "{first} then {}", mac_of(&c));
 }
 
 #[tokio::test]

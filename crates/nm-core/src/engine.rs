@@ -35,7 +35,7 @@ use crate::dhcp_client::{self, DhcpEvent};
 use crate::dhcp6;
 use crate::dispatcher::{self, Dispatch};
 use crate::dns;
-use crate::ipconfig::{self, FamilyMethod, Plan, PlannedAddress};
+use crate::ipconfig::{self, FamilyMethod, MacChoice, Plan, PlannedAddress};
 use crate::ndisc;
 use crate::policy::{self, Candidate, DeviceView, Retries};
 use crate::settings_view::{self, Owner, Remote, SettingsEvent, Snapshot, Source, Storage};
@@ -1956,7 +1956,8 @@ impl Engine {
         self.set_device_state(device, DeviceState::Prepare, why).await;
         let mut failure = None;
         if !assumed
-            && let Some(mac) = plan.mac
+            && let Some(mac) = self.cloned_mac(device, &conn, plan.mac)
+            && self.platform.link(ifindex).and_then(|l| l.mac).as_deref() != Some(mac.as_slice())
             && let Err(e) = self.platform.set_mac(ifindex, mac).await
         {
             failure = Some(format!("setting the MAC address: {e}"));
@@ -2760,6 +2761,43 @@ impl Engine {
     }
 
     /// Takes what `apply_plan` added away again.
+    /// The address `choice` (`ethernet.cloned-mac-address`) gives the
+    /// device now; `None` leaves it as it is.
+    fn cloned_mac(&self, device: u32, conn: &Connection, choice: MacChoice) -> Option<[u8; 6]> {
+        let d = self.devices.get(&device)?;
+        match choice {
+            MacChoice::Keep => None,
+            MacChoice::Fixed(m) => Some(m),
+            MacChoice::Permanent => d.perm_mac.as_deref().and_then(|m| <[u8; 6]>::try_from(m).ok()),
+            MacChoice::Random => {
+                let r = uuid::Uuid::new_v4();
+                let b = r.as_bytes();
+                Some(ipconfig::local_mac([b[0], b[1], b[2], b[3], b[4], b[5]]))
+            }
+            MacChoice::Stable => {
+                let machine_id = std::fs::read_to_string(self.paths.path("/etc/machine-id")).ok();
+                let stable_id = conn.get_str("connection", "stable-id").filter(|s| !s.is_empty()).or(conn.uuid());
+                Some(ipconfig::stable_mac(machine_id.as_deref(), stable_id.unwrap_or_default(), &d.name))
+            }
+        }
+    }
+
+    /// After a profile that changed the device's MAC address: the address
+    /// the device had when nm-core found it, as NetworkManager restores it.
+    async fn restore_mac(&self, device: u32, plan: &Plan) {
+        let Some(d) = self.devices.get(&device).filter(|_| plan.mac != MacChoice::Keep) else {
+            return;
+        };
+        let Some(initial) = d.perm_mac.as_deref().and_then(|m| <[u8; 6]>::try_from(m).ok()) else {
+            return;
+        };
+        if self.platform.link(d.ifindex).and_then(|l| l.mac).as_deref() != Some(initial.as_slice())
+            && let Err(e) = self.platform.set_mac(d.ifindex, initial).await
+        {
+            warn!(device = %d.name, "restoring the MAC address: {e}");
+        }
+    }
+
     async fn unapply_plan(&self, ifindex: u32, plan: &Plan) {
         for r in &plan.routes {
             if let Err(e) = self.platform.delete_route(&platform_route(ifindex, r)).await {
@@ -2968,6 +3006,7 @@ impl Engine {
             self.unapply_plan(ifindex, &plan).await;
         }
         self.remove_rules(&rules).await;
+        self.restore_mac(device, &plan).await;
         if !by_user {
             let uuid = conn.uuid().unwrap_or_default().to_string();
             self.retries_for(&uuid).failed(&conn, Instant::now());
@@ -3027,6 +3066,10 @@ impl Engine {
             }
         }
         self.remove_rules(&rules).await;
+        // (A software device about to be deleted keeps what it has.)
+        if software::interface(&conn).is_none() || device_reason == reason::NEW_ACTIVATION {
+            self.restore_mac(device, &plan).await;
+        }
         self.finish_deactivation(ac, why).await;
         // A software device exists while its profile is up (not when the
         // same device is about to take a profile again).

@@ -79,7 +79,7 @@ pub struct Plan {
     pub gateway4: Option<Ipv4Addr>,
     pub gateway6: Option<Ipv6Addr>,
     pub mtu: Option<u32>,
-    pub mac: Option<[u8; 6]>,
+    pub mac: MacChoice,
     pub dns4: DnsConfig,
     pub dns6: DnsConfig,
     /// The kernel's IPv6 settings of the device for this profile: see
@@ -212,7 +212,7 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
         gateway4: None,
         gateway6: None,
         mtu: None,
-        mac: None,
+        mac: MacChoice::Keep,
         dns4: DnsConfig::default(),
         dns6: DnsConfig::default(),
         v6_sysctls: Vec::new(),
@@ -323,19 +323,84 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
     }
     let eth = "802-3-ethernet";
     plan.mtu = int(conn, eth, "mtu").and_then(|m| u32::try_from(m).ok()).filter(|m| *m > 0);
-    plan.mac = conn
-        .get_str(eth, "cloned-mac-address")
-        .and_then(|m| parse_mac(m).ok())
-        .and_then(|b| <[u8; 6]>::try_from(b.as_slice()).ok());
+    plan.mac = match conn.get_str(eth, "cloned-mac-address").unwrap_or("preserve") {
+        "preserve" => MacChoice::Keep,
+        "permanent" => MacChoice::Permanent,
+        "random" => MacChoice::Random,
+        "stable" => MacChoice::Stable,
+        m => parse_mac(m)
+            .ok()
+            .and_then(|b| <[u8; 6]>::try_from(b.as_slice()).ok())
+            .map_or(MacChoice::Keep, MacChoice::Fixed),
+    };
     plan.addresses.sort();
     plan.routes.sort();
     plan
+}
+
+/// What `ethernet.cloned-mac-address` asks of the link's MAC address when
+/// the profile activates (NetworkManager's default is `preserve`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MacChoice {
+    /// Unset or `preserve`: as it is.
+    #[default]
+    Keep,
+    Fixed([u8; 6]),
+    /// `permanent`: the device's own address.
+    Permanent,
+    /// `random`: a new one at each activation.
+    Random,
+    /// `stable`: the same one for this profile on this device and machine.
+    Stable,
+}
+
+/// `bytes` made a locally administered unicast address, as NetworkManager
+/// makes its generated ones.
+pub fn local_mac(bytes: [u8; 6]) -> [u8; 6] {
+    let mut m = bytes;
+    m[0] = (m[0] & 0xfe) | 0x02;
+    m
+}
+
+/// The `stable` address: a hash of the machine, the profile's stable id
+/// (`connection.stable-id`, else its uuid) and the interface; the machine
+/// id never shows in it.
+pub fn stable_mac(machine_id: Option<&str>, stable_id: &str, ifname: &str) -> [u8; 6] {
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e6d_2d72_732d_4d41_8000_5354_4142_4c45);
+    let seed = format!("{}:{stable_id}:{ifname}", machine_id.map(str::trim).unwrap_or_default());
+    let h = uuid::Uuid::new_v5(&NAMESPACE, seed.as_bytes());
+    let b = h.as_bytes();
+    local_mac([b[0], b[1], b[2], b[3], b[4], b[5]])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use nm_model::{keyfile, validate};
+
+    #[test]
+    fn generated_macs_are_local_unicast_and_stable_ones_stay() {
+        assert_eq!(local_mac([0xff; 6]), [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        let a = stable_mac(Some("4c4c4544"), "uuid-1", "eth0");
+        assert_eq!(a[0] & 0x03, 0x02, "{a:02x?}");
+        assert_eq!(a, stable_mac(Some("4c4c4544"), "uuid-1", "eth0"));
+        assert_ne!(a, stable_mac(Some("4c4c4544"), "uuid-1", "eth1"));
+        assert_ne!(a, stable_mac(Some("4c4c4545"), "uuid-1", "eth0"));
+        let choice = |v: &str| {
+            let c = validate::normalize_and_validate(
+                keyfile::parse(&format!(
+                    "[connection]\nid=t\nuuid=8fb923ad-bd8a-48c8-b85e-737628bb673a\ntype=ethernet\n\n[ethernet]\ncloned-mac-address={v}\n"
+                ))
+                .unwrap(),
+            )
+            .unwrap();
+            plan(&c, 100).mac
+        };
+        assert_eq!(choice("random"), MacChoice::Random);
+        assert_eq!(choice("stable"), MacChoice::Stable);
+        assert_eq!(choice("permanent"), MacChoice::Permanent);
+        assert_eq!(choice("preserve"), MacChoice::Keep);
+    }
 
     fn conn(ipv4: &str, ipv6: &str) -> Connection {
         let text = format!(
@@ -427,7 +492,7 @@ mod tests {
         assert_eq!(p.dns4.servers, vec!["192.0.2.53"]);
         assert_eq!(p.dns4.priority, 100);
         assert_eq!(p.mtu, Some(1400));
-        assert_eq!(p.mac, Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!(p.mac, MacChoice::Fixed([2, 0, 0, 0, 0, 1]));
         assert_eq!(p.v6, FamilyMethod::Ignore);
     }
 
