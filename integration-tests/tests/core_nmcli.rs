@@ -1074,6 +1074,58 @@ async fn macvlan_vxlan_and_tun_devices_come_and_go_with_their_profiles() {
     assert!(c.ip(&["link", "show", "type", "macvlan"]).trim().is_empty());
 }
 
+/// `ipv4.method link-local`: nm-dhcp-helper probes for an address in
+/// 169.254/16 (RFC 3927) and nm-core configures it with its prefix route;
+/// an address another host answers for is not taken.
+#[tokio::test]
+async fn link_local_ipv4_is_probed_for_and_a_taken_address_avoided() {
+    let (c, _helper) = Core::start_with_dhcp().await;
+    let eth = c.uplink(0);
+    c.ok(&nm_lab::add_ethernet(
+        &eth,
+        "ll",
+        &[
+            ("ipv4.method", "link-local"),
+            ("ipv4.dad-timeout", "300"),
+            ("ipv6.method", "disabled"),
+            ("connection.autoconnect", "no"),
+        ],
+    ))
+    .await;
+    let ll_address = |c: &Core| {
+        let addr = c.ip(&["-4", "-o", "addr", "show", "dev", &eth]);
+        addr.split_whitespace().skip_while(|w| *w != "inet").nth(1).unwrap_or_default().to_string()
+    };
+    c.ok(&["connection", "up", "ll"]).await;
+    let first = ll_address(&c);
+    assert!(first.starts_with("169.254.") && first.ends_with("/16"), "{first}");
+    let routes = c.ip(&["-4", "route", "show", "dev", &eth]);
+    assert!(routes.contains("169.254.0.0/16") && routes.contains("metric 100"), "{routes}");
+    assert!(!routes.contains("default"), "{routes}");
+    let shown = c.ok(&["-t", "-f", "IP4.ADDRESS,DHCP4", "device", "show", &eth]).await;
+    assert_eq!(shown, format!("IP4.ADDRESS[1]:{first}\n"), "no DHCP4 options for a link-local address");
+    c.ok(&["connection", "down", "ll"]).await;
+    assert!(ll_address(&c).is_empty());
+
+    // The far end takes that address: the probes find it, another is taken.
+    let srv = c.lab.server_netns().expect("a server namespace").to_string();
+    let srv_if = c.lab.uplinks()[0].server_if.clone();
+    let taken = std::process::Command::new("ip")
+        .args(["-n", &srv, "addr", "add", &first, "dev", &srv_if])
+        .status()
+        .expect("ip runs");
+    assert!(taken.success());
+    c.ok(&["connection", "up", "ll"]).await;
+    let second = ll_address(&c);
+    assert!(second.starts_with("169.254.") && second != first, "{first} then {second}");
+
+    // Connection sharing is refused in words, and nothing changes.
+    c.ok(&nm_lab::add_ethernet(&eth, "sh", &[("ipv4.method", "shared"), ("connection.autoconnect", "no")])).await;
+    let out = c.nmcli(&["connection", "up", "sh"]).await;
+    assert!(!out.success() && out.stderr.contains("ipv4.method 'shared'"), "{}", out.stderr);
+    assert_eq!(ll_address(&c), second);
+}
+
 /// A bridge with DHCP through its port: the lease comes as soon as the
 /// port forwards (the first DISCOVER may leave before; DHCP asks again
 /// when the bridge's carrier comes rather than seconds later), and the

@@ -170,9 +170,25 @@ pub fn timeout(conn: &Connection) -> u32 {
     }
 }
 
+/// Whether the profile's IPv4 address is link-local (RFC 3927): the helper
+/// probes for one in 169.254/16 instead of asking a server; no
+/// DHCP4Config, no `dhcp4-change`.
+pub fn is_link_local(conn: &Connection) -> bool {
+    conn.get_str("ipv4", "method") == Some("link-local")
+}
+
 /// The `Start` options for a profile.
 pub fn start_options(conn: &Connection, system_hostname: &str) -> BTreeMap<String, Value> {
     let mut o = BTreeMap::new();
+    if is_link_local(conn) {
+        o.insert("family".into(), Value::Str("ipv4ll".into()));
+        // The probe time: ipv4.dad-timeout when set, else the helper's.
+        if let Some(t) = conn.get("ipv4", "dad-timeout").and_then(Value::as_i128).filter(|t| *t > 0) {
+            let ms = u32::try_from(t).unwrap_or(u32::MAX).min(MAX_DAD_TIMEOUT);
+            o.insert("acd-timeout".into(), Value::UInt32(ms));
+        }
+        return o;
+    }
     let s = |p: &str| conn.get_str("ipv4", p).filter(|v| !v.is_empty()).map(String::from);
     if let Some(uuid) = conn.uuid() {
         o.insert("uuid".into(), Value::Str(uuid.into()));

@@ -845,6 +845,15 @@ impl Engine {
         } else {
             self.profile_by_path(connection).ok_or_else(|| err_unknown_connection(connection.as_str()))?
         };
+        // Connection sharing (a DHCP server and NAT behind the device) is
+        // not nm-rs's: said at once, rather than by a failed activation.
+        let conn = self.profiles[&profile_id].conn();
+        if let Some(family) = ["ipv4", "ipv6"].into_iter().find(|f| conn.get_str(f, "method") == Some("shared")) {
+            return Err(NmError::manager(
+                "Failed",
+                format!("{family}.method 'shared' (connection sharing) is not supported by nm-rs"),
+            ));
+        }
         let device_id = match device_id {
             Some(d) => d,
             // A software device exists while its profile is up: made now.
@@ -2342,7 +2351,8 @@ impl Engine {
                 self.apply_lease(ac, &lease).await;
                 let activated = self.actives.get(&ac).is_some_and(|a| a.state == AcState::Activated);
                 if activated {
-                    if let Some(d) = self.dispatch(ac, "dhcp4-change") {
+                    let link_local = self.actives.get(&ac).is_some_and(|a| dhcp::is_link_local(&a.conn));
+                    if let Some(d) = self.dispatch(ac, "dhcp4-change").filter(|_| !link_local) {
                         self.dispatch_later(d);
                     }
                 } else {

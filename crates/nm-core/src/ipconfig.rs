@@ -46,10 +46,12 @@ impl PlannedRoute {
 pub enum FamilyMethod {
     /// Static addresses (or none needed): ready at once.
     Static,
-    /// Needs a DHCP lease from nm-dhcp-helper: not ready until bound.
+    /// Needs an address from nm-dhcp-helper: a DHCP lease, or for IPv4
+    /// link-local one it probed for (the same transaction and events, see
+    /// `dhcp::start_options`). Not ready until bound.
     Dhcp,
-    /// A method nm-rs does not do yet (IPv4 link-local, shared): the
-    /// family fails, and `may-fail` decides.
+    /// A method nm-rs does not do (`shared`): the family fails, and
+    /// `may-fail` decides.
     Unsupported,
     /// The kernel does it (IPv6 SLAAC and link-local): ready at once.
     Kernel,
@@ -227,7 +229,7 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
             (_, "manual") => FamilyMethod::Static,
             ("ipv4", "disabled") | ("ipv6", "ignore") => FamilyMethod::Ignore,
             ("ipv6", "disabled") => FamilyMethod::Disabled,
-            ("ipv4", "auto") | ("ipv6", "dhcp") => FamilyMethod::Dhcp,
+            ("ipv4", "auto" | "link-local") | ("ipv6", "dhcp") => FamilyMethod::Dhcp,
             ("ipv6", "auto" | "link-local") => FamilyMethod::Kernel,
             _ => FamilyMethod::Unsupported,
         };

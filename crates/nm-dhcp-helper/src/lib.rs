@@ -30,6 +30,7 @@ mod lease;
 mod lease6;
 mod machine;
 mod machine6;
+mod machine_ll;
 mod net;
 mod packet;
 mod packet6;
@@ -38,6 +39,7 @@ mod sanitize;
 mod service;
 mod transaction;
 mod transaction6;
+mod transaction_ll;
 
 use anyhow::Context;
 use nm_runtime::Paths;

@@ -21,13 +21,15 @@ use zbus::{Connection, OwnedObjectPath, OwnedVariant, Variant, fdo, interface};
 
 use crate::lease::{self, ClientView};
 use crate::machine::{Config, Previous};
+use crate::machine_ll::ConfigLl;
 use crate::machine6::Config6;
 use crate::net::Udp6Socket;
-use crate::net::{self, PacketSocket};
+use crate::net::{self, ArpSocket, PacketSocket};
 use crate::packet::{ClientParams, REQUESTED};
 use crate::packet6::Params6;
 use crate::sanitize;
 use crate::transaction::{self, Setup};
+use crate::transaction_ll::{self, SetupLl};
 use crate::transaction6::{self, Setup6};
 
 pub const BUS_NAME: &str = "org.freedesktop.nm_dhcp_helper";
@@ -146,6 +148,8 @@ struct StartOptions {
     acd_timeout: Option<Duration>,
     /// "family" "ipv6": a DHCPv6 transaction.
     ipv6: bool,
+    /// "family" "ipv4ll": an IPv4 link-local address (RFC 3927), no DHCP.
+    link_local: bool,
     /// "mode" "other": stateless DHCPv6 (Information-request).
     stateless: bool,
     /// The DHCPv6 client DUID (required with ipv6).
@@ -202,10 +206,11 @@ fn parse_options(options: &HashMap<String, OwnedVariant>) -> fdo::Result<StartOp
         }
         match key.as_str() {
             "family" => {
-                o.ipv6 = match get_str(key, v)?.as_str() {
-                    "ipv4" => false,
-                    "ipv6" => true,
-                    _ => return Err(invalid(key, "must be \"ipv4\" or \"ipv6\"")),
+                (o.ipv6, o.link_local) = match get_str(key, v)?.as_str() {
+                    "ipv4" => (false, false),
+                    "ipv6" => (true, false),
+                    "ipv4ll" => (false, true),
+                    _ => return Err(invalid(key, "must be \"ipv4\", \"ipv6\" or \"ipv4ll\"")),
                 }
             }
             "mode" => {
@@ -377,6 +382,9 @@ impl Manager {
         if opts.ipv6 {
             return self.start6(bus, opts, link, owner).await;
         }
+        if opts.link_local {
+            return self.start_ll(bus, opts, link, owner).await;
+        }
 
         let raw = PacketSocket::open(ifindex)
             .map_err(|e| fdo::Error::Failed(format!("opening a packet socket on {}: {e}", link.ifname)))?;
@@ -451,6 +459,34 @@ impl Manager {
         Ok(path)
     }
 }
+
+impl Manager {
+    /// The IPv4 link-local part of `Start`: an ARP socket and the machine
+    /// that probes for an address (over `acd-timeout`, 2 s by default).
+    async fn start_ll(
+        &self,
+        bus: &Connection,
+        opts: StartOptions,
+        link: net::Link,
+        owner: String,
+    ) -> fdo::Result<OwnedObjectPath> {
+        let sock = ArpSocket::open(link.ifindex)
+            .map_err(|e| fdo::Error::Failed(format!("opening the ARP socket on {}: {e}", link.ifname)))?;
+        let cfg = ConfigLl {
+            mac: link.mac,
+            probe_time: opts.acd_timeout.unwrap_or(LL_PROBE_TIME).max(Duration::from_millis(3)),
+        };
+        let (id, path, state, inbox) = self.register(bus, link.ifindex, false, owner).await?;
+        info!(device = %link.ifname, transaction = id, "IPv4 link-local started");
+        let setup = SetupLl { id, path: path.clone(), link, cfg, state, seed: random_seed() };
+        tokio::spawn(transaction_ll::run(bus.clone(), self.shared.clone(), setup, sock, inbox));
+        Ok(path)
+    }
+}
+
+/// How long a link-local candidate is probed for unless the caller says:
+/// about RFC 3927's three probes a second or two apart.
+const LL_PROBE_TIME: Duration = Duration::from_secs(2);
 
 /// The default IAID: FNV-1a of the interface name, stable across restarts
 /// so the server gives the same address again.
