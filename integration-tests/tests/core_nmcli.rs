@@ -1126,6 +1126,28 @@ async fn link_local_ipv4_is_probed_for_and_a_taken_address_avoided() {
     assert_eq!(ll_address(&c), second);
 }
 
+/// `connection.autoconnect-slaves yes`: bringing the bridge up brings its
+/// port profiles up with it, even those that do not autoconnect.
+#[tokio::test]
+async fn a_bridge_brings_its_ports_up_when_asked_to() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let br = format!("{}br", &eth[..eth.len() - 2]);
+    let mut add = vec!["connection", "add", "type", "bridge", "ifname", &br, "con-name", "br-all"];
+    add.extend(["connection.autoconnect-slaves", "yes", "autoconnect", "no", "bridge.stp", "no"]);
+    add.extend(["ipv4.method", "manual", "ipv4.addresses", "198.18.0.80/24", "ipv6.method", "disabled"]);
+    c.ok(&add).await;
+    let port = ["connection", "add", "type", "bridge-slave", "ifname", &eth, "master", &br, "con-name", "br-p"];
+    c.ok(&[&port[..], &["autoconnect", "no"]].concat()).await;
+    c.ok(&["connection", "up", "br-all"]).await;
+    c.until_state(&eth, &["connected"]).await;
+    assert!(c.ip(&["link", "show", "dev", &eth]).contains(&format!("master {br}")), "the port joined");
+    let active = c.ok(&["-t", "-f", "NAME", "connection", "show", "--active"]).await;
+    assert!(active.lines().any(|l| l == "br-p") && active.lines().any(|l| l == "br-all"), "{active}");
+    c.ok(&["connection", "down", "br-all"]).await;
+    assert!(c.ip(&["link", "show", "type", "bridge"]).trim().is_empty());
+}
+
 /// A bridge with DHCP through its port: the lease comes as soon as the
 /// port forwards (the first DISCOVER may leave before; DHCP asks again
 /// when the bridge's carrier comes rather than seconds later), and the

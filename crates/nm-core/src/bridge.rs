@@ -61,6 +61,12 @@ pub fn master(conn: &Connection) -> Option<&str> {
     conn.get_str("connection", "master").filter(|m| !m.is_empty())
 }
 
+/// `connection.autoconnect-slaves`: the bridge's activation brings its
+/// ports up (NetworkManager's default, -1, is no).
+pub fn brings_up_ports(conn: &Connection) -> bool {
+    conn.get("connection", "autoconnect-slaves").and_then(Value::as_i128) == Some(1)
+}
+
 /// Whether the bridge profile `bridge` is the one a port's `master` names.
 pub fn is_master_of(bridge: &Connection, master: &str) -> bool {
     interface(bridge).is_some() && (bridge.uuid() == Some(master) || interface(bridge) == Some(master))

@@ -2004,8 +2004,39 @@ impl Engine {
             self.auth_step(id, supplicant::Step::Start).await;
             return Ok(path);
         }
+        // `connection.autoconnect-slaves`: a bridge brings its ports up
+        // with it, before its own addresses (its DHCP goes through them).
+        if !assumed && bridge::interface(&conn).is_some() && bridge::brings_up_ports(&conn) {
+            self.activate_ports(&conn, by_user).await;
+        }
         self.ip_config_stage(id).await;
         Ok(path)
+    }
+
+    /// Activates the port profiles of the bridge profile `bridge` that are
+    /// not active yet, each on its device (one that is missing or busy with
+    /// another profile is left, with a word in the log).
+    async fn activate_ports(&mut self, bridge: &Connection, by_user: bool) {
+        let ports: Vec<u32> = self
+            .profiles
+            .iter()
+            .filter(|(_, p)| bridge::master(&p.conn()).is_some_and(|m| bridge::is_master_of(bridge, m)))
+            .filter(|(id, _)| !self.actives.values().any(|a| a.profile == **id))
+            .map(|(id, _)| *id)
+            .collect();
+        for port in ports {
+            let result = match self.device_for_profile(port) {
+                Ok(device) if self.devices.get(&device).is_some_and(|d| d.active.is_none()) => {
+                    Box::pin(self.activate(port, device, by_user, false)).await.map(drop)
+                }
+                Ok(_) => Err(NmError::manager("ConnectionNotAvailable", "its device is busy with another profile")),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                let name = self.profiles.get(&port).map(|p| p.conn().id().unwrap_or_default().to_string());
+                info!("port '{}' not brought up with its bridge: {e}", name.unwrap_or_default());
+            }
+        }
     }
 
     /// Stage 3 (ip-config): addresses and routes; DHCP slots in here.
