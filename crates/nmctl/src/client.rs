@@ -100,6 +100,14 @@ impl Client {
         ))))
     }
 
+    /// `Properties.GetAll` of one interface of one object.
+    pub async fn get_all(&self, path: &str, iface: &str) -> Result<Props> {
+        let p = self.proxy(path, "org.freedesktop.DBus.Properties").await?;
+        let wire: HashMap<String, OwnedVariant> =
+            p.call("GetAll", &(iface,)).await.map_err(|e| from_bus("reading properties", e))?;
+        Ok(props_from_wire(path, wire))
+    }
+
     pub async fn get_settings(&self, path: &str) -> Result<SettingsDict> {
         let p = self.proxy(path, SETTINGS_CONNECTION).await?;
         let wire: WireSettings = p.call("GetSettings", &()).await.map_err(|e| from_bus("reading a profile", e))?;
@@ -312,6 +320,25 @@ impl Watch {
     /// the next signal of its object brings forward again.
     pub async fn read_objects(&mut self, client: &Client) -> Result<()> {
         self.store = client.objects().await?;
+        Ok(())
+    }
+
+    /// Reads one activation into the store: the active connection and its
+    /// devices (`Properties.GetAll` of each), all `connection up` needs
+    /// while it waits, rather than every object. An activation already
+    /// gone leaves the store without it (its `StateChanged` is among the
+    /// signals still to be read). Signals that arrived before are older
+    /// than what is read, as with [`Watch::read_objects`].
+    pub async fn read_activation(&mut self, client: &Client, ac: &str) -> Result<()> {
+        let Ok(props) = client.get_all(ac, ACTIVE).await else {
+            return Ok(());
+        };
+        self.store.add(ac, [(ACTIVE.to_string(), props)].into_iter().collect());
+        for d in self.store.paths(ac, ACTIVE, "Devices") {
+            if let Ok(props) = client.get_all(&d, DEVICE).await {
+                self.store.add(&d, [(DEVICE.to_string(), props)].into_iter().collect());
+            }
+        }
         Ok(())
     }
 

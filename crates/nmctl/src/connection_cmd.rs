@@ -189,7 +189,7 @@ async fn up(ctx: &Ctx, client: &Client, key: &str, device: Option<&str>) -> Resu
         .await?
         .map_err(|e| crate::exit::from_bus(&format!("activating '{name}'"), e))?;
     if dev.is_none() {
-        watch.read_objects(client).await?;
+        watch.read_activation(client, &ac).await?;
     }
     if let Some(timeout) = ctx.wait(UP_WAIT) {
         // The activation and the devices are all the wait and the answer read.
