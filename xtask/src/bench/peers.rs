@@ -190,11 +190,14 @@ pub(super) fn run_suite(suite: Suite<'_>) -> Result<Outcome> {
         let mut build = cargo();
         build.args(["build", "--release"]).args(&packages);
         check(build)?;
+        // nmctl as it ships: statically linked.
+        crate::install::build_static_clients()?;
     }
     let release = target_dir().join("release");
     for b in &programs {
-        if !release.join(b).is_file() {
-            bail!("{} is missing (build it, or drop --no-build)", release.join(b).display());
+        let built = crate::install::binary(b, true);
+        if !built.is_file() {
+            bail!("{} is missing (build it, or drop --no-build)", built.display());
         }
     }
 
@@ -216,7 +219,7 @@ pub(super) fn run_suite(suite: Suite<'_>) -> Result<Outcome> {
     // readable and runnable by the helper's unprivileged user
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
     for b in &programs {
-        fs::copy(release.join(b), bin_dir.join(b))
+        fs::copy(crate::install::binary(b, true), bin_dir.join(b))
             .with_context(|| format!("copying {b} into {}", bin_dir.display()))?;
     }
     let version = source_version();
