@@ -1099,6 +1099,7 @@ async fn link_local_ipv4_is_probed_for_and_a_taken_address_avoided() {
     c.ok(&["connection", "up", "ll"]).await;
     let first = ll_address(&c);
     assert!(first.starts_with("169.254.") && first.ends_with("/16"), "{first}");
+    assert!(c.ip(&["-4", "addr", "show", "dev", &eth]).contains("scope link"), "a link-local address");
     let routes = c.ip(&["-4", "route", "show", "dev", &eth]);
     assert!(routes.contains("169.254.0.0/16") && routes.contains("metric 100"), "{routes}");
     assert!(!routes.contains("default"), "{routes}");

@@ -254,8 +254,10 @@ fn address_message(a: &Address) -> AddressMessage {
     msg.header.family = af(a.family());
     msg.header.prefix_len = a.prefix;
     msg.header.index = a.ifindex;
+    // As NetworkManager: 169.254/16 addresses reach only the link.
     msg.header.scope = match a.addr {
         IpAddr::V4(v4) if v4.is_loopback() => AddressScope::Host,
+        IpAddr::V4(v4) if v4.is_link_local() => AddressScope::Link,
         _ => AddressScope::Universe,
     };
     // IFA_LOCAL is this host's address, IFA_ADDRESS the peer (or the same
