@@ -1442,6 +1442,11 @@ async fn ipv6_auto_takes_the_router_advertisement_at_the_device_metric() {
     let route = default6(&c);
     assert!(route.contains("proto ra metric 100"), "{route}");
     let address = format!("{}/64", slaac(&c).expect("the SLAAC address"));
+    // NetworkManager's default interface identifiers are stable privacy
+    // (RFC 7217), not the MAC's (EUI-64: ….ff:fe…).
+    assert_eq!(sysctl("addr_gen_mode"), "2");
+    let eui64 = |a: std::net::Ipv6Addr| a.segments()[5] & 0x00ff == 0x00ff && a.segments()[6] >> 8 == 0xfe;
+    assert!(!eui64(slaac(&c).expect("the SLAAC address")), "{address}");
     let show = c.ok(&["-t", "-f", "IP6.ADDRESS,IP6.GATEWAY", "device", "show", &eth]).await;
     assert!(show.contains(&format!(":{address}")), "IP6Config lists the SLAAC address {address}:\n{show}");
     assert!(show.contains("IP6.ADDRESS[") && show.contains(":fe80::"), "and the link-local one:\n{show}");
@@ -1468,6 +1473,14 @@ async fn ipv6_auto_takes_the_router_advertisement_at_the_device_metric() {
         assert!(Instant::now() < deadline, "no router answer 5 s after up:\n{}", nm_lab::tail(&c.log(), 30));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(format!("{}/64", slaac(&c).expect("the SLAAC address")), address, "the same stable address again");
+    c.ok(&["connection", "down", "dual"]).await;
+
+    // `eui64` asks for the MAC's identifiers.
+    c.ok(&["connection", "modify", "dual", "ipv6.addr-gen-mode", "eui64"]).await;
+    c.ok(&["connection", "up", "dual"]).await;
+    assert_eq!(sysctl("addr_gen_mode"), "0");
+    c.until("an EUI-64 SLAAC address", |c| slaac(c).is_some_and(eui64)).await;
     c.ok(&["connection", "down", "dual"]).await;
 
     c.ok(&["connection", "modify", "dual", "ipv6.method", "manual", "ipv6.addresses", "2001:db8::9/64"]).await;

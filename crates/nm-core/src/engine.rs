@@ -35,7 +35,7 @@ use crate::dhcp_client::{self, DhcpEvent};
 use crate::dhcp6;
 use crate::dispatcher::{self, Dispatch};
 use crate::dns;
-use crate::ipconfig::{self, FamilyMethod, MacChoice, Plan, PlannedAddress};
+use crate::ipconfig::{self, AddrGen, FamilyMethod, MacChoice, Plan, PlannedAddress};
 use crate::ndisc;
 use crate::policy::{self, Candidate, DeviceView, Retries};
 use crate::settings_view::{self, Owner, Remote, SettingsEvent, Snapshot, Source, Storage};
@@ -1979,6 +1979,10 @@ impl Engine {
             {
                 warn!(device = %name, "MTU {mtu} left out: {e}");
             }
+            // Before the link comes up: its link-local address is made then.
+            if let Some(ids) = &plan.v6_addr_gen {
+                self.set_addr_gen(&name, ids);
+            }
             if let Err(e) = self.platform.set_link_up(ifindex, true).await {
                 failure = Some(format!("setting the link up: {e}"));
             }
@@ -2434,6 +2438,7 @@ impl Engine {
             routes: old.routes.iter().filter(|r| !new.routes.contains(r)).cloned().collect(),
             v6: FamilyMethod::Ignore,
             v6_sysctls: Vec::new(),
+            v6_addr_gen: None,
             v6_slaac: false,
             ..a.static_plan.clone()
         };
@@ -2442,6 +2447,7 @@ impl Engine {
             routes: new.routes.clone(),
             v6: FamilyMethod::Ignore,
             v6_sysctls: Vec::new(),
+            v6_addr_gen: None,
             v6_slaac: false,
             ..a.static_plan.clone()
         };
@@ -2676,6 +2682,7 @@ impl Engine {
             v4: FamilyMethod::Ignore,
             v6: FamilyMethod::Ignore,
             v6_sysctls: Vec::new(),
+            v6_addr_gen: None,
             v6_slaac: false,
             ..a.static_plan.clone()
         };
@@ -2836,6 +2843,29 @@ impl Engine {
             && let Err(e) = self.platform.set_mac(d.ifindex, initial).await
         {
             warn!(device = %d.name, "restoring the MAC address: {e}");
+        }
+    }
+
+    /// `ipv6.addr-gen-mode` into the kernel's settings of the link, written
+    /// only when they differ: the addresses the kernel makes from now on
+    /// (SLAAC's; the link-local one when the link comes up) follow it.
+    fn set_addr_gen(&self, name: &str, ids: &AddrGen) {
+        let read = |key: &str| std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{name}/{key}")).ok();
+        let (mode, secret) = match ids {
+            AddrGen::Eui64 => ("0", None),
+            AddrGen::StablePrivacy { stable_id } => {
+                let machine_id = std::fs::read_to_string(self.paths.path("/etc/machine-id")).ok();
+                ("2", Some(ipconfig::stable_secret(machine_id.as_deref(), stable_id, name)))
+            }
+        };
+        // The secret first: the kernel takes mode 2 only with one.
+        if let Some(secret) = secret
+            && read("stable_secret").and_then(|s| s.trim().parse().ok()) != Some(secret)
+        {
+            set_sysctl(name, "stable_secret", &secret.to_string());
+        }
+        if read("addr_gen_mode").as_deref().map(str::trim) != Some(mode) {
+            set_sysctl(name, "addr_gen_mode", mode);
         }
     }
 

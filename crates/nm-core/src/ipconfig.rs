@@ -87,6 +87,9 @@ pub struct Plan {
     /// The kernel's IPv6 settings of the device for this profile: see
     /// [`ipv6_sysctls`].
     pub v6_sysctls: Vec<(&'static str, String)>,
+    /// How the kernel makes the link's IPv6 interface identifiers
+    /// (`ipv6.addr-gen-mode`); `None` when IPv6 is off or left alone.
+    pub v6_addr_gen: Option<AddrGen>,
     /// `ipv6.method=auto`: the kernel takes addresses and routes from router
     /// advertisements, and they go again when the activation ends.
     pub v6_slaac: bool,
@@ -218,6 +221,7 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
         dns4: DnsConfig::default(),
         dns6: DnsConfig::default(),
         v6_sysctls: Vec::new(),
+        v6_addr_gen: None,
         v6_slaac: false,
     };
     for family in ["ipv4", "ipv6"] {
@@ -238,6 +242,7 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
         } else {
             plan.v6 = fm;
             plan.v6_sysctls = ipv6_sysctls(conn, method, device_metric);
+            plan.v6_addr_gen = addr_gen(conn, method);
             plan.v6_slaac = method == "auto";
         }
         if matches!(fm, FamilyMethod::Ignore | FamilyMethod::Disabled) {
@@ -340,6 +345,44 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
     plan
 }
 
+/// `ipv6.addr-gen-mode` as the kernel does it: EUI-64 (from the MAC) or
+/// stable privacy (RFC 7217: from a secret, the same on the same network,
+/// telling nothing of the hardware).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddrGen {
+    Eui64,
+    /// The profile's `connection.stable-id` (else its uuid), which the
+    /// secret is derived from.
+    StablePrivacy {
+        stable_id: String,
+    },
+}
+
+/// The interface identifiers a profile asks for: `eui64` and
+/// `default-or-eui64` are EUI-64, `stable-privacy` and `default`
+/// (NetworkManager's default without configuration) stable privacy.
+pub fn addr_gen(conn: &Connection, method: &str) -> Option<AddrGen> {
+    if matches!(method, "disabled" | "ignore") {
+        return None;
+    }
+    Some(match conn.get("ipv6", "addr-gen-mode").and_then(Value::as_i128).unwrap_or(3) {
+        0 | 2 => AddrGen::Eui64,
+        _ => {
+            let stable_id = conn.get_str("connection", "stable-id").filter(|s| !s.is_empty()).or(conn.uuid());
+            AddrGen::StablePrivacy { stable_id: stable_id.unwrap_or_default().to_string() }
+        }
+    })
+}
+
+/// The kernel's `stable_secret` for a profile on an interface: a hash of
+/// the machine, the profile's stable id and the interface, so that each
+/// network sees its own stable addresses and none shows the machine id.
+pub fn stable_secret(machine_id: Option<&str>, stable_id: &str, ifname: &str) -> std::net::Ipv6Addr {
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e6d_2d72_732d_5350_8000_4950_7636_5353);
+    let seed = format!("{}:{stable_id}:{ifname}", machine_id.map(str::trim).unwrap_or_default());
+    std::net::Ipv6Addr::from(*uuid::Uuid::new_v5(&NAMESPACE, seed.as_bytes()).as_bytes())
+}
+
 /// What `ethernet.cloned-mac-address` asks of the link's MAC address when
 /// the profile activates (NetworkManager's default is `preserve`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -379,6 +422,24 @@ pub fn stable_mac(machine_id: Option<&str>, stable_id: &str, ifname: &str) -> [u
 mod tests {
     use super::*;
     use nm_model::{keyfile, validate};
+
+    #[test]
+    fn addr_gen_mode_defaults_to_stable_privacy() {
+        let with = |v6: &str| {
+            let c = conn("method=disabled", v6);
+            addr_gen(&c, c.get_str("ipv6", "method").unwrap_or("auto"))
+        };
+        assert!(
+            matches!(with("method=auto"), Some(AddrGen::StablePrivacy { stable_id }) if stable_id == "8fb923ad-bd8a-48c8-b85e-737628bb673a")
+        );
+        assert_eq!(with("method=auto\naddr-gen-mode=eui64"), Some(AddrGen::Eui64));
+        assert_eq!(with("method=link-local\naddr-gen-mode=default-or-eui64"), Some(AddrGen::Eui64));
+        assert_eq!(with("method=disabled"), None);
+        let a = stable_secret(Some("m1"), "s", "eth0");
+        assert_eq!(a, stable_secret(Some("m1"), "s", "eth0"));
+        assert_ne!(a, stable_secret(Some("m1"), "s", "eth1"));
+        assert_ne!(a, stable_secret(Some("m2"), "s", "eth0"));
+    }
 
     #[test]
     fn generated_macs_are_local_unicast_and_stable_ones_stay() {

@@ -494,6 +494,11 @@ fn setting_entries(
     // `routes`), so `route-metric` comes before `route1`.
     let mut entries: Vec<(String, String, String)> = Vec::new();
     let mut push = |sort: &str, k: String, v: String| entries.push((sort.to_string(), k, v));
+    // An unset `addr-gen-mode` is the property's default (`default`), but a
+    // keyfile without the key reads as `default-or-eui64`: written out.
+    if name == "ipv6" && !setting.props.contains_key("addr-gen-mode") {
+        push("addr-gen-mode", "addr-gen-mode".into(), "default".into());
+    }
     for (pname, v) in &setting.props {
         let prop = spec.and_then(|s| s.property(pname));
         let Some(prop) = prop else {
@@ -633,6 +638,29 @@ mod tests {
         }
         assert_eq!(split_list("a;b;"), vec!["a", "b"]);
         assert_eq!(split_list("a\\;b;c"), vec!["a;b", "c"]);
+    }
+
+    /// A profile that leaves `addr-gen-mode` unset (as nmcli sends a new
+    /// one) means `default`; its file says so, since a file without the key
+    /// means `default-or-eui64`.
+    #[test]
+    fn an_unset_addr_gen_mode_is_written_as_default() {
+        let mut dict = crate::dbus_dict::SettingsDict::new();
+        let conn: std::collections::BTreeMap<String, Value> = [
+            ("id".to_string(), Value::Str("x".into())),
+            ("uuid".to_string(), Value::Str("8fb923ad-bd8a-48c8-b85e-737628bb673a".into())),
+            ("type".to_string(), Value::Str("802-3-ethernet".into())),
+        ]
+        .into_iter()
+        .collect();
+        dict.insert("connection".into(), conn);
+        dict.insert("ipv6".into(), [("method".to_string(), Value::Str("auto".into()))].into_iter().collect());
+        let text = write(&crate::dbus_dict::from_dbus(&dict).unwrap());
+        assert!(text.contains("\n[ipv6]\naddr-gen-mode=default\nmethod=auto\n"), "{text}");
+        assert_eq!(parse(&text).unwrap().get("ipv6", "addr-gen-mode").and_then(Value::as_i128), Some(3));
+        let old = parse("[connection]\nid=x\n\n[ipv6]\nmethod=auto\n").unwrap();
+        assert_eq!(old.get("ipv6", "addr-gen-mode").and_then(Value::as_i128), Some(2));
+        assert!(!write(&old).contains("addr-gen-mode"), "and stays so");
     }
 
     #[test]
