@@ -429,9 +429,14 @@ mod tests {
             let c = conn("method=disabled", v6);
             addr_gen(&c, c.get_str("ipv6", "method").unwrap_or("auto"))
         };
+        let stable = with("method=auto\naddr-gen-mode=default");
         assert!(
-            matches!(with("method=auto"), Some(AddrGen::StablePrivacy { stable_id }) if stable_id == "8fb923ad-bd8a-48c8-b85e-737628bb673a")
+            matches!(&stable, Some(AddrGen::StablePrivacy { stable_id }) if stable_id == "8fb923ad-bd8a-48c8-b85e-737628bb673a"),
+            "{stable:?}"
         );
+        assert!(matches!(with("method=auto\naddr-gen-mode=stable-privacy"), Some(AddrGen::StablePrivacy { .. })));
+        // A keyfile without the key is an old one: default-or-eui64.
+        assert_eq!(with("method=auto"), Some(AddrGen::Eui64));
         assert_eq!(with("method=auto\naddr-gen-mode=eui64"), Some(AddrGen::Eui64));
         assert_eq!(with("method=link-local\naddr-gen-mode=default-or-eui64"), Some(AddrGen::Eui64));
         assert_eq!(with("method=disabled"), None);
