@@ -2808,7 +2808,6 @@ impl Engine {
         self.devices.values().find(|d| d.ifindex == ifindex).map(|d| d.name.clone()).unwrap_or_default()
     }
 
-    /// Takes what `apply_plan` added away again.
     /// The address `choice` (`ethernet.cloned-mac-address`) gives the
     /// device now; `None` leaves it as it is.
     fn cloned_mac(&self, device: u32, conn: &Connection, choice: MacChoice) -> Option<[u8; 6]> {
@@ -2869,6 +2868,7 @@ impl Engine {
         }
     }
 
+    /// Takes what `apply_plan` added away again.
     async fn unapply_plan(&self, ifindex: u32, plan: &Plan) {
         for r in &plan.routes {
             if let Err(e) = self.platform.delete_route(&platform_route(ifindex, r)).await {
@@ -3424,7 +3424,13 @@ impl Engine {
             .collect();
         for profile in missing {
             if let Err(e) = self.realize_software(profile).await {
+                // Counted as a failed attempt: a profile the kernel refuses
+                // is not tried again at every event.
                 warn!("autoconnect: {e}");
+                let conn = self.profiles[&profile].conn();
+                let uuid = self.profiles[&profile].uuid.clone();
+                self.retries_for(&uuid).failed(&conn, now);
+                self.schedule(policy::RETRY_RESET, Timer::RetryCheck);
             }
         }
         let ready: Vec<u32> = self
