@@ -926,17 +926,8 @@ async fn a_bridge_comes_with_its_port_and_goes_with_its_profile() {
     let shown = c.ok(&["-t", "-f", "GENERAL.NM-TYPE,BRIDGE.SLAVES", "device", "show", &br]).await;
     assert_eq!(shown, format!("GENERAL.NM-TYPE:NMDeviceBridge\nBRIDGE.SLAVES:{eth}\n"));
     // Through the bridge to the far end of the uplink (the lab's own
-    // namespaces): a datagram to it makes the kernel resolve its address
-    // over the bridge.
-    let sent = std::process::Command::new("ip")
-        .args(["netns", "exec", c.lab.client_netns(), "bash", "-c", "echo x > /dev/udp/198.18.0.1/9"])
-        .status()
-        .expect("bash runs");
-    assert!(sent.success());
-    c.until("the far end answering ARP over the bridge", |c| {
-        c.ip(&["neigh", "show", "198.18.0.1", "dev", &br]).contains("lladdr")
-    })
-    .await;
+    // namespaces).
+    answers_through(&c, "198.18.0.1", &br).await;
 
     // A restart takes both back as they are.
     c.restart_core().await;
@@ -961,14 +952,19 @@ async fn a_bridge_comes_with_its_port_and_goes_with_its_profile() {
     assert!(!out.success() && out.stderr.contains("not a software device"), "{}", out.stderr);
 }
 
-/// Sends one datagram from the client namespace to `to`: the kernel
-/// resolves the address first (no ping in the lab).
-fn poke(c: &Core, to: &str) {
+/// Sends one datagram from the client namespace to `to` and waits until
+/// the kernel resolved its address on `dev` (no ping in the lab): the far
+/// end answers ARP through that device.
+async fn answers_through(c: &Core, to: &str, dev: &str) {
     let sent = std::process::Command::new("ip")
         .args(["netns", "exec", c.lab.client_netns(), "bash", "-c", &format!("echo x > /dev/udp/{to}/9")])
         .status()
         .expect("bash runs");
     assert!(sent.success());
+    c.until(&format!("{to} answering ARP through {dev}"), |c| {
+        c.ip(&["neigh", "show", to, "dev", dev]).contains("lladdr")
+    })
+    .await;
 }
 
 /// macvlan, vxlan and tun profiles (`nmcli connection add type …`) make
@@ -997,11 +993,7 @@ async fn macvlan_vxlan_and_tun_devices_come_and_go_with_their_profiles() {
     assert!(devices.contains(&format!("{mv}:macvlan:connected:mv-lab")), "{devices}");
     let shown = c.ok(&["-t", "-f", "GENERAL.NM-TYPE", "device", "show", &mv]).await;
     assert_eq!(shown, "GENERAL.NM-TYPE:NMDeviceMacvlan\n");
-    poke(&c, "198.18.0.1");
-    c.until("the far end answering ARP over the macvlan", |c| {
-        c.ip(&["neigh", "show", "198.18.0.1", "dev", &mv]).contains("lladdr")
-    })
-    .await;
+    answers_through(&c, "198.18.0.1", &mv).await;
     // A restart takes it back as it is.
     c.restart_core().await;
     c.until_state(&mv, &["connected"]).await;
@@ -1057,11 +1049,7 @@ async fn macvlan_vxlan_and_tun_devices_come_and_go_with_their_profiles() {
     assert!(link.contains(&format!("dev {eth}")) && link.contains("dstport 8472"), "{link}");
     let shown = c.ok(&["-t", "-f", "GENERAL.NM-TYPE,GENERAL.CONNECTION", "device", "show", &vx]).await;
     assert_eq!(shown, "GENERAL.NM-TYPE:NMDeviceVxlan\nGENERAL.CONNECTION:vx-lab\n");
-    poke(&c, "10.77.0.1");
-    c.until("the tunnel's far end answering ARP through it", |c| {
-        c.ip(&["neigh", "show", "10.77.0.1", "dev", &vx]).contains("lladdr")
-    })
-    .await;
+    answers_through(&c, "10.77.0.1", &vx).await;
     c.ok(&["device", "delete", &vx]).await;
     assert!(c.ip(&["link", "show", "type", "vxlan"]).trim().is_empty(), "the vxlan is gone");
 

@@ -458,9 +458,7 @@ impl Manager {
         tokio::spawn(transaction6::run(bus.clone(), self.shared.clone(), setup, sock, inbox));
         Ok(path)
     }
-}
 
-impl Manager {
     /// The IPv4 link-local part of `Start`: an ARP socket and the machine
     /// that probes for an address (over `acd-timeout`, 2 s by default).
     async fn start_ll(
