@@ -171,7 +171,8 @@ struct Activated {
 
 async fn up(ctx: &Ctx, client: &Client, key: &str, device: Option<&str>) -> Result<()> {
     // The activation is asked for as soon as the profile (and the device,
-    // when named) is known; the objects are read while it runs.
+    // when named) is known; then only it and its devices are read, while
+    // it runs.
     let (mut watch, paths) = client.watch_profiles().await?;
     watch.require_present()?;
     let profiles = client.profiles_at(paths).await;
