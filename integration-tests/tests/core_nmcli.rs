@@ -1435,6 +1435,12 @@ async fn ipv6_auto_takes_the_router_advertisement_at_the_device_metric() {
     assert_eq!(sysctl("addr_gen_mode"), "2");
     let eui64 = |a: std::net::Ipv6Addr| a.segments()[5] & 0x00ff == 0x00ff && a.segments()[6] >> 8 == 0xfe;
     assert!(!eui64(slaac(&c).expect("the SLAAC address")), "{address}");
+    // The link-local one too, though the link was up before (the kernel
+    // made it with the MAC's identifier then).
+    let link_local = c.ip(&["-6", "-o", "addr", "show", "dev", &eth, "scope", "link"]);
+    let ll: Vec<std::net::Ipv6Addr> =
+        link_local.split_whitespace().filter_map(|w| w.strip_suffix("/64")?.parse().ok()).collect();
+    assert!(ll.len() == 1 && !eui64(ll[0]), "{link_local}");
     let show = c.ok(&["-t", "-f", "IP6.ADDRESS,IP6.GATEWAY", "device", "show", &eth]).await;
     assert!(show.contains(&format!(":{address}")), "IP6Config lists the SLAAC address {address}:\n{show}");
     assert!(show.contains("IP6.ADDRESS[") && show.contains(":fe80::"), "and the link-local one:\n{show}");

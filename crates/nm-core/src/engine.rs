@@ -1980,8 +1980,16 @@ impl Engine {
                 warn!(device = %name, "MTU {mtu} left out: {e}");
             }
             // Before the link comes up: its link-local address is made then.
-            if let Some(ids) = &plan.v6_addr_gen {
-                self.set_addr_gen(&name, ids);
+            // On a link that is up already the kernel keeps the one it made
+            // with the old mode; IPv6 off and on again makes it anew (as
+            // NetworkManager's own link-local address would be).
+            if let Some(ids) = &plan.v6_addr_gen
+                && self.set_addr_gen(&name, ids)
+                && self.platform.link(ifindex).is_some_and(|l| l.admin_up)
+                && plan.v6 != FamilyMethod::Disabled
+            {
+                set_sysctl(&name, "disable_ipv6", "1");
+                set_sysctl(&name, "disable_ipv6", "0");
             }
             if let Err(e) = self.platform.set_link_up(ifindex, true).await {
                 failure = Some(format!("setting the link up: {e}"));
@@ -2848,7 +2856,8 @@ impl Engine {
     /// `ipv6.addr-gen-mode` into the kernel's settings of the link, written
     /// only when they differ: the addresses the kernel makes from now on
     /// (SLAAC's; the link-local one when the link comes up) follow it.
-    fn set_addr_gen(&self, name: &str, ids: &AddrGen) {
+    /// Whether anything changed.
+    fn set_addr_gen(&self, name: &str, ids: &AddrGen) -> bool {
         let read = |key: &str| std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{name}/{key}")).ok();
         let (mode, secret) = match ids {
             AddrGen::Eui64 => ("0", None),
@@ -2857,15 +2866,19 @@ impl Engine {
                 ("2", Some(ipconfig::stable_secret(machine_id.as_deref(), stable_id, name)))
             }
         };
+        let mut changed = false;
         // The secret first: the kernel takes mode 2 only with one.
         if let Some(secret) = secret
             && read("stable_secret").and_then(|s| s.trim().parse().ok()) != Some(secret)
         {
             set_sysctl(name, "stable_secret", &secret.to_string());
+            changed = true;
         }
         if read("addr_gen_mode").as_deref().map(str::trim) != Some(mode) {
             set_sysctl(name, "addr_gen_mode", mode);
+            changed = true;
         }
+        changed
     }
 
     /// Takes what `apply_plan` added away again.
