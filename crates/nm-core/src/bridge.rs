@@ -7,6 +7,8 @@
 use nm_model::{Connection, Value};
 use nm_platform::BridgeOptions;
 
+use crate::ipconfig;
+
 /// The interface a `bridge` profile makes; `None` for another type or a
 /// profile without `connection.interface-name` (nothing to create).
 pub fn interface(conn: &Connection) -> Option<&str> {
@@ -44,12 +46,7 @@ pub fn mac(conn: &Connection, machine_id: Option<&str>) -> Option<[u8; 6]> {
         return Some(m);
     }
     let name = interface(conn)?;
-    // A fixed namespace of ours; the machine-id never shows in the address.
-    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e6d_2d72_732d_4252_8000_4d41_4321_4252);
-    let seed = format!("{}:{name}", machine_id.map(str::trim).unwrap_or_default());
-    let h = uuid::Uuid::new_v5(&NAMESPACE, seed.as_bytes());
-    let b = h.as_bytes();
-    Some([(b[0] & 0xfe) | 0x02, b[1], b[2], b[3], b[4], b[5]])
+    Some(ipconfig::local_mac(&ipconfig::machine_hash(0x6e6d_2d72_732d_4252_8000_4d41_4321_4252, machine_id, name)))
 }
 
 /// The bridge a port profile names (`connection.master`: an interface

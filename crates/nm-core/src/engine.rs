@@ -889,7 +889,7 @@ impl Engine {
         info!(device = %name, kind = ?link.kind, "created for '{}'", conn.id().unwrap_or_default());
         let ifindex = link.ifindex;
         if let NewLink::Bridge(_) = what {
-            let machine_id = std::fs::read_to_string(self.paths.path("/etc/machine-id")).ok();
+            let machine_id = self.machine_id();
             if let Some(mac) = bridge::mac(&conn, machine_id.as_deref())
                 && let Err(e) = self.platform.set_mac(ifindex, mac).await
             {
@@ -2597,7 +2597,7 @@ impl Engine {
         let Some(a) = self.actives.get(&ac) else { return };
         let Some(mode) = a.dhcp6.mode else { return };
         let Some(link) = self.devices.get(&a.device).and_then(|d| self.platform.link(d.ifindex)) else { return };
-        let machine_id = std::fs::read_to_string(self.paths.path("/etc/machine-id")).ok();
+        let machine_id = self.machine_id();
         let Some(duid) = dhcp6::duid(machine_id.as_deref(), link.mac.as_deref()) else {
             warn!("DHCPv6 for '{}': no machine-id and no MAC to make a DUID of", a.conn.id().unwrap_or_default());
             return;
@@ -2816,6 +2816,12 @@ impl Engine {
         self.devices.values().find(|d| d.ifindex == ifindex).map(|d| d.name.clone()).unwrap_or_default()
     }
 
+    /// `/etc/machine-id` (under the root), which generated identities
+    /// (DUID, bridge and stable MACs, IPv6 secrets) are hashed from.
+    fn machine_id(&self) -> Option<String> {
+        std::fs::read_to_string(self.paths.path("/etc/machine-id")).ok()
+    }
+
     /// The address `choice` (`ethernet.cloned-mac-address`) gives the
     /// device now; `None` leaves it as it is.
     fn cloned_mac(&self, device: u32, conn: &Connection, choice: MacChoice) -> Option<[u8; 6]> {
@@ -2824,15 +2830,9 @@ impl Engine {
             MacChoice::Keep => None,
             MacChoice::Fixed(m) => Some(m),
             MacChoice::Permanent => d.perm_mac.as_deref().and_then(|m| <[u8; 6]>::try_from(m).ok()),
-            MacChoice::Random => {
-                let r = uuid::Uuid::new_v4();
-                let b = r.as_bytes();
-                Some(ipconfig::local_mac([b[0], b[1], b[2], b[3], b[4], b[5]]))
-            }
+            MacChoice::Random => Some(ipconfig::local_mac(uuid::Uuid::new_v4().as_bytes())),
             MacChoice::Stable => {
-                let machine_id = std::fs::read_to_string(self.paths.path("/etc/machine-id")).ok();
-                let stable_id = conn.get_str("connection", "stable-id").filter(|s| !s.is_empty()).or(conn.uuid());
-                Some(ipconfig::stable_mac(machine_id.as_deref(), stable_id.unwrap_or_default(), &d.name))
+                Some(ipconfig::stable_mac(self.machine_id().as_deref(), ipconfig::stable_id(conn), &d.name))
             }
         }
     }
@@ -2862,7 +2862,7 @@ impl Engine {
         let (mode, secret) = match ids {
             AddrGen::Eui64 => ("0", None),
             AddrGen::StablePrivacy { stable_id } => {
-                let machine_id = std::fs::read_to_string(self.paths.path("/etc/machine-id")).ok();
+                let machine_id = self.machine_id();
                 ("2", Some(ipconfig::stable_secret(machine_id.as_deref(), stable_id, name)))
             }
         };

@@ -367,20 +367,29 @@ pub fn addr_gen(conn: &Connection, method: &str) -> Option<AddrGen> {
     }
     Some(match conn.get("ipv6", "addr-gen-mode").and_then(Value::as_i128).unwrap_or(3) {
         0 | 2 => AddrGen::Eui64,
-        _ => {
-            let stable_id = conn.get_str("connection", "stable-id").filter(|s| !s.is_empty()).or(conn.uuid());
-            AddrGen::StablePrivacy { stable_id: stable_id.unwrap_or_default().to_string() }
-        }
+        _ => AddrGen::StablePrivacy { stable_id: stable_id(conn).to_string() },
     })
 }
 
-/// The kernel's `stable_secret` for a profile on an interface: a hash of
-/// the machine, the profile's stable id and the interface, so that each
-/// network sees its own stable addresses and none shows the machine id.
+/// The id a profile's generated identities derive from:
+/// `connection.stable-id`, else its uuid.
+pub fn stable_id(conn: &Connection) -> &str {
+    conn.get_str("connection", "stable-id").filter(|s| !s.is_empty()).or(conn.uuid()).unwrap_or_default()
+}
+
+/// A hash of this machine and `what`, in a namespace of ours per use: the
+/// same for the same machine and input, and the machine id never shows in
+/// it. What generated addresses and secrets are made of.
+pub fn machine_hash(namespace: u128, machine_id: Option<&str>, what: &str) -> [u8; 16] {
+    let seed = format!("{}:{what}", machine_id.map(str::trim).unwrap_or_default());
+    *uuid::Uuid::new_v5(&uuid::Uuid::from_u128(namespace), seed.as_bytes()).as_bytes()
+}
+
+/// The kernel's `stable_secret` for a profile on an interface: each
+/// network sees its own stable addresses.
 pub fn stable_secret(machine_id: Option<&str>, stable_id: &str, ifname: &str) -> std::net::Ipv6Addr {
-    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e6d_2d72_732d_5350_8000_4950_7636_5353);
-    let seed = format!("{}:{stable_id}:{ifname}", machine_id.map(str::trim).unwrap_or_default());
-    std::net::Ipv6Addr::from(*uuid::Uuid::new_v5(&NAMESPACE, seed.as_bytes()).as_bytes())
+    let h = machine_hash(0x6e6d_2d72_732d_5350_8000_4950_7636_5353, machine_id, &format!("{stable_id}:{ifname}"));
+    std::net::Ipv6Addr::from(h)
 }
 
 /// What `ethernet.cloned-mac-address` asks of the link's MAC address when
@@ -399,23 +408,15 @@ pub enum MacChoice {
     Stable,
 }
 
-/// `bytes` made a locally administered unicast address, as NetworkManager
-/// makes its generated ones.
-pub fn local_mac(bytes: [u8; 6]) -> [u8; 6] {
-    let mut m = bytes;
-    m[0] = (m[0] & 0xfe) | 0x02;
-    m
+/// The first six of `bytes` made a locally administered unicast address,
+/// as NetworkManager makes its generated ones.
+pub fn local_mac(bytes: &[u8; 16]) -> [u8; 6] {
+    [(bytes[0] & 0xfe) | 0x02, bytes[1], bytes[2], bytes[3], bytes[4], bytes[5]]
 }
 
-/// The `stable` address: a hash of the machine, the profile's stable id
-/// (`connection.stable-id`, else its uuid) and the interface; the machine
-/// id never shows in it.
+/// The `stable` address of a profile (its [`stable_id`]) on an interface.
 pub fn stable_mac(machine_id: Option<&str>, stable_id: &str, ifname: &str) -> [u8; 6] {
-    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e6d_2d72_732d_4d41_8000_5354_4142_4c45);
-    let seed = format!("{}:{stable_id}:{ifname}", machine_id.map(str::trim).unwrap_or_default());
-    let h = uuid::Uuid::new_v5(&NAMESPACE, seed.as_bytes());
-    let b = h.as_bytes();
-    local_mac([b[0], b[1], b[2], b[3], b[4], b[5]])
+    local_mac(&machine_hash(0x6e6d_2d72_732d_4d41_8000_5354_4142_4c45, machine_id, &format!("{stable_id}:{ifname}")))
 }
 
 #[cfg(test)]
@@ -448,7 +449,7 @@ mod tests {
 
     #[test]
     fn generated_macs_are_local_unicast_and_stable_ones_stay() {
-        assert_eq!(local_mac([0xff; 6]), [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(local_mac(&[0xff; 16]), [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff]);
         let a = stable_mac(Some("4c4c4544"), "uuid-1", "eth0");
         assert_eq!(a[0] & 0x03, 0x02, "{a:02x?}");
         assert_eq!(a, stable_mac(Some("4c4c4544"), "uuid-1", "eth0"));
