@@ -47,6 +47,13 @@ use tracing::{info, warn};
 
 use crate::service::{BUS_NAME, Manager, PATH, Shared};
 
+/// FNV-1a (32 bits): a stable, non-cryptographic hash for identities that
+/// must stay the same across restarts (the DHCPv6 IAID, the IPv4
+/// link-local candidates).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
+}
+
 const CLI: nm_runtime::DaemonCli = nm_runtime::DaemonCli {
     name: "nm-dhcp-helper",
     version: env!("CARGO_PKG_VERSION"),

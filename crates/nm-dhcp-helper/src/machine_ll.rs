@@ -84,12 +84,9 @@ pub struct MachineLl {
 /// 169.254.254.255 (RFC 3927 §2.1), from an FNV-1a hash so that the same
 /// link starts from the same address.
 pub fn candidate(mac: [u8; 6], attempt: u32) -> Ipv4Addr {
-    let h = mac
-        .iter()
-        .chain(attempt.to_be_bytes().iter())
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let h = crate::fnv1a(&[&mac[..], &attempt.to_be_bytes()].concat());
     // 254 * 256 addresses: 169.254.1.0 .. 169.254.254.255.
-    let n = (h % (254 * 256)) as u32 + 256;
+    let n = h % (254 * 256) + 256;
     Ipv4Addr::from(0xa9fe_0000 | n)
 }
 

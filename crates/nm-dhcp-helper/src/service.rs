@@ -19,6 +19,7 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{Connection, OwnedObjectPath, OwnedVariant, Variant, fdo, interface};
 
+use crate::fnv1a;
 use crate::lease::{self, ClientView};
 use crate::machine::{Config, Previous};
 use crate::machine_ll::ConfigLl;
@@ -450,6 +451,8 @@ impl Manager {
         let duid = opts.duid.ok_or_else(|| invalid("duid", "required with family ipv6"))?;
         let sock = Udp6Socket::open(&link.ifname, link.ifindex)
             .map_err(|e| fdo::Error::Failed(format!("opening the DHCPv6 socket on {}: {e}", link.ifname)))?;
+        // The default IAID: stable across restarts, so the server gives
+        // the same address again.
         let iaid = opts.iaid.unwrap_or_else(|| fnv1a(link.ifname.as_bytes()));
         let cfg = Config6 { params: Params6 { duid, iaid }, stateless: opts.stateless, timeout: opts.timeout };
         let (id, path, state, inbox) = self.register(bus, link.ifindex, true, owner).await?;
@@ -485,12 +488,6 @@ impl Manager {
 /// How long a link-local candidate is probed for unless the caller says:
 /// about RFC 3927's three probes a second or two apart.
 const LL_PROBE_TIME: Duration = Duration::from_secs(2);
-
-/// The default IAID: FNV-1a of the interface name, stable across restarts
-/// so the server gives the same address again.
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
-}
 
 /// One transaction on the bus.
 pub struct TransactionIface {
