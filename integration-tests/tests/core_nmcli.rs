@@ -758,8 +758,21 @@ async fn managed_can_be_switched_and_the_hostname_goes_through_settings() {
     c.ok(&["device", "set", &eth, "managed", "no"]).await;
     c.until_state(&eth, &["unmanaged"]).await;
     assert!(c.ip(&["-4", "addr", "show", "dev", &eth]).contains("192.0.2.61/24"), "the kernel keeps it");
+    // While unmanaged someone else configures it; taken over again, the
+    // device starts clean: only the profile's address.
+    c.ip(&["addr", "add", "192.0.2.99/24", "dev", &eth]);
     c.ok(&["device", "set", &eth, "managed", "yes"]).await;
     c.until_state(&eth, &["connected"]).await;
+    let v4 = inet_lines(&c.ip(&["-4", "addr", "show", "dev", &eth]));
+    assert!(v4.len() == 1 && v4[0].contains("192.0.2.61/24"), "{v4:?}");
+    // An address added by hand to an active device goes with the
+    // activation, as with NetworkManager: a device that is down has none.
+    c.ip(&["addr", "add", "192.0.2.98/24", "dev", &eth]);
+    c.ok(&["connection", "down", "auto-on"]).await;
+    let v4 = inet_lines(&c.ip(&["-4", "addr", "show", "dev", &eth]));
+    assert!(v4.is_empty(), "{v4:?}");
+    let v6 = c.ip(&["-6", "addr", "show", "dev", &eth]);
+    assert!(v6.contains("inet6 fe80::"), "the link-local address stays: {v6}");
 
     // The radio switches are kept and reported, with no radio hardware.
     c.ok(&["radio", "wifi", "off"]).await;

@@ -642,6 +642,9 @@ impl Engine {
         emit_changed(&self.bus, &path, DEVICE_IFACE, vec![("Managed", Variant::from(managed))]).await;
         if managed {
             info!(device = %name, "managing (asked)");
+            // What the device has from before is not a profile's: taken
+            // over clean, as NetworkManager does.
+            self.deconfigure(ifindex).await;
             if let Err(e) = self.platform.set_link_up(ifindex, true).await {
                 warn!(device = %name, "setting the link up: {e}");
             }
@@ -2806,10 +2809,10 @@ impl Engine {
 
     /// Whether the link has a link-local IPv6 address past its DAD.
     fn link_local_ready(&self, ifindex: u32) -> bool {
-        self.platform.addresses(ifindex).iter().any(|a| {
-            matches!(a.addr, IpAddr::V6(v6) if v6.is_unicast_link_local())
-                && a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0
-        })
+        self.platform
+            .addresses(ifindex)
+            .iter()
+            .any(|a| is_link_local6(a.addr) && a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0)
     }
 
     fn devices_name(&self, ifindex: u32) -> String {
@@ -2900,6 +2903,20 @@ impl Engine {
         }
         if plan.v6_slaac {
             self.forget_router_config(ifindex).await;
+        }
+    }
+
+    /// Leaves a device without configuration, as NetworkManager's
+    /// deactivation leaves it (and its take-over of a device that becomes
+    /// managed): addresses added by hand or by an earlier owner go too, so
+    /// the next activation starts clean and `ip` shows nothing of a profile
+    /// that is down. The IPv6 link-local address stays (the kernel's, while
+    /// the link is up).
+    async fn deconfigure(&self, ifindex: u32) {
+        for a in self.platform.addresses(ifindex).into_iter().filter(|a| !is_link_local6(a.addr)) {
+            if let Err(e) = self.platform.delete_address(&a).await {
+                tracing::debug!("removing {}/{}: {e}", a.addr, a.prefix);
+            }
         }
     }
 
@@ -3088,6 +3105,7 @@ impl Engine {
         // Whatever part of the configuration made it into the kernel goes.
         if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
             self.unapply_plan(ifindex, &plan).await;
+            self.deconfigure(ifindex).await;
         }
         self.remove_rules(&rules).await;
         self.restore_mac(device, &plan).await;
@@ -3134,6 +3152,7 @@ impl Engine {
         let down = self.dispatch(ac, "down").filter(|_| was_up);
         if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
             self.unapply_plan(ifindex, &plan).await;
+            self.deconfigure(ifindex).await;
             state_files::save_device(&self.paths, ifindex, None);
             if bridge::master(&conn).is_some() {
                 let bridge_device = self
@@ -3638,7 +3657,11 @@ fn ip_props(plan: &Plan, v6: bool) -> Option<IpProps> {
 /// An IPv6 address the kernel made from a router's advertisement (SLAAC,
 /// privacy): global, with a lifetime.
 fn from_router(a: &Address) -> bool {
-    matches!(a.addr, IpAddr::V6(v6) if !v6.is_unicast_link_local()) && a.flags & IFA_F_PERMANENT == 0
+    !is_link_local6(a.addr) && a.addr.is_ipv6() && a.flags & IFA_F_PERMANENT == 0
+}
+
+fn is_link_local6(addr: IpAddr) -> bool {
+    matches!(addr, IpAddr::V6(v6) if v6.is_unicast_link_local())
 }
 
 /// The IP6Config of an activation whose IPv6 the kernel configures (`auto`,
