@@ -1391,6 +1391,14 @@ async fn dhcp_against_dnsmasq_through_the_unprivileged_helper() {
     let after = c.ip(&["-4", "route", "show", "dev", &eth]);
     assert!(after.contains("default via 198.18.0.1 proto dhcp metric 100"), "{after}");
     assert!(c.resolv().contains("nameserver 192.0.2.77"), "{}", c.resolv());
+    // What the profile makes of the lease changes with it: the lease's
+    // routes move to the new metric, the old ones go.
+    c.ok(&["connection", "modify", "dyn", "ipv4.route-metric", "50"]).await;
+    c.ok(&["device", "reapply", &eth]).await;
+    let moved = c.ip(&["-4", "route", "show", "dev", &eth]);
+    assert!(moved.contains("default via 198.18.0.1 proto dhcp metric 50"), "{moved}");
+    assert!(!moved.contains("metric 100"), "{moved}");
+    assert_eq!(inet_lines(&c.ip(&["-4", "addr", "show", "dev", &eth])), inet_lines(&addr), "the lease stays");
     c.ok(&["connection", "down", "dyn"]).await;
     assert!(!c.ip(&["-4", "addr", "show", "dev", &eth]).contains("198.18.0.1"), "down removes the lease's address");
 }

@@ -105,9 +105,10 @@ fn flag(conn: &Connection, p: &str) -> bool {
 /// the lease's lifetime, its prefix route, the default route (unless
 /// `never-default`; classless routes replace the router option, RFC 3442),
 /// DNS and search domains (unless `ignore-auto-dns`).
-pub fn lease_plan(lease: &Lease, conn: &Connection, metric: u32, now: u64) -> LeasePlan {
+pub fn lease_plan(lease: &Lease, conn: &Connection, device_metric: u32, now: u64) -> LeasePlan {
     let mut plan = LeasePlan::default();
     let Some(addr) = lease.address else { return plan };
+    let metric = crate::ipconfig::route_metric(conn, "ipv4", device_metric);
     plan.addresses.push(PlannedAddress { addr: IpAddr::V4(addr), prefix: lease.prefix, lifetime: lease.lifetime(now) });
     let table = match conn.get("ipv4", "route-table").and_then(Value::as_i128) {
         Some(t) if t > 0 => u32::try_from(t).unwrap_or(TABLE_MAIN),
@@ -287,6 +288,8 @@ mod tests {
         let p = lease_plan(&lease(), &conn("never-default=true\nignore-auto-dns=true\n"), 100, 0);
         assert!(p.routes.iter().all(|r| r.prefix != 0));
         assert!(p.dns.is_empty() && p.searches.is_empty());
+        let p = lease_plan(&lease(), &conn("route-metric=50\n"), 100, 0);
+        assert!(!p.routes.is_empty() && p.routes.iter().all(|r| r.metric == 50), "the profile's metric: {p:?}");
     }
 
     #[test]

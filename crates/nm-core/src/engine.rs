@@ -223,6 +223,9 @@ enum V4Status {
 struct Dhcp4 {
     status: V4Status,
     transaction: Option<OwnedObjectPath>,
+    /// The lease as the helper gave it, planned again when a reapply
+    /// changes what the profile makes of it (route metric, never-default…).
+    held: dhcp::Lease,
     lease: dhcp::LeasePlan,
     config: Option<(OwnedObjectPath, Props<BTreeMap<String, String>>)>,
 }
@@ -686,7 +689,8 @@ impl Engine {
         // The leases stay while their method does (their addresses keep
         // the lifetimes the kernel counts down).
         let v4_lease = if plan.v4 == FamilyMethod::Dhcp && old.v4 == FamilyMethod::Dhcp {
-            a.dhcp.lease.clone()
+            let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            dhcp::lease_plan(&a.dhcp.held, &conn, metric, now)
         } else {
             dhcp::LeasePlan::default()
         };
@@ -719,7 +723,8 @@ impl Engine {
         {
             warn!(ifindex, "MTU {mtu} left out: {e}");
         }
-        if let Err(e) = self.apply_plan(ifindex, &plan).await {
+        // The whole of it: a lease planned again may have changed too.
+        if let Err(e) = self.apply_plan(ifindex, &full).await {
             // Refused as a whole: what the new settings added goes and the
             // old configuration comes back, so a failed reapply changes nothing.
             let added = ipconfig::Plan {
@@ -746,6 +751,9 @@ impl Engine {
         self.add_rules(&rules.iter().filter(|r| !old_rules.contains(r)).cloned().collect::<Vec<_>>()).await;
         let (ip4, ip6) = {
             let a = self.actives.get_mut(&ac).ok_or_else(not_active)?;
+            if plan.v4 == FamilyMethod::Dhcp && a.plan.v4 == FamilyMethod::Dhcp {
+                a.dhcp.lease = v4_lease;
+            }
             a.static_plan = plan;
             a.plan = full;
             a.rules = rules;
@@ -1943,7 +1951,13 @@ impl Engine {
                 static_plan: plan.clone(),
                 plan: plan.clone(),
                 rules: ipconfig::routing_rules(&conn),
-                dhcp: Dhcp4 { status: V4Status::NotUsed, transaction: None, lease: Default::default(), config: None },
+                dhcp: Dhcp4 {
+                    status: V4Status::NotUsed,
+                    transaction: None,
+                    held: Default::default(),
+                    lease: Default::default(),
+                    config: None,
+                },
                 dhcp6: Dhcp6::default(),
                 assumed,
                 conn: conn.clone(),
@@ -2478,6 +2492,7 @@ impl Engine {
             a.dhcp.status = V4Status::Bound;
         }
         a.dhcp.lease = new;
+        a.dhcp.held = lease.clone();
         let options = lease.options.clone();
         self.publish_dhcp(ac, false, options).await;
         if self.actives.get(&ac).is_some_and(|a| a.state == AcState::Activated) {
