@@ -540,6 +540,16 @@ async fn bad_input_gets_networkmanager_errors_and_changes_nothing() {
         e.starts_with("org.freedesktop.NetworkManager.Settings.Connection.InvalidProperty connection.autoconnect:"),
         "{e}"
     );
+    // nmcli sends a profile it could not complete (here: manual without
+    // an address) as it is, without a uuid; the answer names the real fault.
+    let out = c
+        .nmcli(&["connection", "add", "type", "ethernet", "ifname", &eth, "con-name", "bad", "ipv4.method", "manual"])
+        .await;
+    assert!(
+        !out.success() && out.stderr.contains("ipv4.addresses: this property cannot be empty for 'method=manual'"),
+        "{}",
+        out.stderr
+    );
     let files_after =
         std::fs::read_dir(c.lab.root_path("/etc/NetworkManager/system-connections")).expect("dir").count();
     assert_eq!(files_before, files_after, "nothing written for refused input");

@@ -27,9 +27,15 @@ pub fn normalize_and_validate(mut conn: Connection) -> Result<Connection, Proper
     Ok(conn)
 }
 
-/// The silent fixes: the base setting, `ipv4`/`ipv6`/`proxy` of IP-capable
-/// types, a port's `bridge-port`, no IP settings on ports.
+/// The silent fixes: a missing uuid generated (as libnm's normalization
+/// does: nmcli sends a profile it could not complete without one, for the
+/// daemon to name what is really wrong), the base setting,
+/// `ipv4`/`ipv6`/`proxy` of IP-capable types, a port's `bridge-port`, no IP
+/// settings on ports.
 pub fn normalize(conn: &mut Connection) {
+    if conn.settings.contains_key("connection") && conn.uuid().is_none() {
+        conn.set("connection", "uuid", Value::Str(uuid::Uuid::new_v4().to_string()));
+    }
     let Some(ty) = conn.connection_type().map(str::to_string) else {
         return;
     };
