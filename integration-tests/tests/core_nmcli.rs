@@ -20,7 +20,10 @@ impl Core {
     /// A lab with `uplinks` veth pairs (no dnsmasq needed for static
     /// profiles), nm-system-settings and nm-core managing the uplinks.
     async fn start(uplinks: usize, extra_config: &str) -> Core {
-        let lab = Lab::builder().uplinks(uplinks).dnsmasq(false).build().expect("lab");
+        Self::start_on(Lab::builder().uplinks(uplinks).dnsmasq(false).build().expect("lab"), extra_config).await
+    }
+
+    async fn start_on(lab: Lab, extra_config: &str) -> Core {
         lab.write_core_config(&format!("carrier-grace-ms = 300\ncarrier-wait-ms = 2000\n{extra_config}"))
             .expect("config");
         let mut c = Core { lab, settings: None, core: None };
@@ -611,6 +614,103 @@ impl FakeDispatcher {
             .map_or(0, |a| a.len());
         let _ = self.seen.send((action, iface, addresses));
         vec![]
+    }
+}
+
+/// A stand-in for systemd-logind: hands out sleep delay locks, each the
+/// write end of a pipe whose read end (sent to the test) reads end-of-file
+/// once nm-core lets the lock go.
+struct FakeLogind {
+    locks: tokio::sync::mpsc::UnboundedSender<std::io::PipeReader>,
+}
+
+#[zbus::interface(name = "org.freedesktop.login1.Manager")]
+impl FakeLogind {
+    fn inhibit(&self, what: String, who: String, why: String, mode: String) -> zbus::fdo::Result<zbus::OwnedFd> {
+        assert_eq!((what.as_str(), mode.as_str()), ("sleep", "delay"), "{who}: {why}");
+        let (reader, writer) = std::io::pipe().map_err(|e| zbus::fdo::Error::Failed(e.to_string()))?;
+        let _ = self.locks.send(reader);
+        Ok(zbus::OwnedFd::from(std::os::fd::OwnedFd::from(writer)))
+    }
+
+    #[zbus(signal)]
+    async fn prepare_for_sleep(emitter: &zbus::object_server::SignalEmitter<'_>, start: bool) -> zbus::Result<()>;
+}
+
+/// Networking off, `Manager.Sleep` and logind's suspend all put nm-core to
+/// sleep as NetworkManager goes: activations end, managed devices go down
+/// and unmanaged, the state is ASLEEP; waking brings them back by
+/// autoconnect. Before a suspend the delay lock goes only once the devices
+/// are down.
+#[tokio::test]
+async fn sleep_and_networking_off_take_the_devices_down_and_waking_brings_them_back() {
+    let logind_policy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bus-policy");
+    let lab = Lab::builder().uplinks(1).dnsmasq(false).policy_dir(logind_policy).build().expect("lab");
+    let c = Core::start_on(lab, "").await;
+    let eth = c.uplink(0);
+    c.ok(&nm_lab::add_ethernet(&eth, "nap", &[("ipv4.method", "manual"), ("ipv4.addresses", "192.0.2.40/24")])).await;
+    c.until_state(&eth, &["connected"]).await;
+    let asleep = |c: &Core| {
+        let link = c.ip(&["-o", "link", "show", "dev", &eth]);
+        inet_lines(&c.ip(&["-4", "addr", "show", "dev", &eth])).is_empty() && !link.contains(",UP")
+    };
+    let awake =
+        |c: &Core| inet_lines(&c.ip(&["-4", "addr", "show", "dev", &eth])).iter().any(|l| l.contains("192.0.2.40/24"));
+
+    c.ok(&["networking", "off"]).await;
+    c.until_state(&eth, &["unmanaged"]).await;
+    assert!(asleep(&c), "down and without addresses");
+    assert_eq!(c.ok(&["-t", "-f", "STATE", "general"]).await.trim(), "asleep");
+    let bus = c.lab.bus().await.expect("bus");
+    let manager = zbus::Proxy::new(
+        &bus,
+        "org.freedesktop.NetworkManager",
+        "/org/freedesktop/NetworkManager",
+        "org.freedesktop.NetworkManager",
+    )
+    .await
+    .expect("proxy");
+    match manager.call::<_, _, ()>("Enable", &(false,)).await {
+        Err(zbus::Error::MethodError(name, _, _)) => {
+            assert_eq!(name.as_str(), "org.freedesktop.NetworkManager.AlreadyEnabledOrDisabled")
+        }
+        other => panic!("disabling twice: {other:?}"),
+    }
+    c.ok(&["networking", "on"]).await;
+    c.until_state(&eth, &["connected"]).await;
+    c.until("the address back", awake).await;
+
+    // logind comes after nm-core: no lock yet, the first suspend still
+    // puts it to sleep; on resume it takes a lock for the next one.
+    let (tx, mut locks) = tokio::sync::mpsc::unbounded_channel();
+    let logind = zbus::connection::Builder::address(c.lab.bus_address())
+        .serve_at("/org/freedesktop/login1", FakeLogind { locks: tx })
+        .name("org.freedesktop.login1")
+        .build()
+        .await
+        .expect("the fake logind owns its name");
+    let emitter = zbus::object_server::SignalEmitter::new(&logind, "/org/freedesktop/login1").expect("emitter");
+    FakeLogind::prepare_for_sleep(&emitter, true).await.expect("signal");
+    c.until_state(&eth, &["unmanaged"]).await;
+    FakeLogind::prepare_for_sleep(&emitter, false).await.expect("signal");
+    let lock = tokio::time::timeout(STEP, locks.recv()).await.expect("a lock on resume").expect("lock");
+    c.until_state(&eth, &["connected"]).await;
+    c.until("the address back", awake).await;
+    FakeLogind::prepare_for_sleep(&emitter, true).await.expect("signal");
+    let released = tokio::task::spawn_blocking(move || {
+        let mut lock = lock;
+        std::io::Read::read(&mut lock, &mut [0u8; 1])
+    });
+    let read = tokio::time::timeout(STEP, released).await.expect("the lock is let go").expect("reader");
+    assert_eq!(read.expect("end of file"), 0);
+    assert!(asleep(&c), "everything is down before the lock goes");
+    manager.call::<_, _, ()>("Sleep", &(false,)).await.expect("Sleep(false) wakes");
+    c.until_state(&eth, &["connected"]).await;
+    match manager.call::<_, _, ()>("Sleep", &(false,)).await {
+        Err(zbus::Error::MethodError(name, _, _)) => {
+            assert_eq!(name.as_str(), "org.freedesktop.NetworkManager.AlreadyAsleepOrAwake")
+        }
+        other => panic!("waking twice: {other:?}"),
     }
 }
 

@@ -365,9 +365,14 @@ impl ManagerIface {
         self.engine.call(|reply| Call::EnableNetworking { enable, reply }).await
     }
 
-    fn sleep(&self, sleep: bool) -> Result<(), NmError> {
-        let _ = sleep;
-        Err(NmError::manager("NotSupported", "sleep is not supported by nm-rs"))
+    async fn sleep(
+        &self,
+        sleep: bool,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), NmError> {
+        auth::authorize(bus, &hdr, Action::SleepWake, Domain::Manager).await?;
+        self.engine.call(|reply| Call::Sleep { sleep, reply }).await
     }
 
     /// What the caller may do, as nm-core would decide it now: polkit's

@@ -32,6 +32,8 @@ pub mod reason {
     pub const SUPPLICANT_FAILED: u32 = 10;
     pub const SUPPLICANT_TIMEOUT: u32 = 11;
     pub const REMOVED: u32 = 36;
+    /// The manager sleeps (suspend, or networking switched off).
+    pub const SLEEPING: u32 = 37;
     pub const CONNECTION_REMOVED: u32 = 38;
     pub const USER_REQUESTED: u32 = 39;
     pub const CARRIER: u32 = 40;

@@ -108,6 +108,10 @@ pub enum Call {
         active: OwnedObjectPath,
         reply: Reply<()>,
     },
+    Sleep {
+        sleep: bool,
+        reply: Reply<()>,
+    },
     EnableNetworking {
         enable: bool,
         reply: Reply<()>,
@@ -331,6 +335,11 @@ pub struct Engine {
     carrier_wait_over: bool,
     startup: bool,
     networking_enabled: bool,
+    /// Put to sleep (`Manager.Sleep`, or logind's PrepareForSleep before a
+    /// suspend). Asleep, or with networking off, the managed devices are
+    /// down and unmanaged (reason SLEEPING) and the manager's state is
+    /// ASLEEP, as NetworkManager's.
+    sleeping: bool,
     last_resolv: Option<String>,
     timestamps_dirty: bool,
     /// While autoconnect starts a batch of activations (no caller waits on
@@ -399,6 +408,7 @@ impl Engine {
             carrier_wait_over: false,
             startup: true,
             networking_enabled: true,
+            sleeping: false,
             last_resolv: None,
             timestamps_dirty: false,
             publishing_deferred: false,
@@ -440,6 +450,12 @@ impl Engine {
         });
         self.follow_settings(Source::User);
         agents::spawn_name_watch(self.bus.clone(), self.agents.clone());
+        let (bus, handle) = (self.bus.clone(), self.handle.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::logind::watch(bus, handle).await {
+                warn!("following logind's sleep signals stopped: {e}");
+            }
+        });
     }
 
     fn follow_settings(&self, source: Source) {
@@ -520,25 +536,27 @@ impl Engine {
                 };
                 let _ = reply.send(r);
             }
-            Call::EnableNetworking { enable, reply } => {
-                self.networking_enabled = enable;
-                self.manager.lock().networking_enabled = enable;
-                emit_changed(
-                    &self.bus,
-                    &nm_path(),
-                    "org.freedesktop.NetworkManager",
-                    vec![("NetworkingEnabled", Variant::from(enable))],
-                )
-                .await;
-                if !enable {
-                    let ids: Vec<u32> = self.actives.keys().copied().collect();
-                    for id in ids {
-                        self.deactivate(id, reason::USER_REQUESTED, ac_reason::USER_DISCONNECTED).await;
-                    }
+            Call::Sleep { sleep, reply } => {
+                let r = if self.sleeping == sleep {
+                    Err(NmError::manager(
+                        "AlreadyAsleepOrAwake",
+                        if sleep { "Already asleep" } else { "Already awake" },
+                    ))
                 } else {
-                    self.autoconnect_all().await;
-                }
-                let _ = reply.send(Ok(()));
+                    self.set_sleeping(sleep).await;
+                    Ok(())
+                };
+                let _ = reply.send(r);
+            }
+            Call::EnableNetworking { enable, reply } => {
+                let r = if self.networking_enabled == enable {
+                    let what = if enable { "Already enabled" } else { "Already disabled" };
+                    Err(NmError::manager("AlreadyEnabledOrDisabled", what))
+                } else {
+                    self.enable_networking(enable).await;
+                    Ok(())
+                };
+                let _ = reply.send(r);
             }
             Call::ConnectionByUuid { uuid, reply } => {
                 let r = self
@@ -633,6 +651,65 @@ impl Engine {
 
     /// Takes a device into nm-core's hands or lets it go. Letting go leaves
     /// the kernel as it is, as NetworkManager does.
+    /// Asleep: put to sleep, or networking switched off.
+    fn asleep(&self) -> bool {
+        self.sleeping || !self.networking_enabled
+    }
+
+    async fn set_sleeping(&mut self, sleep: bool) {
+        let was_asleep = self.asleep();
+        info!("{}", if sleep { "going to sleep" } else { "waking up" });
+        self.sleeping = sleep;
+        self.sleep_or_wake(was_asleep).await;
+    }
+
+    async fn enable_networking(&mut self, enable: bool) {
+        let was_asleep = self.asleep();
+        info!("networking {}", if enable { "enabled" } else { "disabled" });
+        self.networking_enabled = enable;
+        self.manager.lock().networking_enabled = enable;
+        emit_changed(&self.bus, &nm_path(), NM_IFACE, vec![("NetworkingEnabled", Variant::from(enable))]).await;
+        self.sleep_or_wake(was_asleep).await;
+    }
+
+    /// NetworkManager's sleep and wake: asleep, every activation ends and
+    /// each managed device goes down and unmanaged (reason SLEEPING); awake
+    /// again, they come up, are managed and autoconnect as at start-up.
+    async fn sleep_or_wake(&mut self, was_asleep: bool) {
+        let asleep = self.asleep();
+        if asleep == was_asleep {
+            return;
+        }
+        if asleep {
+            let ids: Vec<u32> = self.actives.keys().copied().collect();
+            for id in ids {
+                self.deactivate(id, reason::SLEEPING, ac_reason::DEVICE_DISCONNECTED).await;
+            }
+        }
+        let managed: Vec<(u32, u32, bool)> = self
+            .devices
+            .iter()
+            .filter(|(_, d)| d.managed)
+            .map(|(id, d)| (*id, d.ifindex, d.carrier || !d.kind.needs_carrier()))
+            .collect();
+        for (id, ifindex, ready) in managed {
+            if let Err(e) = self.platform.set_link_up(ifindex, !asleep).await {
+                warn!(ifindex, "setting the link {}: {e}", if asleep { "down" } else { "up" });
+            }
+            let (state, why) = match (asleep, ready) {
+                (true, _) => (DeviceState::Unmanaged, reason::SLEEPING),
+                (false, true) => (DeviceState::Disconnected, reason::NOW_MANAGED),
+                (false, false) => (DeviceState::Unavailable, reason::NOW_MANAGED),
+            };
+            self.set_device_state(id, state, why).await;
+        }
+        self.refresh_available().await;
+        self.publish_actives().await;
+        if !asleep {
+            self.autoconnect_all().await;
+        }
+    }
+
     async fn set_managed(&mut self, id: u32, managed: bool) {
         let Some(d) = self.devices.get_mut(&id) else { return };
         if d.managed == managed {
@@ -643,6 +720,10 @@ impl Engine {
         let (path, ifindex, name, carrier, kind, active) =
             (d.path.clone(), d.ifindex, d.name.clone(), d.carrier, d.kind, d.active);
         emit_changed(&self.bus, &path, DEVICE_IFACE, vec![("Managed", Variant::from(managed))]).await;
+        if self.asleep() {
+            // Taken over (or let go) when the manager wakes.
+            return;
+        }
         if managed {
             info!(device = %name, "managing (asked)");
             // What the device has from before is not a profile's: taken
@@ -1590,13 +1671,18 @@ impl Engine {
         let id = next(&mut self.counters.device);
         let path = api::path("Devices", id);
         let kind = facts.kind;
-        let state = if managed { DeviceState::Unavailable } else { DeviceState::Unmanaged };
+        let sleeping = managed && self.asleep();
+        let state = if managed && !sleeping { DeviceState::Unavailable } else { DeviceState::Unmanaged };
         let props = Props::new(DeviceProps {
             interface: link.name.clone(),
             driver: link.driver.clone().unwrap_or_default(),
             device_type: kind.number(),
             state: state as u32,
-            reason: if managed { reason::NOW_MANAGED } else { reason::NONE },
+            reason: match (managed, sleeping) {
+                (true, true) => reason::SLEEPING,
+                (true, false) => reason::NOW_MANAGED,
+                _ => reason::NONE,
+            },
             managed,
             autoconnect: true,
             active_connection: root(),
@@ -1659,7 +1745,7 @@ impl Engine {
             let _ = ManagerIface::device_added(&emitter, path).await;
         }
         self.refresh_available().await;
-        if managed {
+        if managed && !sleeping {
             info!(device = %link.name, "managing");
             // A recorded activation is taken back as it is: nothing is set.
             let recorded = state_files::load_device(&self.paths, link.ifindex).is_some();
@@ -1739,7 +1825,7 @@ impl Engine {
                 self.start_dhcp(ac, None).await;
             }
         }
-        if !managed || !carrier_changed || !kind.needs_carrier() {
+        if !managed || self.asleep() || !carrier_changed || !kind.needs_carrier() {
             return;
         }
         if link.carrier {
@@ -1871,6 +1957,9 @@ impl Engine {
         }
         if !self.networking_enabled {
             return Err(NmError::manager("ConnectionNotAvailable", "networking is disabled"));
+        }
+        if self.sleeping {
+            return Err(NmError::manager("ConnectionNotAvailable", "nm-rs is asleep"));
         }
         let conn = self
             .profiles
@@ -3323,7 +3412,9 @@ impl Engine {
         let any_activated = self.actives.values().any(|a| a.state == AcState::Activated);
         let any_activating = self.actives.values().any(|a| a.state == AcState::Activating);
         let any_deactivating = self.actives.values().any(|a| a.state == AcState::Deactivating);
-        let state = if primary.is_some() {
+        let state = if self.asleep() {
+            10
+        } else if primary.is_some() {
             70
         } else if any_activated {
             50
@@ -3448,7 +3539,7 @@ impl Engine {
     }
 
     async fn autoconnect_all(&mut self) {
-        if !self.settings_known || !self.networking_enabled {
+        if !self.settings_known || self.asleep() {
             return;
         }
         // Software devices whose profiles autoconnect are made first (a

@@ -14,6 +14,7 @@ mod dispatcher;
 mod dns;
 mod engine;
 mod ipconfig;
+mod logind;
 mod ndisc;
 mod policy;
 mod settings_view;
