@@ -1850,6 +1850,34 @@ async fn logging_and_reload_through_nmcli() {
     c.ok(&["general", "reload", "dns-rc"]).await;
     assert!(c.resolv().contains("nameserver 192.0.2.53"), "{}", c.resolv());
     c.ok(&["general", "reload"]).await;
+
+    // A resolver file that is a symlink (systemd-resolved's stub, say) is
+    // its owner's: left as it is, while NetworkManager's copy in /run
+    // follows the profiles, as with rc-manager=symlink.
+    let stub = c.lab.root_path("/run/stub-resolv.conf");
+    std::fs::write(&stub, "nameserver 127.0.0.53\n").expect("the stub");
+    std::fs::remove_file(&resolv).expect("resolv.conf goes");
+    std::os::unix::fs::symlink(&stub, &resolv).expect("resolv.conf is a symlink");
+    c.ok(&["general", "reload", "dns-rc"]).await;
+    c.ok(&["connection", "modify", "logged", "ipv4.dns", "192.0.2.54"]).await;
+    c.ok(&["device", "reapply", &eth]).await;
+    let copy = c.lab.root_path("/run/NetworkManager/resolv.conf");
+    c.until("the runtime copy", |_| {
+        std::fs::read_to_string(&copy).unwrap_or_default().contains("nameserver 192.0.2.54")
+    })
+    .await;
+    assert!(std::fs::symlink_metadata(&resolv).expect("resolv.conf").file_type().is_symlink(), "still a symlink");
+    assert_eq!(std::fs::read_to_string(&stub).expect("the stub"), "nameserver 127.0.0.53\n", "the stub untouched");
+    let bus = c.lab.bus().await.expect("bus");
+    let dns = zbus::Proxy::new(
+        &bus,
+        "org.freedesktop.NetworkManager",
+        "/org/freedesktop/NetworkManager/DnsManager",
+        "org.freedesktop.NetworkManager.DnsManager",
+    )
+    .await
+    .expect("proxy");
+    assert_eq!(dns.get_property::<String>("RcManager").await.expect("RcManager"), "symlink");
 }
 
 /// nm-core started first, as it may be when its services start beside it:

@@ -1757,7 +1757,8 @@ impl DnsManagerIface {
     }
     #[zbus(property)]
     fn rc_manager(&self) -> String {
-        "file".into()
+        // /etc/resolv.conf written unless it is a symlink (see update_dns).
+        "symlink".into()
     }
     #[zbus(property)]
     fn configuration(&self) -> Vec<HashMap<String, OwnedVariant>> {

@@ -1,6 +1,8 @@
 //! The resolver file: DNS servers, search domains and options of every
 //! active profile, merged by priority. Pure text; the engine writes it.
 
+use std::path::Path;
+
 use crate::ipconfig::DnsConfig;
 
 /// One device's configuration of one family, and whether that device has
@@ -60,9 +62,36 @@ pub fn render(sources: &[Source<'_>]) -> String {
     out
 }
 
+/// NetworkManager's own copy of the resolver file, always written.
+pub const RUNTIME_RESOLV: &str = "/run/NetworkManager/resolv.conf";
+
+/// Whether the resolver file itself is written too, given where it leads
+/// when it is a symlink (`None`: a file of its own, or none yet):
+/// NetworkManager's `rc-manager=symlink`. A symlink to the runtime copy
+/// needs nothing more; one to anything else (systemd-resolved's stub, a
+/// hand-made file) belongs to someone else and is left alone.
+pub fn writes_resolv_conf(link_target: Option<&Path>) -> bool {
+    link_target.is_none()
+}
+
+/// Whether a symlink's target is the runtime copy (as `/etc/resolv.conf`
+/// names it: absolute, or relative to `/etc`).
+pub fn leads_to_runtime_copy(link_target: &Path) -> bool {
+    link_target == Path::new(RUNTIME_RESOLV) || link_target == Path::new("../run/NetworkManager/resolv.conf")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_symlinked_resolver_file_is_left_to_its_owner() {
+        assert!(writes_resolv_conf(None));
+        assert!(!writes_resolv_conf(Some(Path::new("../run/systemd/resolve/stub-resolv.conf"))));
+        assert!(!writes_resolv_conf(Some(Path::new(RUNTIME_RESOLV))));
+        assert!(leads_to_runtime_copy(Path::new("../run/NetworkManager/resolv.conf")));
+        assert!(!leads_to_runtime_copy(Path::new("/run/systemd/resolve/stub-resolv.conf")));
+    }
 
     fn cfg(servers: &[&str], searches: &[&str], priority: i32) -> DnsConfig {
         DnsConfig {

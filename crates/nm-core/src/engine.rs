@@ -3508,10 +3508,24 @@ impl Engine {
         if self.last_resolv.as_deref() == Some(text.as_str()) {
             return;
         }
+        // NetworkManager's copy in /run always; the resolver file itself
+        // unless it is a symlink, which is its owner's (systemd-resolved's
+        // stub, say) or leads to that copy already.
+        let runtime = self.paths.path(dns::RUNTIME_RESOLV);
+        let mut written = nm_runtime::write_replace(&runtime, text.as_bytes(), 0o644)
+            .map_err(|e| warn!("writing {}: {e}", runtime.display()))
+            .is_ok();
         let file = self.paths.path(&self.config.core.resolv_conf);
-        match nm_runtime::write_atomic(&file, text.as_bytes(), 0o644) {
-            Ok(()) => self.last_resolv = Some(text),
-            Err(e) => warn!("writing {}: {e}", file.display()),
+        let target = std::fs::read_link(&file).ok();
+        if dns::writes_resolv_conf(target.as_deref()) {
+            written &= nm_runtime::write_atomic(&file, text.as_bytes(), 0o644)
+                .map_err(|e| warn!("writing {}: {e}", file.display()))
+                .is_ok();
+        } else if let Some(t) = target.filter(|t| !dns::leads_to_runtime_copy(t)) {
+            tracing::debug!("{} leads to {}: left alone", file.display(), t.display());
+        }
+        if written {
+            self.last_resolv = Some(text);
         }
     }
 
