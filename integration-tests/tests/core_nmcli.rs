@@ -951,6 +951,48 @@ async fn reapply_changes_a_running_activation_without_taking_it_down() {
     assert!(addr.contains("192.0.2.50/24") && addr.contains("192.0.2.51/24"), "{addr}");
 }
 
+/// Route attributes of `ipvX.routes` reach the kernel: `onlink` (a
+/// gateway outside every subnet of the link), `src`, the TCP metrics and
+/// their locks, and the typed routes (`blackhole`, `unreachable`), which
+/// the kernel takes without a device; all go with the deactivation. (A
+/// route type NetworkManager does not know nmcli refuses itself; the
+/// daemons' check is `validate.rs`'s.)
+#[tokio::test]
+async fn route_attributes_reach_the_kernel() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let routes = "10.60.0.0/16 203.0.113.1 10 onlink=true, 10.61.0.0/16 192.0.2.1 src=192.0.2.20 initcwnd=20 window=65535 mtu=1300 lock-mtu=true, 10.62.0.0/16 type=blackhole, 10.63.0.0/16 type=unreachable";
+    c.ok(&nm_lab::add_ethernet(
+        &eth,
+        "attrs",
+        &[
+            ("ipv4.method", "manual"),
+            ("ipv4.addresses", "192.0.2.20/24"),
+            ("ipv4.routes", routes),
+            ("ipv6.method", "disabled"),
+            ("connection.autoconnect", "no"),
+        ],
+    ))
+    .await;
+    c.ok(&["connection", "up", "attrs"]).await;
+    let table = c.ip(&["-4", "route", "show"]);
+    assert!(
+        table.contains(&format!("10.60.0.0/16 via 203.0.113.1 dev {eth} proto static metric 10 onlink")),
+        "{table}"
+    );
+    let tcp = table.lines().find(|l| l.starts_with("10.61.0.0/16")).unwrap_or_default();
+    assert!(tcp.contains("src 192.0.2.20") && tcp.contains("mtu lock 1300"), "{table}");
+    assert!(tcp.contains("window 65535") && tcp.contains("initcwnd 20"), "{table}");
+    assert!(table.contains("blackhole 10.62.0.0/16 proto static"), "{table}");
+    assert!(table.contains("unreachable 10.63.0.0/16 proto static"), "{table}");
+    c.ok(&["connection", "down", "attrs"]).await;
+    let table = c.ip(&["-4", "route", "show"]);
+    assert!(!["10.60.", "10.61.", "10.62.", "10.63."].iter().any(|r| table.contains(r)), "{table}");
+
+    let out = c.nmcli(&["connection", "modify", "attrs", "ipv4.routes", "10.64.0.0/16 type=wormhole"]).await;
+    assert!(!out.success() && out.stderr.contains("wormhole is not a valid route type"), "{}", out.stderr);
+}
+
 /// `ipvX.routing-rules` reach the kernel's rule list with the activation,
 /// follow a reapply and go with the deactivation; other rules stay.
 #[tokio::test]

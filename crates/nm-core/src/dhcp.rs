@@ -123,6 +123,7 @@ pub fn lease_plan(lease: &Lease, conn: &Connection, device_metric: u32, now: u64
         protocol,
         scope: if gateway.is_none() { SCOPE_LINK } else { SCOPE_UNIVERSE },
         mtu: None,
+        extra: Default::default(),
     };
     if lease.prefix < 32 {
         let mask = if lease.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(lease.prefix)) };

@@ -3741,6 +3741,23 @@ fn platform_route(ifindex: u32, r: &ipconfig::PlannedRoute) -> Route {
     route.protocol = r.protocol;
     route.scope = r.scope;
     route.mtu = r.mtu;
+    route.src = r.extra.src;
+    route.onlink = r.extra.onlink;
+    route.tcp = r.extra.tcp;
+    match r.extra.kind {
+        0 | nm_platform::RTN_UNICAST => {}
+        nm_platform::RTN_LOCAL => {
+            route.kind = nm_platform::RTN_LOCAL;
+            route.scope = nm_platform::RT_SCOPE_HOST;
+        }
+        // The kernel takes these without a device or gateway.
+        kind => {
+            route.kind = kind;
+            route.oif = None;
+            route.gateway = None;
+            route.scope = nm_platform::RT_SCOPE_UNIVERSE;
+        }
+    }
     route
 }
 
@@ -3904,6 +3921,9 @@ mod tests {
             scope: 0,
             src: None,
             mtu: None,
+            kind: nm_platform::RTN_UNICAST,
+            onlink: false,
+            tcp: Default::default(),
             expires: true,
         }
     }

@@ -33,6 +33,68 @@ pub struct PlannedRoute {
     pub protocol: u8,
     pub scope: u8,
     pub mtu: Option<u32>,
+    /// A profile route's other attributes (`type`, `src`, `onlink`, TCP).
+    pub extra: RouteExtras,
+}
+
+/// The route attributes of NetworkManager's `ipvX.routes` beyond metric,
+/// table and MTU.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RouteExtras {
+    /// `RTN_*`; 0 is unicast.
+    pub kind: u8,
+    pub src: Option<IpAddr>,
+    pub onlink: bool,
+    pub tcp: nm_platform::TcpMetrics,
+}
+
+/// The route types a profile may name (`type=`), as `RTN_*`.
+pub fn route_type(name: &str) -> Option<u8> {
+    Some(match name {
+        "unicast" => nm_platform::RTN_UNICAST,
+        "local" => nm_platform::RTN_LOCAL,
+        "blackhole" => nm_platform::RTN_BLACKHOLE,
+        "unreachable" => nm_platform::RTN_UNREACHABLE,
+        "prohibit" => nm_platform::RTN_PROHIBIT,
+        "throw" => nm_platform::RTN_THROW,
+        _ => return None,
+    })
+}
+
+/// A profile route's attributes from its `route-data` entry.
+fn route_extras(r: &std::collections::BTreeMap<String, Value>, family: &str) -> RouteExtras {
+    let get_u32 = |k: &str| r.get(k).and_then(Value::as_i128).and_then(|n| u32::try_from(n).ok());
+    let get_bool = |k: &str| r.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let mut tcp = nm_platform::TcpMetrics {
+        window: get_u32("window"),
+        cwnd: get_u32("cwnd"),
+        initcwnd: get_u32("initcwnd"),
+        initrwnd: get_u32("initrwnd"),
+        advmss: get_u32("advmss"),
+        lock: 0,
+    };
+    for (key, rtax) in [
+        ("lock-mtu", nm_platform::RTAX_MTU),
+        ("lock-window", nm_platform::RTAX_WINDOW),
+        ("lock-cwnd", nm_platform::RTAX_CWND),
+        ("lock-advmss", nm_platform::RTAX_ADVMSS),
+        ("lock-initcwnd", nm_platform::RTAX_INITCWND),
+        ("lock-initrwnd", nm_platform::RTAX_INITRWND),
+    ] {
+        if get_bool(key) {
+            tcp.lock |= 1 << rtax;
+        }
+    }
+    RouteExtras {
+        kind: r.get("type").and_then(Value::as_str).and_then(route_type).unwrap_or(0),
+        src: r
+            .get("src")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<IpAddr>().ok())
+            .filter(|a| a.is_ipv4() == (family == "ipv4")),
+        onlink: get_bool("onlink"),
+        tcp,
+    }
 }
 
 impl PlannedRoute {
@@ -269,6 +331,7 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
                 protocol: PROTO_KERNEL,
                 scope: if addr.is_ipv4() { SCOPE_LINK } else { SCOPE_UNIVERSE },
                 mtu: None,
+                extra: RouteExtras::default(),
             };
             // Two addresses in one subnet share its route.
             if prefix < full && !plan.routes.contains(&route) {
@@ -293,6 +356,7 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
                 protocol: PROTO_STATIC,
                 scope: SCOPE_UNIVERSE,
                 mtu: None,
+                extra: RouteExtras::default(),
             });
         }
         for r in conn.get(family, "route-data").and_then(Value::as_dict_list).unwrap_or_default() {
@@ -311,6 +375,7 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
                 protocol: PROTO_STATIC,
                 scope: if gateway.is_none() && dest.is_ipv4() { SCOPE_LINK } else { SCOPE_UNIVERSE },
                 mtu: get_u32("mtu"),
+                extra: route_extras(&r, family),
             });
         }
         let dns = DnsConfig {

@@ -206,9 +206,22 @@ fn validate_ip(conn: &Connection, s: &str) -> Result<(), PropertyError> {
             let nh = nh.as_str().unwrap_or("");
             family.parse_addr(nh).or_else(|_| fail(s, "routes", format!("invalid next hop '{nh}'")))?;
         }
+        if let Some(t) = r.get("type") {
+            let t = t.as_str().unwrap_or("");
+            if !ROUTE_TYPES.contains(&t) {
+                fail(s, "routes", format!("invalid route type '{t}'"))?;
+            }
+        }
+        if let Some(src) = r.get("src") {
+            let src = src.as_str().unwrap_or("");
+            family.parse_addr(src).or_else(|_| fail(s, "routes", format!("invalid source address '{src}'")))?;
+        }
     }
     Ok(())
 }
+
+/// The route types NetworkManager takes (`type=`).
+const ROUTE_TYPES: &[&str] = &["unicast", "local", "blackhole", "unreachable", "prohibit", "throw"];
 
 fn validate_specific(conn: &Connection) -> Result<(), PropertyError> {
     let w = "802-11-wireless";
@@ -329,6 +342,14 @@ mod tests {
             normalize_and_validate(c).unwrap_err().to_string(),
             "connection.type: connection type 'ethernet' is not valid"
         );
+        let routed = |options: &str| {
+            kf(&format!("[ipv4]\nmethod=manual\naddress1=192.0.2.5/24\nroute1=10.0.0.0/8\nroute1_options={options}\n"))
+        };
+        assert!(normalize_and_validate(routed("type=blackhole,src=192.0.2.5,onlink=true")).is_ok());
+        let e = normalize_and_validate(routed("type=wormhole")).unwrap_err();
+        assert_eq!(e.to_string(), "ipv4.routes: invalid route type 'wormhole'");
+        let e = normalize_and_validate(routed("src=2001:db8::1")).unwrap_err();
+        assert_eq!(e.to_string(), "ipv4.routes: invalid source address '2001:db8::1'");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use netlink_packet_route::link::{
     LinkInfo, LinkMessage, MacVlanFlags, MacVlanMode,
 };
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage, RulePortRange, RuleUidRange};
 use netlink_packet_route::{AddressFamily, IpProtocol, RouteNetlinkMessage};
@@ -328,7 +328,10 @@ fn route_message(r: &Route, scope: u8, with_extras: bool) -> RouteMessage {
     msg.header.table = u8::try_from(r.table).unwrap_or(0);
     msg.header.protocol = RouteProtocol::from(r.protocol);
     msg.header.scope = RouteScope::from(scope);
-    msg.header.kind = RouteType::Unicast;
+    msg.header.kind = RouteType::from(r.kind);
+    if r.onlink {
+        msg.header.flags |= RouteFlags::Onlink;
+    }
     msg.attributes.push(RouteAttribute::Table(r.table));
     if r.prefix > 0 {
         msg.attributes.push(RouteAttribute::Destination(route_address(r.dest)));
@@ -344,8 +347,21 @@ fn route_message(r: &Route, scope: u8, with_extras: bool) -> RouteMessage {
         if let Some(src) = r.src {
             msg.attributes.push(RouteAttribute::PrefSource(route_address(src)));
         }
-        if let Some(mtu) = r.mtu {
-            msg.attributes.push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
+        let t = &r.tcp;
+        let metrics: Vec<RouteMetric> = [
+            (t.lock != 0).then_some(RouteMetric::Lock(t.lock)),
+            r.mtu.map(RouteMetric::Mtu),
+            t.window.map(RouteMetric::Window),
+            t.cwnd.map(RouteMetric::Cwnd),
+            t.advmss.map(RouteMetric::Advmss),
+            t.initcwnd.map(RouteMetric::InitCwnd),
+            t.initrwnd.map(RouteMetric::InitRwnd),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !metrics.is_empty() {
+            msg.attributes.push(RouteAttribute::Metrics(metrics));
         }
     }
     msg
@@ -700,6 +716,25 @@ pub(crate) mod tests {
         assert_eq!(u8::from(m.header.scope), RT_SCOPE_NOWHERE);
         assert_eq!(u8::from(m.header.protocol), RTPROT_STATIC);
         assert_eq!(m.attributes.len(), 5, "{:?}", m.attributes);
+    }
+
+    #[test]
+    fn route_types_onlink_and_tcp_metrics() {
+        let mut r = Route::new("10.30.0.0".parse().unwrap(), 16).via("203.0.113.1".parse().unwrap());
+        r.onlink = true;
+        r.tcp =
+            crate::types::TcpMetrics { initcwnd: Some(20), lock: 1 << crate::types::RTAX_MTU, ..Default::default() };
+        r.mtu = Some(1300);
+        let (_, msg) = decode(&new_route(&r).unwrap());
+        let RouteNetlinkMessage::NewRoute(m) = msg else { panic!() };
+        assert!(m.header.flags.contains(RouteFlags::Onlink));
+        let metrics = vec![RouteMetric::Lock(4), RouteMetric::Mtu(1300), RouteMetric::InitCwnd(20)];
+        assert!(m.attributes.contains(&RouteAttribute::Metrics(metrics)), "{:?}", m.attributes);
+        let mut hole = Route::new("10.31.0.0".parse().unwrap(), 16);
+        hole.kind = crate::types::RTN_BLACKHOLE;
+        let (_, msg) = decode(&new_route(&hole).unwrap());
+        let RouteNetlinkMessage::NewRoute(m) = msg else { panic!() };
+        assert_eq!(m.header.kind, RouteType::BlackHole);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::PlatformError;
 use crate::types::{
-    Address, Family, Link, LinkDetails, LinkKind, MacvlanOptions, RaFlags, Route, RouteFilter, TunOptions, VxlanOptions,
+    Address, Family, Link, LinkDetails, LinkKind, MacvlanOptions, RTN_UNICAST, RaFlags, Route, RouteFilter, TunOptions,
+    VxlanOptions,
 };
 
 /// `sizeof(struct nlmsghdr)`.
@@ -103,8 +104,9 @@ const RTA_MULTIPATH: u16 = 9;
 const RTA_CACHEINFO: u16 = 12;
 const RTA_TABLE: u16 = 15;
 const RTAX_MTU: u16 = 2;
-const RTN_UNICAST: u8 = 1;
 const RTM_F_CLONED: u32 = 0x200;
+/// `rtm_flags`: the gateway is on the link.
+const RTNH_F_ONLINK: u32 = 4;
 
 const IFF_UP: u32 = 0x1;
 const IFF_LOWER_UP: u32 = 0x1_0000;
@@ -569,6 +571,9 @@ pub(crate) fn parse_route(payload: &[u8], filter: &RouteFilter) -> Result<Option
         scope,
         src: None,
         mtu: None,
+        kind: RTN_UNICAST,
+        onlink: rflags & RTNH_F_ONLINK != 0,
+        tcp: Default::default(),
         expires: false,
     };
     for (kind, value) in attrs(&payload[RTMSG_LEN..]) {
@@ -991,6 +996,9 @@ mod tests {
                 scope: RT_SCOPE_UNIVERSE,
                 src: Some("198.18.0.5".parse().unwrap()),
                 mtu: Some(1400),
+                kind: RTN_UNICAST,
+                onlink: false,
+                tcp: Default::default(),
                 expires: false,
             }
         );

@@ -301,7 +301,36 @@ impl Address {
     }
 }
 
-/// A unicast route.
+/// Route types (`rtm_type`) a profile may ask for.
+pub const RTN_UNICAST: u8 = 1;
+pub const RTN_LOCAL: u8 = 2;
+pub const RTN_BLACKHOLE: u8 = 6;
+pub const RTN_UNREACHABLE: u8 = 7;
+pub const RTN_PROHIBIT: u8 = 8;
+pub const RTN_THROW: u8 = 9;
+
+/// `RTAX_*` numbers of the route metrics, for [`TcpMetrics::lock`].
+pub const RTAX_MTU: u32 = 2;
+pub const RTAX_WINDOW: u32 = 3;
+pub const RTAX_CWND: u32 = 7;
+pub const RTAX_ADVMSS: u32 = 8;
+pub const RTAX_INITCWND: u32 = 11;
+pub const RTAX_INITRWND: u32 = 14;
+
+/// TCP settings of a route (`ip route … window/cwnd/initcwnd/initrwnd/advmss`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TcpMetrics {
+    pub window: Option<u32>,
+    pub cwnd: Option<u32>,
+    pub initcwnd: Option<u32>,
+    pub initrwnd: Option<u32>,
+    pub advmss: Option<u32>,
+    /// `RTAX_LOCK`: bit `1 << RTAX_x` for each metric the kernel must not
+    /// change (`lock mtu`, …).
+    pub lock: u32,
+}
+
+/// A route (unicast, or one of the typed ones when adding).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub family: Family,
@@ -321,6 +350,13 @@ pub struct Route {
     pub src: Option<IpAddr>,
     /// `RTAX_MTU` in `RTA_METRICS`.
     pub mtu: Option<u32>,
+    /// `RTN_*`: [`RTN_UNICAST`], or a typed route (`local`, `blackhole`,
+    /// `unreachable`, `prohibit`, `throw`), which the cache does not follow.
+    pub kind: u8,
+    /// `RTNH_F_ONLINK`: the gateway is on the link whatever the addresses say.
+    pub onlink: bool,
+    /// The other TCP metrics of `RTA_METRICS` (set when adding; not read back).
+    pub tcp: TcpMetrics,
     /// The kernel times it out (`rta_expires` of `RTA_CACHEINFO`): a route
     /// a router advertisement made, or the prefix route of an address with
     /// a lifetime. Ignored when adding.
@@ -349,6 +385,9 @@ impl Route {
             },
             src: None,
             mtu: None,
+            kind: RTN_UNICAST,
+            onlink: false,
+            tcp: TcpMetrics::default(),
             expires: false,
         }
     }
