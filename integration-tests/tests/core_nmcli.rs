@@ -802,6 +802,8 @@ async fn ipv6_mtu_cloned_mac_and_never_default_reach_the_kernel() {
     c.ok(&["connection", "down", "v6"]).await;
     assert_eq!(read(&c), "0");
     assert_eq!(mac_of(&c), initial, "the device's own MAC address is back after down");
+    let link = c.ip(&["link", "show", "dev", &eth]);
+    assert!(link.contains("mtu 1500"), "the MTU it had is back after down: {link}");
 
     // random: a new locally administered address at each activation;
     // stable: the same one each time; both go at down.

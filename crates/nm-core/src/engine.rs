@@ -211,6 +211,9 @@ struct Device {
     /// The default route metric this device uses while active.
     metric: u32,
     carrier_lost: Option<Instant>,
+    /// The MTU the link had before an activation first changed it, given
+    /// back when the activation ends (as NetworkManager resets it).
+    mtu_initial: Option<u32>,
     props: Props<DeviceProps>,
 }
 
@@ -800,7 +803,7 @@ impl Engine {
         };
         self.unapply_plan(ifindex, &stale).await;
         if let Some(mtu) = plan.mtu.filter(|m| Some(*m) != old.mtu)
-            && let Err(e) = self.platform.set_mtu(ifindex, mtu).await
+            && let Err(e) = self.set_mtu(ifindex, mtu).await
         {
             warn!(ifindex, "MTU {mtu} left out: {e}");
         }
@@ -1737,6 +1740,7 @@ impl Engine {
                 active: None,
                 metric,
                 carrier_lost: None,
+                mtu_initial: None,
                 props,
             },
         );
@@ -2081,7 +2085,7 @@ impl Engine {
         if !assumed && failure.is_none() {
             // An MTU the link cannot take is a warning, as in NetworkManager.
             if let Some(mtu) = plan.mtu
-                && let Err(e) = self.platform.set_mtu(ifindex, mtu).await
+                && let Err(e) = self.set_mtu(ifindex, mtu).await
             {
                 warn!(device = %name, "MTU {mtu} left out: {e}");
             }
@@ -2571,7 +2575,7 @@ impl Engine {
             warn!("applying the DHCP lease: {e}");
         }
         if let Some(mtu) = new.mtu.filter(|_| static_mtu.is_none())
-            && let Err(e) = self.platform.set_mtu(ifindex, mtu).await
+            && let Err(e) = self.set_mtu(ifindex, mtu).await
         {
             warn!("setting the lease's MTU {mtu}: {e}");
         }
@@ -2946,6 +2950,31 @@ impl Engine {
 
     /// After a profile that changed the device's MAC address: the address
     /// the device had when nm-core found it, as NetworkManager restores it.
+    /// Sets a link's MTU for an activation, remembering the one it had
+    /// before the first change.
+    async fn set_mtu(&mut self, ifindex: u32, mtu: u32) -> Result<(), nm_platform::PlatformError> {
+        let current = self.platform.link(ifindex).map(|l| l.mtu);
+        if let Some(d) = self.devices.values_mut().find(|d| d.ifindex == ifindex)
+            && d.mtu_initial.is_none()
+        {
+            d.mtu_initial = current;
+        }
+        self.platform.set_mtu(ifindex, mtu).await
+    }
+
+    /// The MTU the device had before its activation changed it.
+    async fn restore_mtu(&mut self, device: u32) {
+        let Some((ifindex, Some(initial))) = self.devices.get_mut(&device).map(|d| (d.ifindex, d.mtu_initial.take()))
+        else {
+            return;
+        };
+        if self.platform.link(ifindex).is_some_and(|l| l.mtu != initial)
+            && let Err(e) = self.platform.set_mtu(ifindex, initial).await
+        {
+            warn!(ifindex, "restoring the MTU {initial}: {e}");
+        }
+    }
+
     async fn restore_mac(&self, device: u32, plan: &Plan) {
         let Some(d) = self.devices.get(&device).filter(|_| plan.mac != MacChoice::Keep) else {
             return;
@@ -3213,6 +3242,7 @@ impl Engine {
         }
         self.remove_rules(&rules).await;
         self.restore_mac(device, &plan).await;
+        self.restore_mtu(device).await;
         if !by_user {
             let uuid = conn.uuid().unwrap_or_default().to_string();
             self.retries_for(&uuid).failed(&conn, Instant::now());
@@ -3276,6 +3306,7 @@ impl Engine {
         // (A software device about to be deleted keeps what it has.)
         if software::interface(&conn).is_none() || device_reason == reason::NEW_ACTIVATION {
             self.restore_mac(device, &plan).await;
+            self.restore_mtu(device).await;
         }
         self.finish_deactivation(ac, why).await;
         // A software device exists while its profile is up (not when the
