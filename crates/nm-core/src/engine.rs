@@ -689,14 +689,16 @@ impl Engine {
                 self.deactivate(id, reason::SLEEPING, ac_reason::DEVICE_DISCONNECTED).await;
             }
         }
-        let managed: Vec<(u32, u32, bool)> = self
+        let managed: Vec<(u32, u32, bool, bool)> = self
             .devices
             .iter()
             .filter(|(_, d)| d.managed)
-            .map(|(id, d)| (*id, d.ifindex, d.carrier || !d.kind.needs_carrier()))
+            .map(|(id, d)| (*id, d.ifindex, d.carrier || !d.kind.needs_carrier(), d.kind.is_software()))
             .collect();
-        for (id, ifindex, ready) in managed {
-            if let Err(e) = self.platform.set_link_up(ifindex, !asleep).await {
+        for (id, ifindex, ready, software) in managed {
+            // (A software device went with its activation; waking makes
+            // it again.)
+            if !software && let Err(e) = self.platform.set_link_up(ifindex, !asleep).await {
                 warn!(ifindex, "setting the link {}: {e}", if asleep { "down" } else { "up" });
             }
             let (state, why) = match (asleep, ready) {
