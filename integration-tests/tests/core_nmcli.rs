@@ -617,6 +617,94 @@ impl FakeDispatcher {
     }
 }
 
+/// Checkpoints, as nmstate and Cockpit use them: a rollback puts back the
+/// profile each device had up, with its settings then, leaves other new
+/// profiles alone unless asked; overlapping checkpoints are refused; the
+/// rollback timeout (set at creation or adjusted later) rolls back by
+/// itself, deleting the profiles made since when the flag says so.
+#[tokio::test]
+async fn checkpoints_roll_back_by_request_and_by_timeout() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let bus = c.lab.bus().await.expect("bus");
+    let manager = zbus::Proxy::new(
+        &bus,
+        "org.freedesktop.NetworkManager",
+        "/org/freedesktop/NetworkManager",
+        "org.freedesktop.NetworkManager",
+    )
+    .await
+    .expect("proxy");
+    let error_name = |e: zbus::Error| match e {
+        zbus::Error::MethodError(name, _, _) => name.as_str().to_string(),
+        other => format!("{other}"),
+    };
+    let addresses = |c: &Core| inet_lines(&c.ip(&["-4", "addr", "show", "dev", &eth]));
+    let has = |c: &Core, a: &str| addresses(c).iter().any(|l| l.contains(a));
+    let props = [("ipv4.method", "manual"), ("ipv4.addresses", "192.0.2.70/24"), ("connection.autoconnect", "no")];
+    c.ok(&nm_lab::add_ethernet(&eth, "cp-a", &props)).await;
+    c.ok(&["connection", "up", "cp-a"]).await;
+    let dev_path = c.ok(&["-g", "GENERAL.DBUS-PATH", "device", "show", &eth]).await.trim().to_string();
+    let dev = zbus::OwnedObjectPath::try_from(dev_path.clone()).expect("path");
+    let none: Vec<zbus::OwnedObjectPath> = vec![];
+
+    let cp: zbus::OwnedObjectPath =
+        manager.call("CheckpointCreate", &(&none, 0u32, 0u32)).await.expect("a checkpoint of every device");
+    let listed: Vec<zbus::OwnedObjectPath> = manager.get_property("Checkpoints").await.expect("Checkpoints");
+    assert_eq!(listed, vec![cp.clone()]);
+    let checkpoint = zbus::Proxy::new(
+        &bus,
+        "org.freedesktop.NetworkManager",
+        cp.clone(),
+        "org.freedesktop.NetworkManager.Checkpoint",
+    )
+    .await
+    .expect("proxy");
+    let covered: Vec<zbus::OwnedObjectPath> = checkpoint.get_property("Devices").await.expect("Devices");
+    assert!(covered.contains(&dev), "{covered:?}");
+    assert!(checkpoint.get_property::<i64>("Created").await.expect("Created") > 0);
+    let e = manager
+        .call::<_, _, zbus::OwnedObjectPath>("CheckpointCreate", &(vec![dev.clone()], 0u32, 0u32))
+        .await
+        .expect_err("overlapping");
+    assert_eq!(error_name(e), "org.freedesktop.NetworkManager.InvalidArguments");
+
+    // The change that "cut the host off", and a new profile.
+    c.ok(&["connection", "modify", "cp-a", "ipv4.addresses", "192.0.2.71/24"]).await;
+    c.ok(&["connection", "up", "cp-a"]).await;
+    c.ok(&nm_lab::add_ethernet(&eth, "cp-new", &[("connection.autoconnect", "no")])).await;
+    assert!(has(&c, "192.0.2.71/24"));
+    let results: std::collections::HashMap<String, u32> =
+        manager.call("CheckpointRollback", &(&cp,)).await.expect("rollback");
+    assert_eq!(results.get(&dev_path), Some(&0), "{results:?}");
+    c.until("the checkpoint's address", |c| has(c, "192.0.2.70/24") && !has(c, "192.0.2.71/24")).await;
+    assert_eq!(c.ok(&["-g", "ipv4.addresses", "connection", "show", "cp-a"]).await.trim(), "192.0.2.70/24");
+    assert!(c.ok(&["-g", "NAME", "connection", "show"]).await.lines().any(|l| l == "cp-new"), "kept without the flag");
+    let listed: Vec<zbus::OwnedObjectPath> = manager.get_property("Checkpoints").await.expect("Checkpoints");
+    assert!(listed.is_empty(), "a rolled back checkpoint is gone: {listed:?}");
+    let e = manager.call::<_, _, ()>("CheckpointDestroy", &(&cp,)).await.expect_err("gone");
+    assert_eq!(error_name(e), "org.freedesktop.NetworkManager.InvalidArguments");
+
+    // By timeout, with new profiles deleted: a checkpoint without one gets
+    // one by CheckpointAdjustRollbackTimeout.
+    let cp: zbus::OwnedObjectPath =
+        manager.call("CheckpointCreate", &(vec![dev.clone()], 0u32, 0x2u32)).await.expect("checkpoint");
+    c.ok(&["connection", "down", "cp-a"]).await;
+    c.ok(&nm_lab::add_ethernet(&eth, "cp-newer", &[("connection.autoconnect", "no")])).await;
+    manager.call::<_, _, ()>("CheckpointAdjustRollbackTimeout", &(&cp, 1u32)).await.expect("adjust");
+    // The checkpoint goes last, after the rollback: wait for that.
+    let deadline = Instant::now() + STEP;
+    while !manager.get_property::<Vec<zbus::OwnedObjectPath>>("Checkpoints").await.expect("list").is_empty() {
+        assert!(Instant::now() < deadline, "no rollback by timeout\n{}", nm_lab::tail(&c.log(), 20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(has(&c, "192.0.2.70/24"), "{:?}", addresses(&c));
+    let active = c.ok(&["-g", "NAME", "connection", "show", "--active"]).await;
+    assert!(active.lines().any(|l| l == "cp-a"), "{active}");
+    let names = c.ok(&["-g", "NAME", "connection", "show"]).await;
+    assert!(!names.lines().any(|l| l == "cp-newer") && names.lines().any(|l| l == "cp-new"), "{names}");
+}
+
 /// A stand-in for systemd-logind: hands out sleep delay locks, each the
 /// write end of a pipe whose read end (sent to the test) reads end-of-file
 /// once nm-core lets the lock go.

@@ -256,6 +256,7 @@ pub struct ManagerProps {
     pub primary_connection: OwnedObjectPath,
     pub primary_connection_type: String,
     pub activating_connection: OwnedObjectPath,
+    pub checkpoints: Vec<OwnedObjectPath>,
 }
 
 impl Default for ManagerProps {
@@ -273,6 +274,7 @@ impl Default for ManagerProps {
             primary_connection: root(),
             primary_connection_type: String::new(),
             activating_connection: root(),
+            checkpoints: vec![],
         }
     }
 }
@@ -353,6 +355,49 @@ impl ManagerIface {
             auth::check_acl(&caller, &perms, &id, Domain::Manager).await?;
         }
         self.engine.call(|reply| Call::Deactivate { active: active_connection, reply }).await
+    }
+
+    async fn checkpoint_create(
+        &self,
+        devices: Vec<OwnedObjectPath>,
+        rollback_timeout: u32,
+        flags: u32,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, NmError> {
+        auth::authorize(bus, &hdr, Action::CheckpointRollback, Domain::Manager).await?;
+        self.engine.call(|reply| Call::CheckpointCreate { devices, rollback_timeout, flags, reply }).await
+    }
+
+    async fn checkpoint_destroy(
+        &self,
+        checkpoint: OwnedObjectPath,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), NmError> {
+        auth::authorize(bus, &hdr, Action::CheckpointRollback, Domain::Manager).await?;
+        self.engine.call(|reply| Call::CheckpointDestroy { checkpoint, reply }).await
+    }
+
+    async fn checkpoint_rollback(
+        &self,
+        checkpoint: OwnedObjectPath,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<HashMap<String, u32>, NmError> {
+        auth::authorize(bus, &hdr, Action::CheckpointRollback, Domain::Manager).await?;
+        self.engine.call(|reply| Call::CheckpointRollback { checkpoint, reply }).await
+    }
+
+    async fn checkpoint_adjust_rollback_timeout(
+        &self,
+        checkpoint: OwnedObjectPath,
+        add_timeout: u32,
+        #[zbus(connection)] bus: &Bus,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), NmError> {
+        auth::authorize(bus, &hdr, Action::CheckpointRollback, Domain::Manager).await?;
+        self.engine.call(|reply| Call::CheckpointAdjust { checkpoint, add_timeout, reply }).await
     }
 
     async fn enable(
@@ -452,7 +497,7 @@ impl ManagerIface {
     }
     #[zbus(property)]
     fn checkpoints(&self) -> Vec<OwnedObjectPath> {
-        vec![]
+        self.props.lock().checkpoints.clone()
     }
     #[zbus(property)]
     fn networking_enabled(&self) -> bool {
@@ -1743,6 +1788,35 @@ pub struct DnsProps {
     /// (interface, servers, searches, priority)
     pub entries: Vec<(String, Vec<String>, Vec<String>, i32)>,
     pub mode: String,
+}
+
+/// A checkpoint's properties (`/org/freedesktop/NetworkManager/Checkpoint/N`).
+pub struct CheckpointProps {
+    pub devices: Vec<OwnedObjectPath>,
+    /// CLOCK_BOOTTIME milliseconds at creation.
+    pub created: i64,
+    /// Seconds from creation to the automatic rollback; 0: none.
+    pub rollback_timeout: u32,
+}
+
+pub struct CheckpointIface {
+    pub props: Props<CheckpointProps>,
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.Checkpoint")]
+impl CheckpointIface {
+    #[zbus(property)]
+    fn devices(&self) -> Vec<OwnedObjectPath> {
+        self.props.lock().devices.clone()
+    }
+    #[zbus(property)]
+    fn created(&self) -> i64 {
+        self.props.lock().created
+    }
+    #[zbus(property)]
+    fn rollback_timeout(&self) -> u32 {
+        self.props.lock().rollback_timeout
+    }
 }
 
 pub struct DnsManagerIface {

@@ -28,6 +28,7 @@ use zbus::{Connection as Bus, OwnedObjectPath, Variant};
 use crate::agents;
 use crate::api::{self, *};
 use crate::bridge;
+use crate::checkpoint::{self, Activation, ProfileStep};
 use crate::config::{Config, DnsMode};
 use crate::device::{AcState, DeviceState, DeviceType, LinkFacts, ac_reason, is_managed, reason};
 use crate::dhcp;
@@ -87,9 +88,30 @@ pub enum Timer {
     /// `ipv6.method=dhcp` had no transaction running (the link-local
     /// address never left DAD, or no helper) within its DHCP timeout.
     Dhcp6Wait { ac: u32 },
+    /// A checkpoint's rollback timeout (unless adjusted since: `generation`).
+    CheckpointTimeout { id: u32, generation: u32 },
 }
 
 pub enum Call {
+    CheckpointCreate {
+        devices: Vec<OwnedObjectPath>,
+        rollback_timeout: u32,
+        flags: u32,
+        reply: Reply<OwnedObjectPath>,
+    },
+    CheckpointDestroy {
+        checkpoint: OwnedObjectPath,
+        reply: Reply<()>,
+    },
+    CheckpointRollback {
+        checkpoint: OwnedObjectPath,
+        reply: Reply<HashMap<String, u32>>,
+    },
+    CheckpointAdjust {
+        checkpoint: OwnedObjectPath,
+        add_timeout: u32,
+        reply: Reply<()>,
+    },
     DeviceByIface {
         iface: String,
         reply: Reply<OwnedObjectPath>,
@@ -289,8 +311,23 @@ struct Auth8021x {
     cancel: Option<oneshot::Sender<()>>,
 }
 
+/// A checkpoint: the snapshot (`checkpoint.rs`) and its bus object.
+struct Checkpoint {
+    path: OwnedObjectPath,
+    flags: u32,
+    devices: Vec<checkpoint::DeviceSnapshot>,
+    /// The profiles (uuids) and devices there were, for the flags that
+    /// delete new profiles and disconnect new devices at rollback.
+    profiles: Vec<String>,
+    known_devices: Vec<u32>,
+    /// Bumped when the timeout is adjusted: an older timer is stale.
+    generation: u32,
+    props: Props<api::CheckpointProps>,
+}
+
 #[derive(Default)]
 struct Counters {
+    checkpoint: u32,
     profile: u32,
     device: u32,
     active: u32,
@@ -322,6 +359,7 @@ pub struct Engine {
     /// room for eleven entries whether it holds them or not.
     actives: BTreeMap<u32, Box<Active>>,
     counters: Counters,
+    checkpoints: BTreeMap<u32, Checkpoint>,
     timestamps: BTreeMap<String, u64>,
     retries: HashMap<String, Retries>,
     /// The first list of profiles arrived (or the service is absent).
@@ -401,6 +439,7 @@ impl Engine {
             devices: BTreeMap::new(),
             actives: BTreeMap::new(),
             counters: Counters::default(),
+            checkpoints: BTreeMap::new(),
             timestamps,
             retries: HashMap::new(),
             settings_known: false,
@@ -539,6 +578,31 @@ impl Engine {
                 };
                 let _ = reply.send(r);
             }
+            Call::CheckpointCreate { devices, rollback_timeout, flags, reply } => {
+                let r = self.checkpoint_create(devices, rollback_timeout, flags).await;
+                let _ = reply.send(r);
+            }
+            Call::CheckpointDestroy { checkpoint, reply } => {
+                let r = match self.checkpoint_id(&checkpoint) {
+                    Ok(id) => {
+                        self.checkpoint_destroy(id).await;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(r);
+            }
+            Call::CheckpointRollback { checkpoint, reply } => {
+                let r = match self.checkpoint_id(&checkpoint) {
+                    Ok(id) => Ok(self.checkpoint_rollback(id).await),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(r);
+            }
+            Call::CheckpointAdjust { checkpoint, add_timeout, reply } => {
+                let r = self.checkpoint_id(&checkpoint).map(|id| self.checkpoint_adjust(id, add_timeout));
+                let _ = reply.send(r);
+            }
             Call::Sleep { sleep, reply } => {
                 let r = if self.sleeping == sleep {
                     Err(NmError::manager(
@@ -652,8 +716,229 @@ impl Engine {
         emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![("Autoconnect", Variant::from(d.autoconnect))]).await;
     }
 
-    /// Takes a device into nm-core's hands or lets it go. Letting go leaves
-    /// the kernel as it is, as NetworkManager does.
+    // ------------------------------------------------------ checkpoints ---
+
+    fn checkpoint_id(&self, path: &OwnedObjectPath) -> Result<u32, NmError> {
+        self.checkpoints
+            .iter()
+            .find(|(_, c)| c.path == *path)
+            .map(|(id, _)| *id)
+            .ok_or_else(|| NmError::manager("InvalidArguments", format!("checkpoint {path} does not exist")))
+    }
+
+    async fn checkpoint_create(
+        &mut self,
+        devices: Vec<OwnedObjectPath>,
+        timeout: u32,
+        flags: u32,
+    ) -> Result<OwnedObjectPath, NmError> {
+        checkpoint::check_flags(flags).map_err(|m| NmError::manager("InvalidArguments", m))?;
+        // None named: every device.
+        let ids: Vec<u32> = if devices.is_empty() {
+            self.devices.keys().copied().collect()
+        } else {
+            devices
+                .iter()
+                .map(|p| {
+                    self.devices
+                        .iter()
+                        .find(|(_, d)| d.path == *p)
+                        .map(|(id, _)| *id)
+                        .ok_or_else(|| NmError::manager("UnknownDevice", format!("device {p} does not exist")))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        if flags & checkpoint::DESTROY_ALL != 0 {
+            let all: Vec<u32> = self.checkpoints.keys().copied().collect();
+            for id in all {
+                self.checkpoint_destroy(id).await;
+            }
+        } else if flags & checkpoint::ALLOW_OVERLAPPING == 0 {
+            let taken: Vec<u32> = self.checkpoints.values().flat_map(|c| c.devices.iter().map(|d| d.device)).collect();
+            if let Some(d) = checkpoint::overlap(&ids, &taken) {
+                let name = self.devices.get(&d).map(|d| d.name.clone()).unwrap_or_default();
+                return Err(NmError::manager(
+                    "InvalidArguments",
+                    format!("a checkpoint for device '{name}' already exists"),
+                ));
+            }
+        }
+        let snapshots: Vec<checkpoint::DeviceSnapshot> = ids
+            .iter()
+            .filter_map(|id| self.devices.get(id).map(|d| (id, d)))
+            .map(|(id, d)| checkpoint::DeviceSnapshot {
+                device: *id,
+                path: d.path.to_string(),
+                managed: d.managed,
+                autoconnect: d.autoconnect,
+                active: d.active.and_then(|ac| self.actives.get(&ac)).map(|a| checkpoint::SavedProfile {
+                    uuid: a.conn.uuid().unwrap_or_default().to_string(),
+                    conn: a.conn.clone(),
+                    unsaved: self.profiles.get(&a.profile).is_some_and(|p| p.props.lock().unsaved),
+                }),
+            })
+            .collect();
+        let id = next(&mut self.counters.checkpoint);
+        let path = api::path("Checkpoint", id);
+        let props = Props::new(api::CheckpointProps {
+            devices: snapshots.iter().filter_map(|s| OwnedObjectPath::try_from(s.path.clone()).ok()).collect(),
+            created: boottime_ms(),
+            rollback_timeout: timeout,
+        });
+        if let Err(e) = self.bus.object_server().at(&path, api::CheckpointIface { props: props.clone() }).await {
+            return Err(NmError::failed(format!("exporting {path}: {e}")));
+        }
+        info!("checkpoint {id} of {} devices (rollback after {timeout} s; 0: none)", snapshots.len());
+        self.checkpoints.insert(
+            id,
+            Checkpoint {
+                path: path.clone(),
+                flags,
+                devices: snapshots,
+                profiles: self.profiles.values().map(|p| p.uuid.clone()).collect(),
+                known_devices: self.devices.keys().copied().collect(),
+                generation: 0,
+                props,
+            },
+        );
+        if timeout > 0 {
+            self.schedule(Duration::from_secs(u64::from(timeout)), Timer::CheckpointTimeout { id, generation: 0 });
+        }
+        self.publish_checkpoints().await;
+        Ok(path)
+    }
+
+    async fn checkpoint_destroy(&mut self, id: u32) {
+        if let Some(c) = self.checkpoints.remove(&id) {
+            let _ = self.bus.object_server().remove::<api::CheckpointIface, _>(&c.path).await;
+            self.publish_checkpoints().await;
+        }
+    }
+
+    /// A new timeout, `add` seconds from now (0: none).
+    fn checkpoint_adjust(&mut self, id: u32, add: u32) {
+        let Some(c) = self.checkpoints.get_mut(&id) else { return };
+        c.generation += 1;
+        let generation = c.generation;
+        {
+            let mut p = c.props.lock();
+            let elapsed = u32::try_from((boottime_ms() - p.created).max(0) / 1000).unwrap_or(u32::MAX);
+            p.rollback_timeout = if add == 0 { 0 } else { elapsed.saturating_add(add) };
+        }
+        if add > 0 {
+            self.schedule(Duration::from_secs(u64::from(add)), Timer::CheckpointTimeout { id, generation });
+        }
+    }
+
+    /// Puts the devices back as the checkpoint saw them and destroys it:
+    /// each device's result by its path (`NMRollbackResult`).
+    async fn checkpoint_rollback(&mut self, id: u32) -> HashMap<String, u32> {
+        let Some(c) = self.checkpoints.get(&id) else { return HashMap::new() };
+        let (devices, flags, profiles, known) =
+            (c.devices.clone(), c.flags, c.profiles.clone(), c.known_devices.clone());
+        let mut results = HashMap::new();
+        for snap in &devices {
+            let r = self.rollback_device(snap).await;
+            results.insert(snap.path.clone(), r);
+        }
+        if flags & checkpoint::DELETE_NEW_CONNECTIONS != 0 {
+            let new: Vec<u32> =
+                self.profiles.iter().filter(|(_, p)| !profiles.contains(&p.uuid)).map(|(id, _)| *id).collect();
+            for p in new {
+                if let Err(e) = self.delete_connection(p).await {
+                    warn!("checkpoint {id}: deleting a new profile: {e:?}");
+                }
+            }
+        }
+        if flags & checkpoint::DISCONNECT_NEW_DEVICES != 0 {
+            let new: Vec<u32> =
+                self.devices.iter().filter(|(d, _)| !known.contains(d)).filter_map(|(_, dev)| dev.active).collect();
+            for ac in new {
+                self.deactivate(ac, reason::USER_REQUESTED, ac_reason::USER_DISCONNECTED).await;
+            }
+        }
+        info!("checkpoint {id} rolled back");
+        self.checkpoint_destroy(id).await;
+        results
+    }
+
+    async fn rollback_device(&mut self, snap: &checkpoint::DeviceSnapshot) -> u32 {
+        let Some(d) = self.devices.get(&snap.device) else { return checkpoint::RESULT_ERR_NO_DEVICE };
+        if d.managed != snap.managed {
+            self.set_managed(snap.device, snap.managed).await;
+        }
+        if !snap.managed {
+            return checkpoint::RESULT_OK;
+        }
+        if self.asleep() {
+            return checkpoint::RESULT_ERR_DEVICE_UNMANAGED;
+        }
+        if let Some(d) = self.devices.get_mut(&snap.device)
+            && d.autoconnect != snap.autoconnect
+        {
+            d.autoconnect = snap.autoconnect;
+            self.device_autoconnect_changed(snap.device).await;
+        }
+        // The profile first: its saved settings back, or itself if deleted.
+        let mut profile = None;
+        let mut restored = false;
+        if let Some(saved) = &snap.active {
+            let existing = self.profiles.iter().find(|(_, p)| p.uuid == saved.uuid).map(|(id, p)| (*id, p.conn()));
+            let dict = || dbus_dict::to_dbus(&saved.conn, false);
+            let r = match checkpoint::profile_step(saved, existing.as_ref().map(|(_, c)| c.as_ref())) {
+                ProfileStep::Keep => Ok(existing.as_ref().map(|(id, _)| *id)),
+                ProfileStep::Update => {
+                    let pid = existing.as_ref().map(|(id, _)| *id).unwrap_or_default();
+                    restored = true;
+                    self.update_connection(pid, dict(), !saved.unsaved).await.map(|()| Some(pid))
+                }
+                ProfileStep::Add => {
+                    restored = true;
+                    self.add_connection(dict(), !saved.unsaved).await.map(Some)
+                }
+            };
+            match r {
+                Ok(p) => profile = p,
+                Err(e) => {
+                    warn!(device = %snap.path, "restoring the profile '{}': {e:?}", saved.uuid);
+                    return checkpoint::RESULT_ERR_FAILED;
+                }
+            }
+        }
+        let now = self
+            .devices
+            .get(&snap.device)
+            .and_then(|d| d.active)
+            .and_then(|ac| self.actives.get(&ac).map(|a| (ac, a.conn.clone())));
+        let now_view = now.as_ref().map(|(_, c)| (c.uuid().unwrap_or_default(), c.as_ref()));
+        match checkpoint::activation_step(snap.active.as_ref(), now_view, restored) {
+            Activation::Keep => checkpoint::RESULT_OK,
+            Activation::Deactivate => {
+                if let Some((ac, _)) = now {
+                    self.deactivate(ac, reason::USER_REQUESTED, ac_reason::USER_DISCONNECTED).await;
+                }
+                checkpoint::RESULT_OK
+            }
+            Activation::Activate => match profile {
+                Some(p) => match self.activate(p, snap.device, true, false).await {
+                    Ok(_) => checkpoint::RESULT_OK,
+                    Err(e) => {
+                        warn!(device = %snap.path, "activating the saved profile again: {e:?}");
+                        checkpoint::RESULT_ERR_FAILED
+                    }
+                },
+                None => checkpoint::RESULT_ERR_FAILED,
+            },
+        }
+    }
+
+    /// `Manager.Checkpoints`.
+    async fn publish_checkpoints(&mut self) {
+        let list: Vec<OwnedObjectPath> = self.checkpoints.values().map(|c| c.path.clone()).collect();
+        self.manager.lock().checkpoints = list.clone();
+        emit_changed(&self.bus, &nm_path(), NM_IFACE, vec![("Checkpoints", Variant::from(list))]).await;
+    }
+
     /// Asleep: put to sleep, or networking switched off.
     fn asleep(&self) -> bool {
         self.sleeping || !self.networking_enabled
@@ -715,6 +1000,8 @@ impl Engine {
         }
     }
 
+    /// Takes a device into nm-core's hands or lets it go. Letting go leaves
+    /// the kernel as it is, as NetworkManager does.
     async fn set_managed(&mut self, id: u32, managed: bool) {
         let Some(d) = self.devices.get_mut(&id) else { return };
         if d.managed == managed {
@@ -3657,6 +3944,12 @@ impl Engine {
                 }
             }
             Timer::StartupWait => self.carrier_wait_over = true,
+            Timer::CheckpointTimeout { id, generation } => {
+                if self.checkpoints.get(&id).is_some_and(|c| c.generation == generation) {
+                    info!("checkpoint {id}: its rollback timeout passed, rolling back");
+                    self.checkpoint_rollback(id).await;
+                }
+            }
             Timer::FlushTimestamps => self.flush(),
             Timer::TrimHeap => nm_runtime::trim_heap(),
             Timer::RetryCheck => self.autoconnect_all().await,
@@ -3828,6 +4121,16 @@ fn ip_props(plan: &Plan, v6: bool) -> Option<IpProps> {
 /// privacy): global, with a lifetime.
 fn from_router(a: &Address) -> bool {
     !is_link_local6(a.addr) && a.addr.is_ipv6() && a.flags & IFA_F_PERMANENT == 0
+}
+
+/// CLOCK_BOOTTIME in milliseconds (a checkpoint's `Created`).
+fn boottime_ms() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
 }
 
 fn is_link_local6(addr: IpAddr) -> bool {

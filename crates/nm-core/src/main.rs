@@ -5,6 +5,7 @@ mod agents;
 mod api;
 mod auth;
 mod bridge;
+mod checkpoint;
 mod config;
 mod device;
 mod dhcp;
