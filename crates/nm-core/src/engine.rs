@@ -254,7 +254,7 @@ struct Dhcp4 {
     transaction: Option<OwnedObjectPath>,
     /// The lease as the helper gave it, planned again when a reapply
     /// changes what the profile makes of it (route metric, never-default…).
-    held: dhcp::Lease,
+    held: Option<Box<dhcp::Lease>>,
     lease: dhcp::LeasePlan,
     config: Option<(OwnedObjectPath, Props<BTreeMap<String, String>>)>,
 }
@@ -279,8 +279,8 @@ struct Active {
     profile: u32,
     device: u32,
     state: AcState,
-    /// What the profile asks by itself; `plan` adds the lease to it.
-    static_plan: Plan,
+    /// What the profile asks by itself ([`Engine::static_plan`]) plus the
+    /// leases.
     plan: Plan,
     /// The profile's routing rules, added at ip-config and removed with
     /// the activation (kept apart from `plan`, which leases re-apply:
@@ -1063,7 +1063,7 @@ impl Engine {
         // the lifetimes the kernel counts down).
         let v4_lease = if plan.v4 == FamilyMethod::Dhcp && old.v4 == FamilyMethod::Dhcp {
             let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            dhcp::lease_plan(&a.dhcp.held, &conn, metric, now)
+            a.dhcp.held.as_deref().map(|l| dhcp::lease_plan(l, &conn, metric, now)).unwrap_or_default()
         } else {
             dhcp::LeasePlan::default()
         };
@@ -1127,7 +1127,6 @@ impl Engine {
             if plan.v4 == FamilyMethod::Dhcp && a.plan.v4 == FamilyMethod::Dhcp {
                 a.dhcp.lease = v4_lease;
             }
-            a.static_plan = plan;
             a.plan = full;
             a.rules = rules;
             a.conn = conn;
@@ -2330,13 +2329,12 @@ impl Engine {
                 profile,
                 device,
                 state: AcState::Activating,
-                static_plan: plan.clone(),
                 plan: plan.clone(),
                 rules: ipconfig::routing_rules(&conn),
                 dhcp: Dhcp4 {
                     status: V4Status::NotUsed,
                     transaction: None,
-                    held: Default::default(),
+                    held: None,
                     lease: Default::default(),
                     config: None,
                 },
@@ -2835,6 +2833,7 @@ impl Engine {
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let new = dhcp::lease_plan(lease, &a.conn, metric, now);
         let old = a.dhcp.lease.clone();
+        let static_plan = self.static_plan(a);
         let stale = Plan {
             addresses: old
                 .addresses
@@ -2847,7 +2846,7 @@ impl Engine {
             v6_sysctls: Vec::new(),
             v6_addr_gen: None,
             v6_slaac: false,
-            ..a.static_plan.clone()
+            ..static_plan.clone()
         };
         let fresh = Plan {
             addresses: new.addresses.clone(),
@@ -2856,9 +2855,9 @@ impl Engine {
             v6_sysctls: Vec::new(),
             v6_addr_gen: None,
             v6_slaac: false,
-            ..a.static_plan.clone()
+            ..static_plan.clone()
         };
-        let static_mtu = a.static_plan.mtu;
+        let static_mtu = static_plan.mtu;
         self.unapply_plan(ifindex, &stale).await;
         if let Err(e) = self.apply_plan(ifindex, &fresh).await {
             warn!("applying the DHCP lease: {e}");
@@ -2869,12 +2868,12 @@ impl Engine {
             warn!("setting the lease's MTU {mtu}: {e}");
         }
         let Some(a) = self.actives.get_mut(&ac) else { return };
-        a.plan = merge_dhcp6(merge_lease(&a.static_plan, &new), &a.dhcp6.lease);
+        a.plan = merge_dhcp6(merge_lease(&static_plan, &new), &a.dhcp6.lease);
         if lease.address.is_some() {
             a.dhcp.status = V4Status::Bound;
         }
         a.dhcp.lease = new;
-        a.dhcp.held = lease.clone();
+        a.dhcp.held = lease.address.is_some().then(|| Box::new(lease.clone()));
         let options = lease.options.clone();
         self.publish_dhcp(ac, false, options).await;
         if self.actives.get(&ac).is_some_and(|a| a.state == AcState::Activated) {
@@ -2967,7 +2966,7 @@ impl Engine {
             // IPv4 lease), and the activation's end starts it.
             FamilyMethod::Kernel if a.state == AcState::Activating && a.dhcp.status == V4Status::Waiting => None,
             // `auto` (link-local takes nothing from routers)
-            FamilyMethod::Kernel if a.static_plan.v6_slaac => {
+            FamilyMethod::Kernel if a.plan.v6_slaac => {
                 self.platform.link(ifindex).and_then(|l| dhcp6::mode_for_router(l.ra.managed, l.ra.other))
             }
             _ => None,
@@ -3084,6 +3083,7 @@ impl Engine {
         let Some(a) = self.actives.get(&ac) else { return };
         let Some(ifindex) = self.devices.get(&a.device).map(|d| d.ifindex) else { return };
         let new = dhcp6::lease_plan(lease, &a.conn);
+        let static_plan = self.static_plan(a);
         let only = |addresses: Vec<PlannedAddress>| Plan {
             addresses,
             routes: Vec::new(),
@@ -3092,7 +3092,7 @@ impl Engine {
             v6_sysctls: Vec::new(),
             v6_addr_gen: None,
             v6_slaac: false,
-            ..a.static_plan.clone()
+            ..static_plan.clone()
         };
         // Only what changed address goes: a renewal with other lifetimes
         // refreshes the address in place (a re-add would run DAD again).
@@ -3104,7 +3104,7 @@ impl Engine {
             warn!("applying the DHCPv6 lease: {e}");
         }
         let Some(a) = self.actives.get_mut(&ac) else { return };
-        a.plan = merge_dhcp6(merge_lease(&a.static_plan, &a.dhcp.lease), &new);
+        a.plan = merge_dhcp6(merge_lease(&static_plan, &a.dhcp.lease), &new);
         a.dhcp6.lease = new;
         self.publish_dhcp(ac, true, lease.options.clone()).await;
         if self.actives.get(&ac).is_some_and(|a| a.state == AcState::Activated) {
@@ -3307,6 +3307,13 @@ impl Engine {
     }
 
     /// Takes what `apply_plan` added away again.
+    /// What an activation's profile asks by itself, at its device's metric
+    /// (not kept: it is the profile's plan, cheap to make again, and 300
+    /// activations kept a copy each).
+    fn static_plan(&self, a: &Active) -> Plan {
+        ipconfig::plan(&a.conn, self.devices.get(&a.device).map_or(0, |d| d.metric))
+    }
+
     async fn unapply_plan(&self, ifindex: u32, plan: &Plan) {
         for r in &plan.routes {
             if let Err(e) = self.platform.delete_route(&platform_route(ifindex, r)).await {
