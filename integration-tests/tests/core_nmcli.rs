@@ -705,6 +705,84 @@ async fn checkpoints_roll_back_by_request_and_by_timeout() {
     assert!(!names.lines().any(|l| l == "cp-newer") && names.lines().any(|l| l == "cp-new"), "{names}");
 }
 
+/// A stand-in for systemd-resolved: records what it is told, per call.
+struct FakeResolved {
+    calls: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+#[zbus::interface(name = "org.freedesktop.resolve1.Manager")]
+impl FakeResolved {
+    #[zbus(name = "SetLinkDNS")]
+    fn set_link_dns(&self, ifindex: i32, servers: Vec<(i32, Vec<u8>)>) {
+        let _ = self.calls.send(format!("dns {ifindex} {servers:?}"));
+    }
+    fn set_link_domains(&self, ifindex: i32, domains: Vec<(String, bool)>) {
+        let _ = self.calls.send(format!("domains {ifindex} {domains:?}"));
+    }
+    fn set_link_default_route(&self, ifindex: i32, default_route: bool) {
+        let _ = self.calls.send(format!("default-route {ifindex} {default_route}"));
+    }
+    fn revert_link(&self, ifindex: i32) {
+        let _ = self.calls.send(format!("revert {ifindex}"));
+    }
+}
+
+/// With /etc/resolv.conf leading to systemd-resolved's stub, DNS goes to
+/// resolved per link, as NetworkManager does by itself then: servers of
+/// both families, search and routing-only domains, the default-route flag;
+/// the link reverted at down; the stub untouched, DnsManager.Mode says so.
+#[tokio::test]
+async fn dns_goes_to_systemd_resolved_when_resolv_conf_is_its() {
+    let policy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bus-policy");
+    let lab = Lab::builder().uplinks(1).dnsmasq(false).policy_dir(policy).build().expect("lab");
+    let resolv = lab.root_path("/etc/resolv.conf");
+    let _ = std::fs::remove_file(&resolv);
+    std::os::unix::fs::symlink("../run/systemd/resolve/stub-resolv.conf", &resolv).expect("the stub symlink");
+    let (tx, mut calls) = tokio::sync::mpsc::unbounded_channel();
+    let _resolved = zbus::connection::Builder::address(lab.bus_address())
+        .serve_at("/org/freedesktop/resolve1", FakeResolved { calls: tx })
+        .name("org.freedesktop.resolve1")
+        .build()
+        .await
+        .expect("the fake resolved owns its name");
+    let c = Core::start_on(lab, "").await;
+    let eth = c.uplink(0);
+    let link = c.ip(&["-o", "link", "show", "dev", &eth]).split(':').next().unwrap_or_default().to_string();
+    let props = [
+        ("ipv4.method", "manual"),
+        ("ipv4.addresses", "192.0.2.90/24"),
+        ("ipv4.gateway", "192.0.2.1"),
+        ("ipv4.dns", "192.0.2.53"),
+        ("ipv4.dns-search", "lab.test,~corp.test"),
+        ("ipv6.method", "manual"),
+        ("ipv6.addresses", "2001:db8::90/64"),
+        ("ipv6.dns", "2001:db8::53"),
+        ("connection.autoconnect", "no"),
+    ];
+    c.ok(&nm_lab::add_ethernet(&eth, "resolved", &props)).await;
+    c.ok(&["connection", "up", "resolved"]).await;
+    let mut next = async || tokio::time::timeout(STEP, calls.recv()).await.expect("a call").expect("call");
+    assert_eq!(
+        next().await,
+        format!("dns {link} [(2, [192, 0, 2, 53]), (10, [32, 1, 13, 184, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 83])]")
+    );
+    assert_eq!(next().await, format!("domains {link} [(\"lab.test\", false), (\"corp.test\", true)]"));
+    assert_eq!(next().await, format!("default-route {link} true"));
+    c.ok(&["connection", "down", "resolved"]).await;
+    assert_eq!(next().await, format!("revert {link}"));
+    assert!(std::fs::symlink_metadata(&resolv).expect("resolv.conf").file_type().is_symlink(), "the stub stays");
+    let bus = c.lab.bus().await.expect("bus");
+    let manager = zbus::Proxy::new(
+        &bus,
+        "org.freedesktop.NetworkManager",
+        "/org/freedesktop/NetworkManager/DnsManager",
+        "org.freedesktop.NetworkManager.DnsManager",
+    )
+    .await
+    .expect("proxy");
+    assert_eq!(manager.get_property::<String>("Mode").await.expect("Mode"), "systemd-resolved");
+}
+
 /// A stand-in for systemd-logind: hands out sleep delay locks, each the
 /// write end of a pipe whose read end (sent to the test) reads end-of-file
 /// once nm-core lets the lock go.

@@ -24,7 +24,11 @@ pub struct Config {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DnsMode {
+    /// The resolver file, or systemd-resolved when the file leads to its
+    /// (NetworkManager's `dns=default`).
     File,
+    /// Always through systemd-resolved.
+    SystemdResolved,
     None,
 }
 

@@ -382,6 +382,10 @@ pub struct Engine {
     /// ASLEEP, as NetworkManager's.
     sleeping: bool,
     last_resolv: Option<String>,
+    /// What systemd-resolved was told per link index, when it is used, and
+    /// the task that tells it (started at the first use).
+    resolved_links: BTreeMap<u32, crate::resolved::LinkDns>,
+    resolved: Option<crate::resolved::Sender>,
     timestamps_dirty: bool,
     /// While autoconnect starts a batch of activations (no caller waits on
     /// them), the Manager's properties are published once at the end
@@ -411,6 +415,7 @@ impl Engine {
         let dns_props = Props::new(DnsProps {
             mode: match config.core.dns {
                 DnsMode::File => "default".into(),
+                DnsMode::SystemdResolved => "systemd-resolved".into(),
                 DnsMode::None => "none".into(),
             },
             ..Default::default()
@@ -452,6 +457,8 @@ impl Engine {
             networking_enabled: true,
             sleeping: false,
             last_resolv: None,
+            resolved_links: BTreeMap::new(),
+            resolved: None,
             timestamps_dirty: false,
             publishing_deferred: false,
             publish_pending: false,
@@ -3831,6 +3838,23 @@ impl Engine {
         if self.config.core.dns == DnsMode::None {
             return;
         }
+        let file = self.paths.path(&self.config.core.resolv_conf);
+        let target = std::fs::read_link(&file).ok();
+        let via_resolved = self.config.core.dns == DnsMode::SystemdResolved
+            || target.as_deref().is_some_and(crate::resolved::is_resolved_file);
+        let mode = if via_resolved { "systemd-resolved" } else { "default" };
+        let mode_changed = {
+            let mut p = self.dns_props.lock();
+            let changed = p.mode != mode;
+            p.mode = mode.into();
+            changed
+        };
+        if mode_changed {
+            emit_changed(&self.bus, &dns_manager_path(), DNS_MANAGER_IFACE, vec![("Mode", Variant::from(mode))]).await;
+        }
+        if via_resolved {
+            self.tell_resolved();
+        }
         let text = dns::render(&sources);
         if self.last_resolv.as_deref() == Some(text.as_str()) {
             return;
@@ -3842,8 +3866,6 @@ impl Engine {
         let mut written = nm_runtime::write_replace(&runtime, text.as_bytes(), 0o644)
             .map_err(|e| warn!("writing {}: {e}", runtime.display()))
             .is_ok();
-        let file = self.paths.path(&self.config.core.resolv_conf);
-        let target = std::fs::read_link(&file).ok();
         if dns::writes_resolv_conf(target.as_deref()) {
             written &= nm_runtime::write_atomic(&file, text.as_bytes(), 0o644)
                 .map_err(|e| warn!("writing {}: {e}", file.display()))
@@ -3854,6 +3876,33 @@ impl Engine {
         if written {
             self.last_resolv = Some(text);
         }
+    }
+
+    /// Each activated device's DNS to systemd-resolved for its link, what
+    /// changed only; links that have none any more are reverted.
+    fn tell_resolved(&mut self) {
+        let mut now: BTreeMap<u32, crate::resolved::LinkDns> = BTreeMap::new();
+        for a in self.actives.values().filter(|a| a.state == AcState::Activated) {
+            let Some(d) = self.devices.get(&a.device) else { continue };
+            let default_route = a.plan.routes.iter().any(|r| r.prefix == 0);
+            let dns = crate::resolved::link_dns(&[&a.plan.dns4, &a.plan.dns6], default_route);
+            if !dns.servers.is_empty() || !dns.domains.is_empty() {
+                now.insert(d.ifindex, dns);
+            }
+        }
+        if now == self.resolved_links {
+            return;
+        }
+        let tx = self.resolved.get_or_insert_with(|| crate::resolved::spawn(self.bus.clone())).clone();
+        for (ifindex, dns) in &now {
+            if self.resolved_links.get(ifindex) != Some(dns) {
+                let _ = tx.send((*ifindex, Some(dns.clone())));
+            }
+        }
+        for ifindex in self.resolved_links.keys().filter(|i| !now.contains_key(i)) {
+            let _ = tx.send((*ifindex, None));
+        }
+        self.resolved_links = now;
     }
 
     // ------------------------------------------------------- automation ---
@@ -4025,6 +4074,7 @@ const CONNECTION_IFACE: &str = "org.freedesktop.NetworkManager.Settings.Connecti
 const DEVICE_IFACE: &str = "org.freedesktop.NetworkManager.Device";
 const WIRED_IFACE: &str = "org.freedesktop.NetworkManager.Device.Wired";
 const ACTIVE_IFACE: &str = "org.freedesktop.NetworkManager.Connection.Active";
+const DNS_MANAGER_IFACE: &str = "org.freedesktop.NetworkManager.DnsManager";
 
 /// The stored secrets of one setting of a profile, from the settings
 /// service that has it.
@@ -4042,6 +4092,10 @@ async fn fetch_secrets(
 
 fn nm_path() -> OwnedObjectPath {
     OwnedObjectPath::try_from(NM_PATH).expect("valid path")
+}
+
+fn dns_manager_path() -> OwnedObjectPath {
+    OwnedObjectPath::try_from(DNS_MANAGER_PATH).expect("valid path")
 }
 
 fn settings_path() -> OwnedObjectPath {

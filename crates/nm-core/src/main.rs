@@ -18,6 +18,7 @@ mod ipconfig;
 mod logind;
 mod ndisc;
 mod policy;
+mod resolved;
 mod settings_view;
 mod software;
 mod state_files;
