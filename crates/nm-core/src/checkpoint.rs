@@ -28,7 +28,10 @@ pub const RESULT_ERR_FAILED: u32 = 3;
 #[derive(Clone, Debug)]
 pub struct SavedProfile {
     pub uuid: String,
-    pub conn: Arc<Connection>,
+    /// The profile's settings then.
+    pub settings: Arc<Connection>,
+    /// What the device had applied then (a reapply can make it differ).
+    pub applied: Arc<Connection>,
     /// Only in memory then (not on disk).
     pub unsaved: bool,
 }
@@ -85,7 +88,7 @@ pub fn same_settings(a: &Connection, b: &Connection) -> bool {
 pub fn profile_step(saved: &SavedProfile, now: Option<&Connection>) -> ProfileStep {
     match now {
         None => ProfileStep::Add,
-        Some(c) if same_settings(&saved.conn, c) => ProfileStep::Keep,
+        Some(c) if same_settings(&saved.settings, c) => ProfileStep::Keep,
         Some(_) => ProfileStep::Update,
     }
 }
@@ -100,7 +103,9 @@ pub fn activation_step(
     match (saved, now) {
         (None, None) => Activation::Keep,
         (None, Some(_)) => Activation::Deactivate,
-        (Some(s), Some((uuid, applied))) if uuid == s.uuid && !profile_changed && same_settings(&s.conn, applied) => {
+        (Some(s), Some((uuid, applied)))
+            if uuid == s.uuid && !profile_changed && same_settings(&s.applied, applied) =>
+        {
             Activation::Keep
         }
         (Some(_), _) => Activation::Activate,
@@ -125,7 +130,12 @@ mod tests {
     }
 
     fn saved(c: Arc<Connection>) -> SavedProfile {
-        SavedProfile { uuid: "8fb923ad-bd8a-48c8-b85e-737628bb673a".into(), conn: c, unsaved: false }
+        SavedProfile {
+            uuid: "8fb923ad-bd8a-48c8-b85e-737628bb673a".into(),
+            settings: c.clone(),
+            applied: c,
+            unsaved: false,
+        }
     }
 
     #[test]
@@ -143,15 +153,15 @@ mod tests {
         let s = saved(conn(""));
         let other = conn("autoconnect=false\n");
         assert_eq!(profile_step(&s, None), ProfileStep::Add);
-        assert_eq!(profile_step(&s, Some(&s.conn)), ProfileStep::Keep);
+        assert_eq!(profile_step(&s, Some(&s.settings)), ProfileStep::Keep);
         assert_eq!(profile_step(&s, Some(&other)), ProfileStep::Update);
         let uuid = s.uuid.as_str();
-        assert_eq!(activation_step(Some(&s), Some((uuid, &s.conn)), false), Activation::Keep);
-        assert_eq!(activation_step(Some(&s), Some((uuid, &s.conn)), true), Activation::Activate);
+        assert_eq!(activation_step(Some(&s), Some((uuid, &s.applied)), false), Activation::Keep);
+        assert_eq!(activation_step(Some(&s), Some((uuid, &s.applied)), true), Activation::Activate);
         assert_eq!(activation_step(Some(&s), Some((uuid, &other)), false), Activation::Activate, "reapplied since");
-        assert_eq!(activation_step(Some(&s), Some(("another", &s.conn)), false), Activation::Activate);
+        assert_eq!(activation_step(Some(&s), Some(("another", &s.applied)), false), Activation::Activate);
         assert_eq!(activation_step(Some(&s), None, false), Activation::Activate);
-        assert_eq!(activation_step(None, Some((uuid, &s.conn)), false), Activation::Deactivate);
+        assert_eq!(activation_step(None, Some((uuid, &s.applied)), false), Activation::Deactivate);
         assert_eq!(activation_step(None, None, false), Activation::Keep);
     }
 

@@ -778,10 +778,14 @@ impl Engine {
                 path: d.path.to_string(),
                 managed: d.managed,
                 autoconnect: d.autoconnect,
-                active: d.active.and_then(|ac| self.actives.get(&ac)).map(|a| checkpoint::SavedProfile {
-                    uuid: a.conn.uuid().unwrap_or_default().to_string(),
-                    conn: a.conn.clone(),
-                    unsaved: self.profiles.get(&a.profile).is_some_and(|p| p.props.lock().unsaved),
+                active: d.active.and_then(|ac| self.actives.get(&ac)).map(|a| {
+                    let profile = self.profiles.get(&a.profile);
+                    checkpoint::SavedProfile {
+                        uuid: a.conn.uuid().unwrap_or_default().to_string(),
+                        settings: profile.map_or_else(|| a.conn.clone(), |p| p.conn()),
+                        applied: a.conn.clone(),
+                        unsaved: profile.is_some_and(|p| p.props.lock().unsaved),
+                    }
                 }),
             })
             .collect();
@@ -891,7 +895,7 @@ impl Engine {
         let mut restored = false;
         if let Some(saved) = &snap.active {
             let existing = self.profiles.iter().find(|(_, p)| p.uuid == saved.uuid).map(|(id, p)| (*id, p.conn()));
-            let dict = || dbus_dict::to_dbus(&saved.conn, false);
+            let dict = || dbus_dict::to_dbus(&saved.settings, false);
             let r = match checkpoint::profile_step(saved, existing.as_ref().map(|(_, c)| c.as_ref())) {
                 ProfileStep::Keep => Ok(existing.as_ref().map(|(id, _)| *id)),
                 ProfileStep::Update => {
