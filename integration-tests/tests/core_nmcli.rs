@@ -62,6 +62,13 @@ impl Core {
         self.core.as_ref().map(|d| d.log()).unwrap_or_default()
     }
 
+    /// A proxy for one of nm-core's objects on the lab bus.
+    async fn proxy(&self, path: &str, iface: &'static str) -> zbus::Proxy<'static> {
+        let bus = self.lab.bus().await.expect("bus");
+        let path = zbus::OwnedObjectPath::try_from(path.to_string()).expect("object path");
+        zbus::Proxy::new(&bus, "org.freedesktop.NetworkManager", path, iface).await.expect("proxy")
+    }
+
     async fn nmcli(&self, args: &[&str]) -> Output {
         self.lab.command("nmcli").args(args).timeout(STEP).output().await.expect("nmcli runs")
     }
@@ -626,15 +633,7 @@ impl FakeDispatcher {
 async fn checkpoints_roll_back_by_request_and_by_timeout() {
     let c = Core::start(1, "").await;
     let eth = c.uplink(0);
-    let bus = c.lab.bus().await.expect("bus");
-    let manager = zbus::Proxy::new(
-        &bus,
-        "org.freedesktop.NetworkManager",
-        "/org/freedesktop/NetworkManager",
-        "org.freedesktop.NetworkManager",
-    )
-    .await
-    .expect("proxy");
+    let manager = c.proxy("/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager").await;
     let error_name = |e: zbus::Error| match e {
         zbus::Error::MethodError(name, _, _) => name.as_str().to_string(),
         other => format!("{other}"),
@@ -652,14 +651,7 @@ async fn checkpoints_roll_back_by_request_and_by_timeout() {
         manager.call("CheckpointCreate", &(&none, 0u32, 0u32)).await.expect("a checkpoint of every device");
     let listed: Vec<zbus::OwnedObjectPath> = manager.get_property("Checkpoints").await.expect("Checkpoints");
     assert_eq!(listed, vec![cp.clone()]);
-    let checkpoint = zbus::Proxy::new(
-        &bus,
-        "org.freedesktop.NetworkManager",
-        cp.clone(),
-        "org.freedesktop.NetworkManager.Checkpoint",
-    )
-    .await
-    .expect("proxy");
+    let checkpoint = c.proxy(cp.as_str(), "org.freedesktop.NetworkManager.Checkpoint").await;
     let covered: Vec<zbus::OwnedObjectPath> = checkpoint.get_property("Devices").await.expect("Devices");
     assert!(covered.contains(&dev), "{covered:?}");
     assert!(checkpoint.get_property::<i64>("Created").await.expect("Created") > 0);
@@ -771,15 +763,8 @@ async fn dns_goes_to_systemd_resolved_when_resolv_conf_is_its() {
     c.ok(&["connection", "down", "resolved"]).await;
     assert_eq!(next().await, format!("revert {link}"));
     assert!(std::fs::symlink_metadata(&resolv).expect("resolv.conf").file_type().is_symlink(), "the stub stays");
-    let bus = c.lab.bus().await.expect("bus");
-    let manager = zbus::Proxy::new(
-        &bus,
-        "org.freedesktop.NetworkManager",
-        "/org/freedesktop/NetworkManager/DnsManager",
-        "org.freedesktop.NetworkManager.DnsManager",
-    )
-    .await
-    .expect("proxy");
+    let manager =
+        c.proxy("/org/freedesktop/NetworkManager/DnsManager", "org.freedesktop.NetworkManager.DnsManager").await;
     assert_eq!(manager.get_property::<String>("Mode").await.expect("Mode"), "systemd-resolved");
 }
 
@@ -827,15 +812,7 @@ async fn sleep_and_networking_off_take_the_devices_down_and_waking_brings_them_b
     c.until_state(&eth, &["unmanaged"]).await;
     assert!(asleep(&c), "down and without addresses");
     assert_eq!(c.ok(&["-t", "-f", "STATE", "general"]).await.trim(), "asleep");
-    let bus = c.lab.bus().await.expect("bus");
-    let manager = zbus::Proxy::new(
-        &bus,
-        "org.freedesktop.NetworkManager",
-        "/org/freedesktop/NetworkManager",
-        "org.freedesktop.NetworkManager",
-    )
-    .await
-    .expect("proxy");
+    let manager = c.proxy("/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager").await;
     match manager.call::<_, _, ()>("Enable", &(false,)).await {
         Err(zbus::Error::MethodError(name, _, _)) => {
             assert_eq!(name.as_str(), "org.freedesktop.NetworkManager.AlreadyEnabledOrDisabled")
@@ -2078,15 +2055,7 @@ async fn logging_and_reload_through_nmcli() {
     .await;
     assert!(std::fs::symlink_metadata(&resolv).expect("resolv.conf").file_type().is_symlink(), "still a symlink");
     assert_eq!(std::fs::read_to_string(&stub).expect("the stub"), "nameserver 127.0.0.53\n", "the stub untouched");
-    let bus = c.lab.bus().await.expect("bus");
-    let dns = zbus::Proxy::new(
-        &bus,
-        "org.freedesktop.NetworkManager",
-        "/org/freedesktop/NetworkManager/DnsManager",
-        "org.freedesktop.NetworkManager.DnsManager",
-    )
-    .await
-    .expect("proxy");
+    let dns = c.proxy("/org/freedesktop/NetworkManager/DnsManager", "org.freedesktop.NetworkManager.DnsManager").await;
     assert_eq!(dns.get_property::<String>("RcManager").await.expect("RcManager"), "symlink");
 }
 
