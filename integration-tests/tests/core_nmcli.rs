@@ -1045,6 +1045,26 @@ async fn managed_can_be_switched_and_the_hostname_goes_through_settings() {
     assert!(!out.success() && out.stderr.contains("not a valid hostname"), "{}", out.stderr);
 }
 
+/// A device the user let go stays unmanaged across a restart of nm-core
+/// (NetworkManager's `managed=false` record under /run), with what the
+/// kernel has; taken back, it autoconnects again.
+#[tokio::test]
+async fn a_device_let_go_stays_unmanaged_across_a_restart() {
+    let mut c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    c.ok(&nm_lab::add_ethernet(&eth, "kept", &[("ipv4.method", "manual"), ("ipv4.addresses", "192.0.2.66/24")])).await;
+    c.until_state(&eth, &["connected"]).await;
+    c.ok(&["device", "set", &eth, "managed", "no"]).await;
+    c.until_state(&eth, &["unmanaged"]).await;
+    c.restart_core().await;
+    c.until("nm-core's start-up", |c| c.log().contains("start-up complete")).await;
+    let devices = c.ok(&["-t", "device", "status"]).await;
+    assert_eq!(c.device_state(&devices, &eth), "unmanaged", "{devices}");
+    assert!(inet_lines(&c.ip(&["-4", "addr", "show", "dev", &eth])).iter().any(|l| l.contains("192.0.2.66/24")));
+    c.ok(&["device", "set", &eth, "managed", "yes"]).await;
+    c.until_state(&eth, &["connected"]).await;
+}
+
 #[tokio::test]
 async fn reapply_changes_a_running_activation_without_taking_it_down() {
     let c = Core::start(1, "").await;

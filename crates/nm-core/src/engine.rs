@@ -1023,6 +1023,13 @@ impl Engine {
         let (path, ifindex, name, carrier, kind, active) =
             (d.path.clone(), d.ifindex, d.name.clone(), d.carrier, d.kind, d.active);
         emit_changed(&self.bus, &path, DEVICE_IFACE, vec![("Managed", Variant::from(managed))]).await;
+        // The user's word outlives a restart of nm-core (NetworkManager's
+        // `managed=false` record); taken back, the device starts clean.
+        if managed {
+            state_files::save_device(&self.paths, ifindex, None);
+        } else {
+            state_files::save_unmanaged(&self.paths, ifindex);
+        }
         if self.asleep() {
             // Taken over (or let go) when the manager wakes.
             return;
@@ -1045,7 +1052,6 @@ impl Engine {
             if let Some(ac) = active {
                 // The configuration stays in the kernel; nm-core forgets it.
                 self.finish_deactivation(ac, ac_reason::DEVICE_DISCONNECTED).await;
-                state_files::save_device(&self.paths, ifindex, None);
             }
             self.set_device_state(id, DeviceState::Unmanaged, reason::NOW_UNMANAGED).await;
             self.refresh_available().await;
@@ -1969,7 +1975,10 @@ impl Engine {
     /// (not when the link was made for one).
     async fn add_device(&mut self, link: Link, ours: bool, autoconnect: bool) {
         let facts = Self::facts(&link);
-        let managed = ours || is_managed(&facts, &self.config.core.managed, &self.config.core.unmanaged);
+        // A device the user let go stays so across a restart of nm-core.
+        let managed = ours
+            || (is_managed(&facts, &self.config.core.managed, &self.config.core.unmanaged)
+                && !state_files::load_unmanaged(&self.paths, link.ifindex));
         let id = next(&mut self.counters.device);
         let path = api::path("Devices", id);
         let kind = facts.kind;

@@ -62,6 +62,24 @@ pub fn save_device(paths: &Paths, ifindex: u32, record: Option<&DeviceRecord>) {
     }
 }
 
+/// Records that the user let the device go (`nmcli device set … managed
+/// no`), as NetworkManager's `managed=false`: a restart leaves it alone.
+pub fn save_unmanaged(paths: &Paths, ifindex: u32) {
+    let file = device_file(paths, ifindex);
+    if let Err(e) = nm_runtime::write_replace(&file, b"[device]\nmanaged=false\n", 0o644) {
+        tracing::warn!("recording device {ifindex} in {}: {e}", file.display());
+    }
+}
+
+/// Whether the record says the user let the device go.
+pub fn parse_unmanaged(text: &str) -> bool {
+    text.lines().filter_map(|l| l.split_once('=')).any(|(k, v)| k.trim() == "managed" && v.trim() == "false")
+}
+
+pub fn load_unmanaged(paths: &Paths, ifindex: u32) -> bool {
+    std::fs::read_to_string(device_file(paths, ifindex)).is_ok_and(|t| parse_unmanaged(&t))
+}
+
 pub fn load_device(paths: &Paths, ifindex: u32) -> Option<DeviceRecord> {
     parse_device(&std::fs::read_to_string(device_file(paths, ifindex)).ok()?)
 }
@@ -101,6 +119,14 @@ mod tests {
         let r = DeviceRecord { uuid: "8fb923ad-bd8a-48c8-b85e-737628bb673a".into(), metric: 101 };
         assert_eq!(parse_device(&render_device(&r)), Some(r));
         assert_eq!(parse_device("[device]\nmanaged=true\n"), None);
+    }
+
+    #[test]
+    fn unmanaged_records() {
+        assert!(parse_unmanaged("[device]\nmanaged=false\n"));
+        let managed = render_device(&DeviceRecord { uuid: "u".into(), metric: 100 });
+        assert!(!parse_unmanaged(&managed));
+        assert_eq!(parse_device("[device]\nmanaged=false\n"), None, "no profile to take back");
     }
 
     #[test]
