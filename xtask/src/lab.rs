@@ -46,6 +46,14 @@ pub async fn run(command: Option<String>, build: bool) -> Result<ExitCode> {
     let state = lab.root_path("/var/lib/NetworkManager");
     std::fs::create_dir_all(&state).context("creating the state dir")?;
     std::os::unix::fs::chown(&state, Some(nm_lab::NOBODY), Some(nm_lab::NOBODY)).context("chown of the state dir")?;
+    // nm-dispatcher is started by the bus when nm-core first calls it, as
+    // its package installs it: scripts in ROOT/etc/NetworkManager/
+    // dispatcher.d run on the lab's events.
+    if bin_dir.join("nm-dispatcher").is_file() {
+        lab.install_bus_service("nm-dispatcher", &[]).context("making nm-dispatcher bus-activatable")?;
+    } else {
+        eprintln!("nm-dispatcher: not built, dispatcher scripts will not run");
+    }
     let mut daemons: Vec<DaemonHandle> = Vec::new();
     for binary in LAB_DAEMONS {
         if !bin_dir.join(binary).is_file() {
@@ -145,6 +153,10 @@ fn print_banner(lab: &Lab) {
     eprintln!("  DBUS_SYSTEM_BUS_ADDRESS={}", lab.bus_address());
     eprintln!("  NM_RS_ROOT={}", lab.root().display());
     eprintln!("  logs: {}/logs, dnsmasq: {}/dnsmasq", lab.dir().display(), lab.dir().display());
+    eprintln!(
+        "  dispatcher scripts: {} (nm-dispatcher, bus-activated)",
+        lab.root_path("/etc/NetworkManager/dispatcher.d").display()
+    );
     eprintln!("  try: busctl --system list; nmcli general; exit to tear down");
     eprintln!();
 }
