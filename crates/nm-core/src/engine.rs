@@ -1038,7 +1038,7 @@ impl Engine {
             info!(device = %name, "managing (asked)");
             // What the device has from before is not a profile's: taken
             // over clean, as NetworkManager does.
-            self.deconfigure(ifindex).await;
+            self.deconfigure(ifindex, false).await;
             if let Err(e) = self.platform.set_link_up(ifindex, true).await {
                 warn!(device = %name, "setting the link up: {e}");
             }
@@ -3360,9 +3360,11 @@ impl Engine {
     /// managed): addresses added by hand or by an earlier owner go too, so
     /// the next activation starts clean and `ip` shows nothing of a profile
     /// that is down. The IPv6 link-local address stays (the kernel's, while
-    /// the link is up).
-    async fn deconfigure(&self, ifindex: u32) {
-        for a in self.platform.addresses(ifindex).into_iter().filter(|a| !is_link_local6(a.addr)) {
+    /// the link is up), and so does all of IPv6 after a profile with
+    /// `ipv6.method=ignore`, which leaves IPv6 to others.
+    async fn deconfigure(&self, ifindex: u32, keep_v6: bool) {
+        let gone = |a: &Address| !is_link_local6(a.addr) && !(keep_v6 && a.addr.is_ipv6());
+        for a in self.platform.addresses(ifindex).into_iter().filter(gone) {
             if let Err(e) = self.platform.delete_address(&a).await {
                 tracing::debug!("removing {}/{}: {e}", a.addr, a.prefix);
             }
@@ -3554,7 +3556,7 @@ impl Engine {
         // Whatever part of the configuration made it into the kernel goes.
         if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
             self.unapply_plan(ifindex, &plan).await;
-            self.deconfigure(ifindex).await;
+            self.deconfigure(ifindex, plan.v6 == FamilyMethod::Ignore).await;
         }
         self.remove_rules(&rules).await;
         self.restore_mac(device, &plan).await;
@@ -3602,7 +3604,7 @@ impl Engine {
         let down = self.dispatch(ac, "down").filter(|_| was_up);
         if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
             self.unapply_plan(ifindex, &plan).await;
-            self.deconfigure(ifindex).await;
+            self.deconfigure(ifindex, plan.v6 == FamilyMethod::Ignore).await;
             state_files::save_device(&self.paths, ifindex, None);
             if bridge::master(&conn).is_some() {
                 let bridge_device = self
