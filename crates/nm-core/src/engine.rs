@@ -3363,7 +3363,8 @@ impl Engine {
     /// the link is up), and so does all of IPv6 after a profile with
     /// `ipv6.method=ignore`, which leaves IPv6 to others.
     async fn deconfigure(&self, ifindex: u32, keep_v6: bool) {
-        let gone = |a: &Address| !is_link_local6(a.addr) && !(keep_v6 && a.addr.is_ipv6());
+        let kept = |a: &Address| is_link_local6(a.addr) || (keep_v6 && a.addr.is_ipv6());
+        let gone = |a: &Address| !kept(a);
         for a in self.platform.addresses(ifindex).into_iter().filter(gone) {
             if let Err(e) = self.platform.delete_address(&a).await {
                 tracing::debug!("removing {}/{}: {e}", a.addr, a.prefix);
