@@ -1140,6 +1140,12 @@ async fn route_attributes_reach_the_kernel() {
     ))
     .await;
     c.ok(&["connection", "up", "attrs"]).await;
+    // (Its activation says layer 2 and IPv4 are ready; IPv6 is off.)
+    let dev_path = c.ok(&["-g", "GENERAL.DBUS-PATH", "device", "show", &eth]).await;
+    let device = c.proxy(dev_path.trim(), "org.freedesktop.NetworkManager.Device").await;
+    let active: zbus::OwnedObjectPath = device.get_property("ActiveConnection").await.expect("ActiveConnection");
+    let active = c.proxy(active.as_str(), "org.freedesktop.NetworkManager.Connection.Active").await;
+    assert_eq!(active.get_property::<u32>("StateFlags").await.expect("StateFlags"), 0x4 | 0x8);
     let table = c.ip(&["-4", "route", "show"]);
     assert!(
         table.contains(&format!("10.60.0.0/16 via 203.0.113.1 dev {eth} proto static metric 10 onlink")),

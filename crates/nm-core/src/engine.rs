@@ -2330,7 +2330,7 @@ impl Engine {
             kind: conn.connection_type().unwrap_or_default().into(),
             devices: vec![dev_path.clone()],
             state: AcState::Activating as u32,
-            state_flags: 0,
+            state_flags: state_flags(&conn, &plan, AcState::Activating, false),
             default4: false,
             default6: false,
             ip4_config: root(),
@@ -3539,9 +3539,18 @@ impl Engine {
             return;
         }
         a.state = state;
-        a.props.lock().state = state as u32;
+        let flags = state_flags(&a.conn, &a.plan, state, a.dhcp.status == V4Status::Failed);
+        let flags_changed = {
+            let mut p = a.props.lock();
+            p.state = state as u32;
+            std::mem::replace(&mut p.state_flags, flags) != flags
+        };
         let path = a.path.clone();
-        emit_changed(&self.bus, &path, ACTIVE_IFACE, vec![("State", Variant::from(state as u32))]).await;
+        let mut changed = vec![("State", Variant::from(state as u32))];
+        if flags_changed {
+            changed.push(("StateFlags", Variant::from(flags)));
+        }
+        emit_changed(&self.bus, &path, ACTIVE_IFACE, changed).await;
         if let Ok(emitter) = SignalEmitter::new(&self.bus, path) {
             let _ = ActiveIface::state_changed_signal(&emitter, state as u32, why).await;
         }
@@ -4198,6 +4207,34 @@ fn ip_props(plan: &Plan, v6: bool) -> Option<IpProps> {
 /// privacy): global, with a lifetime.
 fn from_router(a: &Address) -> bool {
     !is_link_local6(a.addr) && a.addr.is_ipv6() && a.flags & IFA_F_PERMANENT == 0
+}
+
+/// `NMActivationStateFlags` of an activation: its role (bridge, port),
+/// and once activated, layer 2 and each configured family ready.
+fn state_flags(conn: &Connection, plan: &Plan, state: AcState, v4_failed: bool) -> u32 {
+    const IS_MASTER: u32 = 0x1;
+    const IS_SLAVE: u32 = 0x2;
+    const LAYER2_READY: u32 = 0x4;
+    const IP4_READY: u32 = 0x8;
+    const IP6_READY: u32 = 0x10;
+    let configured = |m: FamilyMethod| matches!(m, FamilyMethod::Static | FamilyMethod::Dhcp | FamilyMethod::Kernel);
+    let mut flags = 0;
+    if bridge::interface(conn).is_some() {
+        flags |= IS_MASTER;
+    }
+    if bridge::master(conn).is_some() {
+        flags |= IS_SLAVE;
+    }
+    if state == AcState::Activated {
+        flags |= LAYER2_READY;
+        if configured(plan.v4) && !v4_failed {
+            flags |= IP4_READY;
+        }
+        if configured(plan.v6) {
+            flags |= IP6_READY;
+        }
+    }
+    flags
 }
 
 /// CLOCK_BOOTTIME in milliseconds (a checkpoint's `Created`).
