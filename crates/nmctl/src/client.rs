@@ -342,6 +342,21 @@ impl Watch {
         Ok(())
     }
 
+    /// Reads the manager and its active connections (`Properties.GetAll`
+    /// of each) into the store: all `connection down` needs to find what
+    /// a profile has up, rather than every object.
+    pub async fn read_actives(&mut self, client: &Client) -> Result<()> {
+        let manager = client.get_all(MANAGER_PATH, MANAGER).await?;
+        self.store.add(MANAGER_PATH, [(MANAGER.to_string(), manager)].into_iter().collect());
+        for ac in self.store.paths(MANAGER_PATH, MANAGER, "ActiveConnections") {
+            // One that went meanwhile is not there to take down.
+            if let Ok(props) = client.get_all(&ac, ACTIVE).await {
+                self.store.add(&ac, [(ACTIVE.to_string(), props)].into_iter().collect());
+            }
+        }
+        Ok(())
+    }
+
     fn in_focus(&self, path: &str) -> bool {
         self.focus.as_ref().is_none_or(|f| f.iter().any(|p| p == path))
     }

@@ -213,10 +213,13 @@ async fn up(ctx: &Ctx, client: &Client, key: &str, device: Option<&str>) -> Resu
 }
 
 async fn down(ctx: &Ctx, client: &Client, key: &str) -> Result<()> {
-    let mut watch = client.watch().await?;
+    // The profiles' paths and settings, then the activations alone: not
+    // every object.
+    let (mut watch, paths) = client.watch_profiles().await?;
     watch.require_present()?;
-    let profiles = client.profiles(&watch.store).await?;
+    let profiles = client.profiles_at(paths).await;
     let p = find(&profiles, key)?;
+    watch.read_actives(client).await?;
     let acs = view::actives_of(&watch.store, &p.path);
     let name = p.id();
     if acs.is_empty() {
