@@ -697,6 +697,78 @@ async fn checkpoints_roll_back_by_request_and_by_timeout() {
     assert!(!names.lines().any(|l| l == "cp-newer") && names.lines().any(|l| l == "cp-new"), "{names}");
 }
 
+/// A DHCPDISCOVER from the far end of the lab's uplink `i` (a client
+/// there), and the offered address with the server that offered it.
+fn offer_at_far_end(lab: &Lab, i: usize) -> Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)> {
+    use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, OptionCode};
+    use dhcproto::{Decodable, Encodable, Encoder};
+    let netns = lab.server_netns().expect("server namespace").to_string();
+    let ifname = lab.uplinks()[i].server_if.clone();
+    nm_lab::in_netns(&netns, move || {
+        let sock = nm_lab::udp_on_link(&ifname, 68);
+        let mut discover = Message::default();
+        discover.set_flags(Flags::default().set_broadcast()).set_chaddr(&[2, 0, 0, 0, 0x42, 1]);
+        discover.opts_mut().insert(DhcpOption::MessageType(MessageType::Discover));
+        let mut buf = Vec::new();
+        discover.encode(&mut Encoder::new(&mut buf)).expect("encode");
+        let deadline = Instant::now() + STEP;
+        let mut answer = [0u8; 1500];
+        while Instant::now() < deadline {
+            // Again at every read timeout: dnsmasq may not listen yet.
+            sock.send_to(&buf, (std::net::Ipv4Addr::BROADCAST, 67)).expect("send");
+            let Ok((n, _)) = sock.recv_from(&mut answer) else { continue };
+            let Ok(offer) = Message::from_bytes(&answer[..n]) else { continue };
+            if offer.xid() == discover.xid() && offer.opts().msg_type() == Some(MessageType::Offer) {
+                let server = match offer.opts().get(OptionCode::ServerIdentifier) {
+                    Some(DhcpOption::ServerIdentifier(s)) => *s,
+                    _ => offer.siaddr(),
+                };
+                return Some((offer.yiaddr(), server));
+            }
+        }
+        None
+    })
+    .join()
+    .expect("the far end's client")
+}
+
+/// `ipv4.method shared`: the device takes 10.42.0.1/24, dnsmasq offers
+/// leases from it to the far end, IPv4 forwarding is on and the device's
+/// nftables table masquerades its network; all of it goes at down.
+#[tokio::test]
+async fn a_shared_connection_serves_leases_and_nats() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let shared = [("ipv4.method", "shared"), ("ipv6.method", "disabled"), ("connection.autoconnect", "no")];
+    c.ok(&nm_lab::add_ethernet(&eth, "share", &shared)).await;
+    c.ok(&["connection", "up", "share"]).await;
+    let v4 = inet_lines(&c.ip(&["-4", "addr", "show", "dev", &eth]));
+    assert!(v4.len() == 1 && v4[0].contains("10.42.0.1/24"), "{v4:?}");
+    let (offered, server) = offer_at_far_end(&c.lab, 0).expect("an offer from the shared device");
+    assert_eq!(server, std::net::Ipv4Addr::new(10, 42, 0, 1));
+    assert!(offered.octets()[..3] == [10, 42, 0] && offered.octets()[3] >= 10, "{offered}");
+    let netns = c.lab.client_netns().to_string();
+    let forward = std::process::Command::new("ip")
+        .args(["netns", "exec", &netns, "cat", "/proc/sys/net/ipv4/ip_forward"])
+        .output()
+        .expect("cat");
+    assert_eq!(String::from_utf8_lossy(&forward.stdout).trim(), "1");
+    let table = format!("nm-shared-{eth}");
+    let nft = |args: &[&str]| {
+        std::process::Command::new("ip").args(["netns", "exec", &netns, "nft"]).args(args).output().expect("nft")
+    };
+    let rules = nft(&["list", "table", "ip", &table]);
+    let rules = String::from_utf8_lossy(&rules.stdout).into_owned();
+    assert!(rules.contains("ip saddr 10.42.0.0/24 ip daddr != 10.42.0.0/24 masquerade"), "{rules}");
+    let pid_file = c.lab.root_path(format!("/run/nm-dnsmasq-{eth}.pid"));
+    let pid: u32 = std::fs::read_to_string(&pid_file).expect("dnsmasq's pid file").trim().parse().expect("a pid");
+    assert!(nm_lab::pid_running(pid), "dnsmasq runs");
+    c.ok(&["connection", "down", "share"]).await;
+    assert!(!nft(&["list", "table", "ip", &table]).status.success(), "the table goes at down");
+    assert!(inet_lines(&c.ip(&["-4", "addr", "show", "dev", &eth])).is_empty());
+    assert!(!nm_lab::pid_running(pid), "dnsmasq is gone");
+}
+
 /// A stand-in for systemd-resolved: records what it is told, per call.
 struct FakeResolved {
     calls: tokio::sync::mpsc::UnboundedSender<String>,
@@ -1444,10 +1516,11 @@ async fn link_local_ipv4_is_probed_for_and_a_taken_address_avoided() {
     let second = ll_address(&c);
     assert!(second.starts_with("169.254.") && second != first, "{first} then {second}");
 
-    // Connection sharing is refused in words, and nothing changes.
-    c.ok(&nm_lab::add_ethernet(&eth, "sh", &[("ipv4.method", "shared"), ("connection.autoconnect", "no")])).await;
+    // IPv6 connection sharing is refused in words, and nothing changes.
+    let sh = [("ipv4.method", "disabled"), ("ipv6.method", "shared"), ("connection.autoconnect", "no")];
+    c.ok(&nm_lab::add_ethernet(&eth, "sh", &sh)).await;
     let out = c.nmcli(&["connection", "up", "sh"]).await;
-    assert!(!out.success() && out.stderr.contains("ipv4.method 'shared'"), "{}", out.stderr);
+    assert!(!out.success() && out.stderr.contains("ipv6.method 'shared'"), "{}", out.stderr);
     assert_eq!(ll_address(&c), second);
 }
 

@@ -5,7 +5,7 @@
 //! puts the leased address on the interface (renewals are unicast from it).
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
@@ -405,7 +405,7 @@ fn arp_holder(
     done: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<u32> {
     let ifname = std::ffi::CString::new(ifname).expect("interface name");
-    in_netns(netns, move || {
+    nm_lab::in_netns(netns, move || {
         // SAFETY: a NUL-terminated name.
         let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) } as i32;
         assert!(ifindex > 0, "if_nametoindex: {}", std::io::Error::last_os_error());
@@ -593,57 +593,6 @@ async fn a_free_address_is_bound_after_the_check() {
 
 // ---------------------------------------------------------------------------
 // A hostile server.
-
-/// Runs `f` on a thread inside the network namespace `netns`.
-fn in_netns<T: Send + 'static>(netns: &str, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
-    let ns = std::fs::File::open(format!("/run/netns/{netns}")).expect("netns file");
-    std::thread::spawn(move || {
-        // SAFETY: setns(2) on this thread only, with a namespace fd we hold.
-        let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
-    })
-}
-
-/// A UDP socket on port 67 bound to the server's uplink, for broadcasts.
-fn server_socket(ifname: &str) -> UdpSocket {
-    // SAFETY: socket(2) with constant arguments, owned at once.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    assert!(fd >= 0);
-    // SAFETY: a fresh descriptor.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
-    for opt in [libc::SO_REUSEADDR, libc::SO_BROADCAST] {
-        // SAFETY: an int option.
-        unsafe {
-            libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, (&one as *const libc::c_int).cast(), 4);
-        }
-    }
-    // SAFETY: the name and its length.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_BINDTODEVICE,
-            ifname.as_ptr().cast(),
-            ifname.len() as libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0, "SO_BINDTODEVICE: {}", std::io::Error::last_os_error());
-    let sock = UdpSocket::from(fd);
-    // std has no bind for an existing socket; go through libc.
-    // SAFETY: sockaddr_in is plain data.
-    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    sa.sin_family = libc::AF_INET as libc::sa_family_t;
-    sa.sin_port = 67u16.to_be();
-    // SAFETY: binding to a sockaddr_in of the right size.
-    let r = unsafe {
-        libc::bind(sock.as_raw_fd(), (&sa as *const libc::sockaddr_in).cast(), size_of::<libc::sockaddr_in>() as u32)
-    };
-    assert_eq!(r, 0, "bind 67: {}", std::io::Error::last_os_error());
-    sock.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
-    sock
-}
 
 /// Sends a hand-broken IPv4 frame to the link's broadcast MAC.
 fn send_raw_frame(ifindex: i32, frame: &[u8]) {
@@ -843,8 +792,8 @@ async fn a_hostile_server_changes_nothing() {
     let done = Arc::new(AtomicBool::new(false));
     let done2 = done.clone();
     let pw = pwned_s.clone();
-    let server = in_netns(&server_ns, move || {
-        let sock = server_socket(&server_if);
+    let server = nm_lab::in_netns(&server_ns, move || {
+        let sock = nm_lab::udp_on_link(&server_if, 67);
         let to = std::net::SocketAddrV4::new(Ipv4Addr::BROADCAST, 68);
         let start = Instant::now();
         let mut answered = 0;

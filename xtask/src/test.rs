@@ -17,7 +17,8 @@ use crate::util::{cargo, check, header, is_root, show, status, succeeds};
 /// dnsmasq (dnsmasq-base), ip and ss (iproute2), nmcli (network-manager),
 /// busctl (systemd) for calls with nested dictionaries as another uid,
 /// polkitd (Debian's real one, run on the lab bus by the authorization tests),
-/// gnome-keyring (a user's Secret Service, for nm-user-settings' keyring test).
+/// gnome-keyring (a user's Secret Service, for nm-user-settings' keyring test),
+/// nft (nftables: the NAT of a shared connection).
 pub const PACKAGES: &[&str] = &[
     "dbus",
     "dnsmasq-base",
@@ -25,6 +26,7 @@ pub const PACKAGES: &[&str] = &[
     "hostapd",
     "iproute2",
     "network-manager",
+    "nftables",
     "polkitd",
     "systemd",
     "wpasupplicant",

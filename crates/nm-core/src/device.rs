@@ -37,6 +37,8 @@ pub mod reason {
     pub const CONNECTION_REMOVED: u32 = 38;
     pub const USER_REQUESTED: u32 = 39;
     pub const CARRIER: u32 = 40;
+    /// Connection sharing could not start (dnsmasq, the firewall rules).
+    pub const SHARED_START_FAILED: u32 = 42;
     pub const CONNECTION_ASSUMED: u32 = 41;
     /// A bridge port's bridge went down.
     pub const DEPENDENCY_FAILED: u32 = 50;

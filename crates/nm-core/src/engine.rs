@@ -300,6 +300,8 @@ struct Active {
     pre_up_pending: bool,
     /// The 802.1X stage, for profiles with an `802-1x` setting.
     auth: Option<Auth8021x>,
+    /// `ipv4.method=shared`: dnsmasq and the firewall table, while up.
+    sharing: Option<crate::shared::Sharing>,
 }
 
 /// The 802.1X stage of an activation (dropped with it: the agents' request
@@ -1245,13 +1247,13 @@ impl Engine {
         } else {
             self.profile_by_path(connection).ok_or_else(|| err_unknown_connection(connection.as_str()))?
         };
-        // Connection sharing (a DHCP server and NAT behind the device) is
+        // IPv6 connection sharing (prefix delegation to the shared link) is
         // not nm-rs's: said at once, rather than by a failed activation.
         let conn = self.profiles[&profile_id].conn();
-        if let Some(family) = ["ipv4", "ipv6"].into_iter().find(|f| conn.get_str(f, "method") == Some("shared")) {
+        if conn.get_str("ipv6", "method") == Some("shared") {
             return Err(NmError::manager(
                 "Failed",
-                format!("{family}.method 'shared' (connection sharing) is not supported by nm-rs"),
+                "ipv6.method 'shared' (IPv6 connection sharing) is not supported by nm-rs",
             ));
         }
         let device_id = match device_id {
@@ -2367,6 +2369,7 @@ impl Engine {
                 by_user,
                 pre_up_pending: false,
                 auth: None,
+                sharing: None,
             }),
         );
         if let Some(d) = self.devices.get_mut(&device) {
@@ -2471,14 +2474,46 @@ impl Engine {
     /// Stage 3 (ip-config): addresses and routes; DHCP slots in here.
     async fn ip_config_stage(&mut self, id: u32) {
         let Some(a) = self.actives.get(&id) else { return };
-        let (device, assumed, plan, conn) = (a.device, a.assumed, a.plan.clone(), a.conn.clone());
-        let Some((ifindex, name)) = self.devices.get(&device).map(|d| (d.ifindex, d.name.clone())) else { return };
+        let (device, assumed, mut plan, conn) = (a.device, a.assumed, a.plan.clone(), a.conn.clone());
+        let Some((ifindex, name, metric)) = self.devices.get(&device).map(|d| (d.ifindex, d.name.clone(), d.metric))
+        else {
+            return;
+        };
         let why = if assumed { reason::CONNECTION_ASSUMED } else { reason::NONE };
         self.set_device_state(device, DeviceState::IpConfig, why).await;
+        if plan.v4 == FamilyMethod::Shared && !plan.addresses.iter().any(|a| a.addr.is_ipv4()) {
+            self.pick_shared_address(&mut plan, &conn, metric, ifindex);
+            if let Some(a) = self.actives.get_mut(&id) {
+                a.plan = plan.clone();
+            }
+        }
         if let Err(f) = self.apply_plan(ifindex, &plan).await {
             warn!(device = %name, "activation of '{}' failed: {f}", conn.id().unwrap_or_default());
             let _ = self.tx.send(Input::Timer(Timer::Failed { ac: id, reason: reason::IP_CONFIG_UNAVAILABLE }));
             return;
+        }
+        if plan.v4 == FamilyMethod::Shared {
+            let own = plan.addresses.iter().find_map(|a| match a.addr {
+                IpAddr::V4(v4) => Some((v4, a.prefix)),
+                IpAddr::V6(_) => None,
+            });
+            let files = crate::shared::files(&name, |p| self.paths.path(p));
+            let started = own
+                .ok_or_else(|| "no address to share".to_string())
+                .and_then(|(addr, prefix)| crate::shared::start(&name, addr, prefix, &files));
+            match started {
+                Ok(sharing) => {
+                    info!(device = %name, "sharing its connection (dnsmasq, NAT)");
+                    if let Some(a) = self.actives.get_mut(&id) {
+                        a.sharing = Some(sharing);
+                    }
+                }
+                Err(e) => {
+                    warn!(device = %name, "sharing the connection of '{}' failed: {e}", conn.id().unwrap_or_default());
+                    let _ = self.tx.send(Input::Timer(Timer::Failed { ac: id, reason: reason::SHARED_START_FAILED }));
+                    return;
+                }
+            }
         }
         if let Some(a) = self.actives.get(&id) {
             self.add_rules(&a.rules).await;
@@ -3327,6 +3362,38 @@ impl Engine {
     }
 
     /// Takes what `apply_plan` added away again.
+    /// A shared device's address when its profile names none: 10.42.N.1/24
+    /// in a network no address of the host is in (NetworkManager's choice),
+    /// with its prefix route.
+    fn pick_shared_address(&self, plan: &mut Plan, conn: &Connection, metric: u32, ifindex: u32) {
+        let taken: Vec<std::net::Ipv4Addr> = self
+            .devices
+            .values()
+            .flat_map(|d| self.platform.addresses(d.ifindex))
+            .filter_map(|a| match a.addr {
+                IpAddr::V4(v4) => Some(v4),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let Some((addr, prefix)) = crate::shared::pick_address(&taken) else {
+            warn!(ifindex, "no free 10.42.N.0/24 network to share");
+            return;
+        };
+        plan.addresses.push(PlannedAddress { addr: IpAddr::V4(addr), prefix, lifetime: None });
+        let mask = u32::MAX << (32 - u32::from(prefix));
+        plan.routes.push(ipconfig::PlannedRoute {
+            dest: IpAddr::V4(std::net::Ipv4Addr::from(u32::from(addr) & mask)),
+            prefix,
+            gateway: None,
+            metric: ipconfig::route_metric(conn, "ipv4", metric),
+            table: ipconfig::TABLE_MAIN,
+            protocol: ipconfig::PROTO_KERNEL,
+            scope: ipconfig::SCOPE_LINK,
+            mtu: None,
+            extra: Default::default(),
+        });
+    }
+
     /// What an activation's profile asks by itself, at its device's metric
     /// (not kept: it is the profile's plan, cheap to make again, and 300
     /// activations kept a copy each).
@@ -3531,6 +3598,12 @@ impl Engine {
         })
     }
 
+    fn stop_sharing(&mut self, ac: u32) {
+        if let Some(sharing) = self.actives.get_mut(&ac).and_then(|a| a.sharing.take()) {
+            sharing.stop();
+        }
+    }
+
     async fn set_ac_state(&mut self, ac: u32, state: AcState, why: u32) {
         let Some(a) = self.actives.get_mut(&ac) else {
             return;
@@ -3563,6 +3636,7 @@ impl Engine {
         let (device, by_user, conn, plan, rules) =
             (a.device, a.by_user, a.conn.clone(), a.plan.clone(), a.rules.clone());
         self.set_device_state(device, DeviceState::Failed, why).await;
+        self.stop_sharing(ac);
         // Whatever part of the configuration made it into the kernel goes.
         if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
             self.unapply_plan(ifindex, &plan).await;
@@ -3612,6 +3686,7 @@ impl Engine {
             dispatcher::call(&self.bus, &self.dispatcher, d).await;
         }
         let down = self.dispatch(ac, "down").filter(|_| was_up);
+        self.stop_sharing(ac);
         if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
             self.unapply_plan(ifindex, &plan).await;
             self.deconfigure(ifindex, plan.v6 == FamilyMethod::Ignore).await;
@@ -4217,7 +4292,9 @@ fn state_flags(conn: &Connection, plan: &Plan, state: AcState, v4_failed: bool) 
     const LAYER2_READY: u32 = 0x4;
     const IP4_READY: u32 = 0x8;
     const IP6_READY: u32 = 0x10;
-    let configured = |m: FamilyMethod| matches!(m, FamilyMethod::Static | FamilyMethod::Dhcp | FamilyMethod::Kernel);
+    let configured = |m: FamilyMethod| {
+        matches!(m, FamilyMethod::Static | FamilyMethod::Dhcp | FamilyMethod::Kernel | FamilyMethod::Shared)
+    };
     let mut flags = 0;
     if bridge::interface(conn).is_some() {
         flags |= IS_MASTER;

@@ -112,7 +112,10 @@ pub enum FamilyMethod {
     /// link-local one it probed for (the same transaction and events, see
     /// `dhcp::start_options`). Not ready until bound.
     Dhcp,
-    /// A method nm-rs does not do (`shared`): the family fails, and
+    /// `ipv4.method=shared`: the profile's address or one the engine
+    /// picks, and the device shared (`shared.rs`): ready at once.
+    Shared,
+    /// A method nm-rs does not do (IPv6 `shared`): the family fails, and
     /// `may-fail` decides.
     Unsupported,
     /// The kernel does it (IPv6 SLAAC and link-local): ready at once.
@@ -297,6 +300,7 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
             ("ipv6", "disabled") => FamilyMethod::Disabled,
             ("ipv4", "auto" | "link-local") | ("ipv6", "dhcp") => FamilyMethod::Dhcp,
             ("ipv6", "auto" | "link-local") => FamilyMethod::Kernel,
+            ("ipv4", "shared") => FamilyMethod::Shared,
             _ => FamilyMethod::Unsupported,
         };
         if family == "ipv4" {

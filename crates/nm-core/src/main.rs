@@ -20,6 +20,7 @@ mod ndisc;
 mod policy;
 mod resolved;
 mod settings_view;
+mod shared;
 mod software;
 mod state_files;
 mod supplicant;
