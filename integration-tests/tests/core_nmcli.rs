@@ -737,7 +737,7 @@ fn offer_at_far_end(lab: &Lab, i: usize) -> Option<(std::net::Ipv4Addr, std::net
 /// nftables table masquerades its network; all of it goes at down.
 #[tokio::test]
 async fn a_shared_connection_serves_leases_and_nats() {
-    let c = Core::start(1, "").await;
+    let mut c = Core::start(1, "").await;
     let eth = c.uplink(0);
     let shared = [("ipv4.method", "shared"), ("ipv6.method", "disabled"), ("connection.autoconnect", "no")];
     c.ok(&nm_lab::add_ethernet(&eth, "share", &shared)).await;
@@ -760,6 +760,13 @@ async fn a_shared_connection_serves_leases_and_nats() {
     let rules = nft(&["list", "table", "ip", &table]);
     let rules = String::from_utf8_lossy(&rules.stdout).into_owned();
     assert!(rules.contains("ip saddr 10.42.0.0/24 ip daddr != 10.42.0.0/24 masquerade"), "{rules}");
+    // A restart of nm-core shares the device again as it was.
+    c.restart_core().await;
+    c.until("nm-core's start-up", |c| c.log().contains("start-up complete")).await;
+    let v4 = inet_lines(&c.ip(&["-4", "addr", "show", "dev", &eth]));
+    assert!(v4.len() == 1 && v4[0].contains("10.42.0.1/24"), "{v4:?}");
+    let (_, server) = offer_at_far_end(&c.lab, 0).expect("an offer after the restart");
+    assert_eq!(server, std::net::Ipv4Addr::new(10, 42, 0, 1));
     let pid_file = c.lab.root_path(format!("/run/nm-dnsmasq-{eth}.pid"));
     let pid: u32 = std::fs::read_to_string(&pid_file).expect("dnsmasq's pid file").trim().parse().expect("a pid");
     assert!(nm_lab::pid_running(pid), "dnsmasq runs");

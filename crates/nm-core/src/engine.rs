@@ -3366,16 +3366,22 @@ impl Engine {
     /// in a network no address of the host is in (NetworkManager's choice),
     /// with its prefix route.
     fn pick_shared_address(&self, plan: &mut Plan, conn: &Connection, metric: u32, ifindex: u32) {
+        let v4 = |a: Address| match a.addr {
+            IpAddr::V4(v4) => Some((v4, a.prefix)),
+            IpAddr::V6(_) => None,
+        };
+        // One it has already (taken back after a restart) is kept.
+        let own =
+            self.platform.addresses(ifindex).into_iter().filter_map(v4).find(|(a, p)| crate::shared::is_picked(*a, *p));
         let taken: Vec<std::net::Ipv4Addr> = self
             .devices
             .values()
+            .filter(|d| d.ifindex != ifindex)
             .flat_map(|d| self.platform.addresses(d.ifindex))
-            .filter_map(|a| match a.addr {
-                IpAddr::V4(v4) => Some(v4),
-                IpAddr::V6(_) => None,
-            })
+            .filter_map(v4)
+            .map(|(a, _)| a)
             .collect();
-        let Some((addr, prefix)) = crate::shared::pick_address(&taken) else {
+        let Some((addr, prefix)) = own.or_else(|| crate::shared::pick_address(&taken)) else {
             warn!(ifindex, "no free 10.42.N.0/24 network to share");
             return;
         };

@@ -29,6 +29,12 @@ pub fn pick_address(taken: &[Ipv4Addr]) -> Option<(Ipv4Addr, u8)> {
         .map(|a| (a, 24))
 }
 
+/// Whether `addr/prefix` is one [`pick_address`] gives.
+pub fn is_picked(addr: Ipv4Addr, prefix: u8) -> bool {
+    let o = addr.octets();
+    prefix == 24 && o[0] == 10 && o[1] == 42 && o[3] == 1
+}
+
 /// The network of `addr/prefix` and the leases dnsmasq hands out in it:
 /// from the tenth host on (the first ones left for static hosts, as
 /// NetworkManager leaves them) when the network is big enough, to the last
@@ -217,6 +223,7 @@ mod tests {
         assert_eq!(pick_address(&[]), Some(("10.42.0.1".parse().unwrap(), 24)));
         let taken = ["10.42.0.1".parse().unwrap(), "10.42.1.77".parse().unwrap(), "192.0.2.1".parse().unwrap()];
         assert_eq!(pick_address(&taken), Some(("10.42.2.1".parse().unwrap(), 24)));
+        assert!(is_picked("10.42.2.1".parse().unwrap(), 24) && !is_picked("10.42.2.7".parse().unwrap(), 24));
     }
 
     #[test]
