@@ -692,7 +692,7 @@ impl Engine {
                 let _ = reply.send(r);
             }
             Call::SetManaged { id, value, reply } => {
-                self.set_managed(id, value).await;
+                self.set_managed(id, value, true).await;
                 let _ = reply.send(Ok(()));
             }
             Call::RewriteDns { reply } => {
@@ -878,7 +878,7 @@ impl Engine {
     async fn rollback_device(&mut self, snap: &checkpoint::DeviceSnapshot) -> u32 {
         let Some(d) = self.devices.get(&snap.device) else { return checkpoint::RESULT_ERR_NO_DEVICE };
         if d.managed != snap.managed {
-            self.set_managed(snap.device, snap.managed).await;
+            self.set_managed(snap.device, snap.managed, true).await;
         }
         if !snap.managed {
             return checkpoint::RESULT_OK;
@@ -1014,8 +1014,10 @@ impl Engine {
     }
 
     /// Takes a device into nm-core's hands or lets it go. Letting go leaves
-    /// the kernel as it is, as NetworkManager does.
-    async fn set_managed(&mut self, id: u32, managed: bool) {
+    /// the kernel as it is, as NetworkManager does. `asked`: by a user (or
+    /// a checkpoint's rollback), not nm-core adopting a software device a
+    /// profile names, which it takes as it is (its activation comes back).
+    async fn set_managed(&mut self, id: u32, managed: bool, asked: bool) {
         let Some(d) = self.devices.get_mut(&id) else { return };
         if d.managed == managed {
             return;
@@ -1027,9 +1029,9 @@ impl Engine {
         emit_changed(&self.bus, &path, DEVICE_IFACE, vec![("Managed", Variant::from(managed))]).await;
         // The user's word outlives a restart of nm-core (NetworkManager's
         // `managed=false` record); taken back, the device starts clean.
-        if managed {
+        if asked && managed {
             state_files::save_device(&self.paths, ifindex, None);
-        } else {
+        } else if asked {
             state_files::save_unmanaged(&self.paths, ifindex);
         }
         if self.asleep() {
@@ -1037,10 +1039,12 @@ impl Engine {
             return;
         }
         if managed {
-            info!(device = %name, "managing (asked)");
+            info!(device = %name, "managing{}", if asked { " (asked)" } else { "" });
             // What the device has from before is not a profile's: taken
             // over clean, as NetworkManager does.
-            self.deconfigure(ifindex, false).await;
+            if asked {
+                self.deconfigure(ifindex, false).await;
+            }
             if let Err(e) = self.platform.set_link_up(ifindex, true).await {
                 warn!(device = %name, "setting the link up: {e}");
             }
@@ -1364,10 +1368,11 @@ impl Engine {
             .devices
             .iter()
             .filter(|(_, d)| d.kind.is_software() && !d.managed && names.contains(&d.name))
+            .filter(|(_, d)| !state_files::load_unmanaged(&self.paths, d.ifindex))
             .map(|(id, _)| *id)
             .collect();
         for id in adopt {
-            self.set_managed(id, true).await;
+            self.set_managed(id, true, false).await;
         }
     }
 
