@@ -1982,10 +1982,12 @@ impl Engine {
     /// (not when the link was made for one).
     async fn add_device(&mut self, link: Link, ours: bool, autoconnect: bool) {
         let facts = Self::facts(&link);
-        // A device the user let go stays so across a restart of nm-core.
+        // A device the user let go stays so across a restart of nm-core; a
+        // recorded activation is taken back.
+        let record = state_files::read_device(&self.paths, link.ifindex);
         let managed = ours
             || (is_managed(&facts, &self.config.core.managed, &self.config.core.unmanaged)
-                && !state_files::load_unmanaged(&self.paths, link.ifindex));
+                && !record.as_deref().is_some_and(state_files::parse_unmanaged));
         let id = next(&mut self.counters.device);
         let path = api::path("Devices", id);
         let kind = facts.kind;
@@ -2067,7 +2069,7 @@ impl Engine {
         if managed && !sleeping {
             info!(device = %link.name, "managing");
             // A recorded activation is taken back as it is: nothing is set.
-            let recorded = state_files::load_device(&self.paths, link.ifindex).is_some();
+            let recorded = record.as_deref().and_then(state_files::parse_device).is_some();
             if !link.admin_up && !recorded {
                 // NetworkManager sets managed ethernet up to see the carrier.
                 if let Err(e) = self.platform.set_link_up(link.ifindex, true).await {

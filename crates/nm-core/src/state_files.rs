@@ -77,7 +77,12 @@ pub fn parse_unmanaged(text: &str) -> bool {
 }
 
 pub fn load_unmanaged(paths: &Paths, ifindex: u32) -> bool {
-    std::fs::read_to_string(device_file(paths, ifindex)).is_ok_and(|t| parse_unmanaged(&t))
+    read_device(paths, ifindex).is_some_and(|t| parse_unmanaged(&t))
+}
+
+/// A device's record as it is on disk, if any (read once, parsed twice).
+pub fn read_device(paths: &Paths, ifindex: u32) -> Option<String> {
+    std::fs::read_to_string(device_file(paths, ifindex)).ok()
 }
 
 pub fn load_device(paths: &Paths, ifindex: u32) -> Option<DeviceRecord> {
