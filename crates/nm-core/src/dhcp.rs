@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use nm_model::{Connection, Value};
 
-use crate::ipconfig::{PlannedAddress, PlannedRoute, SCOPE_LINK, SCOPE_UNIVERSE, TABLE_MAIN};
+use crate::ipconfig::{PlannedAddress, PlannedRoute, SCOPE_LINK, SCOPE_UNIVERSE};
 
 /// `RTPROT_DHCP`: routes from a lease.
 pub const PROTO_DHCP: u8 = 16;
@@ -110,10 +110,7 @@ pub fn lease_plan(lease: &Lease, conn: &Connection, device_metric: u32, now: u64
     let Some(addr) = lease.address else { return plan };
     let metric = crate::ipconfig::route_metric(conn, "ipv4", device_metric);
     plan.addresses.push(PlannedAddress { addr: IpAddr::V4(addr), prefix: lease.prefix, lifetime: lease.lifetime(now) });
-    let table = match conn.get("ipv4", "route-table").and_then(Value::as_i128) {
-        Some(t) if t > 0 => u32::try_from(t).unwrap_or(TABLE_MAIN),
-        _ => TABLE_MAIN,
-    };
+    let table = crate::ipconfig::route_table(conn, "ipv4");
     let route = |dest: Ipv4Addr, prefix: u8, gateway: Option<Ipv4Addr>, protocol: u8| PlannedRoute {
         dest: IpAddr::V4(dest),
         prefix,

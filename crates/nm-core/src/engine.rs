@@ -211,6 +211,14 @@ struct Profile {
     binding: policy::Binding,
 }
 
+impl Device {
+    /// Where a managed device rests without an activation: DISCONNECTED,
+    /// or UNAVAILABLE while it waits for a carrier it needs.
+    fn idle_state(&self) -> DeviceState {
+        if self.kind.needs_carrier() && !self.carrier { DeviceState::Unavailable } else { DeviceState::Disconnected }
+    }
+}
+
 impl Profile {
     /// The profile (shared, not copied: policy looks at every profile often).
     fn conn(&self) -> Arc<Connection> {
@@ -749,10 +757,7 @@ impl Engine {
             devices
                 .iter()
                 .map(|p| {
-                    self.devices
-                        .iter()
-                        .find(|(_, d)| d.path == *p)
-                        .map(|(id, _)| *id)
+                    self.device_by_path(p)
                         .ok_or_else(|| NmError::manager("UnknownDevice", format!("device {p} does not exist")))
                 })
                 .collect::<Result<_, _>>()?
@@ -846,9 +851,8 @@ impl Engine {
     /// Puts the devices back as the checkpoint saw them and destroys it:
     /// each device's result by its path (`NMRollbackResult`).
     async fn checkpoint_rollback(&mut self, id: u32) -> HashMap<String, u32> {
-        let Some(c) = self.checkpoints.get(&id) else { return HashMap::new() };
-        let (devices, flags, profiles, known) =
-            (c.devices.clone(), c.flags, c.profiles.clone(), c.known_devices.clone());
+        let Some(c) = self.checkpoints.remove(&id) else { return HashMap::new() };
+        let Checkpoint { path, flags, devices, profiles, known_devices: known, .. } = c;
         let mut results = HashMap::new();
         for snap in &devices {
             let r = self.rollback_device(snap).await;
@@ -871,7 +875,8 @@ impl Engine {
             }
         }
         info!("checkpoint {id} rolled back");
-        self.checkpoint_destroy(id).await;
+        let _ = self.bus.object_server().remove::<api::CheckpointIface, _>(&path).await;
+        self.publish_checkpoints().await;
         results
     }
 
@@ -987,23 +992,20 @@ impl Engine {
                 self.deactivate(id, reason::SLEEPING, ac_reason::DEVICE_DISCONNECTED).await;
             }
         }
-        let managed: Vec<(u32, u32, bool, bool)> = self
+        let managed: Vec<(u32, u32, DeviceState, bool)> = self
             .devices
             .iter()
             .filter(|(_, d)| d.managed)
-            .map(|(id, d)| (*id, d.ifindex, d.carrier || !d.kind.needs_carrier(), d.kind.is_software()))
+            .map(|(id, d)| (*id, d.ifindex, d.idle_state(), d.kind.is_software()))
             .collect();
-        for (id, ifindex, ready, software) in managed {
+        for (id, ifindex, idle, software) in managed {
             // (A software device went with its activation; waking makes
             // it again.)
             if !software && let Err(e) = self.platform.set_link_up(ifindex, !asleep).await {
                 warn!(ifindex, "setting the link {}: {e}", if asleep { "down" } else { "up" });
             }
-            let (state, why) = match (asleep, ready) {
-                (true, _) => (DeviceState::Unmanaged, reason::SLEEPING),
-                (false, true) => (DeviceState::Disconnected, reason::NOW_MANAGED),
-                (false, false) => (DeviceState::Unavailable, reason::NOW_MANAGED),
-            };
+            let (state, why) =
+                if asleep { (DeviceState::Unmanaged, reason::SLEEPING) } else { (idle, reason::NOW_MANAGED) };
             self.set_device_state(id, state, why).await;
         }
         self.refresh_available().await;
@@ -1024,8 +1026,7 @@ impl Engine {
         }
         d.managed = managed;
         d.props.lock().managed = managed;
-        let (path, ifindex, name, carrier, kind, active) =
-            (d.path.clone(), d.ifindex, d.name.clone(), d.carrier, d.kind, d.active);
+        let (path, ifindex, name, active) = (d.path.clone(), d.ifindex, d.name.clone(), d.active);
         emit_changed(&self.bus, &path, DEVICE_IFACE, vec![("Managed", Variant::from(managed))]).await;
         // The user's word outlives a restart of nm-core (NetworkManager's
         // `managed=false` record); taken back, the device starts clean.
@@ -1048,8 +1049,7 @@ impl Engine {
             if let Err(e) = self.platform.set_link_up(ifindex, true).await {
                 warn!(device = %name, "setting the link up: {e}");
             }
-            let state =
-                if carrier || !kind.needs_carrier() { DeviceState::Disconnected } else { DeviceState::Unavailable };
+            let state = self.devices.get(&id).map_or(DeviceState::Unavailable, Device::idle_state);
             self.set_device_state(id, state, reason::NOW_MANAGED).await;
             self.refresh_available().await;
             self.autoconnect_all().await;
@@ -3392,19 +3392,8 @@ impl Engine {
             warn!(ifindex, "no free 10.42.N.0/24 network to share");
             return;
         };
-        plan.addresses.push(PlannedAddress { addr: IpAddr::V4(addr), prefix, lifetime: None });
-        let mask = u32::MAX << (32 - u32::from(prefix));
-        plan.routes.push(ipconfig::PlannedRoute {
-            dest: IpAddr::V4(std::net::Ipv4Addr::from(u32::from(addr) & mask)),
-            prefix,
-            gateway: None,
-            metric: ipconfig::route_metric(conn, "ipv4", metric),
-            table: ipconfig::TABLE_MAIN,
-            protocol: ipconfig::PROTO_KERNEL,
-            scope: ipconfig::SCOPE_LINK,
-            mtu: None,
-            extra: Default::default(),
-        });
+        let (metric, table) = (ipconfig::route_metric(conn, "ipv4", metric), ipconfig::route_table(conn, "ipv4"));
+        ipconfig::add_address(plan, IpAddr::V4(addr), prefix, metric, table);
     }
 
     /// What an activation's profile asks by itself, at its device's metric
@@ -3768,10 +3757,7 @@ impl Engine {
             )
             .await;
         }
-        let next_state = match self.devices.get(&device) {
-            Some(d) if d.kind.needs_carrier() && !d.carrier => DeviceState::Unavailable,
-            _ => DeviceState::Disconnected,
-        };
+        let next_state = self.devices.get(&device).map_or(DeviceState::Disconnected, Device::idle_state);
         let why_dev = if next_state == DeviceState::Unavailable { reason::CARRIER } else { reason::NONE };
         self.set_device_state(device, next_state, why_dev).await;
         self.publish_actives().await;

@@ -230,6 +230,36 @@ fn strings(conn: &Connection, s: &str, p: &str) -> Vec<String> {
     conn.get(s, p).and_then(Value::as_str_list).unwrap_or_default()
 }
 
+/// The table of a family's routes: the profile's `route-table`, else main.
+pub fn route_table(conn: &Connection, family: &str) -> u32 {
+    match int(conn, family, "route-table") {
+        Some(t) if t > 0 => u32::try_from(t).unwrap_or(TABLE_MAIN),
+        _ => TABLE_MAIN,
+    }
+}
+
+/// A permanent address into the plan with its prefix route (nm-core adds
+/// the addresses without one; NetworkManager marks it `kernel`). Two
+/// addresses in one subnet share the route; a host address has none.
+pub fn add_address(plan: &mut Plan, addr: IpAddr, prefix: u8, metric: u32, table: u32) {
+    plan.addresses.push(PlannedAddress { addr, prefix, lifetime: None });
+    let full = if addr.is_ipv4() { 32 } else { 128 };
+    let route = PlannedRoute {
+        dest: network(addr, prefix),
+        prefix,
+        gateway: None,
+        metric,
+        table,
+        protocol: PROTO_KERNEL,
+        scope: if addr.is_ipv4() { SCOPE_LINK } else { SCOPE_UNIVERSE },
+        mtu: None,
+        extra: RouteExtras::default(),
+    };
+    if prefix < full && !plan.routes.contains(&route) {
+        plan.routes.push(route);
+    }
+}
+
 /// The route metric of a family: the profile's `route-metric`, else the
 /// device's (default by type, bumped on collision).
 pub fn route_metric(conn: &Connection, family: &str, device_metric: u32) -> u32 {
@@ -315,32 +345,13 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
             continue;
         }
         let metric = route_metric(conn, family, device_metric);
-        let table = match int(conn, family, "route-table") {
-            Some(t) if t > 0 => u32::try_from(t).unwrap_or(TABLE_MAIN),
-            _ => TABLE_MAIN,
-        };
+        let table = route_table(conn, family);
         for a in conn.get(family, "address-data").and_then(Value::as_dict_list).unwrap_or_default() {
             let Some(addr) = a.get("address").and_then(Value::as_str).and_then(|s| s.parse::<IpAddr>().ok()) else {
                 continue;
             };
             let prefix = a.get("prefix").and_then(Value::as_i128).unwrap_or(0) as u8;
-            plan.addresses.push(PlannedAddress { addr, prefix, lifetime: None });
-            let full = if addr.is_ipv4() { 32 } else { 128 };
-            let route = PlannedRoute {
-                dest: network(addr, prefix),
-                prefix,
-                gateway: None,
-                metric,
-                table,
-                protocol: PROTO_KERNEL,
-                scope: if addr.is_ipv4() { SCOPE_LINK } else { SCOPE_UNIVERSE },
-                mtu: None,
-                extra: RouteExtras::default(),
-            };
-            // Two addresses in one subnet share its route.
-            if prefix < full && !plan.routes.contains(&route) {
-                plan.routes.push(route);
-            }
+            add_address(&mut plan, addr, prefix, metric, table);
         }
         let gateway = conn.get_str(family, "gateway").and_then(|g| g.parse::<IpAddr>().ok());
         match gateway {

@@ -169,11 +169,11 @@ pub fn start(ifname: &str, addr: Ipv4Addr, prefix: u8, files: &Files) -> Result<
 impl Sharing {
     /// Turns sharing off: dnsmasq ends, the table goes (forwarding stays on,
     /// as NetworkManager leaves it).
-    pub fn stop(mut self) {
-        let _ = self.dnsmasq.kill();
-        let _ = self.dnsmasq.wait();
-        if let Err(e) = nft(&delete_ruleset(&self.ifname)) {
-            tracing::warn!(ifname = %self.ifname, "removing the sharing rules: {e}");
+    pub fn stop(self) {
+        let ifname = self.ifname.clone();
+        drop(self);
+        if let Err(e) = nft(&delete_ruleset(&ifname)) {
+            tracing::warn!(%ifname, "removing the sharing rules: {e}");
         }
     }
 }
