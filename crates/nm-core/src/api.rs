@@ -758,11 +758,15 @@ impl SettingsIface {
     pub async fn connection_removed(emitter: &SignalEmitter<'_>, connection: OwnedObjectPath) -> zbus::Result<()>;
 }
 
-/// A profile as nm-core re-exports it: the cached settings (with the
-/// timestamp merged in) answer `GetSettings` without a round trip.
+/// A profile as nm-core re-exports it: the cached settings and the time
+/// of its last activation answer `GetSettings` without a round trip. The
+/// timestamp is kept apart so that an activation's settings stay the same
+/// `Arc` as the profile's (no copy of every profile at its activation).
 #[derive(Clone, Debug)]
 pub struct ConnectionProps {
     pub conn: std::sync::Arc<nm_model::Connection>,
+    /// `connection.timestamp` (seconds since the epoch; 0: never).
+    pub timestamp: u64,
     pub unsaved: bool,
     pub filename: String,
 }
@@ -786,7 +790,14 @@ impl ConnectionIface {
         if !auth::acl_users(&perms).is_empty() {
             auth::check_acl(&Caller::of(bus, &hdr).await?, &perms, &id, Domain::Settings).await?;
         }
-        let dict = dbus_dict::to_dbus(&self.props.lock().conn, false);
+        let (conn, timestamp) = {
+            let props = self.props.lock();
+            (props.conn.clone(), props.timestamp)
+        };
+        let mut dict = dbus_dict::to_dbus(&conn, false);
+        if timestamp > 0 {
+            dict.entry("connection".into()).or_default().insert("timestamp".into(), nm_model::Value::UInt64(timestamp));
+        }
         nm_dbus::settings_to_wire(&dict).map_err(|e| NmError::failed(e.0))
     }
 

@@ -1755,13 +1755,6 @@ impl Engine {
         }
     }
 
-    fn with_timestamp(&self, mut conn: Connection) -> Connection {
-        if let Some(ts) = conn.uuid().and_then(|u| self.timestamps.get(u)) {
-            conn.set("connection", "timestamp", Value::UInt64(*ts));
-        }
-        conn
-    }
-
     /// A profile a service has: new (exported), or known by uuid (updated,
     /// its remote path refreshed). Returns its id; `None` when a user's
     /// profile has the uuid of a system one (the system's wins).
@@ -1804,7 +1797,8 @@ impl Engine {
         let path = api::path("Settings", id);
         let storage = storage.unwrap_or_default();
         let props = Props::new(ConnectionProps {
-            conn: Arc::new(self.with_timestamp(conn)),
+            timestamp: self.timestamps.get(&uuid).copied().unwrap_or(0),
+            conn: Arc::new(conn),
             unsaved: storage.unsaved,
             filename: storage.filename,
         });
@@ -1833,7 +1827,6 @@ impl Engine {
     }
 
     async fn profile_changed(&mut self, id: u32, conn: Connection) {
-        let conn = self.with_timestamp(conn);
         let Some(p) = self.profiles.get_mut(&id) else {
             return;
         };
@@ -2723,12 +2716,10 @@ impl Engine {
         state_files::save_device(&self.paths, ifindex, Some(&DeviceRecord { uuid: uuid.clone(), metric }));
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         self.timestamps.insert(uuid.clone(), now);
-        // GetSettings shows it (connection.timestamp), as NetworkManager's.
+        // GetSettings shows it (connection.timestamp), as NetworkManager's;
+        // kept beside the settings, which stay shared with the activation.
         if let Some(p) = self.profiles.values().find(|p| p.uuid == uuid) {
-            let mut props = p.props.lock();
-            let mut conn = (*props.conn).clone();
-            conn.set("connection", "timestamp", Value::UInt64(now));
-            props.conn = Arc::new(conn);
+            p.props.lock().timestamp = now;
         }
         if !self.timestamps_dirty {
             self.timestamps_dirty = true;
