@@ -1765,11 +1765,13 @@ async fn a_dhcp_lease_is_applied_renewed_and_taken_away() {
     c.until("the address back", |c| c.ip(&["-4", "addr", "show", "dev", &eth]).contains("198.18.0.152/24")).await;
 }
 
+/// A lease from the lab's dnsmasq, with the profile's own route through a
+/// gateway in the leased network (reachable only once the lease is in).
 #[tokio::test]
 async fn dhcp_against_dnsmasq_through_the_unprivileged_helper() {
     let (c, _helper) = Core::start_with_dhcp().await;
     let eth = c.uplink(0);
-    c.add_dhcp_profile(&eth, &[]).await;
+    c.add_dhcp_profile(&eth, &[("ipv4.routes", "10.5.0.0/16 198.18.0.254 50")]).await;
     c.ok(&["connection", "up", "dyn"]).await;
     let addr = c.ip(&["-4", "addr", "show", "dev", &eth]);
     assert!(addr.contains("inet 198.18.0.1") && addr.contains("/24"), "an address from the pool: {addr}");
@@ -1777,6 +1779,7 @@ async fn dhcp_against_dnsmasq_through_the_unprivileged_helper() {
     let routes = c.ip(&["-4", "route", "show", "dev", &eth]);
     assert!(routes.contains("default via 198.18.0.1 proto dhcp metric 100"), "{routes}");
     assert!(routes.contains("198.18.0.0/24 proto kernel scope link"), "{routes}");
+    assert!(routes.contains("10.5.0.0/16 via 198.18.0.254 proto static metric 50"), "{routes}");
     let resolv = c.resolv();
     assert!(resolv.contains("nameserver 198.18.0.1") && resolv.contains("lab.test"), "{resolv}");
     let dhcp = c.ok(&["-f", "DHCP4", "device", "show", &eth]).await;

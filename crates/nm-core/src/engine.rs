@@ -2901,9 +2901,13 @@ impl Engine {
             v6_slaac: false,
             ..static_plan.clone()
         };
+        // The profile's own IPv4 routes through a gateway go in again with
+        // the lease's: before it, a gateway in the leased network was on no
+        // link and the kernel refused them (replacing is idempotent).
+        let static_via = static_plan.routes.iter().filter(|r| r.dest.is_ipv4() && r.gateway.is_some());
         let fresh = Plan {
             addresses: new.addresses.clone(),
-            routes: new.routes.clone(),
+            routes: new.routes.iter().chain(static_via).cloned().collect(),
             v6: FamilyMethod::Ignore,
             v6_sysctls: Vec::new(),
             v6_addr_gen: None,
