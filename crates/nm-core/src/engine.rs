@@ -411,6 +411,12 @@ fn err_unknown_connection(what: &str) -> NmError {
     NmError::manager("UnknownConnection", format!("Connection '{what}' is not known"))
 }
 
+/// A profile that went while a call about it waited its turn (deleted by
+/// another client, or its service left the bus).
+fn err_profile_gone(id: u32) -> NmError {
+    NmError::manager("UnknownConnection", format!("The connection {} was deleted", api::path("Settings", id)))
+}
+
 impl Engine {
     pub async fn start(
         bus: Bus,
@@ -1072,7 +1078,7 @@ impl Engine {
         let ac = self.devices.get(&device).and_then(|d| d.active).ok_or_else(not_active)?;
         let a = self.actives.get(&ac).ok_or_else(not_active)?;
         let conn = if dict.is_empty() {
-            self.profiles.get(&a.profile).map(|p| p.conn()).ok_or_else(|| err_unknown_connection("applied"))?
+            self.profiles.get(&a.profile).map(|p| p.conn()).ok_or_else(|| err_profile_gone(a.profile))?
         } else {
             Arc::new(Self::parse(&dict)?)
         };
@@ -1278,7 +1284,7 @@ impl Engine {
     /// The device of a software profile (bridge, macvlan, vxlan, tun): its
     /// link, made as the profile says if it is not there yet.
     async fn realize_software(&mut self, profile: u32) -> Result<u32, NmError> {
-        let conn = self.profiles.get(&profile).map(|p| p.conn()).ok_or_else(|| err_unknown_connection("software"))?;
+        let conn = self.profiles.get(&profile).map(|p| p.conn()).ok_or_else(|| err_profile_gone(profile))?;
         let name = software::interface(&conn).ok_or_else(|| {
             NmError::manager("UnknownDevice", "a software device's profile needs connection.interface-name")
         })?;
@@ -1545,7 +1551,7 @@ impl Engine {
         self.profiles
             .get(&id)
             .map(|p| (p.source, p.remote.clone()))
-            .ok_or_else(|| err_unknown_connection(&id.to_string()))
+            .ok_or_else(|| err_profile_gone(id))
     }
 
     fn profile_by_remote(&self, source: Source, remote: &OwnedObjectPath) -> Option<u32> {
@@ -1574,7 +1580,7 @@ impl Engine {
     }
 
     async fn update_connection(&mut self, id: u32, dict: SettingsDict, to_disk: bool) -> Result<(), NmError> {
-        let profile = self.profiles.get(&id).ok_or_else(|| err_unknown_connection(&id.to_string()))?;
+        let profile = self.profiles.get(&id).ok_or_else(|| err_profile_gone(id))?;
         let conn = Self::parse(&dict)?;
         if Some(profile.uuid.as_str()) != conn.uuid() {
             return Err(NmError::connection("InvalidProperty", "connection.uuid: the uuid of a profile cannot change"));
@@ -2279,7 +2285,7 @@ impl Engine {
             .profiles
             .get(&profile)
             .map(|p| p.conn())
-            .ok_or_else(|| err_unknown_connection(&profile.to_string()))?;
+            .ok_or_else(|| err_profile_gone(profile))?;
         if !policy::compatible(&conn, &Self::view(d)) {
             return Err(NmError::manager(
                 "ConnectionNotAvailable",
