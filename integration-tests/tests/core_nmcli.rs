@@ -1330,6 +1330,13 @@ async fn a_bridge_comes_with_its_port_and_goes_with_its_profile() {
         "no",
     ])
     .await;
+    // A port of a bridge that is neither a profile nor a link is refused
+    // in words (not an activation that vanishes before nmcli sees it).
+    let orphan = ["connection", "add", "type", "bridge-slave", "ifname", &eth, "master", "nobr0", "con-name", "orphan"];
+    c.ok(&[&orphan[..], &["autoconnect", "no"]].concat()).await;
+    let out = c.nmcli(&["connection", "up", "orphan"]).await;
+    assert!(!out.success(), "{}", out.stdout);
+    assert!(out.stderr.contains("Master connection not found or invalid"), "{}", out.stderr);
     c.ok(&["connection", "up", "br-port"]).await;
     let link = c.ip(&["-d", "link", "show", "dev", &br]);
     assert!(link.contains("bridge forward_delay") && link.contains("stp_state 0"), "{link}");

@@ -1548,10 +1548,7 @@ impl Engine {
 
     /// Where a profile lives: its service and its path there.
     fn remote_of(&self, id: u32) -> Result<(Source, OwnedObjectPath), NmError> {
-        self.profiles
-            .get(&id)
-            .map(|p| (p.source, p.remote.clone()))
-            .ok_or_else(|| err_profile_gone(id))
+        self.profiles.get(&id).map(|p| (p.source, p.remote.clone())).ok_or_else(|| err_profile_gone(id))
     }
 
     fn profile_by_remote(&self, source: Source, remote: &OwnedObjectPath) -> Option<u32> {
@@ -2281,11 +2278,7 @@ impl Engine {
         if self.sleeping {
             return Err(NmError::manager("ConnectionNotAvailable", "nm-rs is asleep"));
         }
-        let conn = self
-            .profiles
-            .get(&profile)
-            .map(|p| p.conn())
-            .ok_or_else(|| err_profile_gone(profile))?;
+        let conn = self.profiles.get(&profile).map(|p| p.conn()).ok_or_else(|| err_profile_gone(profile))?;
         if !policy::compatible(&conn, &Self::view(d)) {
             return Err(NmError::manager(
                 "ConnectionNotAvailable",
@@ -2293,6 +2286,21 @@ impl Engine {
                     "Connection '{}' is not available on device {} because it is not compatible",
                     conn.id().unwrap_or(""),
                     d.name
+                ),
+            ));
+        }
+        // A port whose bridge is neither a profile nor a link is refused
+        // here, as NetworkManager refuses it: failing later would end the
+        // activation before the caller could see it.
+        if let Some(master) = bridge::master(&conn)
+            && !self.profiles.values().any(|p| bridge::is_master_of(&p.conn(), master))
+            && !self.devices.values().any(|d| d.kind == DeviceType::Bridge && d.name == master)
+        {
+            return Err(NmError::manager(
+                "UnknownConnection",
+                format!(
+                    "Can not find a master for {}: Master connection not found or invalid",
+                    conn.id().unwrap_or("")
                 ),
             ));
         }
