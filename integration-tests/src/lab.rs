@@ -303,7 +303,10 @@ impl Lab {
         let file = self.root_path("/etc/NetworkManager/nm-rs.toml");
         let managed: Vec<String> =
             self.uplinks().iter().map(|u| format!("\"interface-name:{}\"", u.client_if)).collect();
-        let text = format!("[core]\nmanaged = [{}]\n{extra}\n", managed.join(", "));
+        // No "Wired connection N" on the lab's links unless a test asks
+        // (as NetworkManager runs in the peers' lab: no-auto-default=*).
+        let no_auto_default = if extra.contains("no-auto-default") { "" } else { "no-auto-default = [\"*\"]\n" };
+        let text = format!("[core]\nmanaged = [{}]\n{no_auto_default}{extra}\n", managed.join(", "));
         if let Some(dir) = file.parent() {
             fs::create_dir_all(dir).map_err(|e| LabError::io(dir.display().to_string(), e))?;
         }

@@ -1124,6 +1124,52 @@ async fn managed_can_be_switched_and_the_hostname_goes_through_settings() {
     assert!(!out.success() && out.stderr.contains("not a valid hostname"), "{}", out.stderr);
 }
 
+/// NetworkManager's auto-default: a managed ethernet device that no profile
+/// may use gets "Wired connection 1" (in memory, DHCP, the lowest priority,
+/// flagged NM_GENERATED), a device with a profile of its own gets none, and
+/// deleting it records the device, so that a restart makes no other.
+#[tokio::test]
+async fn a_device_without_a_profile_gets_wired_connection_1_until_the_user_deletes_it() {
+    let lab = Lab::builder().uplinks(2).dnsmasq(false).build().expect("lab");
+    let own = lab.uplinks()[1].client_if.clone();
+    let text = format!(
+        "[connection]\nid=own\nuuid=6f776e00-0000-4000-8000-000000000001\ntype=ethernet\ninterface-name={own}\n\
+         autoconnect=false\n\n[ipv4]\nmethod=disabled\n\n[ipv6]\nmethod=disabled\n"
+    );
+    lab.write_profile("own.nmconnection", &text).expect("profile");
+    let mut c = Core::start_on(lab, "no-auto-default = []").await;
+    let eth = c.uplink(0);
+    let deadline = Instant::now() + STEP;
+    let listed = loop {
+        let out = c.ok(&["-t", "-f", "NAME,FILENAME,DBUS-PATH", "connection", "show"]).await;
+        if out.contains("Wired connection 1") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "no auto-default profile: {out}\n{}", nm_lab::tail(&c.log(), 40));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!listed.contains("Wired connection 2"), "none for the device with a profile: {listed}");
+    let line = listed.lines().find(|l| l.starts_with("Wired connection 1:")).expect("its line");
+    assert!(line.contains("/run/NetworkManager/system-connections/"), "in memory only: {line}");
+    let props = ["connection.interface-name", "connection.autoconnect-priority", "ipv4.method", "ipv6.method"];
+    let got = c.ok(&["-g", &props.join(","), "connection", "show", "Wired connection 1"]).await;
+    assert_eq!(got.lines().collect::<Vec<_>>(), [eth.as_str(), "-999", "auto", "auto"]);
+    let path = line.rsplit(':').next().expect("its path");
+    let settings = c.proxy(path, "org.freedesktop.NetworkManager.Settings.Connection").await;
+    assert_eq!(settings.get_property::<u32>("Flags").await.expect("Flags"), 0x1 | 0x2, "UNSAVED | NM_GENERATED");
+
+    c.ok(&["connection", "delete", "Wired connection 1"]).await;
+    let state = std::fs::read_to_string(c.lab.root_path("/var/lib/NetworkManager/no-auto-default.state"))
+        .expect("the state file");
+    assert!(state.lines().any(|l| l == format!("interface-name:={eth}")), "{state}");
+    c.restart_core().await;
+    let online =
+        c.lab.command("nm-online").args(["-s", "-q", "-t", "10"]).timeout(STEP).output().await.expect("nm-online");
+    assert!(online.success(), "nm-online -s: {:?} {}", online.status, online.stderr);
+    let after = c.ok(&["-t", "-f", "NAME", "connection", "show"]).await;
+    assert_eq!(after.trim(), "own", "no other auto-default after the user deleted it");
+}
+
 /// A device the user let go stays unmanaged across a restart of nm-core
 /// (NetworkManager's `managed=false` record under /run), with what the
 /// kernel has; taken back, it autoconnects again.

@@ -30,7 +30,9 @@ pub async fn run(command: Option<String>, build: bool) -> Result<ExitCode> {
     let bin_dir = lab.bin_dir()?;
     // nm-core manages the lab's uplinks; each gets a DHCP profile, served
     // by dnsmasq on the far side through the unprivileged nm-dhcp-helper.
-    lab.write_core_config("")?;
+    // As Debian's NetworkManager: a managed ethernet device without a
+    // profile gets "Wired connection N".
+    lab.write_core_config("no-auto-default = []")?;
     for u in lab.uplinks() {
         let text = format!(
             "[connection]\nid=lab-uplink{i}\nuuid={uuid}\ntype=ethernet\ninterface-name={ifname}\n\n[ethernet]\n\n\

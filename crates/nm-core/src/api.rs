@@ -767,8 +767,18 @@ pub struct ConnectionProps {
     pub conn: std::sync::Arc<nm_model::Connection>,
     /// `connection.timestamp` (seconds since the epoch; 0: never).
     pub timestamp: u64,
+    /// NM_GENERATED: nm-core made it (the auto-default ethernet profile)
+    /// and nobody has changed it since.
+    pub generated: bool,
     pub unsaved: bool,
     pub filename: String,
+}
+
+impl ConnectionProps {
+    /// `Settings.Connection.Flags`: UNSAVED 0x1, NM_GENERATED 0x2.
+    pub fn flags(&self) -> u32 {
+        u32::from(self.unsaved) | (u32::from(self.generated) << 1)
+    }
 }
 
 pub struct ConnectionIface {
@@ -869,7 +879,7 @@ impl ConnectionIface {
     }
     #[zbus(property)]
     fn flags(&self) -> u32 {
-        if self.props.lock().unsaved { 0x1 } else { 0 }
+        self.props.lock().flags()
     }
     #[zbus(property)]
     fn filename(&self) -> String {

@@ -4,6 +4,7 @@
 //! [core]
 //! managed = ["interface-name:eth*", "type:veth"]   # besides physical devices
 //! unmanaged = ["interface-name:docker*"]
+//! no-auto-default = ["*"]     # no "Wired connection N" for these devices
 //! dns = "file"                # or "none": leave the resolver alone
 //! resolv-conf = "/etc/resolv.conf"
 //! carrier-grace-ms = 3000     # carrier loss tolerated before deactivating
@@ -37,6 +38,9 @@ pub enum DnsMode {
 pub struct CoreConfig {
     pub managed: Vec<String>,
     pub unmanaged: Vec<String>,
+    /// NetworkManager's `main.no-auto-default`: devices (specs, `*` for
+    /// all) that get no auto-default ethernet profile.
+    pub no_auto_default: Vec<String>,
     pub dns: DnsMode,
     pub resolv_conf: String,
     pub carrier_grace_ms: u64,
@@ -57,6 +61,7 @@ impl Default for CoreConfig {
         CoreConfig {
             managed: vec![],
             unmanaged: vec![],
+            no_auto_default: vec![],
             dns: DnsMode::File,
             resolv_conf: "/etc/resolv.conf".into(),
             carrier_grace_ms: 3000,

@@ -159,7 +159,11 @@ pub struct LinkFacts {
 pub fn spec_matches(spec: &str, link: &LinkFacts) -> bool {
     let (key, value) = spec.split_once(':').unwrap_or(("interface-name", spec));
     match key {
-        "interface-name" => glob(value, &link.name),
+        // `=NAME` is the name itself (no glob), `~GLOB` the same as GLOB.
+        "interface-name" => match value.strip_prefix('=') {
+            Some(exact) => exact == link.name,
+            None => glob(value.strip_prefix('~').unwrap_or(value), &link.name),
+        },
         "type" => value == link.kind.description() || (value == "veth" && link.kind == DeviceType::Veth),
         "driver" => link.driver.as_deref() == Some(value),
         "mac" => link.mac.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(value)),
@@ -220,5 +224,13 @@ mod tests {
         assert!(is_managed(&veth, &["mac:52:54:00:12:34:56".into()], &[]));
         assert!(!is_managed(&eth, &[], &["eth0".into()]));
         assert!(!is_managed(&lo, &["*".into()], &[]));
+    }
+
+    #[test]
+    fn exact_names_and_tilde_globs() {
+        let eth = link("eth0", DeviceType::Ethernet, true);
+        assert!(spec_matches("interface-name:=eth0", &eth));
+        assert!(!spec_matches("interface-name:=eth*", &eth));
+        assert!(spec_matches("interface-name:~eth*", &eth));
     }
 }

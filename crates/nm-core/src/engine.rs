@@ -27,10 +27,11 @@ use zbus::{Connection as Bus, OwnedObjectPath, Variant};
 
 use crate::agents;
 use crate::api::{self, *};
+use crate::auto_default;
 use crate::bridge;
 use crate::checkpoint::{self, Activation, ProfileStep};
 use crate::config::{Config, DnsMode};
-use crate::device::{AcState, DeviceState, DeviceType, LinkFacts, ac_reason, is_managed, reason};
+use crate::device::{AcState, DeviceState, DeviceType, LinkFacts, ac_reason, is_managed, reason, spec_matches};
 use crate::dhcp;
 use crate::dhcp_client::{self, DhcpEvent};
 use crate::dhcp6;
@@ -244,6 +245,8 @@ struct Device {
     /// The MTU the link had before an activation first changed it, given
     /// back when the activation ends (as NetworkManager resets it).
     mtu_initial: Option<u32>,
+    /// Whether it was looked at for an auto-default profile (once a device).
+    auto_default_checked: bool,
     props: Props<DeviceProps>,
 }
 
@@ -397,6 +400,11 @@ pub struct Engine {
     resolved_links: BTreeMap<u32, crate::resolved::LinkDns>,
     resolved: Option<crate::resolved::Sender>,
     timestamps_dirty: bool,
+    /// Devices that get no auto-default profile: the configuration's specs
+    /// and those of the state file (the user deleted theirs).
+    no_auto_default: Vec<String>,
+    /// Auto-default profiles nm-core made and nobody changed: profile → device.
+    default_wired: BTreeMap<u32, u32>,
     /// While autoconnect starts a batch of activations (no caller waits on
     /// them), the Manager's properties are published once at the end
     /// instead of at every step of every activation.
@@ -444,6 +452,10 @@ impl Engine {
         server.at(AGENT_MANAGER_PATH, AgentManagerIface { agents: agents.clone() }).await?;
         server.at(DNS_MANAGER_PATH, DnsManagerIface { props: dns_props.clone() }).await?;
         let timestamps = state_files::load_timestamps(&paths);
+        let mut no_auto_default = config.core.no_auto_default.clone();
+        if let Ok(text) = std::fs::read_to_string(paths.path(auto_default::STATE_FILE)) {
+            no_auto_default.extend(auto_default::parse_state(&text));
+        }
         let (dhcp_subscribed_tx, dhcp_subscribed) = tokio::sync::watch::channel(false);
         let engine = Engine {
             bus,
@@ -476,6 +488,8 @@ impl Engine {
             resolved_links: BTreeMap::new(),
             resolved: None,
             timestamps_dirty: false,
+            no_auto_default,
+            default_wired: BTreeMap::new(),
             publishing_deferred: false,
             publish_pending: false,
         };
@@ -1058,6 +1072,7 @@ impl Engine {
             let state = self.devices.get(&id).map_or(DeviceState::Unavailable, Device::idle_state);
             self.set_device_state(id, state, reason::NOW_MANAGED).await;
             self.refresh_available().await;
+            self.make_auto_defaults().await;
             self.autoconnect_all().await;
         } else {
             info!(device = %name, "no longer managed (asked)");
@@ -1586,6 +1601,7 @@ impl Engine {
         let wire = settings_to_wire(&dbus_dict::to_dbus(&conn, true)).map_err(|e| NmError::failed(e.0))?;
         let proxy = settings_view::connection_proxy(&self.bus, source, &remote).await.map_err(NmError::from)?;
         if to_disk { proxy.update(wire).await } else { proxy.update_unsaved(wire).await }.map_err(NmError::from)?;
+        self.forget_auto_default(id, false).await;
         self.profile_changed(id, conn.without_secrets()).await;
         self.set_unsaved(id, !to_disk).await;
         Ok(())
@@ -1605,9 +1621,9 @@ impl Engine {
         {
             let mut props = p.props.lock();
             if props.unsaved != storage.unsaved {
-                let flags = if storage.unsaved { 0x1u32 } else { 0 };
+                props.unsaved = storage.unsaved;
                 changed.push(("Unsaved", Variant::from(storage.unsaved)));
-                changed.push(("Flags", Variant::from(flags)));
+                changed.push(("Flags", Variant::from(props.flags())));
             }
             if props.filename != storage.filename {
                 changed.push(("Filename", Variant::from(storage.filename.clone())));
@@ -1626,6 +1642,7 @@ impl Engine {
         self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED).await;
         let proxy = settings_view::connection_proxy(&self.bus, source, &remote).await.map_err(NmError::from)?;
         proxy.delete().await.map_err(NmError::from)?;
+        self.forget_auto_default(id, true).await;
         self.profile_removed(id).await;
         Ok(())
     }
@@ -1675,6 +1692,7 @@ impl Engine {
                         self.set_hostname(h).await;
                     }
                     self.assume_recorded().await;
+                    self.make_auto_defaults().await;
                 }
                 self.autoconnect_all().await;
             }
@@ -1801,6 +1819,7 @@ impl Engine {
         let storage = storage.unwrap_or_default();
         let props = Props::new(ConnectionProps {
             timestamp: self.timestamps.get(&uuid).copied().unwrap_or(0),
+            generated: false,
             conn: Arc::new(conn),
             unsaved: storage.unsaved,
             filename: storage.filename,
@@ -2054,6 +2073,7 @@ impl Engine {
                 metric,
                 carrier_lost: None,
                 mtu_initial: None,
+                auto_default_checked: false,
                 props,
             },
         );
@@ -2077,9 +2097,102 @@ impl Engine {
             }
             if self.settings_known && autoconnect {
                 self.assume_recorded().await;
+                self.make_auto_defaults().await;
                 self.autoconnect_all().await;
             }
         }
+    }
+
+    /// NetworkManager's auto-default profile, "Wired connection N", for
+    /// each managed ethernet device that no profile may use, once a device
+    /// (see `auto_default.rs`): in memory, DHCP, at the lowest priority.
+    /// Only once the system's profiles are known and their service is on
+    /// the bus to keep it.
+    async fn make_auto_defaults(&mut self) {
+        let candidates: Vec<u32> = self
+            .devices
+            .iter()
+            .filter(|(_, d)| {
+                d.managed && !d.auto_default_checked && matches!(d.kind, DeviceType::Ethernet | DeviceType::Veth)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if candidates.is_empty() || !self.settings_known {
+            return;
+        }
+        let machine_id = self.machine_id();
+        for id in candidates {
+            let Some(d) = self.devices.get_mut(&id) else { continue };
+            d.auto_default_checked = true;
+            let d = &self.devices[&id];
+            let perm_mac = self.real_perm_mac(d);
+            let facts = LinkFacts {
+                name: d.name.clone(),
+                kind: d.kind,
+                driver: None,
+                mac: d.perm_mac.as_deref().map(format_mac),
+                physical: d.kind == DeviceType::Ethernet,
+            };
+            if self.no_auto_default.iter().any(|spec| spec_matches(spec, &facts)) {
+                continue;
+            }
+            let view = Self::view(d);
+            if self.profiles.values().any(|p| p.binding.admits(&view) && policy::compatible(&p.conn(), &view)) {
+                continue;
+            }
+            let name = {
+                let ids: Vec<String> =
+                    self.profiles.values().map(|p| p.conn().id().unwrap_or_default().to_string()).collect();
+                auto_default::name(ids.iter().map(String::as_str))
+            };
+            let iface = d.name.clone();
+            let device_id = perm_mac.clone().unwrap_or_else(|| iface.clone());
+            let conn = auto_default::profile(&name, &iface, machine_id.as_deref(), &device_id);
+            match self.add_connection(dbus_dict::to_dbus(&conn, false), false).await {
+                Ok(profile) => {
+                    info!(device = %iface, "auto-default: '{name}' made in memory");
+                    self.default_wired.insert(profile, id);
+                    if let Some(p) = self.profiles.get(&profile) {
+                        let flags = {
+                            let mut props = p.props.lock();
+                            props.generated = true;
+                            props.flags()
+                        };
+                        emit_changed(&self.bus, &p.path, CONNECTION_IFACE, vec![("Flags", Variant::from(flags))]).await;
+                    }
+                }
+                Err(e) => warn!(device = %iface, "auto-default: '{name}' could not be made: {e}"),
+            }
+        }
+    }
+
+    /// A device's permanent MAC, when it has one of its own (a veth's is
+    /// made anew with every link, so it does not name the device).
+    fn real_perm_mac(&self, d: &Device) -> Option<String> {
+        d.perm_mac.as_deref().filter(|_| d.kind == DeviceType::Ethernet).map(format_mac)
+    }
+
+    /// An auto-default profile stops being one: changed by someone (it is
+    /// theirs now), or deleted (`by_user`: the device goes into the state
+    /// file, so that no other is made for it).
+    async fn forget_auto_default(&mut self, profile: u32, by_user: bool) {
+        let Some(device) = self.default_wired.remove(&profile) else { return };
+        if let Some(p) = self.profiles.get(&profile) {
+            let flags = {
+                let mut props = p.props.lock();
+                props.generated = false;
+                props.flags()
+            };
+            emit_changed(&self.bus, &p.path, CONNECTION_IFACE, vec![("Flags", Variant::from(flags))]).await;
+        }
+        let Some(d) = self.devices.get(&device).filter(|_| by_user) else { return };
+        let line = auto_default::state_line(self.real_perm_mac(d).as_deref(), &d.name);
+        let file = self.paths.path(auto_default::STATE_FILE);
+        let old = std::fs::read_to_string(&file).unwrap_or_default();
+        if let Err(e) = nm_runtime::write_atomic(&file, auto_default::add_to_state(&old, &line).as_bytes(), 0o600) {
+            warn!("writing {}: {e}", file.display());
+        }
+        self.no_auto_default.extend(auto_default::parse_state(&line));
     }
 
     async fn link_changed(&mut self, link: Link) {
@@ -2182,6 +2295,14 @@ impl Engine {
             return;
         };
         state_files::save_device(&self.paths, ifindex, None);
+        // Its auto-default profile goes with it, unless someone changed it.
+        let generated: Vec<u32> = self.default_wired.iter().filter(|(_, dev)| **dev == id).map(|(p, _)| *p).collect();
+        for profile in generated {
+            self.default_wired.remove(&profile);
+            if let Err(e) = self.delete_connection(profile).await {
+                warn!(device = %d.name, "removing its auto-default profile: {e}");
+            }
+        }
         let server = self.bus.object_server();
         let _ = server.remove::<DeviceIface, _>(&d.path).await;
         let _ = server.remove::<StatisticsIface, _>(&d.path).await;

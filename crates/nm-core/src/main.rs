@@ -4,6 +4,7 @@
 mod agents;
 mod api;
 mod auth;
+mod auto_default;
 mod bridge;
 mod checkpoint;
 mod config;
