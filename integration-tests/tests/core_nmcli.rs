@@ -1435,7 +1435,7 @@ async fn answers_through(c: &Core, to: &str, dev: &str) {
     .await;
 }
 
-/// macvlan, vxlan and tun profiles (`nmcli connection add type …`) make
+/// macvlan, vxlan, tun and veth profiles (`nmcli connection add type …`) make
 /// their links when they go up, with the profile's settings, configure
 /// them like any device, show them with their type, and delete them when
 /// they go down.
@@ -1485,6 +1485,23 @@ async fn macvlan_vxlan_and_tun_devices_come_and_go_with_their_profiles() {
     assert_eq!(shown, "GENERAL.TYPE:tun\nGENERAL.STATE:100 (connected)\n");
     c.ok(&["connection", "down", "tap-lab"]).await;
     assert!(c.ip(&["link", "show", "type", "tun"]).trim().is_empty(), "the tap is gone");
+
+    // A veth pair (`veth.peer`): the profile's end configured, its peer up
+    // (a veth has a carrier only then); both go with the profile.
+    let (va, vb) = (format!("{stem}va"), format!("{stem}vb"));
+    let mut add = vec!["connection", "add", "type", "veth", "ifname", &va, "con-name", "veth-lab", "veth.peer", &vb];
+    add.extend(static4("10.89.0.1/24"));
+    c.ok(&add).await;
+    c.ok(&["connection", "up", "veth-lab"]).await;
+    let link = c.ip(&["-d", "link", "show", "dev", &va]);
+    assert!(link.contains(&format!("{va}@{vb}")) && link.contains("veth"), "{link}");
+    assert!(c.ip(&["-4", "addr", "show", "dev", &va]).contains("10.89.0.1/24"));
+    assert!(c.ip(&["link", "show", "dev", &vb]).contains(",UP"), "its peer is up");
+    let devices = c.ok(&["-t", "-f", "DEVICE,STATE,CONNECTION", "device"]).await;
+    assert!(devices.contains(&format!("{va}:connected:veth-lab")), "{devices}");
+    c.ok(&["connection", "down", "veth-lab"]).await;
+    let links = c.ip(&["link", "show"]);
+    assert!(!links.contains(&va) && !links.contains(&vb), "the pair is gone: {links}");
 
     // VXLAN over the uplink to a tunnel end the test makes in the far
     // namespace (the lab's own): the overlay's far address answers.

@@ -107,6 +107,12 @@ impl DeviceType {
         }
     }
 
+    /// Whether profiles of `connection.type` `ctype` may run on the type:
+    /// its own, and for a veth also `veth` (the profile that makes it).
+    pub fn takes(self, ctype: &str) -> bool {
+        ctype == self.connection_type() || (self == DeviceType::Veth && ctype == "veth")
+    }
+
     /// The default route metric of the type (NetworkManager's table).
     pub fn default_route_metric(self) -> u32 {
         match self {

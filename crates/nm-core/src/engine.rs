@@ -1296,7 +1296,7 @@ impl Engine {
         self.activate(profile_id, device_id, true, false).await
     }
 
-    /// The device of a software profile (bridge, macvlan, vxlan, tun): its
+    /// The device of a software profile (bridge, macvlan, vxlan, tun, veth): its
     /// link, made as the profile says if it is not there yet.
     async fn realize_software(&mut self, profile: u32) -> Result<u32, NmError> {
         let conn = self.profiles.get(&profile).map(|p| p.conn()).ok_or_else(|| err_profile_gone(profile))?;
@@ -1321,6 +1321,22 @@ impl Engine {
                 && let Err(e) = self.platform.set_mac(ifindex, mac).await
             {
                 warn!(device = %name, "setting the bridge's MAC address: {e}");
+            }
+        }
+        // A veth has a carrier only while both ends are up, and the
+        // activation starts from a device with its carrier: both go up
+        // now. The peer is otherwise left to whoever takes it (a
+        // namespace, another profile).
+        if let NewLink::Veth { peer } = &what {
+            let ends = [Some(ifindex), self.platform.link_by_name(peer).map(|l| l.ifindex)];
+            for end in ends.into_iter().flatten() {
+                if let Err(e) = self.platform.set_link_up(end, true).await {
+                    warn!(device = %name, "setting the veth pair up: {e}");
+                }
+            }
+            // The carrier is there at once; its event comes later.
+            if let Err(e) = self.platform.read_link(name).await {
+                warn!(device = %name, "reading the link again: {e}");
             }
         }
         let link = self.platform.link(ifindex).unwrap_or(link);
@@ -1986,8 +2002,10 @@ impl Engine {
     async fn link_appeared(&mut self, link: Link) {
         // A software link one of the profiles makes is nm-core's (after a
         // restart too).
-        let ours = matches!(link.kind, LinkKind::Bridge | LinkKind::Macvlan | LinkKind::Vxlan | LinkKind::Tun)
-            && self.profiles.values().any(|p| p.binding.software_interface() == Some(link.name.as_str()));
+        let ours = matches!(
+            link.kind,
+            LinkKind::Bridge | LinkKind::Macvlan | LinkKind::Vxlan | LinkKind::Tun | LinkKind::Veth
+        ) && self.profiles.values().any(|p| p.binding.software_interface() == Some(link.name.as_str()));
         self.add_device(link, ours, true).await;
     }
 

@@ -60,14 +60,14 @@ impl Binding {
 
     /// False only when [`compatible`] is false too.
     pub fn admits(&self, dev: &DeviceView<'_>) -> bool {
-        self.ctype.as_deref() == Some(dev.kind.connection_type()) && self.iface.as_deref().is_none_or(|n| n == dev.name)
+        self.ctype.as_deref().is_some_and(|t| dev.kind.takes(t)) && self.iface.as_deref().is_none_or(|n| n == dev.name)
     }
 }
 
 /// Whether a profile can run on a device: its type, `interface-name` and
 /// `mac-address` agree with the device.
 pub fn compatible(conn: &Connection, dev: &DeviceView<'_>) -> bool {
-    if conn.connection_type() != Some(dev.kind.connection_type()) {
+    if !conn.connection_type().is_some_and(|t| dev.kind.takes(t)) {
         return false;
     }
     if let Some(name) = conn.get_str("connection", "interface-name").filter(|n| !n.is_empty())

@@ -1,5 +1,5 @@
-//! Software devices: the links that `bridge`, `macvlan`, `vxlan` and `tun`
-//! profiles make. NetworkManager creates such a link when its profile
+//! Software devices: the links that `bridge`, `macvlan`, `vxlan`, `tun` and
+//! `veth` profiles make. NetworkManager creates such a link when its profile
 //! activates and deletes it when the profile goes down; this module says
 //! what to create. Pure (the engine resolves parents and talks to the
 //! kernel).
@@ -25,6 +25,7 @@ pub fn kind_of_type(ctype: &str) -> Option<DeviceType> {
         "macvlan" => Some(DeviceType::Macvlan),
         "vxlan" => Some(DeviceType::Vxlan),
         "tun" => Some(DeviceType::Tun),
+        "veth" => Some(DeviceType::Veth),
         _ => None,
     }
 }
@@ -157,6 +158,10 @@ pub fn new_link(conn: &Connection, parent_index: Option<u32>) -> Result<NewLink,
                 multi_queue: flag("tun", "multi-queue", false),
             }))
         }
+        Some(DeviceType::Veth) => match conn.get_str("veth", "peer").filter(|p| !p.is_empty()) {
+            Some(peer) => Ok(NewLink::Veth { peer: peer.to_string() }),
+            None => Err("veth.peer: a veth needs the name of its peer".into()),
+        },
         _ => Err("not a software device's profile".into()),
     }
 }
@@ -188,6 +193,17 @@ mod tests {
         let tap = profile("macvlan", "parent=eth0\nmode=2\ntap=true");
         assert!(new_link(&tap, Some(7)).unwrap_err().contains("macvtap"));
         assert_eq!(macvlan_mode_name(macvlan_mode::PASSTHRU), "passthru");
+    }
+
+    #[test]
+    fn a_veth_needs_its_peer_and_runs_on_veth_devices() {
+        let v = profile("veth", "peer=sw1");
+        assert_eq!((kind(&v), interface(&v)), (Some(DeviceType::Veth), Some("sw0")));
+        assert_eq!(new_link(&v, None), Ok(NewLink::Veth { peer: "sw1".into() }));
+        let lone = profile("veth", "");
+        assert!(new_link(&lone, None).unwrap_err().starts_with("veth.peer:"));
+        assert!(DeviceType::Veth.takes("veth") && DeviceType::Veth.takes("802-3-ethernet"));
+        assert!(!DeviceType::Ethernet.takes("veth"));
     }
 
     #[test]

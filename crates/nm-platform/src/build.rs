@@ -10,8 +10,8 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
 use netlink_packet_route::link::{
-    BridgeStpState, InfoBridge, InfoData, InfoKind, InfoMacVlan, InfoVxlan, LinkAttribute, LinkExtentMask, LinkFlags,
-    LinkInfo, LinkMessage, MacVlanFlags, MacVlanMode,
+    BridgeStpState, InfoBridge, InfoData, InfoKind, InfoMacVlan, InfoVeth, InfoVxlan, LinkAttribute, LinkExtentMask,
+    LinkFlags, LinkInfo, LinkMessage, MacVlanFlags, MacVlanMode,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
@@ -199,6 +199,12 @@ pub(crate) fn new_link(name: &str, what: &NewLink) -> Result<Request, PlatformEr
                 data.push(InfoVxlan::PortRange(o.source_ports));
             }
             (InfoKind::Vxlan, InfoData::Vxlan(data))
+        }
+        NewLink::Veth { peer } => {
+            check_ifname(peer)?;
+            let mut end = LinkMessage::default();
+            end.attributes.push(LinkAttribute::IfName(peer.clone()));
+            (InfoKind::Veth, InfoData::Veth(InfoVeth::Peer(end)))
         }
         NewLink::Tun(_) => {
             return Err(PlatformError::Invalid(format!("{name}: tun devices are not made by netlink")));

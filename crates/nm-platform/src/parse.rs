@@ -691,6 +691,8 @@ mod tests {
         }
         assert!(new_link("sw0", &NewLink::Macvlan(MacvlanOptions { parent: 0, ..macvlan })).is_err(), "no parent");
         assert!(new_link("a/b", &NewLink::Macvlan(macvlan)).is_err());
+        assert!(new_link("v0", &NewLink::Veth { peer: "v1".into() }).is_ok());
+        assert!(new_link("v0", &NewLink::Veth { peer: "a peer".into() }).is_err(), "the peer's name is checked too");
     }
 
     #[test]

@@ -216,8 +216,10 @@ impl Platform {
         self.link_by_name(name).ok_or_else(|| PlatformError::Invalid(format!("{name} created but not seen")))
     }
 
-    /// Reads one link from the kernel into the cache (no event).
-    async fn read_link(&self, name: &str) -> Result<(), PlatformError> {
+    /// Reads one link from the kernel into the cache (no event): for a
+    /// state the kernel reports late (a carrier change waits for the
+    /// kernel's link watch, up to a second), when it is needed now.
+    pub async fn read_link(&self, name: &str) -> Result<(), PlatformError> {
         let mut read = None;
         let op = || format!("reading {name}");
         let mut requests = self.requests.lock().await;

@@ -172,6 +172,10 @@ pub enum NewLink {
     Macvlan(MacvlanOptions),
     Vxlan(VxlanOptions),
     Tun(TunOptions),
+    /// A veth pair: the link and its peer, named `peer`, in this namespace.
+    Veth {
+        peer: String,
+    },
 }
 
 /// `MACVLAN_MODE_*`, the kernel's macvlan modes.
