@@ -1170,6 +1170,47 @@ async fn a_device_without_a_profile_gets_wired_connection_1_until_the_user_delet
     assert_eq!(after.trim(), "own", "no other auto-default after the user deleted it");
 }
 
+/// Addresses someone else puts on an idle managed device show as
+/// "connected (externally)": an in-memory profile named after the device
+/// (flagged external), nothing changed in the kernel. When they go, the
+/// activation and its profile go; a profile the user brings up replaces it.
+#[tokio::test]
+async fn addresses_made_by_someone_else_show_as_connected_externally() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    c.until_state(&eth, &["disconnected"]).await;
+    c.ip(&["addr", "add", "192.0.2.99/24", "dev", &eth]);
+    c.until_state(&eth, &["connected (externally)"]).await;
+    let shown = c.ok(&["-t", "-f", "GENERAL.CONNECTION,IP4.ADDRESS", "device", "show", &eth]).await;
+    assert_eq!(shown, format!("GENERAL.CONNECTION:{eth}\nIP4.ADDRESS[1]:192.0.2.99/24\n"));
+    let listed = c.ok(&["-t", "-f", "NAME,DBUS-PATH", "connection", "show"]).await;
+    let path = listed.lines().find_map(|l| l.strip_prefix(&format!("{eth}:"))).expect("its profile");
+    let settings = c.proxy(path, "org.freedesktop.NetworkManager.Settings.Connection").await;
+    let flags = settings.get_property::<u32>("Flags").await.expect("Flags");
+    assert_eq!(flags, 0x1 | 0x2 | 0x4 | 0x8, "UNSAVED | NM_GENERATED | VOLATILE | EXTERNAL");
+    // Nothing was touched: the kernel's own prefix route, no flags added.
+    let addr = c.ip(&["-4", "addr", "show", "dev", &eth]);
+    assert!(addr.contains("192.0.2.99/24") && !addr.contains("noprefixroute"), "{addr}");
+    assert!(c.ip(&["-4", "route", "show", "dev", &eth]).contains("192.0.2.0/24 proto kernel"));
+
+    c.ip(&["addr", "del", "192.0.2.99/24", "dev", &eth]);
+    c.until_state(&eth, &["disconnected"]).await;
+    let deadline = Instant::now() + STEP;
+    while c.ok(&["-t", "-f", "NAME", "connection", "show"]).await.contains(&eth) {
+        assert!(Instant::now() < deadline, "the external profile stays");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    c.ip(&["addr", "add", "192.0.2.98/24", "dev", &eth]);
+    c.until_state(&eth, &["connected (externally)"]).await;
+    let own = [("ipv4.method", "manual"), ("ipv4.addresses", "192.0.2.97/24"), ("connection.autoconnect", "no")];
+    c.ok(&nm_lab::add_ethernet(&eth, "own", &own)).await;
+    c.ok(&["connection", "up", "own"]).await;
+    let addr = c.ip(&["-4", "addr", "show", "dev", &eth]);
+    assert!(addr.contains("192.0.2.97/24") && !addr.contains("192.0.2.98"), "{addr}");
+    assert_eq!(c.ok(&["-t", "-f", "NAME", "connection", "show"]).await, "own\n", "the external profile went");
+}
+
 /// A device the user let go stays unmanaged across a restart of nm-core
 /// (NetworkManager's `managed=false` record under /run), with what the
 /// kernel has; taken back, it autoconnects again.

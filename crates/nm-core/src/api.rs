@@ -770,14 +770,18 @@ pub struct ConnectionProps {
     /// NM_GENERATED: nm-core made it (the auto-default ethernet profile)
     /// and nobody has changed it since.
     pub generated: bool,
+    /// VOLATILE | EXTERNAL: the profile of an external activation, gone
+    /// with it.
+    pub external: bool,
     pub unsaved: bool,
     pub filename: String,
 }
 
 impl ConnectionProps {
-    /// `Settings.Connection.Flags`: UNSAVED 0x1, NM_GENERATED 0x2.
+    /// `Settings.Connection.Flags`: UNSAVED 0x1, NM_GENERATED 0x2,
+    /// VOLATILE 0x4, EXTERNAL 0x8.
     pub fn flags(&self) -> u32 {
-        u32::from(self.unsaved) | (u32::from(self.generated) << 1)
+        u32::from(self.unsaved) | (u32::from(self.generated) << 1) | if self.external { 0x4 | 0x8 } else { 0 }
     }
 }
 

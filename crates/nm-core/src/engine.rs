@@ -285,6 +285,19 @@ struct Dhcp6 {
     gave_up: bool,
 }
 
+/// How an activation starts (NetworkManager's activation types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ActivationType {
+    /// Configures the device as the profile says.
+    Full,
+    /// Takes back what a recorded activation left in the kernel (after a
+    /// restart): the same steps without taking anything down.
+    Assume,
+    /// Shows configuration someone else made ("connected (externally)"):
+    /// nothing is set, and it ends when that configuration goes.
+    External,
+}
+
 struct Active {
     path: OwnedObjectPath,
     profile: u32,
@@ -300,6 +313,8 @@ struct Active {
     dhcp: Dhcp4,
     dhcp6: Dhcp6,
     assumed: bool,
+    /// An external activation ([`ActivationType::External`]).
+    external: bool,
     conn: Arc<Connection>,
     ip4: Option<(OwnedObjectPath, Props<IpProps>)>,
     ip6: Option<(OwnedObjectPath, Props<IpProps>)>,
@@ -958,7 +973,7 @@ impl Engine {
                 checkpoint::RESULT_OK
             }
             Activation::Activate => match profile {
-                Some(p) => match self.activate(p, snap.device, true, false).await {
+                Some(p) => match self.activate(p, snap.device, true, ActivationType::Full).await {
                     Ok(_) => checkpoint::RESULT_OK,
                     Err(e) => {
                         warn!(device = %snap.path, "activating the saved profile again: {e:?}");
@@ -1293,7 +1308,7 @@ impl Engine {
         if let Some(d) = self.devices.get_mut(&device_id) {
             d.autoconnect = true;
         }
-        self.activate(profile_id, device_id, true, false).await
+        self.activate(profile_id, device_id, true, ActivationType::Full).await
     }
 
     /// The device of a software profile (bridge, macvlan, vxlan, tun, veth): its
@@ -1450,7 +1465,9 @@ impl Engine {
         self.platform.set_master(port, bridge_ifindex).await.map_err(|e| e.to_string())?;
         self.publish_ports(bridge_device).await;
         if let Some(profile) = to_activate {
-            Box::pin(self.activate(profile, bridge_device, by_user, false)).await.map_err(|e| e.to_string())?;
+            Box::pin(self.activate(profile, bridge_device, by_user, ActivationType::Full))
+                .await
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -1560,7 +1577,7 @@ impl Engine {
         c.entry("interface-name".into()).or_insert_with(|| Value::Str(name.clone()));
         let profile = self.add_connection(dict, true).await?;
         let path = self.profiles[&profile].path.clone();
-        let ac = self.activate(profile, dev, true, false).await?;
+        let ac = self.activate(profile, dev, true, ActivationType::Full).await?;
         Ok((path, ac))
     }
 
@@ -1708,6 +1725,7 @@ impl Engine {
                         self.set_hostname(h).await;
                     }
                     self.assume_recorded().await;
+                    self.follow_externals().await;
                     self.make_auto_defaults().await;
                 }
                 self.autoconnect_all().await;
@@ -1836,6 +1854,7 @@ impl Engine {
         let props = Props::new(ConnectionProps {
             timestamp: self.timestamps.get(&uuid).copied().unwrap_or(0),
             generated: false,
+            external: false,
             conn: Arc::new(conn),
             unsaved: storage.unsaved,
             filename: storage.filename,
@@ -1942,6 +1961,10 @@ impl Engine {
     // ---------------------------------------------------------- devices ---
 
     async fn platform_event(&mut self, event: PlatformEvent) {
+        if let PlatformEvent::AddressAdded(a) | PlatformEvent::AddressRemoved(a) = &event {
+            let ifindex = a.ifindex;
+            self.follow_external(ifindex).await;
+        }
         match event {
             PlatformEvent::LinkAdded(link) | PlatformEvent::LinkChanged(link) => {
                 if self.devices.values().any(|d| d.ifindex == link.ifindex) {
@@ -2115,6 +2138,7 @@ impl Engine {
             }
             if self.settings_known && autoconnect {
                 self.assume_recorded().await;
+                self.follow_external(link.ifindex).await;
                 self.make_auto_defaults().await;
                 self.autoconnect_all().await;
             }
@@ -2400,8 +2424,9 @@ impl Engine {
         profile: u32,
         device: u32,
         by_user: bool,
-        assumed: bool,
+        how: ActivationType,
     ) -> Result<OwnedObjectPath, NmError> {
+        let assumed = how != ActivationType::Full;
         let Some(d) = self.devices.get(&device) else {
             return Err(NmError::manager("UnknownDevice", "no such device"));
         };
@@ -2515,6 +2540,7 @@ impl Engine {
                 },
                 dhcp6: Dhcp6::default(),
                 assumed,
+                external: how == ActivationType::External,
                 conn: conn.clone(),
                 ip4: None,
                 ip6: None,
@@ -2612,7 +2638,7 @@ impl Engine {
         for port in ports {
             let result = match self.device_for_profile(port) {
                 Ok(device) if self.devices.get(&device).is_some_and(|d| d.active.is_none()) => {
-                    Box::pin(self.activate(port, device, by_user, false)).await.map(drop)
+                    Box::pin(self.activate(port, device, by_user, ActivationType::Full)).await.map(drop)
                 }
                 Ok(_) => Err(NmError::manager("ConnectionNotAvailable", "its device is busy with another profile")),
                 Err(e) => Err(e),
@@ -2634,6 +2660,11 @@ impl Engine {
         };
         let why = if assumed { reason::CONNECTION_ASSUMED } else { reason::NONE };
         self.set_device_state(device, DeviceState::IpConfig, why).await;
+        if self.actives.get(&id).is_some_and(|a| a.external) {
+            // Someone else's configuration: shown, never touched.
+            self.try_complete(id).await;
+            return;
+        }
         if plan.v4 == FamilyMethod::Shared && !plan.addresses.iter().any(|a| a.addr.is_ipv4()) {
             self.pick_shared_address(&mut plan, &conn, metric, ifindex);
             if let Some(a) = self.actives.get_mut(&id) {
@@ -2866,7 +2897,10 @@ impl Engine {
             self.dispatch_later(d);
         }
         let uuid = conn.uuid().unwrap_or_default().to_string();
-        state_files::save_device(&self.paths, ifindex, Some(&DeviceRecord { uuid: uuid.clone(), metric }));
+        // (An external activation is found again from the kernel.)
+        if !self.actives.get(&id).is_some_and(|a| a.external) {
+            state_files::save_device(&self.paths, ifindex, Some(&DeviceRecord { uuid: uuid.clone(), metric }));
+        }
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         self.timestamps.insert(uuid.clone(), now);
         // GetSettings shows it (connection.timestamp), as NetworkManager's;
@@ -3762,7 +3796,8 @@ impl Engine {
             return;
         }
         a.state = state;
-        let flags = state_flags(&a.conn, &a.plan, state, a.dhcp.status == V4Status::Failed);
+        let flags = state_flags(&a.conn, &a.plan, state, a.dhcp.status == V4Status::Failed)
+            | if a.external { AC_EXTERNAL } else { 0 };
         let flags_changed = {
             let mut p = a.props.lock();
             p.state = state as u32;
@@ -3814,7 +3849,8 @@ impl Engine {
             return;
         };
         let (device, plan, rules, conn) = (a.device, a.plan.clone(), a.rules.clone(), a.conn.clone());
-        let was_up = a.state == AcState::Activated;
+        // An external activation ran no scripts and was nobody's to end.
+        let was_up = a.state == AcState::Activated && !a.external;
         info!(device = %self.devices.get(&device).map(|d| d.name.as_str()).unwrap_or("?"), "deactivating '{}'", a.conn.id().unwrap_or_default());
         // A bridge's ports go down before it, as NetworkManager takes them
         // (not when the bridge only takes its profile again).
@@ -3935,6 +3971,82 @@ impl Engine {
             let _ = server.remove::<Ip6ConfigIface, _>(&p).await;
         }
         self.update_dns().await;
+        // An external activation's profile is volatile: it goes with it.
+        if a.external
+            && self.profiles.contains_key(&a.profile)
+            && let Err(e) = Box::pin(self.delete_connection(a.profile)).await
+        {
+            warn!("removing the external profile: {e}");
+        }
+    }
+
+    async fn follow_externals(&mut self) {
+        let ifindexes: Vec<u32> = self.devices.values().map(|d| d.ifindex).collect();
+        for ifindex in ifindexes {
+            self.follow_external(ifindex).await;
+        }
+    }
+
+    /// Configuration someone else put on a device (NetworkManager's
+    /// "connected (externally)"): a managed, idle ethernet device with
+    /// addresses of its own gets an in-memory profile describing them and
+    /// an external activation that changes nothing; when the addresses go,
+    /// the activation and its profile go too.
+    async fn follow_external(&mut self, ifindex: u32) {
+        let Some((id, d)) = self.devices.iter().find(|(_, d)| d.ifindex == ifindex) else { return };
+        let id = *id;
+        let addresses: Vec<nm_platform::Address> = self
+            .platform
+            .addresses(ifindex)
+            .into_iter()
+            .filter(|a| !matches!(a.addr, IpAddr::V6(v6) if v6.is_unicast_link_local()))
+            .collect();
+        if let Some(ac) = d.active {
+            let external = self.actives.get(&ac).is_some_and(|a| a.external && a.state == AcState::Activated);
+            if external && addresses.is_empty() {
+                info!(device = %d.name, "its external configuration is gone");
+                self.deactivate(ac, reason::NONE, ac_reason::DEVICE_DISCONNECTED).await;
+            }
+            return;
+        }
+        let idle = d.managed
+            && d.state == DeviceState::Disconnected
+            && matches!(d.kind, DeviceType::Ethernet | DeviceType::Veth)
+            && self.settings_known
+            && !self.asleep();
+        if !idle || addresses.is_empty() {
+            return;
+        }
+        let name = d.name.clone();
+        let filter = RouteFilter { family: Some(Family::V4), oif: Some(ifindex), ..RouteFilter::main() };
+        let gateway = self
+            .platform
+            .routes(filter)
+            .await
+            .ok()
+            .and_then(|routes| routes.into_iter().find(|r| r.prefix == 0).and_then(|r| r.gateway));
+        let conn = external_profile(&name, &addresses, gateway);
+        let profile = match self.add_connection(dbus_dict::to_dbus(&conn, false), false).await {
+            Ok(profile) => profile,
+            Err(e) => {
+                warn!(device = %name, "describing its external configuration: {e}");
+                return;
+            }
+        };
+        if let Some(p) = self.profiles.get(&profile) {
+            let flags = {
+                let mut props = p.props.lock();
+                props.generated = true;
+                props.external = true;
+                props.flags()
+            };
+            emit_changed(&self.bus, &p.path, CONNECTION_IFACE, vec![("Flags", Variant::from(flags))]).await;
+        }
+        info!(device = %name, "configured by someone else: connected (externally)");
+        if let Err(e) = self.activate(profile, id, false, ActivationType::External).await {
+            warn!(device = %name, "external activation: {e}");
+            let _ = self.delete_connection(profile).await;
+        }
     }
 
     /// The activated connection with the lowest-metric default route of a
@@ -4169,7 +4281,7 @@ impl Engine {
             let Some(profile) = self.profiles.iter().find(|(_, p)| p.uuid == uuid).map(|(id, _)| *id) else {
                 continue;
             };
-            if let Err(e) = self.activate(profile, device, false, true).await {
+            if let Err(e) = self.activate(profile, device, false, ActivationType::Assume).await {
                 warn!("taking back {uuid}: {e}");
             }
         }
@@ -4222,7 +4334,7 @@ impl Engine {
                 continue;
             }
             if let Some(profile) = self.best_profile(device, true)
-                && let Err(e) = self.activate(profile, device, false, false).await
+                && let Err(e) = self.activate(profile, device, false, ActivationType::Full).await
             {
                 warn!("autoconnect: {e}");
             }
@@ -4433,6 +4545,52 @@ fn from_router(a: &Address) -> bool {
 
 /// `NMActivationStateFlags` of an activation: its role (bridge, port),
 /// and once activated, layer 2 and each configured family ready.
+/// The in-memory profile of an external activation, as NetworkManager
+/// makes it: named after the interface, the addresses the device has
+/// (`manual`), IPv4's default gateway, and IPv6 left alone otherwise.
+fn external_profile(iface: &str, addresses: &[nm_platform::Address], gateway: Option<IpAddr>) -> Connection {
+    // Unique per interface and moment; nothing needs it stable.
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e6d_2d72_732d_4558_8000_6578_7465_726e);
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let uuid = uuid::Uuid::new_v5(&NAMESPACE, format!("{iface}\0{now}").as_bytes());
+    let mut conn = Connection::default();
+    conn.set("connection", "id", Value::Str(iface.into()));
+    conn.set("connection", "uuid", Value::Str(uuid.to_string()));
+    conn.set("connection", "type", Value::Str("802-3-ethernet".into()));
+    conn.set("connection", "interface-name", Value::Str(iface.into()));
+    conn.set("connection", "autoconnect", Value::Bool(false));
+    for (family, v6) in [("ipv4", false), ("ipv6", true)] {
+        let list: Vec<Value> = addresses
+            .iter()
+            .filter(|a| a.addr.is_ipv6() == v6)
+            .map(|a| Value::Dict {
+                key: "s".into(),
+                value: "v".into(),
+                entries: vec![
+                    (Value::Str("address".into()), Value::Variant(Box::new(Value::Str(a.addr.to_string())))),
+                    (Value::Str("prefix".into()), Value::Variant(Box::new(Value::UInt32(a.prefix.into())))),
+                ],
+            })
+            .collect();
+        let method = match (list.is_empty(), v6) {
+            (false, _) => "manual",
+            (true, false) => "disabled",
+            (true, true) => "ignore",
+        };
+        conn.set(family, "method", Value::Str(method.into()));
+        if !list.is_empty() {
+            conn.set(family, "address-data", Value::Array { elem: "a{sv}".into(), items: list });
+        }
+    }
+    if let Some(gw) = gateway.filter(|_| addresses.iter().any(|a| a.addr.is_ipv4())) {
+        conn.set("ipv4", "gateway", Value::Str(gw.to_string()));
+    }
+    conn
+}
+
+/// `NM_ACTIVATION_STATE_FLAG_EXTERNAL`: nmcli says "connected (externally)".
+const AC_EXTERNAL: u32 = 0x80;
+
 fn state_flags(conn: &Connection, plan: &Plan, state: AcState, v4_failed: bool) -> u32 {
     const IS_MASTER: u32 = 0x1;
     const IS_SLAVE: u32 = 0x2;
