@@ -1176,7 +1176,7 @@ async fn a_device_without_a_profile_gets_wired_connection_1_until_the_user_delet
 /// activation and its profile go; a profile the user brings up replaces it.
 #[tokio::test]
 async fn addresses_made_by_someone_else_show_as_connected_externally() {
-    let c = Core::start(1, "").await;
+    let mut c = Core::start(1, "").await;
     let eth = c.uplink(0);
     c.until_state(&eth, &["disconnected"]).await;
     c.ip(&["addr", "add", "192.0.2.99/24", "dev", &eth]);
@@ -1203,6 +1203,10 @@ async fn addresses_made_by_someone_else_show_as_connected_externally() {
 
     c.ip(&["addr", "add", "192.0.2.98/24", "dev", &eth]);
     c.until_state(&eth, &["connected (externally)"]).await;
+    // A restart finds it again from the kernel, with the same profile.
+    c.restart_core().await;
+    c.until_state(&eth, &["connected (externally)"]).await;
+    assert_eq!(c.ok(&["-t", "-f", "NAME", "connection", "show"]).await, format!("{eth}\n"), "one profile");
     let own = [("ipv4.method", "manual"), ("ipv4.addresses", "192.0.2.97/24"), ("connection.autoconnect", "no")];
     c.ok(&nm_lab::add_ethernet(&eth, "own", &own)).await;
     c.ok(&["connection", "up", "own"]).await;

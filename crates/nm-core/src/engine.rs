@@ -3995,26 +3995,34 @@ impl Engine {
     async fn follow_external(&mut self, ifindex: u32) {
         let Some((id, d)) = self.devices.iter().find(|(_, d)| d.ifindex == ifindex) else { return };
         let id = *id;
+        // Cheap checks first: this runs for every address event.
+        let external_ac = match d.active {
+            Some(ac) if self.actives.get(&ac).is_some_and(|a| a.external && a.state == AcState::Activated) => Some(ac),
+            Some(_) => return,
+            None => None,
+        };
+        let idle = d.managed
+            && d.state == DeviceState::Disconnected
+            && matches!(d.kind, DeviceType::Ethernet | DeviceType::Veth)
+            && self.settings_known
+            && !self.asleep();
+        if external_ac.is_none() && !idle {
+            return;
+        }
         let addresses: Vec<nm_platform::Address> = self
             .platform
             .addresses(ifindex)
             .into_iter()
             .filter(|a| !matches!(a.addr, IpAddr::V6(v6) if v6.is_unicast_link_local()))
             .collect();
-        if let Some(ac) = d.active {
-            let external = self.actives.get(&ac).is_some_and(|a| a.external && a.state == AcState::Activated);
-            if external && addresses.is_empty() {
+        if let Some(ac) = external_ac {
+            if addresses.is_empty() {
                 info!(device = %d.name, "its external configuration is gone");
                 self.deactivate(ac, reason::NONE, ac_reason::DEVICE_DISCONNECTED).await;
             }
             return;
         }
-        let idle = d.managed
-            && d.state == DeviceState::Disconnected
-            && matches!(d.kind, DeviceType::Ethernet | DeviceType::Veth)
-            && self.settings_known
-            && !self.asleep();
-        if !idle || addresses.is_empty() {
+        if addresses.is_empty() {
             return;
         }
         let name = d.name.clone();
@@ -4025,8 +4033,24 @@ impl Engine {
             .await
             .ok()
             .and_then(|routes| routes.into_iter().find(|r| r.prefix == 0).and_then(|r| r.gateway));
-        let conn = external_profile(&name, &addresses, gateway);
-        let profile = match self.add_connection(dbus_dict::to_dbus(&conn, false), false).await {
+        let mut conn = external_profile(&name, &addresses, gateway);
+        // One left from before a restart of nm-core (in /run, unsaved,
+        // never autoconnecting) is taken again rather than doubled.
+        let left = self.profiles.iter().find(|(_, p)| {
+            let c = p.conn();
+            p.props.lock().unsaved
+                && c.id() == Some(name.as_str())
+                && c.get_str("connection", "interface-name") == Some(name.as_str())
+                && c.get("connection", "autoconnect").and_then(Value::as_bool) == Some(false)
+        });
+        let made = match left.map(|(pid, p)| (*pid, p.uuid.clone())) {
+            Some((pid, uuid)) => {
+                conn.set("connection", "uuid", Value::Str(uuid));
+                self.update_connection(pid, dbus_dict::to_dbus(&conn, false), false).await.map(|()| pid)
+            }
+            None => self.add_connection(dbus_dict::to_dbus(&conn, false), false).await,
+        };
+        let profile = match made {
             Ok(profile) => profile,
             Err(e) => {
                 warn!(device = %name, "describing its external configuration: {e}");
