@@ -1179,10 +1179,14 @@ async fn addresses_made_by_someone_else_show_as_connected_externally() {
     let mut c = Core::start(1, "").await;
     let eth = c.uplink(0);
     c.until_state(&eth, &["disconnected"]).await;
+    // (The route right after the address, as tools add them.)
     c.ip(&["addr", "add", "192.0.2.99/24", "dev", &eth]);
+    c.ip(&["route", "add", "default", "via", "192.0.2.1", "dev", &eth, "metric", "700"]);
     c.until_state(&eth, &["connected (externally)"]).await;
-    let shown = c.ok(&["-t", "-f", "GENERAL.CONNECTION,IP4.ADDRESS", "device", "show", &eth]).await;
-    assert_eq!(shown, format!("GENERAL.CONNECTION:{eth}\nIP4.ADDRESS[1]:192.0.2.99/24\n"));
+    let shown = c.ok(&["-t", "-f", "GENERAL.CONNECTION,IP4.ADDRESS,IP4.GATEWAY", "device", "show", &eth]).await;
+    assert_eq!(shown, format!("GENERAL.CONNECTION:{eth}\nIP4.ADDRESS[1]:192.0.2.99/24\nIP4.GATEWAY:192.0.2.1\n"));
+    let routes = c.ok(&["-t", "-f", "IP4.ROUTE", "device", "show", &eth]).await;
+    assert!(routes.contains("dst = 0.0.0.0/0, nh = 192.0.2.1, mt = 700"), "the kernel's routes as they are: {routes}");
     let listed = c.ok(&["-t", "-f", "NAME,DBUS-PATH", "connection", "show"]).await;
     let path = listed.lines().find_map(|l| l.strip_prefix(&format!("{eth}:"))).expect("its profile");
     let settings = c.proxy(path, "org.freedesktop.NetworkManager.Settings.Connection").await;

@@ -91,6 +91,9 @@ pub enum Timer {
     Dhcp6Wait { ac: u32 },
     /// A checkpoint's rollback timeout (unless adjusted since: `generation`).
     CheckpointTimeout { id: u32, generation: u32 },
+    /// Someone changed the addresses of an idle device: it is looked at
+    /// once their burst is over (addresses come before their routes).
+    External { ifindex: u32 },
 }
 
 pub enum Call {
@@ -426,6 +429,10 @@ pub struct Engine {
     publishing_deferred: bool,
     publish_pending: bool,
 }
+
+/// How long a device someone configures is left to them before nm-core
+/// describes it (their routes follow their addresses).
+const EXTERNAL_SETTLE: Duration = Duration::from_millis(200);
 
 /// How long timestamps may wait before they are written.
 const TIMESTAMPS_DELAY: Duration = Duration::from_secs(2);
@@ -1963,7 +1970,7 @@ impl Engine {
     async fn platform_event(&mut self, event: PlatformEvent) {
         if let PlatformEvent::AddressAdded(a) | PlatformEvent::AddressRemoved(a) = &event {
             let ifindex = a.ifindex;
-            self.follow_external(ifindex).await;
+            self.follow_external(ifindex, false).await;
         }
         match event {
             PlatformEvent::LinkAdded(link) | PlatformEvent::LinkChanged(link) => {
@@ -2138,7 +2145,7 @@ impl Engine {
             }
             if self.settings_known && autoconnect {
                 self.assume_recorded().await;
-                self.follow_external(link.ifindex).await;
+                self.follow_external(link.ifindex, true).await;
                 self.make_auto_defaults().await;
                 self.autoconnect_all().await;
             }
@@ -2496,7 +2503,10 @@ impl Engine {
         if let Some(d) = self.devices.get_mut(&device) {
             d.metric = metric;
         }
-        let plan = ipconfig::plan(&conn, metric);
+        let mut plan = ipconfig::plan(&conn, metric);
+        if how == ActivationType::External {
+            self.kernel_plan(self.devices[&device].ifindex, &mut plan).await;
+        }
         let id = next(&mut self.counters.active);
         let path = api::path("ActiveConnection", id);
         let (dev_path, ifindex, name) = {
@@ -3980,10 +3990,50 @@ impl Engine {
         }
     }
 
+    /// An external activation shows what the kernel has: the device's
+    /// addresses and its routes in the main table, as they are.
+    async fn kernel_plan(&self, ifindex: u32, plan: &mut Plan) {
+        plan.addresses = self
+            .platform
+            .addresses(ifindex)
+            .into_iter()
+            .filter(|a| !matches!(a.addr, IpAddr::V6(v6) if v6.is_unicast_link_local()))
+            .map(|a| PlannedAddress { addr: a.addr, prefix: a.prefix, lifetime: a.valid_lft })
+            .collect();
+        let filter = RouteFilter { oif: Some(ifindex), ..RouteFilter::main() };
+        let routes = self.platform.routes(filter).await.unwrap_or_default();
+        plan.routes = routes
+            .into_iter()
+            .filter(|r| !matches!(r.dest, IpAddr::V6(v6) if v6.is_unicast_link_local()))
+            .map(|r| ipconfig::PlannedRoute {
+                dest: r.dest,
+                prefix: r.prefix,
+                gateway: r.gateway,
+                metric: r.metric,
+                table: r.table,
+                protocol: r.protocol,
+                scope: r.scope,
+                mtu: r.mtu,
+                extra: Default::default(),
+            })
+            .collect();
+        let default_via = |v6: bool| plan.routes.iter().find(|r| r.is_default() && r.dest.is_ipv6() == v6)?.gateway;
+        (plan.gateway4, plan.gateway6) = (
+            default_via(false).and_then(|g| match g {
+                IpAddr::V4(g) => Some(g),
+                IpAddr::V6(_) => None,
+            }),
+            default_via(true).and_then(|g| match g {
+                IpAddr::V6(g) => Some(g),
+                IpAddr::V4(_) => None,
+            }),
+        );
+    }
+
     async fn follow_externals(&mut self) {
         let ifindexes: Vec<u32> = self.devices.values().map(|d| d.ifindex).collect();
         for ifindex in ifindexes {
-            self.follow_external(ifindex).await;
+            self.follow_external(ifindex, true).await;
         }
     }
 
@@ -3992,7 +4042,9 @@ impl Engine {
     /// addresses of its own gets an in-memory profile describing them and
     /// an external activation that changes nothing; when the addresses go,
     /// the activation and its profile go too.
-    async fn follow_external(&mut self, ifindex: u32) {
+    /// `now`: decide at once (at start-up); else an idle device is looked
+    /// at a little later ([`Timer::External`]).
+    async fn follow_external(&mut self, ifindex: u32, now: bool) {
         let Some((id, d)) = self.devices.iter().find(|(_, d)| d.ifindex == ifindex) else { return };
         let id = *id;
         // Cheap checks first: this runs for every address event.
@@ -4023,6 +4075,10 @@ impl Engine {
             return;
         }
         if addresses.is_empty() {
+            return;
+        }
+        if !now {
+            self.schedule(EXTERNAL_SETTLE, Timer::External { ifindex });
             return;
         }
         let name = d.name.clone();
@@ -4383,6 +4439,7 @@ impl Engine {
                 }
             }
             Timer::StartupWait => self.carrier_wait_over = true,
+            Timer::External { ifindex } => self.follow_external(ifindex, true).await,
             Timer::CheckpointTimeout { id, generation } => {
                 if self.checkpoints.get(&id).is_some_and(|c| c.generation == generation) {
                     info!("checkpoint {id}: its rollback timeout passed, rolling back");
