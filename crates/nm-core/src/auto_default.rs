@@ -1,9 +1,14 @@
-//! NetworkManager's auto-default ethernet profile ("Wired connection N"):
+//! The profiles nm-core makes itself, as NetworkManager does. The
+//! auto-default ethernet profile ("Wired connection N"):
 //! an ethernet device that is managed and that no profile may use gets an
 //! in-memory DHCP profile of its own, once, unless `no-auto-default`
 //! names it. A user who deletes that profile adds the device to
 //! `/var/lib/NetworkManager/no-auto-default.state`, so it is not made
-//! again. Pure: the engine decides when and talks to the settings service.
+//! again. And the profile of an external activation: what someone else
+//! configured on a device, described. Pure: the engine decides when and
+//! talks to the settings service.
+
+use std::net::IpAddr;
 
 use nm_model::{Connection, Value};
 
@@ -31,13 +36,58 @@ pub fn profile(name: &str, iface: &str, machine_id: Option<&str>, device_id: &st
     // A fixed namespace of ours for these uuids.
     const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e6d_2d72_732d_4457_8000_6465_6677_6972);
     let seed = ["default-wired", machine_id.map(str::trim).unwrap_or(""), name, device_id].join("\0");
-    let uuid = uuid::Uuid::new_v5(&NAMESPACE, seed.as_bytes());
+    let mut conn = ethernet(name, uuid::Uuid::new_v5(&NAMESPACE, seed.as_bytes()), iface);
+    conn.set("connection", "autoconnect-priority", Value::Int32(PRIORITY));
+    conn
+}
+
+/// The in-memory profile of an external activation, as NetworkManager
+/// makes it: named after the interface, never autoconnecting, the
+/// addresses the device has (`manual`) and the IPv4 default gateway; IPv6
+/// left alone without addresses. (Link-local IPv6 addresses are not
+/// passed in.)
+pub fn external(iface: &str, addresses: &[nm_platform::Address], gateway: Option<IpAddr>) -> Connection {
+    // Unique per interface and moment; nothing needs it stable.
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e6d_2d72_732d_4558_8000_6578_7465_726e);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let mut conn = ethernet(iface, uuid::Uuid::new_v5(&NAMESPACE, format!("{iface}\0{now}").as_bytes()), iface);
+    conn.set("connection", "autoconnect", Value::Bool(false));
+    for (family, v6) in [("ipv4", false), ("ipv6", true)] {
+        let list: Vec<Value> = addresses
+            .iter()
+            .filter(|a| a.addr.is_ipv6() == v6)
+            .map(|a| Value::Dict {
+                key: "s".into(),
+                value: "v".into(),
+                entries: vec![
+                    (Value::Str("address".into()), Value::Variant(Box::new(Value::Str(a.addr.to_string())))),
+                    (Value::Str("prefix".into()), Value::Variant(Box::new(Value::UInt32(a.prefix.into())))),
+                ],
+            })
+            .collect();
+        let method = match (list.is_empty(), v6) {
+            (false, _) => "manual",
+            (true, false) => "disabled",
+            (true, true) => "ignore",
+        };
+        conn.set(family, "method", Value::Str(method.into()));
+        if !list.is_empty() {
+            conn.set(family, "address-data", Value::Array { elem: "a{sv}".into(), items: list });
+        }
+    }
+    if let Some(gw) = gateway.filter(|g| g.is_ipv4() && addresses.iter().any(|a| a.addr.is_ipv4())) {
+        conn.set("ipv4", "gateway", Value::Str(gw.to_string()));
+    }
+    conn
+}
+
+/// An ethernet profile bound to `iface`.
+fn ethernet(id: &str, uuid: uuid::Uuid, iface: &str) -> Connection {
     let mut conn = Connection::default();
-    conn.set("connection", "id", Value::Str(name.into()));
+    conn.set("connection", "id", Value::Str(id.into()));
     conn.set("connection", "uuid", Value::Str(uuid.to_string()));
     conn.set("connection", "type", Value::Str("802-3-ethernet".into()));
     conn.set("connection", "interface-name", Value::Str(iface.into()));
-    conn.set("connection", "autoconnect-priority", Value::Int32(PRIORITY));
     conn
 }
 
@@ -98,6 +148,21 @@ mod tests {
         let other = profile("Wired connection 1", "eth1", Some("0123456789abcdef0123456789abcdef"), "eth1");
         assert_ne!(conn.uuid(), other.uuid());
         assert!(conn.uuid().is_some_and(|u| uuid::Uuid::parse_str(u).is_ok()));
+    }
+
+    #[test]
+    fn an_external_profile_describes_the_addresses_and_the_gateway() {
+        let addr = |a: &str, prefix| nm_platform::Address::new(3, a.parse().unwrap(), prefix);
+        let gw = "192.0.2.1".parse().ok();
+        let mut conn = external("eth0", &[addr("192.0.2.9", 24), addr("2001:db8::9", 64)], gw);
+        nm_model::validate::normalize(&mut conn);
+        assert_eq!((conn.id(), conn.get_str("connection", "interface-name")), (Some("eth0"), Some("eth0")));
+        assert_eq!(conn.get("connection", "autoconnect").and_then(Value::as_bool), Some(false));
+        assert_eq!((conn.get_str("ipv4", "method"), conn.get_str("ipv6", "method")), (Some("manual"), Some("manual")));
+        assert_eq!(conn.get_str("ipv4", "gateway"), Some("192.0.2.1"));
+        let only4 = external("eth0", &[addr("192.0.2.9", 24)], None);
+        assert_eq!((only4.get_str("ipv6", "method"), only4.get_str("ipv4", "gateway")), (Some("ignore"), None));
+        assert!(nm_model::validate::normalize_and_validate(only4).is_ok());
     }
 
     #[test]

@@ -2201,18 +2201,23 @@ impl Engine {
                 Ok(profile) => {
                     info!(device = %iface, "auto-default: '{name}' made in memory");
                     self.default_wired.insert(profile, id);
-                    if let Some(p) = self.profiles.get(&profile) {
-                        let flags = {
-                            let mut props = p.props.lock();
-                            props.generated = true;
-                            props.flags()
-                        };
-                        emit_changed(&self.bus, &p.path, CONNECTION_IFACE, vec![("Flags", Variant::from(flags))]).await;
-                    }
+                    self.set_generated(profile, |props| props.generated = true).await;
                 }
                 Err(e) => warn!(device = %iface, "auto-default: '{name}' could not be made: {e}"),
             }
         }
+    }
+
+    /// Marks a profile nm-core made (NM_GENERATED, EXTERNAL, …) and
+    /// announces its new `Flags`.
+    async fn set_generated(&self, profile: u32, mark: impl FnOnce(&mut ConnectionProps)) {
+        let Some(p) = self.profiles.get(&profile) else { return };
+        let flags = {
+            let mut props = p.props.lock();
+            mark(&mut props);
+            props.flags()
+        };
+        emit_changed(&self.bus, &p.path, CONNECTION_IFACE, vec![("Flags", Variant::from(flags))]).await;
     }
 
     /// A device's permanent MAC, when it has one of its own (a veth's is
@@ -2226,14 +2231,7 @@ impl Engine {
     /// file, so that no other is made for it).
     async fn forget_auto_default(&mut self, profile: u32, by_user: bool) {
         let Some(device) = self.default_wired.remove(&profile) else { return };
-        if let Some(p) = self.profiles.get(&profile) {
-            let flags = {
-                let mut props = p.props.lock();
-                props.generated = false;
-                props.flags()
-            };
-            emit_changed(&self.bus, &p.path, CONNECTION_IFACE, vec![("Flags", Variant::from(flags))]).await;
-        }
+        self.set_generated(profile, |props| props.generated = false).await;
         let Some(d) = self.devices.get(&device).filter(|_| by_user) else { return };
         let line = auto_default::state_line(self.real_perm_mac(d).as_deref(), &d.name);
         let file = self.paths.path(auto_default::STATE_FILE);
@@ -4089,7 +4087,7 @@ impl Engine {
             .await
             .ok()
             .and_then(|routes| routes.into_iter().find(|r| r.prefix == 0).and_then(|r| r.gateway));
-        let mut conn = external_profile(&name, &addresses, gateway);
+        let mut conn = auto_default::external(&name, &addresses, gateway);
         // One left from before a restart of nm-core (in /run, unsaved,
         // never autoconnecting) is taken again rather than doubled.
         let left = self.profiles.iter().find(|(_, p)| {
@@ -4113,15 +4111,7 @@ impl Engine {
                 return;
             }
         };
-        if let Some(p) = self.profiles.get(&profile) {
-            let flags = {
-                let mut props = p.props.lock();
-                props.generated = true;
-                props.external = true;
-                props.flags()
-            };
-            emit_changed(&self.bus, &p.path, CONNECTION_IFACE, vec![("Flags", Variant::from(flags))]).await;
-        }
+        self.set_generated(profile, |props| (props.generated, props.external) = (true, true)).await;
         info!(device = %name, "configured by someone else: connected (externally)");
         if let Err(e) = self.activate(profile, id, false, ActivationType::External).await {
             warn!(device = %name, "external activation: {e}");
@@ -4626,49 +4616,6 @@ fn from_router(a: &Address) -> bool {
 
 /// `NMActivationStateFlags` of an activation: its role (bridge, port),
 /// and once activated, layer 2 and each configured family ready.
-/// The in-memory profile of an external activation, as NetworkManager
-/// makes it: named after the interface, the addresses the device has
-/// (`manual`), IPv4's default gateway, and IPv6 left alone otherwise.
-fn external_profile(iface: &str, addresses: &[nm_platform::Address], gateway: Option<IpAddr>) -> Connection {
-    // Unique per interface and moment; nothing needs it stable.
-    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e6d_2d72_732d_4558_8000_6578_7465_726e);
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let uuid = uuid::Uuid::new_v5(&NAMESPACE, format!("{iface}\0{now}").as_bytes());
-    let mut conn = Connection::default();
-    conn.set("connection", "id", Value::Str(iface.into()));
-    conn.set("connection", "uuid", Value::Str(uuid.to_string()));
-    conn.set("connection", "type", Value::Str("802-3-ethernet".into()));
-    conn.set("connection", "interface-name", Value::Str(iface.into()));
-    conn.set("connection", "autoconnect", Value::Bool(false));
-    for (family, v6) in [("ipv4", false), ("ipv6", true)] {
-        let list: Vec<Value> = addresses
-            .iter()
-            .filter(|a| a.addr.is_ipv6() == v6)
-            .map(|a| Value::Dict {
-                key: "s".into(),
-                value: "v".into(),
-                entries: vec![
-                    (Value::Str("address".into()), Value::Variant(Box::new(Value::Str(a.addr.to_string())))),
-                    (Value::Str("prefix".into()), Value::Variant(Box::new(Value::UInt32(a.prefix.into())))),
-                ],
-            })
-            .collect();
-        let method = match (list.is_empty(), v6) {
-            (false, _) => "manual",
-            (true, false) => "disabled",
-            (true, true) => "ignore",
-        };
-        conn.set(family, "method", Value::Str(method.into()));
-        if !list.is_empty() {
-            conn.set(family, "address-data", Value::Array { elem: "a{sv}".into(), items: list });
-        }
-    }
-    if let Some(gw) = gateway.filter(|_| addresses.iter().any(|a| a.addr.is_ipv4())) {
-        conn.set("ipv4", "gateway", Value::Str(gw.to_string()));
-    }
-    conn
-}
-
 /// `NM_ACTIVATION_STATE_FLAG_EXTERNAL`: nmcli says "connected (externally)".
 const AC_EXTERNAL: u32 = 0x80;
 
