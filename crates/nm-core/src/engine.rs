@@ -4059,12 +4059,8 @@ impl Engine {
         if external_ac.is_none() && !idle {
             return;
         }
-        let addresses: Vec<nm_platform::Address> = self
-            .platform
-            .addresses(ifindex)
-            .into_iter()
-            .filter(|a| !matches!(a.addr, IpAddr::V6(v6) if v6.is_unicast_link_local()))
-            .collect();
+        let addresses: Vec<nm_platform::Address> =
+            self.platform.addresses(ifindex).into_iter().filter(set_by_someone).collect();
         if let Some(ac) = external_ac {
             if addresses.is_empty() {
                 info!(device = %d.name, "its external configuration is gone");
@@ -4616,6 +4612,17 @@ fn from_router(a: &Address) -> bool {
 
 /// `NMActivationStateFlags` of an activation: its role (bridge, port),
 /// and once activated, layer 2 and each configured family ready.
+/// Whether an address on an idle device is someone's configuration: any
+/// IPv4 address; an IPv6 one only if set by hand (permanent, not
+/// link-local): the kernel's own SLAAC addresses stay after a profile
+/// with `ipv6.method=ignore` goes, and are nobody's activation.
+fn set_by_someone(a: &nm_platform::Address) -> bool {
+    match a.addr {
+        IpAddr::V4(_) => true,
+        IpAddr::V6(v6) => !v6.is_unicast_link_local() && a.flags & nm_platform::IFA_F_PERMANENT != 0,
+    }
+}
+
 /// `NM_ACTIVATION_STATE_FLAG_EXTERNAL`: nmcli says "connected (externally)".
 const AC_EXTERNAL: u32 = 0x80;
 
