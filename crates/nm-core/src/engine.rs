@@ -289,16 +289,46 @@ struct Dhcp6 {
 }
 
 /// How an activation starts (NetworkManager's activation types).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 enum ActivationType {
     /// Configures the device as the profile says.
     Full,
     /// Takes back what a recorded activation left in the kernel (after a
     /// restart): the same steps without taking anything down.
     Assume,
-    /// Shows configuration someone else made ("connected (externally)"):
-    /// nothing is set, and it ends when that configuration goes.
-    External,
+    /// Shows configuration someone else made ("connected (externally)"),
+    /// as the kernel has it: nothing is set, and it ends when that
+    /// configuration goes.
+    External(Box<KernelConfig>),
+}
+
+/// What the kernel has on a device: its addresses (but IPv6 link-local)
+/// and its routes in the main table, as they are.
+#[derive(Debug, PartialEq, Eq)]
+struct KernelConfig {
+    addresses: Vec<PlannedAddress>,
+    routes: Vec<ipconfig::PlannedRoute>,
+}
+
+impl KernelConfig {
+    /// The gateway of the family's default route.
+    fn gateway(&self, v6: bool) -> Option<IpAddr> {
+        self.routes.iter().find(|r| r.is_default() && r.dest.is_ipv6() == v6)?.gateway
+    }
+
+    /// A plan that shows this configuration instead of the profile's.
+    fn show_in(self, plan: &mut Plan) {
+        plan.gateway4 = match self.gateway(false) {
+            Some(IpAddr::V4(g)) => Some(g),
+            _ => None,
+        };
+        plan.gateway6 = match self.gateway(true) {
+            Some(IpAddr::V6(g)) => Some(g),
+            _ => None,
+        };
+        plan.addresses = self.addresses;
+        plan.routes = self.routes;
+    }
 }
 
 struct Active {
@@ -2169,7 +2199,8 @@ impl Engine {
         if candidates.is_empty() || !self.settings_known {
             return;
         }
-        let machine_id = self.machine_id();
+        // Read only when a profile is made: most devices have one already.
+        let mut machine_id = None;
         for id in candidates {
             let Some(d) = self.devices.get_mut(&id) else { continue };
             d.auto_default_checked = true;
@@ -2196,6 +2227,7 @@ impl Engine {
             };
             let iface = d.name.clone();
             let device_id = perm_mac.clone().unwrap_or_else(|| iface.clone());
+            let machine_id = machine_id.get_or_insert_with(|| self.machine_id());
             let conn = auto_default::profile(&name, &iface, machine_id.as_deref(), &device_id);
             match self.add_connection(dbus_dict::to_dbus(&conn, false), false).await {
                 Ok(profile) => {
@@ -2432,6 +2464,7 @@ impl Engine {
         how: ActivationType,
     ) -> Result<OwnedObjectPath, NmError> {
         let assumed = how != ActivationType::Full;
+        let external = matches!(how, ActivationType::External(_));
         let Some(d) = self.devices.get(&device) else {
             return Err(NmError::manager("UnknownDevice", "no such device"));
         };
@@ -2502,8 +2535,8 @@ impl Engine {
             d.metric = metric;
         }
         let mut plan = ipconfig::plan(&conn, metric);
-        if how == ActivationType::External {
-            self.kernel_plan(self.devices[&device].ifindex, &mut plan).await;
+        if let ActivationType::External(seen) = how {
+            seen.show_in(&mut plan);
         }
         let id = next(&mut self.counters.active);
         let path = api::path("ActiveConnection", id);
@@ -2548,7 +2581,7 @@ impl Engine {
                 },
                 dhcp6: Dhcp6::default(),
                 assumed,
-                external: how == ActivationType::External,
+                external,
                 conn: conn.clone(),
                 ip4: None,
                 ip6: None,
@@ -2905,18 +2938,20 @@ impl Engine {
             self.dispatch_later(d);
         }
         let uuid = conn.uuid().unwrap_or_default().to_string();
-        // (An external activation is found again from the kernel.)
-        if !self.actives.get(&id).is_some_and(|a| a.external) {
-            state_files::save_device(&self.paths, ifindex, Some(&DeviceRecord { uuid: uuid.clone(), metric }));
-        }
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        self.timestamps.insert(uuid.clone(), now);
         // GetSettings shows it (connection.timestamp), as NetworkManager's;
         // kept beside the settings, which stay shared with the activation.
         if let Some(p) = self.profiles.values().find(|p| p.uuid == uuid) {
             p.props.lock().timestamp = now;
         }
-        if !self.timestamps_dirty {
+        // An external activation is found again from the kernel, and its
+        // volatile profile has no future to order: nothing is kept of it.
+        let external = self.actives.get(&id).is_some_and(|a| a.external);
+        if !external {
+            state_files::save_device(&self.paths, ifindex, Some(&DeviceRecord { uuid: uuid.clone(), metric }));
+            self.timestamps.insert(uuid.clone(), now);
+        }
+        if !self.timestamps_dirty && !external {
             self.timestamps_dirty = true;
             self.schedule(TIMESTAMPS_DELAY, Timer::FlushTimestamps);
         }
@@ -3988,10 +4023,9 @@ impl Engine {
         }
     }
 
-    /// An external activation shows what the kernel has: the device's
-    /// addresses and its routes in the main table, as they are.
-    async fn kernel_plan(&self, ifindex: u32, plan: &mut Plan) {
-        plan.addresses = self
+    /// What the kernel has on a device now (one route dump).
+    async fn kernel_config(&self, ifindex: u32) -> KernelConfig {
+        let addresses = self
             .platform
             .addresses(ifindex)
             .into_iter()
@@ -4000,7 +4034,7 @@ impl Engine {
             .collect();
         let filter = RouteFilter { oif: Some(ifindex), ..RouteFilter::main() };
         let routes = self.platform.routes(filter).await.unwrap_or_default();
-        plan.routes = routes
+        let routes = routes
             .into_iter()
             .filter(|r| !matches!(r.dest, IpAddr::V6(v6) if v6.is_unicast_link_local()))
             .map(|r| ipconfig::PlannedRoute {
@@ -4015,17 +4049,7 @@ impl Engine {
                 extra: Default::default(),
             })
             .collect();
-        let default_via = |v6: bool| plan.routes.iter().find(|r| r.is_default() && r.dest.is_ipv6() == v6)?.gateway;
-        (plan.gateway4, plan.gateway6) = (
-            default_via(false).and_then(|g| match g {
-                IpAddr::V4(g) => Some(g),
-                IpAddr::V6(_) => None,
-            }),
-            default_via(true).and_then(|g| match g {
-                IpAddr::V6(g) => Some(g),
-                IpAddr::V4(_) => None,
-            }),
-        );
+        KernelConfig { addresses, routes }
     }
 
     async fn follow_externals(&mut self) {
@@ -4076,14 +4100,8 @@ impl Engine {
             return;
         }
         let name = d.name.clone();
-        let filter = RouteFilter { family: Some(Family::V4), oif: Some(ifindex), ..RouteFilter::main() };
-        let gateway = self
-            .platform
-            .routes(filter)
-            .await
-            .ok()
-            .and_then(|routes| routes.into_iter().find(|r| r.prefix == 0).and_then(|r| r.gateway));
-        let mut conn = auto_default::external(&name, &addresses, gateway);
+        let seen = self.kernel_config(ifindex).await;
+        let mut conn = auto_default::external(&name, &addresses, seen.gateway(false));
         // One left from before a restart of nm-core (in /run, unsaved,
         // never autoconnecting) is taken again rather than doubled.
         let left = self.profiles.iter().find(|(_, p)| {
@@ -4109,7 +4127,7 @@ impl Engine {
         };
         self.set_generated(profile, |props| (props.generated, props.external) = (true, true)).await;
         info!(device = %name, "configured by someone else: connected (externally)");
-        if let Err(e) = self.activate(profile, id, false, ActivationType::External).await {
+        if let Err(e) = self.activate(profile, id, false, ActivationType::External(Box::new(seen))).await {
             warn!(device = %name, "external activation: {e}");
             let _ = self.delete_connection(profile).await;
         }
