@@ -40,6 +40,8 @@
 #        NM_RS_BIN_DIR or PATH, as networkd's adapter uses networkctl; set it
 #        to nmcli to measure NetworkManager's tool), NMRS_DUT_NAME (the name
 #        results are filed under, default nmrs),
+#        NMRS_SMAPS_DIR (when set, dut_stop copies each daemon's
+#        /proc/PID/smaps there first),
 #        NMRS_WRAP (words put before each daemon's command, e.g. valgrind
 #        and its options for `cargo xtask bench link-order`; default none).
 # Written to work under `set -u`, but does not set it: it is sourced into the
@@ -183,6 +185,14 @@ nmrs_dhcp_pid() { nmrs_helper_pids | head -n1; }
 
 dut_stop() {
   local p
+  # NMRS_SMAPS_DIR: keep each daemon's memory map before it goes (to see
+  # where the RSS is: awk over the Rss: lines per mapping).
+  if [[ -n ${NMRS_SMAPS_DIR:-} ]]; then
+    mkdir -p "$NMRS_SMAPS_DIR"
+    for p in $(dut_pids); do
+      cp "/proc/$p/smaps" "$NMRS_SMAPS_DIR/$(cat "/proc/$p/comm" 2>/dev/null || echo x)-$p.smaps" 2>/dev/null
+    done
+  fi
   # TERM the other daemons as well, at once: lab_kill waits (5 s) for the
   # whole cgroup to empty before it KILLs what is left.
   for p in $(nmrs_helper_pids); do kill -TERM "$p" 2>/dev/null; done

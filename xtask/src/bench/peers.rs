@@ -320,8 +320,13 @@ fn peer_bench_dir() -> PathBuf {
     }
 }
 
+/// Debian's packages of the programs below (installed when missing, as
+/// `cargo xtask test` does, so a fresh machine can bench at once).
+const BENCH_PACKAGES: &[&str] = &["dbus", "dnsmasq-base", "iproute2", "network-manager", "systemd", "libglib2.0-bin"];
+
 /// The programs the scripts call; a missing one would fail deep in a run.
 fn check_tools(daemons: &[String]) -> Result<()> {
+    crate::test::ensure(BENCH_PACKAGES)?;
     let mut need = vec!["bash", "ip", "nsenter", "unshare", "dnsmasq", "dbus-daemon", "busctl", "awk"];
     for d in daemons {
         match d.as_str() {
