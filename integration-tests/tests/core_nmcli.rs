@@ -1170,6 +1170,62 @@ async fn a_device_without_a_profile_gets_wired_connection_1_until_the_user_delet
     assert_eq!(after.trim(), "own", "no other auto-default after the user deleted it");
 }
 
+/// A profile's `match` setting (NetworkManager's) decides which devices it
+/// may use when it names no interface: autoconnect puts it only where its
+/// patterns hold, `up` on another device is refused, and `match.driver`
+/// and `match.kernel-command-line` narrow as they say.
+#[tokio::test]
+async fn the_match_setting_decides_where_a_profile_goes() {
+    let c = Core::start(2, "").await;
+    let (c0, c1) = (c.uplink(0), c.uplink(1));
+    let base = ["ipv6.method", "disabled", "connection.interface-name", ""];
+    let add = |name: &'static str, addr: &'static str, more: Vec<String>| {
+        let mut args: Vec<String> = ["connection", "add", "type", "ethernet", "con-name", name]
+            .into_iter()
+            .chain(["ipv4.method", "manual", "ipv4.addresses", addr])
+            .chain(base)
+            .map(String::from)
+            .collect();
+        args.extend(more);
+        args
+    };
+    // Only c1 fits: the first device in every other order, c0, must not
+    // get it.
+    let only_c1 = add("m1", "10.61.0.1/24", vec!["match.interface-name".into(), format!("nmt* !{c0}")]);
+    c.ok(&only_c1.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    c.until("m1's address on c1", |c| c.ip(&["-4", "-o", "addr", "show", "dev", &c1]).contains("10.61.0.1/24")).await;
+    assert!(!c.ip(&["-4", "-o", "addr", "show", "dev", &c0]).contains("10.61.0.1"), "m1 stays off c0");
+    let got = c.ok(&["-g", "match.interface-name", "connection", "show", "m1"]).await;
+    assert_eq!(got.trim(), format!("nmt*,!{c0}"), "nmcli reads the list back");
+    let refused = c.nmcli(&["connection", "up", "m1", "ifname", &c0]).await;
+    assert!(!refused.success() && refused.stderr.contains("not compatible"), "{refused:?}");
+    assert!(!c.ip(&["-4", "-o", "addr", "show", "dev", &c0]).contains("10.61.0.1"), "nothing changed on c0");
+
+    // The driver fits (the lab's uplinks are veths), the name only c0.
+    let by_driver = add(
+        "m2",
+        "10.62.0.1/24",
+        vec!["match.driver".into(), "veth".into(), "match.interface-name".into(), format!("!{c1}")],
+    );
+    let mut args: Vec<&str> = by_driver.iter().map(String::as_str).collect();
+    args.extend(["connection.autoconnect", "no"]);
+    c.ok(&args).await;
+    c.ok(&["connection", "up", "m2"]).await;
+    assert!(c.ip(&["-4", "-o", "addr", "show", "dev", &c0]).contains("10.62.0.1/24"), "m2 went to c0");
+    c.ok(&["connection", "down", "m2"]).await;
+    c.ok(&["connection", "modify", "m2", "match.driver", "e1000e"]).await;
+    let no_driver = c.nmcli(&["connection", "up", "m2", "ifname", &c0]).await;
+    assert!(!no_driver.success(), "no device has the driver e1000e: {no_driver:?}");
+
+    // A word the kernel was not booted with.
+    c.ok(&["connection", "modify", "m2", "match.driver", "", "match.kernel-command-line", "nm-rs.no-such-word"]).await;
+    let no_word = c.nmcli(&["connection", "up", "m2", "ifname", &c0]).await;
+    assert!(!no_word.success(), "the command line lacks the word: {no_word:?}");
+    c.ok(&["connection", "modify", "m2", "match.kernel-command-line", "!nm-rs.no-such-word"]).await;
+    c.ok(&["connection", "up", "m2", "ifname", &c0]).await;
+    assert!(c.ip(&["-4", "-o", "addr", "show", "dev", &c0]).contains("10.62.0.1/24"), "m2 on c0 again");
+}
+
 /// Addresses someone else puts on an idle managed device show as
 /// "connected (externally)": an in-memory profile named after the device
 /// (flagged external), nothing changed in the kernel. When they go, the

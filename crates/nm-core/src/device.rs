@@ -178,18 +178,84 @@ pub fn spec_matches(spec: &str, link: &LinkFacts) -> bool {
     }
 }
 
-/// Shell-style glob with `*` and `?`.
+/// Shell wildcards as fnmatch(3) without flags (what NetworkManager
+/// matches device specs and `match.*` patterns with): `*`, `?`, `[…]`
+/// with `!`/`^` negation and ranges, and `\` taking the next character
+/// as it is. Backtracks only to the last `*`, so a pattern costs at most
+/// its length times the text's.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    // Where to go on after the last `*`: its pattern index, and the text
+    // index it has swallowed up to.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if p.get(pi) == Some(&'*') {
+            pi += 1;
+            star = Some((pi, ti));
+            continue;
         }
+        if let Some(next) = one_char(&p, pi, t[ti]) {
+            pi = next;
+            ti += 1;
+            continue;
+        }
+        let Some((after_star, swallowed)) = star else { return false };
+        pi = after_star;
+        ti = swallowed + 1;
+        star = Some((after_star, ti));
     }
-    go(pattern.as_bytes(), text.as_bytes())
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Whether the pattern's element at `pi` (not `*`) matches `c`; if so, the
+/// index after the element.
+fn one_char(p: &[char], pi: usize, c: char) -> Option<usize> {
+    match *p.get(pi)? {
+        '?' => Some(pi + 1),
+        '[' => match bracket(&p[pi..], c) {
+            Some((hit, len)) => hit.then_some(pi + len),
+            // Unterminated: a literal '['.
+            None => (c == '[').then_some(pi + 1),
+        },
+        '\\' if pi + 1 < p.len() => (p[pi + 1] == c).then_some(pi + 2),
+        lit => (lit == c).then_some(pi + 1),
+    }
+}
+
+/// A bracket expression at the start of `p`: whether `c` is in it, and its
+/// length; `None` when it has no closing `]`.
+fn bracket(p: &[char], c: char) -> Option<(bool, usize)> {
+    let mut i = 1;
+    let negated = matches!(p.get(i), Some('!' | '^'));
+    if negated {
+        i += 1;
+    }
+    let mut hit = false;
+    let mut first = true;
+    loop {
+        let mut lo = *p.get(i)?;
+        if lo == ']' && !first {
+            return Some((hit != negated, i + 1));
+        }
+        first = false;
+        if lo == '\\' {
+            i += 1;
+            lo = *p.get(i)?;
+        }
+        i += 1;
+        let mut hi = lo;
+        if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|&n| n != ']') {
+            hi = p[i + 1];
+            if hi == '\\' {
+                hi = *p.get(i + 2)?;
+                i += 1;
+            }
+            i += 2;
+        }
+        hit |= lo <= c && c <= hi;
+    }
 }
 
 /// Whether nm-core manages a link: configuration first (`unmanaged` wins
@@ -216,6 +282,13 @@ mod tests {
         assert!(glob("nmt*c?", "nmt12x0c1"));
         assert!(!glob("eth?", "eth10"));
         assert!(glob("*", ""));
+        assert!(glob("*c1", "nmt12x0c1") && !glob("*c1", "nmt12x0c0"));
+        assert!(glob("a*b*c", "aXbYbZc") && !glob("a*b*c", "aXbYbZ"));
+        assert!(glob("eth[0-2]", "eth1") && !glob("eth[0-2]", "eth3"));
+        assert!(glob("eth[!0]", "eth1") && !glob("eth[^0]", "eth0"));
+        assert!(glob("[]x]", "]") && glob("a[", "a[") && glob("\\*", "*") && !glob("\\*", "x"));
+        // A long run of stars costs little (no exponential backtracking).
+        assert!(!glob(&"a*".repeat(40), &"a".repeat(39)));
     }
 
     #[test]

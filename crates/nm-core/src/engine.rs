@@ -230,12 +230,22 @@ impl Profile {
     }
 }
 
+/// The host's kernel command line in words (read once: it does not change
+/// while the system runs), for `match.kernel-command-line`.
+fn kernel_cmdline() -> &'static [String] {
+    static WORDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    WORDS.get_or_init(|| {
+        std::fs::read_to_string("/proc/cmdline").map(|t| policy::split_kernel_cmdline(&t)).unwrap_or_default()
+    })
+}
+
 struct Device {
     path: OwnedObjectPath,
     ifindex: u32,
     name: String,
     kind: DeviceType,
     perm_mac: Option<Vec<u8>>,
+    driver: Option<String>,
     managed: bool,
     state: DeviceState,
     carrier: bool,
@@ -1297,7 +1307,13 @@ impl Engine {
     }
 
     fn view(d: &Device) -> DeviceView<'_> {
-        DeviceView { name: &d.name, kind: d.kind, perm_mac: d.perm_mac.as_deref() }
+        DeviceView {
+            name: &d.name,
+            kind: d.kind,
+            perm_mac: d.perm_mac.as_deref(),
+            driver: d.driver.as_deref(),
+            kernel_cmdline: kernel_cmdline(),
+        }
     }
 
     async fn activate_call(
@@ -2143,6 +2159,7 @@ impl Engine {
                 name: link.name.clone(),
                 kind,
                 perm_mac: link.perm_mac.clone().or(link.mac.clone()),
+                driver: link.driver.clone(),
                 managed,
                 state,
                 carrier: link.carrier,

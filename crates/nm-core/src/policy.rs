@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use nm_model::text::{format_mac, parse_mac};
 use nm_model::{Connection, Value};
 
-use crate::device::DeviceType;
+use crate::device::{DeviceType, glob};
 use crate::software;
 
 /// NetworkManager's `AUTOCONNECT_RESET_RETRIES_TIMER`.
@@ -20,6 +20,11 @@ pub struct DeviceView<'a> {
     pub name: &'a str,
     pub kind: DeviceType,
     pub perm_mac: Option<&'a [u8]>,
+    /// The kernel driver (`veth`, `e1000e`), for `match.driver`.
+    pub driver: Option<&'a str>,
+    /// The host's kernel command line in words, for
+    /// `match.kernel-command-line`.
+    pub kernel_cmdline: &'a [String],
 }
 
 /// A profile as the policy sees it.
@@ -64,8 +69,8 @@ impl Binding {
     }
 }
 
-/// Whether a profile can run on a device: its type, `interface-name` and
-/// `mac-address` agree with the device.
+/// Whether a profile can run on a device: its type, `interface-name`,
+/// `mac-address` and `match` setting agree with the device.
 pub fn compatible(conn: &Connection, dev: &DeviceView<'_>) -> bool {
     if !conn.connection_type().is_some_and(|t| dev.kind.takes(t)) {
         return false;
@@ -87,7 +92,97 @@ pub fn compatible(conn: &Connection, dev: &DeviceView<'_>) -> bool {
             return false;
         }
     }
-    true
+    matches(conn, dev)
+}
+
+/// The profile's `match` setting (NetworkManager's): every list given must
+/// pass. The device's udev path (`match.path`) is not known here and is
+/// matched as empty, as NetworkManager does for a device without one.
+fn matches(conn: &Connection, dev: &DeviceView<'_>) -> bool {
+    let Some(setting) = conn.setting("match") else { return true };
+    let list = |prop: &str| setting.props.get(prop).and_then(Value::as_str_list).unwrap_or_default();
+    wildcard_match(dev.name, &list("interface-name"))
+        && wildcard_match(dev.driver.unwrap_or(""), &list("driver"))
+        && wildcard_match("", &list("path"))
+        && kernel_cmdline_match(dev.kernel_cmdline, &list("kernel-command-line"))
+}
+
+/// NetworkManager's `match.*` list semantics: an element is optional
+/// (`|pat`, or bare) or mandatory (`&pat`); `!` inverts it (`!pat` alone is
+/// mandatory, `&!pat`; `|!pat` optional); `\` after them takes the rest
+/// literally. Every mandatory element must hold and, when there are
+/// optional ones, at least one of them. An empty list passes.
+fn match_list(patterns: &[String], hit: impl Fn(&str) -> bool) -> bool {
+    let (mut any_optional, mut optional_hit) = (false, false);
+    for raw in patterns {
+        let (mut p, mut inverted, mut mandatory) = (raw.as_str(), false, false);
+        if let Some(rest) = p.strip_prefix('&') {
+            mandatory = true;
+            p = rest;
+            if let Some(rest) = p.strip_prefix('!') {
+                (p, inverted) = (rest, true);
+            }
+        } else if let Some(rest) = p.strip_prefix('|') {
+            p = rest;
+            if let Some(rest) = p.strip_prefix('!') {
+                (p, inverted) = (rest, true);
+            }
+        } else if let Some(rest) = p.strip_prefix('!') {
+            (p, inverted, mandatory) = (rest, true, true);
+        }
+        p = p.strip_prefix('\\').unwrap_or(p);
+        let ok = hit(p) != inverted;
+        if mandatory {
+            if !ok {
+                return false;
+            }
+        } else {
+            any_optional = true;
+            optional_hit |= ok;
+        }
+    }
+    optional_hit || !any_optional
+}
+
+/// `match.interface-name`, `match.driver`, `match.path`: shell patterns.
+pub fn wildcard_match(text: &str, patterns: &[String]) -> bool {
+    match_list(patterns, |p| glob(p, text))
+}
+
+/// `match.kernel-command-line`: an element with `=` must be a word of the
+/// command line; one without names a word's key (`quiet`, `ip` of `ip=…`).
+pub fn kernel_cmdline_match(words: &[String], patterns: &[String]) -> bool {
+    match_list(patterns, |p| {
+        words.iter().any(|w| {
+            if p.contains('=') { w == p } else { w.strip_prefix(p).is_some_and(|r| r.is_empty() || r.starts_with('=')) }
+        })
+    })
+}
+
+/// `/proc/cmdline` in words: split at whitespace, double quotes keeping
+/// spaces inside a word (`a="b c"` is one word `a=b c`).
+pub fn split_kernel_cmdline(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let (mut word, mut quoted, mut any) = (String::new(), false, false);
+    for c in text.chars() {
+        match c {
+            '"' => (quoted, any) = (!quoted, true),
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        words.push(word);
+    }
+    words
 }
 
 /// Whether autoconnect may pick the profile at all.
@@ -173,7 +268,13 @@ mod tests {
     }
 
     fn dev() -> DeviceView<'static> {
-        DeviceView { name: "eth0", kind: DeviceType::Ethernet, perm_mac: Some(&[0x52, 0x54, 0, 0, 0, 1]) }
+        DeviceView {
+            name: "eth0",
+            kind: DeviceType::Ethernet,
+            perm_mac: Some(&[0x52, 0x54, 0, 0, 0, 1]),
+            driver: None,
+            kernel_cmdline: &[],
+        }
     }
 
     #[test]
@@ -188,19 +289,72 @@ mod tests {
         };
         assert!(compatible(&with_mac("52:54:00:00:00:01"), &dev()));
         assert!(!compatible(&with_mac("52:54:00:00:00:02"), &dev()));
-        let veth = DeviceView { name: "eth0", kind: DeviceType::Veth, perm_mac: None };
+        let veth =
+            DeviceView { name: "eth0", kind: DeviceType::Veth, perm_mac: None, driver: None, kernel_cmdline: &[] };
         assert!(compatible(&profile(""), &veth));
-        let bridge = DeviceView { name: "eth0", kind: DeviceType::Bridge, perm_mac: None };
+        let bridge =
+            DeviceView { name: "eth0", kind: DeviceType::Bridge, perm_mac: None, driver: None, kernel_cmdline: &[] };
         assert!(!compatible(&profile(""), &bridge));
+    }
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn match_lists_as_networkmanager_reads_them() {
+        let m = |name: &str, list: &[&str]| wildcard_match(name, &strings(list));
+        assert!(m("eth0", &[]), "an empty list passes");
+        assert!(m("eth0", &["eth*"]) && !m("wlan0", &["eth*"]));
+        assert!(m("eth1", &["eth0", "eth1"]), "optional elements: any one");
+        assert!(!m("eth1", &["eth*", "!eth1"]) && m("eth2", &["eth*", "!eth1"]), "'!' alone is mandatory");
+        assert!(m("eth2", &["!eth1"]), "only mandatory elements, all hold");
+        assert!(!m("eth0", &["&eth*", "&*1"]) && m("eth1", &["&eth*", "&*1"]));
+        assert!(m("eth0", &["|!eth1"]) && !m("eth1", &["|!eth1"]));
+        assert!(m("eth1", &["|!eth1", "eth1"]), "one optional element is enough");
+        assert!(m("!a", &["&\\!a"]) && !m("a", &["&\\!a"]), "a backslash takes the rest literally");
+    }
+
+    #[test]
+    fn kernel_command_line_words_and_keys() {
+        let words = split_kernel_cmdline("BOOT_IMAGE=/vmlinuz root=UUID=1 quiet  opt=\"a b\" ip=dhcp\n");
+        assert_eq!(words, ["BOOT_IMAGE=/vmlinuz", "root=UUID=1", "quiet", "opt=a b", "ip=dhcp"]);
+        let k = |list: &[&str]| kernel_cmdline_match(&words, &strings(list));
+        assert!(k(&["quiet"]) && k(&["ip"]) && k(&["ip=dhcp"]) && !k(&["ip=off"]));
+        assert!(!k(&["qui"]), "a key is a whole word or what comes before '='");
+        assert!(k(&["&root", "!nomodeset"]) && !k(&["!quiet"]));
+    }
+
+    #[test]
+    fn the_match_setting_narrows_the_devices() {
+        let with = |lines: &str| profile(&format!("\n[match]\n{lines}"));
+        let veth = DeviceView {
+            name: "veth3",
+            kind: DeviceType::Veth,
+            perm_mac: None,
+            driver: Some("veth"),
+            kernel_cmdline: &[],
+        };
+        assert!(compatible(&with("interface-name=veth*;!veth1;\n"), &veth));
+        assert!(!compatible(&with("interface-name=veth*;!veth3;\n"), &veth));
+        assert!(!compatible(&with("interface-name=eth*;\n"), &veth));
+        assert!(compatible(&with("driver=veth;\n"), &veth) && !compatible(&with("driver=e1000e;\n"), &veth));
+        assert!(!compatible(&with("path=pci-*;\n"), &veth), "no udev path here");
+        assert!(compatible(&with("path=!pci-*;\n"), &veth));
+        let words = strings(&["quiet"]);
+        let booted = DeviceView { kernel_cmdline: &words, ..veth.clone() };
+        assert!(compatible(&with("kernel-command-line=quiet;\n"), &booted));
+        assert!(!compatible(&with("kernel-command-line=quiet;\n"), &veth));
+        assert!(Binding::of(&with("interface-name=eth*;\n")).admits(&veth), "the binding leaves match to compatible");
     }
 
     #[test]
     fn the_binding_refuses_only_what_is_incompatible() {
         let others = [
             dev(),
-            DeviceView { name: "eth1", kind: DeviceType::Ethernet, perm_mac: None },
-            DeviceView { name: "eth0", kind: DeviceType::Veth, perm_mac: None },
-            DeviceView { name: "eth0", kind: DeviceType::Bridge, perm_mac: None },
+            DeviceView { name: "eth1", kind: DeviceType::Ethernet, perm_mac: None, driver: None, kernel_cmdline: &[] },
+            DeviceView { name: "eth0", kind: DeviceType::Veth, perm_mac: None, driver: None, kernel_cmdline: &[] },
+            DeviceView { name: "eth0", kind: DeviceType::Bridge, perm_mac: None, driver: None, kernel_cmdline: &[] },
         ];
         for extra in ["", "interface-name=eth0\n", "interface-name=eth1\n", "interface-name=\n"] {
             let p = profile(extra);

@@ -418,6 +418,11 @@ const WIREGUARD: &[PropertySpec] = &[
 ];
 
 const LOOPBACK: &[PropertySpec] = &[p("mtu", UInt32)];
+
+/// Which devices a profile may run on beyond `connection.interface-name`:
+/// lists of shell patterns (see nm-core's `policy::wildcard_match`).
+const MATCH: &[PropertySpec] =
+    &[p("driver", StrList), p("interface-name", StrList), p("kernel-command-line", StrList), p("path", StrList)];
 const GENERIC: &[PropertySpec] = &[];
 
 /// Every setting the model knows, in the order a keyfile writes them
@@ -445,6 +450,7 @@ pub static SETTINGS: &[SettingSpec] = &[
     SettingSpec { name: "generic", alias: None, base_type: Some(BaseType::Ip), properties: GENERIC },
     SettingSpec { name: "loopback", alias: None, base_type: Some(BaseType::Ip), properties: LOOPBACK },
     SettingSpec { name: "macvlan", alias: None, base_type: Some(BaseType::Ip), properties: MACVLAN },
+    SettingSpec { name: "match", alias: None, base_type: None, properties: MATCH },
     SettingSpec { name: "tun", alias: None, base_type: Some(BaseType::Ip), properties: TUN },
     SettingSpec { name: "veth", alias: None, base_type: Some(BaseType::Ip), properties: VETH },
     SettingSpec { name: "vlan", alias: None, base_type: Some(BaseType::Ip), properties: VLAN },
