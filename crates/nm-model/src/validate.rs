@@ -257,6 +257,12 @@ fn validate_specific(conn: &Connection) -> Result<(), PropertyError> {
     {
         fail("vlan", "id", format!("the vlan id must be in range 0-4094 but is {id}"))?;
     }
+    if conn.connection_type() == Some("veth") {
+        match conn.get_str("veth", "peer") {
+            None | Some("") => fail("veth", "peer", "property is missing")?,
+            Some(peer) => check_ifname(peer).or_else(|m| fail("veth", "peer", format!("'{peer}': {m}")))?,
+        }
+    }
     if let Some(id) = conn.get("vxlan", "id").and_then(Value::as_i128)
         && id > 16_777_215
     {
@@ -333,6 +339,15 @@ mod tests {
         assert_eq!(e.property, "interface-name");
         let e = normalize_and_validate(kf("permissions=alice;\n")).unwrap_err();
         assert_eq!(e.property, "permissions");
+        let veth = |peer: &str| {
+            let mut c = kf("interface-name=v0\n");
+            c.set("connection", "type", Value::Str("veth".into()));
+            c.set("veth", "peer", Value::Str(peer.into()));
+            normalize_and_validate(c)
+        };
+        assert_eq!(veth("").unwrap_err().to_string(), "veth.peer: property is missing");
+        assert_eq!(veth("way/too/long/a/name").unwrap_err().property, "peer");
+        assert!(veth("v1").is_ok());
         let mut c = kf("");
         c.set("connection", "uuid", Value::Str("not-a-uuid".into()));
         assert_eq!(normalize_and_validate(c).unwrap_err().property, "uuid");
