@@ -1226,6 +1226,48 @@ async fn the_match_setting_decides_where_a_profile_goes() {
     assert!(c.ip(&["-4", "-o", "addr", "show", "dev", &c0]).contains("10.62.0.1/24"), "m2 on c0 again");
 }
 
+/// `connection.multi-connect multiple`: one profile active on both devices
+/// at once (autoconnect puts it on each), `down` ends both; `single` (the
+/// default) moves it from one device to the other.
+#[tokio::test]
+async fn multi_connect_lets_one_profile_run_on_two_devices() {
+    let c = Core::start(2, "").await;
+    let (c0, c1) = (c.uplink(0), c.uplink(1));
+    let has = |c: &Core, dev: &str| c.ip(&["-4", "-o", "addr", "show", "dev", dev]).contains("10.91.0.1/24");
+    c.ok(&[
+        "connection",
+        "add",
+        "type",
+        "ethernet",
+        "con-name",
+        "mc",
+        "connection.interface-name",
+        "",
+        "connection.multi-connect",
+        "multiple",
+        "ipv4.method",
+        "manual",
+        "ipv4.addresses",
+        "10.91.0.1/24",
+        "ipv6.method",
+        "disabled",
+    ])
+    .await;
+    c.until("mc on both devices", |c| has(c, &c0) && has(c, &c1)).await;
+    let active = c.ok(&["-t", "-f", "NAME,DEVICE", "connection", "show", "--active"]).await;
+    assert_eq!(sorted(&active), sorted(&format!("mc:{c0}\nmc:{c1}\n")), "two activations of one profile");
+
+    c.ok(&["connection", "down", "mc"]).await;
+    c.until("mc gone from both", |c| !has(c, &c0) && !has(c, &c1)).await;
+
+    c.ok(&["connection", "modify", "mc", "connection.multi-connect", "single"]).await;
+    c.ok(&["connection", "up", "mc", "ifname", &c0]).await;
+    c.ok(&["connection", "up", "mc", "ifname", &c1]).await;
+    assert!(has(&c, &c1) && !has(&c, &c0), "a single-connect profile moved to c1");
+    let active = c.ok(&["-t", "-f", "NAME,DEVICE", "connection", "show", "--active"]).await;
+    assert_eq!(active.trim(), format!("mc:{c1}"));
+}
+
 /// Addresses someone else puts on an idle managed device show as
 /// "connected (externally)": an in-memory profile named after the device
 /// (flagged external), nothing changed in the kernel. When they go, the

@@ -1562,7 +1562,22 @@ impl Engine {
             .filter(|(_, d)| d.managed && p.binding.admits(&Self::view(d)) && policy::compatible(&conn, &Self::view(d)))
             .map(|(id, _)| id)
             .collect();
-        let ready = fits.iter().find(|id| self.devices[id].state >= DeviceState::Disconnected);
+        // As NetworkManager ranks them: a single-connect profile stays on
+        // the device it is active on; otherwise an idle device before one
+        // busy with another profile, and one it already runs on last.
+        let single = !policy::may_run_again(&conn, true);
+        let rank = |id: &u32| {
+            let d = &self.devices[id];
+            let here = d.active.and_then(|ac| self.actives.get(&ac)).is_some_and(|a| a.profile == profile);
+            match (here, d.active.is_none()) {
+                (true, _) if single => 0,
+                (true, _) => 3,
+                (false, true) => 1,
+                (false, false) => 2,
+            }
+        };
+        let ready =
+            fits.iter().filter(|id| self.devices[id].state >= DeviceState::Disconnected).min_by_key(|id| rank(id));
         match (ready, fits.first()) {
             (Some(id), _) => Ok(**id),
             // NetworkManager's words: nmcli prints them after "Connection activation failed: ".
@@ -1586,7 +1601,9 @@ impl Engine {
         let conns: Vec<(u32, Arc<Connection>, u64)> = self
             .profiles
             .iter()
-            .filter(|(id, p)| p.binding.admits(&view) && !active_elsewhere.contains(id))
+            .filter(|(id, p)| {
+                p.binding.admits(&view) && (!active_elsewhere.contains(id) || policy::may_run_again(&p.conn(), !auto))
+            })
             .map(|(id, p)| (*id, p.conn(), self.timestamps.get(&p.uuid).copied().unwrap_or(0)))
             .filter(|(_, c, _)| !auto || policy::autoconnects(c))
             .filter(|(_, c, _)| !auto || self.may_autoconnect(c.uuid().unwrap_or_default(), now))
@@ -2533,12 +2550,17 @@ impl Engine {
                 ),
             ));
         }
-        // One activation per device, and a profile on one device at a time.
+        // One activation per device, and a profile on one device at a time
+        // unless its `multi-connect` lets it be on more.
         if let Some(old) = d.active {
             self.deactivate(old, reason::NEW_ACTIVATION, ac_reason::DEVICE_DISCONNECTED).await;
         }
-        let elsewhere: Vec<u32> =
-            self.actives.iter().filter(|(_, a)| a.profile == profile).map(|(id, _)| *id).collect();
+        let elsewhere: Vec<u32> = self
+            .actives
+            .iter()
+            .filter(|(_, a)| a.profile == profile && !policy::may_run_again(&conn, by_user))
+            .map(|(id, _)| *id)
+            .collect();
         for ac in elsewhere {
             self.deactivate(ac, reason::NEW_ACTIVATION, ac_reason::DEVICE_DISCONNECTED).await;
         }

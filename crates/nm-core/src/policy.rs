@@ -185,6 +185,38 @@ pub fn split_kernel_cmdline(text: &str) -> Vec<String> {
     words
 }
 
+/// `connection.multi-connect`: whether a profile may be active on more
+/// than one device at a time (NetworkManager's default, 0, is `single`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MultiConnect {
+    /// Activating it on another device ends it where it was.
+    Single,
+    /// Many at once when the user asks; autoconnect only where it is not
+    /// active anywhere.
+    ManualMultiple,
+    /// Many at once, autoconnect included.
+    Multiple,
+}
+
+pub fn multi_connect(conn: &Connection) -> MultiConnect {
+    match conn.get("connection", "multi-connect").and_then(Value::as_i128) {
+        Some(2) => MultiConnect::ManualMultiple,
+        Some(3) => MultiConnect::Multiple,
+        _ => MultiConnect::Single,
+    }
+}
+
+/// Whether a profile already active on one device may also be activated on
+/// another: by the user (`manual-multiple`, `multiple`) or by autoconnect
+/// (`multiple`).
+pub fn may_run_again(conn: &Connection, by_user: bool) -> bool {
+    match multi_connect(conn) {
+        MultiConnect::Single => false,
+        MultiConnect::ManualMultiple => by_user,
+        MultiConnect::Multiple => true,
+    }
+}
+
 /// Whether autoconnect may pick the profile at all.
 pub fn autoconnects(conn: &Connection) -> bool {
     conn.get("connection", "autoconnect").and_then(Value::as_bool).unwrap_or(true)
@@ -346,6 +378,16 @@ mod tests {
         assert!(compatible(&with("kernel-command-line=quiet;\n"), &booted));
         assert!(!compatible(&with("kernel-command-line=quiet;\n"), &veth));
         assert!(Binding::of(&with("interface-name=eth*;\n")).admits(&veth), "the binding leaves match to compatible");
+    }
+
+    #[test]
+    fn multi_connect_says_who_may_activate_a_profile_twice() {
+        let with = |v: &str| profile(&format!("multi-connect={v}\n"));
+        for (v, user, auto) in [("0", false, false), ("1", false, false), ("2", true, false), ("3", true, true)] {
+            assert_eq!(may_run_again(&with(v), true), user, "multi-connect={v} by the user");
+            assert_eq!(may_run_again(&with(v), false), auto, "multi-connect={v} by autoconnect");
+        }
+        assert!(!may_run_again(&profile(""), true), "single unless the profile says otherwise");
     }
 
     #[test]
