@@ -1649,6 +1649,15 @@ async fn macvlan_vxlan_and_tun_devices_come_and_go_with_their_profiles() {
     c.ok(&["connection", "down", "veth-lab"]).await;
     let links = c.ip(&["link", "show"]);
     assert!(!links.contains(&va) && !links.contains(&vb), "the pair is gone: {links}");
+    // An activation that fails (no DHCP server in 1 s) takes its pair too.
+    c.ok(&["connection", "modify", "veth-lab", "ipv4.method", "auto", "ipv4.addresses", "", "ipv4.dhcp-timeout", "1"])
+        .await;
+    c.ok(&["connection", "modify", "veth-lab", "connection.autoconnect", "no"]).await;
+    let failed = c.nmcli(&["connection", "up", "veth-lab"]).await;
+    assert!(!failed.success() && failed.stderr.contains("IP configuration could not be reserved"), "{failed:?}");
+    // (It goes right after the activation ends, which nmcli waits for.)
+    c.until("the failed pair gone", |c| !c.ip(&["link", "show"]).contains(&va)).await;
+    assert!(!c.ip(&["link", "show"]).contains(&vb), "its peer went with it");
 
     // VXLAN over the uplink to a tunnel end the test makes in the far
     // namespace (the lab's own): the overlay's far address answers.

@@ -3922,6 +3922,39 @@ impl Engine {
         // and nmcli then prints the device's reason (IP_CONFIG_INVALID is
         // a VPN's: "The VPN service returned invalid configuration").
         self.finish_deactivation(ac, ac_reason::DEVICE_DISCONNECTED).await;
+        // A failed software device goes as a deactivated one does (a retry
+        // makes it again), and a failed bridge takes its ports along.
+        self.deactivate_ports(&conn).await;
+        self.delete_software_device(device, &conn).await;
+    }
+
+    /// Ends the activations of the ports of `conn` when it is a bridge.
+    async fn deactivate_ports(&mut self, conn: &Connection) {
+        if bridge::interface(conn).is_none() {
+            return;
+        }
+        let ports: Vec<u32> = self
+            .actives
+            .iter()
+            .filter(|(_, p)| bridge::master(&p.conn).is_some_and(|m| bridge::is_master_of(conn, m)))
+            .map(|(id, _)| *id)
+            .collect();
+        for port in ports {
+            Box::pin(self.deactivate(port, reason::DEPENDENCY_FAILED, ac_reason::DEPENDENCY_FAILED)).await;
+        }
+    }
+
+    /// Deletes the link of a software profile (bridge, macvlan, vxlan,
+    /// tun, veth) once its activation has ended.
+    async fn delete_software_device(&mut self, device: u32, conn: &Connection) {
+        if software::interface(conn).is_none() {
+            return;
+        }
+        let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) else { return };
+        info!(ifindex, "deleting the device of '{}'", conn.id().unwrap_or_default());
+        if let Err(e) = self.platform.delete_link(ifindex).await {
+            warn!(ifindex, "deleting the device: {e}");
+        }
     }
 
     /// Rule B2: the AC goes to DEACTIVATING, the configuration goes, the AC
@@ -3936,16 +3969,8 @@ impl Engine {
         info!(device = %self.devices.get(&device).map(|d| d.name.as_str()).unwrap_or("?"), "deactivating '{}'", a.conn.id().unwrap_or_default());
         // A bridge's ports go down before it, as NetworkManager takes them
         // (not when the bridge only takes its profile again).
-        if bridge::interface(&conn).is_some() && device_reason != reason::NEW_ACTIVATION {
-            let ports: Vec<u32> = self
-                .actives
-                .iter()
-                .filter(|(_, p)| bridge::master(&p.conn).is_some_and(|m| bridge::is_master_of(&conn, m)))
-                .map(|(id, _)| *id)
-                .collect();
-            for port in ports {
-                Box::pin(self.deactivate(port, reason::DEPENDENCY_FAILED, ac_reason::DEPENDENCY_FAILED)).await;
-            }
+        if device_reason != reason::NEW_ACTIVATION {
+            self.deactivate_ports(&conn).await;
         }
         self.set_ac_state(ac, AcState::Deactivating, why).await;
         self.set_device_state(device, DeviceState::Deactivating, device_reason).await;
@@ -3982,14 +4007,8 @@ impl Engine {
         self.finish_deactivation(ac, why).await;
         // A software device exists while its profile is up (not when the
         // same device is about to take a profile again).
-        if software::interface(&conn).is_some()
-            && device_reason != reason::NEW_ACTIVATION
-            && let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex)
-        {
-            info!(ifindex, "deleting the device of '{}'", conn.id().unwrap_or_default());
-            if let Err(e) = self.platform.delete_link(ifindex).await {
-                warn!(ifindex, "deleting the device: {e}");
-            }
+        if device_reason != reason::NEW_ACTIVATION {
+            self.delete_software_device(device, &conn).await;
         }
         if let Some(d) = down {
             self.dispatch_later(d);
