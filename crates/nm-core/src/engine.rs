@@ -2308,10 +2308,22 @@ impl Engine {
         self.no_auto_default.extend(auto_default::parse_state(&line));
     }
 
-    async fn link_changed(&mut self, link: Link) {
+    async fn link_changed(&mut self, mut link: Link) {
         let Some(id) = self.devices.iter().find(|(_, d)| d.ifindex == link.ifindex).map(|(id, _)| *id) else {
             return;
         };
+        // A "no carrier" event can be older than what nm-core has read
+        // since: of a veth pair set up, the kernel announces the first end
+        // without carrier at once, and its carrier later (linkwatch, up to
+        // a second on). The link is read again before a loss counts.
+        if self.devices[&id].carrier && !link.carrier {
+            if let Err(e) = self.platform.read_link(&link.name).await {
+                tracing::debug!(device = %link.name, "reading the link again: {e}");
+            }
+            if let Some(now) = self.platform.link(link.ifindex) {
+                link = now;
+            }
+        }
         let (old_carrier, managed, state, path, kind) = {
             let d = &self.devices[&id];
             (d.carrier, d.managed, d.state, d.path.clone(), d.kind)
