@@ -1268,6 +1268,46 @@ async fn multi_connect_lets_one_profile_run_on_two_devices() {
     assert_eq!(active.trim(), format!("mc:{c1}"));
 }
 
+/// An unmanaged device shows in IP4Config/IP6Config what the kernel has
+/// on it, as NetworkManager shows `lo` or a container's bridge: nothing is
+/// set, and what someone adds later shows too.
+#[tokio::test]
+async fn unmanaged_devices_show_the_kernels_addresses_and_routes() {
+    let c = Core::start(1, "").await;
+    let lo = c.ok(&["-t", "-f", "GENERAL.STATE,IP4.ADDRESS,IP6.ADDRESS", "device", "show", "lo"]).await;
+    assert_eq!(lo, "GENERAL.STATE:10 (unmanaged)\nIP4.ADDRESS[1]:127.0.0.1/8\nIP6.ADDRESS[1]:::1/128\n");
+
+    let br = format!("{}br", c.lab.names().base());
+    c.ip(&["link", "add", &br, "type", "bridge"]);
+    c.ip(&["addr", "add", "10.66.0.1/24", "dev", &br]);
+    c.ip(&["link", "set", &br, "up"]);
+    let show = |c: &Core| {
+        let out = std::process::Command::new("nmcli")
+            .args(["-t", "-f", "IP4.ADDRESS,IP4.GATEWAY,IP4.ROUTE", "device", "show", &br])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", c.lab.bus_address())
+            .output()
+            .expect("nmcli runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    c.until("the bridge's address shown", |c| show(c).contains("IP4.ADDRESS[1]:10.66.0.1/24")).await;
+    c.ip(&["route", "add", "default", "via", "10.66.0.254", "dev", &br, "metric", "500"]);
+    c.ip(&["addr", "add", "10.66.1.1/24", "dev", &br]);
+    c.until("the second address and the gateway shown", |c| {
+        let s = show(c);
+        s.contains("IP4.ADDRESS[2]:10.66.1.1/24") && s.contains("IP4.GATEWAY:10.66.0.254")
+    })
+    .await;
+    let routes = show(&c);
+    assert!(routes.contains("dst = 0.0.0.0/0, nh = 10.66.0.254, mt = 500"), "{routes}");
+    let state = c.ok(&["-t", "-f", "GENERAL.STATE", "device", "show", &br]).await;
+    assert_eq!(state.trim(), "GENERAL.STATE:10 (unmanaged)", "shown, not taken");
+    let kernel = c.ip(&["-4", "-o", "addr", "show", "dev", &br]);
+    assert!(kernel.contains("10.66.0.1/24") && kernel.contains("10.66.1.1/24"), "nothing removed: {kernel}");
+    c.ip(&["addr", "del", "10.66.1.1/24", "dev", &br]);
+    c.until("the removed address gone", |c| !show(c).contains("10.66.1.1")).await;
+    c.ip(&["link", "del", &br]);
+}
+
 /// Addresses someone else puts on an idle managed device show as
 /// "connected (externally)": an in-memory profile named after the device
 /// (flagged external), nothing changed in the kernel. When they go, the

@@ -260,6 +260,9 @@ struct Device {
     mtu_initial: Option<u32>,
     /// Whether it was looked at for an auto-default profile (once a device).
     auto_default_checked: bool,
+    /// An unmanaged device's IP4Config and IP6Config: what the kernel has
+    /// on it ([`Engine::show_kernel_ip`]).
+    kernel_ip: [Option<(OwnedObjectPath, Props<IpProps>)>; 2],
     props: Props<DeviceProps>,
 }
 
@@ -1123,6 +1126,8 @@ impl Engine {
         }
         if managed {
             info!(device = %name, "managing{}", if asked { " (asked)" } else { "" });
+            // Its IP4Config/IP6Config become its activations' again.
+            self.show_kernel_ip(id).await;
             // What the device has from before is not a profile's: taken
             // over clean, as NetworkManager does.
             if asked {
@@ -1144,6 +1149,7 @@ impl Engine {
             }
             self.set_device_state(id, DeviceState::Unmanaged, reason::NOW_UNMANAGED).await;
             self.refresh_available().await;
+            self.show_kernel_ip(id).await;
         }
     }
 
@@ -2099,7 +2105,12 @@ impl Engine {
             link.kind,
             LinkKind::Bridge | LinkKind::Macvlan | LinkKind::Vxlan | LinkKind::Tun | LinkKind::Veth
         ) && self.profiles.values().any(|p| p.binding.software_interface() == Some(link.name.as_str()));
+        let ifindex = link.ifindex;
         self.add_device(link, ours, true).await;
+        // An unmanaged link may come with addresses (no event for them).
+        if self.devices.values().any(|d| d.ifindex == ifindex && !d.managed) {
+            self.follow_external(ifindex, false).await;
+        }
     }
 
     /// A device object for a new link. `ours`: a link nm-core made (or a
@@ -2186,6 +2197,7 @@ impl Engine {
                 carrier_lost: None,
                 mtu_initial: None,
                 auto_default_checked: false,
+                kernel_ip: [None, None],
                 props,
             },
         );
@@ -2429,6 +2441,13 @@ impl Engine {
             }
         }
         let server = self.bus.object_server();
+        let [ip4, ip6] = d.kernel_ip;
+        if let Some((p, _)) = ip4 {
+            let _ = server.remove::<Ip4ConfigIface, _>(&p).await;
+        }
+        if let Some((p, _)) = ip6 {
+            let _ = server.remove::<Ip6ConfigIface, _>(&p).await;
+        }
         let _ = server.remove::<DeviceIface, _>(&d.path).await;
         let _ = server.remove::<StatisticsIface, _>(&d.path).await;
         let _ = server.remove::<WiredIface, _>(&d.path).await;
@@ -4122,6 +4141,96 @@ impl Engine {
         KernelConfig { addresses, routes }
     }
 
+    /// What an unmanaged device (`lo`, a container's bridge, one the user
+    /// let go) shows in IP4Config and IP6Config, as NetworkManager shows
+    /// it: the kernel's addresses and main-table routes, nothing of a
+    /// profile; no object for a family without any. A managed device's
+    /// objects are its activation's, so its view goes.
+    async fn show_kernel_ip(&mut self, id: u32) {
+        let Some(d) = self.devices.get(&id) else { return };
+        let mut views = [None, None];
+        if !d.managed && d.active.is_none() {
+            let ifindex = d.ifindex;
+            let addresses = self.platform.addresses(ifindex);
+            let filter = RouteFilter { oif: Some(ifindex), ..RouteFilter::main() };
+            let routes = self.platform.routes(filter).await.unwrap_or_else(|e| {
+                warn!(ifindex, "listing the device's routes: {e}");
+                Vec::new()
+            });
+            views = [kernel_ip_props(&addresses, &routes, false), kernel_ip_props(&addresses, &routes, true)];
+        }
+        for (family, view) in views.into_iter().enumerate() {
+            self.set_kernel_ip(id, family == 1, view).await;
+        }
+    }
+
+    async fn set_kernel_ip(&mut self, id: u32, v6: bool, view: Option<IpProps>) {
+        let Some(d) = self.devices.get_mut(&id) else { return };
+        let (device_path, prop) = (d.path.clone(), if v6 { "Ip6Config" } else { "Ip4Config" });
+        let iface =
+            if v6 { "org.freedesktop.NetworkManager.IP6Config" } else { "org.freedesktop.NetworkManager.IP4Config" };
+        let server = self.bus.object_server();
+        match (d.kernel_ip[usize::from(v6)].take(), view) {
+            (None, None) => {}
+            (Some((path, props)), Some(view)) => {
+                let changed = *props.lock() != view;
+                if changed {
+                    *props.lock() = view.clone();
+                }
+                d.kernel_ip[usize::from(v6)] = Some((path.clone(), props));
+                if changed {
+                    let changes = vec![
+                        ("AddressData", Variant::from(view.address_data())),
+                        ("Gateway", Variant::from(view.gateway.clone())),
+                        ("RouteData", Variant::from(view.route_data())),
+                    ];
+                    emit_changed(&self.bus, &path, iface, changes).await;
+                }
+            }
+            (None, Some(view)) => {
+                let props = Props::new(view);
+                let (path, result) = if v6 {
+                    let path = api::path("IP6Config", next(&mut self.counters.ip6));
+                    (path.clone(), server.at(&path, Ip6ConfigIface { props: props.clone() }).await.map(|_| ()))
+                } else {
+                    let path = api::path("IP4Config", next(&mut self.counters.ip4));
+                    (path.clone(), server.at(&path, Ip4ConfigIface { props: props.clone() }).await.map(|_| ()))
+                };
+                if let Err(e) = result {
+                    warn!("exporting {path}: {e}");
+                    return;
+                }
+                let Some(d) = self.devices.get_mut(&id) else { return };
+                d.kernel_ip[usize::from(v6)] = Some((path.clone(), props));
+                {
+                    let mut dp = d.props.lock();
+                    if v6 {
+                        dp.ip6_config = path.clone();
+                    } else {
+                        dp.ip4_config = path.clone();
+                    }
+                }
+                emit_changed(&self.bus, &device_path, DEVICE_IFACE, vec![(prop, Variant::from(path))]).await;
+            }
+            (Some((path, _)), None) => {
+                {
+                    let mut dp = d.props.lock();
+                    if v6 {
+                        dp.ip6_config = root();
+                    } else {
+                        dp.ip4_config = root();
+                    }
+                }
+                if v6 {
+                    let _ = server.remove::<Ip6ConfigIface, _>(&path).await;
+                } else {
+                    let _ = server.remove::<Ip4ConfigIface, _>(&path).await;
+                }
+                emit_changed(&self.bus, &device_path, DEVICE_IFACE, vec![(prop, Variant::from(root()))]).await;
+            }
+        }
+    }
+
     async fn follow_externals(&mut self) {
         let ifindexes: Vec<u32> = self.devices.values().map(|d| d.ifindex).collect();
         for ifindex in ifindexes {
@@ -4139,6 +4248,14 @@ impl Engine {
     async fn follow_external(&mut self, ifindex: u32, now: bool) {
         let Some((id, d)) = self.devices.iter().find(|(_, d)| d.ifindex == ifindex) else { return };
         let id = *id;
+        if !d.managed {
+            if now {
+                self.show_kernel_ip(id).await;
+            } else {
+                self.schedule(EXTERNAL_SETTLE, Timer::External { ifindex });
+            }
+            return;
+        }
         // Cheap checks first: this runs for every address event.
         let external_ac = match d.active {
             Some(ac) if self.actives.get(&ac).is_some_and(|a| a.external && a.state == AcState::Activated) => Some(ac),
@@ -4690,6 +4807,24 @@ fn ip_props(plan: &Plan, v6: bool) -> Option<IpProps> {
         options: dns.options.clone(),
         priority: dns.priority,
     })
+}
+
+/// An unmanaged device's IP4Config (IP6Config) from what the kernel has:
+/// every address of the family (link-local too), its main-table routes
+/// and the gateway of its default route; `None` when there is nothing.
+fn kernel_ip_props(addresses: &[Address], routes: &[nm_platform::Route], v6: bool) -> Option<IpProps> {
+    let addresses: Vec<(IpAddr, u32)> =
+        addresses.iter().filter(|a| a.addr.is_ipv6() == v6).map(|a| (a.addr, u32::from(a.prefix))).collect();
+    let routes: Vec<_> = routes
+        .iter()
+        .filter(|r| r.dest.is_ipv6() == v6)
+        .map(|r| (r.dest, u32::from(r.prefix), r.gateway, r.metric, r.table))
+        .collect();
+    if addresses.is_empty() && routes.is_empty() {
+        return None;
+    }
+    let gateway = routes.iter().find(|r| r.1 == 0).and_then(|r| r.2).map(|g| g.to_string()).unwrap_or_default();
+    Some(IpProps { addresses, gateway, routes, ..IpProps::default() })
 }
 
 /// An IPv6 address the kernel made from a router's advertisement (SLAAC,
