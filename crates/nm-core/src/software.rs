@@ -200,8 +200,11 @@ mod tests {
         let v = profile("veth", "peer=sw1");
         assert_eq!((kind(&v), interface(&v)), (Some(DeviceType::Veth), Some("sw0")));
         assert_eq!(new_link(&v, None), Ok(NewLink::Veth { peer: "sw1".into() }));
-        let lone = profile("veth", "");
-        assert!(new_link(&lone, None).unwrap_err().starts_with("veth.peer:"));
+        // Validation refuses a veth without its peer; one that got past it
+        // is still not made.
+        let text = "[connection]\nid=x\nuuid=7f3c5a54-93a4-4c1f-9a63-0e1b8c2d4f10\ntype=veth\ninterface-name=sw0\n";
+        assert!(validate::normalize_and_validate(keyfile::parse(text).unwrap()).is_err());
+        assert!(new_link(&keyfile::parse(text).unwrap(), None).unwrap_err().starts_with("veth.peer:"));
         assert!(DeviceType::Veth.takes("veth") && DeviceType::Veth.takes("802-3-ethernet"));
         assert!(!DeviceType::Ethernet.takes("veth"));
     }
