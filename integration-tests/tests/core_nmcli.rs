@@ -73,6 +73,16 @@ impl Core {
         self.lab.command("nmcli").args(args).timeout(STEP).output().await.expect("nmcli runs")
     }
 
+    /// nmcli's stdout, run to the end from a synchronous check (`until`).
+    fn nmcli_now(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("nmcli")
+            .args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", self.lab.bus_address())
+            .output()
+            .expect("nmcli runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// nmcli that must succeed; returns stdout.
     async fn ok(&self, args: &[&str]) -> String {
         let out = self.nmcli(args).await;
@@ -1008,6 +1018,11 @@ async fn ipv6_mtu_cloned_mac_and_never_default_reach_the_kernel() {
     let show = c.ok(&["-t", "device", "show", &eth]).await;
     assert!(show.contains("IP6.ADDRESS[1]:2001:db8::5/64"), "{show}");
     assert!(show.contains("IP6.GATEWAY:2001:db8::1"), "{show}");
+    // The link-local address shows beside the profile's once it is usable.
+    c.until("the link-local address in IP6Config", |c| {
+        c.nmcli_now(&["-t", "-f", "IP6.ADDRESS", "device", "show", &eth]).contains("IP6.ADDRESS[2]:fe80::")
+    })
+    .await;
 
     // ipv6.method disabled switches IPv6 off on the link, and back on at down.
     c.ok(&["connection", "modify", "v6", "ipv6.method", "disabled", "ipv6.addresses", "", "ipv6.gateway", ""]).await;
@@ -1281,14 +1296,7 @@ async fn unmanaged_devices_show_the_kernels_addresses_and_routes() {
     c.ip(&["link", "add", &br, "type", "bridge"]);
     c.ip(&["addr", "add", "10.66.0.1/24", "dev", &br]);
     c.ip(&["link", "set", &br, "up"]);
-    let show = |c: &Core| {
-        let out = std::process::Command::new("nmcli")
-            .args(["-t", "-f", "IP4.ADDRESS,IP4.GATEWAY,IP4.ROUTE", "device", "show", &br])
-            .env("DBUS_SYSTEM_BUS_ADDRESS", c.lab.bus_address())
-            .output()
-            .expect("nmcli runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let show = |c: &Core| c.nmcli_now(&["-t", "-f", "IP4.ADDRESS,IP4.GATEWAY,IP4.ROUTE", "device", "show", &br]);
     c.until("the bridge's address shown", |c| show(c).contains("IP4.ADDRESS[1]:10.66.0.1/24")).await;
     c.ip(&["route", "add", "default", "via", "10.66.0.254", "dev", &br, "metric", "500"]);
     c.ip(&["addr", "add", "10.66.1.1/24", "dev", &br]);

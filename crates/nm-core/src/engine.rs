@@ -2073,11 +2073,12 @@ impl Engine {
                     .actives
                     .iter()
                     .filter(|(_, x)| self.devices.get(&x.device).is_some_and(|d| d.ifindex == a.ifindex))
-                    .map(|(id, x)| (*id, x.plan.v6 == FamilyMethod::Kernel && x.ip6.is_some()))
+                    .map(|(id, x)| (*id, x.ip6.is_some()))
                     .collect();
-                for (ac, kernel_v6) in on_link {
-                    // The kernel's IPv6 autoconfiguration shows in IP6Config.
-                    if kernel_v6 {
+                for (ac, shows_v6) in on_link {
+                    // The device's IPv6 addresses (the link-local one, the
+                    // kernel's autoconfiguration) show in IP6Config.
+                    if shows_v6 {
                         self.refresh_ip6(ac).await;
                     }
                     // The link-local address may have become usable.
@@ -3778,11 +3779,13 @@ impl Engine {
     async fn ip_props_now(&self, ac: u32, v6: bool) -> Option<IpProps> {
         let a = self.actives.get(&ac)?;
         let props = ip_props(&a.plan, v6)?;
-        if !v6 || a.plan.v6 != FamilyMethod::Kernel {
+        if !v6 {
             return Some(props);
         }
+        // Every IPv6 address the device has shows, its link-local one too
+        // (as NetworkManager lists them); with `auto`, the routers' routes.
         let ifindex = self.devices.get(&a.device)?.ifindex;
-        let routes = self.router_routes(ifindex).await;
+        let routes = if a.plan.v6 == FamilyMethod::Kernel { self.router_routes(ifindex).await } else { Vec::new() };
         Some(with_kernel_ip6(props, &self.platform.addresses(ifindex), &routes))
     }
 
@@ -4891,11 +4894,11 @@ fn is_link_local6(addr: IpAddr) -> bool {
     matches!(addr, IpAddr::V6(v6) if v6.is_unicast_link_local())
 }
 
-/// The IP6Config of an activation whose IPv6 the kernel configures (`auto`,
-/// `link-local`): the profile's part plus what the device has: its IPv6
-/// addresses (link-local included, as NetworkManager lists them; not those
-/// still in duplicate address detection), the routes routers gave and the
-/// gateway of the best default route among them.
+/// The IP6Config of an activation: the profile's part plus what the device
+/// has: its IPv6 addresses (link-local included, as NetworkManager lists
+/// them; not those still in duplicate address detection) and, when the
+/// kernel configures IPv6 (`auto`), the routes routers gave and the gateway
+/// of the best default route among them.
 fn with_kernel_ip6(mut props: IpProps, addresses: &[Address], routes: &[Route]) -> IpProps {
     for a in addresses.iter().filter(|a| a.addr.is_ipv6() && a.flags & IFA_F_TENTATIVE == 0) {
         if !props.addresses.iter().any(|(addr, _)| *addr == a.addr) {
