@@ -1023,6 +1023,13 @@ async fn ipv6_mtu_cloned_mac_and_never_default_reach_the_kernel() {
         c.nmcli_now(&["-t", "-f", "IP6.ADDRESS", "device", "show", &eth]).contains("IP6.ADDRESS[2]:fe80::")
     })
     .await;
+    // An address added by hand shows beside the profile's, and goes.
+    c.ip(&["addr", "add", "192.0.2.99/24", "dev", &eth]);
+    let ip4 = |c: &Core| c.nmcli_now(&["-t", "-f", "IP4.ADDRESS", "device", "show", &eth]);
+    c.until("the hand-made address in IP4Config", |c| ip4(c).contains("IP4.ADDRESS[2]:192.0.2.99/24")).await;
+    c.ip(&["addr", "del", "192.0.2.99/24", "dev", &eth]);
+    c.until("the hand-made address gone from IP4Config", |c| !ip4(c).contains("192.0.2.99")).await;
+    assert!(ip4(&c).contains("IP4.ADDRESS[1]:192.0.2.40/24"), "the profile's stays");
 
     // ipv6.method disabled switches IPv6 off on the link, and back on at down.
     c.ok(&["connection", "modify", "v6", "ipv6.method", "disabled", "ipv6.addresses", "", "ipv6.gateway", ""]).await;

@@ -2085,7 +2085,22 @@ impl Engine {
                     self.maybe_start_dhcp6(ac).await;
                 }
             }
-            PlatformEvent::AddressAdded(_) | PlatformEvent::AddressRemoved(_) | PlatformEvent::Resynced => {}
+            // An IPv4 address someone added or removed by hand shows in the
+            // activation's IP4Config.
+            PlatformEvent::AddressAdded(a) | PlatformEvent::AddressRemoved(a) => {
+                let on_link: Vec<u32> = self
+                    .actives
+                    .iter()
+                    .filter(|(_, x)| {
+                        x.ip4.is_some() && self.devices.get(&x.device).is_some_and(|d| d.ifindex == a.ifindex)
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                for ac in on_link {
+                    self.refresh_ip_configs(ac).await;
+                }
+            }
+            PlatformEvent::Resynced => {}
         }
     }
 
@@ -3471,16 +3486,19 @@ impl Engine {
         }
     }
 
-    /// Brings the exported IP4Config of an activation up to date with its plan.
+    /// Brings the exported IP4Config of an activation up to date with its
+    /// plan and the device's addresses.
     async fn refresh_ip_configs(&mut self, ac: u32) {
         let Some(a) = self.actives.get(&ac) else { return };
-        let plan = a.plan.clone();
         let Some((path, props)) = a.ip4.clone() else {
             // The family was not configured before the lease: export it now.
             self.export_ip_configs_family(ac, false).await;
             return;
         };
-        let Some(new) = ip_props(&plan, false) else { return };
+        let Some(new) = self.ip_props_now(ac, false).await else { return };
+        if *props.lock() == new {
+            return;
+        }
         *props.lock() = new.clone();
         let iface = "org.freedesktop.NetworkManager.IP4Config";
         let address_data: Vec<HashMap<String, zbus::OwnedVariant>> = new.address_data();
@@ -3778,13 +3796,15 @@ impl Engine {
     /// What an activation's IP4Config (or IP6Config) says now.
     async fn ip_props_now(&self, ac: u32, v6: bool) -> Option<IpProps> {
         let a = self.actives.get(&ac)?;
-        let props = ip_props(&a.plan, v6)?;
+        let mut props = ip_props(&a.plan, v6)?;
+        // Every address the device has shows (as NetworkManager lists
+        // them): the IPv6 link-local one, one someone added by hand; with
+        // IPv6 `auto`, the routers' routes too.
+        let ifindex = self.devices.get(&a.device)?.ifindex;
         if !v6 {
+            add_kernel_addresses(&mut props, &self.platform.addresses(ifindex), false);
             return Some(props);
         }
-        // Every IPv6 address the device has shows, its link-local one too
-        // (as NetworkManager lists them); with `auto`, the routers' routes.
-        let ifindex = self.devices.get(&a.device)?.ifindex;
         let routes = if a.plan.v6 == FamilyMethod::Kernel { self.router_routes(ifindex).await } else { Vec::new() };
         Some(with_kernel_ip6(props, &self.platform.addresses(ifindex), &routes))
     }
@@ -4894,17 +4914,24 @@ fn is_link_local6(addr: IpAddr) -> bool {
     matches!(addr, IpAddr::V6(v6) if v6.is_unicast_link_local())
 }
 
+/// The device's addresses of a family that the profile's part of an
+/// IP4Config/IP6Config lacks (not those still in duplicate address
+/// detection), after it.
+fn add_kernel_addresses(props: &mut IpProps, addresses: &[Address], v6: bool) {
+    for a in addresses.iter().filter(|a| a.addr.is_ipv6() == v6 && a.flags & IFA_F_TENTATIVE == 0) {
+        if !props.addresses.iter().any(|(addr, _)| *addr == a.addr) {
+            props.addresses.push((a.addr, u32::from(a.prefix)));
+        }
+    }
+}
+
 /// The IP6Config of an activation: the profile's part plus what the device
 /// has: its IPv6 addresses (link-local included, as NetworkManager lists
 /// them; not those still in duplicate address detection) and, when the
 /// kernel configures IPv6 (`auto`), the routes routers gave and the gateway
 /// of the best default route among them.
 fn with_kernel_ip6(mut props: IpProps, addresses: &[Address], routes: &[Route]) -> IpProps {
-    for a in addresses.iter().filter(|a| a.addr.is_ipv6() && a.flags & IFA_F_TENTATIVE == 0) {
-        if !props.addresses.iter().any(|(addr, _)| *addr == a.addr) {
-            props.addresses.push((a.addr, u32::from(a.prefix)));
-        }
-    }
+    add_kernel_addresses(&mut props, addresses, true);
     let mut from_routers: Vec<&Route> = routes.iter().filter(|r| r.family == Family::V6).collect();
     from_routers.sort_by_key(|r| (r.prefix, r.metric));
     if props.gateway.is_empty()
