@@ -1253,7 +1253,7 @@ async fn the_match_setting_decides_where_a_profile_goes() {
 /// default) moves it from one device to the other.
 #[tokio::test]
 async fn multi_connect_lets_one_profile_run_on_two_devices() {
-    let c = Core::start(2, "").await;
+    let mut c = Core::start(2, "").await;
     let (c0, c1) = (c.uplink(0), c.uplink(1));
     let has = |c: &Core, dev: &str| c.ip(&["-4", "-o", "addr", "show", "dev", dev]).contains("10.91.0.1/24");
     c.ok(&[
@@ -1278,6 +1278,14 @@ async fn multi_connect_lets_one_profile_run_on_two_devices() {
     c.until("mc on both devices", |c| has(c, &c0) && has(c, &c1)).await;
     let active = c.ok(&["-t", "-f", "NAME,DEVICE", "connection", "show", "--active"]).await;
     assert_eq!(sorted(&active), sorted(&format!("mc:{c0}\nmc:{c1}\n")), "two activations of one profile");
+    // A restart of nm-core takes both back.
+    c.restart_core().await;
+    let online =
+        c.lab.command("nm-online").args(["-s", "-q", "-t", "10"]).timeout(STEP).output().await.expect("nm-online");
+    assert!(online.success(), "nm-online -s: {online:?}");
+    let active = c.ok(&["-t", "-f", "NAME,DEVICE", "connection", "show", "--active"]).await;
+    assert_eq!(sorted(&active), sorted(&format!("mc:{c0}\nmc:{c1}\n")), "both taken back");
+    assert!(has(&c, &c0) && has(&c, &c1), "nothing taken down");
 
     c.ok(&["connection", "down", "mc"]).await;
     c.until("mc gone from both", |c| !has(c, &c0) && !has(c, &c1)).await;
