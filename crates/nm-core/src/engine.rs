@@ -471,6 +471,8 @@ pub struct Engine {
     /// instead of at every step of every activation.
     publishing_deferred: bool,
     publish_pending: bool,
+    /// In [`Engine::discover`]: the bus name is not owned yet.
+    discovering: bool,
 }
 
 /// How long a device someone configures is left to them before nm-core
@@ -557,15 +559,22 @@ impl Engine {
             default_wired: BTreeMap::new(),
             publishing_deferred: false,
             publish_pending: false,
+            discovering: false,
         };
         Ok((engine, rx))
     }
 
-    /// Exports every link the kernel has.
+    /// Exports every link the kernel has. Before the bus name is owned no
+    /// client listens: the device list is published once at the end, not
+    /// once per device (300 devices: 45,000 paths sent), and no
+    /// DeviceAdded goes out.
     pub async fn discover(&mut self) {
+        self.discovering = true;
         for link in self.platform.links() {
             self.link_appeared(link).await;
         }
+        self.discovering = false;
+        self.publish_devices().await;
     }
 
     /// Starts the start-up carrier wait and following the other services.
@@ -2218,7 +2227,9 @@ impl Engine {
             },
         );
         self.publish_devices().await;
-        if let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH) {
+        if !self.discovering
+            && let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH)
+        {
             let _ = ManagerIface::device_added(&emitter, path).await;
         }
         self.refresh_available().await;
@@ -2480,6 +2491,9 @@ impl Engine {
 
     /// `Manager.Devices` and `AllDevices` (the same list: no placeholders).
     async fn publish_devices(&mut self) {
+        if self.discovering {
+            return;
+        }
         let devices: Vec<OwnedObjectPath> = self.devices.values().map(|d| d.path.clone()).collect();
         self.manager.lock().devices = devices.clone();
         emit_changed(
