@@ -224,6 +224,11 @@ fn validate_ip(conn: &Connection, s: &str) -> Result<(), PropertyError> {
 const ROUTE_TYPES: &[&str] = &["unicast", "local", "blackhole", "unreachable", "prohibit", "throw"];
 
 fn validate_specific(conn: &Connection) -> Result<(), PropertyError> {
+    if let Some(m) = conn.get("connection", "multi-connect").and_then(Value::as_i128)
+        && !(0..=3).contains(&m)
+    {
+        fail("connection", "multi-connect", format!("value {m} is not valid"))?;
+    }
     let w = "802-11-wireless";
     if conn.connection_type() == Some(w) {
         let ssid = conn.get(w, "ssid").and_then(Value::as_bytes).unwrap_or_default();
@@ -348,6 +353,9 @@ mod tests {
         assert_eq!(veth("").unwrap_err().to_string(), "veth.peer: property is missing");
         assert_eq!(veth("way/too/long/a/name").unwrap_err().property, "peer");
         assert!(veth("v1").is_ok());
+        let e = normalize_and_validate(kf("multi-connect=7\n")).unwrap_err();
+        assert_eq!(e.to_string(), "connection.multi-connect: value 7 is not valid");
+        assert!(normalize_and_validate(kf("multi-connect=3\n")).is_ok());
         let mut c = kf("");
         c.set("connection", "uuid", Value::Str("not-a-uuid".into()));
         assert_eq!(normalize_and_validate(c).unwrap_err().property, "uuid");
