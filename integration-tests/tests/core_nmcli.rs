@@ -5,6 +5,7 @@ use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
 use nm_lab::{DaemonHandle, Lab, Output};
+use zbus::OwnedObjectPath;
 
 /// nmcli's own waits are 90 s (up) and 10 s (down); nothing here should
 /// take more than a few seconds.
@@ -1709,6 +1710,19 @@ async fn macvlan_vxlan_and_tun_devices_come_and_go_with_their_profiles() {
     assert!(c.ip(&["link", "show", "dev", &vb]).contains(",UP"), "its peer is up");
     let devices = c.ok(&["-t", "-f", "DEVICE,STATE,CONNECTION", "device"]).await;
     assert!(devices.contains(&format!("{va}:connected:veth-lab")), "{devices}");
+    // As NetworkManager's: a veth device (libnm's NMDeviceVeth) whose Peer
+    // is the other end's device, "/" for an end in another namespace.
+    let shown = c.ok(&["-t", "-f", "GENERAL.TYPE,GENERAL.NM-TYPE", "device", "show", &va]).await;
+    assert_eq!(shown, "GENERAL.TYPE:ethernet\nGENERAL.NM-TYPE:NMDeviceVeth\n");
+    let manager = c.proxy("/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager").await;
+    let mut peers = Vec::new();
+    for name in [&va, &vb, &eth] {
+        let path: OwnedObjectPath = manager.call("GetDeviceByIpIface", &(name.as_str(),)).await.expect("the device");
+        let veth = c.proxy(path.as_str(), "org.freedesktop.NetworkManager.Device.Veth").await;
+        peers.push((path, veth.get_property::<OwnedObjectPath>("Peer").await.expect("Peer")));
+    }
+    assert_eq!((&peers[0].1, &peers[1].1), (&peers[1].0, &peers[0].0), "each end is the other's peer");
+    assert_eq!(peers[2].1.as_str(), "/", "the uplink's peer is in the lab's far namespace");
     c.ok(&["connection", "down", "veth-lab"]).await;
     let links = c.ip(&["link", "show"]);
     assert!(!links.contains(&va) && !links.contains(&vb), "the pair is gone: {links}");

@@ -1289,6 +1289,22 @@ impl MacvlanIface {
     }
 }
 
+/// A veth device (NetworkManager exports it beside `.Device.Wired`; libnm
+/// makes an NMDeviceVeth of it).
+pub struct VethIface {
+    pub props: Props<DeviceProps>,
+}
+
+#[interface(name = "org.freedesktop.NetworkManager.Device.Veth")]
+impl VethIface {
+    /// The device of the pair's other end; "/" when that end is in another
+    /// namespace.
+    #[zbus(property)]
+    fn peer(&self) -> OwnedObjectPath {
+        self.props.lock().parent.clone()
+    }
+}
+
 pub struct VxlanIface {
     pub props: Props<DeviceProps>,
 }

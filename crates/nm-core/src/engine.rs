@@ -1438,12 +1438,44 @@ impl Engine {
         let parent = match &link.details {
             Some(LinkDetails::Macvlan(_)) => link.parent,
             Some(LinkDetails::Vxlan(o)) => o.parent,
+            _ if link.kind == LinkKind::Veth => link.parent,
             _ => None,
         };
         parent
             .and_then(|i| self.devices.values().find(|d| d.ifindex == i))
             .map(|d| d.path.clone())
             .unwrap_or_else(api::root)
+    }
+
+    /// A new veth's other end, there before it, learns its peer.
+    async fn link_parents(&mut self, ifindex: u32, path: &OwnedObjectPath) {
+        let peers: Vec<(OwnedObjectPath, Props<DeviceProps>)> = self
+            .devices
+            .values()
+            .filter(|d| d.kind == DeviceType::Veth && d.ifindex != ifindex)
+            .filter(|d| self.platform.link(d.ifindex).and_then(|l| l.parent) == Some(ifindex))
+            .map(|d| (d.path.clone(), d.props.clone()))
+            .collect();
+        for (peer, props) in peers {
+            props.lock().parent = path.clone();
+            emit_changed(&self.bus, &peer, VETH_IFACE, vec![("Peer", Variant::from(path.clone()))]).await;
+        }
+    }
+
+    /// A device gone is no one's peer or parent any more.
+    async fn unlink_parents(&mut self, gone: &OwnedObjectPath) {
+        let children: Vec<(OwnedObjectPath, DeviceType, Props<DeviceProps>)> = self
+            .devices
+            .values()
+            .filter(|d| &d.props.lock().parent == gone)
+            .map(|d| (d.path.clone(), d.kind, d.props.clone()))
+            .collect();
+        for (child, kind, props) in children {
+            props.lock().parent = root();
+            if let Some((iface, prop)) = parent_property(kind) {
+                emit_changed(&self.bus, &child, iface, vec![(prop, Variant::from(root()))]).await;
+            }
+        }
     }
 
     /// The link a software profile's `parent` names: an interface, or a
@@ -2188,7 +2220,10 @@ impl Engine {
         let exported = async {
             // The type interface first: `.Device` alone does not make a device for libnm.
             match kind {
-                DeviceType::Ethernet | DeviceType::Veth => {
+                DeviceType::Ethernet => server.at(&path, WiredIface { props: props.clone() }).await.map(|_| ())?,
+                // `.Veth` first: libnm takes the type from the first.
+                DeviceType::Veth => {
+                    server.at(&path, VethIface { props: props.clone() }).await?;
                     server.at(&path, WiredIface { props: props.clone() }).await.map(|_| ())?
                 }
                 DeviceType::Bridge => server.at(&path, BridgeIface { props: props.clone() }).await.map(|_| ())?,
@@ -2226,6 +2261,9 @@ impl Engine {
                 props,
             },
         );
+        if kind == DeviceType::Veth {
+            self.link_parents(link.ifindex, &path).await;
+        }
         self.publish_devices().await;
         if !self.discovering
             && let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH)
@@ -2397,8 +2435,18 @@ impl Engine {
             }
         }
         let carrier_changed = old_carrier != link.carrier;
+        // A veth's peer: the kernel announces the first end made before
+        // the pair is joined, without it.
+        let parent = self.parent_path(&link);
         if let Some(d) = self.devices.get_mut(&id) {
             d.name = link.name.clone();
+            let moved = {
+                let mut p = d.props.lock();
+                std::mem::replace(&mut p.parent, parent.clone()) != parent
+            };
+            if moved && let Some((iface, prop)) = parent_property(kind) {
+                emit_changed(&self.bus, &path, iface, vec![(prop, Variant::from(parent))]).await;
+            }
         }
         emit_changed(&self.bus, &path, DEVICE_IFACE, changed).await;
         if carrier_changed && matches!(kind, DeviceType::Ethernet | DeviceType::Veth) {
@@ -2483,6 +2531,8 @@ impl Engine {
         let _ = server.remove::<MacvlanIface, _>(&d.path).await;
         let _ = server.remove::<VxlanIface, _>(&d.path).await;
         let _ = server.remove::<TunIface, _>(&d.path).await;
+        let _ = server.remove::<VethIface, _>(&d.path).await;
+        self.unlink_parents(&d.path).await;
         self.publish_devices().await;
         if let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH) {
             let _ = ManagerIface::device_removed(&emitter, d.path.clone()).await;
@@ -4741,6 +4791,17 @@ const SETTINGS_IFACE: &str = "org.freedesktop.NetworkManager.Settings";
 const CONNECTION_IFACE: &str = "org.freedesktop.NetworkManager.Settings.Connection";
 const DEVICE_IFACE: &str = "org.freedesktop.NetworkManager.Device";
 const WIRED_IFACE: &str = "org.freedesktop.NetworkManager.Device.Wired";
+const VETH_IFACE: &str = "org.freedesktop.NetworkManager.Device.Veth";
+
+/// The interface and property that show a device's `DeviceProps::parent`.
+fn parent_property(kind: DeviceType) -> Option<(&'static str, &'static str)> {
+    match kind {
+        DeviceType::Veth => Some((VETH_IFACE, "Peer")),
+        DeviceType::Macvlan => Some(("org.freedesktop.NetworkManager.Device.Macvlan", "Parent")),
+        DeviceType::Vxlan => Some(("org.freedesktop.NetworkManager.Device.Vxlan", "Parent")),
+        _ => None,
+    }
+}
 const ACTIVE_IFACE: &str = "org.freedesktop.NetworkManager.Connection.Active";
 const DNS_MANAGER_IFACE: &str = "org.freedesktop.NetworkManager.DnsManager";
 

@@ -45,6 +45,9 @@ const IFLA_LINKINFO: u16 = 18;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const IFLA_LINK: u16 = 5;
+/// The namespace `IFLA_LINK` is an index in, when not this one (a veth
+/// whose peer is elsewhere).
+const IFLA_LINK_NETNSID: u16 = 37;
 /// `IFLA_MACVLAN_*`.
 const IFLA_MACVLAN_MODE: u16 = 1;
 const IFLA_MACVLAN_FLAGS: u16 = 2;
@@ -330,8 +333,10 @@ pub(crate) fn parse_link(payload: &[u8]) -> Result<Option<LinkMsg>, PlatformErro
         details: None,
     };
     let mut named = false;
+    let mut link_elsewhere = false;
     for (kind, value) in attrs(&payload[IFINFOMSG_LEN..]) {
         match kind {
+            IFLA_LINK_NETNSID => link_elsewhere = true,
             IFLA_IFNAME => {
                 if let Some(name) = attr_str(value) {
                     msg.name = name;
@@ -360,6 +365,10 @@ pub(crate) fn parse_link(payload: &[u8]) -> Result<Option<LinkMsg>, PlatformErro
     }
     if ifindex == 0 || !named {
         return Err(PlatformError::Malformed(format!("link message without index or name (index {ifindex})")));
+    }
+    // An index in another namespace names no link here.
+    if link_elsewhere {
+        msg.parent = None;
     }
     if let Some(LinkDetails::Macvlan(m)) = &mut msg.details {
         m.parent = msg.parent.unwrap_or(0);
@@ -653,6 +662,19 @@ mod tests {
             LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
             LinkAttribute::TxQueueLen(1000),
         ]
+    }
+
+    /// A veth's peer (`IFLA_LINK`) is a link here only when no other
+    /// namespace is named for it.
+    #[test]
+    fn a_peer_in_another_namespace_is_no_parent_here() {
+        let mut here = veth(4, "va");
+        here.push(LinkAttribute::Link(5));
+        let bytes = link_message(4, LinkLayerType::Ether, LinkFlags::empty(), here.clone());
+        assert_eq!(parse_link(&bytes).unwrap().unwrap().parent, Some(5));
+        here.push(LinkAttribute::LinkNetNsId(0));
+        let bytes = link_message(4, LinkLayerType::Ether, LinkFlags::empty(), here);
+        assert_eq!(parse_link(&bytes).unwrap().unwrap().parent, None);
     }
 
     /// The settings nm-rs creates a software link with are the ones read
