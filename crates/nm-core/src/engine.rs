@@ -246,6 +246,9 @@ struct Device {
     kind: DeviceType,
     perm_mac: Option<Vec<u8>>,
     driver: Option<String>,
+    /// The link the kernel names as this one's parent (`IFLA_LINK`: a
+    /// veth's peer, a macvlan's lower link), when it is in this namespace.
+    link_parent: Option<u32>,
     managed: bool,
     state: DeviceState,
     carrier: bool,
@@ -1452,8 +1455,7 @@ impl Engine {
         let peers: Vec<(OwnedObjectPath, Props<DeviceProps>)> = self
             .devices
             .values()
-            .filter(|d| d.kind == DeviceType::Veth && d.ifindex != ifindex)
-            .filter(|d| self.platform.link(d.ifindex).and_then(|l| l.parent) == Some(ifindex))
+            .filter(|d| d.kind == DeviceType::Veth && d.ifindex != ifindex && d.link_parent == Some(ifindex))
             .map(|d| (d.path.clone(), d.props.clone()))
             .collect();
         for (peer, props) in peers {
@@ -2248,6 +2250,7 @@ impl Engine {
                 kind,
                 perm_mac: link.perm_mac.clone().or(link.mac.clone()),
                 driver: link.driver.clone(),
+                link_parent: link.parent,
                 managed,
                 state,
                 carrier: link.carrier,
@@ -2440,6 +2443,7 @@ impl Engine {
         let parent = self.parent_path(&link);
         if let Some(d) = self.devices.get_mut(&id) {
             d.name = link.name.clone();
+            d.link_parent = link.parent;
             let moved = {
                 let mut p = d.props.lock();
                 std::mem::replace(&mut p.parent, parent.clone()) != parent
