@@ -1723,7 +1723,9 @@ async fn macvlan_vxlan_and_tun_devices_come_and_go_with_their_profiles() {
     }
     assert_eq!((&peers[0].1, &peers[1].1), (&peers[1].0, &peers[0].0), "each end is the other's peer");
     assert_eq!(peers[2].1.as_str(), "/", "the uplink's peer is in the lab's far namespace");
-    c.ok(&["connection", "down", "veth-lab"]).await;
+    let uplink = c.nmcli(&["device", "delete", &eth]).await;
+    assert!(!uplink.success() && uplink.stderr.contains("not a software device nm-rs created"), "{uplink:?}");
+    c.ok(&["device", "delete", &va]).await;
     let links = c.ip(&["link", "show"]);
     assert!(!links.contains(&va) && !links.contains(&vb), "the pair is gone: {links}");
     // An activation that fails (no DHCP server in 1 s) takes its pair too.

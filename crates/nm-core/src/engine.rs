@@ -1497,7 +1497,11 @@ impl Engine {
             .get(&id)
             .map(|d| (d.name.clone(), d.ifindex, d.active, d.kind, d.managed))
             .ok_or_else(|| NmError::device("NotSoftware", "no such device"))?;
-        if !kind.is_software() || !managed {
+        // A veth is software too, but the other veths here (a container's,
+        // the lab's) are not nm-rs's to delete: only one a profile makes.
+        let veth_of_ours = kind == DeviceType::Veth
+            && self.profiles.values().any(|p| p.binding.software_interface() == Some(name.as_str()));
+        if !(kind.is_software() || veth_of_ours) || !managed {
             return Err(NmError::device("NotSoftware", format!("{name} is not a software device nm-rs created")));
         }
         match active {
@@ -1521,7 +1525,9 @@ impl Engine {
         let adopt: Vec<u32> = self
             .devices
             .iter()
-            .filter(|(_, d)| d.kind.is_software() && !d.managed && names.contains(&d.name))
+            .filter(|(_, d)| {
+                (d.kind.is_software() || d.kind == DeviceType::Veth) && !d.managed && names.contains(&d.name)
+            })
             .filter(|(_, d)| !state_files::load_unmanaged(&self.paths, d.ifindex))
             .map(|(id, _)| *id)
             .collect();
