@@ -215,18 +215,22 @@ fn one_char(p: &[char], pi: usize, c: char) -> Option<usize> {
     match *p.get(pi)? {
         '?' => Some(pi + 1),
         '[' => match bracket(&p[pi..], c) {
-            Some((hit, len)) => hit.then_some(pi + len),
+            Some((hit, len)) => hit.then(|| pi + len),
             // Unterminated: a literal '['.
             None => (c == '[').then_some(pi + 1),
         },
-        '\\' if pi + 1 < p.len() => (p[pi + 1] == c).then_some(pi + 2),
+        // A pattern ending in a lone backslash matches nothing (POSIX).
+        '\\' => (*p.get(pi + 1)? == c).then_some(pi + 2),
         lit => (lit == c).then_some(pi + 1),
     }
 }
 
 /// A bracket expression at the start of `p`: whether `c` is in it, and its
-/// length; `None` when it has no closing `]`.
+/// length; `None` when it has no closing `]` (a literal `[` then). As in
+/// glibc, a range or escape running into the pattern's end matches
+/// nothing at all.
 fn bracket(p: &[char], c: char) -> Option<(bool, usize)> {
+    const NOTHING: Option<(bool, usize)> = Some((false, usize::MAX));
     let mut i = 1;
     let negated = matches!(p.get(i), Some('!' | '^'));
     if negated {
@@ -242,14 +246,17 @@ fn bracket(p: &[char], c: char) -> Option<(bool, usize)> {
         first = false;
         if lo == '\\' {
             i += 1;
-            lo = *p.get(i)?;
+            let Some(&escaped) = p.get(i) else { return NOTHING };
+            lo = escaped;
         }
         i += 1;
         let mut hi = lo;
-        if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|&n| n != ']') {
-            hi = p[i + 1];
+        if p.get(i) == Some(&'-') && p.get(i + 1) != Some(&']') {
+            let Some(&end) = p.get(i + 1) else { return NOTHING };
+            hi = end;
             if hi == '\\' {
-                hi = *p.get(i + 2)?;
+                let Some(&escaped) = p.get(i + 2) else { return NOTHING };
+                hi = escaped;
                 i += 1;
             }
             i += 2;
@@ -289,6 +296,30 @@ mod tests {
         assert!(glob("[]x]", "]") && glob("a[", "a[") && glob("\\*", "*") && !glob("\\*", "x"));
         // A long run of stars costs little (no exponential backtracking).
         assert!(!glob(&"a*".repeat(40), &"a".repeat(39)));
+    }
+
+    /// `glob` answers as glibc's fnmatch(3) without flags, over many
+    /// small random patterns and names built from the characters that
+    /// matter.
+    #[test]
+    fn glob_agrees_with_fnmatch() {
+        use std::ffi::CString;
+        let alphabet: Vec<char> = "ab-*?[]!^\\".chars().collect();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..200_000 {
+            let pattern: String = (0..next(10)).map(|_| alphabet[next(alphabet.len())]).collect();
+            let text: String = (0..next(8)).map(|_| alphabet[next(alphabet.len())]).collect();
+            let (p, t) = (CString::new(pattern.clone()).unwrap(), CString::new(text.clone()).unwrap());
+            // SAFETY: two NUL-terminated strings that outlive the call.
+            let libc_says = unsafe { libc::fnmatch(p.as_ptr(), t.as_ptr(), 0) } == 0;
+            assert_eq!(glob(&pattern, &text), libc_says, "pattern {pattern:?} text {text:?}");
+        }
     }
 
     #[test]
