@@ -1256,12 +1256,11 @@ impl Engine {
             a.conn = conn;
             (a.ip4.take(), a.ip6.take())
         };
-        let server = self.bus.object_server();
         if let Some((p, _)) = ip4 {
-            let _ = server.remove::<Ip4ConfigIface, _>(&p).await;
+            self.unexport_ip_object(false, &p).await;
         }
         if let Some((p, _)) = ip6 {
-            let _ = server.remove::<Ip6ConfigIface, _>(&p).await;
+            self.unexport_ip_object(true, &p).await;
         }
         // Families the new settings no longer configure show no object.
         if let Some(a) = self.actives.get(&ac) {
@@ -2526,12 +2525,10 @@ impl Engine {
             }
         }
         let server = self.bus.object_server();
-        let [ip4, ip6] = d.kernel_ip;
-        if let Some((p, _)) = ip4 {
-            let _ = server.remove::<Ip4ConfigIface, _>(&p).await;
-        }
-        if let Some((p, _)) = ip6 {
-            let _ = server.remove::<Ip6ConfigIface, _>(&p).await;
+        for (family, view) in d.kernel_ip.iter().enumerate() {
+            if let Some((p, _)) = view {
+                self.unexport_ip_object(family == 1, p).await;
+            }
         }
         let _ = server.remove::<DeviceIface, _>(&d.path).await;
         let _ = server.remove::<StatisticsIface, _>(&d.path).await;
@@ -3916,19 +3913,7 @@ impl Engine {
         let Some(a) = self.actives.get(&ac) else { return };
         let device = a.device;
         let props = Props::new(props);
-        let (path, result) = if v6 {
-            let path = api::path("IP6Config", next(&mut self.counters.ip6));
-            let r = self.bus.object_server().at(&path, Ip6ConfigIface { props: props.clone() }).await.map(|_| ());
-            (path, r)
-        } else {
-            let path = api::path("IP4Config", next(&mut self.counters.ip4));
-            let r = self.bus.object_server().at(&path, Ip4ConfigIface { props: props.clone() }).await.map(|_| ());
-            (path, r)
-        };
-        if let Err(e) = result {
-            warn!("exporting {path}: {e}");
-            return;
-        }
+        let Some(path) = self.export_ip_object(v6, &props).await else { return };
         let Some(a) = self.actives.get_mut(&ac) else { return };
         let prop = if v6 { "Ip6Config" } else { "Ip4Config" };
         {
@@ -3945,17 +3930,54 @@ impl Engine {
             a.ip4 = Some((path.clone(), props));
         }
         emit_changed(&self.bus, &a.path, ACTIVE_IFACE, vec![(prop, Variant::from(path.clone()))]).await;
-        if let Some(d) = self.devices.get(&device) {
-            {
-                let mut dp = d.props.lock();
-                if v6 {
-                    dp.ip6_config = path.clone();
-                } else {
-                    dp.ip4_config = path.clone();
-                }
+        self.point_device_ip(device, v6, path).await;
+    }
+
+    /// Exports an IP4Config (or IP6Config) object showing `props`, at a new
+    /// path.
+    async fn export_ip_object(&mut self, v6: bool, props: &Props<IpProps>) -> Option<OwnedObjectPath> {
+        let server = self.bus.object_server();
+        let (path, result) = if v6 {
+            let path = api::path("IP6Config", next(&mut self.counters.ip6));
+            let r = server.at(&path, Ip6ConfigIface { props: props.clone() }).await.map(|_| ());
+            (path, r)
+        } else {
+            let path = api::path("IP4Config", next(&mut self.counters.ip4));
+            let r = server.at(&path, Ip4ConfigIface { props: props.clone() }).await.map(|_| ());
+            (path, r)
+        };
+        match result {
+            Ok(()) => Some(path),
+            Err(e) => {
+                warn!("exporting {path}: {e}");
+                None
             }
-            emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![(prop, Variant::from(path))]).await;
         }
+    }
+
+    /// Takes an IP4Config (or IP6Config) object off the bus.
+    async fn unexport_ip_object(&self, v6: bool, path: &OwnedObjectPath) {
+        let server = self.bus.object_server();
+        if v6 {
+            let _ = server.remove::<Ip6ConfigIface, _>(path).await;
+        } else {
+            let _ = server.remove::<Ip4ConfigIface, _>(path).await;
+        }
+    }
+
+    /// Points a device's `Ip4Config` (`Ip6Config`) at `path` and says so.
+    async fn point_device_ip(&self, device: u32, v6: bool, path: OwnedObjectPath) {
+        let Some(d) = self.devices.get(&device) else { return };
+        {
+            let mut dp = d.props.lock();
+            if v6 {
+                dp.ip6_config = path.clone();
+            } else {
+                dp.ip4_config = path.clone();
+            }
+        }
+        let prop = if v6 { "Ip6Config" } else { "Ip4Config" };
+        emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![(prop, Variant::from(path))]).await;
     }
 
     /// Runs an action's scripts without waiting for them.
@@ -4194,10 +4216,10 @@ impl Engine {
             }
         }
         if let Some((p, _)) = a.ip4 {
-            let _ = server.remove::<Ip4ConfigIface, _>(&p).await;
+            self.unexport_ip_object(false, &p).await;
         }
         if let Some((p, _)) = a.ip6 {
-            let _ = server.remove::<Ip6ConfigIface, _>(&p).await;
+            self.unexport_ip_object(true, &p).await;
         }
         self.update_dns().await;
         // An external activation's profile is volatile: it goes with it.
@@ -4263,19 +4285,18 @@ impl Engine {
 
     async fn set_kernel_ip(&mut self, id: u32, v6: bool, view: Option<IpProps>) {
         let Some(d) = self.devices.get_mut(&id) else { return };
-        let (device_path, prop) = (d.path.clone(), if v6 { "Ip6Config" } else { "Ip4Config" });
-        let iface =
-            if v6 { "org.freedesktop.NetworkManager.IP6Config" } else { "org.freedesktop.NetworkManager.IP4Config" };
-        let server = self.bus.object_server();
         match (d.kernel_ip[usize::from(v6)].take(), view) {
             (None, None) => {}
             (Some((path, props)), Some(view)) => {
                 let changed = *props.lock() != view;
+                d.kernel_ip[usize::from(v6)] = Some((path.clone(), props.clone()));
                 if changed {
                     *props.lock() = view.clone();
-                }
-                d.kernel_ip[usize::from(v6)] = Some((path.clone(), props));
-                if changed {
+                    let iface = if v6 {
+                        "org.freedesktop.NetworkManager.IP6Config"
+                    } else {
+                        "org.freedesktop.NetworkManager.IP4Config"
+                    };
                     let changes = vec![
                         ("AddressData", Variant::from(view.address_data())),
                         ("Gateway", Variant::from(view.gateway.clone())),
@@ -4286,44 +4307,16 @@ impl Engine {
             }
             (None, Some(view)) => {
                 let props = Props::new(view);
-                let (path, result) = if v6 {
-                    let path = api::path("IP6Config", next(&mut self.counters.ip6));
-                    (path.clone(), server.at(&path, Ip6ConfigIface { props: props.clone() }).await.map(|_| ()))
-                } else {
-                    let path = api::path("IP4Config", next(&mut self.counters.ip4));
-                    (path.clone(), server.at(&path, Ip4ConfigIface { props: props.clone() }).await.map(|_| ()))
-                };
-                if let Err(e) = result {
-                    warn!("exporting {path}: {e}");
-                    return;
+                let Some(path) = self.export_ip_object(v6, &props).await else { return };
+                if let Some(d) = self.devices.get_mut(&id) {
+                    d.kernel_ip[usize::from(v6)] = Some((path.clone(), props));
                 }
-                let Some(d) = self.devices.get_mut(&id) else { return };
-                d.kernel_ip[usize::from(v6)] = Some((path.clone(), props));
-                {
-                    let mut dp = d.props.lock();
-                    if v6 {
-                        dp.ip6_config = path.clone();
-                    } else {
-                        dp.ip4_config = path.clone();
-                    }
-                }
-                emit_changed(&self.bus, &device_path, DEVICE_IFACE, vec![(prop, Variant::from(path))]).await;
+                self.point_device_ip(id, v6, path).await;
             }
             (Some((path, _)), None) => {
-                {
-                    let mut dp = d.props.lock();
-                    if v6 {
-                        dp.ip6_config = root();
-                    } else {
-                        dp.ip4_config = root();
-                    }
-                }
-                if v6 {
-                    let _ = server.remove::<Ip6ConfigIface, _>(&path).await;
-                } else {
-                    let _ = server.remove::<Ip4ConfigIface, _>(&path).await;
-                }
-                emit_changed(&self.bus, &device_path, DEVICE_IFACE, vec![(prop, Variant::from(root()))]).await;
+                // The device lets go of the object before it leaves the bus.
+                self.point_device_ip(id, v6, root()).await;
+                self.unexport_ip_object(v6, &path).await;
             }
         }
     }
