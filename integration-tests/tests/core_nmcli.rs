@@ -2291,8 +2291,10 @@ async fn a_dhcpv6_address_in_use_is_declined_and_another_taken() {
     c.server_ip(&["-6", "addr", "add", &format!("{first}/64"), "dev", &server_if, "nodad"]);
     c.ok(&["connection", "up", "dup6"]).await;
     c.until("another DHCPv6 address", |c| leased(c).is_some_and(|a| a != first)).await;
-    let log = std::fs::read_to_string(c.lab.dnsmasq_log().expect("dnsmasq log")).unwrap_or_default();
-    assert!(log.contains("DHCPDECLINE") && log.contains(&first.to_string()), "{log}");
+    // (dnsmasq writes its log a little after it answers.)
+    let dnsmasq = |c: &Core| std::fs::read_to_string(c.lab.dnsmasq_log().expect("dnsmasq log")).unwrap_or_default();
+    c.until("dnsmasq's log of the Decline", |c| dnsmasq(c).contains("DHCPDECLINE")).await;
+    assert!(dnsmasq(&c).contains(&first.to_string()));
     assert!(c.log().contains("declining it"), "{}", c.log());
     let all = c.ip(&["-6", "-o", "addr", "show", "dev", &eth]);
     assert!(!all.contains(&format!("{first}/128")), "the address in use is gone: {all}");

@@ -127,6 +127,20 @@ fn dnsmasq_log(lab: &Lab) -> String {
     lab.dnsmasq_log().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default()
 }
 
+/// dnsmasq's log once it holds every one of `lines` (it writes its log a
+/// little after it answers, so a client can be done before the log is).
+async fn dnsmasq_logged(lab: &Lab, lines: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = dnsmasq_log(lab);
+        if lines.iter().all(|l| log.contains(l)) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "dnsmasq's log lacks one of {lines:?}:\n{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The DNS servers dnsmasq says it sent (`--log-dhcp`: "option: 23 dns-server  ADDR").
 fn dnsmasq_dns(log: &str) -> Vec<Ipv6Addr> {
     log.lines()
@@ -163,9 +177,7 @@ async fn managed_bound_by_dnsmasq_then_release() {
     assert!(valid > 0 && preferred <= valid, "{lease:?}");
     let (t1, t2) = (u(&lease, "renewal-time"), u(&lease, "rebinding-time"));
     assert!(t1 > 0 && t1 <= t2 && t2 <= valid, "T1 {t1} T2 {t2}");
-    let log = dnsmasq_log(&lab);
-    assert!(log.contains("DHCPSOLICIT"), "{log}");
-    assert!(log.contains("DHCPREPLY") && log.contains(&address.to_string()), "{log}");
+    let log = dnsmasq_logged(&lab, &["DHCPSOLICIT", "DHCPREPLY", &address.to_string()]).await;
     let advertised = dnsmasq_dns(&log);
     assert!(!advertised.is_empty(), "dnsmasq logs the DNS servers it sends:\n{log}");
     let dns: Vec<Ipv6Addr> = list(&lease, "dns").iter().map(|a| a.parse().expect("an address")).collect();
@@ -183,11 +195,7 @@ async fn managed_bound_by_dnsmasq_then_release() {
     let released = expect_event(&mut stream, &path, "release", Duration::from_secs(5), &helper, &lab).await;
     assert_eq!(s(&released, "address"), address.to_string());
     // dnsmasq logs the Release it got.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !dnsmasq_log(&lab).contains("DHCPRELEASE") {
-        assert!(Instant::now() < deadline, "no DHCPRELEASE in dnsmasq's log:\n{}", dnsmasq_log(&lab));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    dnsmasq_logged(&lab, &["DHCPRELEASE"]).await;
     assert!(helper.log().contains("sent RELEASE"), "{}", helper.log());
 }
 
@@ -206,7 +214,7 @@ async fn stateless_information_request() {
     assert!(!list(&lease, "dns").is_empty(), "{lease:?}");
     assert!(u(&lease, "renewal-time") >= 600, "information refresh time {lease:?}");
     assert!(!options(&lease).contains_key("ip6_address"));
-    assert!(dnsmasq_log(&lab).contains("DHCPINFORMATION-REQUEST"), "{}", dnsmasq_log(&lab));
+    dnsmasq_logged(&lab, &["DHCPINFORMATION-REQUEST"]).await;
     // Stop(false): nothing on the wire, the object goes.
     stop(&bus, &path, false).await.expect("Stop");
     assert!(!helper.log().contains("sent RELEASE"));
@@ -253,8 +261,7 @@ async fn a_declined_address_is_told_to_the_server_and_replaced() {
     let again = expect_event(&mut stream, &path, "bound", Duration::from_secs(15), &helper, &lab).await;
     let second = s(&again, "address");
     assert_ne!(second, first, "another address after the Decline");
-    let log = dnsmasq_log(&lab);
-    assert!(log.contains("DHCPDECLINE") && log.contains(&first), "{log}");
+    dnsmasq_logged(&lab, &["DHCPDECLINE", &first]).await;
     assert!(helper.log().contains("sent DECLINE"), "{}", helper.log());
 
     // A DHCPv4 transaction has no Decline (it checks its addresses itself).

@@ -143,6 +143,20 @@ fn dnsmasq_log(lab: &Lab) -> String {
     std::fs::read_to_string(lab.dnsmasq_log().expect("dnsmasq log")).unwrap_or_default()
 }
 
+/// dnsmasq's log once `check` holds of it (dnsmasq writes its log a little
+/// after it answers, so a client can be done before the log is).
+async fn dnsmasq_log_until(lab: &Lab, what: &str, check: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = dnsmasq_log(lab);
+        if check(&log) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "dnsmasq's log: no {what}:\n{}", nm_lab::tail(&log, 30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Status lines of a process (Uid, CapEff, …).
 fn proc_status(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status")
@@ -206,8 +220,7 @@ async fn bound_by_dnsmasq_as_nobody_then_init_reboot_and_release() {
     assert_eq!(state(&bus, &path).await.expect("State"), "bound");
 
     // The host name goes out as NetworkManager sends it: up to the first dot.
-    let log = dnsmasq_log(&lab);
-    assert!(log.contains("client provides name: labbox"), "{}", nm_lab::tail(&log, 30));
+    dnsmasq_log_until(&lab, "host name", |log| log.contains("client provides name: labbox")).await;
     // The lease is kept per interface and profile, 0600, the helper's own.
     let file = lab.root_path(format!("/var/lib/NetworkManager/nm-rs-dhcp-{ifname}-{UUID}.lease"));
     let meta = std::fs::metadata(&file).expect("lease file");
@@ -322,9 +335,8 @@ async fn short_leases_renew_by_unicast() {
         assert_eq!(u(&renewed, "lease-time"), 120);
     }
     // The renewals were unicast REQUESTs from the leased address.
-    let log = dnsmasq_log(&lab);
-    let requests = log.lines().filter(|l| l.contains("DHCPREQUEST") && l.contains(&address)).count();
-    assert!(requests >= 3, "{}", nm_lab::tail(&log, 30));
+    let requests = |log: &str| log.lines().filter(|l| l.contains("DHCPREQUEST") && l.contains(&address)).count();
+    let log = dnsmasq_log_until(&lab, "three REQUESTs from the address", |log| requests(log) >= 3).await;
     assert!(!log.contains("DHCPNAK"), "{}", nm_lab::tail(&log, 30));
     stop(&bus, &path, false).await.expect("Stop");
     drop(helper);
