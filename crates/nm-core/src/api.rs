@@ -1614,6 +1614,24 @@ impl IpProps {
             })
             .collect()
     }
+
+    /// What a client reads of an IP4Config (`v6`: IP6Config) that may
+    /// change while it is exported, for PropertiesChanged.
+    pub fn changed_properties(&self, v6: bool) -> Vec<(&'static str, Variant<'static>)> {
+        let servers = self.nameservers.iter().filter_map(|n| n.parse::<std::net::IpAddr>().ok());
+        let nameservers = if v6 {
+            Variant::from(servers.map(|a| v6_bytes(&a)).collect::<Vec<_>>())
+        } else {
+            Variant::from(servers.map(|a| v4_u32(&a)).collect::<Vec<_>>())
+        };
+        vec![
+            ("AddressData", Variant::from(self.address_data())),
+            ("Gateway", Variant::from(self.gateway.clone())),
+            ("RouteData", Variant::from(self.route_data())),
+            ("Nameservers", nameservers),
+            ("Searches", Variant::from(self.searches.clone())),
+        ]
+    }
 }
 
 fn v4_u32(a: &std::net::IpAddr) -> u32 {

@@ -3567,25 +3567,21 @@ impl Engine {
             return;
         };
         let Some(new) = self.ip_props_now(ac, false).await else { return };
+        self.update_ip_object(&path, &props, false, new).await;
+    }
+
+    /// Shows `new` in an exported IP4Config (`v6`: IP6Config) and says so;
+    /// false when it showed that already.
+    async fn update_ip_object(&self, path: &OwnedObjectPath, props: &Props<IpProps>, v6: bool, new: IpProps) -> bool {
         if *props.lock() == new {
-            return;
+            return false;
         }
-        *props.lock() = new.clone();
-        let iface = "org.freedesktop.NetworkManager.IP4Config";
-        let address_data: Vec<HashMap<String, zbus::OwnedVariant>> = new.address_data();
-        let route_data: Vec<HashMap<String, zbus::OwnedVariant>> = new.route_data();
-        emit_changed(
-            &self.bus,
-            &path,
-            iface,
-            vec![
-                ("AddressData", Variant::from(address_data)),
-                ("Gateway", Variant::from(new.gateway.clone())),
-                ("RouteData", Variant::from(route_data)),
-                ("Searches", Variant::from(new.searches.clone())),
-            ],
-        )
-        .await;
+        let iface =
+            if v6 { "org.freedesktop.NetworkManager.IP6Config" } else { "org.freedesktop.NetworkManager.IP4Config" };
+        let changes = new.changed_properties(v6);
+        *props.lock() = new;
+        emit_changed(&self.bus, path, iface, changes).await;
+        true
     }
 
     async fn apply_plan(&self, ifindex: u32, plan: &Plan) -> Result<(), String> {
@@ -3885,23 +3881,9 @@ impl Engine {
     async fn refresh_ip6(&mut self, ac: u32) {
         let Some(new) = self.ip_props_now(ac, true).await else { return };
         let Some((path, props)) = self.actives.get(&ac).and_then(|a| a.ip6.clone()) else { return };
-        if *props.lock() == new {
+        if !self.update_ip_object(&path, &props, true, new).await {
             return;
         }
-        *props.lock() = new.clone();
-        emit_changed(
-            &self.bus,
-            &path,
-            "org.freedesktop.NetworkManager.IP6Config",
-            vec![
-                ("AddressData", Variant::from(new.address_data())),
-                ("Gateway", Variant::from(new.gateway.clone())),
-                ("RouteData", Variant::from(new.route_data())),
-                ("Nameservers", Variant::from(nameservers6(&new.nameservers))),
-                ("Searches", Variant::from(new.searches.clone())),
-            ],
-        )
-        .await;
         // A router's default route may have come or gone (Default6).
         self.publish_actives().await;
     }
@@ -4288,22 +4270,8 @@ impl Engine {
         match (d.kernel_ip[usize::from(v6)].take(), view) {
             (None, None) => {}
             (Some((path, props)), Some(view)) => {
-                let changed = *props.lock() != view;
                 d.kernel_ip[usize::from(v6)] = Some((path.clone(), props.clone()));
-                if changed {
-                    *props.lock() = view.clone();
-                    let iface = if v6 {
-                        "org.freedesktop.NetworkManager.IP6Config"
-                    } else {
-                        "org.freedesktop.NetworkManager.IP4Config"
-                    };
-                    let changes = vec![
-                        ("AddressData", Variant::from(view.address_data())),
-                        ("Gateway", Variant::from(view.gateway.clone())),
-                        ("RouteData", Variant::from(view.route_data())),
-                    ];
-                    emit_changed(&self.bus, &path, iface, changes).await;
-                }
+                self.update_ip_object(&path, &props, v6, view).await;
             }
             (None, Some(view)) => {
                 let props = Props::new(view);
@@ -5061,11 +5029,6 @@ fn merge_lease(static_plan: &Plan, lease: &dhcp::LeasePlan) -> Plan {
         }
     }
     plan
-}
-
-/// IP6Config's `Nameservers` (`aay`).
-fn nameservers6(servers: &[String]) -> Vec<Vec<u8>> {
-    servers.iter().filter_map(|s| s.parse::<std::net::Ipv6Addr>().ok()).map(|a| a.octets().to_vec()).collect()
 }
 
 /// A plan with a DHCPv6 lease added: its address, and its DNS servers and
