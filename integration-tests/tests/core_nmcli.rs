@@ -1631,6 +1631,131 @@ async fn a_bridge_comes_with_its_port_and_goes_with_its_profile() {
     assert!(!out.success() && out.stderr.contains("not a software device"), "{}", out.stderr);
 }
 
+/// Every setting of a bridge profile and of its port reaches the kernel
+/// (read back with `ip -d link`), on activation and again on `device
+/// reapply`; VLAN filtering gives the bridge and the port their VLAN
+/// tables where the kernel has it, and fails the activation in words
+/// where it does not (this machine's kernel lacks
+/// CONFIG_BRIDGE_VLAN_FILTERING), leaving no half-made bridge behind.
+#[tokio::test]
+async fn a_bridge_and_its_port_get_every_setting_of_their_profiles() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let br = format!("{}bo", &eth[..eth.len() - 2]);
+    let bridge_settings = [
+        ("bridge.stp", "no"),
+        ("bridge.ageing-time", "10"),
+        ("bridge.group-forward-mask", "8"),
+        ("bridge.multicast-snooping", "no"),
+        ("bridge.multicast-router", "enabled"),
+        ("bridge.multicast-hash-max", "1024"),
+        ("bridge.multicast-query-interval", "2000"),
+        ("bridge.priority", "4096"),
+        ("ipv4.method", "manual"),
+        ("ipv4.addresses", "198.18.0.78/24"),
+        ("ipv6.method", "disabled"),
+        ("autoconnect", "no"),
+    ];
+    let mut add = vec!["connection", "add", "type", "bridge", "ifname", &br, "con-name", "br-opts"];
+    add.extend(bridge_settings.iter().flat_map(|(k, v)| [*k, *v]));
+    c.ok(&add).await;
+    c.ok(&[
+        "connection",
+        "add",
+        "type",
+        "bridge-slave",
+        "ifname",
+        &eth,
+        "master",
+        &br,
+        "con-name",
+        "br-opts-port",
+        "autoconnect",
+        "no",
+        "bridge-port.path-cost",
+        "7",
+        "bridge-port.priority",
+        "10",
+        "bridge-port.hairpin-mode",
+        "yes",
+    ])
+    .await;
+    c.ok(&["connection", "up", "br-opts-port"]).await;
+    let bridge = c.ip(&["-d", "link", "show", "dev", &br]);
+    for want in [
+        "stp_state 0 ",
+        "priority 4096 ",
+        "ageing_time 1000 ",
+        "group_fwd_mask 0x8 ",
+        "mcast_snooping 0 ",
+        "mcast_router 2 ",
+        "mcast_hash_max 1024 ",
+        "mcast_query_interval 2000 ",
+        // What the profile leaves out is NetworkManager's default.
+        "forward_delay 1500 ",
+        "mcast_membership_interval 26000 ",
+    ] {
+        assert!(bridge.contains(want), "{want:?} not in {bridge}");
+    }
+    let port = c.ip(&["-d", "link", "show", "dev", &eth]);
+    assert!(port.contains(&format!("master {br}")), "{port}");
+    assert!(port.contains("priority 10 cost 7 hairpin on "), "{port}");
+
+    // Changed profiles, reapplied to the running devices.
+    c.ok(&["connection", "modify", "br-opts", "bridge.ageing-time", "20", "bridge.multicast-snooping", "yes"]).await;
+    c.ok(&["device", "reapply", &br]).await;
+    let bridge = c.ip(&["-d", "link", "show", "dev", &br]);
+    assert!(bridge.contains("ageing_time 2000 ") && bridge.contains("mcast_snooping 1 "), "{bridge}");
+    let modify =
+        ["connection", "modify", "br-opts-port", "bridge-port.path-cost", "9", "bridge-port.hairpin-mode", "no"];
+    c.ok(&modify).await;
+    c.ok(&["device", "reapply", &eth]).await;
+    let port = c.ip(&["-d", "link", "show", "dev", &eth]);
+    assert!(port.contains("cost 9 hairpin off "), "{port}");
+
+    // VLAN filtering: the bridge's own table and the port's.
+    let kernel_filters_vlans = bridge.contains("vlan_protocol");
+    c.ok(&["connection", "down", "br-opts"]).await;
+    c.ok(&[
+        "connection",
+        "modify",
+        "br-opts",
+        "bridge.vlan-filtering",
+        "yes",
+        "bridge.vlan-default-pvid",
+        "5",
+        "bridge.vlans",
+        "10-12, 20 untagged",
+        "connection.autoconnect-slaves",
+        "yes",
+    ])
+    .await;
+    c.ok(&["connection", "modify", "br-opts-port", "bridge-port.vlans", "100 untagged, 200"]).await;
+    let up = c.nmcli(&["connection", "up", "br-opts"]).await;
+    if kernel_filters_vlans {
+        assert!(up.success(), "{}{}", up.stdout, up.stderr);
+        c.until_state(&eth, &["connected"]).await;
+        let vlans = |dev: &str| {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", c.lab.client_netns(), "bridge", "-c", "vlan", "show", "dev", dev])
+                .output()
+                .expect("bridge runs");
+            String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ")
+        };
+        let own = vlans(&br);
+        assert!(own.contains("5 PVID Egress Untagged 10-12 20 Egress Untagged"), "{own}");
+        let port = vlans(&eth);
+        assert!(port.contains("5 PVID Egress Untagged 100 Egress Untagged 200"), "{port}");
+    } else {
+        assert!(!up.success(), "{}", up.stdout);
+        assert!(up.stderr.contains("The device could not be readied for configuration"), "{}", up.stderr);
+        assert!(c.log().contains("Operation not supported"), "the kernel's refusal is logged");
+        c.until("the half-made bridge deleted", |c| c.ip(&["link", "show", "type", "bridge"]).trim().is_empty()).await;
+        let port = c.ip(&["link", "show", "dev", &eth]);
+        assert!(!port.contains("master"), "the port left it: {port}");
+    }
+}
+
 /// Sends one datagram from the client namespace to `to` and waits until
 /// the kernel resolved its address on `dev` (no ping in the lab): the far
 /// end answers ARP through that device.

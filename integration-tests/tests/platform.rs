@@ -648,7 +648,7 @@ fn creates_a_bridge_takes_ports_and_deletes_it() {
     in_netns(&ns.clone(), move || async move {
         let (platform, mut events) = Platform::new().await.expect("platform");
         let options =
-            NewLink::Bridge(nm_platform::BridgeOptions { stp: false, forward_delay: 4, ..Default::default() });
+            NewLink::Bridge(nm_platform::BridgeOptions { stp: false, forward_delay: 400, ..Default::default() });
         let br = platform.create_link(&bridge, &options).await.expect("create");
         assert_eq!((br.kind, br.name.as_str()), (LinkKind::Bridge, bridge.as_str()));
         let j = ip_json(&ns, &["-d", "link", "show", "dev", &bridge])[0].clone();

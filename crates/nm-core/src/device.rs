@@ -26,6 +26,8 @@ pub mod reason {
     pub const NONE: u32 = 0;
     pub const NOW_MANAGED: u32 = 2;
     pub const NOW_UNMANAGED: u32 = 3;
+    /// The device could not be configured (a bridge's options refused).
+    pub const CONFIG_FAILED: u32 = 4;
     pub const IP_CONFIG_UNAVAILABLE: u32 = 5;
     pub const NO_SECRETS: u32 = 7;
     pub const SUPPLICANT_CONFIG_FAILED: u32 = 9;

@@ -16,12 +16,12 @@ use nm_model::dbus_dict::{self, SettingsDict};
 use nm_model::text::format_mac;
 use nm_model::{Connection, Value, validate};
 use nm_platform::{
-    Address, Family, IFA_F_DADFAILED, IFA_F_PERMANENT, IFA_F_TENTATIVE, Link, LinkDetails, LinkKind, NewLink, Platform,
-    PlatformEvent, RTPROT_KERNEL, RTPROT_RA, Route, RouteFilter,
+    Address, BridgeVlan, Family, IFA_F_DADFAILED, IFA_F_PERMANENT, IFA_F_TENTATIVE, Link, LinkDetails, LinkKind,
+    NewLink, Platform, PlatformError, PlatformEvent, RTPROT_KERNEL, RTPROT_RA, Route, RouteFilter,
 };
 use nm_runtime::Paths;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use zbus::object_server::SignalEmitter;
 use zbus::{Connection as Bus, OwnedObjectPath, Variant};
 
@@ -1181,6 +1181,7 @@ impl Engine {
             return Err(NmError::device("InvalidArgument", "the uuid of the applied profile cannot change"));
         }
         let (ifindex, metric) = self.devices.get(&device).map(|d| (d.ifindex, d.metric)).ok_or_else(not_active)?;
+        self.reapply_bridge(ifindex, &conn).await.map_err(|e| NmError::device("Failed", e.to_string()))?;
         let plan = ipconfig::plan(&conn, metric);
         let old = a.plan.clone();
         // The leases stay while their method does (their addresses keep
@@ -1535,9 +1536,80 @@ impl Engine {
         }
     }
 
+    /// Gives a bridge what its profile asks (NetworkManager's stage 1 of a
+    /// bridge): its own settings, then VLAN filtering. The kernel changes
+    /// the VLAN ports start in only while filtering is off, and makes that
+    /// VLAN on every port when it is set: so filtering goes off, the
+    /// default and the bridge's own VLAN table are cleared, the default is
+    /// set, the profile's VLANs are added, and filtering goes on. Without
+    /// filtering the table is emptied and the default back to 1.
+    async fn configure_bridge(&self, ifindex: u32, conn: &Connection) -> Result<(), PlatformError> {
+        let every_vlan = [BridgeVlan { start: 1, end: 4094, pvid: false, untagged: false }];
+        self.platform.change_bridge(ifindex, &bridge::options(conn)).await?;
+        let Some(default_pvid) = bridge::vlan_filtering(conn) else {
+            // Best effort, as NetworkManager: a kernel without VLAN
+            // filtering (CONFIG_BRIDGE_VLAN_FILTERING) refuses both.
+            let off = self.platform.set_bridge_vlan_filtering(ifindex, Some(false), Some(1)).await;
+            if let Err(e) = off.and(self.platform.change_bridge_vlans(ifindex, true, false, &every_vlan).await) {
+                debug!(ifindex, "clearing the bridge's VLAN filtering: {e}");
+            }
+            return Ok(());
+        };
+        self.platform.set_bridge_vlan_filtering(ifindex, Some(false), Some(0)).await?;
+        self.platform.change_bridge_vlans(ifindex, true, false, &every_vlan).await?;
+        if default_pvid != 0 {
+            self.platform.set_bridge_vlan_filtering(ifindex, None, Some(default_pvid)).await?;
+        }
+        self.platform.change_bridge_vlans(ifindex, true, true, &bridge::vlans(conn, "bridge")).await?;
+        self.platform.set_bridge_vlan_filtering(ifindex, Some(true), None).await
+    }
+
+    /// A reapply's part for bridges: a bridge profile's settings and VLANs
+    /// again; a port's options, and its VLAN table replaced by what the
+    /// profile asks now (with the bridge's default VLAN, which the kernel
+    /// gave the port when it joined).
+    async fn reapply_bridge(&self, ifindex: u32, conn: &Connection) -> Result<(), PlatformError> {
+        if bridge::interface(conn).is_some() {
+            return self.configure_bridge(ifindex, conn).await;
+        }
+        let Some(master) = self.platform.link(ifindex).and_then(|l| l.master) else { return Ok(()) };
+        if bridge::master(conn).is_none() {
+            return Ok(());
+        }
+        let bridge_conn = self
+            .devices
+            .values()
+            .find(|d| d.ifindex == master)
+            .and_then(|d| d.active)
+            .and_then(|ac| self.actives.get(&ac))
+            .map(|a| a.conn.clone());
+        if let Some(default_pvid) = bridge_conn.as_deref().and_then(bridge::vlan_filtering) {
+            let every_vlan = [BridgeVlan { start: 1, end: 4094, pvid: false, untagged: false }];
+            self.platform.change_bridge_vlans(ifindex, false, false, &every_vlan).await?;
+            let vlans = bridge::with_default_pvid(bridge::vlans(conn, "bridge-port"), default_pvid);
+            self.platform.change_bridge_vlans(ifindex, false, true, &vlans).await?;
+        }
+        self.platform.set_bridge_port(ifindex, &bridge::port_options(conn)).await
+    }
+
+    /// Gives a link that joined a bridge what its port profile asks:
+    /// `bridge-port.vlans` when the bridge filters VLANs (its profile
+    /// `bridge`, when it has one), then cost, priority and hairpin mode.
+    async fn configure_port(
+        &self,
+        ifindex: u32,
+        port: &Connection,
+        bridge: Option<&Connection>,
+    ) -> Result<(), PlatformError> {
+        if bridge.and_then(bridge::vlan_filtering).is_some() {
+            self.platform.change_bridge_vlans(ifindex, false, true, &bridge::vlans(port, "bridge-port")).await?;
+        }
+        self.platform.set_bridge_port(ifindex, &bridge::port_options(port)).await
+    }
+
     /// Stage 2 of a bridge port: its bridge up (activated for it when it is
     /// not), then the link made its port. Returns why it could not be.
-    async fn attach_port(&mut self, device: u32, master: &str, by_user: bool) -> Result<(), String> {
+    async fn attach_port(&mut self, device: u32, conn: &Connection, master: &str, by_user: bool) -> Result<(), String> {
         let profile = self.profiles.iter().find(|(_, p)| bridge::is_master_of(&p.conn(), master)).map(|(id, _)| *id);
         let (bridge_device, to_activate) = match profile {
             Some(profile) => {
@@ -1570,6 +1642,11 @@ impl Engine {
         // The port first: the bridge then activates with its carrier (and
         // its DHCP goes out through the port at once).
         self.platform.set_master(port, bridge_ifindex).await.map_err(|e| e.to_string())?;
+        let bridge_conn = match self.devices.get(&bridge_device).and_then(|d| d.active) {
+            Some(ac) => self.actives.get(&ac).map(|a| a.conn.clone()),
+            None => profile.and_then(|p| self.profiles.get(&p)).map(|p| p.conn()),
+        };
+        self.configure_port(port, conn, bridge_conn.as_deref()).await.map_err(|e| e.to_string())?;
         self.publish_ports(bridge_device).await;
         if let Some(profile) = to_activate {
             Box::pin(self.activate(profile, bridge_device, by_user, ActivationType::Full))
@@ -2758,15 +2835,23 @@ impl Engine {
         info!(device = %name, uuid = conn.uuid().unwrap_or_default(), "activating '{}'", conn.id().unwrap_or_default());
         let why = if assumed { reason::CONNECTION_ASSUMED } else { reason::NONE };
 
-        // Stage 1 (prepare): cloned MAC. Stage 2 (config): MTU, link up.
+        // Stage 1 (prepare): a bridge's own settings, cloned MAC. Stage 2
+        // (config): MTU, link up.
         self.set_device_state(device, DeviceState::Prepare, why).await;
         let mut failure = None;
         if !assumed
+            && bridge::interface(&conn).is_some()
+            && let Err(e) = self.configure_bridge(ifindex, &conn).await
+        {
+            failure = Some((format!("configuring the bridge: {e}"), reason::CONFIG_FAILED));
+        }
+        if !assumed
+            && failure.is_none()
             && let Some(mac) = self.cloned_mac(device, &conn, plan.mac)
             && self.platform.link(ifindex).and_then(|l| l.mac).as_deref() != Some(mac.as_slice())
             && let Err(e) = self.platform.set_mac(ifindex, mac).await
         {
-            failure = Some(format!("setting the MAC address: {e}"));
+            failure = Some((format!("setting the MAC address: {e}"), reason::IP_CONFIG_UNAVAILABLE));
         }
         self.set_device_state(device, DeviceState::Config, why).await;
         if !assumed && failure.is_none() {
@@ -2789,18 +2874,18 @@ impl Engine {
                 set_sysctl(&name, "disable_ipv6", "0");
             }
             if let Err(e) = self.platform.set_link_up(ifindex, true).await {
-                failure = Some(format!("setting the link up: {e}"));
+                failure = Some((format!("setting the link up: {e}"), reason::IP_CONFIG_UNAVAILABLE));
             }
         }
         if failure.is_none()
             && let Some(master) = bridge::master(&conn)
-            && let Err(e) = self.attach_port(device, master, by_user).await
+            && let Err(e) = self.attach_port(device, &conn, master, by_user).await
         {
-            failure = Some(format!("joining bridge {master}: {e}"));
+            failure = Some((format!("joining bridge {master}: {e}"), reason::IP_CONFIG_UNAVAILABLE));
         }
-        if let Some(f) = failure {
+        if let Some((f, why)) = failure {
             warn!(device = %name, "activation of '{}' failed: {f}", conn.id().unwrap_or_default());
-            let _ = self.tx.send(Input::Timer(Timer::Failed { ac: id, reason: reason::IP_CONFIG_UNAVAILABLE }));
+            let _ = self.tx.send(Input::Timer(Timer::Failed { ac: id, reason: why }));
             // The caller gets the path; the failure shows as states, as in NetworkManager.
             return Ok(path);
         }
@@ -4040,6 +4125,7 @@ impl Engine {
         if let Some(ifindex) = self.devices.get(&device).map(|d| d.ifindex) {
             self.unapply_plan(ifindex, &plan).await;
             self.deconfigure(ifindex, plan.v6 == FamilyMethod::Ignore).await;
+            self.leave_bridge(ifindex, &conn).await;
         }
         self.remove_rules(&rules).await;
         self.restore_mac(device, &plan).await;
@@ -4058,6 +4144,21 @@ impl Engine {
         // makes it again), and a failed bridge takes its ports along.
         self.deactivate_ports(&conn).await;
         self.delete_software_device(device, &conn).await;
+    }
+
+    /// A port profile's link leaves its bridge (when it had joined it).
+    async fn leave_bridge(&mut self, ifindex: u32, conn: &Connection) {
+        if bridge::master(conn).is_none() {
+            return;
+        }
+        let Some(master) = self.platform.link(ifindex).and_then(|l| l.master) else { return };
+        let bridge_device = self.devices.iter().find(|(_, d)| d.ifindex == master).map(|(id, _)| *id);
+        if let Err(e) = self.platform.set_master(ifindex, 0).await {
+            warn!(ifindex, "leaving the bridge: {e}");
+        }
+        if let Some(b) = bridge_device {
+            self.publish_ports(b).await;
+        }
     }
 
     /// Ends the activations of the ports of `conn` when it is a bridge.
@@ -4116,19 +4217,7 @@ impl Engine {
             self.unapply_plan(ifindex, &plan).await;
             self.deconfigure(ifindex, plan.v6 == FamilyMethod::Ignore).await;
             state_files::save_device(&self.paths, ifindex, None);
-            if bridge::master(&conn).is_some() {
-                let bridge_device = self
-                    .platform
-                    .link(ifindex)
-                    .and_then(|l| l.master)
-                    .and_then(|m| self.devices.iter().find(|(_, d)| d.ifindex == m).map(|(id, _)| *id));
-                if let Err(e) = self.platform.set_master(ifindex, 0).await {
-                    warn!(ifindex, "leaving the bridge: {e}");
-                }
-                if let Some(b) = bridge_device {
-                    self.publish_ports(b).await;
-                }
-            }
+            self.leave_bridge(ifindex, &conn).await;
         }
         self.remove_rules(&rules).await;
         // (A software device about to be deleted keeps what it has.)

@@ -292,17 +292,90 @@ fn validate_specific(conn: &Connection) -> Result<(), PropertyError> {
     {
         fail("tun", "mode", format!("'{m}' is not a valid value for the property"))?;
     }
-    for key in ["ageing-time", "forward-delay", "hello-time", "max-age"] {
-        let range = match key {
-            "forward-delay" => 2..=30,
-            "hello-time" => 1..=10,
-            "max-age" => 6..=40,
-            _ => 0..=1_000_000,
+    validate_bridge(conn)
+}
+
+/// The `bridge` and `bridge-port` settings, with NetworkManager's limits
+/// and messages (and what the kernel would refuse anyway).
+fn validate_bridge(conn: &Connection) -> Result<(), PropertyError> {
+    let num = |setting: &str, key: &str| conn.get(setting, key).and_then(Value::as_i128);
+    let in_range =
+        |setting: &str, key: &str, range: std::ops::RangeInclusive<i128>, zero_ok: bool| match num(setting, key) {
+            Some(v) if !(range.contains(&v) || zero_ok && v == 0) => {
+                fail(setting, key, format!("value '{v}' is out of range <{}-{}>", range.start(), range.end()))
+            }
+            _ => Ok(()),
         };
-        if let Some(v) = conn.get("bridge", key).and_then(Value::as_i128)
-            && !range.contains(&v)
-        {
-            fail("bridge", key, format!("value '{v}' is out of range <{}-{}>", range.start(), range.end()))?;
+    // With the spanning tree off its times may be 0 (the default then).
+    let stp_off = conn.get("bridge", "stp").and_then(Value::as_bool) == Some(false);
+    in_range("bridge", "forward-delay", 2..=30, stp_off)?;
+    in_range("bridge", "hello-time", 1..=10, stp_off)?;
+    in_range("bridge", "max-age", 6..=40, stp_off)?;
+    in_range("bridge", "ageing-time", 0..=1_000_000, stp_off)?;
+    in_range("bridge", "priority", 0..=65535, false)?;
+    in_range("bridge", "group-forward-mask", 0..=65535, false)?;
+    in_range("bridge", "vlan-default-pvid", 0..=4094, false)?;
+    in_range("bridge-port", "path-cost", 0..=65535, false)?;
+    in_range("bridge-port", "priority", 0..=63, false)?;
+    if num("bridge", "group-forward-mask").is_some_and(|m| m & 7 != 0) {
+        fail("bridge", "group-forward-mask", "the mask can't contain bits 0 (STP), 1 (MAC) or 2 (LACP)")?;
+    }
+    if let Some(a) = conn.get("bridge", "group-address").and_then(Value::as_bytes) {
+        // 01:80:C2:00:00:0X, but the kernel's own 01 (pause), 02 (LACP), 03 (802.1X).
+        let link_local = a.len() == 6 && a[..5] == [0x01, 0x80, 0xc2, 0, 0] && a[5] <= 0x0f && !(1..=3).contains(&a[5]);
+        if !link_local {
+            fail("bridge", "group-address", "is not a valid link local MAC address")?;
+        }
+    }
+    if let Some(p) = conn.get_str("bridge", "vlan-protocol").filter(|p| !p.is_empty())
+        && p != "802.1Q"
+        && p != "802.1ad"
+    {
+        fail("bridge", "vlan-protocol", "is not a valid VLAN filtering protocol")?;
+    }
+    if let Some(r) = conn.get_str("bridge", "multicast-router").filter(|r| !r.is_empty())
+        && !["auto", "enabled", "disabled"].contains(&r)
+    {
+        fail("bridge", "multicast-router", "is not a valid option")?;
+    }
+    if let Some(h) = num("bridge", "multicast-hash-max")
+        && (h <= 0 || h & (h - 1) != 0)
+    {
+        fail("bridge", "multicast-hash-max", "'multicast-hash-max' option must be a power of 2")?;
+    }
+    for setting in ["bridge", "bridge-port"] {
+        validate_bridge_vlans(conn, setting)?;
+    }
+    Ok(())
+}
+
+/// A VLAN table: ids 1–4094, ranges in order, no id twice, one PVID at
+/// most and that one a single id (the kernel refuses a range as PVID).
+fn validate_bridge_vlans(conn: &Connection, setting: &str) -> Result<(), PropertyError> {
+    let Some(entries) = conn.get(setting, "vlans").and_then(Value::as_dict_list) else { return Ok(()) };
+    let mut seen: Vec<(i128, i128)> = Vec::new();
+    let mut pvids = 0;
+    for e in &entries {
+        let start = e.get("vid-start").and_then(Value::as_i128);
+        let Some(start) = start.filter(|v| (1..=4094).contains(v)) else {
+            return fail(setting, "vlans", "a VLAN id must be between 1 and 4094");
+        };
+        let end = e.get("vid-end").and_then(Value::as_i128).unwrap_or(start);
+        if !(start..=4094).contains(&end) {
+            return fail(setting, "vlans", format!("invalid VLAN range {start}-{end}"));
+        }
+        if let Some((a, _)) = seen.iter().find(|(a, b)| start <= *b && *a <= end) {
+            return fail(setting, "vlans", format!("duplicate VLAN id {}", start.max(*a)));
+        }
+        seen.push((start, end));
+        if e.get("pvid").and_then(Value::as_bool) == Some(true) {
+            if start != end {
+                return fail(setting, "vlans", format!("the VLAN range {start}-{end} can't be the PVID"));
+            }
+            pvids += 1;
+            if pvids > 1 {
+                return fail(setting, "vlans", "only one VLAN can be the PVID");
+            }
         }
     }
     Ok(())
@@ -389,5 +462,57 @@ mod tests {
         assert_eq!(normalize_and_validate(c.clone()).unwrap_err().property, "psk");
         c.set("802-11-wireless-security", "psk", Value::Str("long enough".into()));
         assert!(normalize_and_validate(c).is_ok());
+    }
+
+    #[test]
+    fn bridge_rules() {
+        let bridge = |body: &str| {
+            let text = format!(
+                "[connection]\nid=b\nuuid=1c0f2a3b-4d5e-4f60-8172-93a4b5c6d7e8\ntype=bridge\ninterface-name=br0\n[bridge]\n{body}"
+            );
+            normalize_and_validate(keyfile::parse(&text).unwrap()).map(drop).map_err(|e| e.to_string())
+        };
+        assert_eq!(bridge("stp=false\nforward-delay=0\nhello-time=0\n"), Ok(()), "0 is the default without STP");
+        assert_eq!(bridge("forward-delay=0\n"), Err("bridge.forward-delay: value '0' is out of range <2-30>".into()));
+        assert_eq!(
+            bridge("group-forward-mask=8\nmulticast-hash-max=512\nmulticast-router=enabled\nvlan-protocol=802.1ad\n"),
+            Ok(())
+        );
+        assert_eq!(
+            bridge("group-forward-mask=5\n"),
+            Err("bridge.group-forward-mask: the mask can't contain bits 0 (STP), 1 (MAC) or 2 (LACP)".into())
+        );
+        assert_eq!(bridge("group-address=01:80:C2:00:00:0E\n"), Ok(()));
+        assert_eq!(
+            bridge("group-address=01:80:C2:00:00:02\n"),
+            Err("bridge.group-address: is not a valid link local MAC address".into())
+        );
+        assert_eq!(
+            bridge("multicast-router=sometimes\n"),
+            Err("bridge.multicast-router: is not a valid option".into())
+        );
+        assert_eq!(
+            bridge("multicast-hash-max=1000\n"),
+            Err("bridge.multicast-hash-max: 'multicast-hash-max' option must be a power of 2".into())
+        );
+        assert_eq!(
+            bridge("vlan-protocol=802.1x\n"),
+            Err("bridge.vlan-protocol: is not a valid VLAN filtering protocol".into())
+        );
+        assert_eq!(
+            bridge("vlan-default-pvid=4095\n"),
+            Err("bridge.vlan-default-pvid: value '4095' is out of range <0-4094>".into())
+        );
+        assert_eq!(bridge("vlan-filtering=true\nvlans=1 pvid untagged,10-20,30\n"), Ok(()));
+        assert_eq!(bridge("vlans=10-20,15\n"), Err("bridge.vlans: duplicate VLAN id 15".into()));
+        assert_eq!(bridge("vlans=10 pvid,20 pvid\n"), Err("bridge.vlans: only one VLAN can be the PVID".into()));
+        assert_eq!(bridge("vlans=10-20 pvid\n"), Err("bridge.vlans: the VLAN range 10-20 can't be the PVID".into()));
+        let port = |body: &str| {
+            normalize_and_validate(kf(&format!("master=br0\nslave-type=bridge\n[bridge-port]\n{body}")))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(port("path-cost=5\npriority=10\nhairpin-mode=true\nvlans=100 pvid untagged\n"), Ok(()));
+        assert_eq!(port("priority=64\n"), Err("bridge-port.priority: value '64' is out of range <0-63>".into()));
     }
 }

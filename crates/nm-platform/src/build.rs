@@ -10,8 +10,9 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
 use netlink_packet_route::link::{
-    BridgeStpState, InfoBridge, InfoData, InfoKind, InfoMacVlan, InfoVeth, InfoVxlan, LinkAttribute, LinkExtentMask,
-    LinkFlags, LinkInfo, LinkMessage, MacVlanFlags, MacVlanMode,
+    AfSpecBridge, BridgeFlag, BridgeMulticastRouterType, BridgeStpState, BridgeVlanInfo, BridgeVlanInfoFlags,
+    InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth, InfoVxlan,
+    LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, MacVlanFlags, MacVlanMode, VlanProtocol,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
@@ -21,7 +22,10 @@ use netlink_packet_route::{AddressFamily, IpProtocol, RouteNetlinkMessage};
 
 use crate::error::PlatformError;
 use crate::parse::INFINITY_LIFE_TIME;
-use crate::types::{Address, Family, IFA_F_NOPREFIXROUTE, NewLink, Route, RouteFilter, Rule};
+use crate::types::{
+    Address, BridgeOptions, BridgePortOptions, BridgeVlan, Family, IFA_F_NOPREFIXROUTE, NewLink, Route, RouteFilter,
+    Rule,
+};
 
 /// `RT_SCOPE_NOWHERE`: in a delete request, "any scope".
 const RT_SCOPE_NOWHERE: u8 = 255;
@@ -118,6 +122,117 @@ pub(crate) enum LinkChange {
     Master(u32),
 }
 
+/// The `IFLA_BR_*` attributes of a bridge's settings.
+fn bridge_data(o: &BridgeOptions) -> Vec<InfoBridge> {
+    let stp = if o.stp { BridgeStpState::KernelStp } else { BridgeStpState::Disabled };
+    vec![
+        InfoBridge::ForwardDelay(o.forward_delay),
+        InfoBridge::HelloTime(o.hello_time),
+        InfoBridge::MaxAge(o.max_age),
+        InfoBridge::AgeingTime(o.ageing_time),
+        InfoBridge::StpState(stp),
+        InfoBridge::Priority(o.priority),
+        InfoBridge::VlanProtocol(VlanProtocol::from(o.vlan_protocol)),
+        InfoBridge::GroupFwdMask(o.group_fwd_mask),
+        InfoBridge::GroupAddr(o.group_address),
+        InfoBridge::MulticastRouter(BridgeMulticastRouterType::from(o.multicast_router)),
+        InfoBridge::MulticastSnooping(o.multicast_snooping),
+        InfoBridge::MulticastQueryUseIfaddr(o.multicast_query_use_ifaddr),
+        InfoBridge::MulticastQuerier(o.multicast_querier),
+        InfoBridge::MulticastHashMax(o.multicast_hash_max),
+        InfoBridge::MulticastLastMemberCount(o.multicast_last_member_count),
+        InfoBridge::MulticastStartupQueryCount(o.multicast_startup_query_count),
+        InfoBridge::MulticastLastMemberInterval(o.multicast_last_member_interval),
+        InfoBridge::MulticastMembershipInterval(o.multicast_membership_interval),
+        InfoBridge::MulticastQuerierInterval(o.multicast_querier_interval),
+        InfoBridge::MulticastQueryInterval(o.multicast_query_interval),
+        InfoBridge::MulticastQueryResponseInterval(o.multicast_query_response_interval),
+        InfoBridge::MulticastStartupQueryInterval(o.multicast_startup_query_interval),
+        InfoBridge::VlanStatsEnabled(o.vlan_stats_enabled),
+    ]
+}
+
+/// `RTM_NEWLINK` on an existing link with only `IFLA_LINKINFO`.
+fn change_link_info(ifindex: u32, info: Vec<LinkInfo>) -> Request {
+    let mut msg = LinkMessage::default();
+    msg.header.index = ifindex;
+    msg.attributes.push(LinkAttribute::LinkInfo(info));
+    Request::change(RouteNetlinkMessage::NewLink(msg), 0)
+}
+
+/// Gives an existing bridge the settings `o`.
+pub(crate) fn change_bridge(ifindex: u32, o: &BridgeOptions) -> Request {
+    change_link_info(ifindex, vec![LinkInfo::Kind(InfoKind::Bridge), LinkInfo::Data(InfoData::Bridge(bridge_data(o)))])
+}
+
+/// A bridge's VLAN filtering and the VLAN its ports start in
+/// (`vlan_default_pvid`, 0 for none), each when given. The kernel changes
+/// the default only while filtering is off, and takes the attributes in
+/// this order.
+pub(crate) fn bridge_vlan_filtering(ifindex: u32, filtering: Option<bool>, default_pvid: Option<u16>) -> Request {
+    let mut data = Vec::new();
+    if let Some(f) = filtering {
+        data.push(InfoBridge::VlanFiltering(f));
+    }
+    if let Some(p) = default_pvid {
+        data.push(InfoBridge::VlanDefaultPvid(p));
+    }
+    change_link_info(ifindex, vec![LinkInfo::Kind(InfoKind::Bridge), LinkInfo::Data(InfoData::Bridge(data))])
+}
+
+/// How a port sits in its bridge (`IFLA_INFO_SLAVE_DATA` of kind bridge).
+pub(crate) fn change_bridge_port(ifindex: u32, o: &BridgePortOptions) -> Request {
+    let data = vec![
+        InfoBridgePort::Cost(o.cost),
+        InfoBridgePort::Priority(o.priority),
+        InfoBridgePort::HairpinMode(o.hairpin),
+    ];
+    change_link_info(
+        ifindex,
+        vec![LinkInfo::PortKind(InfoPortKind::Bridge), LinkInfo::PortData(InfoPortData::BridgePort(data))],
+    )
+}
+
+/// Adds (`add`) or removes VLAN entries of a bridge (`of_bridge`: its own
+/// table) or of a port (`RTM_SETLINK`/`RTM_DELLINK` of family
+/// `AF_BRIDGE`); ranges as a begin and an end entry.
+pub(crate) fn bridge_vlans(ifindex: u32, of_bridge: bool, add: bool, vlans: &[BridgeVlan]) -> Request {
+    let mut spec = Vec::new();
+    if of_bridge {
+        // `BRIDGE_FLAGS_SELF` (the library's `LowerDev`): the bridge
+        // device's own table; without it the request is about a port and
+        // goes to its bridge.
+        spec.push(AfSpecBridge::Flags(BridgeFlag::LowerDev));
+    }
+    for v in vlans {
+        let mut flags = BridgeVlanInfoFlags::empty();
+        if v.pvid {
+            flags |= BridgeVlanInfoFlags::Pvid;
+        }
+        if v.untagged {
+            flags |= BridgeVlanInfoFlags::Untagged;
+        }
+        if v.start == v.end {
+            spec.push(AfSpecBridge::VlanInfo(BridgeVlanInfo { flags, vid: v.start }));
+        } else {
+            spec.push(AfSpecBridge::VlanInfo(BridgeVlanInfo {
+                flags: flags | BridgeVlanInfoFlags::RangeBegin,
+                vid: v.start,
+            }));
+            spec.push(AfSpecBridge::VlanInfo(BridgeVlanInfo {
+                flags: flags | BridgeVlanInfoFlags::RangeEnd,
+                vid: v.end,
+            }));
+        }
+    }
+    let mut msg = LinkMessage::default();
+    msg.header.interface_family = AddressFamily::Bridge;
+    msg.header.index = ifindex;
+    msg.attributes.push(LinkAttribute::AfSpecBridge(spec));
+    let msg = if add { RouteNetlinkMessage::SetLink(msg) } else { RouteNetlinkMessage::DelLink(msg) };
+    Request::change(msg, 0)
+}
+
 pub(crate) fn set_link(ifindex: u32, change: LinkChange) -> Request {
     let mut msg = LinkMessage::default();
     msg.header.index = ifindex;
@@ -133,9 +248,6 @@ pub(crate) fn set_link(ifindex: u32, change: LinkChange) -> Request {
     Request::change(RouteNetlinkMessage::SetLink(msg), 0)
 }
 
-/// Creates the bridge `name` (`NLM_F_EXCL`: a link of that name already
-/// there is `EEXIST`). The kernel counts bridge times in hundredths of a
-/// second.
 /// `RTM_NEWLINK` creating `name` as `what` asks (not tun devices: see
 /// `Platform::create_link`).
 pub(crate) fn new_link(name: &str, what: &NewLink) -> Result<Request, PlatformError> {
@@ -143,17 +255,7 @@ pub(crate) fn new_link(name: &str, what: &NewLink) -> Result<Request, PlatformEr
     let mut msg = LinkMessage::default();
     msg.attributes.push(LinkAttribute::IfName(name.to_string()));
     let (kind, data) = match what {
-        NewLink::Bridge(o) => {
-            let stp = if o.stp { BridgeStpState::KernelStp } else { BridgeStpState::Disabled };
-            let data = vec![
-                InfoBridge::StpState(stp),
-                InfoBridge::ForwardDelay(o.forward_delay.saturating_mul(100)),
-                InfoBridge::HelloTime(o.hello_time.saturating_mul(100)),
-                InfoBridge::MaxAge(o.max_age.saturating_mul(100)),
-                InfoBridge::Priority(o.priority),
-            ];
-            (InfoKind::Bridge, InfoData::Bridge(data))
-        }
+        NewLink::Bridge(o) => (InfoKind::Bridge, InfoData::Bridge(bridge_data(o))),
         NewLink::Macvlan(o) => {
             if o.parent == 0 {
                 return Err(PlatformError::Invalid(format!("macvlan {name}: no parent link")));
@@ -588,6 +690,63 @@ pub(crate) mod tests {
         let RouteNetlinkMessage::GetRoute(r) = msg else { panic!() };
         assert_eq!((r.header.table, u8::from(r.header.protocol)), (254, 0));
         assert_eq!(r.attributes, vec![RouteAttribute::Table(254)]);
+    }
+
+    #[test]
+    fn bridge_vlan_tables_and_port_settings() {
+        let vlans = [
+            BridgeVlan { start: 5, end: 5, pvid: true, untagged: true },
+            BridgeVlan { start: 10, end: 12, pvid: false, untagged: false },
+        ];
+        let (flags, msg) = decode(&bridge_vlans(7, true, true, &vlans));
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK);
+        let RouteNetlinkMessage::SetLink(l) = msg else { panic!() };
+        assert_eq!((l.header.index, l.header.interface_family), (7, AddressFamily::Bridge));
+        let info = |flags, vid| AfSpecBridge::VlanInfo(BridgeVlanInfo { flags, vid });
+        use BridgeVlanInfoFlags as F;
+        assert_eq!(
+            l.attributes,
+            vec![LinkAttribute::AfSpecBridge(vec![
+                AfSpecBridge::Flags(BridgeFlag::LowerDev),
+                info(F::Pvid | F::Untagged, 5),
+                info(F::RangeBegin, 10),
+                info(F::RangeEnd, 12),
+            ])]
+        );
+        // A port's table goes through its bridge: no flags; removal is RTM_DELLINK.
+        let (_, msg) = decode(&bridge_vlans(8, false, false, &vlans[1..]));
+        let RouteNetlinkMessage::DelLink(l) = msg else { panic!() };
+        assert_eq!(
+            l.attributes,
+            vec![LinkAttribute::AfSpecBridge(vec![info(F::RangeBegin, 10), info(F::RangeEnd, 12)])]
+        );
+
+        let (_, msg) = decode(&change_bridge_port(8, &BridgePortOptions { cost: 7, priority: 10, hairpin: true }));
+        let RouteNetlinkMessage::NewLink(l) = msg else { panic!() };
+        assert_eq!(
+            l.attributes,
+            vec![LinkAttribute::LinkInfo(vec![
+                LinkInfo::PortKind(InfoPortKind::Bridge),
+                LinkInfo::PortData(InfoPortData::BridgePort(vec![
+                    InfoBridgePort::Cost(7),
+                    InfoBridgePort::Priority(10),
+                    InfoBridgePort::HairpinMode(true),
+                ])),
+            ])]
+        );
+        // Filtering and the default port VLAN, in the kernel's order.
+        let (_, msg) = decode(&bridge_vlan_filtering(7, Some(false), Some(0)));
+        let RouteNetlinkMessage::NewLink(l) = msg else { panic!() };
+        assert_eq!(
+            l.attributes,
+            vec![LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::Bridge),
+                LinkInfo::Data(InfoData::Bridge(vec![
+                    InfoBridge::VlanFiltering(false),
+                    InfoBridge::VlanDefaultPvid(0)
+                ])),
+            ])]
+        );
     }
 
     #[test]

@@ -18,7 +18,10 @@ use crate::socket::{
 };
 use crate::sysfs;
 use crate::tun;
-use crate::types::{Address, Family, Link, NewLink, PlatformEvent, Route, RouteFilter, Rule};
+use crate::types::{
+    Address, BridgeOptions, BridgePortOptions, BridgeVlan, Family, Link, NewLink, PlatformEvent, Route, RouteFilter,
+    Rule,
+};
 
 /// How often a dump interrupted by concurrent changes is tried again
 /// before it is taken as it is (the event stream then corrects the cache).
@@ -187,6 +190,48 @@ impl Platform {
     /// Makes the link a port of the bridge `master` (0: of none).
     pub async fn set_master(&self, ifindex: u32, master: u32) -> Result<(), PlatformError> {
         self.change_link(ifindex, LinkChange::Master(master)).await
+    }
+
+    /// Gives the bridge `ifindex` the settings `o` (all of them: what the
+    /// profile leaves out goes back to NetworkManager's default).
+    pub async fn change_bridge(&self, ifindex: u32, o: &BridgeOptions) -> Result<(), PlatformError> {
+        let op = || format!("setting the bridge options of {}", self.describe_link(ifindex));
+        self.change(build::change_bridge(ifindex, o), &op).await
+    }
+
+    /// A bridge's VLAN filtering and default port VLAN (0: none), each
+    /// when given.
+    pub async fn set_bridge_vlan_filtering(
+        &self,
+        ifindex: u32,
+        filtering: Option<bool>,
+        default_pvid: Option<u16>,
+    ) -> Result<(), PlatformError> {
+        let op = || format!("setting the VLAN filtering of {}", self.describe_link(ifindex));
+        self.change(build::bridge_vlan_filtering(ifindex, filtering, default_pvid), &op).await
+    }
+
+    /// How the port `ifindex` sits in its bridge.
+    pub async fn set_bridge_port(&self, ifindex: u32, o: &BridgePortOptions) -> Result<(), PlatformError> {
+        let op = || format!("setting the bridge port options of {}", self.describe_link(ifindex));
+        self.change(build::change_bridge_port(ifindex, o), &op).await
+    }
+
+    /// Adds (`add`) or removes entries of the VLAN table of a bridge
+    /// (`of_bridge`) or of a bridge port.
+    pub async fn change_bridge_vlans(
+        &self,
+        ifindex: u32,
+        of_bridge: bool,
+        add: bool,
+        vlans: &[BridgeVlan],
+    ) -> Result<(), PlatformError> {
+        if vlans.is_empty() {
+            return Ok(());
+        }
+        let verb = if add { "adding VLANs to" } else { "removing VLANs from" };
+        let op = || format!("{verb} {}", self.describe_link(ifindex));
+        self.change(build::bridge_vlans(ifindex, of_bridge, add, vlans), &op).await
     }
 
     /// Creates a software link and returns it as the cache has it now. A

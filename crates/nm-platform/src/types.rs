@@ -409,22 +409,90 @@ impl Route {
     }
 }
 
-/// A bridge to create (`ip link add NAME type bridge`) with the spanning
-/// tree settings of NetworkManager's `bridge` setting (times in seconds).
+/// A bridge's own settings as the kernel takes them (`IFLA_BR_*`): times
+/// in hundredths of a second (`clock_t`), what NetworkManager's `bridge`
+/// setting asks with its defaults filled in. Sent when the bridge is made
+/// and again on each activation, so a bridge that was there already gets
+/// the profile's settings too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BridgeOptions {
     pub stp: bool,
+    pub priority: u16,
     pub forward_delay: u32,
     pub hello_time: u32,
     pub max_age: u32,
-    pub priority: u16,
+    pub ageing_time: u32,
+    /// Which link-local groups (01:80:C2:00:00:0X, bit X) are forwarded.
+    pub group_fwd_mask: u16,
+    pub group_address: [u8; 6],
+    pub multicast_snooping: bool,
+    /// 0 disabled, 1 automatic, 2 always a multicast router port.
+    pub multicast_router: u8,
+    pub multicast_querier: bool,
+    pub multicast_query_use_ifaddr: bool,
+    pub multicast_hash_max: u32,
+    pub multicast_last_member_count: u32,
+    pub multicast_startup_query_count: u32,
+    pub multicast_last_member_interval: u64,
+    pub multicast_membership_interval: u64,
+    pub multicast_querier_interval: u64,
+    pub multicast_query_interval: u64,
+    pub multicast_query_response_interval: u64,
+    pub multicast_startup_query_interval: u64,
+    /// The ethertype of VLAN filtering: 0x8100 (802.1Q) or 0x88a8 (802.1ad).
+    pub vlan_protocol: u16,
+    pub vlan_stats_enabled: bool,
 }
 
 impl Default for BridgeOptions {
-    /// NetworkManager's defaults.
+    /// NetworkManager's defaults (those of a profile that sets nothing).
     fn default() -> Self {
-        BridgeOptions { stp: true, forward_delay: 15, hello_time: 2, max_age: 20, priority: 0x8000 }
+        BridgeOptions {
+            stp: true,
+            priority: 0x8000,
+            forward_delay: 1500,
+            hello_time: 200,
+            max_age: 2000,
+            ageing_time: 30000,
+            group_fwd_mask: 0,
+            group_address: [0x01, 0x80, 0xc2, 0, 0, 0],
+            multicast_snooping: true,
+            multicast_router: 1,
+            multicast_querier: false,
+            multicast_query_use_ifaddr: false,
+            multicast_hash_max: 4096,
+            multicast_last_member_count: 2,
+            multicast_startup_query_count: 2,
+            multicast_last_member_interval: 100,
+            multicast_membership_interval: 26000,
+            multicast_querier_interval: 25500,
+            multicast_query_interval: 12500,
+            multicast_query_response_interval: 1000,
+            multicast_startup_query_interval: 3125,
+            vlan_protocol: 0x8100,
+            vlan_stats_enabled: false,
+        }
     }
+}
+
+/// How a link sits in its bridge (`IFLA_BRPORT_*`), set when it joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BridgePortOptions {
+    pub cost: u32,
+    pub priority: u16,
+    /// Frames may go back out of the port they came in by.
+    pub hairpin: bool,
+}
+
+/// One entry of a bridge's or a port's VLAN table: the ids
+/// `start..=end`, with `pvid` (untagged frames coming in belong to it) and
+/// `untagged` (frames leave without a tag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BridgeVlan {
+    pub start: u16,
+    pub end: u16,
+    pub pvid: bool,
+    pub untagged: bool,
 }
 
 /// `FR_ACT_*`: what a routing rule does with what it matches.
