@@ -1756,6 +1756,80 @@ async fn a_bridge_and_its_port_get_every_setting_of_their_profiles() {
     }
 }
 
+/// A profile's `ethtool` setting: stored typed (nmcli shows it back), the
+/// offload features set on the device while it is up (read with
+/// ethtool(8); `feature-tso` stands for the kernel's four TCP segmentation
+/// features), changed by `device reapply`, and the device's own values
+/// back when it goes down. A setting the device lacks (ring sizes on a
+/// veth) is a warning, not a failure.
+#[tokio::test]
+async fn ethtool_features_follow_the_profile_and_go_back_afterwards() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let features = |c: &Core| {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", c.lab.client_netns(), "ethtool", "-k", &eth])
+            .output()
+            .expect("ethtool runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = features(&c);
+    assert!(before.contains("tx-tcp-segmentation: on") && before.contains("tx-checksum-sctp: on"), "{before}");
+    let add = nm_lab::add_ethernet(
+        &eth,
+        "offload",
+        &[
+            ("ipv4.method", "manual"),
+            ("ipv4.addresses", "198.18.0.79/24"),
+            ("ipv6.method", "disabled"),
+            ("connection.autoconnect", "no"),
+            ("ethtool.feature-tso", "off"),
+            ("ethtool.feature-tx-checksum-sctp", "off"),
+            ("ethtool.ring-rx", "512"),
+        ],
+    );
+    c.ok(&add).await;
+    let shown = c
+        .ok(&[
+            "-g",
+            "ethtool.feature-tso,ethtool.feature-tx-checksum-sctp,ethtool.ring-rx",
+            "connection",
+            "show",
+            "offload",
+        ])
+        .await;
+    assert_eq!(shown.trim(), "off\noff\n512");
+    let keyfile =
+        std::fs::read_to_string(c.lab.root_path("/etc/NetworkManager/system-connections/offload.nmconnection"))
+            .expect("keyfile");
+    assert!(
+        keyfile.contains("[ethtool]\nfeature-tso=false\nfeature-tx-checksum-sctp=false\nring-rx=512\n"),
+        "{keyfile}"
+    );
+
+    c.ok(&["connection", "up", "offload"]).await;
+    let up = features(&c);
+    for kernel in
+        ["tx-tcp-segmentation", "tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation", "tx-tcp6-segmentation"]
+    {
+        assert!(up.contains(&format!("{kernel}: off")), "{kernel} in {up}");
+    }
+    assert!(up.contains("tx-checksum-sctp: off") && up.contains("tx-checksum-ip-generic: on"), "{up}");
+    assert!(c.log().contains("ethtool"), "the ring sizes the veth lacks are a warning");
+
+    c.ok(&["connection", "modify", "offload", "ethtool.feature-tso", "on"]).await;
+    c.ok(&["device", "reapply", &eth]).await;
+    let reapplied = features(&c);
+    assert!(
+        reapplied.contains("tx-tcp-segmentation: on") && reapplied.contains("tx-checksum-sctp: off"),
+        "{reapplied}"
+    );
+
+    c.ok(&["connection", "down", "offload"]).await;
+    let after = features(&c);
+    assert!(after.contains("tx-tcp-segmentation: on") && after.contains("tx-checksum-sctp: on"), "{after}");
+}
+
 /// Sends one datagram from the client namespace to `to` and waits until
 /// the kernel resolved its address on `dev` (no ping in the lab): the far
 /// end answers ARP through that device.

@@ -670,3 +670,49 @@ fn creates_a_bridge_takes_ports_and_deletes_it() {
         assert!(ip(&ns, &["link", "show", "type", "bridge"]).trim().is_empty());
     });
 }
+
+/// Offload features and channel counts through the ethtool ioctl, read
+/// back with ethtool(8) on the lab's veth.
+#[test]
+fn sets_offload_features_and_channels() {
+    use nm_platform::ethtool::{self, EthtoolBlock};
+    let lab = lab();
+    let ns = lab.client_netns().to_owned();
+    let c0 = lab.uplinks()[0].client_if.clone();
+    let ethtool_k = |ns: &str, dev: &str| {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "ethtool", "-k", dev])
+            .output()
+            .expect("ethtool runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dev = c0.clone();
+    let before = in_netns(&ns, move || async move { ethtool::features(&dev).expect("features") });
+    let tso = before.iter().find(|(n, _)| n == "tx-tcp-segmentation").expect("veth has TSO").1;
+    assert!(tso.changeable && tso.active, "{tso:?}");
+    assert!(ethtool_k(&ns, &c0).contains("tx-tcp-segmentation: on"));
+
+    let dev = c0.clone();
+    let missing = in_netns(&ns, move || async move {
+        let wanted = vec![("tx-tcp-segmentation".to_string(), false), ("no-such-feature".to_string(), true)];
+        ethtool::set_features(&dev, &wanted).expect("set")
+    });
+    assert_eq!(missing, vec!["no-such-feature".to_string()]);
+    assert!(ethtool_k(&ns, &c0).contains("tx-tcp-segmentation: off"), "{}", ethtool_k(&ns, &c0));
+    let dev = c0.clone();
+    let after = in_netns(&ns, move || async move { ethtool::features(&dev).expect("features") });
+    assert!(!after.iter().find(|(n, _)| n == "tx-tcp-segmentation").expect("still there").1.active);
+
+    // veth has as many channels as the machine has CPUs, one in use.
+    let dev = c0.clone();
+    let (before, after) = in_netns(&ns, move || async move {
+        let before = ethtool::block(&dev, EthtoolBlock::Channels).expect("channels");
+        ethtool::set_block(&dev, EthtoolBlock::Channels, &[(4, before[0])]).expect("rx: all");
+        (before, ethtool::block(&dev, EthtoolBlock::Channels).expect("channels"))
+    });
+    assert!(before[0] >= 1 && before[4] == 1, "{before:?}");
+    assert_eq!(after[4], before[0], "{after:?}");
+    let l = std::process::Command::new("ip").args(["netns", "exec", &ns, "ethtool", "-l", &c0]).output().unwrap();
+    let l = String::from_utf8_lossy(&l.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(l.contains(&format!("Current hardware settings: RX: {} TX: 1", before[0])), "{l}");
+}

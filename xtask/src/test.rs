@@ -18,10 +18,12 @@ use crate::util::{cargo, check, header, is_root, show, status, succeeds};
 /// busctl (systemd) for calls with nested dictionaries as another uid,
 /// polkitd (Debian's real one, run on the lab bus by the authorization tests),
 /// gnome-keyring (a user's Secret Service, for nm-user-settings' keyring test),
-/// nft (nftables: the NAT of a shared connection).
+/// nft (nftables: the NAT of a shared connection), ethtool (to read back a
+/// device's offload features and channels).
 pub const PACKAGES: &[&str] = &[
     "dbus",
     "dnsmasq-base",
+    "ethtool",
     "gnome-keyring",
     "hostapd",
     "iproute2",

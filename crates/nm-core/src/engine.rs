@@ -15,6 +15,7 @@ use nm_dbus::{settings_from_wire, settings_to_wire};
 use nm_model::dbus_dict::{self, SettingsDict};
 use nm_model::text::format_mac;
 use nm_model::{Connection, Value, validate};
+use nm_platform::ethtool::EthtoolBlock;
 use nm_platform::{
     Address, BridgeVlan, Family, IFA_F_DADFAILED, IFA_F_PERMANENT, IFA_F_TENTATIVE, Link, LinkDetails, LinkKind,
     NewLink, Platform, PlatformError, PlatformEvent, RTPROT_KERNEL, RTPROT_RA, Route, RouteFilter,
@@ -37,6 +38,7 @@ use crate::dhcp_client::{self, DhcpEvent};
 use crate::dhcp6;
 use crate::dispatcher::{self, Dispatch};
 use crate::dns;
+use crate::ethtool;
 use crate::ipconfig::{self, AddrGen, FamilyMethod, MacChoice, Plan, PlannedAddress};
 use crate::ndisc;
 use crate::policy::{self, Candidate, DeviceView, Retries};
@@ -377,6 +379,16 @@ struct Active {
     auth: Option<Auth8021x>,
     /// `ipv4.method=shared`: dnsmasq and the firewall table, while up.
     sharing: Option<crate::shared::Sharing>,
+    /// What the device had before the profile's `ethtool` setting changed
+    /// it, put back when the activation ends.
+    ethtool_saved: Option<EthtoolSaved>,
+}
+
+/// A device's offload features and settings groups as they were before an
+/// activation changed them (only what it changed).
+struct EthtoolSaved {
+    features: Vec<(String, bool)>,
+    blocks: Vec<(EthtoolBlock, Vec<(usize, u32)>)>,
 }
 
 /// The 802.1X stage of an activation (dropped with it: the agents' request
@@ -1247,6 +1259,15 @@ impl Engine {
         let old_rules = self.actives.get(&ac).map(|a| a.rules.clone()).unwrap_or_default();
         self.remove_rules(&old_rules.iter().filter(|r| !rules.contains(r)).cloned().collect::<Vec<_>>()).await;
         self.add_rules(&rules.iter().filter(|r| !old_rules.contains(r)).cloned().collect::<Vec<_>>()).await;
+        // The device's features as the old profile found them, then as the
+        // new one asks.
+        self.restore_ethtool(ac);
+        if let (Some(plan), Some(name)) = (ethtool::plan(&conn), self.devices.get(&device).map(|d| d.name.clone())) {
+            let saved = apply_ethtool(&name, &plan);
+            if let Some(a) = self.actives.get_mut(&ac) {
+                a.ethtool_saved = Some(saved);
+            }
+        }
         let (ip4, ip6) = {
             let a = self.actives.get_mut(&ac).ok_or_else(not_active)?;
             if plan.v4 == FamilyMethod::Dhcp && a.plan.v4 == FamilyMethod::Dhcp {
@@ -2824,6 +2845,7 @@ impl Engine {
                 pre_up_pending: false,
                 auth: None,
                 sharing: None,
+                ethtool_saved: None,
             }),
         );
         if let Some(d) = self.devices.get_mut(&device) {
@@ -2872,6 +2894,12 @@ impl Engine {
             {
                 set_sysctl(&name, "disable_ipv6", "1");
                 set_sysctl(&name, "disable_ipv6", "0");
+            }
+            if let Some(plan) = ethtool::plan(&conn) {
+                let saved = apply_ethtool(&name, &plan);
+                if let Some(a) = self.actives.get_mut(&id) {
+                    a.ethtool_saved = Some(saved);
+                }
             }
             if let Err(e) = self.platform.set_link_up(ifindex, true).await {
                 failure = Some((format!("setting the link up: {e}"), reason::IP_CONFIG_UNAVAILABLE));
@@ -4128,6 +4156,7 @@ impl Engine {
             self.leave_bridge(ifindex, &conn).await;
         }
         self.remove_rules(&rules).await;
+        self.restore_ethtool(ac);
         self.restore_mac(device, &plan).await;
         self.restore_mtu(device).await;
         if !by_user {
@@ -4144,6 +4173,24 @@ impl Engine {
         // makes it again), and a failed bridge takes its ports along.
         self.deactivate_ports(&conn).await;
         self.delete_software_device(device, &conn).await;
+    }
+
+    /// Puts back what an activation's `ethtool` setting changed on its
+    /// device.
+    fn restore_ethtool(&mut self, ac: u32) {
+        let Some(a) = self.actives.get_mut(&ac) else { return };
+        let Some(saved) = a.ethtool_saved.take() else { return };
+        let Some(name) = self.devices.get(&a.device).map(|d| d.name.clone()) else { return };
+        if !saved.features.is_empty()
+            && let Err(e) = nm_platform::ethtool::set_features(&name, &saved.features)
+        {
+            warn!(device = %name, "ethtool: resetting the offload features: {e}");
+        }
+        for (block, words) in &saved.blocks {
+            if let Err(e) = nm_platform::ethtool::set_block(&name, *block, words) {
+                warn!(device = %name, "ethtool: resetting the {block:?} settings: {e}");
+            }
+        }
     }
 
     /// A port profile's link leaves its bridge (when it had joined it).
@@ -4222,6 +4269,7 @@ impl Engine {
         self.remove_rules(&rules).await;
         // (A software device about to be deleted keeps what it has.)
         if software::interface(&conn).is_none() || device_reason == reason::NEW_ACTIVATION {
+            self.restore_ethtool(ac);
             self.restore_mac(device, &plan).await;
             self.restore_mtu(device).await;
         }
@@ -5138,6 +5186,56 @@ fn merge_dhcp6(mut plan: Plan, lease: &dhcp6::LeasePlan) -> Plan {
 }
 
 /// Writes `/proc/sys/net/ipv6/conf/IFACE/KEY` (per network namespace).
+/// Applies an `ethtool` plan to the device `name` and returns what it had
+/// before (what could not be changed is a warning, as in NetworkManager:
+/// the activation goes on).
+fn apply_ethtool(name: &str, plan: &ethtool::EthtoolPlan) -> EthtoolSaved {
+    use nm_platform::ethtool as kernel;
+    let mut saved = EthtoolSaved { features: Vec::new(), blocks: Vec::new() };
+    if !plan.features.is_empty() {
+        match kernel::features(name) {
+            Ok(now) => {
+                let wanted: Vec<(String, bool)> = plan
+                    .features
+                    .iter()
+                    .filter(|(k, _)| now.iter().any(|(n, s)| n == k && s.changeable))
+                    .cloned()
+                    .collect();
+                saved.features = wanted
+                    .iter()
+                    .filter_map(|(k, _)| now.iter().find(|(n, _)| n == k).map(|(n, s)| (n.clone(), s.active)))
+                    .collect();
+                let fixed: Vec<&str> =
+                    plan.features.iter().filter(|f| !wanted.contains(f)).map(|(k, _)| k.as_str()).collect();
+                if !fixed.is_empty() {
+                    warn!(device = %name, "ethtool: offload features the device does not let change: {}", fixed.join(", "));
+                }
+                if let Err(e) = kernel::set_features(name, &wanted) {
+                    warn!(device = %name, "ethtool: setting the offload features: {e}");
+                }
+            }
+            Err(e) => warn!(device = %name, "ethtool: reading the offload features: {e}"),
+        }
+    }
+    for (block, words) in &plan.blocks {
+        let before = match kernel::block(name, *block) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(device = %name, "ethtool: the device has no {block:?} settings: {e}");
+                continue;
+            }
+        };
+        match kernel::set_block(name, *block, words) {
+            Ok(()) => {
+                let old = words.iter().filter_map(|(i, _)| before.get(*i).map(|v| (*i, *v))).collect();
+                saved.blocks.push((*block, old));
+            }
+            Err(e) => warn!(device = %name, "ethtool: setting the {block:?} settings: {e}"),
+        }
+    }
+    saved
+}
+
 fn set_sysctl(iface: &str, key: &str, value: &str) {
     if iface.is_empty() || iface.contains('/') || iface.contains("..") {
         return;

@@ -15,6 +15,7 @@ mod dhcp_client;
 mod dispatcher;
 mod dns;
 mod engine;
+mod ethtool;
 mod ipconfig;
 mod logind;
 mod ndisc;

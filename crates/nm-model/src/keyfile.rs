@@ -141,6 +141,55 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// A free-form key (`user.data`'s, `bond.options`') as a keyfile key:
+/// control bytes, bytes past ASCII, `=`, `[`, `]`, a `\` that would read
+/// as an escape, and a leading or trailing space as `\XX`; the empty key
+/// as `\00`. As NetworkManager writes them.
+pub fn encode_key(key: &str) -> String {
+    if key.is_empty() {
+        return "\\00".to_string();
+    }
+    let bytes = key.as_bytes();
+    let mut out = String::with_capacity(key.len());
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape_like = b == b'\\' && bytes.len() > i + 2 && bytes[i + 1..i + 3].iter().all(u8::is_ascii_hexdigit);
+        let edge_space = b == b' ' && (i == 0 || i + 1 == bytes.len());
+        if !(0x20..0x7f).contains(&b) || matches!(b, b'=' | b'[' | b']') || escape_like || edge_space {
+            out.push_str(&format!("\\{b:02X}"));
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    out
+}
+
+/// The key [`encode_key`] wrote.
+pub fn decode_key(key: &str) -> String {
+    if key == "\\00" {
+        return String::new();
+    }
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()));
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'\\', Some(v)) if v != 0 => {
+                out.push(v);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 pub fn escape_list<S: AsRef<str>>(items: &[S]) -> String {
     items.iter().map(|s| format!("{};", escape(s.as_ref()).replace(';', "\\;"))).collect()
 }
@@ -236,7 +285,7 @@ fn read_setting(spec: &SettingSpec, group: &Group, conn: &mut Connection) -> Res
             }
         }
         if options_prop.is_some() {
-            options.insert(e.key.clone(), unescape(&e.value));
+            options.insert(decode_key(&e.key), unescape(&e.value));
             continue;
         }
         setting.props.insert(e.key.clone(), Value::Str(e.value.clone()));
@@ -396,6 +445,7 @@ pub fn is_default(prop: &PropertySpec, v: &Value) -> bool {
     match prop.default {
         schema::DefaultValue::Bool(b) => v.as_bool() == Some(b),
         schema::DefaultValue::Int(n) => v.as_i128() == Some(n as i128),
+        schema::DefaultValue::Unset => false,
         schema::DefaultValue::Zero => match v.unwrap_variant() {
             Value::Bool(b) => !b,
             Value::Str(s) => s.is_empty(),
@@ -557,7 +607,7 @@ fn setting_entries(
             }
             Kind::OptionsInGroup => {
                 for (k, val) in v.as_str_map().unwrap_or_default() {
-                    push(&k, k.clone(), escape(&val));
+                    push(&k, encode_key(&k), escape(&val));
                 }
             }
             Kind::OptionsGroup(_) | Kind::WireguardPeers => {}
@@ -694,6 +744,32 @@ mod tests {
     fn unknown_keys_and_groups_survive() {
         let text = "[connection]\nid=x\nuuid=4b4c0e2e-8b8e-4b8e-9b8e-4b8e4b8e4b8e\ntype=ethernet\nfuture-key=a\\;b\n\n[ethernet]\n\n[match]\ninterface-name=eth*;\n\n[.nmmeta]\nnm-generated=true\n";
         let c = parse(text).unwrap();
+        assert_eq!(write(&c), text);
+    }
+
+    #[test]
+    fn the_hostname_setting_is_typed() {
+        let text = "[connection]\nid=x\nuuid=4b4c0e2e-8b8e-4b8e-9b8e-4b8e4b8e4b8e\ntype=ethernet\n\n[ethernet]\n\n[hostname]\nfrom-dhcp=0\npriority=50\n";
+        let c = parse(text).unwrap();
+        assert_eq!(c.get("hostname", "priority"), Some(&Value::Int32(50)));
+        assert_eq!(c.get("hostname", "from-dhcp"), Some(&Value::Int32(0)));
+        assert_eq!(write(&c), text);
+    }
+
+    #[test]
+    fn user_data_keys_are_encoded_as_networkmanager_writes_them() {
+        assert_eq!(encode_key("a.b=c"), "a.b\\3Dc");
+        assert_eq!(encode_key(" x[1] "), "\\20x\\5B1\\5D\\20");
+        assert_eq!(encode_key("a\\41b"), "a\\5C41b", "a backslash that reads as an escape");
+        assert_eq!(encode_key(""), "\\00");
+        for k in ["a.b=c", " x[1] ", "a\\41b", "", "é.ü", "plain.key"] {
+            assert_eq!(decode_key(&encode_key(k)), k);
+        }
+        let text = "[connection]\nid=x\nuuid=4b4c0e2e-8b8e-4b8e-9b8e-4b8e4b8e4b8e\ntype=ethernet\n\n[ethernet]\n\n[user]\na.b\\3Dc=v\norg.example.owner=alice\n";
+        let c = parse(text).unwrap();
+        let data = c.get("user", "data").and_then(Value::as_str_map).unwrap();
+        assert_eq!(data.get("a.b=c").map(String::as_str), Some("v"));
+        assert_eq!(data.get("org.example.owner").map(String::as_str), Some("alice"));
         assert_eq!(write(&c), text);
     }
 }

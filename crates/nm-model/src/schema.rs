@@ -71,6 +71,9 @@ impl Kind {
 pub enum DefaultValue {
     /// false, 0, "" or empty.
     Zero,
+    /// None: a value that is set is meant (an ethtool option set to off
+    /// turns the feature off; absent leaves it as the device has it).
+    Unset,
     Bool(bool),
     Int(i64),
 }
@@ -120,6 +123,10 @@ const fn p(name: &'static str, kind: Kind) -> PropertySpec {
 }
 const fn pd(name: &'static str, kind: Kind, default: DefaultValue) -> PropertySpec {
     PropertySpec { name, kind, default, secret: false }
+}
+/// An option whose every value is meaningful (see [`DefaultValue::Unset`]).
+const fn opt(name: &'static str, kind: Kind) -> PropertySpec {
+    PropertySpec { name, kind, default: DefaultValue::Unset, secret: false }
 }
 const fn secret(name: &'static str, kind: Kind) -> PropertySpec {
     PropertySpec { name, kind, default: DefaultValue::Zero, secret: true }
@@ -419,6 +426,110 @@ const WIREGUARD: &[PropertySpec] = &[
 
 const LOOPBACK: &[PropertySpec] = &[p("mtu", UInt32)];
 
+/// `ethtool`: NetworkManager 1.42's 87 options, each a property of its own
+/// on D-Bus and in a keyfile (features and pause `b`, coalesce and ring `u`).
+const ETHTOOL: &[PropertySpec] = &[
+    opt("coalesce-adaptive-rx", UInt32),
+    opt("coalesce-adaptive-tx", UInt32),
+    opt("coalesce-pkt-rate-high", UInt32),
+    opt("coalesce-pkt-rate-low", UInt32),
+    opt("coalesce-rx-frames", UInt32),
+    opt("coalesce-rx-frames-high", UInt32),
+    opt("coalesce-rx-frames-irq", UInt32),
+    opt("coalesce-rx-frames-low", UInt32),
+    opt("coalesce-rx-usecs", UInt32),
+    opt("coalesce-rx-usecs-high", UInt32),
+    opt("coalesce-rx-usecs-irq", UInt32),
+    opt("coalesce-rx-usecs-low", UInt32),
+    opt("coalesce-sample-interval", UInt32),
+    opt("coalesce-stats-block-usecs", UInt32),
+    opt("coalesce-tx-frames", UInt32),
+    opt("coalesce-tx-frames-high", UInt32),
+    opt("coalesce-tx-frames-irq", UInt32),
+    opt("coalesce-tx-frames-low", UInt32),
+    opt("coalesce-tx-usecs", UInt32),
+    opt("coalesce-tx-usecs-high", UInt32),
+    opt("coalesce-tx-usecs-irq", UInt32),
+    opt("coalesce-tx-usecs-low", UInt32),
+    opt("feature-esp-hw-offload", Bool),
+    opt("feature-esp-tx-csum-hw-offload", Bool),
+    opt("feature-fcoe-mtu", Bool),
+    opt("feature-gro", Bool),
+    opt("feature-gso", Bool),
+    opt("feature-highdma", Bool),
+    opt("feature-hw-tc-offload", Bool),
+    opt("feature-l2-fwd-offload", Bool),
+    opt("feature-loopback", Bool),
+    opt("feature-lro", Bool),
+    opt("feature-macsec-hw-offload", Bool),
+    opt("feature-ntuple", Bool),
+    opt("feature-rx", Bool),
+    opt("feature-rxhash", Bool),
+    opt("feature-rxvlan", Bool),
+    opt("feature-rx-all", Bool),
+    opt("feature-rx-fcs", Bool),
+    opt("feature-rx-gro-hw", Bool),
+    opt("feature-rx-gro-list", Bool),
+    opt("feature-rx-udp-gro-forwarding", Bool),
+    opt("feature-rx-udp_tunnel-port-offload", Bool),
+    opt("feature-rx-vlan-filter", Bool),
+    opt("feature-rx-vlan-stag-filter", Bool),
+    opt("feature-rx-vlan-stag-hw-parse", Bool),
+    opt("feature-sg", Bool),
+    opt("feature-tls-hw-record", Bool),
+    opt("feature-tls-hw-rx-offload", Bool),
+    opt("feature-tls-hw-tx-offload", Bool),
+    opt("feature-tso", Bool),
+    opt("feature-tx", Bool),
+    opt("feature-txvlan", Bool),
+    opt("feature-tx-checksum-fcoe-crc", Bool),
+    opt("feature-tx-checksum-ipv4", Bool),
+    opt("feature-tx-checksum-ipv6", Bool),
+    opt("feature-tx-checksum-ip-generic", Bool),
+    opt("feature-tx-checksum-sctp", Bool),
+    opt("feature-tx-esp-segmentation", Bool),
+    opt("feature-tx-fcoe-segmentation", Bool),
+    opt("feature-tx-gre-csum-segmentation", Bool),
+    opt("feature-tx-gre-segmentation", Bool),
+    opt("feature-tx-gso-list", Bool),
+    opt("feature-tx-gso-partial", Bool),
+    opt("feature-tx-gso-robust", Bool),
+    opt("feature-tx-ipxip4-segmentation", Bool),
+    opt("feature-tx-ipxip6-segmentation", Bool),
+    opt("feature-tx-nocache-copy", Bool),
+    opt("feature-tx-scatter-gather", Bool),
+    opt("feature-tx-scatter-gather-fraglist", Bool),
+    opt("feature-tx-sctp-segmentation", Bool),
+    opt("feature-tx-tcp6-segmentation", Bool),
+    opt("feature-tx-tcp-ecn-segmentation", Bool),
+    opt("feature-tx-tcp-mangleid-segmentation", Bool),
+    opt("feature-tx-tcp-segmentation", Bool),
+    opt("feature-tx-tunnel-remcsum-segmentation", Bool),
+    opt("feature-tx-udp-segmentation", Bool),
+    opt("feature-tx-udp_tnl-csum-segmentation", Bool),
+    opt("feature-tx-udp_tnl-segmentation", Bool),
+    opt("feature-tx-vlan-stag-hw-insert", Bool),
+    opt("pause-autoneg", Bool),
+    opt("pause-rx", Bool),
+    opt("pause-tx", Bool),
+    opt("ring-rx", UInt32),
+    opt("ring-rx-jumbo", UInt32),
+    opt("ring-rx-mini", UInt32),
+    opt("ring-tx", UInt32),
+];
+
+/// `user.data`: free `a{ss}` for other programs, entries as the group's keys.
+const USER: &[PropertySpec] = &[p("data", OptionsInGroup)];
+
+/// Where the host name may come from while this profile is up (1.30):
+/// NMTernary values, -1 leaving it to the global default.
+const HOSTNAME: &[PropertySpec] = &[
+    pd("from-dhcp", Int32, I(-1)),
+    pd("from-dns-lookup", Int32, I(-1)),
+    pd("only-from-default", Int32, I(-1)),
+    p("priority", Int32),
+];
+
 /// Which devices a profile may run on beyond `connection.interface-name`:
 /// lists of shell patterns (see nm-core's `policy::wildcard_match`).
 const MATCH: &[PropertySpec] =
@@ -447,11 +558,14 @@ pub static SETTINGS: &[SettingSpec] = &[
     SettingSpec { name: "bond", alias: None, base_type: Some(BaseType::Ip), properties: BOND },
     SettingSpec { name: "bridge", alias: None, base_type: Some(BaseType::Ip), properties: BRIDGE },
     SettingSpec { name: "bridge-port", alias: None, base_type: None, properties: BRIDGE_PORT },
+    SettingSpec { name: "ethtool", alias: None, base_type: None, properties: ETHTOOL },
     SettingSpec { name: "generic", alias: None, base_type: Some(BaseType::Ip), properties: GENERIC },
+    SettingSpec { name: "hostname", alias: None, base_type: None, properties: HOSTNAME },
     SettingSpec { name: "loopback", alias: None, base_type: Some(BaseType::Ip), properties: LOOPBACK },
     SettingSpec { name: "macvlan", alias: None, base_type: Some(BaseType::Ip), properties: MACVLAN },
     SettingSpec { name: "match", alias: None, base_type: None, properties: MATCH },
     SettingSpec { name: "tun", alias: None, base_type: Some(BaseType::Ip), properties: TUN },
+    SettingSpec { name: "user", alias: None, base_type: None, properties: USER },
     SettingSpec { name: "veth", alias: None, base_type: Some(BaseType::Ip), properties: VETH },
     SettingSpec { name: "vlan", alias: None, base_type: Some(BaseType::Ip), properties: VLAN },
     SettingSpec { name: "vxlan", alias: None, base_type: Some(BaseType::Ip), properties: VXLAN },

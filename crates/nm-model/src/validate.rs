@@ -292,7 +292,64 @@ fn validate_specific(conn: &Connection) -> Result<(), PropertyError> {
     {
         fail("tun", "mode", format!("'{m}' is not a valid value for the property"))?;
     }
-    validate_bridge(conn)
+    validate_bridge(conn)?;
+    validate_ethtool(conn)?;
+    validate_user_data(conn)
+}
+
+/// `ethtool`: only NetworkManager's options, its rules for the adaptive
+/// coalescing switches and for pause autonegotiation.
+fn validate_ethtool(conn: &Connection) -> Result<(), PropertyError> {
+    let Some(setting) = conn.settings.get("ethtool") else { return Ok(()) };
+    let spec = schema::setting("ethtool");
+    for name in setting.props.keys() {
+        if spec.and_then(|s| s.property(name)).is_none() {
+            return fail("ethtool", name, "unsupported ethtool setting");
+        }
+    }
+    for key in ["coalesce-adaptive-rx", "coalesce-adaptive-tx"] {
+        if conn.get("ethtool", key).and_then(Value::as_i128).is_some_and(|v| v > 1) {
+            fail("ethtool", key, "coalesce option must be either 0 or 1")?;
+        }
+    }
+    let pause_set = setting.props.contains_key("pause-rx") || setting.props.contains_key("pause-tx");
+    if pause_set && conn.get("ethtool", "pause-autoneg").and_then(Value::as_bool) == Some(true) {
+        fail("ethtool", "pause-autoneg", "pause-autoneg cannot be enabled when setting rx/tx options")?;
+    }
+    Ok(())
+}
+
+/// `user.data`: namespaced keys of `[a-zA-Z0-9-_+/=]` words (at most 255
+/// bytes), values up to 8 KiB, 256 entries; NetworkManager's messages.
+fn validate_user_data(conn: &Connection) -> Result<(), PropertyError> {
+    let Some(data) = conn.get("user", "data").and_then(Value::as_str_map) else { return Ok(()) };
+    if data.len() > 256 {
+        let n = data.len();
+        return fail("user", "data", format!("maximum number of user data entries reached ({n} instead of 256)"));
+    }
+    let word_char = |c: char| c.is_ascii_alphanumeric() || "-_+/=".contains(c);
+    for (key, value) in &data {
+        let why = if key.is_empty() {
+            Some("missing key")
+        } else if key.len() > 255 {
+            Some("key is too long")
+        } else if key.contains("..") {
+            Some("key cannot contain \"..\"")
+        } else if key.starts_with('.') || key.ends_with('.') || !key.chars().all(|c| c == '.' || word_char(c)) {
+            Some("key contains invalid characters")
+        } else if !key.contains('.') {
+            Some("key requires a '.' for a namespace")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return fail("user", "data", format!("invalid key \"{key}\": {why}"));
+        }
+        if value.len() > 8 * 1024 {
+            return fail("user", "data", format!("invalid value for \"{key}\": value is too large"));
+        }
+    }
+    Ok(())
 }
 
 /// The `bridge` and `bridge-port` settings, with NetworkManager's limits
@@ -514,5 +571,41 @@ mod tests {
         };
         assert_eq!(port("path-cost=5\npriority=10\nhairpin-mode=true\nvlans=100 pvid untagged\n"), Ok(()));
         assert_eq!(port("priority=64\n"), Err("bridge-port.priority: value '64' is out of range <0-63>".into()));
+    }
+
+    #[test]
+    fn ethtool_and_user_rules() {
+        let check = |body: &str| normalize_and_validate(kf(body)).map(drop).map_err(|e| e.to_string());
+        assert_eq!(check("[ethtool]\nfeature-tso=false\ncoalesce-rx-usecs=50\nring-rx=512\npause-rx=true\n"), Ok(()));
+        let c = normalize_and_validate(kf("[ethtool]\nfeature-tso=false\nring-rx=512\n")).unwrap();
+        assert_eq!(c.get("ethtool", "feature-tso"), Some(&Value::Bool(false)), "typed");
+        assert_eq!(c.get("ethtool", "ring-rx"), Some(&Value::UInt32(512)));
+        let mut odd = kf("");
+        odd.set("ethtool", "feature-warp", Value::Bool(true));
+        assert_eq!(
+            normalize_and_validate(odd).map(drop).map_err(|e| e.to_string()),
+            Err("ethtool.feature-warp: unsupported ethtool setting".into())
+        );
+        assert_eq!(
+            check("[ethtool]\ncoalesce-adaptive-rx=2\n"),
+            Err("ethtool.coalesce-adaptive-rx: coalesce option must be either 0 or 1".into())
+        );
+        assert_eq!(
+            check("[ethtool]\npause-autoneg=true\npause-tx=false\n"),
+            Err("ethtool.pause-autoneg: pause-autoneg cannot be enabled when setting rx/tx options".into())
+        );
+        assert_eq!(check("[user]\norg.example.owner=alice\n"), Ok(()));
+        assert_eq!(
+            check("[user]\nowner=alice\n"),
+            Err("user.data: invalid key \"owner\": key requires a '.' for a namespace".into())
+        );
+        assert_eq!(
+            check("[user]\norg..owner=alice\n"),
+            Err("user.data: invalid key \"org..owner\": key cannot contain \"..\"".into())
+        );
+        assert_eq!(
+            check("[user]\norg.own er=alice\n"),
+            Err("user.data: invalid key \"org.own er\": key contains invalid characters".into())
+        );
     }
 }

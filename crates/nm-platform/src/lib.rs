@@ -39,6 +39,7 @@
 mod build;
 mod cache;
 mod error;
+pub mod ethtool;
 mod parse;
 mod platform;
 mod socket;
