@@ -1830,6 +1830,64 @@ async fn ethtool_features_follow_the_profile_and_go_back_afterwards() {
     assert!(after.contains("tx-tcp-segmentation: on") && after.contains("tx-checksum-sctp: on"), "{after}");
 }
 
+/// A profile's `tc` setting: stored in NetworkManager's keyfile form and
+/// shown back by nmcli, its qdiscs put on the device on `up` (its own
+/// root and ingress qdiscs replaced; read with tc(8)) and again on `device
+/// reapply`; a filter whose action names a missing device fails the
+/// activation in words.
+#[tokio::test]
+async fn traffic_control_of_a_profile_reaches_the_device() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let qdiscs = |c: &Core| {
+        let out = std::process::Command::new("tc")
+            .args(["-n", c.lab.client_netns(), "qdisc", "show", "dev", &eth])
+            .output()
+            .expect("tc runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let add = nm_lab::add_ethernet(
+        &eth,
+        "shaped",
+        &[
+            ("ipv4.method", "manual"),
+            ("ipv4.addresses", "198.18.0.80/24"),
+            ("ipv6.method", "disabled"),
+            ("connection.autoconnect", "no"),
+            ("tc.qdiscs", "root handle 1: tbf rate 125000 burst 5000 latency 50000, ingress"),
+        ],
+    );
+    c.ok(&add).await;
+    let shown = c.ok(&["-g", "tc.qdiscs", "connection", "show", "shaped"]).await;
+    // (nmcli -g escapes the colon.)
+    assert_eq!(shown.trim(), "root handle 1\\: tbf burst 5000 latency 50000 rate 125000, ingress");
+    let keyfile =
+        std::fs::read_to_string(c.lab.root_path("/etc/NetworkManager/system-connections/shaped.nmconnection"))
+            .expect("keyfile");
+    assert!(
+        keyfile
+            .contains("[tc]\nqdisc.root=handle 1: tbf burst 5000 latency 50000 rate 125000\nqdisc.ffff:fff1=ingress\n"),
+        "{keyfile}"
+    );
+
+    c.ok(&["connection", "up", "shaped"]).await;
+    let up = qdiscs(&c);
+    assert!(up.contains("qdisc tbf 1: root") && up.contains("rate 1Mbit burst 5000b"), "{up}");
+    assert!(up.contains("qdisc ingress ffff: parent ffff:fff1"), "{up}");
+
+    c.ok(&["connection", "modify", "shaped", "tc.qdiscs", "root handle 2: pfifo"]).await;
+    c.ok(&["device", "reapply", &eth]).await;
+    let reapplied = qdiscs(&c);
+    assert!(reapplied.contains("qdisc pfifo 2: root") && !reapplied.contains("ingress"), "{reapplied}");
+
+    c.ok(&["connection", "modify", "shaped", "tc.tfilters", "root matchall action mirred egress redirect dev nosuch0"])
+        .await;
+    let out = c.nmcli(&["connection", "up", "shaped"]).await;
+    assert!(!out.success(), "{}", out.stdout);
+    assert!(out.stderr.contains("The device could not be readied for configuration"), "{}", out.stderr);
+    assert!(c.log().contains("mirred: no device 'nosuch0'"), "the reason is logged");
+}
+
 /// Sends one datagram from the client namespace to `to` and waits until
 /// the kernel resolved its address on `dev` (no ping in the lab): the far
 /// end answers ARP through that device.

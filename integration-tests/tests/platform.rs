@@ -716,3 +716,54 @@ fn sets_offload_features_and_channels() {
     let l = String::from_utf8_lossy(&l.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(l.contains(&format!("Current hardware settings: RX: {} TX: 1", before[0])), "{l}");
 }
+
+/// Traffic control as a profile's `tc` setting asks: exactly the listed
+/// qdiscs (the device's own root and ingress ones go first), read back
+/// with tc(8); an empty list gives the device its default back.
+#[test]
+fn puts_exactly_the_given_qdiscs_on_a_device() {
+    use nm_platform::{Qdisc, QdiscOptions};
+    let lab = lab();
+    let ns = lab.client_netns().to_owned();
+    let c0 = lab.uplinks()[0].client_if.clone();
+    let qdiscs = |ns: &str, dev: &str| {
+        let out = std::process::Command::new("tc").args(["-n", ns, "qdisc", "show", "dev", dev]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let default = qdiscs(&ns, &c0);
+    let tbf = Qdisc {
+        kind: "tbf".into(),
+        parent: 0xffff_ffff,
+        handle: 0x0001_0000,
+        options: QdiscOptions::Tbf { rate: 125_000, burst: 5000, limit: 0, latency: 50_000 },
+    };
+    let ingress =
+        Qdisc { kind: "ingress".into(), parent: 0xffff_fff1, handle: 0xffff_0000, options: QdiscOptions::None };
+    let pfifo = Qdisc { kind: "pfifo".into(), parent: 0xffff_ffff, handle: 0x0002_0000, options: QdiscOptions::None };
+    let dev = c0.clone();
+    in_netns(&ns, move || async move {
+        let (platform, _events) = Platform::new().await.expect("platform");
+        let ifindex = platform.link_by_name(&dev).expect("uplink").ifindex;
+        platform.sync_tc(ifindex, &[tbf, ingress], &[]).await.expect("tbf and ingress");
+    });
+    let shown = qdiscs(&ns, &c0);
+    assert!(shown.contains("qdisc tbf 1: root") && shown.contains("rate 1Mbit burst 5000b"), "{shown}");
+    assert!(shown.contains("qdisc ingress ffff: parent ffff:fff1"), "{shown}");
+
+    let dev = c0.clone();
+    in_netns(&ns, move || async move {
+        let (platform, _events) = Platform::new().await.expect("platform");
+        let ifindex = platform.link_by_name(&dev).expect("uplink").ifindex;
+        platform.sync_tc(ifindex, &[pfifo], &[]).await.expect("pfifo");
+    });
+    let shown = qdiscs(&ns, &c0);
+    assert!(shown.contains("qdisc pfifo 2: root") && !shown.contains("tbf") && !shown.contains("ingress"), "{shown}");
+
+    let dev = c0.clone();
+    in_netns(&ns, move || async move {
+        let (platform, _events) = Platform::new().await.expect("platform");
+        let ifindex = platform.link_by_name(&dev).expect("uplink").ifindex;
+        platform.sync_tc(ifindex, &[], &[]).await.expect("none");
+    });
+    assert_eq!(qdiscs(&ns, &c0), default, "the device's default is back");
+}

@@ -46,6 +46,7 @@ use crate::settings_view::{self, Owner, Remote, SettingsEvent, Snapshot, Source,
 use crate::software;
 use crate::state_files::{self, DeviceRecord};
 use crate::supplicant;
+use crate::tc;
 
 type Reply<T> = oneshot::Sender<Result<T, NmError>>;
 
@@ -1194,6 +1195,7 @@ impl Engine {
         }
         let (ifindex, metric) = self.devices.get(&device).map(|d| (d.ifindex, d.metric)).ok_or_else(not_active)?;
         self.reapply_bridge(ifindex, &conn).await.map_err(|e| NmError::device("Failed", e.to_string()))?;
+        self.apply_tc(ifindex, &conn).await.map_err(|e| NmError::device("Failed", e))?;
         let plan = ipconfig::plan(&conn, metric);
         let old = a.plan.clone();
         // The leases stay while their method does (their addresses keep
@@ -2901,7 +2903,12 @@ impl Engine {
                     a.ethtool_saved = Some(saved);
                 }
             }
-            if let Err(e) = self.platform.set_link_up(ifindex, true).await {
+            if let Err(e) = self.apply_tc(ifindex, &conn).await {
+                failure = Some((format!("applying traffic control: {e}"), reason::CONFIG_FAILED));
+            }
+            if failure.is_none()
+                && let Err(e) = self.platform.set_link_up(ifindex, true).await
+            {
                 failure = Some((format!("setting the link up: {e}"), reason::IP_CONFIG_UNAVAILABLE));
             }
         }
@@ -4173,6 +4180,16 @@ impl Engine {
         // makes it again), and a failed bridge takes its ports along.
         self.deactivate_ports(&conn).await;
         self.delete_software_device(device, &conn).await;
+    }
+
+    /// A profile's `tc` setting on its device: exactly its qdiscs and
+    /// filters (nothing happens without the setting).
+    async fn apply_tc(&self, ifindex: u32, conn: &Connection) -> Result<(), String> {
+        let Some(plan) = tc::plan(conn, |dev| self.platform.link_by_name(dev).map(|l| l.ifindex)) else {
+            return Ok(());
+        };
+        let (qdiscs, filters) = plan?;
+        self.platform.sync_tc(ifindex, &qdiscs, &filters).await.map_err(|e| e.to_string())
     }
 
     /// Puts back what an activation's `ethtool` setting changed on its

@@ -26,6 +26,7 @@ mod shared;
 mod software;
 mod state_files;
 mod supplicant;
+mod tc;
 mod users;
 
 use anyhow::Context;

@@ -255,6 +255,7 @@ fn read_setting(spec: &SettingSpec, group: &Group, conn: &mut Connection) -> Res
     let mut rules: Vec<(u64, usize, String)> = Vec::new();
     let mut options = BTreeMap::new();
     let options_prop = spec.properties.iter().find(|p| p.kind == Kind::OptionsInGroup);
+    let mut tc: BTreeMap<&str, Vec<VarDict>> = BTreeMap::new();
     let setting = conn.setting_mut(spec.name);
 
     for e in &group.entries {
@@ -288,6 +289,22 @@ fn read_setting(spec: &SettingSpec, group: &Group, conn: &mut Connection) -> Res
             options.insert(decode_key(&e.key), unescape(&e.value));
             continue;
         }
+        if let Some((prop, parent)) = tc_key(spec, &e.key) {
+            // The key holds the parent: a handle, or `root`.
+            let value = unescape(&e.value);
+            let line = match text::parse_tc_handle(parent) {
+                Ok(_) => format!("parent {parent} {value}"),
+                Err(_) => format!("{parent} {value}"),
+            };
+            let parsed = match prop.kind {
+                Kind::TcQdiscs => text::parse_tc_qdisc(&line),
+                _ => text::parse_tc_tfilter(&line),
+            };
+            tc.entry(prop.name)
+                .or_default()
+                .push(parsed.map_err(|m| err(e.line, format!("{}.{}: {m}", spec.name, prop.name)))?);
+            continue;
+        }
         setting.props.insert(e.key.clone(), Value::Str(e.value.clone()));
         setting.raw_keyfile_keys.insert(e.key.clone());
     }
@@ -296,6 +313,9 @@ fn read_setting(spec: &SettingSpec, group: &Group, conn: &mut Connection) -> Res
         && !options.is_empty()
     {
         setting.props.insert(prop.name.to_string(), Value::str_map(&options));
+    }
+    for (prop, list) in tc {
+        setting.props.insert(prop.to_string(), Value::dict_list(list));
     }
     if is_ip {
         read_ip_lists(spec.name, family, setting, addresses, routes, route_options, rules)?;
@@ -361,6 +381,25 @@ fn read_ip_lists(
     Ok(())
 }
 
+/// A `[tc]` key (`qdisc.root`, `tfilter.ffff:`): its property and the
+/// parent part.
+fn tc_key<'a>(spec: &SettingSpec, key: &'a str) -> Option<(&'static PropertySpec, &'a str)> {
+    spec.properties.iter().find_map(|p| match p.kind {
+        Kind::TcQdiscs => key.strip_prefix("qdisc.").map(|rest| (p, rest)),
+        Kind::TcFilters => key.strip_prefix("tfilter.").map(|rest| (p, rest)),
+        _ => None,
+    })
+}
+
+/// The key part naming a tc object's parent: `root` or its handle.
+fn tc_parent_key(d: &VarDict) -> String {
+    match d.get("parent").and_then(Value::as_i128).and_then(|p| u32::try_from(p).ok()) {
+        Some(text::TC_H_ROOT) => "root".to_string(),
+        Some(p) => text::format_tc_handle(p),
+        None => String::new(),
+    }
+}
+
 fn read_peer(public_key: &str, group: &Group) -> Result<VarDict, KeyfileError> {
     let mut peer = VarDict::new();
     peer.insert("public-key".into(), Value::Str(public_key.to_string()));
@@ -421,7 +460,9 @@ fn decode(spec: &SettingSpec, prop: &PropertySpec, raw: &str) -> Result<Value, S
         | Kind::Addresses
         | Kind::Routes
         | Kind::RoutingRules
-        | Kind::WireguardPeers => return Err("this property cannot be set by this key".into()),
+        | Kind::WireguardPeers
+        | Kind::TcQdiscs
+        | Kind::TcFilters => return Err("this property cannot be set by this key".into()),
     })
 }
 
@@ -610,6 +651,18 @@ fn setting_entries(
                     push(&k, encode_key(&k), escape(&val));
                 }
             }
+            Kind::TcQdiscs | Kind::TcFilters => {
+                let (prefix, format): (&str, fn(&VarDict, bool) -> String) = match prop.kind {
+                    Kind::TcQdiscs => ("qdisc.", text::format_tc_qdisc),
+                    _ => ("tfilter.", text::format_tc_tfilter),
+                };
+                // In list order (a parent qdisc before its children), at
+                // the place of the property.
+                for (i, d) in v.as_dict_list().unwrap_or_default().iter().enumerate() {
+                    let key = format!("{prefix}{}", tc_parent_key(d));
+                    push(&format!("{pname}{i:05}"), key, escape(&format(d, false)));
+                }
+            }
             Kind::OptionsGroup(_) | Kind::WireguardPeers => {}
             _ => push(pname, pname.clone(), encode(name, prop, v)),
         }
@@ -771,5 +824,22 @@ mod tests {
         assert_eq!(data.get("a.b=c").map(String::as_str), Some("v"));
         assert_eq!(data.get("org.example.owner").map(String::as_str), Some("alice"));
         assert_eq!(write(&c), text);
+    }
+
+    #[test]
+    fn traffic_control_objects_keep_their_networkmanager_form() {
+        // A parent qdisc before its children, in the file's order.
+        let text = "[connection]\nid=x\nuuid=4b4c0e2e-8b8e-4b8e-9b8e-4b8e4b8e4b8e\ntype=ethernet\n\n[ethernet]\n\n[tc]\nqdisc.root=handle 1234: fq_codel limit 1000\nqdisc.1234:1=sfq perturb 10\nqdisc.ffff:fff1=ingress\ntfilter.ffff:=matchall action simple sdata Hello\n";
+        let c = parse(text).unwrap();
+        let qdiscs = c.get("tc", "qdiscs").and_then(Value::as_dict_list).unwrap();
+        assert_eq!(qdiscs.len(), 3);
+        assert_eq!(qdiscs[0].get("parent"), Some(&Value::UInt32(text::TC_H_ROOT)));
+        assert_eq!(qdiscs[2].get("kind"), Some(&Value::Str("ingress".into())));
+        assert_eq!(c.get("tc", "tfilters").and_then(Value::as_dict_list).map(|f| f.len()), Some(1));
+        assert_eq!(write(&c), text);
+        let bad = parse(
+            "[connection]\nid=x\nuuid=4b4c0e2e-8b8e-4b8e-9b8e-4b8e4b8e4b8e\ntype=ethernet\n[tc]\nqdisc.root=pfifo limit 5\n",
+        );
+        assert!(bad.unwrap_err().to_string().contains("tc.qdiscs: unsupported qdisc option: 'limit'."));
     }
 }

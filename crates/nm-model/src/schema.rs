@@ -46,6 +46,12 @@ pub enum Kind {
     BridgeVlans,
     /// `wireguard.peers`: `aa{sv}`, keyfile `[wireguard-peer.<public key>]` groups.
     WireguardPeers,
+    /// `tc.qdiscs`: `aa{sv}` (kind, parent, handle and the kind's
+    /// attributes), keyfile `qdisc.<parent>=<handle, kind, attributes>`.
+    TcQdiscs,
+    /// `tc.tfilters`: `aa{sv}` (kind, parent, handle, `action` `a{sv}`),
+    /// keyfile `tfilter.<parent>=…`.
+    TcFilters,
 }
 
 impl Kind {
@@ -61,7 +67,13 @@ impl Kind {
             Kind::StrList | Kind::Dns => "as",
             Kind::Bytes | Kind::Mac | Kind::Ssid | Kind::Cert => "ay",
             Kind::OptionsInGroup | Kind::OptionsGroup(_) => "a{ss}",
-            Kind::Addresses | Kind::Routes | Kind::RoutingRules | Kind::BridgeVlans | Kind::WireguardPeers => "aa{sv}",
+            Kind::Addresses
+            | Kind::Routes
+            | Kind::RoutingRules
+            | Kind::BridgeVlans
+            | Kind::WireguardPeers
+            | Kind::TcQdiscs
+            | Kind::TcFilters => "aa{sv}",
         }
     }
 }
@@ -521,6 +533,10 @@ const ETHTOOL: &[PropertySpec] = &[
 /// `user.data`: free `a{ss}` for other programs, entries as the group's keys.
 const USER: &[PropertySpec] = &[p("data", OptionsInGroup)];
 
+/// Traffic control: qdiscs and filters a profile puts on its device (all
+/// of them: the device's own go first).
+const TC: &[PropertySpec] = &[p("qdiscs", TcQdiscs), p("tfilters", TcFilters)];
+
 /// Where the host name may come from while this profile is up (1.30):
 /// NMTernary values, -1 leaving it to the global default.
 const HOSTNAME: &[PropertySpec] = &[
@@ -564,6 +580,7 @@ pub static SETTINGS: &[SettingSpec] = &[
     SettingSpec { name: "loopback", alias: None, base_type: Some(BaseType::Ip), properties: LOOPBACK },
     SettingSpec { name: "macvlan", alias: None, base_type: Some(BaseType::Ip), properties: MACVLAN },
     SettingSpec { name: "match", alias: None, base_type: None, properties: MATCH },
+    SettingSpec { name: "tc", alias: None, base_type: None, properties: TC },
     SettingSpec { name: "tun", alias: None, base_type: Some(BaseType::Ip), properties: TUN },
     SettingSpec { name: "user", alias: None, base_type: None, properties: USER },
     SettingSpec { name: "veth", alias: None, base_type: Some(BaseType::Ip), properties: VETH },

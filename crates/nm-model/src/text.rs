@@ -430,6 +430,258 @@ pub fn format_bridge_vlan(d: &VarDict) -> String {
     out
 }
 
+// ------------------------------------------------- traffic control ---
+
+/// `TC_H_ROOT`: a qdisc or filter at the root of the device.
+pub const TC_H_ROOT: u32 = 0xffff_ffff;
+/// `TC_H_INGRESS` (also `TC_H_CLSACT`): the ingress/clsact qdisc's parent.
+pub const TC_H_INGRESS: u32 = 0xffff_fff1;
+
+/// A tc handle, `MAJ:MIN` in hex (`1234:`, `1:10`, `ffff:fff1`; `MAJ`
+/// alone is `MAJ:0`).
+pub fn parse_tc_handle(s: &str) -> Result<u32, String> {
+    let bad = || format!("'{s}' is not a valid handle.");
+    let (maj, min) = s.split_once(':').unwrap_or((s, ""));
+    let hex = |t: &str, empty_ok: bool| -> Result<u32, String> {
+        if t.is_empty() && empty_ok {
+            return Ok(0);
+        }
+        if t.is_empty() || t.len() > 4 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        u32::from_str_radix(t, 16).map_err(|_| bad())
+    };
+    let (maj, min) = (hex(maj, false)?, hex(min, true)?);
+    if maj == 0 {
+        return Err(bad());
+    }
+    Ok(maj << 16 | min)
+}
+
+/// `MAJ:` or `MAJ:MIN`, in lower-case hex.
+pub fn format_tc_handle(h: u32) -> String {
+    match h & 0xffff {
+        0 => format!("{:x}:", h >> 16),
+        min => format!("{:x}:{min:x}", h >> 16),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TcAttr {
+    U32,
+    I32,
+    U64,
+    /// A word without a value (`ecn`), `b` on D-Bus.
+    Flag,
+    Str,
+    /// Text kept as bytes (`sdata`), `ay` on D-Bus.
+    Bytes,
+}
+
+/// The attributes NetworkManager knows for a qdisc kind.
+fn qdisc_attrs(kind: &str) -> &'static [(&'static str, TcAttr)] {
+    use TcAttr::*;
+    match kind {
+        "fq_codel" => &[
+            ("ce_threshold", U32),
+            ("ecn", Flag),
+            ("flows", U32),
+            ("interval", U32),
+            ("limit", U32),
+            ("memory_limit", U32),
+            ("quantum", U32),
+            ("target", U32),
+        ],
+        "sfq" => {
+            &[("depth", U32), ("divisor", U32), ("flows", U32), ("limit", U32), ("perturb", I32), ("quantum", U32)]
+        }
+        "tbf" => &[("burst", U32), ("latency", U32), ("limit", U32), ("rate", U64)],
+        _ => &[],
+    }
+}
+
+/// The attributes NetworkManager knows for a filter action kind.
+fn action_attrs(kind: &str) -> &'static [(&'static str, TcAttr)] {
+    use TcAttr::*;
+    match kind {
+        "mirred" => &[("dev", Str), ("egress", Flag), ("ingress", Flag), ("mirror", Flag), ("redirect", Flag)],
+        "simple" => &[("sdata", Bytes)],
+        _ => &[],
+    }
+}
+
+/// Whether a qdisc (`action: false`) or a filter action of `kind` takes
+/// the attribute `name`.
+pub fn tc_attribute_known(action: bool, kind: &str, name: &str) -> bool {
+    let spec = if action { action_attrs(kind) } else { qdisc_attrs(kind) };
+    spec.iter().any(|(n, _)| *n == name)
+}
+
+/// `name value` pairs (a flag alone) of a kind's attributes into `d`;
+/// `what` names the object in the error for an attribute the kind lacks.
+fn parse_tc_attrs<'a>(
+    toks: &mut std::iter::Peekable<impl Iterator<Item = &'a str>>,
+    spec: &[(&str, TcAttr)],
+    what: &str,
+    d: &mut VarDict,
+    stop_at: Option<&str>,
+) -> Result<(), String> {
+    while let Some(name) = toks.peek().copied() {
+        if Some(name) == stop_at {
+            return Ok(());
+        }
+        toks.next();
+        let Some((_, ty)) = spec.iter().find(|(n, _)| *n == name) else {
+            return Err(if spec.is_empty() {
+                format!("unsupported {what} option: '{name}'.")
+            } else {
+                format!("unknown attribute '{name}'")
+            });
+        };
+        if *ty == TcAttr::Flag {
+            d.insert(name.to_string(), Value::Bool(true));
+            continue;
+        }
+        let Some(v) = toks.next() else {
+            return Err(format!("missing value for attribute '{name}'"));
+        };
+        let bad = |t: &str| format!("invalid {t} value '{v}' for attribute '{name}'");
+        let value = match ty {
+            TcAttr::U32 => Value::UInt32(v.parse().map_err(|_| bad("uint32"))?),
+            TcAttr::I32 => Value::Int32(v.parse().map_err(|_| bad("int32"))?),
+            TcAttr::U64 => Value::UInt64(v.parse().map_err(|_| bad("uint64"))?),
+            TcAttr::Str => Value::Str(v.to_string()),
+            TcAttr::Bytes => Value::Bytes(v.as_bytes().to_vec()),
+            TcAttr::Flag => Value::Bool(true),
+        };
+        d.insert(name.to_string(), value);
+    }
+    Ok(())
+}
+
+/// The attributes of `d` in `spec` as text, by name.
+fn format_tc_attrs(d: &VarDict, spec: &[(&str, TcAttr)], out: &mut String) {
+    for (name, ty) in spec {
+        let Some(v) = d.get(*name).map(Value::unwrap_variant) else { continue };
+        match (ty, v) {
+            (TcAttr::Flag, Value::Bool(true)) => out.push_str(&format!(" {name}")),
+            (TcAttr::Flag, _) => {}
+            (TcAttr::Bytes, Value::Bytes(b)) => out.push_str(&format!(" {name} {}", String::from_utf8_lossy(b))),
+            (TcAttr::Str, Value::Str(t)) => out.push_str(&format!(" {name} {t}")),
+            _ => out.push_str(&format!(" {name} {}", scalar_text(v))),
+        }
+    }
+}
+
+/// The part every tc object starts with: `root` or `parent H`, `handle
+/// H`, then the kind. Fills `kind`, `parent` (when given) and `handle`.
+fn parse_tc_head<'a>(
+    toks: &mut std::iter::Peekable<impl Iterator<Item = &'a str>>,
+    d: &mut VarDict,
+) -> Result<String, String> {
+    let mut parent = None;
+    let mut handle = None;
+    loop {
+        match toks.next() {
+            Some(t @ ("root" | "parent")) => {
+                if parent.is_some() {
+                    return Err(format!("'{t}' unexpected: parent already specified."));
+                }
+                parent = Some(if t == "root" {
+                    TC_H_ROOT
+                } else {
+                    parse_tc_handle(toks.next().ok_or("parent handle missing")?)?
+                });
+            }
+            Some("handle") => {
+                let h = toks.next().ok_or("handle missing")?;
+                let v = parse_tc_handle(h)?;
+                if v & 0xffff != 0 {
+                    return Err(format!("invalid handle: '{h}'"));
+                }
+                handle = Some(v);
+            }
+            Some(kind) => {
+                let ingress = matches!(kind, "ingress" | "clsact");
+                let parent = parent.or(ingress.then_some(TC_H_INGRESS)).ok_or("parent not specified.")?;
+                let handle = handle.unwrap_or(if ingress { 0xffff_0000 } else { 0 });
+                d.insert("kind".into(), Value::Str(kind.to_string()));
+                d.insert("parent".into(), Value::UInt32(parent));
+                d.insert("handle".into(), Value::UInt32(handle));
+                return Ok(kind.to_string());
+            }
+            None => return Err("kind is missing".into()),
+        }
+    }
+}
+
+fn format_tc_head(d: &VarDict, with_parent: bool) -> (String, String) {
+    let num = |k: &str| d.get(k).and_then(Value::as_i128).and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+    let kind = d.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    let mut out = String::new();
+    if with_parent {
+        match num("parent") {
+            TC_H_ROOT => out.push_str("root "),
+            TC_H_INGRESS => {}
+            p => out.push_str(&format!("parent {} ", format_tc_handle(p))),
+        }
+    }
+    if num("handle") != 0 && !matches!(kind.as_str(), "ingress" | "clsact") {
+        out.push_str(&format!("handle {} ", format_tc_handle(num("handle"))));
+    }
+    out.push_str(&kind);
+    (out, kind)
+}
+
+/// `[root | parent H] [handle H:] KIND [attributes]`, NetworkManager's
+/// text of a qdisc, into its D-Bus dictionary.
+pub fn parse_tc_qdisc(s: &str) -> Result<VarDict, String> {
+    let mut d = VarDict::new();
+    let mut toks = s.split_whitespace().peekable();
+    let kind = parse_tc_head(&mut toks, &mut d)?;
+    parse_tc_attrs(&mut toks, qdisc_attrs(&kind), "qdisc", &mut d, None)?;
+    Ok(d)
+}
+
+/// The text of a qdisc; without its parent for a keyfile (whose key has it).
+pub fn format_tc_qdisc(d: &VarDict, with_parent: bool) -> String {
+    let (mut out, kind) = format_tc_head(d, with_parent);
+    format_tc_attrs(d, qdisc_attrs(&kind), &mut out);
+    out
+}
+
+/// `[root | parent H] [handle H:] KIND [action AKIND [attributes]]`, a
+/// filter, into its D-Bus dictionary (the action as a nested `a{sv}`).
+pub fn parse_tc_tfilter(s: &str) -> Result<VarDict, String> {
+    let mut d = VarDict::new();
+    let mut toks = s.split_whitespace().peekable();
+    parse_tc_head(&mut toks, &mut d)?;
+    match toks.next() {
+        None => {}
+        Some("action") => {
+            let kind = toks.next().ok_or("invalid action: action name missing.")?;
+            let mut action = VarDict::new();
+            action.insert("kind".into(), Value::Str(kind.to_string()));
+            parse_tc_attrs(&mut toks, action_attrs(kind), "action", &mut action, None)
+                .map_err(|e| format!("invalid action: {e}"))?;
+            d.insert("action".into(), Value::var_dict(action));
+        }
+        Some(other) => return Err(format!("unsupported tfilter option: '{other}'.")),
+    }
+    Ok(d)
+}
+
+/// The text of a filter; without its parent for a keyfile.
+pub fn format_tc_tfilter(d: &VarDict, with_parent: bool) -> String {
+    let (mut out, _) = format_tc_head(d, with_parent);
+    if let Some(action) = d.get("action").and_then(Value::as_var_dict) {
+        let kind = action.get("kind").and_then(Value::as_str).unwrap_or_default();
+        out.push_str(&format!(" action {kind}"));
+        format_tc_attrs(&action, action_attrs(kind), &mut out);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,5 +737,47 @@ mod tests {
         assert_eq!(format_bridge_vlan(&parse_bridge_vlan("20").unwrap()), "20");
         assert!(parse_bridge_vlan("0").is_err());
         assert!(parse_bridge_vlan("5 tagged").is_err());
+    }
+
+    #[test]
+    fn tc_objects_as_networkmanager_writes_them() {
+        assert_eq!(parse_tc_handle("1234:"), Ok(0x1234_0000));
+        assert_eq!(parse_tc_handle("1:10"), Ok(0x0001_0010));
+        assert_eq!(parse_tc_handle("ffff:fff1"), Ok(TC_H_INGRESS));
+        assert_eq!(parse_tc_handle("x:"), Err("'x:' is not a valid handle.".into()));
+        assert_eq!(format_tc_handle(0x1234_0000), "1234:");
+        assert_eq!(format_tc_handle(0x0001_0010), "1:10");
+
+        let q = parse_tc_qdisc("root handle 1234: fq_codel limit 1000 ecn").unwrap();
+        assert_eq!(q.get("kind"), Some(&Value::Str("fq_codel".into())));
+        assert_eq!(q.get("parent"), Some(&Value::UInt32(TC_H_ROOT)));
+        assert_eq!(q.get("handle"), Some(&Value::UInt32(0x1234_0000)));
+        assert_eq!(q.get("limit"), Some(&Value::UInt32(1000)));
+        assert_eq!(q.get("ecn"), Some(&Value::Bool(true)));
+        assert_eq!(format_tc_qdisc(&q, true), "root handle 1234: fq_codel ecn limit 1000");
+        assert_eq!(format_tc_qdisc(&q, false), "handle 1234: fq_codel ecn limit 1000");
+        let sfq = parse_tc_qdisc("parent 1234:1 sfq perturb -1").unwrap();
+        assert_eq!(sfq.get("perturb"), Some(&Value::Int32(-1)));
+        assert_eq!(format_tc_qdisc(&sfq, true), "parent 1234:1 sfq perturb -1");
+        let tbf = parse_tc_qdisc("root tbf rate 10000000000 burst 5000 latency 10").unwrap();
+        assert_eq!(tbf.get("rate"), Some(&Value::UInt64(10_000_000_000)));
+        let ingress = parse_tc_qdisc("ingress").unwrap();
+        assert_eq!(ingress.get("parent"), Some(&Value::UInt32(TC_H_INGRESS)));
+        assert_eq!(format_tc_qdisc(&ingress, true), "ingress");
+        assert_eq!(parse_tc_qdisc("pfifo_fast"), Err("parent not specified.".into()));
+        assert_eq!(parse_tc_qdisc("root pfifo limit 5"), Err("unsupported qdisc option: 'limit'.".into()));
+        assert_eq!(parse_tc_qdisc("root sfq speed 5"), Err("unknown attribute 'speed'".into()));
+        assert_eq!(parse_tc_qdisc("root parent 1: sfq"), Err("'parent' unexpected: parent already specified.".into()));
+        assert_eq!(parse_tc_qdisc("root handle 1:2 sfq"), Err("invalid handle: '1:2'".into()));
+
+        let f = parse_tc_tfilter("parent ffff: matchall action simple sdata Hello").unwrap();
+        assert_eq!(f.get("parent"), Some(&Value::UInt32(0xffff_0000)));
+        let action = f.get("action").and_then(Value::as_var_dict).unwrap();
+        assert_eq!(action.get("sdata").map(Value::unwrap_variant), Some(&Value::Bytes(b"Hello".to_vec())));
+        assert_eq!(format_tc_tfilter(&f, true), "parent ffff: matchall action simple sdata Hello");
+        assert_eq!(format_tc_tfilter(&f, false), "matchall action simple sdata Hello");
+        let m = parse_tc_tfilter("root matchall action mirred egress redirect dev eth1").unwrap();
+        assert_eq!(format_tc_tfilter(&m, true), "root matchall action mirred dev eth1 egress redirect");
+        assert_eq!(parse_tc_tfilter("root matchall now"), Err("unsupported tfilter option: 'now'.".into()));
     }
 }

@@ -198,6 +198,8 @@ fn decode(setting: &str, prop: &PropertySpec, v: &T) -> Result<Value, String> {
         })?),
         Kind::RoutingRules => Value::dict_list(list(v, |x| text::parse_rule(family, string(x)?))?),
         Kind::BridgeVlans => Value::dict_list(list(v, |x| text::parse_bridge_vlan(string(x)?))?),
+        Kind::TcQdiscs => Value::dict_list(list(v, |x| text::parse_tc_qdisc(string(x)?))?),
+        Kind::TcFilters => Value::dict_list(list(v, |x| text::parse_tc_tfilter(string(x)?))?),
         Kind::WireguardPeers => Value::dict_list(list(v, |x| {
             let t = x.as_table().ok_or_else(|| want("a table", x))?;
             t.iter()
@@ -292,6 +294,8 @@ fn encode(setting: &str, prop: &PropertySpec, v: &Value) -> T {
         ),
         Kind::RoutingRules => T::Array(dicts().iter().map(|r| T::String(text::format_rule(r))).collect()),
         Kind::BridgeVlans => T::Array(dicts().iter().map(|r| T::String(text::format_bridge_vlan(r))).collect()),
+        Kind::TcQdiscs => T::Array(dicts().iter().map(|q| T::String(text::format_tc_qdisc(q, true))).collect()),
+        Kind::TcFilters => T::Array(dicts().iter().map(|f| T::String(text::format_tc_tfilter(f, true))).collect()),
         _ => generic_to_toml(v),
     }
 }

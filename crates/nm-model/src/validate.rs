@@ -294,7 +294,55 @@ fn validate_specific(conn: &Connection) -> Result<(), PropertyError> {
     }
     validate_bridge(conn)?;
     validate_ethtool(conn)?;
-    validate_user_data(conn)
+    validate_user_data(conn)?;
+    validate_tc(conn)
+}
+
+/// `tc`: each qdisc and filter with a kind, a parent and only the
+/// attributes its kind takes (anything else could not be written to a
+/// keyfile, nor applied), and none twice.
+fn validate_tc(conn: &Connection) -> Result<(), PropertyError> {
+    for (prop, object, duplicates) in [
+        ("qdiscs", "qdisc", "there are duplicate TC qdiscs"),
+        ("tfilters", "tfilter", "there are duplicate TC filters"),
+    ] {
+        let list = conn.get("tc", prop).and_then(Value::as_dict_list).unwrap_or_default();
+        for d in &list {
+            let kind = d.get("kind").and_then(Value::as_str).unwrap_or_default();
+            if kind.is_empty() {
+                return fail("tc", prop, "kind is missing");
+            }
+            if kind.contains(char::is_whitespace) {
+                return fail("tc", prop, format!("'{kind}' is not a valid kind"));
+            }
+            if d.get("parent").and_then(Value::as_i128).unwrap_or(0) == 0 {
+                return fail("tc", prop, "parent handle missing");
+            }
+            for key in d.keys().filter(|k| !matches!(k.as_str(), "kind" | "parent" | "handle")) {
+                let known = match (object, key.as_str()) {
+                    ("tfilter", "action") => true,
+                    ("qdisc", _) => text::tc_attribute_known(false, kind, key),
+                    _ => false,
+                };
+                if !known {
+                    return fail("tc", prop, format!("{object} '{kind}' has no attribute '{key}'"));
+                }
+            }
+            if let Some(action) = d.get("action").and_then(Value::as_var_dict) {
+                let akind = action.get("kind").and_then(Value::as_str).unwrap_or_default();
+                if akind.is_empty() {
+                    return fail("tc", prop, "invalid action: action name missing.");
+                }
+                if let Some(key) = action.keys().find(|k| *k != "kind" && !text::tc_attribute_known(true, akind, k)) {
+                    return fail("tc", prop, format!("invalid action: action '{akind}' has no attribute '{key}'"));
+                }
+            }
+        }
+        if list.iter().enumerate().any(|(i, d)| list[..i].contains(d)) {
+            return fail("tc", prop, duplicates);
+        }
+    }
+    Ok(())
 }
 
 /// `ethtool`: only NetworkManager's options, its rules for the adaptive
@@ -606,6 +654,35 @@ mod tests {
         assert_eq!(
             check("[user]\norg.own er=alice\n"),
             Err("user.data: invalid key \"org.own er\": key contains invalid characters".into())
+        );
+    }
+
+    #[test]
+    fn tc_rules() {
+        use crate::value::VarDict;
+        let check = |body: &str| normalize_and_validate(kf(body)).map(drop).map_err(|e| e.to_string());
+        assert_eq!(check("[tc]\nqdisc.root=fq_codel limit 10\nqdisc.ffff:fff1=ingress\n"), Ok(()));
+        let mut c = kf("");
+        let mut q = VarDict::new();
+        q.insert("kind".into(), Value::Str("sfq".into()));
+        q.insert("parent".into(), Value::UInt32(text::TC_H_ROOT));
+        c.set("tc", "qdiscs", Value::dict_list(vec![q.clone(), q.clone()]));
+        assert_eq!(
+            normalize_and_validate(c.clone()).map(drop).map_err(|e| e.to_string()),
+            Err("tc.qdiscs: there are duplicate TC qdiscs".into())
+        );
+        let mut odd = q.clone();
+        odd.insert("speed".into(), Value::UInt32(5));
+        c.set("tc", "qdiscs", Value::dict_list(vec![odd]));
+        assert_eq!(
+            normalize_and_validate(c.clone()).map(drop).map_err(|e| e.to_string()),
+            Err("tc.qdiscs: qdisc 'sfq' has no attribute 'speed'".into())
+        );
+        q.remove("parent");
+        c.set("tc", "qdiscs", Value::dict_list(vec![q]));
+        assert_eq!(
+            normalize_and_validate(c).map(drop).map_err(|e| e.to_string()),
+            Err("tc.qdiscs: parent handle missing".into())
         );
     }
 }

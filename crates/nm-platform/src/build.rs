@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
+    DefaultNla, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
 };
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
@@ -18,13 +18,14 @@ use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage, RulePortRange, RuleUidRange};
+use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption, TcQdiscFqCodelOption};
 use netlink_packet_route::{AddressFamily, IpProtocol, RouteNetlinkMessage};
 
 use crate::error::PlatformError;
 use crate::parse::INFINITY_LIFE_TIME;
 use crate::types::{
-    Address, BridgeOptions, BridgePortOptions, BridgeVlan, Family, IFA_F_NOPREFIXROUTE, NewLink, Route, RouteFilter,
-    Rule,
+    Address, BridgeOptions, BridgePortOptions, BridgeVlan, Family, IFA_F_NOPREFIXROUTE, NewLink, Qdisc, QdiscOptions,
+    Route, RouteFilter, Rule, TcAction, TcFilter,
 };
 
 /// `RT_SCOPE_NOWHERE`: in a delete request, "any scope".
@@ -231,6 +232,171 @@ pub(crate) fn bridge_vlans(ifindex: u32, of_bridge: bool, add: bool, vlans: &[Br
     msg.attributes.push(LinkAttribute::AfSpecBridge(spec));
     let msg = if add { RouteNetlinkMessage::SetLink(msg) } else { RouteNetlinkMessage::DelLink(msg) };
     Request::change(msg, 0)
+}
+
+/// `TCA_OPTIONS`, and the nested attributes of filters and actions.
+const TCA_OPTIONS: u16 = 2;
+const TCA_MATCHALL_ACT: u16 = 2;
+const TCA_ACT_KIND: u16 = 1;
+const TCA_ACT_OPTIONS: u16 = 2;
+const TCA_DEF_PARMS: u16 = 2;
+const TCA_DEF_DATA: u16 = 3;
+const TCA_MIRRED_PARMS: u16 = 2;
+const TCA_TBF_PARMS: u16 = 1;
+const TCA_TBF_RATE64: u16 = 4;
+const TCA_TBF_BURST: u16 = 6;
+/// `TC_ACT_PIPE` (go on with the next action) and `TC_ACT_STOLEN`.
+const TC_ACT_PIPE: i32 = 3;
+const TC_ACT_STOLEN: i32 = 4;
+
+/// One netlink attribute: header, payload, padding to 4 bytes.
+fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(4 + payload.len()).unwrap_or(u16::MAX);
+    let mut out = Vec::with_capacity(payload.len() + 8);
+    out.extend_from_slice(&len.to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(payload);
+    out.resize(out.len().div_ceil(4) * 4, 0);
+    out
+}
+
+fn words(ws: &[u32]) -> Vec<u8> {
+    ws.iter().flat_map(|w| w.to_ne_bytes()).collect()
+}
+
+fn tc_message(ifindex: u32, parent: u32, handle: u32) -> TcMessage {
+    let mut msg = TcMessage::default();
+    msg.header.family = AddressFamily::Unspec;
+    msg.header.index = i32::try_from(ifindex).unwrap_or(0);
+    msg.header.parent = TcHandle::from(parent);
+    msg.header.handle = TcHandle::from(handle);
+    msg
+}
+
+/// Removes the qdisc at `parent` (`TC_H_ROOT`: the device's root one,
+/// back to the kernel's default; `TC_H_INGRESS`: ingress or clsact).
+pub(crate) fn delete_qdisc(ifindex: u32, parent: u32) -> Request {
+    Request::change(RouteNetlinkMessage::DelQueueDiscipline(tc_message(ifindex, parent, 0)), 0)
+}
+
+/// Removes every filter attached at `parent`.
+pub(crate) fn delete_filters(ifindex: u32, parent: u32) -> Request {
+    Request::change(RouteNetlinkMessage::DelTrafficFilter(tc_message(ifindex, parent, 0)), 0)
+}
+
+/// Adds a qdisc (`NLM_F_EXCL`: one already at its place is an error).
+pub(crate) fn new_qdisc(ifindex: u32, q: &Qdisc) -> Request {
+    let mut msg = tc_message(ifindex, q.parent, q.handle);
+    msg.attributes.push(TcAttribute::Kind(q.kind.clone()));
+    match &q.options {
+        QdiscOptions::None => {}
+        QdiscOptions::FqCodel { limit, flows, target, interval, quantum, ce_threshold, memory_limit, ecn } => {
+            let mut o = Vec::new();
+            for (v, make) in [
+                (*limit, TcQdiscFqCodelOption::Limit as fn(u32) -> TcQdiscFqCodelOption),
+                (*flows, TcQdiscFqCodelOption::Flows),
+                (*target, TcQdiscFqCodelOption::Target),
+                (*interval, TcQdiscFqCodelOption::Interval),
+                (*quantum, TcQdiscFqCodelOption::Quantum),
+            ] {
+                if v != 0 {
+                    o.push(TcOption::FqCodel(make(v)));
+                }
+            }
+            if let Some(t) = ce_threshold {
+                o.push(TcOption::FqCodel(TcQdiscFqCodelOption::CeThreshold(*t)));
+            }
+            if let Some(m) = memory_limit {
+                o.push(TcOption::FqCodel(TcQdiscFqCodelOption::MemoryLimit(*m)));
+            }
+            if *ecn {
+                o.push(TcOption::FqCodel(TcQdiscFqCodelOption::Ecn(1)));
+            }
+            msg.attributes.push(TcAttribute::Options(o));
+        }
+        QdiscOptions::Sfq { quantum, perturb, limit, divisor, flows, depth } => {
+            // struct tc_sfq_qopt_v1: the v0 part, depth, then the RED
+            // fields (unused) and statistics, 68 bytes.
+            let mut raw = words(&[*quantum, perturb.cast_unsigned(), *limit, *divisor, *flows, *depth]);
+            raw.resize(68, 0);
+            msg.attributes.push(TcAttribute::Other(DefaultNla::new(TCA_OPTIONS, raw)));
+        }
+        QdiscOptions::Tbf { rate, burst, limit, latency } => {
+            let rate32 = u32::try_from(*rate).unwrap_or(u32::MAX);
+            // The byte limit from the latency when not given: what the
+            // rate sends in that time, plus the burst.
+            let limit = if *limit != 0 {
+                *limit
+            } else {
+                let l = rate.saturating_mul(u64::from(*latency)) / 1_000_000 + u64::from(*burst);
+                u32::try_from(l).unwrap_or(u32::MAX)
+            };
+            // struct tc_tbf_qopt: rate and peak rate (struct tc_ratespec:
+            // cell_log, linklayer = ethernet, overhead, cell_align, mpu,
+            // rate), limit, buffer, mtu.
+            let mut ratespec = vec![0u8, 1, 0, 0, 0, 0, 0, 0];
+            ratespec.extend_from_slice(&rate32.to_ne_bytes());
+            let mut parms = ratespec;
+            parms.extend_from_slice(&[0u8; 12]);
+            parms.extend_from_slice(&words(&[limit, 0, 0]));
+            let mut nested = nla(TCA_TBF_PARMS, &parms);
+            if *rate > u64::from(u32::MAX - 1) {
+                nested.extend(nla(TCA_TBF_RATE64, &rate.to_ne_bytes()));
+            }
+            nested.extend(nla(TCA_TBF_BURST, &burst.to_ne_bytes()));
+            msg.attributes.push(TcAttribute::Other(DefaultNla::new(TCA_OPTIONS, nested)));
+        }
+        QdiscOptions::Prio => {
+            // struct tc_prio_qopt: 3 bands and tc(8)'s priority map.
+            let mut raw = 3i32.to_ne_bytes().to_vec();
+            raw.extend_from_slice(&[1, 2, 2, 2, 1, 2, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]);
+            msg.attributes.push(TcAttribute::Other(DefaultNla::new(TCA_OPTIONS, raw)));
+        }
+    }
+    Request::change(RouteNetlinkMessage::NewQueueDiscipline(msg), NLM_F_CREATE | NLM_F_EXCL)
+}
+
+/// Adds a filter matching every protocol, its action (when it has one)
+/// in the action table of `TCA_OPTIONS` (matchall's place for it).
+pub(crate) fn new_filter(ifindex: u32, f: &TcFilter) -> Request {
+    let mut msg = tc_message(ifindex, f.parent, f.handle);
+    // Priority 0 (the kernel picks one), protocol ETH_P_ALL in network order.
+    msg.header.info = u32::from(u16::from_be_bytes(0x0003u16.to_ne_bytes()));
+    msg.attributes.push(TcAttribute::Kind(f.kind.clone()));
+    let mut options = Vec::new();
+    if let Some(action) = &f.action {
+        // struct tc_gen: index, capab, action, refcnt, bindcnt.
+        let tc_gen = |act: i32| words(&[0, 0, act.cast_unsigned(), 0, 0]);
+        let (kind, params) = match action {
+            TcAction::Simple(data) => {
+                let mut text = data.clone();
+                text.push(0);
+                let mut p = nla(TCA_DEF_PARMS, &tc_gen(TC_ACT_PIPE));
+                p.extend(nla(TCA_DEF_DATA, &text));
+                ("simple", p)
+            }
+            TcAction::Mirred { ingress, redirect, ifindex } => {
+                // TCA_EGRESS_REDIR 1, TCA_EGRESS_MIRROR 2, TCA_INGRESS_REDIR 3, TCA_INGRESS_MIRROR 4.
+                let eaction: u32 = match (ingress, redirect) {
+                    (false, true) => 1,
+                    (false, false) => 2,
+                    (true, true) => 3,
+                    (true, false) => 4,
+                };
+                let mut parms = tc_gen(if *redirect { TC_ACT_STOLEN } else { TC_ACT_PIPE });
+                parms.extend(words(&[eaction, *ifindex]));
+                ("mirred", nla(TCA_MIRRED_PARMS, &parms))
+            }
+            TcAction::Other(kind) => (kind.as_str(), Vec::new()),
+        };
+        let mut kind_z = kind.as_bytes().to_vec();
+        kind_z.push(0);
+        let mut act = nla(TCA_ACT_KIND, &kind_z);
+        act.extend(nla(TCA_ACT_OPTIONS, &params));
+        options.extend(nla(TCA_MATCHALL_ACT, &nla(1, &act)));
+    }
+    msg.attributes.push(TcAttribute::Other(DefaultNla::new(TCA_OPTIONS, options)));
+    Request::change(RouteNetlinkMessage::NewTrafficFilter(msg), NLM_F_CREATE | NLM_F_EXCL)
 }
 
 pub(crate) fn set_link(ifindex: u32, change: LinkChange) -> Request {

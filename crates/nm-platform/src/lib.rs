@@ -51,9 +51,9 @@ pub use error::PlatformError;
 pub use platform::{Platform, PlatformOptions};
 pub use types::{
     Address, BridgeOptions, BridgePortOptions, BridgeVlan, FR_ACT_TO_TBL, Family, IFA_F_DADFAILED, IFA_F_NOPREFIXROUTE,
-    IFA_F_PERMANENT, IFA_F_TENTATIVE, Link, LinkDetails, LinkKind, MacvlanOptions, NewLink, PlatformEvent,
-    RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTAX_ADVMSS, RTAX_CWND,
-    RTAX_INITCWND, RTAX_INITRWND, RTAX_MTU, RTAX_WINDOW, RTN_BLACKHOLE, RTN_LOCAL, RTN_PROHIBIT, RTN_THROW,
+    IFA_F_PERMANENT, IFA_F_TENTATIVE, Link, LinkDetails, LinkKind, MacvlanOptions, NewLink, PlatformEvent, Qdisc,
+    QdiscOptions, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTAX_ADVMSS,
+    RTAX_CWND, RTAX_INITCWND, RTAX_INITRWND, RTAX_MTU, RTAX_WINDOW, RTN_BLACKHOLE, RTN_LOCAL, RTN_PROHIBIT, RTN_THROW,
     RTN_UNICAST, RTN_UNREACHABLE, RTPROT_BOOT, RTPROT_DHCP, RTPROT_KERNEL, RTPROT_RA, RTPROT_STATIC, RaFlags, Route,
-    RouteFilter, Rule, TcpMetrics, TunOptions, VxlanOptions, macvlan_mode,
+    RouteFilter, Rule, TcAction, TcFilter, TcpMetrics, TunOptions, VxlanOptions, macvlan_mode,
 };

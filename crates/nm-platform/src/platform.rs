@@ -19,8 +19,8 @@ use crate::socket::{
 use crate::sysfs;
 use crate::tun;
 use crate::types::{
-    Address, BridgeOptions, BridgePortOptions, BridgeVlan, Family, Link, NewLink, PlatformEvent, Route, RouteFilter,
-    Rule,
+    Address, BridgeOptions, BridgePortOptions, BridgeVlan, Family, Link, NewLink, PlatformEvent, Qdisc, Route,
+    RouteFilter, Rule, TcFilter,
 };
 
 /// How often a dump interrupted by concurrent changes is tried again
@@ -232,6 +232,39 @@ impl Platform {
         let verb = if add { "adding VLANs to" } else { "removing VLANs from" };
         let op = || format!("{verb} {}", self.describe_link(ifindex));
         self.change(build::bridge_vlans(ifindex, of_bridge, add, vlans), &op).await
+    }
+
+    /// Puts exactly `qdiscs` and `filters` on the device, as NetworkManager
+    /// does: the root and ingress qdiscs go first (with the filters on
+    /// them; the kernel's default root qdisc comes back) and the root's
+    /// filters, then each is added in order. Every one is tried; the first
+    /// failure is returned.
+    pub async fn sync_tc(&self, ifindex: u32, qdiscs: &[Qdisc], filters: &[TcFilter]) -> Result<(), PlatformError> {
+        const TC_H_ROOT: u32 = 0xffff_ffff;
+        const TC_H_INGRESS: u32 = 0xffff_fff1;
+        let dev = self.describe_link(ifindex);
+        // Nothing there to remove is not an error.
+        let _ =
+            self.change(build::delete_qdisc(ifindex, TC_H_ROOT), &|| format!("removing the root qdisc of {dev}")).await;
+        let _ = self
+            .change(build::delete_qdisc(ifindex, TC_H_INGRESS), &|| format!("removing the ingress qdisc of {dev}"))
+            .await;
+        let _ =
+            self.change(build::delete_filters(ifindex, TC_H_ROOT), &|| format!("removing the filters of {dev}")).await;
+        let mut first = None;
+        for q in qdiscs {
+            let op = || format!("adding qdisc {} to {dev}", q.kind);
+            if let Err(e) = self.change(build::new_qdisc(ifindex, q), &op).await {
+                first.get_or_insert(e);
+            }
+        }
+        for f in filters {
+            let op = || format!("adding filter {} to {dev}", f.kind);
+            if let Err(e) = self.change(build::new_filter(ifindex, f), &op).await {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// Creates a software link and returns it as the cache has it now. A

@@ -225,6 +225,63 @@ pub struct VxlanOptions {
     pub l3miss: bool,
 }
 
+/// A queueing discipline to put on a device (`tc qdisc add`): `parent`
+/// and `handle` as tc handles (`TC_H_ROOT`, `MAJ << 16 | MIN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qdisc {
+    pub kind: String,
+    pub parent: u32,
+    pub handle: u32,
+    pub options: QdiscOptions,
+}
+
+/// The settings of the qdisc kinds that take any (times in µs, sizes in
+/// bytes or packets as tc(8) counts them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QdiscOptions {
+    /// The kind's defaults.
+    None,
+    /// `fq_codel`; 0 leaves a value at the kernel's default.
+    FqCodel {
+        limit: u32,
+        flows: u32,
+        target: u32,
+        interval: u32,
+        quantum: u32,
+        ce_threshold: Option<u32>,
+        memory_limit: Option<u32>,
+        ecn: bool,
+    },
+    /// `sfq`: `struct tc_sfq_qopt_v1`'s first part.
+    Sfq { quantum: u32, perturb: i32, limit: u32, divisor: u32, flows: u32, depth: u32 },
+    /// `tbf`: rate in bytes per second, burst in bytes, limit in bytes
+    /// (0: from latency, µs).
+    Tbf { rate: u64, burst: u32, limit: u32, latency: u32 },
+    /// `prio` with tc(8)'s three bands and priority map.
+    Prio,
+}
+
+/// A traffic filter (`tc filter add … KIND action …`) with at most one
+/// action, as NetworkManager's profiles carry them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcFilter {
+    pub kind: String,
+    pub parent: u32,
+    pub handle: u32,
+    pub action: Option<TcAction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcAction {
+    /// `simple sdata TEXT`: logs the text for each packet.
+    Simple(Vec<u8>),
+    /// `mirred`: a copy (`mirror`) or the packet itself (`redirect`) to the
+    /// egress or ingress of another device.
+    Mirred { ingress: bool, redirect: bool, ifindex: u32 },
+    /// Another action kind, with its defaults.
+    Other(String),
+}
+
 /// A persistent tun or tap device (`ip tuntap add NAME mode tun|tap`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TunOptions {

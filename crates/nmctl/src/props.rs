@@ -101,6 +101,8 @@ fn is_list(kind: Kind) -> bool {
             | Kind::Routes
             | Kind::RoutingRules
             | Kind::BridgeVlans
+            | Kind::TcQdiscs
+            | Kind::TcFilters
             | Kind::OptionsInGroup
             | Kind::OptionsGroup(_)
     )
@@ -225,6 +227,8 @@ pub fn parse_value(spec: &SettingSpec, prop: &PropertySpec, s: &str) -> Result<V
             Value::dict_list(items(t).map(|r| text::parse_rule(family, r)).collect::<Result<_, _>>()?)
         }
         Kind::BridgeVlans => Value::dict_list(items(t).map(text::parse_bridge_vlan).collect::<Result<_, _>>()?),
+        Kind::TcQdiscs => Value::dict_list(items(t).map(text::parse_tc_qdisc).collect::<Result<_, _>>()?),
+        Kind::TcFilters => Value::dict_list(items(t).map(text::parse_tc_tfilter).collect::<Result<_, _>>()?),
         Kind::WireguardPeers => {
             return Err("peers cannot be set on the command line; use `nmctl connection edit`".into());
         }
@@ -280,6 +284,12 @@ pub fn format_value(setting: &str, prop: &str, v: &Value) -> String {
         (Some(Kind::Routes), _) => dicts().iter().map(|d| format_route(family, d)).collect::<Vec<_>>().join(", "),
         (Some(Kind::RoutingRules), _) => dicts().iter().map(text::format_rule).collect::<Vec<_>>().join(", "),
         (Some(Kind::BridgeVlans), _) => dicts().iter().map(text::format_bridge_vlan).collect::<Vec<_>>().join(", "),
+        (Some(Kind::TcQdiscs), _) => {
+            dicts().iter().map(|q| text::format_tc_qdisc(q, true)).collect::<Vec<_>>().join(", ")
+        }
+        (Some(Kind::TcFilters), _) => {
+            dicts().iter().map(|f| text::format_tc_tfilter(f, true)).collect::<Vec<_>>().join(", ")
+        }
         (Some(Kind::WireguardPeers), _) => dicts()
             .iter()
             .filter_map(|d| d.get("public-key").and_then(Value::as_str).map(str::to_string))
@@ -325,7 +335,17 @@ pub fn json_value(setting: &str, prop: &str, v: &Value) -> serde_json::Value {
                 .or_else(|_| u64::try_from(n).map(J::from))
                 .unwrap_or_else(|_| J::String(n.to_string()))
         }
-        (Some(Kind::Addresses | Kind::Routes | Kind::RoutingRules | Kind::BridgeVlans), _) => {
+        (
+            Some(
+                Kind::Addresses
+                | Kind::Routes
+                | Kind::RoutingRules
+                | Kind::BridgeVlans
+                | Kind::TcQdiscs
+                | Kind::TcFilters,
+            ),
+            _,
+        ) => {
             let family = Family::of_setting(setting);
             let list = v.as_dict_list().unwrap_or_default();
             J::Array(
@@ -334,6 +354,8 @@ pub fn json_value(setting: &str, prop: &str, v: &Value) -> serde_json::Value {
                         Some(Kind::Addresses) => text::format_address(d).unwrap_or_default(),
                         Some(Kind::Routes) => format_route(family, d),
                         Some(Kind::RoutingRules) => text::format_rule(d),
+                        Some(Kind::TcQdiscs) => text::format_tc_qdisc(d, true),
+                        Some(Kind::TcFilters) => text::format_tc_tfilter(d, true),
                         _ => text::format_bridge_vlan(d),
                     })
                     .map(J::String)
