@@ -1888,6 +1888,43 @@ async fn traffic_control_of_a_profile_reaches_the_device() {
     assert!(c.log().contains("mirred: no device 'nosuch0'"), "the reason is logged");
 }
 
+/// A VPN keyfile from NetworkManager (plugin data in `[vpn]`, secrets in
+/// `[vpn-secrets]`) is shown whole by nmcli (the secrets only with `-s`),
+/// a change made with nmcli keeps its data and secrets in the file, and
+/// activating it is refused in NetworkManager's words for a plugin that is
+/// not installed (nm-rs has none).
+#[tokio::test]
+async fn a_vpn_profile_is_kept_whole_and_refused_in_words() {
+    let c = Core::start(1, "").await;
+    let file = c.lab.root_path("/etc/NetworkManager/system-connections/work.nmconnection");
+    let text = "[connection]\nid=work\nuuid=0d5a9a47-6d65-4e8f-9b3c-2f1e0a9b8c7d\ntype=vpn\nautoconnect=false\n\n\
+                [vpn]\ngateway=vpn.example.com\npassword-flags=0\nservice-type=org.freedesktop.NetworkManager.openvpn\n\
+                user-name=alice\n\n[vpn-secrets]\npassword=s3cret\n\n[ipv4]\nmethod=auto\n";
+    std::fs::write(&file, text).expect("keyfile");
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("0600");
+    c.ok(&["connection", "reload"]).await;
+    let shown = c.ok(&["-g", "vpn.service-type,vpn.user-name,vpn.data", "connection", "show", "work"]).await;
+    assert_eq!(
+        shown.trim(),
+        "org.freedesktop.NetworkManager.openvpn\nalice\ngateway = vpn.example.com, password-flags = 0"
+    );
+    assert_eq!(c.ok(&["-s", "-g", "vpn.secrets", "connection", "show", "work"]).await.trim(), "password = s3cret");
+    assert!(!c.ok(&["-g", "vpn.secrets", "connection", "show", "work"]).await.contains("s3cret"));
+
+    c.ok(&["connection", "modify", "work", "ipv4.dns", "192.0.2.53"]).await;
+    let stored = std::fs::read_to_string(&file).expect("keyfile");
+    for line in ["gateway=vpn.example.com", "[vpn-secrets]\npassword=s3cret", "dns=192.0.2.53;"] {
+        assert!(stored.contains(line), "{line:?} in {stored}");
+    }
+    let out = c.nmcli(&["connection", "up", "work"]).await;
+    assert!(!out.success());
+    assert!(
+        out.stderr.contains("The VPN service 'org.freedesktop.NetworkManager.openvpn' was not installed."),
+        "{}",
+        out.stderr
+    );
+}
+
 /// Sends one datagram from the client namespace to `to` and waits until
 /// the kernel resolved its address on `dev` (no ping in the lab): the far
 /// end answers ARP through that device.

@@ -1390,6 +1390,16 @@ impl Engine {
                 "ipv6.method 'shared' (IPv6 connection sharing) is not supported by nm-rs",
             ));
         }
+        // VPN plugins (NetworkManager-openvpn, …) are not nm-rs's: their
+        // profiles are kept and shown whole, and refused here as
+        // NetworkManager refuses a VPN whose plugin is not installed.
+        if conn.connection_type() == Some("vpn") {
+            let service = conn.get_str("vpn", "service-type").unwrap_or_default();
+            return Err(NmError::manager(
+                "ConnectionNotAvailable",
+                format!("The VPN service '{service}' was not installed."),
+            ));
+        }
         let device_id = match device_id {
             Some(d) => d,
             // A software device exists while its profile is up: made now.

@@ -12,10 +12,7 @@ pub type TcPlan = (Vec<Qdisc>, Vec<TcFilter>);
 /// The profile's qdiscs and filters; `None` without a `tc` setting. A
 /// mirred action names its device, `ifindex` finds it (an unknown device
 /// is an error: the filter would send packets nowhere).
-pub fn plan(
-    conn: &Connection,
-    ifindex: impl Fn(&str) -> Option<u32>,
-) -> Option<Result<TcPlan, String>> {
+pub fn plan(conn: &Connection, ifindex: impl Fn(&str) -> Option<u32>) -> Option<Result<TcPlan, String>> {
     conn.settings.get("tc")?;
     let list = |prop: &str| conn.get("tc", prop).and_then(Value::as_dict_list).unwrap_or_default();
     let qdiscs = list("qdiscs").iter().map(qdisc).collect();

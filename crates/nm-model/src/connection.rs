@@ -175,11 +175,14 @@ impl Connection {
     }
 
     /// Copies the secrets of `old` into `self` where `self` lacks them: an
-    /// `Update` without secrets keeps the stored ones, as NetworkManager does.
+    /// `Update` without secrets keeps the stored ones, as NetworkManager does
+    /// (a VPN's secrets come as an empty map from a client that did not ask
+    /// for them).
     pub fn keep_secrets_from(&mut self, old: &Connection) {
         for (s, p) in old.secret_props() {
+            let lacking = self.get(&s, &p).is_none_or(|v| v.as_str_map().is_some_and(|m| m.is_empty()));
             if self.settings.contains_key(&s)
-                && self.get(&s, &p).is_none()
+                && lacking
                 && let Some(v) = old.get(&s, &p)
             {
                 self.set(&s, &p, v.clone());

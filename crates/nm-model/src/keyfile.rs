@@ -205,9 +205,10 @@ pub fn parse(text: &str) -> Result<Connection, KeyfileError> {
             read_setting(spec, &group, &mut conn)?;
         } else if let Some(key) = group.name.strip_prefix("wireguard-peer.") {
             peers.push(read_peer(key, &group)?);
-        } else if group.name == "ethernet-s390-options" {
-            let map = group.entries.iter().map(|e| (e.key.clone(), unescape(&e.value))).collect();
-            conn.set("802-3-ethernet", "s390-options", Value::str_map(&map));
+        } else if let Some((setting, prop)) = options_group(&group.name) {
+            // `[ethernet-s390-options]`, `[vpn-secrets]`: one property's map.
+            let map = group.entries.iter().map(|e| (decode_key(&e.key), unescape(&e.value))).collect();
+            conn.set(setting, prop, Value::str_map(&map));
         } else if is_setting_name(&group.name) {
             let setting = conn.setting_mut(&group.name);
             for e in &group.entries {
@@ -223,6 +224,14 @@ pub fn parse(text: &str) -> Result<Connection, KeyfileError> {
         conn.set("wireguard", "peers", Value::dict_list(peers));
     }
     Ok(conn)
+}
+
+/// The setting and property a keyfile group of its own holds
+/// ([`Kind::OptionsGroup`]).
+fn options_group(group: &str) -> Option<(&'static str, &'static str)> {
+    schema::SETTINGS.iter().find_map(|s| {
+        s.properties.iter().find(|p| matches!(p.kind, Kind::OptionsGroup(g) if g == group)).map(|p| (s.name, p.name))
+    })
 }
 
 /// Groups that may be settings NetworkManager knows and nm-rs does not
@@ -552,7 +561,7 @@ pub fn write(conn: &Connection) -> String {
                     Kind::OptionsGroup(g) => {
                         let map = v.as_str_map().unwrap_or_default();
                         if !map.is_empty() {
-                            let entries: Vec<_> = map.iter().map(|(k, v)| (k.clone(), escape(v))).collect();
+                            let entries: Vec<_> = map.iter().map(|(k, v)| (encode_key(k), escape(v))).collect();
                             emit(&mut out, g, &entries);
                         }
                     }
@@ -841,5 +850,21 @@ mod tests {
             "[connection]\nid=x\nuuid=4b4c0e2e-8b8e-4b8e-9b8e-4b8e4b8e4b8e\ntype=ethernet\n[tc]\nqdisc.root=pfifo limit 5\n",
         );
         assert!(bad.unwrap_err().to_string().contains("tc.qdiscs: unsupported qdisc option: 'limit'."));
+    }
+
+    #[test]
+    fn a_vpn_profile_keeps_its_data_and_secrets() {
+        let text = "[connection]\nid=work\nuuid=0d5a9a47-6d65-4e8f-9b3c-2f1e0a9b8c7d\ntype=vpn\n\n[vpn]\ngateway=vpn.example.com\npassword-flags=0\nservice-type=org.freedesktop.NetworkManager.openvpn\nuser-name=alice\n\n[vpn-secrets]\npassword=s3cret\n\n[ipv4]\nmethod=auto\n";
+        let c = parse(text).unwrap();
+        let data = c.get("vpn", "data").and_then(Value::as_str_map).unwrap();
+        assert_eq!(data.get("gateway").map(String::as_str), Some("vpn.example.com"));
+        assert_eq!(c.get_str("vpn", "service-type"), Some("org.freedesktop.NetworkManager.openvpn"));
+        assert_eq!(c.get_str("vpn", "user-name"), Some("alice"));
+        let secrets = c.get("vpn", "secrets").and_then(Value::as_str_map).unwrap();
+        assert_eq!(secrets.get("password").map(String::as_str), Some("s3cret"));
+        // Not in what GetSettings shows; in GetSecrets.
+        assert!(c.without_secrets().get("vpn", "secrets").is_none());
+        assert!(c.secrets("vpn").get("vpn").is_some_and(|s| s.contains_key("secrets")));
+        assert_eq!(write(&c), text);
     }
 }

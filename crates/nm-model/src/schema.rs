@@ -533,6 +533,18 @@ const ETHTOOL: &[PropertySpec] = &[
 /// `user.data`: free `a{ss}` for other programs, entries as the group's keys.
 const USER: &[PropertySpec] = &[p("data", OptionsInGroup)];
 
+/// A VPN profile (its plugin's settings in `data`, its secrets in
+/// `secrets`, kept in the keyfile's `[vpn]` and `[vpn-secrets]` groups).
+/// The secrets' flags are entries of `data` (`password-flags`).
+const VPN: &[PropertySpec] = &[
+    p("data", OptionsInGroup),
+    p("persistent", Bool),
+    secret("secrets", OptionsGroup("vpn-secrets")),
+    p("service-type", Str),
+    p("timeout", UInt32),
+    p("user-name", Str),
+];
+
 /// Traffic control: qdiscs and filters a profile puts on its device (all
 /// of them: the device's own go first).
 const TC: &[PropertySpec] = &[p("qdiscs", TcQdiscs), p("tfilters", TcFilters)];
@@ -585,6 +597,7 @@ pub static SETTINGS: &[SettingSpec] = &[
     SettingSpec { name: "user", alias: None, base_type: None, properties: USER },
     SettingSpec { name: "veth", alias: None, base_type: Some(BaseType::Ip), properties: VETH },
     SettingSpec { name: "vlan", alias: None, base_type: Some(BaseType::Ip), properties: VLAN },
+    SettingSpec { name: "vpn", alias: None, base_type: Some(BaseType::Ip), properties: VPN },
     SettingSpec { name: "vxlan", alias: None, base_type: Some(BaseType::Ip), properties: VXLAN },
     SettingSpec { name: "wireguard", alias: None, base_type: Some(BaseType::Ip), properties: WIREGUARD },
     SettingSpec { name: "ipv4", alias: None, base_type: None, properties: IPV4 },
@@ -639,7 +652,8 @@ mod tests {
     #[test]
     fn every_secret_has_a_flags_property() {
         for s in SETTINGS {
-            for prop in s.properties.iter().filter(|p| p.secret) {
+            // (A VPN's secrets keep their flags in its `data`.)
+            for prop in s.properties.iter().filter(|p| p.secret && !matches!(p.kind, Kind::OptionsGroup(_))) {
                 let flags = secret_flags_property(prop.name);
                 assert!(s.property(&flags).is_some(), "{}.{} lacks {}", s.name, prop.name, flags);
             }
