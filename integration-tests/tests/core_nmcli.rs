@@ -1925,6 +1925,33 @@ async fn a_vpn_profile_is_kept_whole_and_refused_in_words() {
     );
 }
 
+/// A keyfile with what nm-rs does not know (a key of a later
+/// NetworkManager, a setting nm-rs has no schema for, `[.nmmeta]`) keeps
+/// all of it through `nmcli connection modify`, though nmcli never sees it.
+#[tokio::test]
+async fn a_change_made_with_nmcli_keeps_what_nm_rs_does_not_know() {
+    let c = Core::start(1, "").await;
+    let file = c.lab.root_path("/etc/NetworkManager/system-connections/later.nmconnection");
+    let text = "[connection]\nid=later\nuuid=1d5a9a47-6d65-4e8f-9b3c-2f1e0a9b8c7d\ntype=ethernet\nautoconnect=false\n\
+                future-key=abc\n\n[ethernet]\n\n[sriov]\ntotal-vfs=4\nvf.0=mac=00:11:22:33:44:55\n\n\
+                [future]\nknob=1\n\n[ipv4]\nmethod=auto\n\n[.nmmeta]\nnm-generated=true\n";
+    std::fs::write(&file, text).expect("keyfile");
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("0600");
+    c.ok(&["connection", "reload"]).await;
+    assert_eq!(c.ok(&["-g", "sriov.total-vfs", "connection", "show", "later"]).await.trim(), "4");
+    c.ok(&["connection", "modify", "later", "ipv4.dns", "192.0.2.53"]).await;
+    let stored = std::fs::read_to_string(&file).expect("keyfile");
+    for line in [
+        "future-key=abc",
+        "total-vfs=4\nvf.0=mac=00:11:22:33:44:55",
+        "[future]\nknob=1",
+        "[.nmmeta]\nnm-generated=true",
+        "dns=192.0.2.53;",
+    ] {
+        assert!(stored.contains(line), "{line:?} in {stored}");
+    }
+}
+
 /// Sends one datagram from the client namespace to `to` and waits until
 /// the kernel resolved its address on `dev` (no ping in the lab): the far
 /// end answers ARP through that device.

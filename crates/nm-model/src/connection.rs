@@ -174,6 +174,35 @@ impl Connection {
         out
     }
 
+    /// Keeps what a client could not have sent back in an `Update`: groups
+    /// that are not settings (`[.nmmeta]`), and what the schema does not
+    /// type — a keyfile's unknown keys reach clients as text, which libnm
+    /// drops, and a setting libnm does not know it never sends. Whatever
+    /// the update does carry wins.
+    pub fn keep_unknown_from(&mut self, old: &Connection) {
+        if self.raw_groups.is_empty() {
+            self.raw_groups = old.raw_groups.clone();
+        }
+        for (name, setting) in &old.settings {
+            if setting.raw_keyfile_keys.is_empty() {
+                continue;
+            }
+            if !self.settings.contains_key(name) && schema::setting(name).is_some() {
+                // A known setting the update left out was taken away.
+                continue;
+            }
+            let new = self.setting_mut(name);
+            for key in &setting.raw_keyfile_keys {
+                if !new.props.contains_key(key)
+                    && let Some(v) = setting.props.get(key)
+                {
+                    new.props.insert(key.clone(), v.clone());
+                    new.raw_keyfile_keys.insert(key.clone());
+                }
+            }
+        }
+    }
+
     /// Copies the secrets of `old` into `self` where `self` lacks them: an
     /// `Update` without secrets keeps the stored ones, as NetworkManager does
     /// (a VPN's secrets come as an empty map from a client that did not ask

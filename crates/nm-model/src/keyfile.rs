@@ -605,6 +605,13 @@ fn setting_entries(
             let text = if setting.raw_keyfile_keys.contains(pname) {
                 v.as_str().unwrap_or_default().to_string()
             } else {
+                // An empty list or map a client sent for a property nm-rs
+                // does not know says nothing a keyfile would hold.
+                if matches!(v.unwrap_variant(), Value::Array { items, .. } if items.is_empty())
+                    || matches!(v.unwrap_variant(), Value::Dict { entries, .. } if entries.is_empty())
+                {
+                    continue;
+                }
                 generic_text(v)
             };
             push(pname, pname.clone(), text);
@@ -866,5 +873,30 @@ mod tests {
         assert!(c.without_secrets().get("vpn", "secrets").is_none());
         assert!(c.secrets("vpn").get("vpn").is_some_and(|s| s.contains_key("secrets")));
         assert_eq!(write(&c), text);
+    }
+
+    #[test]
+    fn what_a_client_cannot_send_back_survives_an_update() {
+        let text = "[connection]\nid=tm\nuuid=1d5a9a47-6d65-4e8f-9b3c-2f1e0a9b8c7d\ntype=ethernet\nfuture-key=abc\n\n[ethernet]\n\n[sriov]\ntotal-vfs=4\nvf.0=mac=00:11:22:33:44:55\n\n[future]\nknob=1\n\n[.nmmeta]\nnm-generated=true\n";
+        let old = parse(text).unwrap();
+        assert_eq!(old.get("sriov", "total-vfs"), Some(&Value::UInt32(4)));
+        // What libnm sends back: the typed part only, and an empty list.
+        let mut new = Connection::default();
+        for (k, v) in [("id", "tm"), ("uuid", "1d5a9a47-6d65-4e8f-9b3c-2f1e0a9b8c7d"), ("type", "802-3-ethernet")] {
+            new.set("connection", k, Value::Str(v.into()));
+        }
+        new.setting_mut("802-3-ethernet");
+        new.set("sriov", "total-vfs", Value::UInt32(8));
+        new.set("sriov", "vfs", Value::Array { elem: "a{sv}".into(), items: vec![] });
+        new.keep_unknown_from(&old);
+        let written = write(&new);
+        assert!(written.contains("future-key=abc"), "{written}");
+        assert!(
+            written.contains("[sriov]\ntotal-vfs=8\nvf.0=mac=00:11:22:33:44:55\n"),
+            "the update's value wins: {written}"
+        );
+        assert!(written.contains("[future]\nknob=1\n"), "{written}");
+        assert!(written.contains("[.nmmeta]\nnm-generated=true\n"), "{written}");
+        assert!(!written.contains("\nvfs="), "{written}");
     }
 }

@@ -545,6 +545,10 @@ const VPN: &[PropertySpec] = &[
     p("user-name", Str),
 ];
 
+/// SR-IOV virtual functions; the functions themselves (`vfs`, keyfile
+/// `vf.N=` lines) stay as the file has them.
+const SRIOV: &[PropertySpec] = &[pd("autoprobe-drivers", Int32, I(-1)), p("total-vfs", UInt32)];
+
 /// Traffic control: qdiscs and filters a profile puts on its device (all
 /// of them: the device's own go first).
 const TC: &[PropertySpec] = &[p("qdiscs", TcQdiscs), p("tfilters", TcFilters)];
@@ -592,6 +596,7 @@ pub static SETTINGS: &[SettingSpec] = &[
     SettingSpec { name: "loopback", alias: None, base_type: Some(BaseType::Ip), properties: LOOPBACK },
     SettingSpec { name: "macvlan", alias: None, base_type: Some(BaseType::Ip), properties: MACVLAN },
     SettingSpec { name: "match", alias: None, base_type: None, properties: MATCH },
+    SettingSpec { name: "sriov", alias: None, base_type: None, properties: SRIOV },
     SettingSpec { name: "tc", alias: None, base_type: None, properties: TC },
     SettingSpec { name: "tun", alias: None, base_type: Some(BaseType::Ip), properties: TUN },
     SettingSpec { name: "user", alias: None, base_type: None, properties: USER },

@@ -527,6 +527,7 @@ impl ConnectionIface {
         let in_keyring = self.daemon.keyring_secrets(old.uuid(), "").await;
         keyring::merge(&mut old_conn, &in_keyring);
         conn.keep_secrets_from(&old_conn);
+        conn.keep_unknown_from(&old_conn);
         let conn = validate::normalize_and_validate(conn).map_err(|e| fail(ConnectionError::from(e)))?;
         if conn.uuid() != Some(old.uuid()) {
             return Err(fail(ConnectionError::InvalidProperty(
