@@ -1952,6 +1952,39 @@ async fn a_change_made_with_nmcli_keeps_what_nm_rs_does_not_know() {
     }
 }
 
+/// `ipv6.token` (with EUI-64 addresses) reaches the kernel as the link's
+/// token while the profile is up (`ip token`), and goes with it; without
+/// EUI-64 it is refused in NetworkManager's words.
+#[tokio::test]
+async fn an_ipv6_token_is_the_links_while_its_profile_is_up() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let token =
+        |c: &Core| c.ip(&["token", "get", "dev", &eth]).split_whitespace().nth(1).unwrap_or_default().to_string();
+    assert_eq!(token(&c), "::");
+    let add = nm_lab::add_ethernet(
+        &eth,
+        "tokened",
+        &[
+            ("ipv4.method", "disabled"),
+            ("ipv6.method", "auto"),
+            ("ipv6.addr-gen-mode", "eui64"),
+            ("ipv6.token", "::0:5"),
+            ("connection.autoconnect", "no"),
+        ],
+    );
+    c.ok(&add).await;
+    assert_eq!(c.ok(&["-g", "ipv6.token", "connection", "show", "tokened"]).await.trim(), "\\:\\:5");
+    c.ok(&["connection", "up", "tokened"]).await;
+    assert_eq!(token(&c), "::5");
+    c.ok(&["connection", "down", "tokened"]).await;
+    assert_eq!(token(&c), "::", "the link's own identifiers again");
+
+    let out = c.nmcli(&["connection", "modify", "tokened", "ipv6.addr-gen-mode", "stable-privacy"]).await;
+    assert!(!out.success(), "{}", out.stdout);
+    assert!(out.stderr.contains("ipv6.token: only makes sense with EUI64 address generation mode"), "{}", out.stderr);
+}
+
 /// Sends one datagram from the client namespace to `to` and waits until
 /// the kernel resolved its address on `dev` (no ping in the lab): the far
 /// end answers ARP through that device.

@@ -3415,6 +3415,7 @@ impl Engine {
             v6: FamilyMethod::Ignore,
             v6_sysctls: Vec::new(),
             v6_addr_gen: None,
+            v6_token: None,
             v6_slaac: false,
             ..static_plan.clone()
         };
@@ -3428,6 +3429,7 @@ impl Engine {
             v6: FamilyMethod::Ignore,
             v6_sysctls: Vec::new(),
             v6_addr_gen: None,
+            v6_token: None,
             v6_slaac: false,
             ..static_plan.clone()
         };
@@ -3665,6 +3667,7 @@ impl Engine {
             v6: FamilyMethod::Ignore,
             v6_sysctls: Vec::new(),
             v6_addr_gen: None,
+            v6_token: None,
             v6_slaac: false,
             ..static_plan.clone()
         };
@@ -3723,6 +3726,13 @@ impl Engine {
             for (key, value) in &plan.v6_sysctls {
                 set_sysctl(&name, key, value);
             }
+        }
+        // After accept_ra: the kernel takes a token only on a link that
+        // takes router advertisements.
+        if let Some(token) = plan.v6_token
+            && let Err(e) = self.platform.set_ipv6_token(ifindex, token).await
+        {
+            warn!(ifindex, "ipv6.token {token} left out: {e}");
         }
         for a in &plan.addresses {
             let mut addr = Address::new(ifindex, a.addr, a.prefix);
@@ -3915,6 +3925,13 @@ impl Engine {
     }
 
     async fn unapply_plan(&self, ifindex: u32, plan: &Plan) {
+        // Before accept_ra goes off (the kernel changes a token only while
+        // the link takes router advertisements).
+        if plan.v6_token.is_some()
+            && let Err(e) = self.platform.set_ipv6_token(ifindex, std::net::Ipv6Addr::UNSPECIFIED).await
+        {
+            tracing::debug!(ifindex, "clearing the IPv6 token: {e}");
+        }
         for r in &plan.routes {
             if let Err(e) = self.platform.delete_route(&platform_route(ifindex, r)).await {
                 tracing::debug!("removing route {}/{}: {e}", r.dest, r.prefix);

@@ -155,6 +155,9 @@ pub struct Plan {
     /// How the kernel makes the link's IPv6 interface identifiers
     /// (`ipv6.addr-gen-mode`); `None` when IPv6 is off or left alone.
     pub v6_addr_gen: Option<AddrGen>,
+    /// `ipv6.token`: the interface identifier SLAAC addresses take (the
+    /// kernel's `ip token`), with `auto`.
+    pub v6_token: Option<Ipv6Addr>,
     /// `ipv6.method=auto`: the kernel takes addresses and routes from router
     /// advertisements, and they go again when the activation ends.
     pub v6_slaac: bool,
@@ -317,6 +320,7 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
         dns6: DnsConfig::default(),
         v6_sysctls: Vec::new(),
         v6_addr_gen: None,
+        v6_token: None,
         v6_slaac: false,
     };
     for family in ["ipv4", "ipv6"] {
@@ -339,6 +343,9 @@ pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
             plan.v6 = fm;
             plan.v6_sysctls = ipv6_sysctls(conn, method, device_metric);
             plan.v6_addr_gen = addr_gen(conn, method);
+            if method == "auto" {
+                plan.v6_token = conn.get_str("ipv6", "token").and_then(|t| t.parse().ok());
+            }
             plan.v6_slaac = method == "auto";
         }
         if matches!(fm, FamilyMethod::Ignore | FamilyMethod::Disabled) {

@@ -52,6 +52,11 @@ pub fn normalize(conn: &mut Connection) {
         }
         return;
     }
+    // A token in canonical form (`::0:5` → `::5`), as NetworkManager
+    // normalizes it.
+    if let Some(token) = conn.get_str("ipv6", "token").and_then(|t| t.parse::<std::net::Ipv6Addr>().ok()) {
+        conn.set("ipv6", "token", Value::Str(token.to_string()));
+    }
     // A gateway means nothing with never-default: NetworkManager drops it.
     for s in ["ipv4", "ipv6"] {
         let never_default = conn.get(s, "never-default").and_then(Value::as_bool) == Some(true);
@@ -184,6 +189,18 @@ fn validate_ip(conn: &Connection, s: &str) -> Result<(), PropertyError> {
     }
     if method == "manual" && addresses.is_empty() {
         fail(s, "addresses", "this property cannot be empty for 'method=manual'")?;
+    }
+    if let Some(token) = conn.get_str(s, "token").filter(|t| !t.is_empty() && family == Family::V6) {
+        // Only with EUI-64 addresses (eui64, default-or-eui64), and only
+        // an identifier: the upper 64 bits zero, the lower not.
+        let mode = conn.get(s, "addr-gen-mode").and_then(Value::as_i128).unwrap_or(3);
+        if !matches!(mode, 0 | 2) {
+            fail(s, "token", "only makes sense with EUI64 address generation mode")?;
+        }
+        let id = token.parse::<std::net::Ipv6Addr>().map(u128::from).ok();
+        if !id.is_some_and(|id| id >> 64 == 0 && id != 0) {
+            fail(s, "token", "value is not a valid token")?;
+        }
     }
     if matches!(method, "disabled" | "ignore" | "link-local") && !addresses.is_empty() {
         fail(s, "addresses", format!("this property is not allowed for 'method={method}'"))?;
@@ -683,6 +700,27 @@ mod tests {
         assert_eq!(
             normalize_and_validate(c).map(drop).map_err(|e| e.to_string()),
             Err("tc.qdiscs: parent handle missing".into())
+        );
+    }
+
+    #[test]
+    fn ipv6_tokens() {
+        let check = |body: &str| normalize_and_validate(kf(body)).map_err(|e| e.to_string());
+        let c = check("[ipv6]\nmethod=auto\naddr-gen-mode=eui64\ntoken=::0:5\n").unwrap();
+        assert_eq!(c.get_str("ipv6", "token"), Some("::5"), "canonical form");
+        // A keyfile without addr-gen-mode means default-or-eui64.
+        assert!(check("[ipv6]\nmethod=auto\ntoken=::5\n").is_ok());
+        assert_eq!(
+            check("[ipv6]\nmethod=auto\naddr-gen-mode=stable-privacy\ntoken=::5\n").map(drop),
+            Err("ipv6.token: only makes sense with EUI64 address generation mode".into())
+        );
+        assert_eq!(
+            check("[ipv6]\nmethod=auto\naddr-gen-mode=eui64\ntoken=2001:db8::5\n").map(drop),
+            Err("ipv6.token: value is not a valid token".into())
+        );
+        assert_eq!(
+            check("[ipv6]\nmethod=auto\naddr-gen-mode=eui64\ntoken=::\n").map(drop),
+            Err("ipv6.token: value is not a valid token".into())
         );
     }
 }

@@ -10,9 +10,10 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
 use netlink_packet_route::link::{
-    AfSpecBridge, BridgeFlag, BridgeMulticastRouterType, BridgeStpState, BridgeVlanInfo, BridgeVlanInfoFlags,
-    InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth, InfoVxlan,
-    LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, MacVlanFlags, MacVlanMode, VlanProtocol,
+    AfSpecBridge, AfSpecInet6, AfSpecUnspec, BridgeFlag, BridgeMulticastRouterType, BridgeStpState, BridgeVlanInfo,
+    BridgeVlanInfoFlags, InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind,
+    InfoVeth, InfoVxlan, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, MacVlanFlags, MacVlanMode,
+    VlanProtocol,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
@@ -121,6 +122,9 @@ pub(crate) enum LinkChange {
     Mac([u8; 6]),
     /// `IFLA_MASTER`: the bridge to be a port of; 0 for none.
     Master(u32),
+    /// `IFLA_INET6_TOKEN`: the interface identifier of SLAAC addresses
+    /// (`::` for none).
+    Ipv6Token(std::net::Ipv6Addr),
 }
 
 /// The `IFLA_BR_*` attributes of a bridge's settings.
@@ -410,6 +414,9 @@ pub(crate) fn set_link(ifindex: u32, change: LinkChange) -> Request {
         LinkChange::Mtu(mtu) => msg.attributes.push(LinkAttribute::Mtu(mtu)),
         LinkChange::Mac(mac) => msg.attributes.push(LinkAttribute::Address(mac.to_vec())),
         LinkChange::Master(m) => msg.attributes.push(LinkAttribute::Controller(m)),
+        LinkChange::Ipv6Token(t) => {
+            msg.attributes.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::Token(t)])]))
+        }
     }
     Request::change(RouteNetlinkMessage::SetLink(msg), 0)
 }

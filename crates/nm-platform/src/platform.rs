@@ -167,6 +167,7 @@ impl Platform {
             }
             LinkChange::Master(0) => "releasing from its bridge".to_owned(),
             LinkChange::Master(m) => format!("attaching to {} the link", self.describe_link(m)),
+            LinkChange::Ipv6Token(t) => format!("setting IPv6 token {t} on"),
         };
         let op = || format!("{what} {}", self.describe_link(ifindex));
         self.change(build::set_link(ifindex, change), &op).await?;
@@ -185,6 +186,12 @@ impl Platform {
 
     pub async fn set_mac(&self, ifindex: u32, mac: [u8; 6]) -> Result<(), PlatformError> {
         self.change_link(ifindex, LinkChange::Mac(mac)).await
+    }
+
+    /// The interface identifier the kernel gives SLAAC addresses on the
+    /// link (`::`: its own again). The link must take router advertisements.
+    pub async fn set_ipv6_token(&self, ifindex: u32, token: std::net::Ipv6Addr) -> Result<(), PlatformError> {
+        self.change_link(ifindex, LinkChange::Ipv6Token(token)).await
     }
 
     /// Makes the link a port of the bridge `master` (0: of none).
