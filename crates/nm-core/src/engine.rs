@@ -385,6 +385,9 @@ struct Active {
     ethtool_saved: Option<EthtoolSaved>,
 }
 
+/// Every VLAN id, to empty a bridge's or a port's VLAN table.
+const EVERY_VLAN: BridgeVlan = BridgeVlan { start: 1, end: 4094, pvid: false, untagged: false };
+
 /// A device's offload features and settings groups as they were before an
 /// activation changed them (only what it changed).
 struct EthtoolSaved {
@@ -1194,8 +1197,16 @@ impl Engine {
             return Err(NmError::device("InvalidArgument", "the uuid of the applied profile cannot change"));
         }
         let (ifindex, metric) = self.devices.get(&device).map(|d| (d.ifindex, d.metric)).ok_or_else(not_active)?;
-        self.reapply_bridge(ifindex, &conn).await.map_err(|e| NmError::device("Failed", e.to_string()))?;
-        self.apply_tc(ifindex, &conn).await.map_err(|e| NmError::device("Failed", e))?;
+        // What changed of a bridge's, a port's or the traffic control
+        // settings goes to the kernel again (unchanged, they are left:
+        // qdiscs and VLAN tables are made anew).
+        let changed = |setting: &str| conn.settings.get(setting) != a.conn.settings.get(setting);
+        if changed("bridge") || changed("bridge-port") {
+            self.reapply_bridge(ifindex, &conn).await.map_err(|e| NmError::device("Failed", e.to_string()))?;
+        }
+        if changed("tc") {
+            self.apply_tc(ifindex, &conn).await.map_err(|e| NmError::device("Failed", e))?;
+        }
         let plan = ipconfig::plan(&conn, metric);
         let old = a.plan.clone();
         // The leases stay while their method does (their addresses keep
@@ -1577,7 +1588,7 @@ impl Engine {
     /// set, the profile's VLANs are added, and filtering goes on. Without
     /// filtering the table is emptied and the default back to 1.
     async fn configure_bridge(&self, ifindex: u32, conn: &Connection) -> Result<(), PlatformError> {
-        let every_vlan = [BridgeVlan { start: 1, end: 4094, pvid: false, untagged: false }];
+        let every_vlan = [EVERY_VLAN];
         self.platform.change_bridge(ifindex, &bridge::options(conn)).await?;
         let Some(default_pvid) = bridge::vlan_filtering(conn) else {
             // Best effort, as NetworkManager: a kernel without VLAN
@@ -1617,8 +1628,7 @@ impl Engine {
             .and_then(|ac| self.actives.get(&ac))
             .map(|a| a.conn.clone());
         if let Some(default_pvid) = bridge_conn.as_deref().and_then(bridge::vlan_filtering) {
-            let every_vlan = [BridgeVlan { start: 1, end: 4094, pvid: false, untagged: false }];
-            self.platform.change_bridge_vlans(ifindex, false, false, &every_vlan).await?;
+            self.platform.change_bridge_vlans(ifindex, false, false, &[EVERY_VLAN]).await?;
             let vlans = bridge::with_default_pvid(bridge::vlans(conn, "bridge-port"), default_pvid);
             self.platform.change_bridge_vlans(ifindex, false, true, &vlans).await?;
         }

@@ -249,6 +249,8 @@ const TCA_MIRRED_PARMS: u16 = 2;
 const TCA_TBF_PARMS: u16 = 1;
 const TCA_TBF_RATE64: u16 = 4;
 const TCA_TBF_BURST: u16 = 6;
+/// Every protocol, in a filter's `tcm_info` (in network order there).
+const ETH_P_ALL: u16 = 0x0003;
 /// `TC_ACT_PIPE` (go on with the next action) and `TC_ACT_STOLEN`.
 const TC_ACT_PIPE: i32 = 3;
 const TC_ACT_STOLEN: i32 = 4;
@@ -365,7 +367,7 @@ pub(crate) fn new_qdisc(ifindex: u32, q: &Qdisc) -> Request {
 pub(crate) fn new_filter(ifindex: u32, f: &TcFilter) -> Request {
     let mut msg = tc_message(ifindex, f.parent, f.handle);
     // Priority 0 (the kernel picks one), protocol ETH_P_ALL in network order.
-    msg.header.info = u32::from(u16::from_be_bytes(0x0003u16.to_ne_bytes()));
+    msg.header.info = u32::from(ETH_P_ALL.to_be());
     msg.attributes.push(TcAttribute::Kind(f.kind.clone()));
     let mut options = Vec::new();
     if let Some(action) = &f.action {
