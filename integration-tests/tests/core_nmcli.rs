@@ -1985,6 +1985,102 @@ async fn an_ipv6_token_is_the_links_while_its_profile_is_up() {
     assert!(out.stderr.contains("ipv6.token: only makes sense with EUI64 address generation mode"), "{}", out.stderr);
 }
 
+/// Sends an LLDPDU out of `ifname` in namespace `netns`, as a switch port
+/// would: chassis MAC 00:11:22:33:44:55, port `swp7`, `ttl` seconds.
+fn send_lldp(netns: &str, ifname: &str, ttl: u16) {
+    let tlv = |t: u16, v: &[u8]| [&((t << 9) | v.len() as u16).to_be_bytes()[..], v].concat();
+    let frame = [
+        &[0x01, 0x80, 0xc2, 0, 0, 0x0e, 0x02, 0, 0, 0, 0, 0x01, 0x88, 0xcc][..],
+        &tlv(1, &[4, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55]),
+        &tlv(2, b"\x05swp7"),
+        &tlv(3, &ttl.to_be_bytes()),
+        &tlv(4, b"uplink port"),
+        &tlv(5, b"lab-switch"),
+        &tlv(6, b"Switch OS 1.0"),
+        &tlv(7, &[0, 0x14, 0, 0x04]),
+        &tlv(127, &[0x00, 0x80, 0xc2, 1, 0, 10]),
+        &[0, 0],
+    ]
+    .concat();
+    let ifname = ifname.to_string();
+    nm_lab::in_netns(netns, move || {
+        let index = ifindex_of(&ifname);
+        // SAFETY: a packet socket, its address and the frame are ours.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            assert!(fd >= 0);
+            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+            addr.sll_family = libc::AF_PACKET as u16;
+            addr.sll_ifindex = index;
+            addr.sll_halen = 6;
+            let sent = libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                std::ptr::from_ref(&addr).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            );
+            libc::close(fd);
+            assert_eq!(sent, frame.len() as isize, "{}", std::io::Error::last_os_error());
+        }
+    })
+    .join()
+    .expect("sent");
+}
+
+fn ifindex_of(name: &str) -> i32 {
+    let c = std::ffi::CString::new(name).expect("a name");
+    // SAFETY: a NUL-terminated name we own.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    assert!(index > 0, "no {name}");
+    index as i32
+}
+
+/// `connection.lldp enable`: what the switch port at the far end of the
+/// uplink says shows in `nmcli device lldp` (a neighbour saying TTL 0
+/// leaves the list), and listening ends with the activation.
+#[tokio::test]
+async fn lldp_neighbours_show_while_the_profile_listens() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let far = c.lab.uplinks()[0].server_if.clone();
+    let server = c.lab.server_netns().expect("server namespace").to_string();
+    let add = nm_lab::add_ethernet(
+        &eth,
+        "listening",
+        &[
+            ("ipv4.method", "manual"),
+            ("ipv4.addresses", "198.18.0.81/24"),
+            ("ipv6.method", "disabled"),
+            ("connection.lldp", "enable"),
+            ("connection.autoconnect", "no"),
+        ],
+    );
+    c.ok(&add).await;
+    c.ok(&["connection", "up", "listening"]).await;
+    let lldp = |c: &Core| c.nmcli_now(&["-t", "device", "lldp", "list", "ifname", &eth]);
+    send_lldp(&server, &far, 120);
+    c.until("the neighbour in nmcli device lldp", |c| lldp(c).contains("CHASSIS-ID:00:11:22:33:44:55")).await;
+    let shown = lldp(&c);
+    for line in [
+        "PORT-ID:swp7",
+        "PORT-DESCRIPTION:uplink port",
+        "SYSTEM-NAME:lab-switch",
+        "SYSTEM-DESCRIPTION:Switch OS 1.0",
+        "SYSTEM-CAPABILITIES:20 (mac-bridge,router)",
+    ] {
+        assert!(shown.contains(&format!("NEIGHBOR[0].{line}\n")), "{line:?} in {shown}");
+    }
+    send_lldp(&server, &far, 0);
+    c.until("the neighbour gone (TTL 0)", |c| lldp(c).trim().is_empty()).await;
+
+    send_lldp(&server, &far, 120);
+    c.until("the neighbour back", |c| lldp(c).contains("swp7")).await;
+    c.ok(&["connection", "down", "listening"]).await;
+    assert!(lldp(&c).trim().is_empty(), "no listening without the activation");
+}
+
 /// Sends one datagram from the client namespace to `to` and waits until
 /// the kernel resolved its address on `dev` (no ping in the lab): the far
 /// end answers ARP through that device.

@@ -970,6 +970,45 @@ pub struct DeviceProps {
     pub details: Option<LinkDetails>,
     /// The device a macvlan or vxlan sits on ("/" when none is known).
     pub parent: OwnedObjectPath,
+    /// What LLDP neighbours say, while the profile asks to listen
+    /// (`connection.lldp`).
+    pub lldp: Vec<nm_platform::lldp::LldpNeighbor>,
+}
+
+/// One LLDP neighbour as NetworkManager's `LldpNeighbors` entries read
+/// (libnm's `NMLldpNeighbor` attributes).
+pub fn lldp_neighbor(n: &nm_platform::lldp::LldpNeighbor) -> HashMap<String, OwnedVariant> {
+    let mut m: HashMap<String, OwnedVariant> = HashMap::new();
+    let mut put = |k: &str, v: Variant<'_>| {
+        if let Ok(v) = OwnedVariant::try_from(v) {
+            m.insert(k.to_string(), v);
+        }
+    };
+    put("raw", Variant::from(n.raw.clone()));
+    put("destination", Variant::from(n.destination));
+    put("chassis-id-type", Variant::from(u32::from(n.chassis_id_type)));
+    put("chassis-id", Variant::from(n.chassis_id.as_str()));
+    put("port-id-type", Variant::from(u32::from(n.port_id_type)));
+    put("port-id", Variant::from(n.port_id.as_str()));
+    for (key, text) in [
+        ("port-description", &n.port_description),
+        ("system-name", &n.system_name),
+        ("system-description", &n.system_description),
+    ] {
+        if let Some(t) = text {
+            put(key, Variant::from(t.as_str()));
+        }
+    }
+    if let Some(c) = n.system_capabilities {
+        put("system-capabilities", Variant::from(u32::from(c)));
+    }
+    if let Some(v) = n.ieee_802_1_pvid {
+        put("ieee-802-1-pvid", Variant::from(u32::from(v)));
+    }
+    if let Some(v) = n.ieee_802_3_max_frame_size {
+        put("ieee-802-3-max-frame-size", Variant::from(u32::from(v)));
+    }
+    m
 }
 
 pub struct DeviceIface {
@@ -1149,7 +1188,7 @@ impl DeviceIface {
     }
     #[zbus(property)]
     fn lldp_neighbors(&self) -> Vec<HashMap<String, OwnedVariant>> {
-        vec![]
+        self.props.lock().lldp.iter().map(lldp_neighbor).collect()
     }
     #[zbus(property)]
     fn real(&self) -> bool {

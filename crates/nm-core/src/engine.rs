@@ -60,6 +60,8 @@ pub enum Input {
     Timer(Timer),
     /// An answer for the 802.1X stage of an activation.
     Auth(u32, AuthInput),
+    /// An LLDP frame arrived on the link with this ifindex.
+    Lldp(u32, Vec<u8>),
 }
 
 pub enum AuthInput {
@@ -81,6 +83,8 @@ pub enum Timer {
     FlushTimestamps,
     /// Give freed heap back to the system.
     TrimHeap,
+    /// LLDP neighbours of a device may have outlived their TTL.
+    LldpExpiry { device: u32 },
     /// An activation failed while its ActivateConnection call was being
     /// answered: it is torn down after the reply, so that the client first
     /// sees the object the reply names (libnm insists), then its failure.
@@ -269,7 +273,23 @@ struct Device {
     /// An unmanaged device's IP4Config and IP6Config: what the kernel has
     /// on it ([`Engine::show_kernel_ip`]).
     kernel_ip: [Option<(OwnedObjectPath, Props<IpProps>)>; 2],
+    /// The LLDP listener while an activation asks for one, and when each
+    /// neighbour's information runs out.
+    lldp: Option<LldpWatch>,
     props: Props<DeviceProps>,
+}
+
+/// A device's LLDP reception: the task reading its packet socket (ended
+/// with the watch) and the expiry of each neighbour in `DeviceProps.lldp`.
+struct LldpWatch {
+    task: tokio::task::JoinHandle<()>,
+    expires: Vec<Instant>,
+}
+
+impl Drop for LldpWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Where DHCPv4 of an activation stands.
@@ -666,6 +686,7 @@ impl Engine {
             Input::Dhcp(e) => self.dhcp_event(e).await,
             Input::DhcpHelper(present) => self.dhcp_helper(present).await,
             Input::Auth(ac, e) => self.auth_input(ac, e).await,
+            Input::Lldp(ifindex, frame) => self.lldp_frame(ifindex, &frame).await,
         }
         self.check_startup().await;
     }
@@ -2342,6 +2363,7 @@ impl Engine {
             ports: Vec::new(),
             details: link.details.clone(),
             parent: self.parent_path(&link),
+            lldp: Vec::new(),
         });
         let server = self.bus.object_server();
         let exported = async {
@@ -2386,6 +2408,7 @@ impl Engine {
                 mtu_initial: None,
                 auto_default_checked: false,
                 kernel_ip: [None, None],
+                lldp: None,
                 props,
             },
         );
@@ -2898,6 +2921,9 @@ impl Engine {
             failure = Some((format!("setting the MAC address: {e}"), reason::IP_CONFIG_UNAVAILABLE));
         }
         self.set_device_state(device, DeviceState::Config, why).await;
+        if failure.is_none() && lldp_wanted(&conn) {
+            self.start_lldp(device);
+        }
         if !assumed && failure.is_none() {
             // An MTU the link cannot take is a warning, as in NetworkManager.
             if let Some(mtu) = plan.mtu
@@ -4247,6 +4273,118 @@ impl Engine {
         }
     }
 
+    /// Starts listening for LLDP on a device (NetworkManager's
+    /// `connection.lldp=enable`); frames come back as [`Input::Lldp`].
+    fn start_lldp(&mut self, device: u32) {
+        let Some(d) = self.devices.get_mut(&device) else { return };
+        if d.lldp.is_some() {
+            return;
+        }
+        let (ifindex, name) = (d.ifindex, d.name.clone());
+        let listener = match nm_platform::lldp::LldpListener::open(ifindex) {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(device = %name, "LLDP: no listener: {e}");
+                return;
+            }
+        };
+        let tx = self.tx.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.next().await {
+                    Ok(frame) => {
+                        if tx.send(Input::Lldp(ifindex, frame)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        warn!(device = %name, "LLDP: {e}");
+                        return;
+                    }
+                }
+            }
+        });
+        d.lldp = Some(LldpWatch { task, expires: Vec::new() });
+    }
+
+    /// Stops listening and forgets the device's neighbours.
+    async fn stop_lldp(&mut self, device: u32) {
+        let Some(d) = self.devices.get_mut(&device) else { return };
+        if d.lldp.take().is_none() {
+            return;
+        }
+        let had = std::mem::take(&mut d.props.lock().lldp);
+        if !had.is_empty() {
+            self.publish_lldp(device).await;
+        }
+    }
+
+    /// A frame from a device's LLDP listener: a neighbour added, updated
+    /// or (TTL 0) gone.
+    async fn lldp_frame(&mut self, ifindex: u32, frame: &[u8]) {
+        let Some(n) = nm_platform::lldp::parse(frame) else { return };
+        let Some((&id, d)) = self.devices.iter_mut().find(|(_, d)| d.ifindex == ifindex) else { return };
+        let Some(watch) = d.lldp.as_mut() else { return };
+        let ttl = Duration::from_secs(u64::from(n.ttl));
+        {
+            let mut p = d.props.lock();
+            let at = p.lldp.iter().position(|x| x.same(&n));
+            match (at, n.ttl) {
+                (Some(i), 0) => {
+                    p.lldp.remove(i);
+                    watch.expires.remove(i);
+                }
+                (None, 0) => return,
+                (Some(i), _) if p.lldp[i] == n => {
+                    watch.expires[i] = Instant::now() + ttl;
+                    return;
+                }
+                (Some(i), _) => {
+                    p.lldp[i] = n;
+                    watch.expires[i] = Instant::now() + ttl;
+                }
+                (None, _) => {
+                    p.lldp.push(n);
+                    watch.expires.push(Instant::now() + ttl);
+                }
+            }
+        }
+        if !ttl.is_zero() {
+            self.schedule(ttl, Timer::LldpExpiry { device: id });
+        }
+        self.publish_lldp(id).await;
+    }
+
+    /// Drops the neighbours whose TTL ran out.
+    async fn expire_lldp(&mut self, device: u32) {
+        let Some(d) = self.devices.get_mut(&device) else { return };
+        let Some(watch) = d.lldp.as_mut() else { return };
+        let now = Instant::now();
+        let removed = {
+            let mut p = d.props.lock();
+            let before = p.lldp.len();
+            let mut i = 0;
+            while i < p.lldp.len() {
+                if watch.expires[i] <= now {
+                    p.lldp.remove(i);
+                    watch.expires.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+            before != p.lldp.len()
+        };
+        if removed {
+            self.publish_lldp(device).await;
+        }
+    }
+
+    async fn publish_lldp(&self, device: u32) {
+        let Some(d) = self.devices.get(&device) else { return };
+        let list: Vec<_> = d.props.lock().lldp.iter().map(api::lldp_neighbor).collect();
+        emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![("LldpNeighbors", Variant::from(list))]).await;
+    }
+
     /// A port profile's link leaves its bridge (when it had joined it).
     async fn leave_bridge(&mut self, ifindex: u32, conn: &Connection) {
         if bridge::master(conn).is_none() {
@@ -4344,6 +4482,7 @@ impl Engine {
             return;
         };
         let device = a.device;
+        self.stop_lldp(device).await;
         if let Some(d) = self.devices.get_mut(&device) {
             d.active = None;
             {
@@ -4888,6 +5027,7 @@ impl Engine {
             }
             Timer::FlushTimestamps => self.flush(),
             Timer::TrimHeap => nm_runtime::trim_heap(),
+            Timer::LldpExpiry { device } => self.expire_lldp(device).await,
             Timer::RetryCheck => self.autoconnect_all().await,
             Timer::Failed { ac, reason } => {
                 self.fail_activation(ac, reason).await;
@@ -5240,6 +5380,12 @@ fn merge_dhcp6(mut plan: Plan, lease: &dhcp6::LeasePlan) -> Plan {
 }
 
 /// Writes `/proc/sys/net/ipv6/conf/IFACE/KEY` (per network namespace).
+/// Whether a profile listens for LLDP (`connection.lldp`: 1, enable-rx;
+/// NetworkManager's default, -1, is off).
+fn lldp_wanted(conn: &Connection) -> bool {
+    conn.get("connection", "lldp").and_then(Value::as_i128) == Some(1)
+}
+
 /// Applies an `ethtool` plan to the device `name` and returns what it had
 /// before (what could not be changed is a warning, as in NetworkManager:
 /// the activation goes on).

@@ -40,6 +40,7 @@ mod build;
 mod cache;
 mod error;
 pub mod ethtool;
+pub mod lldp;
 mod parse;
 mod platform;
 mod socket;
