@@ -1985,6 +1985,33 @@ async fn an_ipv6_token_is_the_links_while_its_profile_is_up() {
     assert!(out.stderr.contains("ipv6.token: only makes sense with EUI64 address generation mode"), "{}", out.stderr);
 }
 
+/// `802-3-ethernet.accept-all-mac-addresses`: the link is promiscuous
+/// while the profile is up (the kernel's PROMISC flag) and as before
+/// afterwards.
+#[tokio::test]
+async fn accept_all_mac_addresses_makes_the_link_promiscuous_while_up() {
+    let c = Core::start(1, "").await;
+    let eth = c.uplink(0);
+    let promisc = |c: &Core| c.ip(&["link", "show", "dev", &eth]).contains("PROMISC");
+    assert!(!promisc(&c));
+    let add = nm_lab::add_ethernet(
+        &eth,
+        "all-macs",
+        &[
+            ("ipv4.method", "manual"),
+            ("ipv4.addresses", "198.18.0.82/24"),
+            ("ipv6.method", "disabled"),
+            ("802-3-ethernet.accept-all-mac-addresses", "true"),
+            ("connection.autoconnect", "no"),
+        ],
+    );
+    c.ok(&add).await;
+    c.ok(&["connection", "up", "all-macs"]).await;
+    assert!(promisc(&c), "{}", c.ip(&["link", "show", "dev", &eth]));
+    c.ok(&["connection", "down", "all-macs"]).await;
+    assert!(!promisc(&c), "{}", c.ip(&["link", "show", "dev", &eth]));
+}
+
 /// Sends an LLDPDU out of `ifname` in namespace `netns`, as a switch port
 /// would: chassis MAC 00:11:22:33:44:55, port `swp7`, `ttl` seconds.
 fn send_lldp(netns: &str, ifname: &str, ttl: u16) {

@@ -403,6 +403,9 @@ struct Active {
     /// What the device had before the profile's `ethtool` setting changed
     /// it, put back when the activation ends.
     ethtool_saved: Option<EthtoolSaved>,
+    /// The link's promiscuous mode before `accept-all-mac-addresses`
+    /// changed it, put back when the activation ends.
+    promisc_initial: Option<bool>,
 }
 
 /// Every VLAN id, to empty a bridge's or a port's VLAN table.
@@ -2891,6 +2894,7 @@ impl Engine {
                 auth: None,
                 sharing: None,
                 ethtool_saved: None,
+                promisc_initial: None,
             }),
         );
         if let Some(d) = self.devices.get_mut(&device) {
@@ -2947,6 +2951,21 @@ impl Engine {
                 let saved = apply_ethtool(&name, &plan);
                 if let Some(a) = self.actives.get_mut(&id) {
                     a.ethtool_saved = Some(saved);
+                }
+            }
+            // `802-3-ethernet.accept-all-mac-addresses` (-1: as the link is).
+            let wanted = conn.get("802-3-ethernet", "accept-all-mac-addresses").and_then(Value::as_i128);
+            let now = self.platform.link(ifindex).map(|l| l.promisc);
+            if let (Some(w @ (0 | 1)), Some(now)) = (wanted, now)
+                && (w == 1) != now
+            {
+                match self.platform.set_promisc(ifindex, w == 1).await {
+                    Ok(()) => {
+                        if let Some(a) = self.actives.get_mut(&id) {
+                            a.promisc_initial = Some(now);
+                        }
+                    }
+                    Err(e) => warn!(device = %name, "accept-all-mac-addresses left out: {e}"),
                 }
             }
             if let Err(e) = self.apply_tc(ifindex, &conn).await {
@@ -4227,6 +4246,7 @@ impl Engine {
         }
         self.remove_rules(&rules).await;
         self.restore_ethtool(ac);
+        self.restore_promisc(ac).await;
         self.restore_mac(device, &plan).await;
         self.restore_mtu(device).await;
         if !by_user {
@@ -4253,6 +4273,16 @@ impl Engine {
         };
         let (qdiscs, filters) = plan?;
         self.platform.sync_tc(ifindex, &qdiscs, &filters).await.map_err(|e| e.to_string())
+    }
+
+    /// Puts back the promiscuous mode an activation changed.
+    async fn restore_promisc(&mut self, ac: u32) {
+        let Some(a) = self.actives.get_mut(&ac) else { return };
+        let Some(was) = a.promisc_initial.take() else { return };
+        let Some(ifindex) = self.devices.get(&a.device).map(|d| d.ifindex) else { return };
+        if let Err(e) = self.platform.set_promisc(ifindex, was).await {
+            warn!(ifindex, "resetting promiscuous mode: {e}");
+        }
     }
 
     /// Puts back what an activation's `ethtool` setting changed on its
@@ -4462,6 +4492,7 @@ impl Engine {
         // (A software device about to be deleted keeps what it has.)
         if software::interface(&conn).is_none() || device_reason == reason::NEW_ACTIVATION {
             self.restore_ethtool(ac);
+            self.restore_promisc(ac).await;
             self.restore_mac(device, &plan).await;
             self.restore_mtu(device).await;
         }

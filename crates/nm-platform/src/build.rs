@@ -118,6 +118,8 @@ pub(crate) fn dump_routes(family: Family, filter: &RouteFilter) -> Request {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LinkChange {
     Up(bool),
+    /// `IFF_PROMISC` on or off.
+    Promisc(bool),
     Mtu(u32),
     Mac([u8; 6]),
     /// `IFLA_MASTER`: the bridge to be a port of; 0 for none.
@@ -412,6 +414,10 @@ pub(crate) fn set_link(ifindex: u32, change: LinkChange) -> Request {
         LinkChange::Up(up) => {
             msg.header.change_mask = LinkFlags::Up;
             msg.header.flags = if up { LinkFlags::Up } else { LinkFlags::empty() };
+        }
+        LinkChange::Promisc(on) => {
+            msg.header.change_mask = LinkFlags::Promisc;
+            msg.header.flags = if on { LinkFlags::Promisc } else { LinkFlags::empty() };
         }
         LinkChange::Mtu(mtu) => msg.attributes.push(LinkAttribute::Mtu(mtu)),
         LinkChange::Mac(mac) => msg.attributes.push(LinkAttribute::Address(mac.to_vec())),

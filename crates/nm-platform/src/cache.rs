@@ -154,6 +154,7 @@ mod tests {
             perm_mac: None,
             mtu: 1500,
             admin_up: false,
+            promisc: false,
             carrier: false,
             master: None,
             driver: Some("veth".into()),

@@ -113,6 +113,7 @@ const RTNH_F_ONLINK: u32 = 4;
 
 const IFF_UP: u32 = 0x1;
 const IFF_LOWER_UP: u32 = 0x1_0000;
+const IFF_PROMISC: u32 = 0x100;
 /// `INFINITY_LIFE_TIME`.
 pub(crate) const INFINITY_LIFE_TIME: u32 = u32::MAX;
 
@@ -285,6 +286,7 @@ impl LinkMsg {
             mtu: self.mtu,
             admin_up: self.flags & IFF_UP != 0,
             carrier: self.flags & IFF_LOWER_UP != 0,
+            promisc: self.flags & IFF_PROMISC != 0,
             master: self.master,
             driver,
             physical,
@@ -734,6 +736,7 @@ mod tests {
                 perm_mac: None,
                 mtu: 1500,
                 admin_up: true,
+                promisc: false,
                 carrier: true,
                 master: None,
                 driver: Some("veth".into()),

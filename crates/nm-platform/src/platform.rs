@@ -161,6 +161,7 @@ impl Platform {
         let what = match change {
             LinkChange::Up(true) => "setting up".to_owned(),
             LinkChange::Up(false) => "setting down".to_owned(),
+            LinkChange::Promisc(on) => format!("setting promiscuous mode {} on", if on { "on" } else { "off" }),
             LinkChange::Mtu(mtu) => format!("setting MTU {mtu} on"),
             LinkChange::Mac(m) => {
                 format!("setting MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} on", m[0], m[1], m[2], m[3], m[4], m[5])
@@ -178,6 +179,11 @@ impl Platform {
     /// `IFF_UP` on or off.
     pub async fn set_link_up(&self, ifindex: u32, up: bool) -> Result<(), PlatformError> {
         self.change_link(ifindex, LinkChange::Up(up)).await
+    }
+
+    /// `IFF_PROMISC`: whether the link takes frames for any MAC address.
+    pub async fn set_promisc(&self, ifindex: u32, on: bool) -> Result<(), PlatformError> {
+        self.change_link(ifindex, LinkChange::Promisc(on)).await
     }
 
     pub async fn set_mtu(&self, ifindex: u32, mtu: u32) -> Result<(), PlatformError> {

@@ -137,6 +137,8 @@ pub struct Link {
     pub admin_up: bool,
     /// `IFF_LOWER_UP`.
     pub carrier: bool,
+    /// `IFF_PROMISC`: the link takes frames for every MAC address.
+    pub promisc: bool,
     /// `IFLA_MASTER`: the bridge (or bond, VRF…) this link is a port of.
     pub master: Option<u32>,
     /// The driver of a physical device (`/sys/class/net/NAME/device/driver`),
