@@ -2012,6 +2012,26 @@ async fn accept_all_mac_addresses_makes_the_link_promiscuous_while_up() {
     assert!(!promisc(&c), "{}", c.ip(&["link", "show", "dev", &eth]));
 }
 
+/// `ipv4.dhcp-fqdn` goes to the DHCP server as option 81 (the name whole,
+/// not cut at the first dot as a host name is), and NetworkManager's rules
+/// about it hold (a qualified name, not with dhcp-hostname).
+#[tokio::test]
+async fn a_dhcp_fqdn_reaches_the_server_whole() {
+    let (c, _helper) = Core::start_with_dhcp().await;
+    let eth = c.uplink(0);
+    c.add_dhcp_profile(&eth, &[("ipv4.dhcp-fqdn", "box7.lab.test"), ("connection.autoconnect", "no")]).await;
+    c.ok(&["connection", "up", "dyn"]).await;
+    let log = || std::fs::read_to_string(c.lab.dnsmasq_log().expect("dnsmasq log")).unwrap_or_default();
+    c.until("dnsmasq logging the name", |_| log().contains("client provides name: box7.lab.test")).await;
+    let out = c.nmcli(&["connection", "modify", "dyn", "ipv4.dhcp-hostname", "box7"]).await;
+    assert!(!out.success());
+    assert!(
+        out.stderr.contains("ipv4.dhcp-fqdn: property cannot be set when dhcp-hostname is also set"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// Sends an LLDPDU out of `ifname` in namespace `netns`, as a switch port
 /// would: chassis MAC 00:11:22:33:44:55, port `swp7`, `ttl` seconds.
 fn send_lldp(netns: &str, ifname: &str, ttl: u16) {

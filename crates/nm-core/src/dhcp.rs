@@ -176,6 +176,18 @@ pub fn is_link_local(conn: &Connection) -> bool {
     conn.get_str("ipv4", "method") == Some("link-local")
 }
 
+/// The flags byte of DHCP option 81 (RFC 4702: S 0x1, E 0x4, N 0x8) for
+/// NetworkManager's `dhcp-hostname-flags` (fqdn-serv-update 0x1,
+/// fqdn-encoded 0x2, fqdn-no-update 0x4, fqdn-clear-flags 0x8; none set:
+/// serv-update and encoded).
+pub fn fqdn_wire_flags(nm_flags: i128) -> u32 {
+    let f = if nm_flags & 0xf == 0 { 0x3 } else { nm_flags };
+    if f & 0x8 != 0 {
+        return 0;
+    }
+    (if f & 0x1 != 0 { 0x1 } else { 0 }) | (if f & 0x2 != 0 { 0x4 } else { 0 }) | (if f & 0x4 != 0 { 0x8 } else { 0 })
+}
+
 /// The `Start` options for a profile.
 pub fn start_options(conn: &Connection, system_hostname: &str) -> BTreeMap<String, Value> {
     let mut o = BTreeMap::new();
@@ -200,7 +212,14 @@ pub fn start_options(conn: &Connection, system_hostname: &str) -> BTreeMap<Strin
         let short = system_hostname.split('.').next().unwrap_or("").trim();
         (!short.is_empty() && short != "localhost").then(|| short.to_string())
     });
-    if let (true, Some(h)) = (send_hostname, hostname) {
+    // `ipv4.dhcp-fqdn` goes as option 81 instead (the two are exclusive),
+    // with the flags `dhcp-hostname-flags` asks (NetworkManager's default
+    // for IPv4: the server updates DNS, the name is wire-encoded).
+    if let (true, Some(fqdn)) = (send_hostname, s("dhcp-fqdn")) {
+        o.insert("fqdn".into(), Value::Str(fqdn));
+        let flags = conn.get("ipv4", "dhcp-hostname-flags").and_then(Value::as_i128).unwrap_or(0);
+        o.insert("fqdn-flags".into(), Value::UInt32(fqdn_wire_flags(flags)));
+    } else if let (true, Some(h)) = (send_hostname, hostname) {
         o.insert("hostname".into(), Value::Str(h));
     }
     o.insert("timeout".into(), Value::UInt32(timeout(conn)));
@@ -322,5 +341,18 @@ mod tests {
         assert_eq!(acd("dad-timeout=-1\n"), None);
         assert_eq!(acd("dad-timeout=0\n"), None);
         assert_eq!(acd("dad-timeout=90000\n"), Some(Value::UInt32(MAX_DAD_TIMEOUT)));
+    }
+
+    #[test]
+    fn an_fqdn_goes_as_option_81_with_networkmanagers_flags() {
+        let o = start_options(&conn("dhcp-fqdn=box.lab.test\n"), "host");
+        assert_eq!(o["fqdn"], Value::Str("box.lab.test".into()));
+        assert_eq!(o["fqdn-flags"], Value::UInt32(0x5), "S and E by default");
+        assert!(!o.contains_key("hostname"), "option 12 is not sent with it");
+        let o = start_options(&conn("dhcp-fqdn=box.lab.test\ndhcp-hostname-flags=4\n"), "host");
+        assert_eq!(o["fqdn-flags"], Value::UInt32(0x8), "no-update alone");
+        assert_eq!(fqdn_wire_flags(0x8 | 0x1), 0, "clear-flags");
+        let o = start_options(&conn("dhcp-fqdn=box.lab.test\ndhcp-send-hostname=false\n"), "host");
+        assert!(!o.contains_key("fqdn"));
     }
 }

@@ -82,6 +82,7 @@ fn config(b: &mut Bytes<'_>, previous: Option<Previous>) -> Config {
             mac: MAC,
             client_id: [&[1u8][..], &MAC].concat(),
             hostname: (flags & 1 != 0).then(|| "fuzz".to_string()),
+            fqdn: (flags & 16 != 0).then(|| (0x05, "fuzz.example.".to_string())),
             vendor_class: None,
             request_broadcast: flags & 2 != 0,
             rapid_commit: flags & 4 != 0,

@@ -676,6 +676,7 @@ mod tests {
             mac: MAC,
             client_id: [&[1u8][..], &MAC].concat(),
             hostname: Some("box".into()),
+            fqdn: None,
             vendor_class: None,
             request_broadcast: false,
             rapid_commit: rapid,

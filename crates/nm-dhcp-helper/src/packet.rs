@@ -17,7 +17,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use dhcproto::v4::borrowed::{DhcpOptionIterator, Message as RawMessage};
-use dhcproto::v4::{DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode, encode_long_opt_bytes};
+use dhcproto::v4::{
+    DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode, UnknownOption, encode_long_opt_bytes,
+};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
 use crate::lease::{INFINITE, Lease, Route, hex_colon};
@@ -127,6 +129,23 @@ pub fn usable_address(a: Ipv4Addr) -> bool {
     first != 0 && !a.is_loopback() && !a.is_multicast() && first < 240
 }
 
+/// The data of option 81: flags, the two obsolete RCODE bytes (0), and the
+/// name, in DNS wire form when the E flag says so, else as ASCII.
+pub(crate) fn fqdn_option(flags: u8, name: &str) -> Vec<u8> {
+    let mut out = vec![flags, 0, 0];
+    if flags & 0x04 != 0 {
+        for label in name.trim_end_matches('.').split('.') {
+            // Labels are checked (1..=63 bytes) before they get here.
+            out.push(u8::try_from(label.len()).unwrap_or(63));
+            out.extend_from_slice(&label.as_bytes()[..label.len().min(63)]);
+        }
+        out.push(0);
+    } else {
+        out.extend_from_slice(name.as_bytes());
+    }
+    out
+}
+
 /// What every message the client sends carries.
 #[derive(Debug, Clone)]
 pub struct ClientParams {
@@ -134,6 +153,9 @@ pub struct ClientParams {
     pub client_id: Vec<u8>,
     /// Option 12, already checked and cut at the first dot.
     pub hostname: Option<String>,
+    /// Option 81 (RFC 4702), already checked: the flags byte (S, E, N)
+    /// and the fully qualified name.
+    pub fqdn: Option<(u8, String)>,
     pub vendor_class: Option<Vec<u8>>,
     pub request_broadcast: bool,
     pub rapid_commit: bool,
@@ -229,6 +251,9 @@ pub fn build(p: &ClientParams, what: Outgoing, xid: u32, secs: u16) -> Vec<u8> {
         opts.insert(DhcpOption::ParameterRequestList(REQUESTED.iter().map(|(c, _)| OptionCode::from(*c)).collect()));
         if let Some(h) = &p.hostname {
             opts.insert(DhcpOption::Hostname(h.clone()));
+        }
+        if let Some((flags, name)) = &p.fqdn {
+            opts.insert(DhcpOption::Unknown(UnknownOption::new(OptionCode::ClientFQDN, fqdn_option(*flags, name))));
         }
         if let Some(v) = &p.vendor_class {
             opts.insert(DhcpOption::ClassIdentifier(v.clone()));
@@ -685,6 +710,7 @@ mod tests {
             mac: MAC,
             client_id: [&[1u8][..], &MAC].concat(),
             hostname: Some("box".into()),
+            fqdn: None,
             vendor_class: None,
             request_broadcast: false,
             rapid_commit: true,
@@ -894,6 +920,7 @@ mod tests {
                 mac: MAC,
                 client_id: vec![],
                 hostname: None,
+                fqdn: None,
                 vendor_class: None,
                 request_broadcast: false,
                 rapid_commit: false,
@@ -969,5 +996,14 @@ mod tests {
         assert_eq!(mask_prefix(Ipv4Addr::new(255, 255, 255, 255)), Some(32));
         assert_eq!(mask_prefix(Ipv4Addr::new(0, 0, 0, 0)), Some(0));
         assert_eq!(mask_prefix(Ipv4Addr::new(255, 0, 255, 0)), None);
+    }
+
+    #[test]
+    fn option_81_carries_the_fqdn_in_wire_form() {
+        assert_eq!(
+            fqdn_option(0x05, "box.lab.test"),
+            [&[0x05, 0, 0, 3][..], b"box", &[3], b"lab", &[4], b"test", &[0]].concat()
+        );
+        assert_eq!(fqdn_option(0x01, "box.lab.test"), [&[0x01, 0, 0][..], b"box.lab.test"].concat(), "ASCII without E");
     }
 }

@@ -136,6 +136,9 @@ async fn require_root(shared: &Shared, bus: &Connection, hdr: &Header<'_>, what:
 struct StartOptions {
     client_id: Option<Vec<u8>>,
     hostname: Option<String>,
+    /// Option 81 instead of option 12: the name and its flags byte.
+    fqdn: Option<String>,
+    fqdn_flags: u8,
     send_hostname: bool,
     request_broadcast: bool,
     rapid_commit: bool,
@@ -200,8 +203,10 @@ fn parse_options(options: &HashMap<String, OwnedVariant>) -> fdo::Result<StartOp
             v => v,
         };
         match key.as_str() {
-            "client-id" | "hostname" | "send-hostname" | "request-broadcast" | "rapid-commit" | "acd-timeout"
-            | "lease-file" | "vendor-class" | "reject-servers" | "last-address" => o.v4_key = Some(key.clone()),
+            "client-id" | "hostname" | "fqdn" | "fqdn-flags" | "send-hostname" | "request-broadcast"
+            | "rapid-commit" | "acd-timeout" | "lease-file" | "vendor-class" | "reject-servers" | "last-address" => {
+                o.v4_key = Some(key.clone())
+            }
             "mode" | "duid" | "iaid" => o.v6_key = Some(key.clone()),
             _ => {}
         }
@@ -237,6 +242,19 @@ fn parse_options(options: &HashMap<String, OwnedVariant>) -> fdo::Result<StartOp
                     Err(e) => warn!("not sending host name {}: {e}", sanitize::for_log(h.as_bytes())),
                 }
             }
+            "fqdn" => {
+                let f = get_str(key, v)?;
+                match sanitize::dns_name(&f) {
+                    Ok(name) if name.contains('.') => o.fqdn = Some(name),
+                    Ok(_) => return Err(invalid(key, "not a fully qualified name")),
+                    Err(e) => return Err(invalid(key, e)),
+                }
+            }
+            // RFC 4702's S, E and N bits.
+            "fqdn-flags" => match v {
+                Variant::U32(n) if *n & !0x0d == 0 => o.fqdn_flags = *n as u8,
+                _ => return Err(invalid(key, "expected the S, E, N bits (u)")),
+            },
             "send-hostname" => o.send_hostname = get_bool(key, v)?,
             "request-broadcast" => o.request_broadcast = get_bool(key, v)?,
             "rapid-commit" => o.rapid_commit = get_bool(key, v)?,
@@ -393,7 +411,8 @@ impl Manager {
         let params = ClientParams {
             mac: link.mac,
             client_id: client_id.clone(),
-            hostname: if opts.send_hostname { opts.hostname.clone() } else { None },
+            hostname: if opts.send_hostname && opts.fqdn.is_none() { opts.hostname.clone() } else { None },
+            fqdn: opts.fqdn.clone().filter(|_| opts.send_hostname).map(|name| (opts.fqdn_flags, name)),
             vendor_class: opts.vendor_class.clone(),
             request_broadcast: opts.request_broadcast,
             rapid_commit: opts.rapid_commit,
@@ -697,5 +716,14 @@ mod tests {
         std::fs::write(&f, format!("ADDRESS={a}\nLEASE_TIME=60\nEXPIRY={}\n", unix_now() - 1)).unwrap();
         assert_eq!(previous(&f, None), Some(Previous::Hint(a)));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_fqdn_replaces_the_host_name() {
+        let o = opts(vec![("fqdn", Variant::from("box.lab.test")), ("fqdn-flags", Variant::from(5u32))]).unwrap();
+        assert_eq!((o.fqdn.as_deref(), o.fqdn_flags), (Some("box.lab.test"), 5));
+        assert!(opts(vec![("fqdn", Variant::from("box"))]).is_err(), "not qualified");
+        assert!(opts(vec![("fqdn", Variant::from("$(x).lab"))]).is_err());
+        assert!(opts(vec![("fqdn-flags", Variant::from(2u32))]).is_err(), "the O bit is the server's");
     }
 }

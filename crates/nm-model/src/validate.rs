@@ -190,6 +190,19 @@ fn validate_ip(conn: &Connection, s: &str) -> Result<(), PropertyError> {
     if method == "manual" && addresses.is_empty() {
         fail(s, "addresses", "this property cannot be empty for 'method=manual'")?;
     }
+    if family == Family::V4 {
+        let fqdn = conn.get_str(s, "dhcp-fqdn").filter(|f| !f.is_empty());
+        if let Some(f) = fqdn.filter(|f| !f.contains('.')) {
+            fail(s, "dhcp-fqdn", format!("'{f}' is not a valid FQDN"))?;
+        }
+        if fqdn.is_some() && conn.get_str(s, "dhcp-hostname").is_some_and(|h| !h.is_empty()) {
+            fail(s, "dhcp-fqdn", "property cannot be set when dhcp-hostname is also set")?;
+        }
+        // Option 81 is sent only for dhcp-fqdn.
+        if fqdn.is_none() && conn.get(s, "dhcp-hostname-flags").and_then(Value::as_i128).is_some_and(|f| f & 0xf != 0) {
+            fail(s, "dhcp-hostname-flags", "FQDN flags requires a FQDN set")?;
+        }
+    }
     if let Some(token) = conn.get_str(s, "token").filter(|t| !t.is_empty() && family == Family::V6) {
         // Only with EUI-64 addresses (eui64, default-or-eui64), and only
         // an identifier: the upper 64 bits zero, the lower not.
@@ -721,6 +734,24 @@ mod tests {
         assert_eq!(
             check("[ipv6]\nmethod=auto\naddr-gen-mode=eui64\ntoken=::\n").map(drop),
             Err("ipv6.token: value is not a valid token".into())
+        );
+    }
+
+    #[test]
+    fn dhcp_fqdn_rules() {
+        let check = |body: &str| normalize_and_validate(kf(body)).map(drop).map_err(|e| e.to_string());
+        assert_eq!(check("[ipv4]\nmethod=auto\ndhcp-fqdn=box.lab.test\ndhcp-hostname-flags=3\n"), Ok(()));
+        assert_eq!(
+            check("[ipv4]\nmethod=auto\ndhcp-fqdn=box\n"),
+            Err("ipv4.dhcp-fqdn: 'box' is not a valid FQDN".into())
+        );
+        assert_eq!(
+            check("[ipv4]\nmethod=auto\ndhcp-fqdn=box.lab.test\ndhcp-hostname=box\n"),
+            Err("ipv4.dhcp-fqdn: property cannot be set when dhcp-hostname is also set".into())
+        );
+        assert_eq!(
+            check("[ipv4]\nmethod=auto\ndhcp-hostname-flags=1\n"),
+            Err("ipv4.dhcp-hostname-flags: FQDN flags requires a FQDN set".into())
         );
     }
 }
