@@ -1807,6 +1807,11 @@ async fn ethtool_features_follow_the_profile_and_go_back_afterwards() {
         "{keyfile}"
     );
 
+    // A channel count, as a later NetworkManager writes it (nmcli 1.42
+    // does not know the option).
+    let path = c.lab.root_path("/etc/NetworkManager/system-connections/offload.nmconnection");
+    std::fs::write(&path, keyfile.replace("[ethtool]\n", "[ethtool]\nchannels-rx=2\n")).expect("keyfile");
+    c.ok(&["connection", "load", path.to_str().expect("a path")]).await;
     c.ok(&["connection", "up", "offload"]).await;
     let up = features(&c);
     for kernel in
@@ -1816,6 +1821,18 @@ async fn ethtool_features_follow_the_profile_and_go_back_afterwards() {
     }
     assert!(up.contains("tx-checksum-sctp: off") && up.contains("tx-checksum-ip-generic: on"), "{up}");
     assert!(c.log().contains("ethtool"), "the ring sizes the veth lacks are a warning");
+    let channels = |c: &Core| {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", c.lab.client_netns(), "ethtool", "-l", &eth])
+            .output()
+            .expect("ethtool runs");
+        String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    // (veth has a channel per CPU; with one CPU, 2 is refused, a warning.)
+    let two_cpus = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    if two_cpus {
+        assert!(channels(&c).contains("Current hardware settings: RX: 2"), "{}", channels(&c));
+    }
 
     c.ok(&["connection", "modify", "offload", "ethtool.feature-tso", "on"]).await;
     c.ok(&["device", "reapply", &eth]).await;
@@ -1828,6 +1845,7 @@ async fn ethtool_features_follow_the_profile_and_go_back_afterwards() {
     c.ok(&["connection", "down", "offload"]).await;
     let after = features(&c);
     assert!(after.contains("tx-tcp-segmentation: on") && after.contains("tx-checksum-sctp: on"), "{after}");
+    assert!(channels(&c).contains("Current hardware settings: RX: 1"), "{}", channels(&c));
 }
 
 /// A profile's `tc` setting: stored in NetworkManager's keyfile form and
@@ -2121,6 +2139,10 @@ async fn lldp_neighbours_show_while_the_profile_listens() {
     }
     send_lldp(&server, &far, 0);
     c.until("the neighbour gone (TTL 0)", |c| lldp(c).trim().is_empty()).await;
+    // Refreshed with a TTL of 1 s, then silent: gone when the TTL runs out.
+    send_lldp(&server, &far, 1);
+    c.until("the neighbour back", |c| lldp(c).contains("swp7")).await;
+    c.until("the neighbour expired", |c| lldp(c).trim().is_empty()).await;
 
     send_lldp(&server, &far, 120);
     c.until("the neighbour back", |c| lldp(c).contains("swp7")).await;

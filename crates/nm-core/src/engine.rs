@@ -284,7 +284,13 @@ struct Device {
 struct LldpWatch {
     task: tokio::task::JoinHandle<()>,
     expires: Vec<Instant>,
+    /// When the one expiry timer of the device fires (`None`: none set).
+    timer_at: Option<Instant>,
 }
+
+/// At most this many LLDP neighbours per device (as systemd's LLDP client,
+/// NetworkManager's): a flood of made-up chassis ids costs no more.
+const MAX_LLDP_NEIGHBORS: usize = 128;
 
 impl Drop for LldpWatch {
     fn drop(&mut self) {
@@ -4334,7 +4340,7 @@ impl Engine {
                 }
             }
         });
-        d.lldp = Some(LldpWatch { task, expires: Vec::new() });
+        d.lldp = Some(LldpWatch { task, expires: Vec::new(), timer_at: None });
     }
 
     /// Stops listening and forgets the device's neighbours.
@@ -4355,41 +4361,65 @@ impl Engine {
         let Some(n) = nm_platform::lldp::parse(frame) else { return };
         let Some((&id, d)) = self.devices.iter_mut().find(|(_, d)| d.ifindex == ifindex) else { return };
         let Some(watch) = d.lldp.as_mut() else { return };
-        let ttl = Duration::from_secs(u64::from(n.ttl));
-        {
+        let expiry = Instant::now() + Duration::from_secs(u64::from(n.ttl));
+        let changed = {
             let mut p = d.props.lock();
             let at = p.lldp.iter().position(|x| x.same(&n));
             match (at, n.ttl) {
                 (Some(i), 0) => {
                     p.lldp.remove(i);
                     watch.expires.remove(i);
+                    true
                 }
-                (None, 0) => return,
-                (Some(i), _) if p.lldp[i] == n => {
-                    watch.expires[i] = Instant::now() + ttl;
-                    return;
-                }
+                (None, 0) => false,
                 (Some(i), _) => {
+                    watch.expires[i] = expiry;
+                    let changed = p.lldp[i] != n;
                     p.lldp[i] = n;
-                    watch.expires[i] = Instant::now() + ttl;
+                    changed
                 }
                 (None, _) => {
+                    if p.lldp.len() >= MAX_LLDP_NEIGHBORS
+                        && let Some(soonest) = (0..watch.expires.len()).min_by_key(|i| watch.expires[*i])
+                    {
+                        p.lldp.remove(soonest);
+                        watch.expires.remove(soonest);
+                    }
                     p.lldp.push(n);
-                    watch.expires.push(Instant::now() + ttl);
+                    watch.expires.push(expiry);
+                    true
                 }
             }
+        };
+        self.arm_lldp_timer(id);
+        if changed {
+            self.publish_lldp(id).await;
         }
-        if !ttl.is_zero() {
-            self.schedule(ttl, Timer::LldpExpiry { device: id });
-        }
-        self.publish_lldp(id).await;
     }
 
-    /// Drops the neighbours whose TTL ran out.
+    /// Sets the device's one LLDP timer for its earliest expiry, unless it
+    /// is set for that or sooner already.
+    fn arm_lldp_timer(&mut self, device: u32) {
+        let Some(watch) = self.devices.get_mut(&device).and_then(|d| d.lldp.as_mut()) else { return };
+        let Some(next) = watch.expires.iter().min().copied() else { return };
+        if watch.timer_at.is_some_and(|t| t <= next) {
+            return;
+        }
+        watch.timer_at = Some(next);
+        self.schedule(next.saturating_duration_since(Instant::now()), Timer::LldpExpiry { device });
+    }
+
+    /// Drops the neighbours whose TTL ran out, and sets the timer for the
+    /// next.
     async fn expire_lldp(&mut self, device: u32) {
         let Some(d) = self.devices.get_mut(&device) else { return };
         let Some(watch) = d.lldp.as_mut() else { return };
         let now = Instant::now();
+        if watch.timer_at.is_some_and(|t| t > now) {
+            // An earlier timer, overtaken by a later one set since.
+            return;
+        }
+        watch.timer_at = None;
         let removed = {
             let mut p = d.props.lock();
             let before = p.lldp.len();
@@ -4404,6 +4434,7 @@ impl Engine {
             }
             before != p.lldp.len()
         };
+        self.arm_lldp_timer(device);
         if removed {
             self.publish_lldp(device).await;
         }

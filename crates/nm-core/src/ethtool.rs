@@ -1,7 +1,8 @@
 //! What a profile's `ethtool` setting asks of the device, pure: offload
 //! features by the kernel's names (NetworkManager's option names are
 //! mostly the kernel's; a few stand for several kernel features, as
-//! ethtool(8)'s `-K` names do), and the coalesce, ring and pause values by
+//! ethtool(8)'s `-K` names do), and the coalesce, ring, pause and channel
+//! values by
 //! their place in the kernel's structs. The engine applies it in stage 2,
 //! keeping what the device had, and puts that back when the activation
 //! ends, as NetworkManager does.
@@ -60,6 +61,10 @@ const COALESCE: &[&str] = &[
 /// the four maximums).
 const RING: &[(&str, usize)] = &[("rx", 4), ("rx-mini", 5), ("rx-jumbo", 6), ("tx", 7)];
 
+/// The channel counts by their word in `struct ethtool_channels` (after
+/// the four maximums).
+const CHANNELS: &[(&str, usize)] = &[("rx", 4), ("tx", 5), ("other", 6), ("combined", 7)];
+
 /// The pause options by their word in `struct ethtool_pauseparam`.
 const PAUSE: &[(&str, usize)] = &[("autoneg", 0), ("rx", 1), ("tx", 2)];
 
@@ -99,6 +104,7 @@ pub fn plan(conn: &Connection) -> Option<EthtoolPlan> {
     let mut coalesce = Vec::new();
     let mut ring = Vec::new();
     let mut pause = Vec::new();
+    let mut channels = Vec::new();
     for (name, value) in &setting.props {
         if let Some(o) = name.strip_prefix("coalesce-")
             && let (Some(i), Some(v)) = (COALESCE.iter().position(|c| *c == o), number(value))
@@ -108,6 +114,10 @@ pub fn plan(conn: &Connection) -> Option<EthtoolPlan> {
             && let (Some((_, i)), Some(v)) = (RING.iter().find(|(r, _)| *r == o), number(value))
         {
             ring.push((*i, v));
+        } else if let Some(o) = name.strip_prefix("channels-")
+            && let (Some((_, i)), Some(v)) = (CHANNELS.iter().find(|(c, _)| *c == o), number(value))
+        {
+            channels.push((*i, v));
         } else if let Some(o) = name.strip_prefix("pause-")
             && let (Some((_, i)), Some(on)) = (PAUSE.iter().find(|(p, _)| *p == o), value.as_bool())
         {
@@ -119,8 +129,13 @@ pub fn plan(conn: &Connection) -> Option<EthtoolPlan> {
         pause.retain(|(i, _)| *i != 0);
         pause.insert(0, (0, 0));
     }
-    for (block, words) in [(EthtoolBlock::Coalesce, coalesce), (EthtoolBlock::Ring, ring), (EthtoolBlock::Pause, pause)]
-    {
+    let blocks = [
+        (EthtoolBlock::Coalesce, coalesce),
+        (EthtoolBlock::Ring, ring),
+        (EthtoolBlock::Pause, pause),
+        (EthtoolBlock::Channels, channels),
+    ];
+    for (block, words) in blocks {
         if !words.is_empty() {
             out.blocks.push((block, words));
         }
@@ -155,7 +170,10 @@ mod tests {
         assert_eq!(p.features.len(), 6);
         assert!(p.blocks.is_empty());
 
-        let p = plan(&conn("coalesce-rx-usecs=50\ncoalesce-sample-interval=3\nring-tx=256\npause-rx=true\n")).unwrap();
+        let p = plan(&conn(
+            "coalesce-rx-usecs=50\ncoalesce-sample-interval=3\nring-tx=256\npause-rx=true\nchannels-combined=4\n",
+        ))
+        .unwrap();
         assert_eq!(
             p.blocks,
             vec![
@@ -163,6 +181,7 @@ mod tests {
                 (EthtoolBlock::Ring, vec![(7, 256)]),
                 // pause-rx turns autonegotiation off.
                 (EthtoolBlock::Pause, vec![(0, 0), (1, 1)]),
+                (EthtoolBlock::Channels, vec![(7, 4)]),
             ]
         );
         let none = validate::normalize_and_validate(

@@ -438,9 +438,14 @@ const WIREGUARD: &[PropertySpec] = &[
 
 const LOOPBACK: &[PropertySpec] = &[p("mtu", UInt32)];
 
-/// `ethtool`: NetworkManager 1.42's 87 options, each a property of its own
-/// on D-Bus and in a keyfile (features and pause `b`, coalesce and ring `u`).
+/// `ethtool`: NetworkManager 1.42's 87 options and the channel counts of
+/// later versions, each a property of its own on D-Bus and in a keyfile
+/// (features and pause `b`, coalesce, ring and channels `u`).
 const ETHTOOL: &[PropertySpec] = &[
+    opt("channels-combined", UInt32),
+    opt("channels-other", UInt32),
+    opt("channels-rx", UInt32),
+    opt("channels-tx", UInt32),
     opt("coalesce-adaptive-rx", UInt32),
     opt("coalesce-adaptive-tx", UInt32),
     opt("coalesce-pkt-rate-high", UInt32),

@@ -323,10 +323,11 @@ pub(crate) fn new_qdisc(ifindex: u32, q: &Qdisc) -> Request {
             msg.attributes.push(TcAttribute::Options(o));
         }
         QdiscOptions::Sfq { quantum, perturb, limit, divisor, flows, depth } => {
-            // struct tc_sfq_qopt_v1: the v0 part, depth, then the RED
-            // fields (unused) and statistics, 68 bytes.
+            // struct tc_sfq_qopt_v1: the v0 part (5 words), depth, then the
+            // RED fields (unused) and statistics: 72 bytes, or the kernel
+            // reads it as v0 and ignores the depth.
             let mut raw = words(&[*quantum, perturb.cast_unsigned(), *limit, *divisor, *flows, *depth]);
-            raw.resize(68, 0);
+            raw.resize(72, 0);
             msg.attributes.push(TcAttribute::Other(DefaultNla::new(TCA_OPTIONS, raw)));
         }
         QdiscOptions::Tbf { rate, burst, limit, latency } => {
@@ -1111,5 +1112,25 @@ pub(crate) mod tests {
         let mut r = base;
         r.src = Some("::1".parse().unwrap());
         assert!(new_route(&r).is_err());
+    }
+
+    #[test]
+    fn an_sfq_qdisc_carries_the_whole_v1_struct() {
+        let q = Qdisc {
+            kind: "sfq".into(),
+            parent: 0xffff_ffff,
+            handle: 0,
+            options: QdiscOptions::Sfq { quantum: 1514, perturb: 10, limit: 127, divisor: 1024, flows: 128, depth: 64 },
+        };
+        let req = new_qdisc(7, &q);
+        assert_eq!(req.flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+        let bytes = req.emit(1);
+        // TCA_OPTIONS with sizeof(struct tc_sfq_qopt_v1) = 72 bytes: the
+        // v0 part, then the depth.
+        let header = [&76u16.to_ne_bytes()[..], &TCA_OPTIONS.to_ne_bytes()].concat();
+        let at = bytes.windows(4).position(|w| w == header.as_slice()).expect("TCA_OPTIONS of 72 bytes");
+        let value = &bytes[at + 4..at + 76];
+        assert_eq!(&value[..4], &1514u32.to_ne_bytes());
+        assert_eq!(&value[20..24], &64u32.to_ne_bytes(), "depth after the v0 part");
     }
 }

@@ -107,7 +107,12 @@ fn feature_names(sock: &OwnedFd, ifname: &str) -> io::Result<Vec<String>> {
     set_word(&mut info, 0, ETHTOOL_GSSET_INFO);
     info[1] = 1u64 << ETH_SS_FEATURES;
     ioctl(sock, ifname, &mut info)?;
-    let count = if info[1] & (1u64 << ETH_SS_FEATURES) != 0 { word(&info, 4) as usize } else { 0 };
+    if info[1] & (1u64 << ETH_SS_FEATURES) == 0 {
+        // No feature strings: asking for them would let the kernel write
+        // however many it has into a buffer sized for none.
+        return Err(io::Error::new(io::ErrorKind::Unsupported, format!("{ifname} reports no offload features")));
+    }
+    let count = word(&info, 4) as usize;
     // struct ethtool_gstrings: cmd, string set, count, then the strings.
     let mut strings = buffer(3 + count * ETH_GSTRING_LEN / 4);
     set_word(&mut strings, 0, ETHTOOL_GSTRINGS);

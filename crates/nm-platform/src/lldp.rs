@@ -55,8 +55,10 @@ impl LldpNeighbor {
 
 /// Text of a string TLV: printable as it is, else in hex.
 fn text(data: &[u8]) -> String {
-    match std::str::from_utf8(data) {
-        Ok(s) if !s.is_empty() && s.chars().all(|c| !c.is_control()) => s.trim_end_matches('\0').to_string(),
+    // Some senders pad names with NULs.
+    let trimmed = data.iter().rposition(|b| *b != 0).map_or(&data[..0], |end| &data[..=end]);
+    match std::str::from_utf8(trimmed) {
+        Ok(s) if !s.is_empty() && s.chars().all(|c| !c.is_control()) => s.to_string(),
         _ => hex(data),
     }
 }
@@ -303,5 +305,6 @@ pub(crate) mod tests {
         long[at + 1] = 0xff;
         assert!(parse(&long).is_none(), "a TLV past the end");
         assert_eq!(text(&[0xff, 0x00]), "FF:00");
+        assert_eq!(text(b"sw1\0\0"), "sw1", "NUL padding");
     }
 }
