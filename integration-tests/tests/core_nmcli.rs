@@ -2050,6 +2050,43 @@ async fn a_dhcp_fqdn_reaches_the_server_whole() {
     );
 }
 
+/// `ipv6.dhcp-duid` decides the DUID DHCPv6 identifies the machine by
+/// (dnsmasq logs it): `ll` from the device's MAC, or the DUID given.
+#[tokio::test]
+async fn the_dhcpv6_duid_is_the_one_the_profile_asks_for() {
+    let (c, _helper) = Core::start_with_dhcp().await;
+    let eth = c.uplink(0);
+    let far = c.lab.uplinks()[0].server_if.clone();
+    let mac = c.ip(&["-j", "link", "show", "dev", &eth]);
+    let mac: serde_json::Value = serde_json::from_str(&mac).expect("ip -j");
+    let mac = mac[0]["address"].as_str().expect("a MAC").to_string();
+    let add = nm_lab::add_ethernet(
+        &eth,
+        "duid",
+        &[
+            ("ipv4.method", "disabled"),
+            ("ipv6.method", "dhcp"),
+            ("ipv6.dhcp-duid", "ll"),
+            ("connection.autoconnect", "no"),
+        ],
+    );
+    c.ok(&add).await;
+    c.ok(&["connection", "up", "duid"]).await;
+    let log = || std::fs::read_to_string(c.lab.dnsmasq_log().expect("dnsmasq log")).unwrap_or_default();
+    let reply = |duid: &str| {
+        let log = log();
+        log.lines().any(|l| l.contains(&format!("DHCPREPLY({far})")) && l.trim_end().ends_with(duid))
+    };
+    let ll = format!("00:03:00:01:{mac}");
+    c.until("a reply to the DUID-LL", |_| reply(&ll)).await;
+    let given = "00:02:00:00:ab:11:01:02";
+    c.ok(&["connection", "modify", "duid", "ipv6.dhcp-duid", given]).await;
+    c.ok(&["connection", "up", "duid"]).await;
+    c.until("a reply to the DUID given", |_| reply(given)).await;
+    let out = c.nmcli(&["connection", "modify", "duid", "ipv6.dhcp-duid", "00:01"]).await;
+    assert!(!out.success());
+}
+
 /// Sends an LLDPDU out of `ifname` in namespace `netns`, as a switch port
 /// would: chassis MAC 00:11:22:33:44:55, port `swp7`, `ttl` seconds.
 fn send_lldp(netns: &str, ifname: &str, ttl: u16) {

@@ -63,6 +63,36 @@ pub fn duid(machine_id: Option<&str>, mac: Option<&[u8]>) -> Option<Vec<u8>> {
     Some(duid)
 }
 
+/// The DUID `ipv6.dhcp-duid` asks for: `ll` (DUID-LL of the device's
+/// MAC), `llt` (DUID-LLT, with the time now), `stable-ll`, `stable-llt`,
+/// `stable-uuid` (from a MAC, time or UUID hashed from the profile's
+/// stable id and the machine, the same at every activation), the DUID
+/// itself as hex bytes (`00:04:…`), or `lease`/unset: the machine's
+/// default ([`duid`]). `now` is seconds since the Unix epoch.
+pub fn duid_for(conn: &Connection, machine_id: Option<&str>, mac: Option<&[u8]>, now: u64) -> Option<Vec<u8>> {
+    // DUID-LLT counts seconds from 2000-01-01 UTC.
+    const Y2K: u64 = 946_684_800;
+    let stable = |ns: u128| crate::ipconfig::machine_hash(ns, machine_id, crate::ipconfig::stable_id(conn));
+    let ll = |mac: &[u8]| [&[0u8, 3, 0, 1][..], mac].concat();
+    let llt = |time: u32, mac: &[u8]| [&[0u8, 1, 0, 1][..], &time.to_be_bytes(), mac].concat();
+    let mac6 = mac.filter(|m| m.len() == 6);
+    match conn.get_str("ipv6", "dhcp-duid").unwrap_or("lease") {
+        "ll" => mac6.map(ll),
+        "llt" => mac6.map(|m| llt(u32::try_from(now.saturating_sub(Y2K) % (1 << 32)).unwrap_or(0), m)),
+        "stable-ll" => Some(ll(&crate::ipconfig::local_mac(&stable(0x6e6d_2d72_732d_4455_8000_5354_4c4c_0001)))),
+        "stable-llt" => {
+            let h = stable(0x6e6d_2d72_732d_4455_8000_5354_4c4c_0002);
+            // A time within the last three years, fixed for the profile.
+            let time = u32::from_be_bytes([h[12], h[13], h[14], h[15]]) % (3 * 365 * 86_400);
+            let base = u32::try_from(now.saturating_sub(Y2K) % (1 << 32)).unwrap_or(0);
+            Some(llt(base.saturating_sub(time), &crate::ipconfig::local_mac(&h)))
+        }
+        "stable-uuid" => Some([&[0u8, 4][..], &stable(0x6e6d_2d72_732d_4455_8000_5354_5555_0003)].concat()),
+        "lease" | "" => duid(machine_id, mac),
+        hex => nm_model::text::parse_hex_bytes(hex).filter(|b| b.len() >= 4).or_else(|| duid(machine_id, mac)),
+    }
+}
+
 /// The helper's `Start` options for a profile.
 pub fn start_options(conn: &Connection, mode: Mode, duid: &[u8]) -> BTreeMap<String, Value> {
     let mut o = BTreeMap::new();
@@ -221,5 +251,30 @@ mod tests {
         assert_eq!(Lease::from_dict(&dict(vec![("address", Value::Str("10.0.0.1".into()))])), None);
         let bad = dict(vec![("family", Value::Str("ipv6".into())), ("address", Value::Str("::".into()))]);
         assert_eq!(Lease::from_dict(&bad).and_then(|l| l.address), None);
+    }
+
+    #[test]
+    fn the_duid_a_profile_asks_for() {
+        use nm_model::{keyfile, validate};
+        let mac = [0x02, 0, 0, 0, 0, 0x01];
+        let with = |v: &str, uuid: &str| {
+            let text = format!("[connection]\nid=d\nuuid={uuid}\ntype=ethernet\n\n[ipv6]\nmethod=dhcp\n{v}");
+            validate::normalize_and_validate(keyfile::parse(&text).unwrap()).unwrap()
+        };
+        let id = Some("0123456789abcdef0123456789abcdef");
+        let one = "8fb923ad-bd8a-48c8-b85e-737628bb673a";
+        let at = |v: &str, now: u64| duid_for(&with(v, one), id, Some(&mac), now);
+        assert_eq!(at("", 0), duid(id, Some(&mac)), "lease: the machine's default");
+        assert_eq!(at("dhcp-duid=ll\n", 0), Some(vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1]));
+        let llt = at("dhcp-duid=llt\n", 946_684_800 + 1000).unwrap();
+        assert_eq!(llt, [&[0u8, 1, 0, 1][..], &1000u32.to_be_bytes(), &mac].concat());
+        let s1 = at("dhcp-duid=stable-uuid\n", 0).unwrap();
+        assert_eq!((s1.len(), &s1[..2]), (18, &[0u8, 4][..]));
+        assert_eq!(Some(s1.clone()), at("dhcp-duid=stable-uuid\n", 99), "the same at every activation");
+        let other = with("dhcp-duid=stable-uuid\n", "9fb923ad-bd8a-48c8-b85e-737628bb673a");
+        assert_ne!(Some(s1), duid_for(&other, id, Some(&mac), 0), "per profile");
+        let sll = at("dhcp-duid=stable-ll\n", 0).unwrap();
+        assert_eq!((&sll[..4], sll[4] & 0x03), (&[0u8, 3, 0, 1][..], 0x02), "a local unicast MAC");
+        assert_eq!(at("dhcp-duid=00:04:aa:bb\n", 0), Some(vec![0, 4, 0xaa, 0xbb]), "the DUID itself");
     }
 }

@@ -3634,7 +3634,8 @@ impl Engine {
         let Some(mode) = a.dhcp6.mode else { return };
         let Some(link) = self.devices.get(&a.device).and_then(|d| self.platform.link(d.ifindex)) else { return };
         let machine_id = self.machine_id();
-        let Some(duid) = dhcp6::duid(machine_id.as_deref(), link.mac.as_deref()) else {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let Some(duid) = dhcp6::duid_for(&a.conn, machine_id.as_deref(), link.mac.as_deref(), now) else {
             warn!("DHCPv6 for '{}': no machine-id and no MAC to make a DUID of", a.conn.id().unwrap_or_default());
             return;
         };

@@ -391,6 +391,19 @@ pub fn format_rule(d: &VarDict) -> String {
     out.join(" ")
 }
 
+/// Bytes written as hex pairs separated by colons (`00:04:ab`), as
+/// NetworkManager writes a DUID.
+pub fn parse_hex_bytes(s: &str) -> Option<Vec<u8>> {
+    s.split(':').map(|b| if b.len() == 2 { u8::from_str_radix(b, 16).ok() } else { None }).collect()
+}
+
+/// `ipv6.dhcp-duid`: one of NetworkManager's ways to make a DUID, or a
+/// DUID itself (4 to 130 bytes: a type and its data, RFC 8415 §11.1).
+pub fn dhcp_duid_valid(s: &str) -> bool {
+    matches!(s, "lease" | "ll" | "llt" | "stable-ll" | "stable-llt" | "stable-uuid")
+        || parse_hex_bytes(s).is_some_and(|b| (4..=130).contains(&b.len()))
+}
+
 // ------------------------------------------------ bridge VLAN ranges ---
 
 /// `1-10 pvid untagged` → `{vid-start, vid-end, pvid, untagged}`.

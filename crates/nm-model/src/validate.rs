@@ -203,6 +203,11 @@ fn validate_ip(conn: &Connection, s: &str) -> Result<(), PropertyError> {
             fail(s, "dhcp-hostname-flags", "FQDN flags requires a FQDN set")?;
         }
     }
+    if let Some(d) = conn.get_str(s, "dhcp-duid").filter(|d| !d.is_empty() && family == Family::V6)
+        && !text::dhcp_duid_valid(d)
+    {
+        fail(s, "dhcp-duid", "invalid DUID")?;
+    }
     if let Some(token) = conn.get_str(s, "token").filter(|t| !t.is_empty() && family == Family::V6) {
         // Only with EUI-64 addresses (eui64, default-or-eui64), and only
         // an identifier: the upper 64 bits zero, the lower not.
@@ -714,6 +719,17 @@ mod tests {
             normalize_and_validate(c).map(drop).map_err(|e| e.to_string()),
             Err("tc.qdiscs: parent handle missing".into())
         );
+    }
+
+    #[test]
+    fn dhcp_duids() {
+        let check = |v: &str| normalize_and_validate(kf(&format!("[ipv6]\nmethod=dhcp\ndhcp-duid={v}\n"))).map(drop);
+        for ok in ["lease", "ll", "llt", "stable-ll", "stable-llt", "stable-uuid", "00:04:aa:bb"] {
+            assert!(check(ok).is_ok(), "{ok}");
+        }
+        for bad in ["llx", "00:4", "zz:zz:zz", "00:01:02"] {
+            assert_eq!(check(bad).map_err(|e| e.to_string()), Err("ipv6.dhcp-duid: invalid DUID".into()), "{bad}");
+        }
     }
 
     #[test]
