@@ -2087,6 +2087,34 @@ async fn the_dhcpv6_duid_is_the_one_the_profile_asks_for() {
     assert!(!out.success());
 }
 
+/// A host's NetworkManager.conf keeps working: `[keyfile]
+/// unmanaged-devices` leaves a device alone, and a `conf.d` file's `[main]
+/// dns=none` leaves the resolver file alone.
+#[tokio::test]
+async fn networkmanager_conf_keeps_working() {
+    let lab = Lab::builder().uplinks(2).dnsmasq(false).build().expect("lab");
+    let left_alone = lab.uplinks()[1].client_if.clone();
+    let etc = lab.root_path("/etc/NetworkManager");
+    std::fs::create_dir_all(etc.join("conf.d")).expect("conf.d");
+    std::fs::write(
+        etc.join("NetworkManager.conf"),
+        format!("[main]\nplugins=keyfile\n\n[keyfile]\nunmanaged-devices=interface-name:{left_alone}\n"),
+    )
+    .expect("NetworkManager.conf");
+    std::fs::write(etc.join("conf.d/90-dns.conf"), "[main]\ndns=none\n").expect("conf.d file");
+    let c = Core::start_on(lab, "").await;
+    let eth = c.uplink(0);
+    c.until_state(&left_alone, &["unmanaged"]).await;
+    c.ok(&static_profile("conf-test", &eth, "198.18.0.83/24", "198.18.0.1", "192.0.2.53")
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>())
+        .await;
+    c.ok(&["connection", "up", "conf-test"]).await;
+    assert!(c.ip(&["-4", "addr", "show", "dev", &eth]).contains("198.18.0.83/24"), "the other device is managed");
+    assert!(!c.resolv().contains("192.0.2.53"), "dns=none: {}", c.resolv());
+}
+
 /// Sends an LLDPDU out of `ifname` in namespace `netns`, as a switch port
 /// would: chassis MAC 00:11:22:33:44:55, port `swp7`, `ttl` seconds.
 fn send_lldp(netns: &str, ifname: &str, ttl: u16) {

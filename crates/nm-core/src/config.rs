@@ -14,6 +14,9 @@
 //! auth-group = "netdev"       # without polkit: this group may do what root may
 //! ```
 
+use std::path::PathBuf;
+
+use nm_runtime::Paths;
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,6 +76,147 @@ impl Default for CoreConfig {
     }
 }
 
+/// What nm-core takes from NetworkManager's own configuration
+/// (`/etc/NetworkManager/NetworkManager.conf` and the `conf.d` files of
+/// /usr/lib, /run and /etc, read in NetworkManager's order), so a host's
+/// existing settings keep working; `nm-rs.toml` is read over it. Taken:
+/// `[main] dns` (`none`, `systemd-resolved`, else the file), `rc-manager=
+/// unmanaged` (the resolver left alone), `no-auto-default`, `auth-polkit`
+/// (`root-only` is false), `[keyfile] unmanaged-devices`, and `[device*]`
+/// sections with `managed=` for their `match-device=`. Unreadable files
+/// are skipped: NetworkManager's configuration is a courtesy here.
+pub fn networkmanager_conf(paths: &Paths) -> toml::Table {
+    let mut files = vec![paths.path("/etc/NetworkManager/NetworkManager.conf")];
+    let mut by_name: std::collections::BTreeMap<std::ffi::OsString, PathBuf> = Default::default();
+    for dir in ["/usr/lib/NetworkManager/conf.d", "/run/NetworkManager/conf.d", "/etc/NetworkManager/conf.d"] {
+        let Ok(entries) = std::fs::read_dir(paths.path(dir)) else { continue };
+        for e in entries.filter_map(Result::ok) {
+            if e.path().extension().is_some_and(|x| x == "conf") {
+                // A later directory's file of the same name replaces it.
+                by_name.insert(e.file_name(), e.path());
+            }
+        }
+    }
+    files.extend(by_name.into_values());
+    let mut conf = NmConf::default();
+    for f in files {
+        if let Ok(text) = std::fs::read_to_string(&f) {
+            conf.read(&text);
+        }
+    }
+    conf.into_table()
+}
+
+/// The keys of NetworkManager.conf nm-core uses, as read so far.
+#[derive(Debug, Default)]
+struct NmConf {
+    dns: Option<String>,
+    rc_manager: Option<String>,
+    no_auto_default: Option<Vec<String>>,
+    auth_polkit: Option<String>,
+    unmanaged: Option<Vec<String>>,
+    /// `[device*]` sections: their match and whether they manage.
+    devices: Vec<(Vec<String>, bool)>,
+}
+
+/// A device spec list: `;` or `,` between entries.
+fn spec_list(v: &str) -> Vec<String> {
+    v.split([';', ',']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+impl NmConf {
+    /// One file's keys, over what earlier files said (`key+=` adds to a
+    /// list, as NetworkManager merges them).
+    fn read(&mut self, text: &str) {
+        let mut group = String::new();
+        let mut device: Option<(Vec<String>, Option<bool>)> = None;
+        let flush = |device: &mut Option<(Vec<String>, Option<bool>)>, devices: &mut Vec<(Vec<String>, bool)>| {
+            if let Some((m, Some(managed))) = device.take() {
+                devices.push((if m.is_empty() { vec!["*".into()] } else { m }, managed));
+            }
+        };
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            if let Some(g) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                flush(&mut device, &mut self.devices);
+                group = g.trim().to_string();
+                if group == "device" || group.starts_with("device-") {
+                    device = Some((Vec::new(), None));
+                }
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else { continue };
+            let (key, add) = match key.trim_end().strip_suffix('+') {
+                Some(k) => (k.trim_end(), true),
+                None => (key.trim_end(), false),
+            };
+            let value = value.trim();
+            let list = |old: &mut Option<Vec<String>>| {
+                let mut new = if add { old.take().unwrap_or_default() } else { Vec::new() };
+                new.extend(spec_list(value));
+                *old = Some(new);
+            };
+            match (group.as_str(), key) {
+                ("main", "dns") => self.dns = Some(value.to_string()),
+                ("main", "rc-manager") => self.rc_manager = Some(value.to_string()),
+                ("main", "no-auto-default") => list(&mut self.no_auto_default),
+                ("main", "auth-polkit") => self.auth_polkit = Some(value.to_string()),
+                ("keyfile", "unmanaged-devices") => list(&mut self.unmanaged),
+                (_, "match-device") if device.is_some() => {
+                    if let Some((m, _)) = device.as_mut() {
+                        *m = spec_list(value);
+                    }
+                }
+                (_, "managed") if device.is_some() => {
+                    if let Some((_, managed)) = device.as_mut() {
+                        *managed = matches!(value, "1" | "true" | "yes").then_some(true).or(Some(false));
+                    }
+                }
+                _ => {}
+            }
+        }
+        flush(&mut device, &mut self.devices);
+    }
+
+    fn into_table(self) -> toml::Table {
+        let mut core = toml::Table::new();
+        let strings = |v: Vec<String>| toml::Value::Array(v.into_iter().map(toml::Value::String).collect());
+        let dns = match (self.rc_manager.as_deref(), self.dns.as_deref()) {
+            (Some("unmanaged"), _) | (_, Some("none")) => Some("none"),
+            (_, Some("systemd-resolved")) => Some("systemd-resolved"),
+            (_, Some(_)) => Some("file"),
+            _ => None,
+        };
+        if let Some(d) = dns {
+            core.insert("dns".into(), toml::Value::String(d.into()));
+        }
+        if let Some(v) = self.no_auto_default {
+            core.insert("no-auto-default".into(), strings(v));
+        }
+        if let Some(p) = self.auth_polkit {
+            core.insert("auth-polkit".into(), toml::Value::Boolean(matches!(p.as_str(), "true" | "yes" | "1")));
+        }
+        let mut unmanaged = self.unmanaged.unwrap_or_default();
+        let mut managed = Vec::new();
+        for (specs, is_managed) in self.devices {
+            if is_managed { managed.extend(specs) } else { unmanaged.extend(specs) }
+        }
+        if !unmanaged.is_empty() {
+            core.insert("unmanaged".into(), strings(unmanaged));
+        }
+        if !managed.is_empty() {
+            core.insert("managed".into(), strings(managed));
+        }
+        let mut table = toml::Table::new();
+        if !core.is_empty() {
+            table.insert("core".into(), toml::Value::Table(core));
+        }
+        table
+    }
+}
+
 impl CoreConfig {
     pub fn auth(&self) -> crate::auth::AuthConfig {
         crate::auth::AuthConfig { polkit: self.auth_polkit, group: self.auth_group.clone().filter(|g| !g.is_empty()) }
@@ -89,5 +233,32 @@ mod tests {
         assert_eq!(c.core.auth(), crate::auth::AuthConfig { polkit: false, group: Some("netdev".into()) });
         let d = Config::default();
         assert_eq!(d.core.auth(), crate::auth::AuthConfig { polkit: true, group: None });
+    }
+
+    #[test]
+    fn networkmanager_conf_keeps_working() {
+        let mut c = NmConf::default();
+        c.read(
+            "# NetworkManager.conf\n[main]\nplugins=keyfile\ndns=none\nno-auto-default=eth1,eth2\n\n\
+             [keyfile]\nunmanaged-devices=interface-name:docker*;mac:52:54:00:12:34:56\n\n\
+             [device-lab]\nmatch-device=interface-name:veth*\nmanaged=1\n",
+        );
+        // A conf.d file read later adds to and overrides it.
+        c.read("[main]\nno-auto-default+=eth3\nauth-polkit=root-only\n[device]\nmatch-device=driver:e1000\nmanaged=false\n");
+        let t = c.into_table();
+        let core: CoreConfig = toml::Value::Table(t["core"].as_table().unwrap().clone()).try_into().unwrap();
+        assert_eq!(core.dns, DnsMode::None);
+        assert_eq!(core.no_auto_default, ["eth1", "eth2", "eth3"]);
+        assert!(!core.auth_polkit);
+        assert_eq!(core.unmanaged, ["interface-name:docker*", "mac:52:54:00:12:34:56", "driver:e1000"]);
+        assert_eq!(core.managed, ["interface-name:veth*"]);
+
+        let mut r = NmConf::default();
+        r.read("[main]\ndns=systemd-resolved\n");
+        assert_eq!(r.into_table()["core"]["dns"].as_str(), Some("systemd-resolved"));
+        let mut u = NmConf::default();
+        u.read("[main]\ndns=default\nrc-manager=unmanaged\n");
+        assert_eq!(u.into_table()["core"]["dns"].as_str(), Some("none"), "the resolver left alone");
+        assert!(NmConf::default().into_table().is_empty());
     }
 }

@@ -50,7 +50,9 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: nm_runtime::Args) -> anyhow::Result<()> {
     let paths = Paths::new(args.common.root.as_deref());
-    let config: config::Config = nm_runtime::load_config(&paths, args.common.config.as_deref())?;
+    // NetworkManager's own configuration first, nm-rs.toml over it.
+    let config: config::Config =
+        nm_runtime::load_config_over(&paths, args.common.config.as_deref(), config::networkmanager_conf(&paths))?;
     // The kernel's dumps and the bus's handshake wait on different peers:
     // side by side.
     let (platform, bus) = tokio::join!(nm_platform::Platform::new(), zbus::connection::Builder::system().build());

@@ -159,8 +159,18 @@ pub const CONFIG_FILE: &str = "/etc/NetworkManager/nm-rs.toml";
 /// every `conf.d/*.toml` beside it in name order, later tables merging into
 /// earlier ones key by key.
 pub fn load_config<T: DeserializeOwned>(paths: &Paths, file: Option<&Path>) -> anyhow::Result<T> {
+    load_config_over(paths, file, toml::Table::new())
+}
+
+/// [`load_config`] on top of `base` (settings taken from elsewhere, e.g.
+/// NetworkManager.conf): the files' keys win.
+pub fn load_config_over<T: DeserializeOwned>(
+    paths: &Paths,
+    file: Option<&Path>,
+    base: toml::Table,
+) -> anyhow::Result<T> {
     let main = file.map_or_else(|| paths.path(CONFIG_FILE), Path::to_path_buf);
-    let mut merged = toml::Table::new();
+    let mut merged = base;
     let mut files = vec![main.clone()];
     if let Some(dir) = main.parent().map(|d| d.join("conf.d"))
         && let Ok(entries) = fs::read_dir(&dir)
