@@ -193,15 +193,18 @@ impl NmConf {
             core.insert("dns".into(), toml::Value::String(d.into()));
         }
         if let Some(v) = self.no_auto_default {
-            core.insert("no-auto-default".into(), strings(v));
+            core.insert("no-auto-default".into(), strings(vec![v.join(";")]));
         }
         if let Some(p) = self.auth_polkit {
             core.insert("auth-polkit".into(), toml::Value::Boolean(matches!(p.as_str(), "true" | "yes" | "1")));
         }
-        let mut unmanaged = self.unmanaged.unwrap_or_default();
+        // Each NetworkManager list stays one entry: its `except:` specs
+        // speak for it alone (`device::spec_list_matches`).
+        let one = |specs: Vec<String>| specs.join(";");
+        let mut unmanaged: Vec<String> = self.unmanaged.into_iter().map(one).collect();
         let mut managed = Vec::new();
         for (specs, is_managed) in self.devices {
-            if is_managed { managed.extend(specs) } else { unmanaged.extend(specs) }
+            if is_managed { managed.push(one(specs)) } else { unmanaged.push(one(specs)) }
         }
         if !unmanaged.is_empty() {
             core.insert("unmanaged".into(), strings(unmanaged));
@@ -248,9 +251,9 @@ mod tests {
         let t = c.into_table();
         let core: CoreConfig = toml::Value::Table(t["core"].as_table().unwrap().clone()).try_into().unwrap();
         assert_eq!(core.dns, DnsMode::None);
-        assert_eq!(core.no_auto_default, ["eth1", "eth2", "eth3"]);
+        assert_eq!(core.no_auto_default, ["eth1;eth2;eth3"]);
         assert!(!core.auth_polkit);
-        assert_eq!(core.unmanaged, ["interface-name:docker*", "mac:52:54:00:12:34:56", "driver:e1000"]);
+        assert_eq!(core.unmanaged, ["interface-name:docker*;mac:52:54:00:12:34:56", "driver:e1000"]);
         assert_eq!(core.managed, ["interface-name:veth*"]);
 
         let mut r = NmConf::default();

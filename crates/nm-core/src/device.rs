@@ -271,10 +271,27 @@ fn bracket(p: &[char], c: char) -> Option<(bool, usize)> {
 /// over `managed`), then the default of DESIGN.md §4: physical devices yes,
 /// virtual links other software made no. Loopback is never managed.
 pub fn is_managed(link: &LinkFacts, managed: &[String], unmanaged: &[String]) -> bool {
-    if link.kind == DeviceType::Loopback || unmanaged.iter().any(|s| spec_matches(s, link)) {
+    if link.kind == DeviceType::Loopback || unmanaged.iter().any(|s| spec_list_matches(s, link)) {
         return false;
     }
-    managed.iter().any(|s| spec_matches(s, link)) || link.physical
+    managed.iter().any(|s| spec_list_matches(s, link)) || link.physical
+}
+
+/// One entry of a managed, unmanaged or no-auto-default list: a spec, or
+/// a NetworkManager device spec list (`;` or `,` between specs, as
+/// NetworkManager.conf writes them) with its rules: an `except:` spec
+/// that matches wins over the others, and a list of `except:` specs
+/// alone matches every device they do not.
+pub fn spec_list_matches(list: &str, link: &LinkFacts) -> bool {
+    let specs = list.split([';', ',']).map(str::trim).filter(|s| !s.is_empty());
+    let (except, plain): (Vec<&str>, Vec<&str>) = specs.partition(|s| s.starts_with("except:"));
+    if except.iter().any(|s| spec_matches(&s["except:".len()..], link)) {
+        return false;
+    }
+    if plain.is_empty() {
+        return !except.is_empty();
+    }
+    plain.iter().any(|s| spec_matches(s, link))
 }
 
 #[cfg(test)]
@@ -344,5 +361,19 @@ mod tests {
         assert!(spec_matches("interface-name:=eth0", &eth));
         assert!(!spec_matches("interface-name:=eth*", &eth));
         assert!(spec_matches("interface-name:~eth*", &eth));
+    }
+
+    #[test]
+    fn networkmanager_spec_lists() {
+        let eth = link("eth0", DeviceType::Ethernet, true);
+        let veth = link("veth9", DeviceType::Veth, false);
+        // Ubuntu's default: everything but Wi-Fi and modems is left alone.
+        let ubuntu = "*,except:type:wifi,except:type:gsm,except:type:cdma";
+        assert!(spec_list_matches(ubuntu, &eth) && !is_managed(&eth, &[], &[ubuntu.into()]));
+        assert!(spec_list_matches("except:interface-name:eth0", &veth));
+        assert!(!spec_list_matches("except:interface-name:eth0", &eth));
+        assert!(spec_list_matches("interface-name:docker*;interface-name:veth*", &veth));
+        assert!(!spec_list_matches("interface-name:veth*,except:type:veth", &veth), "except: wins");
+        assert!(!spec_list_matches("", &eth));
     }
 }

@@ -32,7 +32,7 @@ use crate::auto_default;
 use crate::bridge;
 use crate::checkpoint::{self, Activation, ProfileStep};
 use crate::config::{Config, DnsMode};
-use crate::device::{AcState, DeviceState, DeviceType, LinkFacts, ac_reason, is_managed, reason, spec_matches};
+use crate::device::{AcState, DeviceState, DeviceType, LinkFacts, ac_reason, is_managed, reason, spec_list_matches};
 use crate::dhcp;
 use crate::dhcp_client::{self, DhcpEvent};
 use crate::dhcp6;
@@ -2484,7 +2484,7 @@ impl Engine {
                 mac: d.perm_mac.as_deref().map(format_mac),
                 physical: d.kind == DeviceType::Ethernet,
             };
-            if self.no_auto_default.iter().any(|spec| spec_matches(spec, &facts)) {
+            if self.no_auto_default.iter().any(|spec| spec_list_matches(spec, &facts)) {
                 continue;
             }
             let view = Self::view(d);
