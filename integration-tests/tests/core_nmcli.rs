@@ -2088,11 +2088,13 @@ async fn the_dhcpv6_duid_is_the_one_the_profile_asks_for() {
 }
 
 /// A host's NetworkManager.conf keeps working: `[keyfile]
-/// unmanaged-devices` leaves a device alone, and a `conf.d` file's `[main]
-/// dns=none` leaves the resolver file alone.
+/// unmanaged-devices` leaves a device alone, a `conf.d` file's `[main]
+/// dns=none` leaves the resolver file alone, and with Debian's ifupdown
+/// plugin settings an interface /etc/network/interfaces configures is
+/// left to ifupdown.
 #[tokio::test]
 async fn networkmanager_conf_keeps_working() {
-    let lab = Lab::builder().uplinks(2).dnsmasq(false).build().expect("lab");
+    let lab = Lab::builder().uplinks(3).dnsmasq(false).build().expect("lab");
     let left_alone = lab.uplinks()[1].client_if.clone();
     let etc = lab.root_path("/etc/NetworkManager");
     std::fs::create_dir_all(etc.join("conf.d")).expect("conf.d");
@@ -2102,9 +2104,24 @@ async fn networkmanager_conf_keeps_working() {
     )
     .expect("NetworkManager.conf");
     std::fs::write(etc.join("conf.d/90-dns.conf"), "[main]\ndns=none\n").expect("conf.d file");
+    // Debian's default: what ifupdown configures is ifupdown's.
+    let ifupdown = lab.uplinks()[2].client_if.clone();
+    std::fs::write(
+        etc.join("conf.d/80-ifupdown.conf"),
+        "[main]\nplugins=ifupdown,keyfile\n[ifupdown]\nmanaged=false\n",
+    )
+    .expect("conf.d file");
+    let network = lab.root_path("/etc/network");
+    std::fs::create_dir_all(&network).expect("/etc/network");
+    std::fs::write(
+        network.join("interfaces"),
+        format!("auto lo\niface lo inet loopback\n\nallow-hotplug {ifupdown}\niface {ifupdown} inet dhcp\n"),
+    )
+    .expect("interfaces");
     let c = Core::start_on(lab, "").await;
     let eth = c.uplink(0);
     c.until_state(&left_alone, &["unmanaged"]).await;
+    c.until_state(&ifupdown, &["unmanaged"]).await;
     c.ok(&static_profile("conf-test", &eth, "198.18.0.83/24", "198.18.0.1", "192.0.2.53")
         .iter()
         .map(String::as_str)

@@ -82,9 +82,12 @@ impl Default for CoreConfig {
 /// existing settings keep working; `nm-rs.toml` is read over it. Taken:
 /// `[main] dns` (`none`, `systemd-resolved`, else the file), `rc-manager=
 /// unmanaged` (the resolver left alone), `no-auto-default`, `auth-polkit`
-/// (`root-only` is false), `[keyfile] unmanaged-devices`, and `[device*]`
-/// sections with `managed=` for their `match-device=`. Unreadable files
-/// are skipped: NetworkManager's configuration is a courtesy here.
+/// (`root-only` is false), `[keyfile] unmanaged-devices`, `[device*]`
+/// sections with `managed=` for their `match-device=`, and with the
+/// `ifupdown` plugin and `[ifupdown] managed=false` (Debian's default)
+/// the interfaces /etc/network/interfaces configures, left to ifupdown.
+/// Unreadable files are skipped: NetworkManager's configuration is a
+/// courtesy here.
 pub fn networkmanager_conf(paths: &Paths) -> toml::Table {
     let mut files = vec![paths.path("/etc/NetworkManager/NetworkManager.conf")];
     let mut by_name: std::collections::BTreeMap<std::ffi::OsString, PathBuf> = Default::default();
@@ -104,7 +107,36 @@ pub fn networkmanager_conf(paths: &Paths) -> toml::Table {
             conf.read(&text);
         }
     }
+    // Debian's `plugins=ifupdown,keyfile` with `[ifupdown] managed=false`
+    // (its default): what /etc/network/interfaces configures is ifupdown's.
+    if conf.plugins.as_ref().is_some_and(|p| p.iter().any(|p| p == "ifupdown")) && !conf.ifupdown_managed {
+        let mut texts: Vec<String> =
+            std::fs::read_to_string(paths.path("/etc/network/interfaces")).into_iter().collect();
+        if let Ok(entries) = std::fs::read_dir(paths.path("/etc/network/interfaces.d")) {
+            let mut files: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+            files.sort();
+            texts.extend(files.iter().filter_map(|f| std::fs::read_to_string(f).ok()));
+        }
+        let names: Vec<String> = texts.iter().flat_map(|t| ifupdown_interfaces(t)).collect();
+        if !names.is_empty() {
+            let specs = names.iter().map(|n| format!("interface-name:={n}")).collect::<Vec<_>>().join(";");
+            conf.unmanaged.get_or_insert_with(Vec::new).push(specs);
+        }
+    }
     conf.into_table()
+}
+
+/// The interfaces an ifupdown file configures (`iface NAME …` stanzas),
+/// but the loopback.
+fn ifupdown_interfaces(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some("iface")).then(|| words.next()).flatten()
+        })
+        .filter(|name| *name != "lo")
+        .map(String::from)
+        .collect()
 }
 
 /// The keys of NetworkManager.conf nm-core uses, as read so far.
@@ -115,6 +147,9 @@ struct NmConf {
     no_auto_default: Option<Vec<String>>,
     auth_polkit: Option<String>,
     unmanaged: Option<Vec<String>>,
+    plugins: Option<Vec<String>>,
+    /// `[ifupdown] managed` (NetworkManager's default: false).
+    ifupdown_managed: bool,
     /// `[device*]` sections: their match and whether they manage.
     devices: Vec<(Vec<String>, bool)>,
 }
@@ -164,6 +199,8 @@ impl NmConf {
                 ("main", "no-auto-default") => list(&mut self.no_auto_default),
                 ("main", "auth-polkit") => self.auth_polkit = Some(value.to_string()),
                 ("keyfile", "unmanaged-devices") => list(&mut self.unmanaged),
+                ("main", "plugins") => list(&mut self.plugins),
+                ("ifupdown", "managed") => self.ifupdown_managed = matches!(value, "1" | "true" | "yes"),
                 (_, "match-device") if device.is_some() => {
                     if let Some((m, _)) = device.as_mut() {
                         *m = spec_list(value);
@@ -263,5 +300,16 @@ mod tests {
         u.read("[main]\ndns=default\nrc-manager=unmanaged\n");
         assert_eq!(u.into_table()["core"]["dns"].as_str(), Some("none"), "the resolver left alone");
         assert!(NmConf::default().into_table().is_empty());
+    }
+
+    #[test]
+    fn debians_ifupdown_interfaces_stay_ifupdowns() {
+        let text = "# The loopback\nauto lo\niface lo inet loopback\n\nallow-hotplug eth0\niface eth0 inet dhcp\niface eth0 inet6 auto\n";
+        assert_eq!(ifupdown_interfaces(text), ["eth0", "eth0"]);
+        let mut c = NmConf::default();
+        c.read("[main]\nplugins=ifupdown,keyfile\n\n[ifupdown]\nmanaged=false\n");
+        assert!(c.plugins.as_ref().is_some_and(|p| p.contains(&"ifupdown".to_string())) && !c.ifupdown_managed);
+        c.read("[ifupdown]\nmanaged=true\n");
+        assert!(c.ifupdown_managed);
     }
 }
