@@ -1918,8 +1918,7 @@ async fn a_vpn_profile_is_kept_whole_and_refused_in_words() {
     let text = "[connection]\nid=work\nuuid=0d5a9a47-6d65-4e8f-9b3c-2f1e0a9b8c7d\ntype=vpn\nautoconnect=false\n\n\
                 [vpn]\ngateway=vpn.example.com\npassword-flags=0\nservice-type=org.freedesktop.NetworkManager.openvpn\n\
                 user-name=alice\n\n[vpn-secrets]\npassword=s3cret\n\n[ipv4]\nmethod=auto\n";
-    std::fs::write(&file, text).expect("keyfile");
-    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("0600");
+    write_keyfile(&file, text);
     c.ok(&["connection", "reload"]).await;
     let shown = c.ok(&["-g", "vpn.service-type,vpn.user-name,vpn.data", "connection", "show", "work"]).await;
     assert_eq!(
@@ -1953,8 +1952,7 @@ async fn a_change_made_with_nmcli_keeps_what_nm_rs_does_not_know() {
     let text = "[connection]\nid=later\nuuid=1d5a9a47-6d65-4e8f-9b3c-2f1e0a9b8c7d\ntype=ethernet\nautoconnect=false\n\
                 future-key=abc\n\n[ethernet]\n\n[sriov]\ntotal-vfs=4\nvf.0=mac=00:11:22:33:44:55\n\n\
                 [future]\nknob=1\n\n[ipv4]\nmethod=auto\n\n[.nmmeta]\nnm-generated=true\n";
-    std::fs::write(&file, text).expect("keyfile");
-    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("0600");
+    write_keyfile(&file, text);
     c.ok(&["connection", "reload"]).await;
     assert_eq!(c.ok(&["-g", "sriov.total-vfs", "connection", "show", "later"]).await.trim(), "4");
     c.ok(&["connection", "modify", "later", "ipv4.dns", "192.0.2.53"]).await;
@@ -2130,6 +2128,12 @@ async fn networkmanager_conf_keeps_working() {
     c.ok(&["connection", "up", "conf-test"]).await;
     assert!(c.ip(&["-4", "addr", "show", "dev", &eth]).contains("198.18.0.83/24"), "the other device is managed");
     assert!(!c.resolv().contains("192.0.2.53"), "dns=none: {}", c.resolv());
+}
+
+/// Writes a profile file as an administrator would: 0600, root's.
+fn write_keyfile(file: &std::path::Path, text: &str) {
+    std::fs::write(file, text).expect("keyfile");
+    std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("0600");
 }
 
 /// Sends an LLDPDU out of `ifname` in namespace `netns`, as a switch port
@@ -3002,8 +3006,7 @@ async fn connection_load_reads_the_named_files() {
         "[connection]\nid=loaded\nuuid=6c6f6164-6564-4000-8000-000000000001\ntype=ethernet\n\
          interface-name={eth}\nautoconnect=false\n\n[ipv4]\nmethod=disabled\n\n[ipv6]\nmethod=ignore\n"
     );
-    std::fs::write(&file, text).expect("keyfile");
-    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("0600");
+    write_keyfile(&file, &text);
     let path = file.display().to_string();
     c.ok(&["connection", "load", &path]).await;
     assert!(c.ok(&["-t", "-f", "NAME", "connection", "show"]).await.lines().any(|l| l == "loaded"));
