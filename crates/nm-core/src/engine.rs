@@ -1237,6 +1237,7 @@ impl Engine {
         if changed("tc") {
             self.apply_tc(ifindex, &conn).await.map_err(|e| NmError::device("Failed", e))?;
         }
+        let ethtool_changed = changed("ethtool");
         let plan = ipconfig::plan(&conn, metric);
         let old = a.plan.clone();
         // The leases stay while their method does (their addresses keep
@@ -1302,14 +1303,11 @@ impl Engine {
         let old_rules = self.actives.get(&ac).map(|a| a.rules.clone()).unwrap_or_default();
         self.remove_rules(&old_rules.iter().filter(|r| !rules.contains(r)).cloned().collect::<Vec<_>>()).await;
         self.add_rules(&rules.iter().filter(|r| !old_rules.contains(r)).cloned().collect::<Vec<_>>()).await;
-        // The device's features as the old profile found them, then as the
-        // new one asks.
-        self.restore_ethtool(ac);
-        if let (Some(plan), Some(name)) = (ethtool::plan(&conn), self.devices.get(&device).map(|d| d.name.clone())) {
-            let saved = apply_ethtool(&name, &plan);
-            if let Some(a) = self.actives.get_mut(&ac) {
-                a.ethtool_saved = Some(saved);
-            }
+        // A changed `ethtool` setting: the device's features as the old
+        // profile found them, then as the new one asks.
+        if ethtool_changed {
+            self.restore_ethtool(ac);
+            self.apply_ethtool(ac, &conn);
         }
         let (ip4, ip6) = {
             let a = self.actives.get_mut(&ac).ok_or_else(not_active)?;
@@ -2953,12 +2951,7 @@ impl Engine {
                 set_sysctl(&name, "disable_ipv6", "1");
                 set_sysctl(&name, "disable_ipv6", "0");
             }
-            if let Some(plan) = ethtool::plan(&conn) {
-                let saved = apply_ethtool(&name, &plan);
-                if let Some(a) = self.actives.get_mut(&id) {
-                    a.ethtool_saved = Some(saved);
-                }
-            }
+            self.apply_ethtool(id, &conn);
             // `802-3-ethernet.accept-all-mac-addresses` (-1: as the link is).
             let wanted = conn.get("802-3-ethernet", "accept-all-mac-addresses").and_then(Value::as_i128);
             let now = self.platform.link(ifindex).map(|l| l.promisc);
@@ -4290,6 +4283,15 @@ impl Engine {
         if let Err(e) = self.platform.set_promisc(ifindex, was).await {
             warn!(ifindex, "resetting promiscuous mode: {e}");
         }
+    }
+
+    /// Applies a profile's `ethtool` setting to an activation's device,
+    /// keeping what it changes for [`Self::restore_ethtool`].
+    fn apply_ethtool(&mut self, ac: u32, conn: &Connection) {
+        let Some(plan) = ethtool::plan(conn) else { return };
+        let Some(a) = self.actives.get_mut(&ac) else { return };
+        let Some(name) = self.devices.get(&a.device).map(|d| d.name.as_str()) else { return };
+        a.ethtool_saved = Some(apply_ethtool(name, &plan));
     }
 
     /// Puts back what an activation's `ethtool` setting changed on its
