@@ -3212,3 +3212,102 @@ async fn a_lease_is_renewed_lost_and_found_again_without_anyone_acting() {
     })
     .await;
 }
+
+type Interfaces = std::collections::HashMap<String, std::collections::HashMap<String, zbus::OwnedVariant>>;
+
+/// An `InterfacesAdded` or `InterfacesRemoved` from nm-core.
+struct Announcement {
+    member: String,
+    path: OwnedObjectPath,
+    names: std::collections::BTreeSet<String>,
+    /// The added interfaces' properties.
+    props: Interfaces,
+}
+
+/// Reads announcements into `seen` until one satisfies `wanted`.
+async fn announcement_where(
+    stream: &mut zbus::MessageStream,
+    seen: &mut Vec<Announcement>,
+    log: &str,
+    wanted: impl Fn(&Announcement) -> bool,
+) -> usize {
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(STEP, stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("no such announcement\n{}", nm_lab::tail(log, 40)))
+            .expect("a message")
+            .expect("a good message");
+        let member = msg.header().member().map(|m| m.to_string()).unwrap_or_default();
+        let a = if member == "InterfacesAdded" {
+            let (path, props): (OwnedObjectPath, Interfaces) = msg.body().deserialize().expect("oa{sa{sv}}");
+            Announcement { member, path, names: props.keys().cloned().collect(), props }
+        } else {
+            let (path, names): (OwnedObjectPath, Vec<String>) = msg.body().deserialize().expect("oas");
+            Announcement { member, path, names: names.into_iter().collect(), props: Interfaces::new() }
+        };
+        seen.push(a);
+        if wanted(&seen[seen.len() - 1]) {
+            return seen.len() - 1;
+        }
+    }
+}
+
+/// As NetworkManager announces them: a new device is one `InterfacesAdded`
+/// carrying all its interfaces (libnm takes a device's type from the first
+/// announcement), its removal one `InterfacesRemoved`, and
+/// `GetManagedObjects` lists exactly the objects and their interfaces.
+#[tokio::test]
+async fn objects_are_announced_whole_and_listed_as_networkmanager_does() {
+    let c = Core::start(1, "").await;
+    let bus = c.lab.bus().await.expect("lab bus");
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface("org.freedesktop.DBus.ObjectManager")
+        .build()
+        .expect("match rule");
+    let mut stream = zbus::MessageStream::for_match_rule(rule, &bus, None).await.expect("subscribe");
+    let mut seen = Vec::new();
+
+    let br = format!("{}br", c.lab.names().base());
+    c.ip(&["link", "add", &br, "type", "bridge"]);
+    let names_br = |a: &Announcement| {
+        a.props
+            .get("org.freedesktop.NetworkManager.Device")
+            .and_then(|d| d.get("Interface"))
+            .is_some_and(|i| i.try_clone().ok().and_then(|i| String::try_from(i).ok()).as_deref() == Some(br.as_str()))
+    };
+    let added = announcement_where(&mut stream, &mut seen, &c.log(), names_br).await;
+    let path = seen[added].path.clone();
+    let expected: std::collections::BTreeSet<String> = [
+        "org.freedesktop.NetworkManager.Device",
+        "org.freedesktop.NetworkManager.Device.Bridge",
+        "org.freedesktop.NetworkManager.Device.Statistics",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(seen[added].names, expected, "one announcement with every interface of {path}");
+
+    let om = c.proxy("/org/freedesktop", "org.freedesktop.DBus.ObjectManager").await;
+    let objects: std::collections::HashMap<OwnedObjectPath, Interfaces> =
+        om.call("GetManagedObjects", &()).await.expect("GetManagedObjects");
+    let listed: std::collections::BTreeSet<String> = objects[&path].keys().cloned().collect();
+    assert_eq!(listed, expected);
+    for (p, ifaces) in &objects {
+        assert!(!ifaces.is_empty(), "{p} is listed without interfaces");
+    }
+    for p in ["/org/freedesktop/NetworkManager", "/org/freedesktop/NetworkManager/Settings"] {
+        assert!(objects.keys().any(|o| o.as_str() == p), "{p} listed");
+    }
+
+    c.ip(&["link", "del", &br]);
+    let removed =
+        announcement_where(&mut stream, &mut seen, &c.log(), |a| a.member == "InterfacesRemoved" && a.path == path)
+            .await;
+    assert_eq!(seen[removed].names, expected, "one withdrawal of every interface");
+    let about_it: Vec<&str> = seen.iter().filter(|a| a.path == path).map(|a| a.member.as_str()).collect();
+    assert_eq!(about_it, ["InterfacesAdded", "InterfacesRemoved"]);
+    let objects: std::collections::HashMap<OwnedObjectPath, Interfaces> =
+        om.call("GetManagedObjects", &()).await.expect("GetManagedObjects");
+    assert!(!objects.contains_key(&path), "{path} no longer listed");
+}

@@ -8,6 +8,7 @@
 //! once the bus has seen every new object (ordering rule B1).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use nm_dbus::WireSettings;
@@ -17,7 +18,7 @@ use nm_platform::{LinkDetails, MacvlanOptions, TunOptions, VxlanOptions};
 use tokio::sync::{mpsc, oneshot};
 use zbus::message::Header;
 use zbus::names::InterfaceName;
-use zbus::object_server::SignalEmitter;
+use zbus::object_server::{Interface, SignalEmitter};
 use zbus::{Connection as Bus, OwnedObjectPath, OwnedVariant, Variant, interface};
 
 use crate::auth::{self, Action, Caller, Domain};
@@ -57,25 +58,279 @@ impl<T> Props<T> {
     }
 }
 
-/// Sends `PropertiesChanged` with values (libnm ignores invalidation).
-pub async fn emit_changed(bus: &Bus, path: &OwnedObjectPath, interface: &str, changed: Vec<(&str, Variant<'_>)>) {
-    if changed.is_empty() {
-        return;
+/// The properties of one interface, as `GetAll` gives them.
+type Properties = HashMap<String, OwnedVariant>;
+
+/// An interface of an exported object: its name and a copy of it.
+type Exported = (InterfaceName<'static>, Arc<dyn Interface>);
+
+const OBJECT_MANAGER_PATH: &str = "/org/freedesktop";
+const OBJECT_MANAGER_IFACE: &str = "org.freedesktop.DBus.ObjectManager";
+
+/// The engine's way to the bus: the objects it exports and the signals it
+/// emits, queued while it handles an input and handed to the bus together
+/// (`Connection::send_all` writes up to 16 messages at a time where `send`
+/// makes a write, and wakes the bus daemon, for each). At start-up with 300
+/// devices the engine emits about 6,000 signals, and those writes were the
+/// larger part of its CPU.
+///
+/// It is also the `ObjectManager` at `/org/freedesktop` (zbus's is not
+/// built: it announces each interface of an object in an `InterfacesAdded`
+/// of its own, sent at once; a device took four): interfaces exported one
+/// after the other at one path make one `InterfacesAdded`, as
+/// NetworkManager's, and `GetManagedObjects` lists what was exported here.
+///
+/// Queued signals go out before anything that must follow them: the answer
+/// to a call (ordering rule B1: the engine calls [`Outbox::send_queued`]
+/// before it answers) and the end of every input. A clone shares the queue.
+#[derive(Clone)]
+pub struct Outbox {
+    bus: Bus,
+    state: Arc<Mutex<OutboxState>>,
+}
+
+#[derive(Default)]
+struct OutboxState {
+    queued: Vec<zbus::Message>,
+    queued_bytes: usize,
+    /// The last signal while it may still take in the next one: the
+    /// interfaces exported at (or withdrawn from) the same path, more
+    /// properties changed on the same interface of the same object. Built
+    /// into `queued` as soon as anything else is queued.
+    open: Option<Open>,
+    /// Every exported object with a copy of each of its interfaces (they
+    /// hold only shared handles, so a copy reads what the exported one
+    /// reads), in the order they were exported.
+    objects: HashMap<OwnedObjectPath, Vec<Exported>>,
+}
+
+enum Open {
+    Added(OwnedObjectPath, Vec<(InterfaceName<'static>, Properties)>),
+    Removed(OwnedObjectPath, Vec<InterfaceName<'static>>),
+    /// `PropertiesChanged`: path, interface, values (a later one of a
+    /// property replaces the earlier).
+    Changed(String, String, Vec<(String, OwnedVariant)>),
+}
+
+/// How much may wait in the queue before an export sends it: an input that
+/// activates hundreds of devices would otherwise hold all their signals at
+/// once, and the heap they took stays fragmented after.
+const QUEUE_BYTES: usize = 32 * 1024;
+
+impl OutboxState {
+    fn push(&mut self, message: zbus::Message) {
+        self.queued_bytes += message.data().len();
+        self.queued.push(message);
     }
-    let result = async {
-        let emitter = SignalEmitter::new(bus, path.clone())?;
-        let map: HashMap<&str, Variant<'_>> = changed.into_iter().collect();
-        zbus::fdo::Properties::properties_changed(
-            &emitter,
-            InterfaceName::try_from(interface)?,
-            map,
-            std::borrow::Cow::Borrowed(&[]),
-        )
-        .await
-    };
-    if let Err(e) = result.await {
-        tracing::warn!("PropertiesChanged on {path}: {e}");
+}
+
+impl Outbox {
+    pub fn new(bus: Bus) -> Self {
+        Outbox { bus, state: Arc::default() }
     }
+
+    fn state(&self) -> MutexGuard<'_, OutboxState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn build<B>(&self, path: &str, interface: &str, member: &str, body: &B) -> zbus::Result<zbus::Message>
+    where
+        B: serde::Serialize + zbus::zvariant::DynamicType,
+    {
+        let mut builder = zbus::Message::signal(path, interface, member);
+        if let Some(me) = self.bus.unique_name() {
+            builder = builder.sender(me);
+        }
+        builder.build(body)
+    }
+
+    /// Builds the open signal into the queue.
+    fn close(&self, state: &mut OutboxState) {
+        let built = match state.open.take() {
+            None => return,
+            Some(Open::Added(path, interfaces)) => {
+                let interfaces: HashMap<&str, &Properties> =
+                    interfaces.iter().map(|(name, props)| (name.as_str(), props)).collect();
+                self.build(OBJECT_MANAGER_PATH, OBJECT_MANAGER_IFACE, "InterfacesAdded", &(&path, interfaces))
+            }
+            Some(Open::Removed(path, interfaces)) => {
+                let names: Vec<&str> = interfaces.iter().map(|n| n.as_str()).collect();
+                self.build(OBJECT_MANAGER_PATH, OBJECT_MANAGER_IFACE, "InterfacesRemoved", &(&path, names))
+            }
+            Some(Open::Changed(path, interface, values)) => {
+                let values: HashMap<&str, &OwnedVariant> = values.iter().map(|(k, v)| (k.as_str(), v)).collect();
+                let body = (interface.as_str(), values, &[] as &[&str]);
+                self.build(&path, "org.freedesktop.DBus.Properties", "PropertiesChanged", &body)
+            }
+        };
+        match built {
+            Ok(m) => state.push(m),
+            Err(e) => tracing::warn!("announcing an object: {e}"),
+        }
+    }
+
+    /// Queues a signal with `body` (a tuple of its arguments).
+    pub fn signal<B>(&self, path: &str, interface: &str, member: &str, body: &B)
+    where
+        B: serde::Serialize + zbus::zvariant::DynamicType,
+    {
+        match self.build(path, interface, member, body) {
+            Ok(m) => {
+                let mut state = self.state();
+                self.close(&mut state);
+                state.push(m);
+            }
+            Err(e) => tracing::warn!("{interface}.{member} on {path}: {e}"),
+        }
+    }
+
+    /// Queues `PropertiesChanged` with values (libnm ignores invalidation),
+    /// in one signal with the changes queued just before on the same
+    /// interface of the same object: a device's activation changes its
+    /// properties in several steps with nothing else in between.
+    pub fn changed(&self, path: &str, interface: &str, changed: Vec<(&str, Variant<'_>)>) {
+        let mut owned = Vec::with_capacity(changed.len());
+        for (name, value) in changed {
+            match OwnedVariant::try_from(value) {
+                Ok(v) => owned.push((name.to_string(), v)),
+                Err(e) => tracing::warn!("{interface}.{name} on {path}: {e}"),
+            }
+        }
+        if owned.is_empty() {
+            return;
+        }
+        let mut state = self.state();
+        match &mut state.open {
+            Some(Open::Changed(p, i, values)) if p == path && i == interface => {
+                for (name, value) in owned {
+                    match values.iter_mut().find(|(n, _)| *n == name) {
+                        Some(slot) => slot.1 = value,
+                        None => values.push((name, value)),
+                    }
+                }
+            }
+            _ => {
+                self.close(&mut state);
+                state.open = Some(Open::Changed(path.to_string(), interface.to_string(), owned));
+            }
+        }
+    }
+
+    /// Sends what is queued, in order.
+    pub async fn send_queued(&self) {
+        let messages = {
+            let mut state = self.state();
+            self.close(&mut state);
+            state.queued_bytes = 0;
+            std::mem::take(&mut state.queued)
+        };
+        if messages.is_empty() {
+            return;
+        }
+        if let Err(e) = self.bus.send_all(&messages).await {
+            tracing::warn!("sending {} signals: {e}", messages.len());
+        }
+    }
+
+    /// Sends the queue if it has grown long.
+    async fn send_if_long(&self) {
+        if self.state().queued_bytes >= QUEUE_BYTES {
+            self.send_queued().await;
+        }
+    }
+
+    /// Exports `iface` at `path` and queues its announcement (with the
+    /// other interfaces exported at `path` just before, if nothing else was
+    /// queued in between). Hands `iface` back if `path` has it already.
+    pub async fn at<I: Interface + Clone>(&self, path: &str, iface: I) -> zbus::Result<Option<I>> {
+        self.send_if_long().await;
+        let path = OwnedObjectPath::try_from(path)?;
+        let copy: Arc<dyn Interface> = Arc::new(iface.clone());
+        let server = self.bus.object_server();
+        if let Some(back) = server.at(&path, iface).await? {
+            return Ok(Some(back));
+        }
+        let emitter = SignalEmitter::new(&self.bus, path.clone())?;
+        let props = copy.get_all(server, &self.bus, None, &emitter).await?;
+        let mut state = self.state();
+        state.objects.entry(path.clone()).or_default().push((I::name(), copy));
+        match &mut state.open {
+            Some(Open::Added(open, interfaces)) if *open == path => interfaces.push((I::name(), props)),
+            _ => {
+                self.close(&mut state);
+                state.open = Some(Open::Added(path, vec![(I::name(), props)]));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Withdraws interface `I` at `path` and queues that (with the other
+    /// interfaces withdrawn from `path` just before).
+    pub async fn remove<I: Interface>(&self, path: &str) -> zbus::Result<bool> {
+        self.send_if_long().await;
+        let path = OwnedObjectPath::try_from(path)?;
+        let gone = self.bus.object_server().remove::<I, _>(&path).await?;
+        let mut state = self.state();
+        if let Some(interfaces) = state.objects.get_mut(&path) {
+            interfaces.retain(|(name, _)| *name != I::name());
+            if interfaces.is_empty() {
+                state.objects.remove(&path);
+            }
+        }
+        match &mut state.open {
+            Some(Open::Removed(open, names)) if *open == path => names.push(I::name()),
+            _ => {
+                self.close(&mut state);
+                state.open = Some(Open::Removed(path, vec![I::name()]));
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Every exported object with its interfaces' properties.
+    async fn managed_objects(&self) -> zbus::fdo::Result<HashMap<OwnedObjectPath, HashMap<String, Properties>>> {
+        let objects: Vec<_> = self.state().objects.iter().map(|(p, i)| (p.clone(), i.clone())).collect();
+        let server = self.bus.object_server();
+        let mut all = HashMap::with_capacity(objects.len());
+        for (path, interfaces) in objects {
+            let emitter = SignalEmitter::new(&self.bus, path.clone())?;
+            let mut props = HashMap::with_capacity(interfaces.len());
+            for (name, iface) in interfaces {
+                props.insert(name.to_string(), iface.get_all(server, &self.bus, None, &emitter).await?);
+            }
+            all.insert(path, props);
+        }
+        Ok(all)
+    }
+}
+
+/// `org.freedesktop.DBus.ObjectManager` at `/org/freedesktop` (see [`Outbox`]).
+#[derive(Clone)]
+pub struct ObjectManagerIface {
+    pub out: Outbox,
+}
+
+#[interface(name = "org.freedesktop.DBus.ObjectManager")]
+impl ObjectManagerIface {
+    async fn get_managed_objects(
+        &self,
+    ) -> zbus::fdo::Result<HashMap<OwnedObjectPath, HashMap<String, HashMap<String, OwnedVariant>>>> {
+        self.out.managed_objects().await
+    }
+
+    #[zbus(signal)]
+    async fn interfaces_added(
+        emitter: &SignalEmitter<'_>,
+        object_path: OwnedObjectPath,
+        interfaces_and_properties: HashMap<String, HashMap<String, OwnedVariant>>,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn interfaces_removed(
+        emitter: &SignalEmitter<'_>,
+        object_path: OwnedObjectPath,
+        interfaces: Vec<String>,
+    ) -> zbus::Result<()>;
 }
 
 /// The engine's inbox, for the interface objects.
@@ -279,6 +534,7 @@ impl Default for ManagerProps {
     }
 }
 
+#[derive(Clone)]
 pub struct ManagerIface {
     pub props: Props<ManagerProps>,
     pub engine: EngineHandle,
@@ -632,6 +888,7 @@ pub struct SettingsProps {
     pub hostname: String,
 }
 
+#[derive(Clone)]
 pub struct SettingsIface {
     pub props: Props<SettingsProps>,
     pub engine: EngineHandle,
@@ -785,6 +1042,7 @@ impl ConnectionProps {
     }
 }
 
+#[derive(Clone)]
 pub struct ConnectionIface {
     pub id: u32,
     pub props: Props<ConnectionProps>,
@@ -1011,6 +1269,7 @@ pub fn lldp_neighbor(n: &nm_platform::lldp::LldpNeighbor) -> HashMap<String, Own
     m
 }
 
+#[derive(Clone)]
 pub struct DeviceIface {
     pub id: u32,
     pub props: Props<DeviceProps>,
@@ -1224,6 +1483,7 @@ impl DeviceIface {
     ) -> zbus::Result<()>;
 }
 
+#[derive(Clone)]
 pub struct WiredIface {
     pub props: Props<DeviceProps>,
 }
@@ -1252,6 +1512,7 @@ impl WiredIface {
     }
 }
 
+#[derive(Clone)]
 pub struct GenericIface {
     pub props: Props<DeviceProps>,
 }
@@ -1268,6 +1529,7 @@ impl GenericIface {
     }
 }
 
+#[derive(Clone)]
 pub struct BridgeIface {
     pub props: Props<DeviceProps>,
 }
@@ -1291,6 +1553,7 @@ impl BridgeIface {
 /// The type interfaces of macvlan, vxlan and tun devices: what the kernel
 /// says of the link (`Device.Macvlan`, `.Vxlan`, `.Tun`), read from
 /// [`DeviceProps::details`].
+#[derive(Clone)]
 pub struct MacvlanIface {
     pub props: Props<DeviceProps>,
 }
@@ -1330,6 +1593,7 @@ impl MacvlanIface {
 
 /// A veth device (NetworkManager exports it beside `.Device.Wired`; libnm
 /// makes an NMDeviceVeth of it).
+#[derive(Clone)]
 pub struct VethIface {
     pub props: Props<DeviceProps>,
 }
@@ -1344,6 +1608,7 @@ impl VethIface {
     }
 }
 
+#[derive(Clone)]
 pub struct VxlanIface {
     pub props: Props<DeviceProps>,
 }
@@ -1429,6 +1694,7 @@ impl VxlanIface {
     }
 }
 
+#[derive(Clone)]
 pub struct TunIface {
     pub props: Props<DeviceProps>,
 }
@@ -1475,31 +1741,33 @@ impl TunIface {
     }
 }
 
+#[derive(Clone)]
 pub struct StatisticsIface {
     pub props: Props<DeviceProps>,
     /// As in NetworkManager, counters are read only while a client asked
     /// for them (`RefreshRateMs` > 0); otherwise they read 0 and cost
     /// nothing (GetManagedObjects would read /sys for every device).
-    pub refresh_rate_ms: u32,
+    /// Shared: the object manager reads a copy of this interface.
+    pub refresh_rate_ms: Arc<std::sync::atomic::AtomicU32>,
 }
 
 #[interface(name = "org.freedesktop.NetworkManager.Device.Statistics")]
 impl StatisticsIface {
     #[zbus(property)]
     fn refresh_rate_ms(&self) -> u32 {
-        self.refresh_rate_ms
+        self.refresh_rate_ms.load(Relaxed)
     }
     #[zbus(property)]
-    fn set_refresh_rate_ms(&mut self, value: u32) {
-        self.refresh_rate_ms = value;
+    fn set_refresh_rate_ms(&self, value: u32) {
+        self.refresh_rate_ms.store(value, Relaxed);
     }
     #[zbus(property)]
     fn tx_bytes(&self) -> u64 {
-        if self.refresh_rate_ms == 0 { 0 } else { read_stat(&self.props.lock().interface, "tx_bytes") }
+        if self.refresh_rate_ms.load(Relaxed) == 0 { 0 } else { read_stat(&self.props.lock().interface, "tx_bytes") }
     }
     #[zbus(property)]
     fn rx_bytes(&self) -> u64 {
-        if self.refresh_rate_ms == 0 { 0 } else { read_stat(&self.props.lock().interface, "rx_bytes") }
+        if self.refresh_rate_ms.load(Relaxed) == 0 { 0 } else { read_stat(&self.props.lock().interface, "rx_bytes") }
     }
 }
 
@@ -1529,6 +1797,7 @@ pub struct ActiveProps {
     pub dhcp6_config: OwnedObjectPath,
 }
 
+#[derive(Clone)]
 pub struct ActiveIface {
     pub props: Props<ActiveProps>,
 }
@@ -1680,6 +1949,7 @@ fn v4_u32(a: &std::net::IpAddr) -> u32 {
     }
 }
 
+#[derive(Clone)]
 pub struct Ip4ConfigIface {
     pub props: Props<IpProps>,
 }
@@ -1749,6 +2019,7 @@ impl Ip4ConfigIface {
     }
 }
 
+#[derive(Clone)]
 pub struct Ip6ConfigIface {
     pub props: Props<IpProps>,
 }
@@ -1823,6 +2094,7 @@ impl Ip6ConfigIface {
 macro_rules! dhcp_config_iface {
     ($name:ident, $interface:literal, $doc:literal) => {
         #[doc = $doc]
+        #[derive(Clone)]
         pub struct $name {
             pub props: Props<std::collections::BTreeMap<String, String>>,
         }
@@ -1847,6 +2119,7 @@ dhcp_config_iface!(Dhcp6ConfigIface, "org.freedesktop.NetworkManager.DHCP6Config
 
 /// Secret agents register here, keyed by their unique bus name; the
 /// registry (`agents.rs`) is what activations ask for secrets.
+#[derive(Clone)]
 pub struct AgentManagerIface {
     pub agents: crate::agents::Registry,
 }
@@ -1897,6 +2170,7 @@ pub struct CheckpointProps {
     pub rollback_timeout: u32,
 }
 
+#[derive(Clone)]
 pub struct CheckpointIface {
     pub props: Props<CheckpointProps>,
 }
@@ -1917,6 +2191,7 @@ impl CheckpointIface {
     }
 }
 
+#[derive(Clone)]
 pub struct DnsManagerIface {
     pub props: Props<DnsProps>,
 }

@@ -23,7 +23,6 @@ use nm_platform::{
 use nm_runtime::Paths;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
-use zbus::object_server::SignalEmitter;
 use zbus::{Connection as Bus, OwnedObjectPath, Variant};
 
 use crate::agents;
@@ -466,6 +465,8 @@ fn next(n: &mut u32) -> u32 {
 
 pub struct Engine {
     bus: Bus,
+    /// What the engine emits, sent together (see [`Outbox`]).
+    out: Outbox,
     platform: Platform,
     tx: mpsc::UnboundedSender<Input>,
     handle: EngineHandle,
@@ -559,8 +560,9 @@ impl Engine {
             },
             ..Default::default()
         });
-        let server = bus.object_server();
-        server.at("/org/freedesktop", zbus::fdo::ObjectManager).await?;
+        let out = Outbox::new(bus.clone());
+        let server = out.clone();
+        server.at("/org/freedesktop", ObjectManagerIface { out: out.clone() }).await?;
         server.at(NM_PATH, ManagerIface { props: manager.clone(), engine: handle.clone() }).await?;
         server.at(SETTINGS_PATH, SettingsIface { props: settings.clone(), engine: handle.clone() }).await?;
         let agents = agents::Registry::default();
@@ -573,6 +575,7 @@ impl Engine {
         }
         let (dhcp_subscribed_tx, dhcp_subscribed) = tokio::sync::watch::channel(false);
         let engine = Engine {
+            out,
             bus,
             platform,
             tx,
@@ -623,6 +626,7 @@ impl Engine {
         }
         self.discovering = false;
         self.publish_devices().await;
+        self.out.send_queued().await;
     }
 
     /// Starts the start-up carrier wait and following the other services.
@@ -698,6 +702,7 @@ impl Engine {
             Input::Lldp(ifindex, frame) => self.lldp_frame(ifindex, &frame).await,
         }
         self.check_startup().await;
+        self.out.send_queued().await;
     }
 
     // ------------------------------------------------------------ calls ---
@@ -708,14 +713,17 @@ impl Engine {
                 let r = self.devices.values().find(|d| d.name == iface).map(|d| d.path.clone()).ok_or_else(|| {
                     NmError::manager("UnknownDevice", format!("No device found for the requested iface '{iface}'"))
                 });
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::Activate { connection, device, reply } => {
                 let r = self.activate_call(&connection, &device).await;
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::AddAndActivate { dict, device, reply } => {
                 let r = self.add_and_activate(dict, &device).await;
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::Deactivate { active, reply } => {
@@ -736,10 +744,12 @@ impl Engine {
                         Err(NmError::manager("ConnectionNotActive", format!("The connection {active} was not active")))
                     }
                 };
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::CheckpointCreate { devices, rollback_timeout, flags, reply } => {
                 let r = self.checkpoint_create(devices, rollback_timeout, flags).await;
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::CheckpointDestroy { checkpoint, reply } => {
@@ -750,6 +760,7 @@ impl Engine {
                     }
                     Err(e) => Err(e),
                 };
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::CheckpointRollback { checkpoint, reply } => {
@@ -757,10 +768,12 @@ impl Engine {
                     Ok(id) => Ok(self.checkpoint_rollback(id).await),
                     Err(e) => Err(e),
                 };
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::CheckpointAdjust { checkpoint, add_timeout, reply } => {
                 let r = self.checkpoint_id(&checkpoint).map(|id| self.checkpoint_adjust(id, add_timeout));
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::Sleep { sleep, reply } => {
@@ -773,6 +786,7 @@ impl Engine {
                     self.set_sleeping(sleep).await;
                     Ok(())
                 };
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::EnableNetworking { enable, reply } => {
@@ -783,6 +797,7 @@ impl Engine {
                     self.enable_networking(enable).await;
                     Ok(())
                 };
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::ConnectionByUuid { uuid, reply } => {
@@ -792,26 +807,32 @@ impl Engine {
                     .find(|p| p.uuid == uuid)
                     .map(|p| p.path.clone())
                     .ok_or_else(|| err_unknown_connection(&uuid));
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::AddConnection { dict, save, reply } => {
                 let r = self.add_connection(dict, save).await.map(|id| self.profiles[&id].path.clone());
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::UpdateConnection { id, dict, to_disk, reply } => {
                 let r = self.update_connection(id, dict, to_disk).await;
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::DeleteConnection { id, reply } => {
                 let r = self.delete_connection(id).await;
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::GetSecrets { id, setting, reply } => {
                 let r = self.get_secrets(id, &setting).await;
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::DeviceDelete { id, reply } => {
                 let r = self.delete_device(id).await;
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::DeviceDisconnect { id, reply } => {
@@ -826,6 +847,7 @@ impl Engine {
                     }
                     None => Err(NmError::device("NotActive", "This device is not active")),
                 };
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::AppliedConnection { id, reply } => {
@@ -836,23 +858,28 @@ impl Engine {
                     .and_then(|a| self.actives.get(&a))
                     .map(|a| dbus_dict::to_dbus(&a.conn, false))
                     .ok_or_else(|| NmError::device("NotActive", "This device is not active"));
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::Reapply { id, dict, reply } => {
                 let r = self.reapply(id, dict).await;
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::SetManaged { id, value, reply } => {
                 self.set_managed(id, value, true).await;
+                self.out.send_queued().await;
                 let _ = reply.send(Ok(()));
             }
             Call::RewriteDns { reply } => {
                 self.last_resolv = None;
                 self.update_dns().await;
+                self.out.send_queued().await;
                 let _ = reply.send(Ok(()));
             }
             Call::SaveHostname { hostname, reply } => {
                 let r = self.save_hostname(&hostname).await;
+                self.out.send_queued().await;
                 let _ = reply.send(r);
             }
             Call::SetDeviceAutoconnect { id, value, reply } => {
@@ -863,6 +890,7 @@ impl Engine {
                 if value {
                     self.autoconnect_all().await;
                 }
+                self.out.send_queued().await;
                 let _ = reply.send(Ok(()));
             }
         }
@@ -873,7 +901,7 @@ impl Engine {
             return;
         };
         d.props.lock().autoconnect = d.autoconnect;
-        emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![("Autoconnect", Variant::from(d.autoconnect))]).await;
+        self.out.changed(&d.path, DEVICE_IFACE, vec![("Autoconnect", Variant::from(d.autoconnect))]);
     }
 
     // ------------------------------------------------------ checkpoints ---
@@ -946,7 +974,7 @@ impl Engine {
             created: boottime_ms(),
             rollback_timeout: timeout,
         });
-        if let Err(e) = self.bus.object_server().at(&path, api::CheckpointIface { props: props.clone() }).await {
+        if let Err(e) = self.out.at(&path, api::CheckpointIface { props: props.clone() }).await {
             return Err(NmError::failed(format!("exporting {path}: {e}")));
         }
         info!("checkpoint {id} of {} devices (rollback after {timeout} s; 0: none)", snapshots.len());
@@ -971,7 +999,7 @@ impl Engine {
 
     async fn checkpoint_destroy(&mut self, id: u32) {
         if let Some(c) = self.checkpoints.remove(&id) {
-            let _ = self.bus.object_server().remove::<api::CheckpointIface, _>(&c.path).await;
+            let _ = self.out.remove::<api::CheckpointIface>(&c.path).await;
             self.publish_checkpoints().await;
         }
     }
@@ -1018,7 +1046,7 @@ impl Engine {
             }
         }
         info!("checkpoint {id} rolled back");
-        let _ = self.bus.object_server().remove::<api::CheckpointIface, _>(&path).await;
+        let _ = self.out.remove::<api::CheckpointIface>(&path).await;
         self.publish_checkpoints().await;
         results
     }
@@ -1097,7 +1125,7 @@ impl Engine {
     async fn publish_checkpoints(&mut self) {
         let list: Vec<OwnedObjectPath> = self.checkpoints.values().map(|c| c.path.clone()).collect();
         self.manager.lock().checkpoints = list.clone();
-        emit_changed(&self.bus, &nm_path(), NM_IFACE, vec![("Checkpoints", Variant::from(list))]).await;
+        self.out.changed(&nm_path(), NM_IFACE, vec![("Checkpoints", Variant::from(list))]);
     }
 
     /// Asleep: put to sleep, or networking switched off.
@@ -1117,7 +1145,7 @@ impl Engine {
         info!("networking {}", if enable { "enabled" } else { "disabled" });
         self.networking_enabled = enable;
         self.manager.lock().networking_enabled = enable;
-        emit_changed(&self.bus, &nm_path(), NM_IFACE, vec![("NetworkingEnabled", Variant::from(enable))]).await;
+        self.out.changed(&nm_path(), NM_IFACE, vec![("NetworkingEnabled", Variant::from(enable))]);
         self.sleep_or_wake(was_asleep).await;
     }
 
@@ -1170,7 +1198,7 @@ impl Engine {
         d.managed = managed;
         d.props.lock().managed = managed;
         let (path, ifindex, name, active) = (d.path.clone(), d.ifindex, d.name.clone(), d.active);
-        emit_changed(&self.bus, &path, DEVICE_IFACE, vec![("Managed", Variant::from(managed))]).await;
+        self.out.changed(&path, DEVICE_IFACE, vec![("Managed", Variant::from(managed))]);
         // The user's word outlives a restart of nm-core (NetworkManager's
         // `managed=false` record); taken back, the device starts clean.
         if asked && managed {
@@ -1337,13 +1365,11 @@ impl Engine {
                 p.ip4_config = root();
                 p.ip6_config = root();
             }
-            emit_changed(
-                &self.bus,
+            self.out.changed(
                 &d.path,
                 DEVICE_IFACE,
                 vec![("Ip4Config", Variant::from(root())), ("Ip6Config", Variant::from(root()))],
-            )
-            .await;
+            );
         }
         self.export_ip_configs(ac).await;
         self.publish_actives().await;
@@ -1373,7 +1399,7 @@ impl Engine {
             return;
         }
         self.settings.lock().hostname = hostname.clone();
-        emit_changed(&self.bus, &settings_path(), SETTINGS_IFACE, vec![("Hostname", Variant::from(hostname))]).await;
+        self.out.changed(&settings_path(), SETTINGS_IFACE, vec![("Hostname", Variant::from(hostname))]);
         let connectivity = dispatcher::connectivity_name(self.manager.lock().connectivity);
         self.dispatch_later(Dispatch::global("hostname", connectivity));
     }
@@ -1532,7 +1558,7 @@ impl Engine {
             .collect();
         for (peer, props) in peers {
             props.lock().parent = path.clone();
-            emit_changed(&self.bus, &peer, VETH_IFACE, vec![("Peer", Variant::from(path.clone()))]).await;
+            self.out.changed(&peer, VETH_IFACE, vec![("Peer", Variant::from(path.clone()))]);
         }
     }
 
@@ -1547,7 +1573,7 @@ impl Engine {
         for (child, kind, props) in children {
             props.lock().parent = root();
             if let Some((iface, prop)) = parent_property(kind) {
-                emit_changed(&self.bus, &child, iface, vec![(prop, Variant::from(root()))]).await;
+                self.out.changed(&child, iface, vec![(prop, Variant::from(root()))]);
             }
         }
     }
@@ -1744,8 +1770,8 @@ impl Engine {
         };
         if changed {
             let bridge_iface = "org.freedesktop.NetworkManager.Device.Bridge";
-            emit_changed(&self.bus, &b.path, bridge_iface, vec![("Slaves", Variant::from(ports.clone()))]).await;
-            emit_changed(&self.bus, &b.path, DEVICE_IFACE, vec![("Ports", Variant::from(ports))]).await;
+            self.out.changed(&b.path, bridge_iface, vec![("Slaves", Variant::from(ports.clone()))]);
+            self.out.changed(&b.path, DEVICE_IFACE, vec![("Ports", Variant::from(ports))]);
         }
     }
 
@@ -1937,7 +1963,7 @@ impl Engine {
             props.filename = storage.filename;
         }
         if !changed.is_empty() {
-            emit_changed(&self.bus, &p.path, CONNECTION_IFACE, changed).await;
+            self.out.changed(&p.path, CONNECTION_IFACE, changed);
         }
     }
 
@@ -2132,14 +2158,12 @@ impl Engine {
             filename: storage.filename,
         });
         let iface = ConnectionIface { id, props: props.clone(), engine: self.handle.clone() };
-        if let Err(e) = self.bus.object_server().at(&path, iface).await {
+        if let Err(e) = self.out.at(&path, iface).await {
             warn!("exporting {path}: {e}");
         }
         let binding = policy::Binding::of(&props.lock().conn);
         self.profiles.insert(id, Profile { path: path.clone(), source, remote, uuid, props, binding });
-        if let Ok(emitter) = SignalEmitter::new(&self.bus, SETTINGS_PATH) {
-            let _ = SettingsIface::new_connection(&emitter, path).await;
-        }
+        self.out.signal(SETTINGS_PATH, SETTINGS_IFACE, "NewConnection", &(path,));
         if !quiet {
             self.publish_connections().await;
             self.refresh_available().await;
@@ -2151,8 +2175,7 @@ impl Engine {
     async fn publish_connections(&mut self) {
         let connections: Vec<OwnedObjectPath> = self.profiles.values().map(|p| p.path.clone()).collect();
         self.settings.lock().connections = connections.clone();
-        emit_changed(&self.bus, &settings_path(), SETTINGS_IFACE, vec![("Connections", Variant::from(connections))])
-            .await;
+        self.out.changed(&settings_path(), SETTINGS_IFACE, vec![("Connections", Variant::from(connections))]);
     }
 
     async fn profile_changed(&mut self, id: u32, conn: Connection) {
@@ -2168,9 +2191,7 @@ impl Engine {
             props.conn = Arc::new(conn);
         }
         let path = p.path.clone();
-        if let Ok(emitter) = SignalEmitter::new(&self.bus, path) {
-            let _ = ConnectionIface::updated(&emitter).await;
-        }
+        self.out.signal(&path, CONNECTION_IFACE, "Updated", &());
         self.retries.remove(&p.uuid.clone());
         self.refresh_available().await;
     }
@@ -2179,17 +2200,12 @@ impl Engine {
         let Some(p) = self.profiles.remove(&id) else {
             return;
         };
-        if let Ok(emitter) = SignalEmitter::new(&self.bus, p.path.clone()) {
-            let _ = ConnectionIface::removed(&emitter).await;
-        }
+        self.out.signal(&p.path, CONNECTION_IFACE, "Removed", &());
         let connections: Vec<OwnedObjectPath> = self.profiles.values().map(|p| p.path.clone()).collect();
         self.settings.lock().connections = connections.clone();
-        emit_changed(&self.bus, &settings_path(), SETTINGS_IFACE, vec![("Connections", Variant::from(connections))])
-            .await;
-        if let Ok(emitter) = SignalEmitter::new(&self.bus, SETTINGS_PATH) {
-            let _ = SettingsIface::connection_removed(&emitter, p.path.clone()).await;
-        }
-        let _ = self.bus.object_server().remove::<ConnectionIface, _>(&p.path).await;
+        self.out.changed(&settings_path(), SETTINGS_IFACE, vec![("Connections", Variant::from(connections))]);
+        self.out.signal(SETTINGS_PATH, SETTINGS_IFACE, "ConnectionRemoved", &(&p.path,));
+        let _ = self.out.remove::<ConnectionIface>(&p.path).await;
         self.retries.remove(&p.uuid);
         self.refresh_available().await;
         // A device it was active on may take another profile.
@@ -2226,7 +2242,7 @@ impl Engine {
             }
         }
         for (path, list) in changes {
-            emit_changed(&self.bus, &path, DEVICE_IFACE, vec![("AvailableConnections", Variant::from(list))]).await;
+            self.out.changed(&path, DEVICE_IFACE, vec![("AvailableConnections", Variant::from(list))]);
         }
     }
 
@@ -2372,7 +2388,7 @@ impl Engine {
             parent: self.parent_path(&link),
             lldp: Vec::new(),
         });
-        let server = self.bus.object_server();
+        let server = self.out.clone();
         let exported = async {
             // The type interface first: `.Device` alone does not make a device for libnm.
             match kind {
@@ -2388,7 +2404,7 @@ impl Engine {
                 DeviceType::Tun => server.at(&path, TunIface { props: props.clone() }).await.map(|_| ())?,
                 _ => server.at(&path, GenericIface { props: props.clone() }).await.map(|_| ())?,
             };
-            server.at(&path, StatisticsIface { props: props.clone(), refresh_rate_ms: 0 }).await?;
+            server.at(&path, StatisticsIface { props: props.clone(), refresh_rate_ms: Arc::default() }).await?;
             server.at(&path, DeviceIface { id, props: props.clone(), engine: self.handle.clone() }).await
         };
         if let Err(e) = exported.await {
@@ -2423,10 +2439,8 @@ impl Engine {
             self.link_parents(link.ifindex, &path).await;
         }
         self.publish_devices().await;
-        if !self.discovering
-            && let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH)
-        {
-            let _ = ManagerIface::device_added(&emitter, path).await;
+        if !self.discovering {
+            self.out.signal(NM_PATH, NM_IFACE, "DeviceAdded", &(&path,));
         }
         self.refresh_available().await;
         if managed && !sleeping {
@@ -2518,7 +2532,7 @@ impl Engine {
             mark(&mut props);
             props.flags()
         };
-        emit_changed(&self.bus, &p.path, CONNECTION_IFACE, vec![("Flags", Variant::from(flags))]).await;
+        self.out.changed(&p.path, CONNECTION_IFACE, vec![("Flags", Variant::from(flags))]);
     }
 
     /// A device's permanent MAC, when it has one of its own (a veth's is
@@ -2604,12 +2618,12 @@ impl Engine {
                 std::mem::replace(&mut p.parent, parent.clone()) != parent
             };
             if moved && let Some((iface, prop)) = parent_property(kind) {
-                emit_changed(&self.bus, &path, iface, vec![(prop, Variant::from(parent))]).await;
+                self.out.changed(&path, iface, vec![(prop, Variant::from(parent))]);
             }
         }
-        emit_changed(&self.bus, &path, DEVICE_IFACE, changed).await;
+        self.out.changed(&path, DEVICE_IFACE, changed);
         if carrier_changed && matches!(kind, DeviceType::Ethernet | DeviceType::Veth) {
-            emit_changed(&self.bus, &path, WIRED_IFACE, vec![("Carrier", Variant::from(link.carrier))]).await;
+            self.out.changed(&path, WIRED_IFACE, vec![("Carrier", Variant::from(link.carrier))]);
         }
         // The carrier came while DHCPv4 waits for its first lease (a bridge
         // whose port just joined: the first DISCOVER left before the port
@@ -2674,26 +2688,24 @@ impl Engine {
                 warn!(device = %d.name, "removing its auto-default profile: {e}");
             }
         }
-        let server = self.bus.object_server();
+        let server = self.out.clone();
         for (family, view) in d.kernel_ip.iter().enumerate() {
             if let Some((p, _)) = view {
                 self.unexport_ip_object(family == 1, p).await;
             }
         }
-        let _ = server.remove::<DeviceIface, _>(&d.path).await;
-        let _ = server.remove::<StatisticsIface, _>(&d.path).await;
-        let _ = server.remove::<WiredIface, _>(&d.path).await;
-        let _ = server.remove::<GenericIface, _>(&d.path).await;
-        let _ = server.remove::<BridgeIface, _>(&d.path).await;
-        let _ = server.remove::<MacvlanIface, _>(&d.path).await;
-        let _ = server.remove::<VxlanIface, _>(&d.path).await;
-        let _ = server.remove::<TunIface, _>(&d.path).await;
-        let _ = server.remove::<VethIface, _>(&d.path).await;
+        let _ = server.remove::<DeviceIface>(&d.path).await;
+        let _ = server.remove::<StatisticsIface>(&d.path).await;
+        let _ = server.remove::<WiredIface>(&d.path).await;
+        let _ = server.remove::<GenericIface>(&d.path).await;
+        let _ = server.remove::<BridgeIface>(&d.path).await;
+        let _ = server.remove::<MacvlanIface>(&d.path).await;
+        let _ = server.remove::<VxlanIface>(&d.path).await;
+        let _ = server.remove::<TunIface>(&d.path).await;
+        let _ = server.remove::<VethIface>(&d.path).await;
         self.unlink_parents(&d.path).await;
         self.publish_devices().await;
-        if let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH) {
-            let _ = ManagerIface::device_removed(&emitter, d.path.clone()).await;
-        }
+        self.out.signal(NM_PATH, NM_IFACE, "DeviceRemoved", &(&d.path,));
     }
 
     /// `Manager.Devices` and `AllDevices` (the same list: no placeholders).
@@ -2703,13 +2715,11 @@ impl Engine {
         }
         let devices: Vec<OwnedObjectPath> = self.devices.values().map(|d| d.path.clone()).collect();
         self.manager.lock().devices = devices.clone();
-        emit_changed(
-            &self.bus,
+        self.out.changed(
             &nm_path(),
             NM_IFACE,
             vec![("Devices", Variant::from(devices.clone())), ("AllDevices", Variant::from(devices))],
-        )
-        .await;
+        );
     }
 
     /// Rule B4: `StateReason` changes together with `State`, then `StateChanged`.
@@ -2730,16 +2740,12 @@ impl Engine {
         let path = d.path.clone();
         let name = d.name.clone();
         tracing::debug!(device = %name, "state {} -> {} (reason {why})", old as u32, state as u32);
-        emit_changed(
-            &self.bus,
+        self.out.changed(
             &path,
             DEVICE_IFACE,
             vec![("State", Variant::from(state as u32)), ("StateReason", Variant::from((state as u32, why)))],
-        )
-        .await;
-        if let Ok(emitter) = SignalEmitter::new(&self.bus, path) {
-            let _ = DeviceIface::state_changed_signal(&emitter, state as u32, old as u32, why).await;
-        }
+        );
+        self.out.signal(&path, DEVICE_IFACE, "StateChanged", &(state as u32, old as u32, why));
     }
 
     // ------------------------------------------------------- activation ---
@@ -2867,7 +2873,7 @@ impl Engine {
             dhcp6_config: root(),
         });
         // Rule B1: the object is on the bus before the reply names it.
-        if let Err(e) = self.bus.object_server().at(&path, ActiveIface { props: props.clone() }).await {
+        if let Err(e) = self.out.at(&path, ActiveIface { props: props.clone() }).await {
             return Err(NmError::failed(format!("exporting {path}: {e}")));
         }
         self.actives.insert(
@@ -2905,7 +2911,7 @@ impl Engine {
             d.active = Some(id);
             d.props.lock().active_connection = path.clone();
         }
-        emit_changed(&self.bus, &dev_path, DEVICE_IFACE, vec![("ActiveConnection", Variant::from(path.clone()))]).await;
+        self.out.changed(&dev_path, DEVICE_IFACE, vec![("ActiveConnection", Variant::from(path.clone()))]);
         self.publish_actives().await;
         info!(device = %name, uuid = conn.uuid().unwrap_or_default(), "activating '{}'", conn.id().unwrap_or_default());
         let why = if assumed { reason::CONNECTION_ASSUMED } else { reason::NONE };
@@ -3529,7 +3535,7 @@ impl Engine {
                 .into_iter()
                 .filter_map(|(k, v)| zbus::OwnedVariant::try_from(Variant::from(v)).ok().map(|v| (k, v)))
                 .collect();
-            emit_changed(&self.bus, path, interface, vec![("Options", Variant::from(map))]).await;
+            self.out.changed(path, interface, vec![("Options", Variant::from(map))]);
             return;
         }
         if options.is_empty() {
@@ -3538,7 +3544,7 @@ impl Engine {
         let device = a.device;
         let ac_path = a.path.clone();
         let props = Props::new(options);
-        let server = self.bus.object_server();
+        let server = self.out.clone();
         let (path, exported) = if v6 {
             let path = api::path("DHCP6Config", next(&mut self.counters.dhcp6));
             (path.clone(), server.at(&path, Dhcp6ConfigIface { props: props.clone() }).await.map(drop))
@@ -3561,13 +3567,13 @@ impl Engine {
                 set(&mut ap.dhcp4_config);
             }
         }
-        emit_changed(&self.bus, &ac_path, ACTIVE_IFACE, vec![(property, Variant::from(path.clone()))]).await;
+        self.out.changed(&ac_path, ACTIVE_IFACE, vec![(property, Variant::from(path.clone()))]);
         if let Some(d) = self.devices.get(&device) {
             {
                 let mut dp = d.props.lock();
                 set(if v6 { &mut dp.dhcp6_config } else { &mut dp.dhcp4_config });
             }
-            emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![(property, Variant::from(path.clone()))]).await;
+            self.out.changed(&d.path, DEVICE_IFACE, vec![(property, Variant::from(path.clone()))]);
         }
     }
 
@@ -3768,7 +3774,7 @@ impl Engine {
             if v6 { "org.freedesktop.NetworkManager.IP6Config" } else { "org.freedesktop.NetworkManager.IP4Config" };
         let changes = new.changed_properties(v6);
         *props.lock() = new;
-        emit_changed(&self.bus, path, iface, changes).await;
+        self.out.changed(path, iface, changes);
         true
     }
 
@@ -4113,14 +4119,14 @@ impl Engine {
         } else {
             a.ip4 = Some((path.clone(), props));
         }
-        emit_changed(&self.bus, &a.path, ACTIVE_IFACE, vec![(prop, Variant::from(path.clone()))]).await;
+        self.out.changed(&a.path, ACTIVE_IFACE, vec![(prop, Variant::from(path.clone()))]);
         self.point_device_ip(device, v6, path).await;
     }
 
     /// Exports an IP4Config (or IP6Config) object showing `props`, at a new
     /// path.
     async fn export_ip_object(&mut self, v6: bool, props: &Props<IpProps>) -> Option<OwnedObjectPath> {
-        let server = self.bus.object_server();
+        let server = self.out.clone();
         let (path, result) = if v6 {
             let path = api::path("IP6Config", next(&mut self.counters.ip6));
             let r = server.at(&path, Ip6ConfigIface { props: props.clone() }).await.map(|_| ());
@@ -4141,11 +4147,11 @@ impl Engine {
 
     /// Takes an IP4Config (or IP6Config) object off the bus.
     async fn unexport_ip_object(&self, v6: bool, path: &OwnedObjectPath) {
-        let server = self.bus.object_server();
+        let server = self.out.clone();
         if v6 {
-            let _ = server.remove::<Ip6ConfigIface, _>(path).await;
+            let _ = server.remove::<Ip6ConfigIface>(path).await;
         } else {
-            let _ = server.remove::<Ip4ConfigIface, _>(path).await;
+            let _ = server.remove::<Ip4ConfigIface>(path).await;
         }
     }
 
@@ -4161,7 +4167,7 @@ impl Engine {
             }
         }
         let prop = if v6 { "Ip6Config" } else { "Ip4Config" };
-        emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![(prop, Variant::from(path))]).await;
+        self.out.changed(&d.path, DEVICE_IFACE, vec![(prop, Variant::from(path))]);
     }
 
     /// Runs an action's scripts without waiting for them.
@@ -4224,10 +4230,8 @@ impl Engine {
         if flags_changed {
             changed.push(("StateFlags", Variant::from(flags)));
         }
-        emit_changed(&self.bus, &path, ACTIVE_IFACE, changed).await;
-        if let Ok(emitter) = SignalEmitter::new(&self.bus, path) {
-            let _ = ActiveIface::state_changed_signal(&emitter, state as u32, why).await;
-        }
+        self.out.changed(&path, ACTIVE_IFACE, changed);
+        self.out.signal(&path, ACTIVE_IFACE, "StateChanged", &(state as u32, why));
     }
 
     async fn fail_activation(&mut self, ac: u32, why: u32) {
@@ -4446,7 +4450,7 @@ impl Engine {
     async fn publish_lldp(&self, device: u32) {
         let Some(d) = self.devices.get(&device) else { return };
         let list: Vec<_> = d.props.lock().lldp.iter().map(api::lldp_neighbor).collect();
-        emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![("LldpNeighbors", Variant::from(list))]).await;
+        self.out.changed(&d.path, DEVICE_IFACE, vec![("LldpNeighbors", Variant::from(list))]);
     }
 
     /// A port profile's link leaves its bridge (when it had joined it).
@@ -4557,8 +4561,7 @@ impl Engine {
                 p.ip6_config = root();
             }
             let path = d.path.clone();
-            emit_changed(
-                &self.bus,
+            self.out.changed(
                 &path,
                 DEVICE_IFACE,
                 vec![
@@ -4566,8 +4569,7 @@ impl Engine {
                     ("Ip4Config", Variant::from(root())),
                     ("Ip6Config", Variant::from(root())),
                 ],
-            )
-            .await;
+            );
         }
         let next_state = self.devices.get(&device).map_or(DeviceState::Disconnected, Device::idle_state);
         let why_dev = if next_state == DeviceState::Unavailable { reason::CARRIER } else { reason::NONE };
@@ -4576,20 +4578,20 @@ impl Engine {
         for t in [&a.dhcp.transaction, &a.dhcp6.transaction].into_iter().flatten() {
             dhcp_client::stop(&self.bus, t, false).await;
         }
-        let server = self.bus.object_server();
-        let _ = server.remove::<ActiveIface, _>(&a.path).await;
+        let server = self.out.clone();
+        let _ = server.remove::<ActiveIface>(&a.path).await;
         if let Some((p, _)) = &a.dhcp.config {
-            let _ = server.remove::<Dhcp4ConfigIface, _>(p).await;
+            let _ = server.remove::<Dhcp4ConfigIface>(p).await;
             if let Some(d) = self.devices.get(&device) {
                 d.props.lock().dhcp4_config = root();
-                emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![("Dhcp4Config", Variant::from(root()))]).await;
+                self.out.changed(&d.path, DEVICE_IFACE, vec![("Dhcp4Config", Variant::from(root()))]);
             }
         }
         if let Some((p, _)) = &a.dhcp6.config {
-            let _ = server.remove::<Dhcp6ConfigIface, _>(p).await;
+            let _ = server.remove::<Dhcp6ConfigIface>(p).await;
             if let Some(d) = self.devices.get(&device) {
                 d.props.lock().dhcp6_config = root();
-                emit_changed(&self.bus, &d.path, DEVICE_IFACE, vec![("Dhcp6Config", Variant::from(root()))]).await;
+                self.out.changed(&d.path, DEVICE_IFACE, vec![("Dhcp6Config", Variant::from(root()))]);
             }
         }
         if let Some((p, _)) = a.ip4 {
@@ -4817,13 +4819,11 @@ impl Engine {
                 c
             };
             if changed {
-                emit_changed(
-                    &self.bus,
+                self.out.changed(
                     &a.path,
                     ACTIVE_IFACE,
                     vec![("Default", Variant::from(d4)), ("Default6", Variant::from(d6))],
-                )
-                .await;
+                );
             }
         }
         let any_activated = self.actives.values().any(|a| a.state == AcState::Activated);
@@ -4884,14 +4884,12 @@ impl Engine {
                 changed.push(("State", Variant::from(state)));
             }
         }
-        emit_changed(&self.bus, &nm_path(), NM_IFACE, changed).await;
+        self.out.changed(&nm_path(), NM_IFACE, changed);
         if connectivity_changed {
             self.dispatch_later(Dispatch::global("connectivity-change", dispatcher::connectivity_name(connectivity)));
         }
-        if old_state != state
-            && let Ok(emitter) = SignalEmitter::new(&self.bus, NM_PATH)
-        {
-            let _ = ManagerIface::state_changed_signal(&emitter, state).await;
+        if old_state != state {
+            self.out.signal(NM_PATH, NM_IFACE, "StateChanged", &(state,));
         }
     }
 
@@ -4933,7 +4931,7 @@ impl Engine {
             changed
         };
         if mode_changed {
-            emit_changed(&self.bus, &dns_manager_path(), DNS_MANAGER_IFACE, vec![("Mode", Variant::from(mode))]).await;
+            self.out.changed(&dns_manager_path(), DNS_MANAGER_IFACE, vec![("Mode", Variant::from(mode))]);
         }
         if via_resolved {
             self.tell_resolved();
@@ -5142,7 +5140,7 @@ impl Engine {
         if self.settings_known && !busy && !waiting_carrier {
             self.startup = false;
             self.manager.lock().startup = false;
-            emit_changed(&self.bus, &nm_path(), NM_IFACE, vec![("Startup", Variant::from(false))]).await;
+            self.out.changed(&nm_path(), NM_IFACE, vec![("Startup", Variant::from(false))]);
             info!("start-up complete");
             // Start-up's bursts (every client's GetManagedObjects while it
             // waited) leave freed heap behind; give it back now and once

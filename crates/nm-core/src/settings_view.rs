@@ -162,9 +162,9 @@ async fn hostname(bus: &Bus) -> anyhow::Result<String> {
 /// system service) the hostname.
 async fn load_all(bus: &Bus, dbus: &zbus::fdo::DBusProxy<'_>, source: Source) -> anyhow::Result<Snapshot> {
     // The questions at once: each is a round trip through the bus.
-    let (uid, paths, hostname) = tokio::join!(
+    let (uid, profiles, hostname) = tokio::join!(
         async { Ok::<_, anyhow::Error>(dbus.get_connection_unix_user(source.bus_name().try_into()?).await?) },
-        async { Ok::<_, anyhow::Error>(settings_proxy(bus, source).await?.list_connections().await?) },
+        all_profiles(bus, source),
         async {
             match source {
                 Source::System => Some(hostname(bus).await),
@@ -172,7 +172,7 @@ async fn load_all(bus: &Bus, dbus: &zbus::fdo::DBusProxy<'_>, source: Source) ->
             }
         },
     );
-    let (uid, paths) = (uid?, paths?);
+    let (uid, profiles) = (uid?, profiles?);
     let hostname = hostname.and_then(|h| h.map_err(|e| warn!("reading the hostname from {SYSTEM_SETTINGS}: {e}")).ok());
     // Only a user's name is needed (`connection.permissions`); NSS may ask
     // a directory service, so not on the engine's task.
@@ -181,8 +181,35 @@ async fn load_all(bus: &Bus, dbus: &zbus::fdo::DBusProxy<'_>, source: Source) ->
         Source::System => None,
     };
     let owner = Owner { uid, name };
-    let profiles = stream::iter(paths).map(|p| get(bus, source, p)).buffer_unordered(PARALLEL).try_collect().await?;
     Ok(Snapshot { profiles, owner, hostname })
+}
+
+/// Every profile of a service: `GetAllConnections` in one round trip, or,
+/// from a service without it, `ListConnections` and then each profile's
+/// `GetSettings` and `GetAll`.
+async fn all_profiles(bus: &Bus, source: Source) -> anyhow::Result<Vec<Remote>> {
+    let proxy = settings_proxy(bus, source).await?;
+    match proxy.get_all_connections().await {
+        Ok(entries) => entries
+            .into_iter()
+            .map(|(path, wire, filename, unsaved)| {
+                Ok(Remote { path, dict: settings_from_wire(&wire)?, storage: Storage { filename, unsaved } })
+            })
+            .collect(),
+        Err(e) if unknown_method(&e) => {
+            let paths = proxy.list_connections().await?;
+            stream::iter(paths).map(|p| get(bus, source, p)).buffer_unordered(PARALLEL).try_collect().await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn unknown_method(e: &zbus::Error) -> bool {
+    match e {
+        zbus::Error::MethodError(name, _, _) => name.as_str() == "org.freedesktop.DBus.Error.UnknownMethod",
+        zbus::Error::FDO(e) => matches!(**e, zbus::fdo::Error::UnknownMethod(_)),
+        _ => false,
+    }
 }
 
 /// Follows one settings service for as long as nm-core runs.

@@ -5,9 +5,15 @@ use zbus::{OwnedObjectPath, proxy};
 
 use crate::WireSettings;
 
+/// One profile as `GetAllConnections` gives it: its object, what its
+/// `GetSettings` answers (no secrets), and its `Filename` and `Unsaved`.
+pub type ProfileEntry = (OwnedObjectPath, WireSettings, String, bool);
+
 #[proxy(interface = "org.freedesktop.NetworkManagerSettings", default_path = "/org/freedesktop/NetworkManagerSettings")]
 pub trait Settings {
     fn list_connections(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
+    /// nm-rs extension: every profile at once (see [`ProfileEntry`]).
+    fn get_all_connections(&self) -> zbus::Result<Vec<ProfileEntry>>;
     fn add_connection(&self, connection: WireSettings) -> zbus::Result<OwnedObjectPath>;
     /// nm-rs extension: the profile is kept in /run (in memory).
     fn add_connection_unsaved(&self, connection: WireSettings) -> zbus::Result<OwnedObjectPath>;
