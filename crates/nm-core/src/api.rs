@@ -232,9 +232,18 @@ impl Outbox {
         }
     }
 
-    /// Sends the queue if it has grown long.
-    async fn send_if_long(&self) {
-        if self.state().queued_bytes >= QUEUE_BYTES {
+    /// Sends the queue if it has grown long, unless `path`'s announcement
+    /// is open (it would be split).
+    async fn send_if_long(&self, path: &str) {
+        let send = {
+            let state = self.state();
+            let open_here = match &state.open {
+                Some(Open::Added(p, _) | Open::Removed(p, _)) => p.as_str() == path,
+                _ => false,
+            };
+            state.queued_bytes >= QUEUE_BYTES && !open_here
+        };
+        if send {
             self.send_queued().await;
         }
     }
@@ -243,7 +252,7 @@ impl Outbox {
     /// other interfaces exported at `path` just before, if nothing else was
     /// queued in between). Hands `iface` back if `path` has it already.
     pub async fn at<I: Interface + Clone>(&self, path: &str, iface: I) -> zbus::Result<Option<I>> {
-        self.send_if_long().await;
+        self.send_if_long(path).await;
         let path = OwnedObjectPath::try_from(path)?;
         let copy: Arc<dyn Interface> = Arc::new(iface.clone());
         let server = self.bus.object_server();
@@ -267,7 +276,7 @@ impl Outbox {
     /// Withdraws interface `I` at `path` and queues that (with the other
     /// interfaces withdrawn from `path` just before).
     pub async fn remove<I: Interface>(&self, path: &str) -> zbus::Result<bool> {
-        self.send_if_long().await;
+        self.send_if_long(path).await;
         let path = OwnedObjectPath::try_from(path)?;
         let gone = self.bus.object_server().remove::<I, _>(&path).await?;
         let mut state = self.state();

@@ -2390,10 +2390,12 @@ impl Engine {
         });
         let server = self.out.clone();
         let exported = async {
-            // The type interface first: `.Device` alone does not make a device for libnm.
+            // One announcement for all of them (the outbox joins exports at one
+            // path): libnm makes the device from the most specific type
+            // interface of its first announcement, and `.Device` alone makes
+            // none.
             match kind {
                 DeviceType::Ethernet => server.at(&path, WiredIface { props: props.clone() }).await.map(|_| ())?,
-                // `.Veth` first: libnm takes the type from the first.
                 DeviceType::Veth => {
                     server.at(&path, VethIface { props: props.clone() }).await?;
                     server.at(&path, WiredIface { props: props.clone() }).await.map(|_| ())?
