@@ -1886,9 +1886,18 @@ impl Engine {
         Ok(validate::normalize_and_validate(conn)?)
     }
 
+    /// Sends what the engine queued before it waits on another service
+    /// (nm-dhcp-helper, nm-dispatcher, a settings service): clients would
+    /// otherwise wait for that answer too (an activation's last signals
+    /// waited for the DHCPv6 helper's `Start`, 8 ms).
+    async fn before_calling_out(&self) {
+        self.out.send_queued().await;
+    }
+
     /// New profiles go to the system service (a user's own are added to
     /// that user's service directly, not through nm-core).
     async fn remote_settings(&self) -> Result<nm_dbus::settings_service::SettingsProxy<'static>, NmError> {
+        self.before_calling_out().await;
         settings_view::settings_proxy(&self.bus, Source::System).await.map_err(NmError::from)
     }
 
@@ -1930,6 +1939,7 @@ impl Engine {
         }
         let (source, remote) = (profile.source, profile.remote.clone());
         let wire = settings_to_wire(&dbus_dict::to_dbus(&conn, true)).map_err(|e| NmError::failed(e.0))?;
+        self.before_calling_out().await;
         let proxy = settings_view::connection_proxy(&self.bus, source, &remote).await.map_err(NmError::from)?;
         if to_disk { proxy.update(wire).await } else { proxy.update_unsaved(wire).await }.map_err(NmError::from)?;
         self.forget_auto_default(id, false).await;
@@ -1971,6 +1981,7 @@ impl Engine {
         let (source, remote) = self.remote_of(id)?;
         // Rule B3: an active connection never points at a missing profile.
         self.deactivate_profile(id, ac_reason::CONNECTION_REMOVED).await;
+        self.before_calling_out().await;
         let proxy = settings_view::connection_proxy(&self.bus, source, &remote).await.map_err(NmError::from)?;
         proxy.delete().await.map_err(NmError::from)?;
         self.forget_auto_default(id, true).await;
@@ -1980,6 +1991,7 @@ impl Engine {
 
     async fn get_secrets(&self, id: u32, setting: &str) -> Result<SettingsDict, NmError> {
         let (source, remote) = self.remote_of(id)?;
+        self.before_calling_out().await;
         fetch_secrets(&self.bus, source, remote, setting).await
     }
 
@@ -3327,6 +3339,7 @@ impl Engine {
         // made beside the settings' first list); an error means its task
         // ended, and waiting longer would not help.
         let _ = self.dhcp_subscribed.wait_for(|subscribed| *subscribed).await;
+        self.before_calling_out().await;
         let result = dhcp_client::start(&self.bus, ifindex, &options).await;
         let Some(a) = self.actives.get_mut(&ac) else { return };
         match result {
@@ -3621,6 +3634,7 @@ impl Engine {
             a.dhcp6.transaction.take()
         });
         if let Some(t) = old {
+            self.before_calling_out().await;
             dhcp_client::stop(&self.bus, &t, false).await;
         }
         self.start_dhcp6(ac, false).await;
@@ -3646,6 +3660,7 @@ impl Engine {
         }
         let name = a.conn.id().unwrap_or_default().to_string();
         let _ = self.dhcp_subscribed.wait_for(|subscribed| *subscribed).await;
+        self.before_calling_out().await;
         match dhcp_client::start(&self.bus, link.ifindex, &options).await {
             Ok(path) => {
                 info!(transaction = %path, "DHCPv6 ({mode:?}) started for '{name}'");
@@ -3712,6 +3727,7 @@ impl Engine {
         warn!(address = %v6, "the DHCPv6 address is in use on the link (duplicate address detection failed); declining it");
         self.apply_lease6(ac, &dhcp6::Lease::default()).await;
         if let Some(transaction) = self.actives.get(&ac).and_then(|a| a.dhcp6.transaction.clone()) {
+            self.before_calling_out().await;
             dhcp_client::decline(&self.bus, &transaction, v6).await;
         }
     }
@@ -4518,6 +4534,7 @@ impl Engine {
         self.set_device_state(device, DeviceState::Deactivating, device_reason).await;
         // pre-down is waited for, except when the carrier is already gone.
         if let Some(d) = self.dispatch(ac, "pre-down").filter(|_| was_up && device_reason != reason::CARRIER) {
+            self.before_calling_out().await;
             dispatcher::call(&self.bus, &self.dispatcher, d).await;
         }
         let down = self.dispatch(ac, "down").filter(|_| was_up);
@@ -4578,6 +4595,7 @@ impl Engine {
         self.set_device_state(device, next_state, why_dev).await;
         self.publish_actives().await;
         for t in [&a.dhcp.transaction, &a.dhcp6.transaction].into_iter().flatten() {
+            self.before_calling_out().await;
             dhcp_client::stop(&self.bus, t, false).await;
         }
         let server = self.out.clone();
