@@ -100,8 +100,12 @@ async fn add_list_get_update_delete_with_signals() {
 
     assert!(list_by_id(&bus).await.contains_key("office/lan"));
     let proxy = connection(&bus, &path).await;
-    let got = dbus_dict::from_dbus(&settings_from_wire(&proxy.get_settings().await.expect("get")).expect("wire"))
-        .expect("dict");
+    let wire = proxy.get_settings().await.expect("get");
+    let got = dbus_dict::from_dbus(&settings_from_wire(&wire).expect("wire")).expect("dict");
+    // GetAllConnections: every profile with its settings and where it is kept, at once.
+    let all = settings.get_all_connections().await.expect("GetAllConnections");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0], (path.clone(), wire, file.display().to_string(), false));
     assert_eq!(got.uuid(), Some(uuid));
     assert_eq!(got.get("ipv4", "dns"), Some(&Value::str_list(["192.0.2.53"])));
 

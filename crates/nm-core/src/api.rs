@@ -64,7 +64,7 @@ type Properties = HashMap<String, OwnedVariant>;
 /// An interface of an exported object: its name and a copy of it.
 type Exported = (InterfaceName<'static>, Arc<dyn Interface>);
 
-const OBJECT_MANAGER_PATH: &str = "/org/freedesktop";
+pub const OBJECT_MANAGER_PATH: &str = "/org/freedesktop";
 const OBJECT_MANAGER_IFACE: &str = "org.freedesktop.DBus.ObjectManager";
 
 /// The engine's way to the bus: the objects it exports and the signals it
@@ -89,6 +89,9 @@ const OBJECT_MANAGER_IFACE: &str = "org.freedesktop.DBus.ObjectManager";
 pub struct Outbox {
     bus: Bus,
     state: Arc<Mutex<OutboxState>>,
+    /// Held from taking messages off the queue until they are written, so
+    /// that two sends cannot overtake each other.
+    sending: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Default)]
@@ -128,7 +131,7 @@ impl OutboxState {
 
 impl Outbox {
     pub fn new(bus: Bus) -> Self {
-        Outbox { bus, state: Arc::default() }
+        Outbox { bus, state: Arc::default(), sending: Arc::default() }
     }
 
     fn state(&self) -> MutexGuard<'_, OutboxState> {
@@ -151,7 +154,8 @@ impl Outbox {
         let built = match state.open.take() {
             None => return,
             Some(Open::Added(path, interfaces)) => {
-                let interfaces: HashMap<&str, &Properties> =
+                // In a stable order (NetworkManager's is its registration's).
+                let interfaces: std::collections::BTreeMap<&str, &Properties> =
                     interfaces.iter().map(|(name, props)| (name.as_str(), props)).collect();
                 self.build(OBJECT_MANAGER_PATH, OBJECT_MANAGER_IFACE, "InterfacesAdded", &(&path, interfaces))
             }
@@ -220,9 +224,18 @@ impl Outbox {
 
     /// Sends what is queued, in order.
     pub async fn send_queued(&self) {
+        self.send(true).await;
+    }
+
+    /// Sends the queue; with `close`, the open signal too (without, an
+    /// announcement the engine is still adding interfaces to stays).
+    async fn send(&self, close: bool) {
+        let _turn = self.sending.lock().await;
         let messages = {
             let mut state = self.state();
-            self.close(&mut state);
+            if close {
+                self.close(&mut state);
+            }
             state.queued_bytes = 0;
             std::mem::take(&mut state.queued)
         };
@@ -258,11 +271,12 @@ impl Outbox {
         let path = OwnedObjectPath::try_from(path)?;
         let copy: Arc<dyn Interface> = Arc::new(iface.clone());
         let server = self.bus.object_server();
+        // Read first: a failure leaves nothing exported and unannounced.
+        let emitter = SignalEmitter::new(&self.bus, path.clone())?;
+        let props = copy.get_all(server, &self.bus, None, &emitter).await?;
         if let Some(back) = server.at(&path, iface).await? {
             return Ok(Some(back));
         }
-        let emitter = SignalEmitter::new(&self.bus, path.clone())?;
-        let props = copy.get_all(server, &self.bus, None, &emitter).await?;
         let mut state = self.state();
         state.objects.entry(path.clone()).or_default().push((I::name(), copy));
         match &mut state.open {
@@ -298,8 +312,11 @@ impl Outbox {
         Ok(gone)
     }
 
-    /// Every exported object with its interfaces' properties.
+    /// Every exported object with its interfaces' properties, once the
+    /// signals queued before are sent: a client that subscribed first and
+    /// then asks never gets a change older than the answer after it.
     async fn managed_objects(&self) -> zbus::fdo::Result<HashMap<OwnedObjectPath, HashMap<String, Properties>>> {
+        self.send(false).await;
         let objects: Vec<_> = self.state().objects.iter().map(|(p, i)| (p.clone(), i.clone())).collect();
         let server = self.bus.object_server();
         let mut all = HashMap::with_capacity(objects.len());
@@ -1397,7 +1414,9 @@ impl DeviceIface {
     fn dhcp6_config(&self) -> OwnedObjectPath {
         self.props.lock().dhcp6_config.clone()
     }
-    #[zbus(property)]
+    /// The engine announces a change (zbus's own signal after `Set` would
+    /// carry the value from before the engine acted).
+    #[zbus(property(emits_changed_signal = "false"))]
     fn managed(&self) -> bool {
         self.props.lock().managed
     }
@@ -1413,7 +1432,8 @@ impl DeviceIface {
         let id = self.id;
         self.engine.tell(|reply| Call::SetManaged { id, value, reply })
     }
-    #[zbus(property)]
+    /// Announced by the engine, as `Managed`.
+    #[zbus(property(emits_changed_signal = "false"))]
     fn autoconnect(&self) -> bool {
         self.props.lock().autoconnect
     }

@@ -561,8 +561,10 @@ impl Engine {
             ..Default::default()
         });
         let out = Outbox::new(bus.clone());
+        // Straight to zbus: the object manager is not one of the objects it
+        // lists or announces (nor does NetworkManager's).
+        bus.object_server().at(api::OBJECT_MANAGER_PATH, ObjectManagerIface { out: out.clone() }).await?;
         let server = out.clone();
-        server.at("/org/freedesktop", ObjectManagerIface { out: out.clone() }).await?;
         server.at(NM_PATH, ManagerIface { props: manager.clone(), engine: handle.clone() }).await?;
         server.at(SETTINGS_PATH, SettingsIface { props: settings.clone(), engine: handle.clone() }).await?;
         let agents = agents::Registry::default();
@@ -1381,6 +1383,7 @@ impl Engine {
     }
 
     async fn save_hostname(&mut self, hostname: &str) -> Result<(), NmError> {
+        self.before_calling_out().await;
         let proxy = zbus::Proxy::new(
             &self.bus,
             SYSTEM_SETTINGS,
@@ -3338,8 +3341,8 @@ impl Engine {
         // At start-up the subscription may still be on its way (it is
         // made beside the settings' first list); an error means its task
         // ended, and waiting longer would not help.
-        let _ = self.dhcp_subscribed.wait_for(|subscribed| *subscribed).await;
         self.before_calling_out().await;
+        let _ = self.dhcp_subscribed.wait_for(|subscribed| *subscribed).await;
         let result = dhcp_client::start(&self.bus, ifindex, &options).await;
         let Some(a) = self.actives.get_mut(&ac) else { return };
         match result {
@@ -3659,8 +3662,8 @@ impl Engine {
             options.insert("timeout".into(), Value::UInt32(u32::MAX));
         }
         let name = a.conn.id().unwrap_or_default().to_string();
-        let _ = self.dhcp_subscribed.wait_for(|subscribed| *subscribed).await;
         self.before_calling_out().await;
+        let _ = self.dhcp_subscribed.wait_for(|subscribed| *subscribed).await;
         match dhcp_client::start(&self.bus, link.ifindex, &options).await {
             Ok(path) => {
                 info!(transaction = %path, "DHCPv6 ({mode:?}) started for '{name}'");

@@ -5,7 +5,7 @@
 //! nm-core starts), then its NewConnection, Updated and Removed signals,
 //! and its disappearance. Each becomes a [`SettingsEvent`] for the engine.
 
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::{StreamExt, stream};
 use nm_dbus::names::{
     CONNECTION_INTERFACE, SETTINGS_INTERFACE, SETTINGS_PATH, SYSTEM_INTERFACE, SYSTEM_SETTINGS, USER_SETTINGS,
 };
@@ -186,19 +186,32 @@ async fn load_all(bus: &Bus, dbus: &zbus::fdo::DBusProxy<'_>, source: Source) ->
 
 /// Every profile of a service: `GetAllConnections` in one round trip, or,
 /// from a service without it, `ListConnections` and then each profile's
-/// `GetSettings` and `GetAll`.
+/// `GetSettings` and `GetAll`. A profile that cannot be read is left out
+/// (and said so), not the others with it.
 async fn all_profiles(bus: &Bus, source: Source) -> anyhow::Result<Vec<Remote>> {
     let proxy = settings_proxy(bus, source).await?;
+    let unreadable = |path: &OwnedObjectPath, e: &dyn std::fmt::Display| {
+        warn!("{path} of {}: left out: {e}", source.bus_name());
+    };
     match proxy.get_all_connections().await {
-        Ok(entries) => entries
+        Ok(entries) => Ok(entries
             .into_iter()
-            .map(|(path, wire, filename, unsaved)| {
-                Ok(Remote { path, dict: settings_from_wire(&wire)?, storage: Storage { filename, unsaved } })
+            .filter_map(|(path, wire, filename, unsaved)| match settings_from_wire(&wire) {
+                Ok(dict) => Some(Remote { path, dict, storage: Storage { filename, unsaved } }),
+                Err(e) => {
+                    unreadable(&path, &e);
+                    None
+                }
             })
-            .collect(),
+            .collect()),
         Err(e) if unknown_method(&e) => {
             let paths = proxy.list_connections().await?;
-            stream::iter(paths).map(|p| get(bus, source, p)).buffer_unordered(PARALLEL).try_collect().await
+            Ok(stream::iter(paths)
+                .map(|p| async move { (p.clone(), get(bus, source, p).await) })
+                .buffer_unordered(PARALLEL)
+                .filter_map(|(path, r)| async move { r.map_err(|e| unreadable(&path, &e)).ok() })
+                .collect()
+                .await)
         }
         Err(e) => Err(e.into()),
     }
