@@ -83,8 +83,9 @@ const OBJECT_MANAGER_IFACE: &str = "org.freedesktop.DBus.ObjectManager";
 /// Queued signals go out before anything that must follow them: the answer
 /// to a call (ordering rule B1: the engine calls [`Outbox::send_queued`]
 /// before it answers), before the engine waits on another service (clients
-/// would wait with it), and at the end of every input. A clone shares the
-/// queue.
+/// would wait with it), before `GetManagedObjects` is answered (an answer
+/// newer than signals still to come would go back in time) and at the end
+/// of every input. A clone shares the queue.
 #[derive(Clone)]
 pub struct Outbox {
     bus: Bus,
