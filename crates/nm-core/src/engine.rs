@@ -1924,13 +1924,16 @@ impl Engine {
         let remote =
             if save { settings.add_connection(wire).await } else { settings.add_connection_unsaved(wire).await }
                 .map_err(NmError::from)?;
+        // Where the service keeps it is read before the profile is exported:
+        // a client listing it at once sees its file (the service's
+        // NewConnection comes later, as an input of its own).
+        let storage = Storage { unsaved: !save, ..settings_view::storage(&self.bus, Source::System, &remote).await };
         // The service's NewConnection signal may already be queued; the
         // profile is matched by its remote path then, and not added twice.
         let id = self
-            .profile_loaded(Source::System, remote, conn.without_secrets(), None, false)
+            .profile_loaded(Source::System, remote, conn.without_secrets(), Some(storage), false)
             .await
             .ok_or_else(|| NmError::settings("UuidExists", format!("a profile with the uuid {uuid} already exists")))?;
-        self.set_unsaved(id, !save).await;
         Ok(id)
     }
 
@@ -1945,17 +1948,13 @@ impl Engine {
         self.before_calling_out().await;
         let proxy = settings_view::connection_proxy(&self.bus, source, &remote).await.map_err(NmError::from)?;
         if to_disk { proxy.update(wire).await } else { proxy.update_unsaved(wire).await }.map_err(NmError::from)?;
+        // Saving moves an in-memory profile to a file (and back): its
+        // `Filename` and `Unsaved` are read back before the call is answered.
+        let storage = Storage { unsaved: !to_disk, ..settings_view::storage(&self.bus, source, &remote).await };
         self.forget_auto_default(id, false).await;
         self.profile_changed(id, conn.without_secrets()).await;
-        self.set_unsaved(id, !to_disk).await;
+        self.set_storage(id, storage).await;
         Ok(())
-    }
-
-    /// `Unsaved`/`Flags` of a profile nm-core changed itself, at once (the
-    /// service's word on it follows with its signal).
-    async fn set_unsaved(&mut self, id: u32, unsaved: bool) {
-        let Some(filename) = self.profiles.get(&id).map(|p| p.props.lock().filename.clone()) else { return };
-        self.set_storage(id, Storage { filename, unsaved }).await;
     }
 
     /// `Filename`, `Unsaved` and `Flags` of a profile, announced when changed.

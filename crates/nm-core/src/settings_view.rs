@@ -119,7 +119,7 @@ async fn get(bus: &Bus, source: Source, path: OwnedObjectPath) -> anyhow::Result
 /// A profile's [`Storage`]: one `Properties.GetAll`. A service that cannot
 /// say (an error, properties missing) gives the default: the profile
 /// matters more than where it is kept.
-async fn storage(bus: &Bus, source: Source, path: &OwnedObjectPath) -> Storage {
+pub async fn storage(bus: &Bus, source: Source, path: &OwnedObjectPath) -> Storage {
     let reply = bus
         .call_method(
             Some(source.bus_name()),
