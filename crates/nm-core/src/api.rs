@@ -108,6 +108,11 @@ struct OutboxState {
     /// hold only shared handles, so a copy reads what the exported one
     /// reads), in the order they were exported.
     objects: HashMap<OwnedObjectPath, Vec<Exported>>,
+    /// Before nm-core owns its name no client can follow its signals
+    /// (their match rules name the sender org.freedesktop.NetworkManager),
+    /// and the first `GetManagedObjects` shows everything: while quiet,
+    /// objects are exported unannounced and signals are not built.
+    quiet: bool,
 }
 
 enum Open {
@@ -176,11 +181,21 @@ impl Outbox {
         }
     }
 
+    /// Quiet (see `OutboxState::quiet`) or not: nm-core is quiet from its
+    /// start until it has discovered the devices, before it asks for its
+    /// name.
+    pub fn set_quiet(&self, quiet: bool) {
+        self.state().quiet = quiet;
+    }
+
     /// Queues a signal with `body` (a tuple of its arguments).
     pub fn signal<B>(&self, path: &str, interface: &str, member: &str, body: &B)
     where
         B: serde::Serialize + zbus::zvariant::DynamicType,
     {
+        if self.state().quiet {
+            return;
+        }
         match self.build(path, interface, member, body) {
             Ok(m) => {
                 let mut state = self.state();
@@ -196,6 +211,9 @@ impl Outbox {
     /// interface of the same object: a device's activation changes its
     /// properties in several steps with nothing else in between.
     pub fn changed(&self, path: &str, interface: &str, changed: Vec<(&str, Variant<'_>)>) {
+        if self.state().quiet {
+            return;
+        }
         let mut owned = Vec::with_capacity(changed.len());
         for (name, value) in changed {
             match OwnedVariant::try_from(value) {
@@ -203,10 +221,10 @@ impl Outbox {
                 Err(e) => tracing::warn!("{interface}.{name} on {path}: {e}"),
             }
         }
-        if owned.is_empty() {
+        let mut state = self.state();
+        if owned.is_empty() || state.quiet {
             return;
         }
-        let mut state = self.state();
         match &mut state.open {
             Some(Open::Changed(p, i, values)) if p == path && i == interface => {
                 for (name, value) in owned {
@@ -273,13 +291,21 @@ impl Outbox {
         let copy: Arc<dyn Interface> = Arc::new(iface.clone());
         let server = self.bus.object_server();
         // Read first: a failure leaves nothing exported and unannounced.
-        let emitter = SignalEmitter::new(&self.bus, path.clone())?;
-        let props = copy.get_all(server, &self.bus, None, &emitter).await?;
+        let quiet = self.state().quiet;
+        let props = if quiet {
+            Properties::new()
+        } else {
+            let emitter = SignalEmitter::new(&self.bus, path.clone())?;
+            copy.get_all(server, &self.bus, None, &emitter).await?
+        };
         if let Some(back) = server.at(&path, iface).await? {
             return Ok(Some(back));
         }
         let mut state = self.state();
         state.objects.entry(path.clone()).or_default().push((I::name(), copy));
+        if quiet {
+            return Ok(None);
+        }
         match &mut state.open {
             Some(Open::Added(open, interfaces)) if *open == path => interfaces.push((I::name(), props)),
             _ => {
@@ -302,6 +328,9 @@ impl Outbox {
             if interfaces.is_empty() {
                 state.objects.remove(&path);
             }
+        }
+        if state.quiet {
+            return Ok(gone);
         }
         match &mut state.open {
             Some(Open::Removed(open, names)) if *open == path => names.push(I::name()),

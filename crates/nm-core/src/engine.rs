@@ -561,6 +561,9 @@ impl Engine {
             ..Default::default()
         });
         let out = Outbox::new(bus.clone());
+        // Quiet until `discover` has exported the devices: nm-core asks
+        // for its name only then, and no client hears it before.
+        out.set_quiet(true);
         // Straight to zbus: the object manager is not one of the objects it
         // lists or announces (nor does NetworkManager's).
         bus.object_server().at(api::OBJECT_MANAGER_PATH, ObjectManagerIface { out: out.clone() }).await?;
@@ -628,6 +631,7 @@ impl Engine {
         }
         self.discovering = false;
         self.publish_devices().await;
+        self.out.set_quiet(false);
         self.out.send_queued().await;
     }
 
