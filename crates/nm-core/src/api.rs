@@ -221,10 +221,10 @@ impl Outbox {
                 Err(e) => tracing::warn!("{interface}.{name} on {path}: {e}"),
             }
         }
-        let mut state = self.state();
-        if owned.is_empty() || state.quiet {
+        if owned.is_empty() {
             return;
         }
+        let mut state = self.state();
         match &mut state.open {
             Some(Open::Changed(p, i, values)) if p == path && i == interface => {
                 for (name, value) in owned {

@@ -1953,8 +1953,15 @@ impl Engine {
         let proxy = settings_view::connection_proxy(&self.bus, source, &remote).await.map_err(NmError::from)?;
         if to_disk { proxy.update(wire).await } else { proxy.update_unsaved(wire).await }.map_err(NmError::from)?;
         // Saving moves an in-memory profile to a file (and back): its
-        // `Filename` and `Unsaved` are read back before the call is answered.
-        let storage = Storage { unsaved: !to_disk, ..settings_view::storage(&self.bus, source, &remote).await };
+        // `Filename` is read back before the call is answered (kept as it
+        // was if the service cannot say).
+        let read = settings_view::storage(&self.bus, source, &remote).await;
+        let filename = if read.filename.is_empty() {
+            self.profiles.get(&id).map(|p| p.props.lock().filename.clone()).unwrap_or_default()
+        } else {
+            read.filename
+        };
+        let storage = Storage { filename, unsaved: !to_disk };
         self.forget_auto_default(id, false).await;
         self.profile_changed(id, conn.without_secrets()).await;
         self.set_storage(id, storage).await;
