@@ -70,6 +70,24 @@ impl Core {
         zbus::Proxy::new(&bus, "org.freedesktop.NetworkManager", path, iface).await.expect("proxy")
     }
 
+    /// A `u` property of a device, read now (`Properties.Get`, not a
+    /// proxy's cache, which follows signals a moment later).
+    async fn device_u32(&self, path: &str, name: &str) -> u32 {
+        let bus = self.lab.bus().await.expect("bus");
+        let reply = bus
+            .call_method(
+                Some("org.freedesktop.NetworkManager"),
+                path,
+                Some("org.freedesktop.DBus.Properties"),
+                "Get",
+                &("org.freedesktop.NetworkManager.Device", name),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("Get {name} of {path}: {e}"));
+        let value: zbus::zvariant::OwnedValue = reply.body().deserialize().expect("a variant");
+        u32::try_from(value).unwrap_or_else(|e| panic!("{name} of {path} is no u: {e}"))
+    }
+
     async fn nmcli(&self, args: &[&str]) -> Output {
         self.lab.command("nmcli").args(args).timeout(STEP).output().await.expect("nmcli runs")
     }
@@ -2022,10 +2040,15 @@ async fn accept_all_mac_addresses_makes_the_link_promiscuous_while_up() {
         ],
     );
     c.ok(&add).await;
+    // nmcli shows it too (Device.InterfaceFlags' PROMISC bit).
+    let shown = |c: &Core| c.nmcli_now(&["-g", "INTERFACE-FLAGS.PROMISC", "device", "show", &eth]).trim().to_string();
+    assert_eq!(shown(&c), "no");
     c.ok(&["connection", "up", "all-macs"]).await;
     assert!(promisc(&c), "{}", c.ip(&["link", "show", "dev", &eth]));
+    c.until("INTERFACE-FLAGS.PROMISC yes", |c| shown(c) == "yes").await;
     c.ok(&["connection", "down", "all-macs"]).await;
     assert!(!promisc(&c), "{}", c.ip(&["link", "show", "dev", &eth]));
+    c.until("INTERFACE-FLAGS.PROMISC no", |c| shown(c) == "no").await;
 }
 
 /// `ipv4.dhcp-fqdn` goes to the DHCP server as option 81 (the name whole,
@@ -2210,6 +2233,10 @@ async fn lldp_neighbours_show_while_the_profile_listens() {
     );
     c.ok(&add).await;
     c.ok(&["connection", "up", "listening"]).await;
+    // Device.InterfaceFlags says so while it listens (LLDP_CLIENT_ENABLED).
+    let path = c.ok(&["-g", "GENERAL.DBUS-PATH", "device", "show", &eth]).await.trim().to_string();
+    let flags = c.device_u32(&path, "InterfaceFlags").await;
+    assert_eq!(flags & 0x20000, 0x20000, "LLDP_CLIENT_ENABLED in {flags:#x}");
     let lldp = |c: &Core| c.nmcli_now(&["-t", "device", "lldp", "list", "ifname", &eth]);
     send_lldp(&server, &far, 120);
     c.until("the neighbour in nmcli device lldp", |c| lldp(c).contains("CHASSIS-ID:00:11:22:33:44:55")).await;
@@ -2234,6 +2261,8 @@ async fn lldp_neighbours_show_while_the_profile_listens() {
     c.until("the neighbour back", |c| lldp(c).contains("swp7")).await;
     c.ok(&["connection", "down", "listening"]).await;
     assert!(lldp(&c).trim().is_empty(), "no listening without the activation");
+    let flags = c.device_u32(&path, "InterfaceFlags").await;
+    assert_eq!(flags & 0x20000, 0, "no LLDP_CLIENT_ENABLED in {flags:#x} after the activation");
 }
 
 /// Sends one datagram from the client namespace to `to` and waits until

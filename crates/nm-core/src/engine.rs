@@ -2405,7 +2405,7 @@ impl Engine {
             ip6_config: root(),
             dhcp4_config: root(),
             dhcp6_config: root(),
-            interface_flags: iface_flags(&link),
+            interface_flags: iface_flags(&link, false),
             type_description: kind.description().into(),
             software: !link.physical,
             ports: Vec::new(),
@@ -2608,6 +2608,7 @@ impl Engine {
         {
             let d = self.devices.get_mut(&id).expect("device exists");
             d.carrier = link.carrier;
+            let lldp = d.lldp.is_some();
             let mut p = d.props.lock();
             let hw = link.mac.as_deref().map(format_mac).unwrap_or_default();
             if p.hw_address != hw {
@@ -2618,7 +2619,7 @@ impl Engine {
                 p.mtu = link.mtu;
                 changed.push(("Mtu", Variant::from(link.mtu)));
             }
-            let flags = iface_flags(&link);
+            let flags = iface_flags(&link, lldp);
             if p.interface_flags != flags {
                 p.interface_flags = flags;
                 changed.push(("InterfaceFlags", Variant::from(flags)));
@@ -4379,6 +4380,23 @@ impl Engine {
             }
         });
         d.lldp = Some(LldpWatch { task, expires: Vec::new(), timer_at: None });
+        self.set_lldp_flag(device, true);
+    }
+
+    /// `InterfaceFlags`' LLDP_CLIENT_ENABLED, announced when it changes.
+    fn set_lldp_flag(&self, device: u32, on: bool) {
+        let Some(d) = self.devices.get(&device) else { return };
+        let flags = {
+            let mut p = d.props.lock();
+            let flags =
+                if on { p.interface_flags | LLDP_CLIENT_ENABLED } else { p.interface_flags & !LLDP_CLIENT_ENABLED };
+            if flags == p.interface_flags {
+                return;
+            }
+            p.interface_flags = flags;
+            flags
+        };
+        self.out.changed(&d.path, DEVICE_IFACE, vec![("InterfaceFlags", Variant::from(flags))]);
     }
 
     /// Stops listening and forgets the device's neighbours.
@@ -4388,6 +4406,7 @@ impl Engine {
             return;
         }
         let had = std::mem::take(&mut d.props.lock().lldp);
+        self.set_lldp_flag(device, false);
         if !had.is_empty() {
             self.publish_lldp(device).await;
         }
@@ -5242,9 +5261,17 @@ fn device_type(kind: &LinkKind) -> DeviceType {
     }
 }
 
-fn iface_flags(link: &Link) -> u32 {
-    (if link.admin_up { 0x1 } else { 0 }) | (if link.carrier { 0x2 | 0x10000 } else { 0 })
+/// NetworkManager's `NMDeviceInterfaceFlags`: UP 0x1, LOWER_UP 0x2, PROMISC
+/// 0x4, CARRIER 0x10000 (from the link) and LLDP_CLIENT_ENABLED 0x20000
+/// (while nm-core listens for LLDP on it).
+fn iface_flags(link: &Link, lldp: bool) -> u32 {
+    (if link.admin_up { 0x1 } else { 0 })
+        | (if link.carrier { 0x2 | 0x10000 } else { 0 })
+        | (if link.promisc { 0x4 } else { 0 })
+        | (if lldp { LLDP_CLIENT_ENABLED } else { 0 })
 }
+
+const LLDP_CLIENT_ENABLED: u32 = 0x20000;
 
 fn platform_route(ifindex: u32, r: &ipconfig::PlannedRoute) -> Route {
     let mut route = Route::new(r.dest, r.prefix);
