@@ -84,7 +84,7 @@ impl Core {
             )
             .await
             .unwrap_or_else(|e| panic!("Get {name} of {path}: {e}"));
-        let value: zbus::zvariant::OwnedValue = reply.body().deserialize().expect("a variant");
+        let value: zbus::OwnedVariant = reply.body().deserialize().expect("a variant");
         u32::try_from(value).unwrap_or_else(|e| panic!("{name} of {path} is no u: {e}"))
     }
 
