@@ -2470,6 +2470,61 @@ async fn link_local_ipv4_is_probed_for_and_a_taken_address_avoided() {
     assert_eq!(ll_address(&c), second);
 }
 
+/// `ipv4.link-local enabled` (NetworkManager 1.40): a link-local address
+/// beside the DHCP lease (and beside manual addresses), both in IP4Config;
+/// a reapply without it takes only that address away, one with it brings
+/// it back; deactivation takes everything.
+#[tokio::test]
+async fn link_local_ipv4_comes_beside_the_lease_when_enabled() {
+    let (c, _helper) = Core::start_with_dhcp().await;
+    let eth = c.uplink(0);
+    let base = [("ipv4.link-local", "enabled"), ("ipv4.dad-timeout", "300"), ("ipv6.method", "disabled")];
+    let mut both = base.to_vec();
+    both.extend([("ipv4.method", "auto"), ("connection.autoconnect", "no")]);
+    c.ok(&nm_lab::add_ethernet(&eth, "both", &both)).await;
+    let inet = |c: &Core| {
+        let out = c.ip(&["-4", "-o", "addr", "show", "dev", &eth]);
+        let mut found: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1).map(String::from))
+            .collect();
+        found.sort();
+        found
+    };
+    let has_ll = |c: &Core| inet(c).iter().any(|a| a.starts_with("169.254.") && a.ends_with("/16"));
+    c.ok(&["connection", "up", "both"]).await;
+    assert!(inet(&c).iter().any(|a| a.starts_with("198.18.0.")), "the lease: {:?}", inet(&c));
+    c.until("a link-local address beside the lease", has_ll).await;
+    let shown = c.ok(&["-g", "IP4.ADDRESS", "device", "show", &eth]).await;
+    for a in inet(&c) {
+        assert!(shown.contains(&a), "{a} in IP4Config: {shown}");
+    }
+    assert!(!c.ok(&["-t", "-f", "DHCP4", "device", "show", &eth]).await.is_empty(), "the lease's options stay");
+
+    c.ok(&["device", "modify", &eth, "ipv4.link-local", "disabled"]).await;
+    let after = inet(&c);
+    assert!(after.len() == 1 && after[0].starts_with("198.18.0."), "only the lease: {after:?}");
+    c.ok(&["device", "modify", &eth, "ipv4.link-local", "enabled"]).await;
+    c.until("the link-local address back", has_ll).await;
+    c.ok(&["connection", "down", "both"]).await;
+    assert!(inet(&c).is_empty(), "{:?}", inet(&c));
+
+    // Beside manual addresses too.
+    let mut manual = base.to_vec();
+    manual.extend([("ipv4.method", "manual"), ("ipv4.addresses", "198.18.0.77/24"), ("connection.autoconnect", "no")]);
+    c.ok(&nm_lab::add_ethernet(&eth, "manual-ll", &manual)).await;
+    c.ok(&["connection", "up", "manual-ll"]).await;
+    c.until("a link-local address beside 198.18.0.77", has_ll).await;
+    assert!(inet(&c).contains(&"198.18.0.77/24".to_string()), "{:?}", inet(&c));
+    // NetworkManager's rule: the method cannot say link-local while the
+    // setting says disabled; the profile stays as it was.
+    let out = c
+        .nmcli(&["connection", "modify", "manual-ll", "ipv4.method", "link-local", "ipv4.link-local", "disabled"])
+        .await;
+    assert!(!out.success() && out.stderr.contains("cannot disable ipv4.link-local"), "{}", out.stderr);
+    assert_eq!(c.ok(&["-g", "ipv4.method", "connection", "show", "manual-ll"]).await.trim(), "manual");
+}
+
 /// `connection.autoconnect-slaves yes`: bringing the bridge up brings its
 /// port profiles up with it, even those that do not autoconnect.
 #[tokio::test]

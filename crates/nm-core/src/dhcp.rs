@@ -188,18 +188,34 @@ pub fn fqdn_wire_flags(nm_flags: i128) -> u32 {
     (if f & 0x1 != 0 { 0x1 } else { 0 }) | (if f & 0x2 != 0 { 0x4 } else { 0 }) | (if f & 0x4 != 0 { 0x8 } else { 0 })
 }
 
+/// Whether an IPv4 link-local address comes beside what the method gives
+/// (`ipv4.link-local=enabled`, NetworkManager 1.40): with `method=auto`,
+/// `manual` or `shared` it is a transaction of its own next to the rest;
+/// `method=link-local` has it as its method, `disabled` none at all.
+pub fn link_local_beside(conn: &Connection) -> bool {
+    const ENABLED: i128 = 3;
+    conn.get("ipv4", "link-local").and_then(Value::as_i128) == Some(ENABLED)
+        && matches!(conn.get_str("ipv4", "method"), Some("auto" | "manual" | "shared"))
+}
+
+/// The `Start` options of an IPv4 link-local transaction.
+pub fn link_local_options(conn: &Connection) -> BTreeMap<String, Value> {
+    let mut o = BTreeMap::new();
+    o.insert("family".into(), Value::Str("ipv4ll".into()));
+    // The probe time: ipv4.dad-timeout when set, else the helper's.
+    if let Some(t) = conn.get("ipv4", "dad-timeout").and_then(Value::as_i128).filter(|t| *t > 0) {
+        let ms = u32::try_from(t).unwrap_or(u32::MAX).min(MAX_DAD_TIMEOUT);
+        o.insert("acd-timeout".into(), Value::UInt32(ms));
+    }
+    o
+}
+
 /// The `Start` options for a profile.
 pub fn start_options(conn: &Connection, system_hostname: &str) -> BTreeMap<String, Value> {
-    let mut o = BTreeMap::new();
     if is_link_local(conn) {
-        o.insert("family".into(), Value::Str("ipv4ll".into()));
-        // The probe time: ipv4.dad-timeout when set, else the helper's.
-        if let Some(t) = conn.get("ipv4", "dad-timeout").and_then(Value::as_i128).filter(|t| *t > 0) {
-            let ms = u32::try_from(t).unwrap_or(u32::MAX).min(MAX_DAD_TIMEOUT);
-            o.insert("acd-timeout".into(), Value::UInt32(ms));
-        }
-        return o;
+        return link_local_options(conn);
     }
+    let mut o = BTreeMap::new();
     let s = |p: &str| conn.get_str("ipv4", p).filter(|v| !v.is_empty()).map(String::from);
     if let Some(uuid) = conn.uuid() {
         o.insert("uuid".into(), Value::Str(uuid.into()));
@@ -331,6 +347,20 @@ mod tests {
         let o = start_options(&conn("dhcp-send-hostname=false\n"), "host");
         assert!(!o.contains_key("hostname"));
         assert_eq!(o["timeout"], Value::UInt32(DEFAULT_TIMEOUT));
+    }
+
+    #[test]
+    fn link_local_comes_beside_the_method_only_when_enabled() {
+        let beside = |ipv4: &str| link_local_beside(&conn(ipv4));
+        assert!(beside("method=auto\nlink-local=3\n"));
+        assert!(beside("method=manual\naddress1=192.0.2.5/24\nlink-local=3\n"));
+        assert!(!beside("method=auto\n"), "default: as the method says");
+        assert!(!beside("method=auto\nlink-local=1\n"));
+        assert!(!beside("method=link-local\nlink-local=3\n"), "the method's own");
+        // (method=disabled with link-local=3 is refused by validation.)
+        let o = link_local_options(&conn("method=auto\nlink-local=3\ndad-timeout=500\n"));
+        assert_eq!(o["family"], Value::Str("ipv4ll".into()));
+        assert_eq!(o["acd-timeout"], Value::UInt32(500));
     }
 
     #[test]

@@ -317,6 +317,16 @@ struct Dhcp4 {
     config: Option<(OwnedObjectPath, Props<BTreeMap<String, String>>)>,
 }
 
+/// The IPv4 link-local address an activation has beside its method's
+/// (`ipv4.link-local=enabled`, [`dhcp::link_local_beside`]): nm-dhcp-helper
+/// probes for it as for `method=link-local`; it never holds the
+/// activation up.
+#[derive(Default)]
+struct LinkLocal4 {
+    transaction: Option<OwnedObjectPath>,
+    lease: dhcp::LeasePlan,
+}
+
 /// DHCPv6 of an activation: asked for by the profile (`dhcp`) or by a
 /// router (`auto`, see [`dhcp6::mode_for_router`]). It never holds the
 /// activation up: `auto` completes with the router's part, as the kernel
@@ -389,6 +399,7 @@ struct Active {
     rules: Vec<nm_platform::Rule>,
     dhcp: Dhcp4,
     dhcp6: Dhcp6,
+    link_local: LinkLocal4,
     assumed: bool,
     /// An external activation ([`ActivationType::External`]).
     external: bool,
@@ -1287,7 +1298,11 @@ impl Engine {
         } else {
             dhcp6::LeasePlan::default()
         };
-        let full = merge_dhcp6(merge_lease(&plan, &v4_lease), &v6_lease);
+        // The link-local address stays while the new settings still ask
+        // for it beside their method.
+        let link_local =
+            if dhcp::link_local_beside(&conn) { a.link_local.lease.clone() } else { dhcp::LeasePlan::default() };
+        let full = merge_dhcp6(merge_lease(&merge_lease(&plan, &link_local), &v4_lease), &v6_lease);
         let stale = ipconfig::Plan {
             addresses: old
                 .addresses
@@ -1350,9 +1365,11 @@ impl Engine {
             }
             a.plan = full;
             a.rules = rules;
+            a.link_local.lease = link_local;
             a.conn = conn;
             (a.ip4.take(), a.ip6.take())
         };
+        self.follow_link_local_setting(ac).await;
         if let Some((p, _)) = ip4 {
             self.unexport_ip_object(false, &p).await;
         }
@@ -2921,6 +2938,7 @@ impl Engine {
                     config: None,
                 },
                 dhcp6: Dhcp6::default(),
+                link_local: LinkLocal4::default(),
                 assumed,
                 external,
                 conn: conn.clone(),
@@ -3120,6 +3138,9 @@ impl Engine {
         }
         if plan.v4 == FamilyMethod::Dhcp {
             self.start_dhcp(id, None).await;
+        }
+        if dhcp::link_local_beside(&conn) {
+            self.start_link_local(id).await;
         }
         // After DHCPv4's start: its first message goes out before the
         // router's answer keeps the link (and the server) busy.
@@ -3337,6 +3358,101 @@ impl Engine {
         self.maybe_start_dhcp6(id).await;
     }
 
+    /// Starts the link-local transaction an activation has beside its
+    /// method. Without nm-dhcp-helper it starts when the helper comes.
+    async fn start_link_local(&mut self, ac: u32) {
+        let Some(a) = self.actives.get(&ac) else { return };
+        let Some(ifindex) = self.devices.get(&a.device).map(|d| d.ifindex) else { return };
+        let options = dhcp::link_local_options(&a.conn);
+        self.before_calling_out().await;
+        let _ = self.dhcp_subscribed.wait_for(|subscribed| *subscribed).await;
+        let result = dhcp_client::start(&self.bus, ifindex, &options).await;
+        let Some(a) = self.actives.get_mut(&ac) else { return };
+        let id = a.conn.id().unwrap_or_default().to_string();
+        match result {
+            Ok(path) => {
+                info!(transaction = %path, "IPv4 link-local started for '{id}' beside its method");
+                a.link_local.transaction = Some(path);
+            }
+            Err(e) if nm_dbus::service_absent(&e) => {
+                info!("IPv4 link-local for '{id}' waits for nm-dhcp-helper to come onto the bus");
+            }
+            Err(e) => warn!("IPv4 link-local for '{id}' could not start: {e}"),
+        }
+    }
+
+    /// After a reapply: the link-local transaction starts or stops as the
+    /// new settings say (its address went with the plan already).
+    async fn follow_link_local_setting(&mut self, ac: u32) {
+        let Some(a) = self.actives.get_mut(&ac) else { return };
+        match (dhcp::link_local_beside(&a.conn), a.link_local.transaction.take()) {
+            (false, Some(t)) => {
+                self.before_calling_out().await;
+                dhcp_client::stop(&self.bus, &t, false).await;
+            }
+            (true, None) => self.start_link_local(ac).await,
+            (_, running) => a.link_local.transaction = running,
+        }
+    }
+
+    /// The link-local transaction's events: `bound` gives the address
+    /// (169.254.x.y/16), `expire` takes it (another host has it; the
+    /// helper probes for another), `fail` ends the transaction.
+    async fn link_local_event(&mut self, ac: u32, ev: DhcpEvent) {
+        info!(transaction = %ev.transaction, "IPv4 link-local {}", ev.state);
+        match ev.state.as_str() {
+            "bound" => self.apply_link_local(ac, &dhcp::Lease::from_dict(&ev.lease)).await,
+            "expire" => self.apply_link_local(ac, &dhcp::Lease::default()).await,
+            "timeout" | "fail" => {
+                self.apply_link_local(ac, &dhcp::Lease::default()).await;
+                if let Some(a) = self.actives.get_mut(&ac) {
+                    a.link_local.transaction = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Puts a link-local address in place of the one before (none: takes
+    /// it away), and into the activation's plan and IP4Config.
+    async fn apply_link_local(&mut self, ac: u32, lease: &dhcp::Lease) {
+        let Some(a) = self.actives.get(&ac) else { return };
+        let Some((ifindex, metric)) = self.devices.get(&a.device).map(|d| (d.ifindex, d.metric)) else { return };
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let new = dhcp::lease_plan(lease, &a.conn, metric, now);
+        let old = &a.link_local.lease;
+        let base = ipconfig::plan(&a.conn, metric);
+        let only = |addresses: Vec<PlannedAddress>, routes: Vec<ipconfig::PlannedRoute>| Plan {
+            addresses,
+            routes,
+            v6: FamilyMethod::Ignore,
+            v6_sysctls: Vec::new(),
+            v6_addr_gen: None,
+            v6_token: None,
+            v6_slaac: false,
+            ..base.clone()
+        };
+        let stale = only(
+            old.addresses.iter().filter(|x| !new.addresses.iter().any(|n| n.addr == x.addr)).cloned().collect(),
+            old.routes.iter().filter(|r| !new.routes.contains(r)).cloned().collect(),
+        );
+        let fresh = only(new.addresses.clone(), new.routes.clone());
+        self.unapply_plan(ifindex, &stale).await;
+        if let Err(e) = self.apply_plan(ifindex, &fresh).await {
+            warn!("applying the IPv4 link-local address: {e}");
+        }
+        let Some(a) = self.actives.get_mut(&ac) else { return };
+        a.link_local.lease = new;
+        let a = &self.actives[&ac];
+        let plan = merge_dhcp6(merge_lease(&self.static_plan(a), &a.dhcp.lease), &a.dhcp6.lease);
+        let Some(a) = self.actives.get_mut(&ac) else { return };
+        a.plan = plan;
+        if a.state == AcState::Activated {
+            self.refresh_ip_configs(ac).await;
+            self.publish_actives().await;
+        }
+    }
+
     /// Starts DHCPv4 for an activation (`timeout` overrides the profile's,
     /// for the restart after a lost lease). When nm-dhcp-helper is not on
     /// the bus (and the bus cannot start it), the activation waits for it
@@ -3391,6 +3507,7 @@ impl Engine {
         if !present {
             for a in self.actives.values_mut() {
                 a.dhcp6.transaction = None;
+                a.link_local.transaction = None;
             }
             let mut waiting = Vec::new();
             for (id, a) in self.actives.iter_mut().filter(|(_, a)| a.dhcp.transaction.is_some()) {
@@ -3429,9 +3546,28 @@ impl Engine {
             let active = self.actives.get(&ac).is_some_and(|a| a.state != AcState::Activating);
             self.start_dhcp6(ac, active).await;
         }
+        let link_local: Vec<u32> = self
+            .actives
+            .iter()
+            .filter(|(_, a)| dhcp::link_local_beside(&a.conn) && a.link_local.transaction.is_none())
+            .filter(|(_, a)| matches!(a.state, AcState::Activating | AcState::Activated))
+            .map(|(id, _)| *id)
+            .collect();
+        for ac in link_local {
+            self.start_link_local(ac).await;
+        }
     }
 
     async fn dhcp_event(&mut self, ev: DhcpEvent) {
+        if let Some(ac) = self
+            .actives
+            .iter()
+            .find(|(_, a)| a.link_local.transaction.as_ref() == Some(&ev.transaction))
+            .map(|(id, _)| *id)
+        {
+            self.link_local_event(ac, ev).await;
+            return;
+        }
         if let Some(ac) =
             self.actives.iter().find(|(_, a)| a.dhcp6.transaction.as_ref() == Some(&ev.transaction)).map(|(id, _)| *id)
         {
@@ -4013,8 +4149,11 @@ impl Engine {
     /// What an activation's profile asks by itself, at its device's metric
     /// (not kept: it is the profile's plan, cheap to make again, and 300
     /// activations kept a copy each).
+    /// What the profile asks by itself, with the link-local address it has
+    /// beside its method (the leases' addresses are merged over it).
     fn static_plan(&self, a: &Active) -> Plan {
-        ipconfig::plan(&a.conn, self.devices.get(&a.device).map_or(0, |d| d.metric))
+        let plan = ipconfig::plan(&a.conn, self.devices.get(&a.device).map_or(0, |d| d.metric));
+        if a.link_local.lease.addresses.is_empty() { plan } else { merge_lease(&plan, &a.link_local.lease) }
     }
 
     async fn unapply_plan(&self, ifindex: u32, plan: &Plan) {
@@ -4626,7 +4765,7 @@ impl Engine {
         let why_dev = if next_state == DeviceState::Unavailable { reason::CARRIER } else { reason::NONE };
         self.set_device_state(device, next_state, why_dev).await;
         self.publish_actives().await;
-        for t in [&a.dhcp.transaction, &a.dhcp6.transaction].into_iter().flatten() {
+        for t in [&a.dhcp.transaction, &a.dhcp6.transaction, &a.link_local.transaction].into_iter().flatten() {
             self.before_calling_out().await;
             dhcp_client::stop(&self.bus, t, false).await;
         }

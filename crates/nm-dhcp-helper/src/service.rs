@@ -63,6 +63,9 @@ struct Running {
     ifindex: u32,
     /// A DHCPv6 transaction (one of each family may run per interface).
     ipv6: bool,
+    /// An IPv4 link-local one (a family of its own: it may run beside
+    /// DHCPv4, as `ipv4.link-local=enabled` asks).
+    link_local: bool,
     /// The unique bus name that started it; it ends when that name goes.
     owner: String,
     control: mpsc::UnboundedSender<Control>,
@@ -374,8 +377,9 @@ pub struct Manager {
 #[interface(name = "org.freedesktop.nm_dhcp_helper")]
 impl Manager {
     /// Starts a DHCPv4 transaction on `ifindex` (DHCPv6 with "family"
-    /// "ipv6"); returns its object. A transaction of the same family already
-    /// running on that interface is stopped first.
+    /// "ipv6", IPv4 link-local with "ipv4ll"); returns its object. A
+    /// transaction of the same family already running on that interface is
+    /// stopped first (the three families run side by side).
     async fn start(
         &self,
         ifindex: u32,
@@ -391,7 +395,7 @@ impl Manager {
 
         let old: Vec<_> = {
             let running = self.shared.running();
-            let same = |r: &&Running| r.ifindex == ifindex && r.ipv6 == opts.ipv6;
+            let same = |r: &&Running| r.ifindex == ifindex && r.ipv6 == opts.ipv6 && r.link_local == opts.link_local;
             running.values().filter(same).map(|r| r.control.clone()).collect()
         };
         for control in old {
@@ -428,7 +432,7 @@ impl Manager {
         };
         let view = ClientView { requested: REQUESTED.iter().map(|(_, n)| *n).collect(), client_id, expiry: None };
 
-        let (id, path, state, inbox) = self.register(bus, ifindex, false, owner).await?;
+        let (id, path, state, inbox) = self.register(bus, ifindex, Family::V4, owner).await?;
         info!(device = %link.ifname, transaction = id, lease_file = %file.display(), previous = ?prev, acd = ?cfg.acd, "DHCPv4 started");
         let setup = Setup { id, path: path.clone(), link, cfg, view, lease_file: file, state, seed: random_seed() };
         tokio::spawn(transaction::run(bus.clone(), self.shared.clone(), setup, raw, inbox));
@@ -445,9 +449,10 @@ impl Manager {
         &self,
         bus: &Connection,
         ifindex: u32,
-        ipv6: bool,
+        family: Family,
         owner: String,
     ) -> fdo::Result<(u32, OwnedObjectPath, Arc<Mutex<&'static str>>, mpsc::UnboundedReceiver<Control>)> {
+        let (ipv6, link_local) = (family == Family::V6, family == Family::LinkLocal);
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let path = transaction_path(id);
         let (control, inbox) = mpsc::unbounded_channel();
@@ -455,7 +460,7 @@ impl Manager {
         let iface =
             TransactionIface { state: state.clone(), control: control.clone(), shared: self.shared.clone(), ipv6 };
         bus.object_server().at(path.clone(), iface).await.map_err(|e| fdo::Error::Failed(e.to_string()))?;
-        self.shared.running().insert(id, Running { ifindex, ipv6, owner, control });
+        self.shared.running().insert(id, Running { ifindex, ipv6, link_local, owner, control });
         Ok((id, path, state, inbox))
     }
 
@@ -474,7 +479,7 @@ impl Manager {
         // the same address again.
         let iaid = opts.iaid.unwrap_or_else(|| fnv1a(link.ifname.as_bytes()));
         let cfg = Config6 { params: Params6 { duid, iaid }, stateless: opts.stateless, timeout: opts.timeout };
-        let (id, path, state, inbox) = self.register(bus, link.ifindex, true, owner).await?;
+        let (id, path, state, inbox) = self.register(bus, link.ifindex, Family::V6, owner).await?;
         info!(device = %link.ifname, transaction = id, iaid = format!("0x{iaid:08x}"), stateless = cfg.stateless, "DHCPv6 started");
         let setup = Setup6 { id, path: path.clone(), link, cfg, state, seed: random_seed() };
         tokio::spawn(transaction6::run(bus.clone(), self.shared.clone(), setup, sock, inbox));
@@ -496,12 +501,20 @@ impl Manager {
             mac: link.mac,
             probe_time: opts.acd_timeout.unwrap_or(LL_PROBE_TIME).max(Duration::from_millis(3)),
         };
-        let (id, path, state, inbox) = self.register(bus, link.ifindex, false, owner).await?;
+        let (id, path, state, inbox) = self.register(bus, link.ifindex, Family::LinkLocal, owner).await?;
         info!(device = %link.ifname, transaction = id, "IPv4 link-local started");
         let setup = SetupLl { id, path: path.clone(), link, cfg, state, seed: random_seed() };
         tokio::spawn(transaction_ll::run(bus.clone(), self.shared.clone(), setup, sock, inbox));
         Ok(path)
     }
+}
+
+/// What a transaction is for; one of each may run per interface.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+    LinkLocal,
 }
 
 /// How long a link-local candidate is probed for unless the caller says:

@@ -191,6 +191,19 @@ fn validate_ip(conn: &Connection, s: &str) -> Result<(), PropertyError> {
         fail(s, "addresses", "this property cannot be empty for 'method=manual'")?;
     }
     if family == Family::V4 {
+        // ipv4.link-local: default 0, auto 1, disabled 2, enabled 3; the
+        // method wins over neither.
+        match conn.get(s, "link-local").and_then(Value::as_i128).unwrap_or(0) {
+            0 | 1 => {}
+            2 if method == "link-local" => {
+                fail(s, "link-local", "cannot disable ipv4.link-local with ipv4.method=link-local")?;
+            }
+            3 if method == "disabled" => {
+                fail(s, "link-local", "cannot enable ipv4.link-local with ipv4.method=disabled")?;
+            }
+            2 | 3 => {}
+            _ => fail(s, "link-local", "property is invalid")?,
+        }
         let fqdn = conn.get_str(s, "dhcp-fqdn").filter(|f| !f.is_empty());
         if let Some(f) = fqdn.filter(|f| !f.contains('.')) {
             fail(s, "dhcp-fqdn", format!("'{f}' is not a valid FQDN"))?;
@@ -551,6 +564,13 @@ mod tests {
     fn refusals_carry_networkmanager_messages() {
         let e = normalize_and_validate(kf("[ipv4]\nmethod=manual\n")).unwrap_err();
         assert_eq!(e.to_string(), "ipv4.addresses: this property cannot be empty for 'method=manual'");
+        let e = normalize_and_validate(kf("[ipv4]\nmethod=link-local\nlink-local=2\n")).unwrap_err();
+        assert_eq!(e.to_string(), "ipv4.link-local: cannot disable ipv4.link-local with ipv4.method=link-local");
+        let e = normalize_and_validate(kf("[ipv4]\nmethod=disabled\nlink-local=3\n")).unwrap_err();
+        assert_eq!(e.to_string(), "ipv4.link-local: cannot enable ipv4.link-local with ipv4.method=disabled");
+        let e = normalize_and_validate(kf("[ipv4]\nmethod=auto\nlink-local=7\n")).unwrap_err();
+        assert_eq!(e.to_string(), "ipv4.link-local: property is invalid");
+        assert!(normalize_and_validate(kf("[ipv4]\nmethod=auto\nlink-local=3\n")).is_ok());
         let e = normalize_and_validate(kf("[ipv4]\nmethod=bogus\n")).unwrap_err();
         assert_eq!(e.to_string(), "ipv4.method: method 'bogus' is not valid");
         let e = normalize_and_validate(kf("interface-name=waytoolonginterfacename\n")).unwrap_err();
