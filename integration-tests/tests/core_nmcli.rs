@@ -2476,7 +2476,7 @@ async fn link_local_ipv4_is_probed_for_and_a_taken_address_avoided() {
 /// it back; deactivation takes everything.
 #[tokio::test]
 async fn link_local_ipv4_comes_beside_the_lease_when_enabled() {
-    let (c, _helper) = Core::start_with_dhcp().await;
+    let (mut c, _helper) = Core::start_with_dhcp().await;
     let eth = c.uplink(0);
     let base = [("ipv4.link-local", "enabled"), ("ipv4.dad-timeout", "300"), ("ipv6.method", "disabled")];
     let mut both = base.to_vec();
@@ -2506,6 +2506,37 @@ async fn link_local_ipv4_comes_beside_the_lease_when_enabled() {
     assert!(after.len() == 1 && after[0].starts_with("198.18.0."), "only the lease: {after:?}");
     c.ok(&["device", "modify", &eth, "ipv4.link-local", "enabled"]).await;
     c.until("the link-local address back", has_ll).await;
+
+    // A restart of nm-core takes both back without deleting either.
+    let before = inet(&c);
+    let mut monitor = std::process::Command::new("ip");
+    monitor.args(["-n", c.lab.client_netns(), "monitor", "address"]);
+    monitor.stdout(std::process::Stdio::piped());
+    let mut monitor = tokio::process::Command::from(monitor).kill_on_drop(true).spawn().expect("ip monitor");
+    let stdout = monitor.stdout.take().expect("stdout");
+    let record = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut out = String::new();
+        let mut stdout = stdout;
+        let _ = stdout.read_to_string(&mut out).await;
+        out
+    });
+    c.restart_core().await;
+    let online =
+        c.lab.command("nm-online").args(["-s", "-q", "-t", "10"]).timeout(STEP).output().await.expect("nm-online");
+    assert!(online.success(), "nm-online -s after restart");
+    c.until("the link-local address in IP4Config again", |c| {
+        let shown = c.nmcli_now(&["-g", "IP4.ADDRESS", "device", "show", &eth]);
+        before.iter().all(|a| shown.contains(a.as_str()))
+    })
+    .await;
+    let _ = monitor.start_kill();
+    let _ = monitor.wait().await;
+    let recorded = record.await.expect("monitor output");
+    let deletions: Vec<&str> = recorded.lines().filter(|l| l.starts_with("Deleted")).collect();
+    assert!(deletions.is_empty(), "the restart deleted: {deletions:?}\n{}", nm_lab::tail(&c.log(), 30));
+    assert_eq!(inet(&c), before);
+
     c.ok(&["connection", "down", "both"]).await;
     assert!(inet(&c).is_empty(), "{:?}", inet(&c));
 
