@@ -428,18 +428,7 @@ async fn a_restart_takes_everything_back_without_deleting_anything() {
     let before = c.ok(&["-t", "-f", "NAME,UUID,DEVICE", "connection", "show", "--active"]).await;
 
     // `ip monitor` runs throughout and must record no deletion.
-    let mut monitor = std::process::Command::new("ip");
-    monitor.args(["-n", c.lab.client_netns(), "monitor", "address", "route", "link"]);
-    monitor.stdout(std::process::Stdio::piped());
-    let mut monitor = tokio::process::Command::from(monitor).kill_on_drop(true).spawn().expect("ip monitor");
-    let stdout = monitor.stdout.take().expect("stdout");
-    let record = tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let mut out = String::new();
-        let mut stdout = stdout;
-        let _ = stdout.read_to_string(&mut out).await;
-        out
-    });
+    let monitor = KernelMonitor::start(&c, &["address", "route", "link"]);
 
     c.restart_core().await;
     let online =
@@ -450,11 +439,41 @@ async fn a_restart_takes_everything_back_without_deleting_anything() {
     let routes = default_routes(&c).join("\n");
     assert!(routes.contains("metric 100") && routes.contains("metric 101"), "{routes}");
 
-    let _ = monitor.start_kill();
-    let _ = monitor.wait().await;
-    let recorded = record.await.expect("monitor output");
-    let deletions: Vec<&str> = recorded.lines().filter(|l| l.starts_with("Deleted")).collect();
+    let deletions = monitor.deletions().await;
     assert!(deletions.is_empty(), "the restart deleted: {deletions:?}\n{}", nm_lab::tail(&c.log(), 30));
+}
+
+/// `ip monitor` in the lab's client namespace, recording what it sees
+/// until [`KernelMonitor::deletions`].
+struct KernelMonitor {
+    child: tokio::process::Child,
+    record: tokio::task::JoinHandle<String>,
+}
+
+impl KernelMonitor {
+    /// Starts recording `objects` (`address`, `route`, `link`).
+    fn start(c: &Core, objects: &[&str]) -> KernelMonitor {
+        let mut monitor = std::process::Command::new("ip");
+        monitor.args(["-n", c.lab.client_netns(), "monitor"]).args(objects);
+        monitor.stdout(std::process::Stdio::piped());
+        let mut child = tokio::process::Command::from(monitor).kill_on_drop(true).spawn().expect("ip monitor");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let record = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut out = String::new();
+            let _ = stdout.read_to_string(&mut out).await;
+            out
+        });
+        KernelMonitor { child, record }
+    }
+
+    /// Stops recording; the deletions it saw.
+    async fn deletions(mut self) -> Vec<String> {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        let recorded = self.record.await.expect("monitor output");
+        recorded.lines().filter(|l| l.starts_with("Deleted")).map(str::to_string).collect()
+    }
 }
 
 fn sorted(s: &str) -> Vec<String> {
@@ -2509,18 +2528,7 @@ async fn link_local_ipv4_comes_beside_the_lease_when_enabled() {
 
     // A restart of nm-core takes both back without deleting either.
     let before = inet(&c);
-    let mut monitor = std::process::Command::new("ip");
-    monitor.args(["-n", c.lab.client_netns(), "monitor", "address"]);
-    monitor.stdout(std::process::Stdio::piped());
-    let mut monitor = tokio::process::Command::from(monitor).kill_on_drop(true).spawn().expect("ip monitor");
-    let stdout = monitor.stdout.take().expect("stdout");
-    let record = tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let mut out = String::new();
-        let mut stdout = stdout;
-        let _ = stdout.read_to_string(&mut out).await;
-        out
-    });
+    let monitor = KernelMonitor::start(&c, &["address"]);
     c.restart_core().await;
     let online =
         c.lab.command("nm-online").args(["-s", "-q", "-t", "10"]).timeout(STEP).output().await.expect("nm-online");
@@ -2530,10 +2538,7 @@ async fn link_local_ipv4_comes_beside_the_lease_when_enabled() {
         before.iter().all(|a| shown.contains(a.as_str()))
     })
     .await;
-    let _ = monitor.start_kill();
-    let _ = monitor.wait().await;
-    let recorded = record.await.expect("monitor output");
-    let deletions: Vec<&str> = recorded.lines().filter(|l| l.starts_with("Deleted")).collect();
+    let deletions = monitor.deletions().await;
     assert!(deletions.is_empty(), "the restart deleted: {deletions:?}\n{}", nm_lab::tail(&c.log(), 30));
     assert_eq!(inet(&c), before);
 
