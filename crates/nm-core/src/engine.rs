@@ -3420,23 +3420,7 @@ impl Engine {
         let Some((ifindex, metric)) = self.devices.get(&a.device).map(|d| (d.ifindex, d.metric)) else { return };
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let new = dhcp::lease_plan(lease, &a.conn, metric, now);
-        let old = &a.link_local.lease;
-        let base = ipconfig::plan(&a.conn, metric);
-        let only = |addresses: Vec<PlannedAddress>, routes: Vec<ipconfig::PlannedRoute>| Plan {
-            addresses,
-            routes,
-            v6: FamilyMethod::Ignore,
-            v6_sysctls: Vec::new(),
-            v6_addr_gen: None,
-            v6_token: None,
-            v6_slaac: false,
-            ..base.clone()
-        };
-        let stale = only(
-            old.addresses.iter().filter(|x| !new.addresses.iter().any(|n| n.addr == x.addr)).cloned().collect(),
-            old.routes.iter().filter(|r| !new.routes.contains(r)).cloned().collect(),
-        );
-        let fresh = only(new.addresses.clone(), new.routes.clone());
+        let (stale, fresh) = lease_change(&a.link_local.lease, &new);
         self.unapply_plan(ifindex, &stale).await;
         if let Err(e) = self.apply_plan(ifindex, &fresh).await {
             warn!("applying the IPv4 link-local address: {e}");
@@ -3627,37 +3611,13 @@ impl Engine {
         let Some((ifindex, metric)) = self.devices.get(&a.device).map(|d| (d.ifindex, d.metric)) else { return };
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let new = dhcp::lease_plan(lease, &a.conn, metric, now);
-        let old = a.dhcp.lease.clone();
         let static_plan = self.static_plan(a);
-        let stale = Plan {
-            addresses: old
-                .addresses
-                .iter()
-                .filter(|x| !new.addresses.iter().any(|n| n.addr == x.addr && n.prefix == x.prefix))
-                .cloned()
-                .collect(),
-            routes: old.routes.iter().filter(|r| !new.routes.contains(r)).cloned().collect(),
-            v6: FamilyMethod::Ignore,
-            v6_sysctls: Vec::new(),
-            v6_addr_gen: None,
-            v6_token: None,
-            v6_slaac: false,
-            ..static_plan.clone()
-        };
+        let (stale, mut fresh) = lease_change(&a.dhcp.lease, &new);
         // The profile's own IPv4 routes through a gateway go in again with
         // the lease's: before it, a gateway in the leased network was on no
         // link and the kernel refused them (replacing is idempotent).
         let static_via = static_plan.routes.iter().filter(|r| r.dest.is_ipv4() && r.gateway.is_some());
-        let fresh = Plan {
-            addresses: new.addresses.clone(),
-            routes: new.routes.iter().chain(static_via).cloned().collect(),
-            v6: FamilyMethod::Ignore,
-            v6_sysctls: Vec::new(),
-            v6_addr_gen: None,
-            v6_token: None,
-            v6_slaac: false,
-            ..static_plan.clone()
-        };
+        fresh.routes.extend(static_via.cloned());
         let static_mtu = static_plan.mtu;
         self.unapply_plan(ifindex, &stale).await;
         if let Err(e) = self.apply_plan(ifindex, &fresh).await {
@@ -3889,17 +3849,7 @@ impl Engine {
         let Some(ifindex) = self.devices.get(&a.device).map(|d| d.ifindex) else { return };
         let new = dhcp6::lease_plan(lease, &a.conn);
         let static_plan = self.static_plan(a);
-        let only = |addresses: Vec<PlannedAddress>| Plan {
-            addresses,
-            routes: Vec::new(),
-            v4: FamilyMethod::Ignore,
-            v6: FamilyMethod::Ignore,
-            v6_sysctls: Vec::new(),
-            v6_addr_gen: None,
-            v6_token: None,
-            v6_slaac: false,
-            ..static_plan.clone()
-        };
+        let only = |addresses: Vec<PlannedAddress>| Plan::addresses_and_routes(addresses, Vec::new());
         // Only what changed address goes: a renewal with other lifetimes
         // refreshes the address in place (a re-add would run DAD again).
         let kept = |x: &PlannedAddress| new.addresses.iter().any(|n| n.addr == x.addr && n.prefix == x.prefix);
@@ -5622,6 +5572,18 @@ fn merge_lease(static_plan: &Plan, lease: &dhcp::LeasePlan) -> Plan {
         }
     }
     plan
+}
+
+/// What putting lease `new` in place of `old` takes from the kernel and
+/// puts in: (stale, fresh). Fresh is all of `new`: a renewal refreshes its
+/// addresses' lifetimes.
+fn lease_change(old: &dhcp::LeasePlan, new: &dhcp::LeasePlan) -> (Plan, Plan) {
+    let kept = |x: &&PlannedAddress| new.addresses.iter().any(|n| n.addr == x.addr && n.prefix == x.prefix);
+    let stale = Plan::addresses_and_routes(
+        old.addresses.iter().filter(|x| !kept(x)).cloned().collect(),
+        old.routes.iter().filter(|r| !new.routes.contains(r)).cloned().collect(),
+    );
+    (stale, Plan::addresses_and_routes(new.addresses.clone(), new.routes.clone()))
 }
 
 /// A plan with a DHCPv6 lease added: its address, and its DNS servers and

@@ -163,6 +163,32 @@ pub struct Plan {
     pub v6_slaac: bool,
 }
 
+impl Plan {
+    /// These addresses and routes alone, none of the link's own settings
+    /// (IPv6 sysctls, token, SLAAC) that applying or removing a whole plan
+    /// also touches: what a lease adds to a device or takes away from it.
+    pub fn addresses_and_routes(addresses: Vec<PlannedAddress>, routes: Vec<PlannedRoute>) -> Plan {
+        Plan {
+            v4: FamilyMethod::Ignore,
+            v6: FamilyMethod::Ignore,
+            v4_may_fail: true,
+            v6_may_fail: true,
+            addresses,
+            routes,
+            gateway4: None,
+            gateway6: None,
+            mtu: None,
+            mac: MacChoice::default(),
+            dns4: DnsConfig::default(),
+            dns6: DnsConfig::default(),
+            v6_sysctls: Vec::new(),
+            v6_addr_gen: None,
+            v6_token: None,
+            v6_slaac: false,
+        }
+    }
+}
+
 fn network(addr: IpAddr, prefix: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {

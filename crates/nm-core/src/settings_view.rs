@@ -204,7 +204,7 @@ async fn all_profiles(bus: &Bus, source: Source) -> anyhow::Result<Vec<Remote>> 
                 }
             })
             .collect()),
-        Err(e) if unknown_method(&e) => {
+        Err(e) if nm_dbus::unknown_method(&e) => {
             let paths = proxy.list_connections().await?;
             Ok(stream::iter(paths)
                 .map(|p| async move { (p.clone(), get(bus, source, p).await) })
@@ -214,14 +214,6 @@ async fn all_profiles(bus: &Bus, source: Source) -> anyhow::Result<Vec<Remote>> 
                 .await)
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-fn unknown_method(e: &zbus::Error) -> bool {
-    match e {
-        zbus::Error::MethodError(name, _, _) => name.as_str() == "org.freedesktop.DBus.Error.UnknownMethod",
-        zbus::Error::FDO(e) => matches!(**e, zbus::fdo::Error::UnknownMethod(_)),
-        _ => false,
     }
 }
 

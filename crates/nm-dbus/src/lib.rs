@@ -34,12 +34,20 @@ pub mod names {
 /// opposed to the service refusing. zbus reports the bus's own errors as
 /// `Error::FDO`, a service's as `Error::MethodError`: both are looked at.
 pub fn service_absent(e: &zbus::Error) -> bool {
-    let absent = |name: &str| {
-        matches!(name, "org.freedesktop.DBus.Error.ServiceUnknown" | "org.freedesktop.DBus.Error.NameHasNoOwner")
-    };
+    error_name_is(e, &["org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"])
+}
+
+/// Whether a call failed because the service has no such method (an older
+/// service, say).
+pub fn unknown_method(e: &zbus::Error) -> bool {
+    error_name_is(e, &["org.freedesktop.DBus.Error.UnknownMethod"])
+}
+
+/// Whether a call's error is one of the D-Bus errors `names`.
+fn error_name_is(e: &zbus::Error, names: &[&str]) -> bool {
     match e {
-        zbus::Error::MethodError(name, _, _) => absent(name.as_str()),
-        zbus::Error::FDO(fdo) => absent(zbus::DBusError::name(fdo.as_ref()).as_str()),
+        zbus::Error::MethodError(name, _, _) => names.contains(&name.as_str()),
+        zbus::Error::FDO(fdo) => names.contains(&zbus::DBusError::name(fdo.as_ref()).as_str()),
         _ => false,
     }
 }

@@ -61,11 +61,8 @@ pub enum Control {
 
 struct Running {
     ifindex: u32,
-    /// A DHCPv6 transaction (one of each family may run per interface).
-    ipv6: bool,
-    /// An IPv4 link-local one (a family of its own: it may run beside
-    /// DHCPv4, as `ipv4.link-local=enabled` asks).
-    link_local: bool,
+    /// One transaction of each family may run per interface.
+    family: Family,
     /// The unique bus name that started it; it ends when that name goes.
     owner: String,
     control: mpsc::UnboundedSender<Control>,
@@ -395,7 +392,7 @@ impl Manager {
 
         let old: Vec<_> = {
             let running = self.shared.running();
-            let same = |r: &&Running| r.ifindex == ifindex && r.ipv6 == opts.ipv6 && r.link_local == opts.link_local;
+            let same = |r: &&Running| r.ifindex == ifindex && r.family == opts.family();
             running.values().filter(same).map(|r| r.control.clone()).collect()
         };
         for control in old {
@@ -452,15 +449,18 @@ impl Manager {
         family: Family,
         owner: String,
     ) -> fdo::Result<(u32, OwnedObjectPath, Arc<Mutex<&'static str>>, mpsc::UnboundedReceiver<Control>)> {
-        let (ipv6, link_local) = (family == Family::V6, family == Family::LinkLocal);
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let path = transaction_path(id);
         let (control, inbox) = mpsc::unbounded_channel();
         let state = Arc::new(Mutex::new("init"));
-        let iface =
-            TransactionIface { state: state.clone(), control: control.clone(), shared: self.shared.clone(), ipv6 };
+        let iface = TransactionIface {
+            state: state.clone(),
+            control: control.clone(),
+            shared: self.shared.clone(),
+            ipv6: family == Family::V6,
+        };
         bus.object_server().at(path.clone(), iface).await.map_err(|e| fdo::Error::Failed(e.to_string()))?;
-        self.shared.running().insert(id, Running { ifindex, ipv6, link_local, owner, control });
+        self.shared.running().insert(id, Running { ifindex, family, owner, control });
         Ok((id, path, state, inbox))
     }
 
@@ -509,12 +509,23 @@ impl Manager {
     }
 }
 
-/// What a transaction is for; one of each may run per interface.
+/// What a transaction is for; one of each may run per interface (IPv4
+/// link-local beside DHCPv4 too, as `ipv4.link-local=enabled` asks).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Family {
     V4,
     V6,
     LinkLocal,
+}
+
+impl StartOptions {
+    fn family(&self) -> Family {
+        match (self.ipv6, self.link_local) {
+            (true, _) => Family::V6,
+            (false, true) => Family::LinkLocal,
+            (false, false) => Family::V4,
+        }
+    }
 }
 
 /// How long a link-local candidate is probed for unless the caller says:

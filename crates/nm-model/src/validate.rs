@@ -191,8 +191,8 @@ fn validate_ip(conn: &Connection, s: &str) -> Result<(), PropertyError> {
         fail(s, "addresses", "this property cannot be empty for 'method=manual'")?;
     }
     if family == Family::V4 {
-        // ipv4.link-local: default 0, auto 1, disabled 2, enabled 3; the
-        // method wins over neither.
+        // ipv4.link-local: default 0, auto 1, disabled 2, enabled 3; it may
+        // not contradict the method.
         match conn.get(s, "link-local").and_then(Value::as_i128).unwrap_or(0) {
             0 | 1 => {}
             2 if method == "link-local" => {
