@@ -163,22 +163,20 @@ pub struct Plan {
     pub v6_slaac: bool,
 }
 
-impl Plan {
-    /// These addresses and routes alone, none of the link's own settings
-    /// (IPv6 sysctls, token, SLAAC) that applying or removing a whole plan
-    /// also touches: what a lease adds to a device or takes away from it.
-    pub fn addresses_and_routes(addresses: Vec<PlannedAddress>, routes: Vec<PlannedRoute>) -> Plan {
+/// A plan that configures nothing: both families left alone.
+impl Default for Plan {
+    fn default() -> Plan {
         Plan {
             v4: FamilyMethod::Ignore,
             v6: FamilyMethod::Ignore,
             v4_may_fail: true,
             v6_may_fail: true,
-            addresses,
-            routes,
+            addresses: Vec::new(),
+            routes: Vec::new(),
             gateway4: None,
             gateway6: None,
             mtu: None,
-            mac: MacChoice::default(),
+            mac: MacChoice::Keep,
             dns4: DnsConfig::default(),
             dns6: DnsConfig::default(),
             v6_sysctls: Vec::new(),
@@ -186,6 +184,15 @@ impl Plan {
             v6_token: None,
             v6_slaac: false,
         }
+    }
+}
+
+impl Plan {
+    /// These addresses and routes alone, none of the link's own settings
+    /// (IPv6 sysctls, token, SLAAC) that applying or removing a whole plan
+    /// also touches: what a lease adds to a device or takes away from it.
+    pub fn addresses_and_routes(addresses: Vec<PlannedAddress>, routes: Vec<PlannedRoute>) -> Plan {
+        Plan { addresses, routes, ..Plan::default() }
     }
 }
 
@@ -332,22 +339,9 @@ pub fn ipv6_sysctls(conn: &Connection, method: &str, device_metric: u32) -> Vec<
 /// Plans the static configuration of a (valid, normalised) profile.
 pub fn plan(conn: &Connection, device_metric: u32) -> Plan {
     let mut plan = Plan {
-        v4: FamilyMethod::Ignore,
-        v6: FamilyMethod::Ignore,
         v4_may_fail: flag(conn, "ipv4", "may-fail", true),
         v6_may_fail: flag(conn, "ipv6", "may-fail", true),
-        addresses: Vec::new(),
-        routes: Vec::new(),
-        gateway4: None,
-        gateway6: None,
-        mtu: None,
-        mac: MacChoice::Keep,
-        dns4: DnsConfig::default(),
-        dns6: DnsConfig::default(),
-        v6_sysctls: Vec::new(),
-        v6_addr_gen: None,
-        v6_token: None,
-        v6_slaac: false,
+        ..Plan::default()
     };
     for family in ["ipv4", "ipv6"] {
         if conn.setting(family).is_none() {
